@@ -1,0 +1,366 @@
+//! `config.toml`: every key, its default, and loading with environment
+//! overrides (`MOTCUA_DATABASE__URL` sets `database.url`). An unknown key, a
+//! bad value or an unreadable file is one [`ConfigError`] naming the key and
+//! the file; the binary exits with 78 (EX_CONFIG) on it.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+use crate::reply::ReplySettings;
+use crate::smpp::{ListenerSettings, SessionSettings, SmscSettings};
+
+/// The file read when `--config` is not given (absent: all defaults).
+pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
+/// Prefix of environment overrides; `__` separates nested keys.
+pub const ENV_PREFIX: &str = "MOTCUA_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[database]`
+    pub database: DatabaseConfig,
+    /// `[service]`
+    pub service: ServiceConfig,
+    /// `[reply]`
+    pub reply: ReplyConfig,
+    /// `[smpp]`
+    pub smpp: SmppConfig,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// `[database]`: where the read model lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (relative to the working directory).
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://var/motcua.db".to_owned(),
+        }
+    }
+}
+
+/// `[service]`: how citizens reach the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// The short number citizens text; shown in help replies.
+    pub number: String,
+    /// A hotline shown in replies when set.
+    pub hotline: Option<String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            number: "8058".to_owned(),
+            hotline: None,
+        }
+    }
+}
+
+/// `[reply]`: how replies are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplyConfig {
+    /// true: Vietnamese with diacritics (UCS-2); false: unaccented (GSM-7).
+    pub accents: bool,
+    /// Folder of admin-edited templates; a missing file uses the built-in one.
+    pub templates_dir: PathBuf,
+    /// Segment budget of an unaccented reply.
+    pub max_segments_gsm7: usize,
+    /// Segment budget of an accented reply.
+    pub max_segments_ucs2: usize,
+}
+
+impl Default for ReplyConfig {
+    fn default() -> Self {
+        ReplyConfig {
+            accents: true,
+            templates_dir: PathBuf::from("templates"),
+            max_segments_gsm7: 1,
+            max_segments_ucs2: 2,
+        }
+    }
+}
+
+/// `[smpp]`: the SMPP listener, carrier links, and session timings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppConfig {
+    /// `[smpp.session]`: timings and limits shared by every SMPP session.
+    pub session: SessionSettings,
+    /// `[smpp.listener]`: the gateway as an SMSC toward bound peers.
+    pub listener: ListenerSettings,
+    /// `[[smpp.smsc]]`: carrier SMSCs the gateway binds to.
+    pub smsc: Vec<SmscSettings>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `motcua_sms=debug,sqlx=warn`); `RUST_LOG` wins.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` is missing or unreadable.
+    #[error("{path}: cannot read the configuration file: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax error, unknown key or bad value.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file (or environment variable) the bad value came from.
+        origin: String,
+        /// Which key and what is wrong.
+        message: String,
+    },
+}
+
+impl ReplyConfig {
+    /// The renderer's settings.
+    pub fn settings(&self, service: &ServiceConfig) -> ReplySettings {
+        ReplySettings {
+            accents: self.accents,
+            max_segments_gsm7: self.max_segments_gsm7,
+            max_segments_ucs2: self.max_segments_ucs2,
+            service_number: service.number.clone(),
+            hotline: service.hotline.clone(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (or `config.toml` when present), applies `MOTCUA_*`
+    /// environment overrides, and checks the values.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let mut figment = Figment::new();
+        let file_name = path.display().to_string();
+        if explicit || path.exists() {
+            // Read it ourselves first so that a missing or unreadable file is
+            // an error, not silently an empty configuration.
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
+                    path: path.clone(),
+                    source,
+                })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let config: Config = figment.extract().map_err(|e| describe(e, &file_name))?;
+        config.validate(&file_name)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        };
+        if !self.database.url.starts_with("sqlite:") {
+            return Err(invalid(format!(
+                "key `database.url`: {:?} is not supported; use sqlite://path/to/file.db",
+                self.database.url
+            )));
+        }
+        if self.service.number.trim().is_empty() {
+            return Err(invalid("key `service.number`: must not be empty".into()));
+        }
+        for (i, account) in self.smpp.listener.accounts.iter().enumerate() {
+            if account.system_id.is_empty() || account.system_id.len() > 15 {
+                return Err(invalid(format!(
+                    "key `smpp.listener.accounts[{i}].system_id`: must be 1 to 15 characters"
+                )));
+            }
+            if account.password.len() > 8 {
+                return Err(invalid(format!(
+                    "key `smpp.listener.accounts[{i}].password`: SMPP passwords are at most 8 characters"
+                )));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, smsc) in self.smpp.smsc.iter().enumerate() {
+            if smsc.name.is_empty() || !names.insert(smsc.name.as_str()) {
+                return Err(invalid(format!(
+                    "key `smpp.smsc[{i}].name`: {:?} must be non-empty and unique",
+                    smsc.name
+                )));
+            }
+            if smsc.system_id.len() > 15 || smsc.password.len() > 8 {
+                return Err(invalid(format!(
+                    "key `smpp.smsc[{i}]`: system_id is at most 15 and password at most 8 characters"
+                )));
+            }
+        }
+        if self.smpp.session.max_pdu_len < 1024 {
+            return Err(invalid(
+                "key `smpp.session.max_pdu_len`: must be at least 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One line naming the key and the file (or variable) it came from.
+fn describe(error: figment::Error, file: &str) -> ConfigError {
+    let origin = error
+        .metadata
+        .as_ref()
+        .map(|m| {
+            if m.name.contains("environment") {
+                let key = error.path.join("__").to_uppercase();
+                format!("environment variable {ENV_PREFIX}{key}")
+            } else {
+                file.to_owned()
+            }
+        })
+        .unwrap_or_else(|| file.to_owned());
+    let key = error.path.join(".");
+    let message = if key.is_empty() {
+        error.kind.to_string()
+    } else {
+        format!("key `{key}`: {}", error.kind)
+    };
+    ConfigError::Invalid {
+        origin,
+        message: one_line(&message),
+    }
+}
+
+/// Folds a multi-line parser message (TOML errors draw a caret under the
+/// source line) into one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains('|') && !l.chars().all(|c| c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path))
+    }
+
+    #[test]
+    fn the_minimal_file_works_and_everything_else_defaults() {
+        let config = load_text(
+            r#"
+            [database]
+            url = "sqlite://var/motcua.db"
+            [smpp.listener]
+            bind = "127.0.0.1:2775"
+            [[smpp.listener.accounts]]
+            system_id = "demo"
+            password = "demo"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.smpp.listener.accounts.len(), 1);
+        assert!(config.reply.accents);
+        assert_eq!(config.service.number, "8058");
+        assert!(config.smpp.smsc.is_empty());
+    }
+
+    #[test]
+    fn an_smsc_table_is_a_carrier_link() {
+        let config = load_text(
+            "[[smpp.smsc]]\nname = \"viettel\"\nhost = \"10.0.0.1\"\nport = 2776\nsystem_id = \"motcua\"\npassword = \"pw\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.smpp.smsc[0].port, 2776);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_the_file() {
+        let err = load_text("[smpp.listener]\nbindd = \"127.0.0.1:2775\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("gateway.toml"), "{msg}");
+        assert!(msg.contains("bindd"), "{msg}");
+        let err = load_text("[smpp.listener]\nbind = \"nowhere\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("smpp.listener.bind"), "{msg}");
+        let err = load_text("[reply]\naccents = \"maybe\"\n").unwrap_err();
+        assert!(err.to_string().contains("reply.accents"), "{err}");
+        let err = load_text("[database]\nurl = \"mysql://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("database.url"), "{err}");
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/motcua.toml"))).unwrap_err();
+        assert!(
+            err.to_string().starts_with("/nonexistent/motcua.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn environment_overrides_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[database]\nurl = \"sqlite://a.db\"\n")?;
+            jail.set_env("MOTCUA_DATABASE__URL", "sqlite://b.db");
+            jail.set_env("MOTCUA_REPLY__ACCENTS", "false");
+            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(config.database.url, "sqlite://b.db");
+            assert!(!config.reply.accents);
+            jail.set_env("MOTCUA_REPLY__ACCENTS", "perhaps");
+            let err = Config::load(Some(Path::new("c.toml"))).unwrap_err();
+            assert!(err.to_string().contains("MOTCUA_REPLY__ACCENTS"), "{err}");
+            Ok(())
+        });
+    }
+}

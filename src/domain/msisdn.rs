@@ -1,0 +1,283 @@
+//! Phone numbers (MSISDN): parsing what carriers, handsets and agency
+//! databases write into one international form, and rendering them redacted
+//! so that logs never carry a citizen's full number.
+//!
+//! `Display` and `Debug` are redacted on purpose; the full number is only
+//! reachable through [`Msisdn::as_international`] and [`Msisdn::national`].
+
+use std::fmt;
+
+/// Vietnam's country calling code.
+const VN_COUNTRY_CODE: &str = "84";
+
+/// 11-digit mobile prefixes retired in 2018–2019, mapped to their 10-digit
+/// replacements (national form without the leading zero).
+const LEGACY_MOBILE_PREFIXES: [(&str, &str); 21] = [
+    ("162", "32"),
+    ("163", "33"),
+    ("164", "34"),
+    ("165", "35"),
+    ("166", "36"),
+    ("167", "37"),
+    ("168", "38"),
+    ("169", "39"),
+    ("120", "70"),
+    ("121", "79"),
+    ("122", "77"),
+    ("126", "76"),
+    ("128", "78"),
+    ("123", "83"),
+    ("124", "84"),
+    ("125", "85"),
+    ("127", "81"),
+    ("129", "82"),
+    ("186", "56"),
+    ("188", "58"),
+    ("199", "59"),
+];
+
+/// A phone number in international form (digits only, country code first).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Msisdn(String);
+
+/// Why a text is not a phone number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MsisdnError {
+    /// Nothing but separators.
+    #[error("phone number is empty")]
+    Empty,
+    /// Letters or symbols other than `+`, spaces, dots, dashes and parentheses.
+    #[error("phone number contains {0:?}, which is not a digit (alphanumeric senders such as brand names are not phone numbers)")]
+    NotDigits(char),
+    /// A Vietnamese number with the wrong number of digits or an unused prefix.
+    #[error("{digits} is not a Vietnamese phone number: expected 0 followed by 9 digits (mobile) or 10 digits (landline 02x)")]
+    NotVietnamese {
+        /// The digits as given.
+        digits: String,
+    },
+    /// An international number outside E.164's 8–15 digits.
+    #[error("international number {digits} has {len} digits; E.164 allows 8 to 15")]
+    BadLength {
+        /// The digits as given.
+        digits: String,
+        /// Their count.
+        len: usize,
+    },
+}
+
+impl Msisdn {
+    /// Parses a number as written by a handset, an SMSC or an agency record:
+    /// `0912345678`, `84912345678`, `+84 912 345 678`, `0084912345678`,
+    /// `912345678` (national without the trunk zero), or a retired 11-digit
+    /// mobile number (`01662345678` becomes `84362345678`). Other countries
+    /// need a `+` or `00` prefix.
+    pub fn parse(input: &str) -> Result<Self, MsisdnError> {
+        let trimmed = input.trim();
+        let (explicit_international, rest) = if let Some(r) = trimmed.strip_prefix('+') {
+            (true, r)
+        } else {
+            (false, trimmed)
+        };
+        let mut digits = String::with_capacity(rest.len());
+        for c in rest.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                ' ' | '.' | '-' | '(' | ')' | '\u{a0}' => {}
+                other => return Err(MsisdnError::NotDigits(other)),
+            }
+        }
+        if digits.is_empty() {
+            return Err(MsisdnError::Empty);
+        }
+        let (international, digits) = match digits.strip_prefix("00") {
+            Some(r) if !explicit_international => (true, r.to_owned()),
+            _ => (explicit_international, digits),
+        };
+        if international {
+            if let Some(national) = digits.strip_prefix(VN_COUNTRY_CODE) {
+                return Self::from_vietnamese_national(national, &digits);
+            }
+            let len = digits.len();
+            if !(8..=15).contains(&len) {
+                return Err(MsisdnError::BadLength { digits, len });
+            }
+            return Ok(Msisdn(digits));
+        }
+        if let Some(national) = digits.strip_prefix('0') {
+            return Self::from_vietnamese_national(national, &digits);
+        }
+        if digits.starts_with(VN_COUNTRY_CODE) && (digits.len() == 11 || digits.len() == 12) {
+            return Self::from_vietnamese_national(&digits[2..], &digits);
+        }
+        Self::from_vietnamese_national(&digits, &digits)
+    }
+
+    /// `national` is the number without country code and without trunk zero.
+    fn from_vietnamese_national(national: &str, as_given: &str) -> Result<Self, MsisdnError> {
+        let bad = || MsisdnError::NotVietnamese {
+            digits: as_given.to_owned(),
+        };
+        let national = match national.len() {
+            9 if matches!(national.as_bytes()[0], b'3' | b'5' | b'7' | b'8' | b'9') => {
+                national.to_owned()
+            }
+            10 if national.starts_with('2') => national.to_owned(),
+            10 => LEGACY_MOBILE_PREFIXES
+                .iter()
+                .find(|(old, _)| national.starts_with(old))
+                .map(|(old, new)| format!("{new}{}", &national[old.len()..]))
+                .ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        Ok(Msisdn(format!("{VN_COUNTRY_CODE}{national}")))
+    }
+
+    /// The number in international form without `+`: `84912345678`.
+    pub fn as_international(&self) -> &str {
+        &self.0
+    }
+
+    /// True for a Vietnamese number.
+    pub fn is_vietnamese(&self) -> bool {
+        self.0.starts_with(VN_COUNTRY_CODE)
+    }
+
+    /// The number as Vietnamese people write it: `0912345678`; other
+    /// countries as `+<digits>`.
+    pub fn national(&self) -> String {
+        match self.0.strip_prefix(VN_COUNTRY_CODE) {
+            Some(rest) => format!("0{rest}"),
+            None => format!("+{}", self.0),
+        }
+    }
+
+    /// The number with its middle masked, for logs and viewers: `091****678`.
+    pub fn redacted(&self) -> String {
+        let national = self.national();
+        let chars: Vec<char> = national.chars().collect();
+        let keep_head = 3.min(chars.len());
+        let keep_tail = 3.min(chars.len() - keep_head);
+        let masked = chars.len() - keep_head - keep_tail;
+        let mut out: String = chars[..keep_head].iter().collect();
+        out.extend(std::iter::repeat_n('*', masked));
+        out.extend(&chars[chars.len() - keep_tail..]);
+        out
+    }
+}
+
+impl fmt::Display for Msisdn {
+    /// Redacted, so that `%msisdn` in a log line never leaks a number.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for Msisdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Msisdn({})", self.redacted())
+    }
+}
+
+impl std::str::FromStr for Msisdn {
+    type Err = MsisdnError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn common_spellings_normalise_to_one_form() {
+        for input in [
+            "0912345678",
+            "84912345678",
+            "+84 912 345 678",
+            "+84912345678",
+            "0084912345678",
+            "912345678",
+            "091.234.5678",
+            "(091) 234-5678",
+        ] {
+            assert_eq!(
+                Msisdn::parse(input).unwrap().as_international(),
+                "84912345678",
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn redaction_masks_the_middle() {
+        let m = Msisdn::parse("0912345678").unwrap();
+        assert_eq!(m.redacted(), "091****678");
+        assert_eq!(m.to_string(), "091****678");
+        assert_eq!(format!("{m:?}"), "Msisdn(091****678)");
+    }
+
+    #[test]
+    fn retired_eleven_digit_numbers_are_converted() {
+        assert_eq!(
+            Msisdn::parse("01662345678").unwrap().national(),
+            "0362345678"
+        );
+        assert_eq!(
+            Msisdn::parse("841232345678").unwrap().national(),
+            "0832345678"
+        );
+    }
+
+    #[test]
+    fn landlines_and_foreign_numbers() {
+        assert_eq!(
+            Msisdn::parse("02733 123 456").unwrap().as_international(),
+            "842733123456"
+        );
+        let foreign = Msisdn::parse("+1 415 555 0100").unwrap();
+        assert_eq!(foreign.as_international(), "14155550100");
+        assert_eq!(foreign.national(), "+14155550100");
+        assert!(!foreign.is_vietnamese());
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        assert_eq!(Msisdn::parse(""), Err(MsisdnError::Empty));
+        assert_eq!(Msisdn::parse(" - "), Err(MsisdnError::Empty));
+        assert_eq!(Msisdn::parse("VIETTEL"), Err(MsisdnError::NotDigits('V')));
+        assert!(matches!(
+            Msisdn::parse("0123"),
+            Err(MsisdnError::NotVietnamese { .. })
+        ));
+        assert!(matches!(
+            Msisdn::parse("0112345678"),
+            Err(MsisdnError::NotVietnamese { .. })
+        ));
+        assert!(matches!(
+            Msisdn::parse("+1234"),
+            Err(MsisdnError::BadLength { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn vietnamese_mobiles_round_trip(first in "[35789]", rest in "[0-9]{8}") {
+            let national = format!("0{first}{rest}");
+            let m = Msisdn::parse(&national).unwrap();
+            prop_assert_eq!(m.national(), national.clone());
+            let international = format!("+{}", m.as_international());
+            prop_assert_eq!(Msisdn::parse(&international).unwrap(), m.clone());
+            prop_assert_eq!(Msisdn::parse(m.as_international()).unwrap(), m.clone());
+            let redacted = m.redacted();
+            prop_assert_eq!(redacted.len(), 10);
+            prop_assert!(redacted.contains("****"));
+        }
+
+        #[test]
+        fn never_panics(input in "\\PC{0,40}") {
+            let _ = Msisdn::parse(&input);
+        }
+    }
+}

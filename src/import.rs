@@ -1,0 +1,137 @@
+//! `motcua-sms import FILE`: loads JSON Lines of portal records into the read
+//! model. Good lines are stored (version-guarded, so a second run changes
+//! nothing); bad lines are reported with their line number and reason.
+
+use std::io::BufRead;
+
+use crate::domain::Dossier;
+use crate::portal_record::{PortalRecord, RecordError};
+use crate::store::{DossierStore, StoreError, UpsertOutcome};
+
+/// Lines written to the store per transaction.
+const BATCH_SIZE: usize = 500;
+
+/// A line that could not be imported.
+#[derive(Debug)]
+pub struct BadLine {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Dossiers that were new.
+    pub inserted: usize,
+    /// Dossiers replaced by a newer version.
+    pub updated: usize,
+    /// Records whose version was not above the stored one.
+    pub unchanged: usize,
+    /// Lines rejected, in file order.
+    pub bad: Vec<BadLine>,
+}
+
+impl ImportReport {
+    fn count(&mut self, outcome: UpsertOutcome) {
+        match outcome {
+            UpsertOutcome::Inserted => self.inserted += 1,
+            UpsertOutcome::Updated => self.updated += 1,
+            UpsertOutcome::Unchanged => self.unchanged += 1,
+        }
+    }
+}
+
+/// Import failures that stop the whole run (bad lines do not).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The input could not be read.
+    #[error("cannot read line {line}: {source}")]
+    Read {
+        /// Line being read.
+        line: usize,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store refused a batch.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Parses one line: `Ok(None)` for a blank line.
+fn parse_line(text: &str) -> Result<Option<Dossier>, RecordError> {
+    let text = text.trim_start_matches('\u{feff}').trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    PortalRecord::from_json(text)?.into_dossier().map(Some)
+}
+
+/// Reads JSON Lines from `input` and writes every valid record to `store`.
+pub async fn import_json_lines<S: DossierStore>(
+    store: &S,
+    input: impl BufRead,
+) -> Result<ImportReport, ImportError> {
+    let mut report = ImportReport::default();
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    for (index, line) in input.lines().enumerate() {
+        let number = index + 1;
+        let text = line.map_err(|source| ImportError::Read {
+            line: number,
+            source,
+        })?;
+        match parse_line(&text) {
+            Ok(Some(dossier)) => batch.push(dossier),
+            Ok(None) => {}
+            Err(e) => report.bad.push(BadLine {
+                line: number,
+                reason: e.to_string(),
+            }),
+        }
+        if batch.len() >= BATCH_SIZE {
+            for outcome in store.upsert_batch(&batch).await? {
+                report.count(outcome);
+            }
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        for outcome in store.upsert_batch(&batch).await? {
+            report.count(outcome);
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    const INPUT: &str = concat!(
+        r#"{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":4}"#,
+        "\n\n",
+        r#"{"MaHoSo":"000.00.12.H58-240315-0008","TrangThaiHoSo":12}"#,
+        "\n",
+        "{broken\n",
+        r#"{"MaHoSo":"000.00.12.H58-240315-0009","TrangThaiHoSo":"10","version":2}"#,
+        "\n",
+    );
+
+    #[tokio::test]
+    async fn good_lines_land_bad_lines_are_reported_and_a_rerun_changes_nothing() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let report = import_json_lines(&store, INPUT.as_bytes()).await.unwrap();
+        assert_eq!(report.inserted, 2);
+        assert_eq!(
+            report.bad.iter().map(|b| b.line).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        assert!(report.bad[0].reason.contains("TrangThaiHoSo"));
+        let again = import_json_lines(&store, INPUT.as_bytes()).await.unwrap();
+        assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 2));
+        assert_eq!(store.count().await.unwrap(), 2);
+    }
+}

@@ -1,0 +1,36 @@
+//! motcua-sms: the automatic SMS reply gateway for Vietnam's one-stop
+//! dossier lookups. A citizen texts the code on their receipt; the gateway
+//! answers with the dossier's processing status from a local read model.
+//!
+//! # Module map (one room per concern)
+//!
+//! - [`domain`]: dossier codes (`extract` from what people type), phone
+//!   numbers with redaction, statuses and on-time/late. Pure.
+//! - [`portal_record`]: the national portal's JSON record shape → [`domain::Dossier`].
+//! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
+//! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
+//! - [`sms_text`]: GSM-7 / UCS-2 encodings, segment counting and splitting.
+//! - [`reply`]: templates (minijinja), checked at load, rendered within a segment budget.
+//! - [`responder`]: text → parse → look up → privacy rule → render. No I/O types.
+//! - [`smpp`]: SMPP codec and sessions, listener and carrier (ESME) roles; knows no dossiers.
+//! - [`gateway`]: joins a channel's message to the responder (sender validation, logging).
+//! - [`config`]: `config.toml` with defaults and `MOTCUA_*` overrides.
+//! - [`app`]: wires a [`config::Config`] into a running [`app::Gateway`].
+//! - [`telemetry`]: logging setup.
+//!
+//! A message's path: `smpp::listener` or `smpp::esme` → `smpp::text::decode_text`
+//! → [`gateway::SmsGateway`] → [`responder::Responder`] (→ `store`, → `reply`)
+//! → `smpp::session::send_text` back on the same connection.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod gateway;
+pub mod import;
+pub mod portal_record;
+pub mod reply;
+pub mod responder;
+pub mod smpp;
+pub mod sms_text;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,217 @@
+//! The `motcua-sms` binary: parses the command line, loads the
+//! configuration, and wires the library's rooms together. No logic lives here.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use motcua_sms::app::Gateway;
+use motcua_sms::config::Config;
+use motcua_sms::import::{import_json_lines, ImportReport};
+use motcua_sms::smpp::client::send_and_receive;
+use motcua_sms::sms_text;
+use motcua_sms::store::SqliteStore;
+
+/// Exit code for a configuration error (sysexits EX_CONFIG).
+const EX_CONFIG: u8 = 78;
+/// Exit code when an import had bad lines (sysexits EX_DATAERR).
+const EX_DATAERR: u8 = 65;
+
+#[derive(Parser)]
+#[command(
+    name = "motcua-sms",
+    version,
+    about = "Automatic SMS reply gateway for one-stop dossier status lookups"
+)]
+struct Cli {
+    /// Configuration file (default: ./config.toml when present, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default command).
+    Run {
+        /// Import this JSON Lines file into the read model before serving.
+        #[arg(long, value_name = "FILE")]
+        import: Option<PathBuf>,
+    },
+    /// Load dossiers from a JSON Lines file in the national portal's record shape.
+    Import {
+        /// The file to load.
+        file: PathBuf,
+    },
+    /// Talk to the running gateway as a citizen would.
+    Sms {
+        #[command(subcommand)]
+        command: SmsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SmsCommand {
+    /// Bind to the running listener, send TEXT, print the reply.
+    Send {
+        /// The citizen's phone number.
+        #[arg(long)]
+        from: String,
+        /// The number texted (default: service.number from the configuration).
+        #[arg(long)]
+        to: Option<String>,
+        /// Listener address (default: smpp.listener.bind).
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// Account to bind with (default: the first listener account).
+        #[arg(long)]
+        system_id: Option<String>,
+        /// Its password (default: the first listener account's).
+        #[arg(long)]
+        password: Option<String>,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        /// The message text.
+        text: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("motcua-sms: configuration error: {error}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    motcua_sms::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("motcua-sms: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Run { import: None }) {
+            Command::Run { import } => run(&config, import.as_deref()).await,
+            Command::Import { file } => import(&config, &file).await,
+            Command::Sms {
+                command:
+                    SmsCommand::Send {
+                        from,
+                        to,
+                        addr,
+                        system_id,
+                        password,
+                        wait,
+                        text,
+                    },
+            } => {
+                let account = config.smpp.listener.accounts.first();
+                let system_id = system_id
+                    .or_else(|| account.map(|a| a.system_id.clone()))
+                    .context("no --system-id given and no [[smpp.listener.accounts]] configured")?;
+                let password = password
+                    .or_else(|| account.map(|a| a.password.clone()))
+                    .unwrap_or_default();
+                let reply = send_and_receive(
+                    addr.unwrap_or(config.smpp.listener.bind),
+                    &system_id,
+                    &password,
+                    &from,
+                    to.as_deref().unwrap_or(&config.service.number),
+                    &text,
+                    Duration::from_secs(wait),
+                )
+                .await?;
+                let info = sms_text::segment_info(&reply.text);
+                println!("{}", reply.text);
+                eprintln!(
+                    "({} parts received, {}, {} segment(s))",
+                    reply.parts.len(),
+                    info.encoding.name(),
+                    info.segments
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("motcua-sms: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: &Config, import_first: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if let Some(file) = import_first {
+        let code = import(config, file).await?;
+        if code != ExitCode::SUCCESS {
+            tracing::warn!(file = %file.display(), "some lines were not imported; serving anyway");
+        }
+    }
+    let gateway = Gateway::build(config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    gateway.run(shutdown).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open(&config.database.url).await?;
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let report: ImportReport = import_json_lines(&store, std::io::BufReader::new(reader)).await?;
+    for bad in &report.bad {
+        eprintln!("{}:{}: {}", file.display(), bad.line, bad.reason);
+    }
+    eprintln!(
+        "{}: {} inserted, {} updated, {} unchanged, {} bad line(s)",
+        file.display(),
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.bad.len()
+    );
+    store.close().await;
+    Ok(if report.bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EX_DATAERR)
+    })
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested; draining");
+    shutdown.cancel();
+}

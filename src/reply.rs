@@ -1,0 +1,499 @@
+//! Reply texts from admin-editable templates (minijinja, one file per reply
+//! kind in `templates/`). Templates are compiled and test-rendered against
+//! sample dossiers when loaded, so a broken template is refused at start-up
+//! instead of reaching citizens. The renderer picks the encoding (GSM-7 when
+//! unaccented, UCS-2 otherwise), counts segments, and shortens the procedure
+//! name until the reply fits its segment budget.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::sms_text::{self, Encoding, SegmentInfo};
+
+/// The kinds of reply the gateway sends, one template each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplyKind {
+    /// The dossier was found: its status.
+    Found,
+    /// A well-formed code that the read model does not know.
+    NotFound,
+    /// No code in the message: how to use the service.
+    Help,
+    /// Something shaped like a code but with a date that cannot exist.
+    InvalidDate,
+    /// The read model could not be queried.
+    Unavailable,
+}
+
+impl ReplyKind {
+    /// Every kind, for loading and checking.
+    pub const ALL: [ReplyKind; 5] = [
+        ReplyKind::Found,
+        ReplyKind::NotFound,
+        ReplyKind::Help,
+        ReplyKind::InvalidDate,
+        ReplyKind::Unavailable,
+    ];
+
+    /// The template file for this kind.
+    pub fn template_name(self) -> &'static str {
+        match self {
+            ReplyKind::Found => "found.j2",
+            ReplyKind::NotFound => "not_found.j2",
+            ReplyKind::Help => "help.j2",
+            ReplyKind::InvalidDate => "invalid_date.j2",
+            ReplyKind::Unavailable => "unavailable.j2",
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Found => "found",
+            ReplyKind::NotFound => "not_found",
+            ReplyKind::Help => "help",
+            ReplyKind::InvalidDate => "invalid_date",
+            ReplyKind::Unavailable => "unavailable",
+        }
+    }
+
+    fn embedded_source(self) -> &'static str {
+        match self {
+            ReplyKind::Found => include_str!("../templates/found.j2"),
+            ReplyKind::NotFound => include_str!("../templates/not_found.j2"),
+            ReplyKind::Help => include_str!("../templates/help.j2"),
+            ReplyKind::InvalidDate => include_str!("../templates/invalid_date.j2"),
+            ReplyKind::Unavailable => include_str!("../templates/unavailable.j2"),
+        }
+    }
+}
+
+/// Everything a template may use. Fields that do not apply are `none`, so a
+/// misspelt variable is an error rather than an empty string.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplyContext {
+    /// The dossier code, canonical (found / not found).
+    pub code: Option<String>,
+    /// The text that looked like a code (invalid date).
+    pub typed_code: Option<String>,
+    /// The procedure's name, shortened by the renderer when the reply is too long.
+    pub procedure: Option<String>,
+    /// The processing agency.
+    pub agency: Option<String>,
+    /// The status label (Vietnamese).
+    pub status: Option<String>,
+    /// The status code 1–10.
+    pub status_code: Option<u8>,
+    /// Appointment date, `dd/mm/yyyy`.
+    pub appointment: Option<String>,
+    /// Reception date, `dd/mm/yyyy`.
+    pub received: Option<String>,
+    /// Finish date, `dd/mm/yyyy`.
+    pub finished: Option<String>,
+    /// "đúng hạn", "còn hạn", "trễ hạn", or none.
+    pub timeliness: Option<String>,
+    /// The applicant's name: set only when the sender is the dossier's own number.
+    pub owner_name: Option<String>,
+    /// The short number citizens text.
+    pub service_number: String,
+    /// The agency's hotline, if configured.
+    pub hotline: Option<String>,
+    /// True when replies keep Vietnamese diacritics.
+    pub accents: bool,
+}
+
+/// How replies are written.
+#[derive(Debug, Clone)]
+pub struct ReplySettings {
+    /// Keep Vietnamese diacritics (UCS-2) or fold them away (GSM-7).
+    pub accents: bool,
+    /// Segment budget for a GSM-7 reply.
+    pub max_segments_gsm7: usize,
+    /// Segment budget for a UCS-2 reply.
+    pub max_segments_ucs2: usize,
+    /// The short number citizens text.
+    pub service_number: String,
+    /// The agency's hotline, if any.
+    pub hotline: Option<String>,
+}
+
+impl Default for ReplySettings {
+    fn default() -> Self {
+        ReplySettings {
+            accents: true,
+            max_segments_gsm7: 1,
+            max_segments_ucs2: 2,
+            service_number: "8058".to_owned(),
+            hotline: None,
+        }
+    }
+}
+
+/// A reply ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedReply {
+    /// Which template produced it.
+    pub kind: ReplyKind,
+    /// The text as the citizen will read it.
+    pub text: String,
+    /// Its encoding and segment count.
+    pub info: SegmentInfo,
+}
+
+/// A template that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The template file exists but cannot be read.
+    #[error("cannot read template {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax error or unknown variable, found when compiling or test-rendering.
+    #[error("template {name} is invalid: {detail}")]
+    Invalid {
+        /// Template file name.
+        name: &'static str,
+        /// minijinja's message, with the line.
+        detail: String,
+    },
+}
+
+fn describe(err: &minijinja::Error) -> String {
+    let mut detail = err.to_string();
+    if let Some(line) = err.line() {
+        if !detail.contains("line") {
+            detail.push_str(&format!(" (line {line})"));
+        }
+    }
+    detail
+}
+
+/// Renders replies from a checked set of templates.
+pub struct Renderer {
+    env: Environment<'static>,
+    settings: ReplySettings,
+    /// Where each template came from, for the start-up log.
+    sources: Vec<(ReplyKind, String)>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("settings", &self.settings)
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+impl Renderer {
+    /// Loads the templates: a file `dir/<kind>.j2` overrides the default
+    /// built into the binary; a missing `dir` means all built-in defaults.
+    /// Every template is compiled and rendered against sample data first.
+    pub fn load(dir: Option<&Path>, settings: ReplySettings) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_keep_trailing_newline(false);
+        let mut sources = Vec::new();
+        for kind in ReplyKind::ALL {
+            let name = kind.template_name();
+            let path = dir.map(|d| d.join(name));
+            let (source, origin) = match path.as_ref().filter(|p| p.exists()) {
+                Some(p) => (
+                    std::fs::read_to_string(p).map_err(|source| TemplateError::Read {
+                        path: p.clone(),
+                        source,
+                    })?,
+                    p.display().to_string(),
+                ),
+                None => (kind.embedded_source().to_owned(), "built-in".to_owned()),
+            };
+            env.add_template_owned(name, source)
+                .map_err(|e| TemplateError::Invalid {
+                    name,
+                    detail: describe(&e),
+                })?;
+            sources.push((kind, origin));
+        }
+        let renderer = Renderer {
+            env,
+            settings,
+            sources,
+        };
+        renderer.check()?;
+        Ok(renderer)
+    }
+
+    /// Where each template was loaded from.
+    pub fn sources(&self) -> &[(ReplyKind, String)] {
+        &self.sources
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ReplySettings {
+        &self.settings
+    }
+
+    /// A context with the service-wide fields filled in.
+    pub fn base_context(&self) -> ReplyContext {
+        ReplyContext {
+            service_number: self.settings.service_number.clone(),
+            hotline: self.settings.hotline.clone(),
+            accents: self.settings.accents,
+            ..ReplyContext::default()
+        }
+    }
+
+    /// Renders every template against sample data, so that syntax errors and
+    /// unknown variables surface now.
+    fn check(&self) -> Result<(), TemplateError> {
+        for kind in ReplyKind::ALL {
+            for ctx in self.sample_contexts() {
+                self.render_raw(kind, &ctx)
+                    .map_err(|e| TemplateError::Invalid {
+                        name: kind.template_name(),
+                        detail: describe(&e),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sample contexts covering the optional fields both set and unset.
+    pub fn sample_contexts(&self) -> Vec<ReplyContext> {
+        let base = self.base_context();
+        let full = ReplyContext {
+            code: Some("000.00.12.H58-240315-0007".into()),
+            typed_code: Some("000.00.12.H58-240231-0007".into()),
+            procedure: Some("Cấp giấy phép xây dựng nhà ở riêng lẻ".into()),
+            agency: Some("UBND huyện Cái Bè".into()),
+            status: Some("Đang xử lý".into()),
+            status_code: Some(4),
+            appointment: Some("29/03/2024".into()),
+            received: Some("15/03/2024".into()),
+            finished: Some("28/03/2024".into()),
+            timeliness: Some("còn hạn".into()),
+            owner_name: Some("Nguyễn Văn An".into()),
+            ..base.clone()
+        };
+        let sparse = ReplyContext {
+            code: Some("000.00.12.H58-240315-0007".into()),
+            status: Some("Mới đăng ký".into()),
+            status_code: Some(1),
+            ..base.clone()
+        };
+        vec![full, sparse, base]
+    }
+
+    fn render_raw(&self, kind: ReplyKind, ctx: &ReplyContext) -> Result<String, minijinja::Error> {
+        let template = self.env.get_template(kind.template_name())?;
+        let text = template.render(ctx)?;
+        let text = text.trim();
+        Ok(if self.settings.accents {
+            text.to_owned()
+        } else {
+            sms_text::to_gsm7_lossy(text)
+        })
+    }
+
+    fn budget(&self, encoding: Encoding) -> usize {
+        match encoding {
+            Encoding::Gsm7 => self.settings.max_segments_gsm7,
+            Encoding::Ucs2 => self.settings.max_segments_ucs2,
+        }
+    }
+
+    /// Renders a reply. When it exceeds its segment budget, the procedure name
+    /// is shortened word by word, then the applicant's name is cut to its
+    /// last two words (how Vietnamese people are addressed), then the
+    /// procedure is left out; if even that does not fit, the longer text is sent.
+    pub fn render(
+        &self,
+        kind: ReplyKind,
+        ctx: &ReplyContext,
+    ) -> Result<RenderedReply, minijinja::Error> {
+        let mut ctx = ctx.clone();
+        let mut text = self.render_raw(kind, &ctx)?;
+        let mut info = sms_text::segment_info(&text);
+        let fits = |info: &SegmentInfo| info.segments <= self.budget(info.encoding);
+        if let Some(full) = ctx.procedure.clone() {
+            let mut limit = full.chars().count();
+            while !fits(&info) && limit > MIN_PROCEDURE_CHARS {
+                limit = limit.saturating_sub(4).max(MIN_PROCEDURE_CHARS);
+                ctx.procedure = Some(shorten(&full, limit));
+                text = self.render_raw(kind, &ctx)?;
+                info = sms_text::segment_info(&text);
+            }
+        }
+        if !fits(&info) {
+            if let Some(name) = ctx.owner_name.take() {
+                ctx.owner_name = Some(last_words(&name, 2));
+                text = self.render_raw(kind, &ctx)?;
+                info = sms_text::segment_info(&text);
+            }
+        }
+        if !fits(&info) && ctx.procedure.is_some() {
+            ctx.procedure = None;
+            text = self.render_raw(kind, &ctx)?;
+            info = sms_text::segment_info(&text);
+        }
+        Ok(RenderedReply { kind, text, info })
+    }
+}
+
+/// The procedure name is never shortened below this many characters.
+const MIN_PROCEDURE_CHARS: usize = 12;
+
+/// The last `n` words of a name ("Nguyễn Thị Ngọc Phương Thảo" → "Phương Thảo").
+fn last_words(name: &str, n: usize) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    words[words.len().saturating_sub(n)..].join(" ")
+}
+
+/// Shortens `text` to at most `max_chars` characters, cutting at a word
+/// boundary when one is near and marking the cut with an ellipsis.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let keep = max_chars.saturating_sub(1);
+    let head: String = text.chars().take(keep).collect();
+    let cut = match head.rfind(' ') {
+        Some(space) if head[..space].chars().count() * 3 >= keep * 2 => &head[..space],
+        _ => head.as_str(),
+    };
+    format!("{}…", cut.trim_end_matches([' ', ',', '-', '(']))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn renderer(accents: bool) -> Renderer {
+        Renderer::load(
+            None,
+            ReplySettings {
+                accents,
+                hotline: Some("0273 3 888 999".into()),
+                ..ReplySettings::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// The longest realistic values, to check the segment budgets.
+    fn worst_case(r: &Renderer) -> ReplyContext {
+        ReplyContext {
+            code: Some("000.A0.01.H26-210212-9090".into()),
+            typed_code: Some("000.A0.01.H26-210230-9090".into()),
+            procedure: Some(
+                "Thủ tục cấp Giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và tài sản khác gắn liền với đất lần đầu".into(),
+            ),
+            agency: Some("Văn phòng đăng ký đất đai tỉnh Đồng Tháp - Chi nhánh huyện Cái Bè".into()),
+            status: Some("Yêu cầu thực hiện nghĩa vụ tài chính".into()),
+            status_code: Some(6),
+            appointment: Some("29/03/2024".into()),
+            received: Some("15/03/2024".into()),
+            finished: None,
+            timeliness: Some("trễ hạn".into()),
+            owner_name: Some("Nguyễn Thị Ngọc Phương Thảo".into()),
+            ..r.base_context()
+        }
+    }
+
+    #[test]
+    fn default_templates_fit_their_budgets() {
+        for accents in [true, false] {
+            let r = renderer(accents);
+            for kind in ReplyKind::ALL {
+                for ctx in [worst_case(&r), r.sample_contexts().remove(0)] {
+                    let reply = r.render(kind, &ctx).unwrap();
+                    let expected = if accents {
+                        (Encoding::Ucs2, 2)
+                    } else {
+                        (Encoding::Gsm7, 1)
+                    };
+                    assert_eq!(
+                        reply.info.encoding, expected.0,
+                        "{kind:?} accents={accents}: {}",
+                        reply.text
+                    );
+                    assert!(
+                        reply.info.segments <= expected.1,
+                        "{kind:?} accents={accents} needs {} segments: {}",
+                        reply.info.segments,
+                        reply.text
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn found_reply_carries_the_required_fields() {
+        let r = renderer(true);
+        let reply = r.render(ReplyKind::Found, &worst_case(&r)).unwrap();
+        assert!(
+            reply.text.contains("000.A0.01.H26-210212-9090"),
+            "{}",
+            reply.text
+        );
+        assert!(reply.text.contains("Yêu cầu thực hiện nghĩa vụ tài chính"));
+        assert!(reply.text.contains("29/03/2024"));
+        assert!(reply.text.contains("trễ hạn"));
+        assert!(reply.text.contains("Thủ tục cấp"), "{}", reply.text);
+        let plain = renderer(false);
+        let reply = plain.render(ReplyKind::Found, &worst_case(&plain)).unwrap();
+        assert!(
+            reply.text.contains("Yeu cau thuc hien nghia vu tai chinh"),
+            "{}",
+            reply.text
+        );
+        assert!(reply.text.contains("tre han"));
+    }
+
+    #[test]
+    fn a_broken_template_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("help.j2"), "Soạn TC\n{{ servce_number }}\n").unwrap();
+        let err = Renderer::load(Some(dir.path()), ReplySettings::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("help.j2"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        std::fs::write(dir.path().join("help.j2"), "{% if %}").unwrap();
+        assert!(Renderer::load(Some(dir.path()), ReplySettings::default()).is_err());
+    }
+
+    #[test]
+    fn a_file_in_the_folder_overrides_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("help.j2"),
+            "Gửi TC mã hồ sơ tới {{ service_number }}",
+        )
+        .unwrap();
+        let r = Renderer::load(Some(dir.path()), ReplySettings::default()).unwrap();
+        let reply = r.render(ReplyKind::Help, &r.base_context()).unwrap();
+        assert_eq!(reply.text, "Gửi TC mã hồ sơ tới 8058");
+    }
+
+    #[test]
+    fn shorten_cuts_at_words() {
+        assert_eq!(
+            shorten("Cấp giấy phép xây dựng", 40),
+            "Cấp giấy phép xây dựng"
+        );
+        assert_eq!(
+            shorten("Cấp giấy phép xây dựng nhà ở", 16),
+            "Cấp giấy phép…"
+        );
+        assert_eq!(shorten("Abcdefghijklmnop", 8), "Abcdefg…");
+    }
+}

@@ -1,0 +1,223 @@
+//! The responder: from a citizen's text to the reply text. Parse the code,
+//! look it up in the read model, apply the privacy rule, render the template.
+//! It knows no protocol, no socket and no database type: only the
+//! [`DossierStore`] trait and the [`Renderer`]. Rate limits slot in here
+//! between parsing and lookup.
+
+use std::sync::Arc;
+
+use chrono::{FixedOffset, NaiveDateTime, Utc};
+
+use crate::domain::{Dossier, DossierCode, ExtractError, Msisdn, Timeliness};
+use crate::reply::{RenderedReply, Renderer, ReplyContext, ReplyKind};
+use crate::sms_text;
+use crate::store::DossierStore;
+
+/// Vietnam's offset from UTC (no daylight saving).
+const VIETNAM_UTC_OFFSET_SECS: i32 = 7 * 3600;
+
+/// Local Vietnamese time, which the portal's dates are in.
+pub fn vietnam_now() -> NaiveDateTime {
+    let offset = FixedOffset::east_opt(VIETNAM_UTC_OFFSET_SECS).expect("+07:00 is a valid offset");
+    Utc::now().with_timezone(&offset).naive_local()
+}
+
+/// A source of "now" in local Vietnamese time (replaceable in tests).
+pub type Clock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;
+
+/// What the responder decided, for logs and the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The code found in the message, if any.
+    pub code: Option<DossierCode>,
+    /// True when the sender is the dossier's own phone number.
+    pub sender_is_owner: bool,
+    /// The reply to send.
+    pub reply: RenderedReply,
+}
+
+/// Turns a citizen's text into a reply.
+pub struct Responder<S> {
+    store: S,
+    renderer: Arc<Renderer>,
+    clock: Clock,
+}
+
+impl<S: DossierStore> Responder<S> {
+    /// A responder answering from `store` with `renderer`'s templates.
+    pub fn new(store: S, renderer: Arc<Renderer>) -> Self {
+        Responder {
+            store,
+            renderer,
+            clock: Arc::new(vietnam_now),
+        }
+    }
+
+    /// Replaces the clock (tests, replays).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The reply to `text` sent by `sender`.
+    pub async fn respond(&self, sender: &Msisdn, text: &str) -> Response {
+        let mut ctx = self.renderer.base_context();
+        let (kind, code, owner) = match DossierCode::extract(text) {
+            Err(ExtractError::NoCode) => (ReplyKind::Help, None, false),
+            Err(ExtractError::ImpossibleDate { found }) => {
+                ctx.typed_code = Some(found);
+                (ReplyKind::InvalidDate, None, false)
+            }
+            Ok(code) => {
+                ctx.code = Some(code.to_string());
+                match self.store.find(&code).await {
+                    Ok(Some(dossier)) => {
+                        let owner = dossier.is_owned_by(sender);
+                        self.fill_found(&mut ctx, &dossier, owner);
+                        (ReplyKind::Found, Some(code), owner)
+                    }
+                    Ok(None) => (ReplyKind::NotFound, Some(code), false),
+                    Err(error) => {
+                        tracing::error!(%error, dossier = %code, "read model lookup failed; answering 'unavailable'");
+                        (ReplyKind::Unavailable, Some(code), false)
+                    }
+                }
+            }
+        };
+        let reply = self.render(kind, &ctx);
+        Response {
+            code,
+            sender_is_owner: owner,
+            reply,
+        }
+    }
+
+    fn fill_found(&self, ctx: &mut ReplyContext, dossier: &Dossier, owner: bool) {
+        let date = |t: Option<NaiveDateTime>| t.map(|t| t.format("%d/%m/%Y").to_string());
+        let timeliness = dossier.timeliness((self.clock)());
+        ctx.procedure = dossier.procedure_name.clone();
+        ctx.agency = dossier.agency_name.clone();
+        ctx.status = Some(dossier.status.label().to_owned());
+        ctx.status_code = Some(dossier.status.code());
+        ctx.appointment = date(dossier.appointment_at);
+        ctx.received = date(dossier.received_at);
+        ctx.finished = date(dossier.finished_at.or(dossier.returned_at));
+        ctx.timeliness =
+            (timeliness != Timeliness::NotApplicable).then(|| timeliness.label().to_owned());
+        // Privacy: the applicant's name goes only to the dossier's own number.
+        ctx.owner_name = if owner {
+            dossier.owner_name.clone()
+        } else {
+            None
+        };
+    }
+
+    /// Renders, falling back to a fixed text should a template fail at run
+    /// time (templates are checked at load, so this is a last resort).
+    fn render(&self, kind: ReplyKind, ctx: &ReplyContext) -> RenderedReply {
+        self.renderer.render(kind, ctx).unwrap_or_else(|error| {
+            tracing::error!(%error, template = kind.template_name(), "template failed at run time; sending the fixed fallback text");
+            let text = format!(
+                "He thong tra cuu tam gian doan. Vui long thu lai sau. Soan TC <ma ho so> gui {}",
+                ctx.service_number
+            );
+            RenderedReply {
+                kind: ReplyKind::Unavailable,
+                info: sms_text::segment_info(&text),
+                text,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::portal_record::PortalRecord;
+    use crate::reply::ReplySettings;
+    use crate::store::SqliteStore;
+    use chrono::NaiveDate;
+
+    async fn responder(accents: bool) -> Responder<SqliteStore> {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let record = PortalRecord::from_json(
+            r#"{"MaHoSo":"000.00.12.H58-240315-0007","TenTTHC":"Cấp giấy phép xây dựng",
+                "TrangThaiHoSo":4,"NgayHenTra":"20240329170000",
+                "SoDienThoai":"0912345678","ChuHoSo":"Nguyễn Văn An"}"#,
+        )
+        .unwrap();
+        store
+            .upsert_batch(&[record.into_dossier().unwrap()])
+            .await
+            .unwrap();
+        let renderer = Renderer::load(
+            None,
+            ReplySettings {
+                accents,
+                ..ReplySettings::default()
+            },
+        )
+        .unwrap();
+        Responder::new(store, Arc::new(renderer)).with_clock(Arc::new(|| {
+            NaiveDate::from_ymd_opt(2024, 3, 20)
+                .unwrap()
+                .and_hms_opt(9, 0, 0)
+                .unwrap()
+        }))
+    }
+
+    fn msisdn(s: &str) -> Msisdn {
+        Msisdn::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn stranger_gets_the_status_without_the_name() {
+        let r = responder(true).await;
+        let resp = r
+            .respond(&msisdn("0987654321"), "tc 000 00 12 h58 240315 7")
+            .await;
+        assert_eq!(resp.reply.kind, ReplyKind::Found);
+        assert!(!resp.sender_is_owner);
+        let text = &resp.reply.text;
+        assert!(text.contains("000.00.12.H58-240315-0007"), "{text}");
+        assert!(text.contains("Đang xử lý"), "{text}");
+        assert!(text.contains("29/03/2024"), "{text}");
+        assert!(text.contains("còn hạn"), "{text}");
+        assert!(!text.contains("Nguyễn"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn owner_gets_the_name() {
+        let r = responder(false).await;
+        let resp = r
+            .respond(&msisdn("+84912345678"), "TC 000.00.12.H58-240315-0007")
+            .await;
+        assert!(resp.sender_is_owner);
+        assert!(
+            resp.reply.text.contains("Nguyen Van An"),
+            "{}",
+            resp.reply.text
+        );
+        assert_eq!(resp.reply.info.encoding, sms_text::Encoding::Gsm7);
+    }
+
+    #[tokio::test]
+    async fn unknown_code_no_code_and_bad_date_each_get_their_reply() {
+        let r = responder(true).await;
+        let sender = msisdn("0987654321");
+        let kind = |text: &'static str| {
+            let r = &r;
+            let sender = &sender;
+            async move { r.respond(sender, text).await.reply.kind }
+        };
+        assert_eq!(
+            kind("TC 000.00.12.H58-240315-0099").await,
+            ReplyKind::NotFound
+        );
+        assert_eq!(kind("xin chào").await, ReplyKind::Help);
+        assert_eq!(
+            kind("TC 000.00.12.H58-240231-0007").await,
+            ReplyKind::InvalidDate
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! A one-shot ESME for `motcua-sms sms send`: binds to a listener as a
+//! transceiver, submits one text as a citizen would send it, waits for the
+//! reply (reassembling concatenated parts), unbinds and returns the text.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use super::codec::Inbound;
+use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
+use super::session::{send_text, Connection, ReplyAddress, ReplyCommand, SessionError};
+use super::text::{decode_text, DefaultAlphabet, ESM_UDHI};
+use super::SessionSettings;
+
+/// Failures of a one-shot exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens there.
+    #[error("cannot connect to the SMPP listener at {address}: {source}")]
+    Connect {
+        /// Where.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bind refused, submit refused, or the link failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// No reply in time.
+    #[error("no reply within {0:?}")]
+    NoReply(Duration),
+}
+
+/// The reply as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedReply {
+    /// The reassembled text.
+    pub text: String,
+    /// The parts as they arrived.
+    pub parts: Vec<ShortMessage>,
+}
+
+/// Binds with `system_id`/`password`, sends `text` from `from` to `to`, and
+/// returns the reply.
+pub async fn send_and_receive(
+    address: SocketAddr,
+    system_id: &str,
+    password: &str,
+    from: &str,
+    to: &str,
+    text: &str,
+    wait: Duration,
+) -> Result<ReceivedReply, ClientError> {
+    let settings = SessionSettings::default();
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|source| ClientError::Connect { address, source })?;
+    let mut conn = Connection::new(stream, &settings)
+        .map_err(|source| ClientError::Connect { address, source })?;
+    let link = conn.link.clone();
+    let bind = Body::Bind(Bind {
+        kind: BindKind::Transceiver,
+        system_id: system_id.to_owned(),
+        password: password.to_owned(),
+        system_type: String::new(),
+        interface_version: 0x34,
+        addr_ton: 0,
+        addr_npi: 0,
+        address_range: String::new(),
+    });
+    let address_out = ReplyAddress {
+        source_addr: from.to_owned(),
+        source_addr_ton: 1,
+        source_addr_npi: 1,
+        destination_addr: to.to_owned(),
+        dest_addr_ton: 0,
+        dest_addr_npi: 0,
+    };
+    let text = text.to_owned();
+    // Requests run beside the read loop, which routes their responses.
+    let exchange = tokio::spawn(async move {
+        link.request(bind).await?;
+        send_text(&link, ReplyCommand::SubmitSm, &address_out, &text).await?;
+        Ok::<_, SessionError>(link)
+    });
+    let mut exchange = Some(exchange);
+    let mut link_after_submit = None;
+    let mut parts: BTreeMap<u8, ShortMessage> = BTreeMap::new();
+    let mut single: Option<ShortMessage> = None;
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return Err(ClientError::NoReply(wait)),
+            done = async { exchange.as_mut().expect("polled only while Some").await }, if exchange.is_some() => {
+                exchange = None;
+                match done {
+                    Ok(Ok(link)) => link_after_submit = Some(link),
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => return Err(SessionError::Closed.into()),
+                }
+            }
+            inbound = conn.next() => {
+                let pdu = match inbound {
+                    Some(Ok(Inbound::Pdu(pdu))) => pdu,
+                    Some(Ok(Inbound::Invalid { .. })) => continue,
+                    Some(Err(e)) => return Err(SessionError::Io(e).into()),
+                    None => return Err(SessionError::Closed.into()),
+                };
+                let seq = pdu.sequence_number;
+                match pdu.body {
+                    Body::DeliverSm(sm) => {
+                        conn.link.send(Pdu::new(seq, Body::DeliverSmResp { message_id: String::new() })).await?;
+                        if sm.esm_class & ESM_UDHI != 0 && sm.short_message.len() >= 6 && sm.short_message[1] == 0 {
+                            let total = sm.short_message[4];
+                            parts.insert(sm.short_message[5], sm);
+                            if parts.len() >= usize::from(total) {
+                                break;
+                            }
+                        } else {
+                            single = Some(sm);
+                            break;
+                        }
+                    }
+                    Body::EnquireLink => conn.link.send(Pdu::new(seq, Body::EnquireLinkResp)).await?,
+                    Body::Unbind => {
+                        conn.link.send(Pdu::new(seq, Body::UnbindResp)).await?;
+                        return Err(SessionError::Closed.into());
+                    }
+                    _ if pdu.command_id & super::pdu::command_id::RESPONSE_BIT != 0 => {
+                        conn.link.complete(pdu);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let parts: Vec<ShortMessage> = match single {
+        Some(sm) => vec![sm],
+        None => parts.into_values().collect(),
+    };
+    let text = parts
+        .iter()
+        .map(|sm| decode_text(sm, DefaultAlphabet::Gsm7Unpacked).unwrap_or_default())
+        .collect();
+    // Unbind politely; the reply is already in hand, so failures only get logged.
+    let link = link_after_submit.unwrap_or_else(|| conn.link.clone());
+    let unbind_seq = link.next_sequence();
+    if link.send(Pdu::new(unbind_seq, Body::Unbind)).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(Inbound::Pdu(pdu))) = conn.next().await {
+                if pdu.body == Body::UnbindResp || pdu.command_status != status::ESME_ROK {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    Ok(ReceivedReply { text, parts })
+}

@@ -1,0 +1,287 @@
+//! The gateway in the ESME role, bound as a transceiver to a carrier's SMSC:
+//! `deliver_sm` is a citizen's message, the reply goes out as `submit_sm` on
+//! the same link. Keeps the link alive with enquire_link, reconnects with
+//! exponential backoff and jitter, and unbinds after draining on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use super::codec::Inbound;
+use super::pdu::{status, status_name, Bind, BindKind, Body, Pdu, ShortMessage};
+use super::session::{
+    answer_unsupported, next_request, send_text, spawn_drain, Connection, Link, ReplyAddress,
+    ReplyCommand, SessionError,
+};
+use super::text::{decode_text, is_receipt};
+use super::{IncomingSms, SessionSettings, SmsHandler, SmscSettings};
+
+/// Longest wait between reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connect failed or timed out.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// host:port.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SMSC refused the bind or did not answer it.
+    #[error("bind refused: {0}")]
+    Bind(#[from] SessionError),
+}
+
+/// One carrier link.
+pub struct EsmeClient<H> {
+    settings: SmscSettings,
+    session: SessionSettings,
+    handler: Arc<H>,
+}
+
+impl<H: SmsHandler> EsmeClient<H> {
+    /// A client for `settings` handing messages to `handler`.
+    pub fn new(settings: SmscSettings, session: SessionSettings, handler: Arc<H>) -> Self {
+        EsmeClient {
+            settings,
+            session,
+            handler,
+        }
+    }
+
+    /// Connects, serves, and reconnects until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let base = Duration::from_millis(self.settings.reconnect_delay_ms.max(10));
+        let mut delay = base;
+        let span = tracing::info_span!("smsc", name = %self.settings.name);
+        async {
+            while !shutdown.is_cancelled() {
+                match self.connect_and_bind().await {
+                    Ok(conn) => {
+                        delay = base;
+                        info!(peer = %conn.peer, "bound to SMSC as transceiver");
+                        self.serve(conn, &shutdown).await;
+                        if shutdown.is_cancelled() {
+                            break;
+                        }
+                        warn!("SMSC link lost; reconnecting");
+                    }
+                    Err(error) => warn!(%error, retry_in = ?delay, "SMSC bind failed"),
+                }
+                let jittered = delay.mul_f64(0.5 + jitter_fraction() * 0.5);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(jittered) => {}
+                }
+                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+            }
+            info!("SMSC client stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn connect_and_bind(&self) -> Result<Connection, ConnectError> {
+        let address = format!("{}:{}", self.settings.host, self.settings.port);
+        let connect_err = |source| ConnectError::Connect {
+            address: address.clone(),
+            source,
+        };
+        let stream = tokio::time::timeout(
+            self.session.response_timeout(),
+            TcpStream::connect(&address),
+        )
+        .await
+        .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(connect_err)?;
+        let mut conn = Connection::new(stream, &self.session).map_err(connect_err)?;
+        let sequence = conn.link.next_sequence();
+        let bind = Pdu::new(
+            sequence,
+            Body::Bind(Bind {
+                kind: BindKind::Transceiver,
+                system_id: self.settings.system_id.clone(),
+                password: self.settings.password.clone(),
+                system_type: self.settings.system_type.clone(),
+                interface_version: self.settings.interface_version.byte(),
+                addr_ton: self.settings.addr_ton,
+                addr_npi: self.settings.addr_npi,
+                address_range: self.settings.address_range.clone(),
+            }),
+        );
+        conn.link.send(bind).await?;
+        let timeout = self.session.response_timeout();
+        let wait = async {
+            loop {
+                match conn.next().await {
+                    Some(Ok(Inbound::Pdu(pdu))) if pdu.sequence_number == sequence => {
+                        return if pdu.command_status == status::ESME_ROK {
+                            Ok(())
+                        } else {
+                            Err(SessionError::Refused {
+                                command: "bind_transceiver",
+                                status: pdu.command_status,
+                            })
+                        };
+                    }
+                    Some(Ok(other)) => debug!(?other, "ignored before bind"),
+                    Some(Err(e)) => return Err(SessionError::Io(e)),
+                    None => return Err(SessionError::Closed),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| SessionError::Timeout {
+                command: "bind_transceiver",
+                timeout,
+            })??;
+        Ok(conn)
+    }
+
+    async fn serve(&self, mut conn: Connection, shutdown: &CancellationToken) {
+        let link = conn.link.clone();
+        let replies = TaskTracker::new();
+        let drained = CancellationToken::new();
+        let dead = CancellationToken::new();
+        let keepalive = tokio::spawn(keep_alive(
+            link.clone(),
+            self.session.enquire_link_interval(),
+            dead.clone(),
+        ));
+        let mut draining = false;
+        loop {
+            let request = tokio::select! {
+                _ = shutdown.cancelled(), if !draining => {
+                    draining = true;
+                    spawn_drain(replies.clone(), link.clone(), self.session.drain_timeout(), drained.clone());
+                    continue;
+                }
+                _ = drained.cancelled() => break,
+                _ = dead.cancelled() => {
+                    warn!("SMSC stopped answering enquire_link");
+                    break;
+                }
+                request = next_request(&mut conn) => request,
+            };
+            let Some(pdu) = request else { break };
+            let seq = pdu.sequence_number;
+            match pdu.body {
+                Body::DeliverSm(sm) => {
+                    let _ = link
+                        .send(Pdu::new(
+                            seq,
+                            Body::DeliverSmResp {
+                                message_id: String::new(),
+                            },
+                        ))
+                        .await;
+                    if is_receipt(&sm) {
+                        debug!(esm_class = sm.esm_class, "delivery receipt received");
+                        continue;
+                    }
+                    replies.spawn(answer(
+                        self.handler.clone(),
+                        link.clone(),
+                        self.settings.clone(),
+                        self.session.default_alphabet,
+                        sm,
+                    ));
+                }
+                Body::EnquireLink => {
+                    let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;
+                }
+                Body::Unbind => {
+                    let _ = link.send(Pdu::new(seq, Body::UnbindResp)).await;
+                    info!("SMSC unbound the link");
+                    break;
+                }
+                // Requests this role does not serve; responses were routed by next_request.
+                _ => {
+                    if let Some(answer) = answer_unsupported(&pdu) {
+                        let _ = link.send(answer).await;
+                    }
+                }
+            }
+        }
+        keepalive.abort();
+        link.fail_pending();
+    }
+}
+
+/// Sends enquire_link every `interval`; cancels `dead` when one goes unanswered.
+async fn keep_alive(link: Link, interval: Duration, dead: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        match link.request(Body::EnquireLink).await {
+            Ok(_) | Err(SessionError::Refused { .. }) => {}
+            Err(error) => {
+                debug!(%error, "enquire_link failed");
+                dead.cancel();
+                return;
+            }
+        }
+    }
+}
+
+/// Handles one delivered message and submits the reply.
+async fn answer<H: SmsHandler>(
+    handler: Arc<H>,
+    link: Link,
+    settings: SmscSettings,
+    alphabet: super::DefaultAlphabet,
+    sm: ShortMessage,
+) {
+    let text = decode_text(&sm, alphabet).unwrap_or_else(|error| {
+        warn!(%error, "message text unreadable; answering with help");
+        String::new()
+    });
+    let incoming = IncomingSms {
+        channel: format!("smsc:{}", settings.name),
+        source_addr: sm.source_addr.clone(),
+        destination_addr: sm.destination_addr.clone(),
+        text,
+    };
+    let Some(reply) = handler.handle(incoming).await else {
+        return;
+    };
+    let mut address = ReplyAddress::answering(&sm);
+    if let Some(source) = &settings.source_addr {
+        address.source_addr = source.clone();
+    }
+    if let Some(ton) = settings.source_addr_ton {
+        address.source_addr_ton = ton;
+    }
+    if let Some(npi) = settings.source_addr_npi {
+        address.source_addr_npi = npi;
+    }
+    match send_text(&link, ReplyCommand::SubmitSm, &address, &reply).await {
+        Ok(ids) => debug!(?ids, "reply accepted by SMSC"),
+        Err(SessionError::Refused { status, .. }) => {
+            warn!(
+                status = status_name(status),
+                code = status,
+                "SMSC refused the reply"
+            )
+        }
+        Err(error) => warn!(%error, "reply not submitted"),
+    }
+}
+
+/// A number in [0, 1) for backoff jitter, without a random-number crate.
+fn jitter_fraction() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1000) / 1000.0
+}

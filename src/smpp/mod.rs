@@ -1,0 +1,212 @@
+//! SMPP 3.4/5.0 on tokio, in both roles, knowing nothing about dossiers.
+//!
+//! - [`pdu`]: PDUs and command statuses; [`codec`]: framing with a length cap
+//!   and resynchronisation; [`text`]: data_coding and concatenation.
+//! - [`session`]: what both roles share (writer task, sequence numbers,
+//!   requests awaiting responses, answers to malformed frames).
+//! - [`listener`]: the gateway as an SMSC toward bound peers (aggregators,
+//!   test tools, `motcua-sms sms send`).
+//! - [`esme`]: the gateway bound to a carrier's SMSC.
+//! - [`client`]: a one-shot ESME used by the CLI.
+//!
+//! A citizen's message leaves this room as an [`IncomingSms`] given to an
+//! [`SmsHandler`]; the handler's answer comes back as text and is encoded and
+//! sent on the connection the message arrived on.
+
+pub mod client;
+pub mod codec;
+pub mod esme;
+pub mod listener;
+pub mod pdu;
+pub mod session;
+pub mod text;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use text::DefaultAlphabet;
+
+/// A citizen's message as it arrived, decoded to text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingSms {
+    /// Which connection it came in on (`listener:<system_id>` or `smsc:<name>`).
+    pub channel: String,
+    /// The sender's address as the carrier wrote it.
+    pub source_addr: String,
+    /// The number the citizen texted (our short number).
+    pub destination_addr: String,
+    /// The decoded text; empty when the coding could not be read.
+    pub text: String,
+}
+
+/// What the gateway does with a citizen's message: the reply text, or
+/// `None` for no reply.
+pub trait SmsHandler: Send + Sync + 'static {
+    /// Answers one message.
+    fn handle(&self, sms: IncomingSms) -> impl Future<Output = Option<String>> + Send;
+}
+
+/// Settings shared by every SMPP session (`[smpp]` in config.toml).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// Largest PDU accepted, in bytes.
+    pub max_pdu_len: u32,
+    /// How long a request waits for its response.
+    pub response_timeout_ms: u64,
+    /// Interval of enquire_link keepalives on an idle link.
+    pub enquire_link_interval_secs: u64,
+    /// A PDU that stops half-way is dropped (and answered) after this long.
+    pub partial_pdu_timeout_ms: u64,
+    /// On shutdown, how long in-flight replies may take before unbinding.
+    pub drain_timeout_secs: u64,
+    /// How data_coding 0 is read.
+    pub default_alphabet: DefaultAlphabet,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            max_pdu_len: codec::DEFAULT_MAX_PDU_LEN,
+            response_timeout_ms: 10_000,
+            enquire_link_interval_secs: 30,
+            partial_pdu_timeout_ms: 2_000,
+            drain_timeout_secs: 10,
+            default_alphabet: DefaultAlphabet::default(),
+        }
+    }
+}
+
+impl SessionSettings {
+    /// [`Self::response_timeout_ms`] as a duration.
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms.max(1))
+    }
+
+    /// [`Self::enquire_link_interval_secs`] as a duration.
+    pub fn enquire_link_interval(&self) -> Duration {
+        Duration::from_secs(self.enquire_link_interval_secs.max(1))
+    }
+
+    /// [`Self::partial_pdu_timeout_ms`] as a duration.
+    pub fn partial_pdu_timeout(&self) -> Duration {
+        Duration::from_millis(self.partial_pdu_timeout_ms.max(1))
+    }
+
+    /// [`Self::drain_timeout_secs`] as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+}
+
+/// One account allowed to bind to the listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerAccount {
+    /// The peer's system_id (≤ 15 characters).
+    pub system_id: String,
+    /// Its password (≤ 8 characters).
+    pub password: String,
+}
+
+/// The listener (`[smpp.listener]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerSettings {
+    /// Run the listener at all.
+    pub enabled: bool,
+    /// Address and port to listen on.
+    pub bind: SocketAddr,
+    /// The system_id the gateway gives in bind responses.
+    pub system_id: String,
+    /// Accounts allowed to bind.
+    pub accounts: Vec<ListenerAccount>,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        ListenerSettings {
+            enabled: true,
+            bind: SocketAddr::from(([127, 0, 0, 1], 2775)),
+            system_id: "motcua".to_owned(),
+            accounts: Vec::new(),
+        }
+    }
+}
+
+/// SMPP interface version to bind with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum InterfaceVersion {
+    /// SMPP 3.4 (0x34).
+    #[default]
+    #[serde(rename = "3.4")]
+    V34,
+    /// SMPP 5.0 (0x50).
+    #[serde(rename = "5.0")]
+    V50,
+}
+
+impl InterfaceVersion {
+    /// The byte sent in bind PDUs.
+    pub fn byte(self) -> u8 {
+        match self {
+            InterfaceVersion::V34 => 0x34,
+            InterfaceVersion::V50 => 0x50,
+        }
+    }
+}
+
+/// One carrier SMSC link (`[[smpp.smsc]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmscSettings {
+    /// Name for logs and the channel label (e.g. "viettel").
+    pub name: String,
+    /// The SMSC's host name or address.
+    pub host: String,
+    /// The SMSC's port.
+    #[serde(default = "default_smpp_port")]
+    pub port: u16,
+    /// Account name.
+    pub system_id: String,
+    /// Password.
+    pub password: String,
+    /// system_type sent in the bind.
+    #[serde(default)]
+    pub system_type: String,
+    /// SMPP version to bind with: "3.4" or "5.0".
+    #[serde(default)]
+    pub interface_version: InterfaceVersion,
+    /// addr_ton in the bind.
+    #[serde(default)]
+    pub addr_ton: u8,
+    /// addr_npi in the bind.
+    #[serde(default)]
+    pub addr_npi: u8,
+    /// address_range in the bind.
+    #[serde(default)]
+    pub address_range: String,
+    /// Source address of replies; default: the number the citizen texted.
+    #[serde(default)]
+    pub source_addr: Option<String>,
+    /// TON of that source address; default: as the citizen's message had it.
+    #[serde(default)]
+    pub source_addr_ton: Option<u8>,
+    /// NPI of that source address; default: as the citizen's message had it.
+    #[serde(default)]
+    pub source_addr_npi: Option<u8>,
+    /// First reconnect delay; doubles up to 60 s.
+    #[serde(default = "default_reconnect_ms")]
+    pub reconnect_delay_ms: u64,
+}
+
+fn default_smpp_port() -> u16 {
+    2775
+}
+
+fn default_reconnect_ms() -> u64 {
+    1_000
+}

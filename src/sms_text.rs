@@ -1,0 +1,398 @@
+//! SMS text encodings, independent of any protocol: the GSM 03.38 default
+//! alphabet (with its extension table), UCS-2 (UTF-16 big-endian, surrogate
+//! pairs kept whole), choosing the cheapest encoding for a text, counting
+//! segments, and splitting a long text into concatenated parts without ever
+//! cutting a GSM-7 escape pair or a UTF-16 surrogate pair.
+//!
+//! SMPP, the modem channel and the reply renderer all speak through this room,
+//! so the segment count an admin sees is the one a carrier bills.
+
+/// GSM 03.38 basic character set, indexed by septet value.
+const GSM7_BASIC: [char; 128] = [
+    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
+    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1b}', 'Æ', 'æ', 'ß', 'É', //
+    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
+    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
+    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
+    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
+];
+
+/// The escape septet that announces a character of the extension table.
+const GSM7_ESCAPE: u8 = 0x1b;
+
+/// GSM 03.38 extension table: (septet after the escape, character).
+const GSM7_EXTENSION: [(u8, char); 10] = [
+    (0x0a, '\u{0c}'),
+    (0x14, '^'),
+    (0x28, '{'),
+    (0x29, '}'),
+    (0x2f, '\\'),
+    (0x3c, '['),
+    (0x3d, '~'),
+    (0x3e, ']'),
+    (0x40, '|'),
+    (0x65, '€'),
+];
+
+/// Septets in one GSM-7 message that is not concatenated.
+pub const GSM7_SINGLE: usize = 160;
+/// Septets per part of a concatenated GSM-7 message (a 6-byte UDH takes 7 septets).
+pub const GSM7_PART: usize = 153;
+/// UTF-16 code units in one UCS-2 message that is not concatenated.
+pub const UCS2_SINGLE: usize = 70;
+/// UTF-16 code units per part of a concatenated UCS-2 message.
+pub const UCS2_PART: usize = 67;
+
+/// The alphabet a text is sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// GSM 03.38 default alphabet, 7 bits per character (extension characters take two).
+    Gsm7,
+    /// UCS-2 / UTF-16BE, 16 bits per code unit.
+    Ucs2,
+}
+
+impl Encoding {
+    /// Short name for logs and admin screens.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Gsm7 => "GSM-7",
+            Encoding::Ucs2 => "UCS-2",
+        }
+    }
+}
+
+/// How a text will travel: its encoding and how many SMS parts it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The encoding chosen for the text.
+    pub encoding: Encoding,
+    /// Septets (GSM-7) or UTF-16 code units (UCS-2) the text occupies.
+    pub units: usize,
+    /// Number of SMS parts (at least 1, even for an empty text).
+    pub segments: usize,
+}
+
+fn gsm7_basic_septet(c: char) -> Option<u8> {
+    if c == '\u{1b}' {
+        return None;
+    }
+    GSM7_BASIC.iter().position(|&b| b == c).map(|i| i as u8)
+}
+
+fn gsm7_extension_septet(c: char) -> Option<u8> {
+    GSM7_EXTENSION
+        .iter()
+        .find(|(_, e)| *e == c)
+        .map(|(septet, _)| *septet)
+}
+
+/// Septets one character takes in GSM-7, or `None` when it has no GSM-7 form.
+pub fn gsm7_width(c: char) -> Option<usize> {
+    if gsm7_basic_septet(c).is_some() {
+        Some(1)
+    } else if gsm7_extension_septet(c).is_some() {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// True when every character of `text` has a GSM-7 form.
+pub fn is_gsm7(text: &str) -> bool {
+    text.chars().all(|c| gsm7_width(c).is_some())
+}
+
+/// Picks GSM-7 when the text allows it, UCS-2 otherwise, and counts the parts.
+pub fn segment_info(text: &str) -> SegmentInfo {
+    if is_gsm7(text) {
+        let units: usize = text.chars().filter_map(gsm7_width).sum();
+        let segments = if units <= GSM7_SINGLE {
+            1
+        } else {
+            split_gsm7(text).len()
+        };
+        SegmentInfo {
+            encoding: Encoding::Gsm7,
+            units,
+            segments,
+        }
+    } else {
+        let units = text.encode_utf16().count();
+        let segments = if units <= UCS2_SINGLE {
+            1
+        } else {
+            split_ucs2(text).len()
+        };
+        SegmentInfo {
+            encoding: Encoding::Ucs2,
+            units,
+            segments,
+        }
+    }
+}
+
+/// Encodes a GSM-7 text as unpacked septets (one per byte), extension
+/// characters as an escape pair. Characters without a GSM-7 form become `?`.
+pub fn gsm7_encode_unpacked(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        if let Some(s) = gsm7_basic_septet(c) {
+            out.push(s);
+        } else if let Some(s) = gsm7_extension_septet(c) {
+            out.push(GSM7_ESCAPE);
+            out.push(s);
+        } else {
+            out.push(b'?');
+        }
+    }
+    out
+}
+
+/// Decodes unpacked GSM-7 septets (one per byte; the high bit is ignored).
+/// An escape followed by an unknown septet decodes as the basic character,
+/// as GSM 03.38 asks; a lone trailing escape becomes a space.
+pub fn gsm7_decode_unpacked(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut iter = bytes.iter().map(|b| b & 0x7f);
+    while let Some(septet) = iter.next() {
+        if septet == GSM7_ESCAPE {
+            match iter.next() {
+                Some(next) => {
+                    let ext = GSM7_EXTENSION
+                        .iter()
+                        .find(|(s, _)| *s == next)
+                        .map(|(_, c)| *c);
+                    out.push(ext.unwrap_or(GSM7_BASIC[next as usize]));
+                }
+                None => out.push(' '),
+            }
+        } else {
+            out.push(GSM7_BASIC[septet as usize]);
+        }
+    }
+    out
+}
+
+/// Unpacks GSM-7 septets packed 8 into 7 bytes (3GPP TS 23.038 §6.1.2.1).
+/// `skip_bits` leading fill bits are ignored (used after a user data header).
+pub fn gsm7_unpack(bytes: &[u8], skip_bits: usize) -> Vec<u8> {
+    let total_bits = bytes.len() * 8;
+    let mut septets = Vec::with_capacity(total_bits / 7);
+    let mut bit = skip_bits;
+    while bit + 7 <= total_bits {
+        let byte = bit / 8;
+        let shift = bit % 8;
+        let mut value = u16::from(bytes[byte]) >> shift;
+        if shift > 1 && byte + 1 < bytes.len() {
+            value |= u16::from(bytes[byte + 1]) << (8 - shift);
+        }
+        septets.push((value & 0x7f) as u8);
+        bit += 7;
+    }
+    septets
+}
+
+/// Encodes text as UCS-2 (UTF-16 big-endian; characters outside the BMP as surrogate pairs).
+pub fn ucs2_encode(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
+}
+
+/// Decodes UCS-2 / UTF-16BE. An odd trailing byte is dropped and unpaired
+/// surrogates become U+FFFD, so a broken handset never stops a reply.
+pub fn ucs2_decode(bytes: &[u8]) -> String {
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+        .collect();
+    char::decode_utf16(units)
+        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
+}
+
+/// Decodes ISO-8859-1 (every byte is the code point of the same value).
+pub fn latin1_decode(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Splits a GSM-7 text into parts of at most [`GSM7_PART`] septets, keeping
+/// every escape pair inside one part. A text that fits one SMS is one part.
+pub fn split_gsm7(text: &str) -> Vec<String> {
+    split_by_width(text, GSM7_SINGLE, GSM7_PART, |c| gsm7_width(c).unwrap_or(1))
+}
+
+/// Splits a text into UCS-2 parts of at most [`UCS2_PART`] code units,
+/// keeping every surrogate pair inside one part.
+pub fn split_ucs2(text: &str) -> Vec<String> {
+    split_by_width(text, UCS2_SINGLE, UCS2_PART, char::len_utf16)
+}
+
+/// One part when the text's total width fits `single`, otherwise parts of at
+/// most `part` width, cut only between characters.
+fn split_by_width(
+    text: &str,
+    single: usize,
+    part: usize,
+    width: impl Fn(char) -> usize,
+) -> Vec<String> {
+    let total: usize = text.chars().map(&width).sum();
+    if total <= single {
+        return vec![text.to_owned()];
+    }
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = width(c);
+        if used + w > part {
+            parts.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        current.push(c);
+        used += w;
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+/// Rewrites a text so that it fits the GSM-7 alphabet: Vietnamese diacritics
+/// removed, typographic punctuation replaced by its plain form, anything else
+/// without a GSM-7 form replaced by `?`.
+pub fn to_gsm7_lossy(text: &str) -> String {
+    let folded = crate::domain::vietnamese::fold_diacritics(text);
+    let mut out = String::with_capacity(folded.len());
+    for c in folded.chars() {
+        match c {
+            '…' => out.push_str("..."),
+            '–' | '—' | '‐' | '‑' => out.push('-'),
+            '“' | '”' | '„' => out.push('"'),
+            '‘' | '’' | '‚' => out.push('\''),
+            '\u{a0}' | '\t' => out.push(' '),
+            c if gsm7_width(c).is_some() => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plain_ascii_is_one_gsm7_segment() {
+        let info = segment_info("HS 000.00.12.H58-240315-0007: Dang xu ly");
+        assert_eq!(info.encoding, Encoding::Gsm7);
+        assert_eq!(info.segments, 1);
+    }
+
+    #[test]
+    fn one_vietnamese_accent_forces_ucs2() {
+        let info = segment_info("Đang xử lý");
+        assert_eq!(info.encoding, Encoding::Ucs2);
+        assert_eq!(info.units, 10);
+        assert_eq!(info.segments, 1);
+    }
+
+    #[test]
+    fn segment_boundaries_match_carrier_billing() {
+        assert_eq!(segment_info(&"a".repeat(160)).segments, 1);
+        assert_eq!(segment_info(&"a".repeat(161)).segments, 2);
+        assert_eq!(segment_info(&"a".repeat(306)).segments, 2);
+        assert_eq!(segment_info(&"a".repeat(307)).segments, 3);
+        assert_eq!(segment_info(&"ư".repeat(70)).segments, 1);
+        assert_eq!(segment_info(&"ư".repeat(71)).segments, 2);
+        assert_eq!(segment_info(&"ư".repeat(134)).segments, 2);
+        assert_eq!(segment_info(&"ư".repeat(135)).segments, 3);
+    }
+
+    #[test]
+    fn extension_characters_count_twice() {
+        let info = segment_info("€{}");
+        assert_eq!(info.encoding, Encoding::Gsm7);
+        assert_eq!(info.units, 6);
+        assert_eq!(gsm7_encode_unpacked("€"), vec![0x1b, 0x65]);
+    }
+
+    #[test]
+    fn escape_pair_never_split() {
+        let text = format!("{}€{}", "a".repeat(152), "b".repeat(20));
+        let parts = split_gsm7(&text);
+        assert_eq!(parts[0], "a".repeat(152));
+        assert!(parts[1].starts_with('€'));
+    }
+
+    #[test]
+    fn surrogate_pair_never_split() {
+        let text = format!("{}😀{}", "ư".repeat(66), "ư".repeat(10));
+        let parts = split_ucs2(&text);
+        assert_eq!(parts[0], "ư".repeat(66));
+        assert!(parts[1].starts_with('😀'));
+    }
+
+    #[test]
+    fn packed_gsm7_unpacks() {
+        // "hello" packed: e8 32 9b fd 06
+        let septets = gsm7_unpack(&[0xe8, 0x32, 0x9b, 0xfd, 0x06], 0);
+        assert_eq!(gsm7_decode_unpacked(&septets[..5]), "hello");
+    }
+
+    #[test]
+    fn lossy_gsm7_folds_vietnamese() {
+        assert_eq!(
+            to_gsm7_lossy("Đã trả kết quả – “đúng hạn”…"),
+            "Da tra ket qua - \"dung han\"..."
+        );
+        assert!(is_gsm7(&to_gsm7_lossy(
+            "Yêu cầu thực hiện nghĩa vụ tài chính 😀"
+        )));
+    }
+
+    proptest! {
+        #[test]
+        fn gsm7_round_trips(text in "[A-Za-z0-9 @£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!\"#¤%&'()*+,\\-./:;<=>?¡ÄÖÑÜ§¿äöñüà€{}\\[\\]~|^\\\\]{0,400}") {
+            let bytes = gsm7_encode_unpacked(&text);
+            prop_assert_eq!(gsm7_decode_unpacked(&bytes), text);
+        }
+
+        #[test]
+        fn ucs2_round_trips(text in "\\PC{0,200}") {
+            prop_assert_eq!(ucs2_decode(&ucs2_encode(&text)), text);
+        }
+
+        #[test]
+        fn ucs2_parts_rejoin_and_fit(text in "\\PC{0,400}") {
+            let parts = split_ucs2(&text);
+            prop_assert_eq!(parts.concat(), text.clone());
+            if parts.len() > 1 {
+                for p in &parts {
+                    prop_assert!(p.encode_utf16().count() <= UCS2_PART);
+                }
+            }
+        }
+
+        #[test]
+        fn gsm7_parts_rejoin_and_fit(text in "[a-z€{ ]{0,500}") {
+            let parts = split_gsm7(&text);
+            prop_assert_eq!(parts.concat(), text.clone());
+            if parts.len() > 1 {
+                for p in &parts {
+                    prop_assert!(gsm7_encode_unpacked(p).len() <= GSM7_PART);
+                }
+            }
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), skip in 0usize..8) {
+            let _ = gsm7_decode_unpacked(&bytes);
+            let _ = gsm7_unpack(&bytes, skip);
+            let _ = ucs2_decode(&bytes);
+            let _ = latin1_decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The embedded read model: SQLite through sqlx, in WAL mode with
+//! `synchronous=FULL`, schema from `migrations/sqlite/`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{DossierStore, StoreError, UpsertOutcome};
+use crate::domain::{Dossier, DossierCode, DossierStatus, Msisdn};
+
+/// How local times are written in the database.
+const DB_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// The read model in a SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its folder if needed) and migrates the
+    /// database at `url` (`sqlite://path/to/file.db`, or `sqlite::memory:`).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let filename = options.get_filename();
+        if filename != Path::new(":memory:") {
+            if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            }
+        }
+        let in_memory = filename == Path::new(":memory:");
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database lives in one connection.
+            .max_connections(if in_memory { 1 } else { 8 })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Number of dossiers stored.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM dossiers")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn db_time(t: Option<NaiveDateTime>) -> Option<String> {
+    t.map(|t| t.format(DB_TIME_FORMAT).to_string())
+}
+
+fn row_to_dossier(row: &sqlx::sqlite::SqliteRow) -> Result<Dossier, StoreError> {
+    let code_text: String = row.try_get("code")?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        code: code_text.clone(),
+        reason,
+    };
+    let time = |column: &str| -> Result<Option<NaiveDateTime>, StoreError> {
+        let value: Option<String> = row.try_get(column)?;
+        value
+            .map(|v| {
+                NaiveDateTime::parse_from_str(&v, DB_TIME_FORMAT)
+                    .map_err(|e| corrupt(format!("{column} {v:?}: {e}")))
+            })
+            .transpose()
+    };
+    let phone: Option<String> = row.try_get("owner_phone")?;
+    Ok(Dossier {
+        code: DossierCode::parse(&code_text).map_err(|e| corrupt(e.to_string()))?,
+        procedure_name: row.try_get("procedure_name")?,
+        agency_name: row.try_get("agency_name")?,
+        status: DossierStatus::from_code(row.try_get("status")?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        received_at: time("received_at")?,
+        appointment_at: time("appointment_at")?,
+        finished_at: time("finished_at")?,
+        returned_at: time("returned_at")?,
+        owner_phone: phone
+            .map(|p| Msisdn::parse(&p).map_err(|e| corrupt(e.to_string())))
+            .transpose()?,
+        owner_name: row.try_get("owner_name")?,
+        version: row.try_get("version")?,
+    })
+}
+
+impl DossierStore for SqliteStore {
+    async fn find(&self, code: &DossierCode) -> Result<Option<Dossier>, StoreError> {
+        let row = sqlx::query("SELECT * FROM dossiers WHERE code = ?")
+            .bind(code.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_dossier).transpose()
+    }
+
+    async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(dossiers.len());
+        for d in dossiers {
+            let stored: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM dossiers WHERE code = ?")
+                    .bind(d.code.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let outcome = match stored {
+                Some(v) if v >= d.version => {
+                    outcomes.push(UpsertOutcome::Unchanged);
+                    continue;
+                }
+                Some(_) => UpsertOutcome::Updated,
+                None => UpsertOutcome::Inserted,
+            };
+            sqlx::query(
+                "INSERT INTO dossiers (code, procedure_name, agency_name, status, received_at, \
+                 appointment_at, finished_at, returned_at, owner_phone, owner_name, version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (code) DO UPDATE SET procedure_name = excluded.procedure_name, \
+                 agency_name = excluded.agency_name, status = excluded.status, \
+                 received_at = excluded.received_at, appointment_at = excluded.appointment_at, \
+                 finished_at = excluded.finished_at, returned_at = excluded.returned_at, \
+                 owner_phone = excluded.owner_phone, owner_name = excluded.owner_name, \
+                 version = excluded.version, \
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                 WHERE excluded.version > dossiers.version",
+            )
+            .bind(d.code.as_str())
+            .bind(&d.procedure_name)
+            .bind(&d.agency_name)
+            .bind(i64::from(d.status.code()))
+            .bind(db_time(d.received_at))
+            .bind(db_time(d.appointment_at))
+            .bind(db_time(d.finished_at))
+            .bind(db_time(d.returned_at))
+            .bind(d.owner_phone.as_ref().map(Msisdn::as_international))
+            .bind(&d.owner_name)
+            .bind(d.version)
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::portal_record::PortalRecord;
+
+    fn dossier(status: i64, version: i64) -> Dossier {
+        PortalRecord::from_json(&format!(
+            r#"{{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":{status},
+                "NgayHenTra":"20240329170000","SoDienThoai":"0912345678",
+                "ChuHoSo":"Nguyễn Văn An","version":{version}}}"#
+        ))
+        .unwrap()
+        .into_dossier()
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn newer_versions_win_and_older_ones_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/read.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let v2 = dossier(4, 2);
+        assert_eq!(
+            store.upsert_batch(std::slice::from_ref(&v2)).await.unwrap(),
+            vec![UpsertOutcome::Inserted]
+        );
+        assert_eq!(
+            store
+                .upsert_batch(&[dossier(9, 1), dossier(9, 2)])
+                .await
+                .unwrap(),
+            vec![UpsertOutcome::Unchanged, UpsertOutcome::Unchanged]
+        );
+        assert_eq!(store.find(&v2.code).await.unwrap(), Some(v2.clone()));
+        assert_eq!(
+            store.upsert_batch(&[dossier(10, 3)]).await.unwrap(),
+            vec![UpsertOutcome::Updated]
+        );
+        let stored = store.find(&v2.code).await.unwrap().unwrap();
+        assert_eq!(stored.status, DossierStatus::Returned);
+        assert_eq!(stored.version, 3);
+        assert_eq!(store.count().await.unwrap(), 1);
+        store.close().await;
+        // Reopening keeps the data and re-runs no migration.
+        let reopened = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(reopened.count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_code_is_none() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let code = DossierCode::parse("000.00.12.H58-240315-0008").unwrap();
+        assert_eq!(store.find(&code).await.unwrap(), None);
+    }
+}

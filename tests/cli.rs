@@ -1,0 +1,202 @@
+//! The binary as an admin uses it: `import` (exit codes, line-numbered
+//! errors, idempotence), configuration errors (exit 78, one line naming the
+//! key and the file), and `run` + `sms send` end to end with SIGTERM drain.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
+
+fn sample() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sample-dossiers.jsonl")
+}
+
+fn motcua(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).env_remove("RUST_LOG").env(
+        "MOTCUA_DATABASE__URL",
+        format!("sqlite://{}/read.db", dir.display()),
+    );
+    cmd
+}
+
+#[test]
+fn import_reports_bad_lines_and_a_second_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = motcua(dir.path())
+        .arg("import")
+        .arg(sample())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("52 inserted, 0 updated, 0 unchanged, 0 bad line(s)"),
+        "{stderr}"
+    );
+
+    let again = motcua(dir.path())
+        .arg("import")
+        .arg(sample())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success());
+    assert!(
+        stderr.contains("0 inserted, 0 updated, 52 unchanged"),
+        "{stderr}"
+    );
+
+    let bad = dir.path().join("bad.jsonl");
+    let mut f = std::fs::File::create(&bad).unwrap();
+    writeln!(
+        f,
+        r#"{{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":10,"version":4}}"#
+    )
+    .unwrap();
+    writeln!(
+        f,
+        r#"{{"MaHoSo":"000.00.12.H58-241315-0001","TrangThaiHoSo":4}}"#
+    )
+    .unwrap();
+    writeln!(f, r#"{{"TrangThaiHoSo":4}}"#).unwrap();
+    writeln!(f, "not json").unwrap();
+    drop(f);
+    let out = motcua(dir.path()).arg("import").arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{stderr}");
+    assert!(stderr.contains("bad.jsonl:2: MaHoSo"), "{stderr}");
+    assert!(
+        stderr.contains("bad.jsonl:3: MaHoSo is missing"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.jsonl:4: not a valid JSON record"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("0 inserted, 1 updated, 0 unchanged, 3 bad line(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn configuration_errors_exit_78_with_one_line_naming_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    for (text, key) in [
+        ("[smpp.listener]\nbindd = \"127.0.0.1:2775\"\n", "bindd"),
+        ("[smpp.listener]\nbind = 12\n", "smpp.listener.bind"),
+        ("[reply]\naccents = \"yes\"\n", "reply.accents"),
+        ("[database\n", "gateway.toml"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = motcua(dir.path())
+            .env_remove("MOTCUA_DATABASE__URL")
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{text}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("gateway.toml"), "{stderr}");
+        assert!(stderr.contains(key), "{stderr}");
+    }
+    let out = motcua(dir.path())
+        .args(["--config", "missing.toml", "import", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let out = motcua(dir.path())
+        .env("MOTCUA_SMPP__LISTENER__ENABLED", "sometimes")
+        .arg("run")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("MOTCUA_SMPP__LISTENER__ENABLED"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_then_sms_send_then_sigterm_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[smpp.listener]\nbind = \"{bind}\"\n[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+    let mut gateway = motcua(dir.path())
+        .arg("run")
+        .arg("--import")
+        .arg(sample())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&bind).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "gateway did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = motcua(dir.path())
+        .args([
+            "sms",
+            "send",
+            "--from",
+            "0912345678",
+            "TC 000.00.12.H58-240315-0007",
+        ])
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(reply.contains("HS 000.00.12.H58-240315-0007"), "{reply}");
+    assert!(reply.contains("Nguyễn Văn An"), "{reply}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UCS-2"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = gateway.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success());
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    assert!(log.contains("gateway stopped"), "{log}");
+    assert!(log.contains("091****678"), "{log}");
+    assert!(
+        !log.contains("0912345678") && !log.contains("84912345678"),
+        "{log}"
+    );
+}

@@ -1,0 +1,170 @@
+//! Shared helpers for the integration tests: a gateway on port 0 with a
+//! fresh database holding the sample dossiers, and independent SMPP peers
+//! built on the `smpp34` crate (code nobody here wrote).
+#![allow(dead_code)]
+
+pub mod peer_esme;
+pub mod peer_smsc;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use motcua_sms::app::Gateway;
+use motcua_sms::config::Config;
+use motcua_sms::import::import_json_lines;
+use motcua_sms::smpp::{ListenerAccount, SmscSettings};
+use motcua_sms::store::SqliteStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Account the test peers bind with.
+pub const SYSTEM_ID: &str = "demo";
+/// Its password.
+pub const PASSWORD: &str = "demo";
+/// The service number in replies.
+pub const SERVICE_NUMBER: &str = "8058";
+/// A dossier in the sample file: in progress, owner 0912345678, Nguyễn Văn An.
+pub const KNOWN_CODE: &str = "000.00.12.H58-240315-0007";
+/// The sample file.
+pub fn sample_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sample-dossiers.jsonl")
+}
+
+/// A running gateway.
+pub struct TestApp {
+    /// The SMPP listener's address.
+    pub listener: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Stops the gateway and waits for it to drain.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("gateway drains within 20 s")
+            .expect("gateway task did not panic");
+    }
+}
+
+/// Options for [`spawn_app_with`].
+pub struct AppOptions {
+    /// Accented (UCS-2) or unaccented (GSM-7) replies.
+    pub accents: bool,
+    /// Carrier links to bind to.
+    pub smsc: Vec<SmscSettings>,
+    /// Partial-PDU timeout for the malformed-frame tests.
+    pub partial_pdu_timeout_ms: u64,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            accents: true,
+            smsc: Vec::new(),
+            partial_pdu_timeout_ms: 300,
+        }
+    }
+}
+
+/// Starts a gateway with accented replies.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+/// Starts a gateway on port 0 with a fresh SQLite file holding the sample dossiers.
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}/read.db", dir.path().display());
+    config.reply.accents = options.accents;
+    // The repository's templates are the built-in ones; test the built-ins.
+    config.reply.templates_dir = dir.path().join("no-templates");
+    config.service.number = SERVICE_NUMBER.to_owned();
+    config.smpp.listener.bind = "127.0.0.1:0".parse().unwrap();
+    config.smpp.listener.accounts = vec![ListenerAccount {
+        system_id: SYSTEM_ID.to_owned(),
+        password: PASSWORD.to_owned(),
+    }];
+    config.smpp.session.partial_pdu_timeout_ms = options.partial_pdu_timeout_ms;
+    config.smpp.session.enquire_link_interval_secs = 5;
+    config.smpp.session.response_timeout_ms = 3_000;
+    config.smpp.smsc = options.smsc;
+
+    let store = SqliteStore::open(&config.database.url).await.unwrap();
+    let file = std::fs::File::open(sample_file()).unwrap();
+    let report = import_json_lines(&store, std::io::BufReader::new(file))
+        .await
+        .unwrap();
+    assert!(
+        report.bad.is_empty(),
+        "sample file has bad lines: {:?}",
+        report.bad
+    );
+    store.close().await;
+
+    let gateway = Gateway::build(&config).await.expect("gateway starts");
+    let listener = gateway.listener_addr().expect("listener runs");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(gateway.run(shutdown.clone()));
+    TestApp {
+        listener,
+        shutdown,
+        task,
+        _dir: dir,
+    }
+}
+
+/// Decodes a reply's parts (UDH stripped) the way a handset would.
+pub fn decode_parts(parts: &[peer_esme::RawMessage]) -> String {
+    let mut sorted: Vec<&peer_esme::RawMessage> = parts.iter().collect();
+    sorted.sort_by_key(|m| {
+        if m.esm_class & 0x40 != 0 {
+            m.short_message.get(5).copied().unwrap_or(0)
+        } else {
+            0
+        }
+    });
+    sorted
+        .iter()
+        .map(|m| {
+            let data = if m.esm_class & 0x40 != 0 {
+                let udhl = m.short_message[0] as usize;
+                &m.short_message[udhl + 1..]
+            } else {
+                &m.short_message[..]
+            };
+            match m.data_coding {
+                8 => {
+                    let units: Vec<u16> = data
+                        .chunks_exact(2)
+                        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                        .collect();
+                    String::from_utf16(&units).expect("valid UTF-16")
+                }
+                0 => data.iter().map(|&b| gsm7_plain(b)).collect(),
+                other => panic!("unexpected data_coding {other}"),
+            }
+        })
+        .collect()
+}
+
+/// UCS-2 bytes of a text, for submitting accented messages.
+pub fn ucs2(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
+}
+
+/// The GSM-7 septets that equal their ASCII character (all a reply uses);
+/// anything else fails the test, so the check does not rely on the
+/// gateway's own decoder.
+fn gsm7_plain(septet: u8) -> char {
+    match septet {
+        0x0a => '\n',
+        0x20..=0x23 | 0x25..=0x3f | 0x41..=0x5a | 0x61..=0x7a => char::from(septet),
+        other => panic!("unexpected GSM-7 septet 0x{other:02x} in a reply"),
+    }
+}
