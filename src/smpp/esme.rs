@@ -64,7 +64,11 @@ impl<H: SmsHandler> EsmeClient<H> {
         let span = tracing::info_span!("smsc", name = %self.settings.name);
         async {
             while !shutdown.is_cancelled() {
-                match self.connect_and_bind().await {
+                let attempt = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    attempt = self.connect_and_bind() => attempt,
+                };
+                match attempt {
                     Ok(conn) => {
                         delay = base;
                         info!(peer = %conn.peer, "bound to SMSC as transceiver");

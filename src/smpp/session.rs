@@ -367,7 +367,8 @@ pub enum ReplyCommand {
 }
 
 /// Encodes `text` (concatenated parts when long) and sends every part,
-/// returning the message ids the peer gave (empty for deliver_sm).
+/// returning the message ids the peer gave (empty for deliver_sm). The parts
+/// are written back to back, in order, and their responses awaited together.
 pub async fn send_text(
     link: &Link,
     command: ReplyCommand,
@@ -375,8 +376,7 @@ pub async fn send_text(
     text: &str,
 ) -> Result<Vec<String>, SessionError> {
     let parts = super::text::encode_reply(text, link.next_reference());
-    let mut ids = Vec::with_capacity(parts.len());
-    for part in parts {
+    let requests = parts.into_iter().map(|part| {
         let sm = super::pdu::ShortMessage {
             source_addr_ton: address.source_addr_ton,
             source_addr_npi: address.source_addr_npi,
@@ -389,14 +389,20 @@ pub async fn send_text(
             short_message: part.short_message,
             ..Default::default()
         };
-        let body = match command {
+        link.request(match command {
             ReplyCommand::DeliverSm => Body::DeliverSm(sm),
             ReplyCommand::SubmitSm => Body::SubmitSm(sm),
-        };
-        let resp = link.request(body).await?;
-        if let Body::SubmitSmResp { message_id } | Body::DeliverSmResp { message_id } = resp.body {
-            ids.push(message_id);
-        }
-    }
-    Ok(ids)
+        })
+    });
+    // try_join_all polls the requests in order, so the parts are queued in order.
+    let responses = futures::future::try_join_all(requests).await?;
+    Ok(responses
+        .into_iter()
+        .filter_map(|resp| match resp.body {
+            Body::SubmitSmResp { message_id } | Body::DeliverSmResp { message_id } => {
+                Some(message_id)
+            }
+            _ => None,
+        })
+        .collect())
 }

@@ -1,0 +1,199 @@
+//! End-to-end throughput and latency of the SMPP listener: peers bound as
+//! transceivers submit citizens' messages (found, not found and help, mixed)
+//! with a window of outstanding messages each; the time from submit_sm to the
+//! reply's first deliver_sm is recorded. Prints MO→MT per second and latency
+//! percentiles. Run with
+//!
+//! ```sh
+//! cargo bench --bench listener_throughput -- [messages] [connections] [window]
+//! ```
+//!
+//! The load generator runs in the same process and competes for the same
+//! cores as the gateway, so the figures are a floor for the gateway alone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use motcua_sms::app::Gateway;
+use motcua_sms::config::Config;
+use motcua_sms::import::import_json_lines;
+use motcua_sms::smpp::pdu::{Bind, BindKind, Body, Pdu, ShortMessage};
+use motcua_sms::smpp::session::{next_request, Connection};
+use motcua_sms::smpp::{ListenerAccount, SessionSettings};
+use motcua_sms::store::SqliteStore;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+const TEXTS: [&str; 4] = [
+    "TC 000.00.12.H58-240315-0007",
+    "tc 38 98 h29 210519 3",
+    "TC 000.00.12.H58-240315-0099",
+    "xin chao",
+];
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let messages = args.first().copied().unwrap_or(20_000);
+    let connections = args.get(1).copied().unwrap_or(4);
+    let window = args.get(2).copied().unwrap_or(50);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.database.url = format!("sqlite://{}/bench.db", dir.path().display());
+    config.reply.templates_dir = dir.path().join("none");
+    config.reply.accents = std::env::var("BENCH_ACCENTS").map_or(true, |v| v != "0");
+    config.smpp.listener.bind = "127.0.0.1:0".parse().unwrap();
+    config.smpp.listener.accounts = vec![ListenerAccount {
+        system_id: "bench".into(),
+        password: "bench".into(),
+    }];
+    let store = SqliteStore::open(&config.database.url).await.unwrap();
+    let sample = std::fs::File::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/sample-dossiers.jsonl"
+    ))
+    .unwrap();
+    import_json_lines(&store, std::io::BufReader::new(sample))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let gateway = Gateway::build(&config).await.unwrap();
+    let addr = gateway.listener_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(gateway.run(shutdown.clone()));
+
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages)));
+    let per_connection = messages / connections;
+    let started = Instant::now();
+    let mut peers = Vec::new();
+    for c in 0..connections {
+        let latencies = latencies.clone();
+        peers.push(tokio::spawn(async move {
+            run_peer(addr, c, per_connection, window, latencies).await
+        }));
+    }
+    for p in peers {
+        p.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    server.await.unwrap();
+
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort();
+    let done = lat.len();
+    let pct = |p: f64| lat[((done as f64 * p) as usize).min(done - 1)];
+    println!(
+        "listener_throughput: {done} messages, {connections} connections, window {window} per connection"
+    );
+    println!(
+        "  throughput: {:.0} MO->MT/s over {:.2} s",
+        done as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency submit_sm -> first deliver_sm: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(lat[done - 1])
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One bound peer: keeps `window` messages outstanding until `count` replies came back.
+async fn run_peer(
+    addr: std::net::SocketAddr,
+    index: usize,
+    count: usize,
+    window: usize,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut conn = Connection::new(stream, &SessionSettings::default()).unwrap();
+    let link = conn.link.clone();
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let slots = Arc::new(Semaphore::new(window));
+    let sender = {
+        let link = link.clone();
+        let sent = sent.clone();
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            link.request(Body::Bind(Bind {
+                kind: BindKind::Transceiver,
+                system_id: "bench".into(),
+                password: "bench".into(),
+                system_type: String::new(),
+                interface_version: 0x34,
+                addr_ton: 0,
+                addr_npi: 0,
+                address_range: String::new(),
+            }))
+            .await
+            .expect("bind");
+            for i in 0..count {
+                slots.acquire().await.unwrap().forget();
+                // A distinct sender per message pairs each reply with its submit.
+                let source = format!("849{:02}{:06}", index % 100, i);
+                sent.lock().unwrap().insert(source.clone(), Instant::now());
+                let sm = ShortMessage {
+                    source_addr_ton: 1,
+                    source_addr_npi: 1,
+                    source_addr: source,
+                    destination_addr: "8058".into(),
+                    short_message: TEXTS[i % TEXTS.len()].as_bytes().to_vec(),
+                    ..ShortMessage::default()
+                };
+                let link = link.clone();
+                tokio::spawn(async move {
+                    link.request(Body::SubmitSm(sm))
+                        .await
+                        .expect("submit accepted");
+                });
+            }
+        })
+    };
+    let mut received = 0;
+    while received < count {
+        let Some(pdu) = next_request(&mut conn).await else {
+            panic!("listener closed the connection");
+        };
+        if let Body::DeliverSm(sm) = &pdu.body {
+            let _ = link
+                .send(Pdu::new(
+                    pdu.sequence_number,
+                    Body::DeliverSmResp {
+                        message_id: String::new(),
+                    },
+                ))
+                .await;
+            // Count a reply once, at its first part.
+            let first_part = sm.esm_class & 0x40 == 0 || sm.short_message.get(5) == Some(&1);
+            if first_part {
+                if let Some(t) = sent.lock().unwrap().remove(&sm.destination_addr) {
+                    latencies.lock().unwrap().push(t.elapsed());
+                    received += 1;
+                    slots.add_permits(1);
+                }
+            }
+        } else if let Body::EnquireLink = pdu.body {
+            let _ = link
+                .send(Pdu::new(pdu.sequence_number, Body::EnquireLinkResp))
+                .await;
+        }
+    }
+    sender.await.unwrap();
+    let unbind = tokio::spawn(async move { link.request(Body::Unbind).await });
+    let drain = async { while next_request(&mut conn).await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    let _ = unbind.await;
+}
