@@ -45,6 +45,14 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}/bench.db", dir.path().display());
+    config.journal.url = format!("sqlite://{}/journal.db", dir.path().display());
+    if let Ok(mode) = std::env::var("BENCH_JOURNAL_SYNC") {
+        config.journal.synchronous = match mode.as_str() {
+            "off" => motcua_sms::journal::Durability::Off,
+            "normal" => motcua_sms::journal::Durability::Normal,
+            _ => motcua_sms::journal::Durability::Full,
+        };
+    }
     config.reply.templates_dir = dir.path().join("none");
     config.reply.accents = std::env::var("BENCH_ACCENTS").map_or(true, |v| v != "0");
     config.smpp.listener.bind = "127.0.0.1:0".parse().unwrap();
@@ -68,14 +76,22 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(gateway.run(shutdown.clone()));
 
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages)));
     let per_connection = messages / connections;
+    // Replies for an account may arrive on any of its connections, so the
+    // bookkeeping is shared by all peers.
+    let shared = Arc::new(Shared {
+        sent: Mutex::default(),
+        latencies: Mutex::new(Vec::with_capacity(messages)),
+        slots: Semaphore::new(window * connections),
+        remaining: std::sync::atomic::AtomicUsize::new(per_connection * connections),
+        all_done: CancellationToken::new(),
+    });
     let started = Instant::now();
     let mut peers = Vec::new();
     for c in 0..connections {
-        let latencies = latencies.clone();
+        let shared = shared.clone();
         peers.push(tokio::spawn(async move {
-            run_peer(addr, c, per_connection, window, latencies).await
+            run_peer(addr, c, per_connection, shared).await
         }));
     }
     for p in peers {
@@ -85,7 +101,7 @@ async fn main() {
     shutdown.cancel();
     server.await.unwrap();
 
-    let mut lat = latencies.lock().unwrap().clone();
+    let mut lat = shared.latencies.lock().unwrap().clone();
     lat.sort();
     let done = lat.len();
     let pct = |p: f64| lat[((done as f64 * p) as usize).min(done - 1)];
@@ -110,23 +126,26 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// One bound peer: keeps `window` messages outstanding until `count` replies came back.
-async fn run_peer(
-    addr: std::net::SocketAddr,
-    index: usize,
-    count: usize,
-    window: usize,
-    latencies: Arc<Mutex<Vec<Duration>>>,
-) {
+/// Bookkeeping shared by every peer.
+struct Shared {
+    /// Send time per sender address (each message has its own sender).
+    sent: Mutex<HashMap<String, Instant>>,
+    latencies: Mutex<Vec<Duration>>,
+    /// Outstanding messages allowed across all peers.
+    slots: Semaphore,
+    remaining: std::sync::atomic::AtomicUsize,
+    all_done: CancellationToken,
+}
+
+/// One bound peer: submits `count` messages while slots allow, and
+/// acknowledges every reply that reaches it (for any peer's message).
+async fn run_peer(addr: std::net::SocketAddr, index: usize, count: usize, shared: Arc<Shared>) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut conn = Connection::new(stream, &SessionSettings::default()).unwrap();
     let link = conn.link.clone();
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let slots = Arc::new(Semaphore::new(window));
     let sender = {
         let link = link.clone();
-        let sent = sent.clone();
-        let slots = slots.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
             link.request(Body::Bind(Bind {
                 kind: BindKind::Transceiver,
@@ -141,10 +160,14 @@ async fn run_peer(
             .await
             .expect("bind");
             for i in 0..count {
-                slots.acquire().await.unwrap().forget();
+                shared.slots.acquire().await.unwrap().forget();
                 // A distinct sender per message pairs each reply with its submit.
                 let source = format!("849{:02}{:06}", index % 100, i);
-                sent.lock().unwrap().insert(source.clone(), Instant::now());
+                shared
+                    .sent
+                    .lock()
+                    .unwrap()
+                    .insert(source.clone(), Instant::now());
                 let sm = ShortMessage {
                     source_addr_ton: 1,
                     source_addr_npi: 1,
@@ -162,9 +185,12 @@ async fn run_peer(
             }
         })
     };
-    let mut received = 0;
-    while received < count {
-        let Some(pdu) = next_request(&mut conn).await else {
+    loop {
+        let pdu = tokio::select! {
+            _ = shared.all_done.cancelled() => break,
+            pdu = next_request(&mut conn) => pdu,
+        };
+        let Some(pdu) = pdu else {
             panic!("listener closed the connection");
         };
         if let Body::DeliverSm(sm) = &pdu.body {
@@ -179,10 +205,18 @@ async fn run_peer(
             // Count a reply once, at its first part.
             let first_part = sm.esm_class & 0x40 == 0 || sm.short_message.get(5) == Some(&1);
             if first_part {
-                if let Some(t) = sent.lock().unwrap().remove(&sm.destination_addr) {
-                    latencies.lock().unwrap().push(t.elapsed());
-                    received += 1;
-                    slots.add_permits(1);
+                let sent = shared.sent.lock().unwrap().remove(&sm.destination_addr);
+                if let Some(t) = sent {
+                    shared.latencies.lock().unwrap().push(t.elapsed());
+                    shared.slots.add_permits(1);
+                    let left = shared
+                        .remaining
+                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+                        - 1;
+                    if left == 0 {
+                        shared.all_done.cancel();
+                        break;
+                    }
                 }
             }
         } else if let Body::EnquireLink = pdu.body {

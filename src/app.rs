@@ -1,7 +1,13 @@
-//! The running gateway, wired from a [`Config`]: read model, templates,
-//! responder, SMPP listener and carrier links, all stopped by one
-//! cancellation token. `main.rs` and the integration tests both start it
-//! through [`Gateway::build`] and [`Gateway::run`].
+//! The running gateway, wired from a [`Config`]: read model, journal,
+//! templates, responder, outbox, SMPP listener and carrier links, all stopped
+//! by one cancellation token. `main.rs` and the integration tests both start
+//! it through [`Gateway::build`] and [`Gateway::run`].
+//!
+//! Shutdown order: channels stop taking messages and finish recording those
+//! in flight; the outbox finishes the replies it is sending (the connections
+//! are still up for their responses); then the channels unbind; last the
+//! journal and the read model close. Whatever was not sent is in the journal
+//! and goes out after the next start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +18,13 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::gateway::SmsGateway;
+use crate::journal::{Journal, JournalError};
+use crate::outbox::Outbox;
 use crate::reply::{Renderer, TemplateError};
 use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
 use crate::smpp::listener::Listener;
+use crate::smpp::routes::Routes;
 use crate::store::{SqliteStore, StoreError};
 
 /// Start-up failures.
@@ -24,6 +33,9 @@ pub enum StartError {
     /// The read model could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// A template is broken.
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -43,8 +55,11 @@ type Handler = SmsGateway<SqliteStore>;
 /// Everything the gateway runs.
 pub struct Gateway {
     store: SqliteStore,
+    journal: Journal,
+    outbox: Arc<Outbox<SqliteStore>>,
     listener: Option<Listener<Handler>>,
     carriers: Vec<EsmeClient<Handler>>,
+    drain_timeout: std::time::Duration,
 }
 
 impl Gateway {
@@ -59,10 +74,14 @@ impl Gateway {
         for (kind, origin) in renderer.sources() {
             tracing::debug!(template = kind.template_name(), %origin, "template loaded");
         }
-        let handler = Arc::new(SmsGateway::new(Responder::new(
-            store.clone(),
-            Arc::new(renderer),
-        )));
+        let journal = Journal::open(config.journal.clone()).await?;
+        let routes = Arc::new(Routes::default());
+        let outbox = Outbox::new(
+            journal.clone(),
+            Responder::new(store.clone(), Arc::new(renderer)),
+            routes.clone(),
+        );
+        let handler = Arc::new(SmsGateway::new(journal.clone(), outbox.clone()));
         let listener = if config.smpp.listener.enabled {
             let address = config.smpp.listener.bind;
             Some(
@@ -70,6 +89,7 @@ impl Gateway {
                     config.smpp.listener.clone(),
                     config.smpp.session.clone(),
                     handler.clone(),
+                    routes.clone(),
                 )
                 .await
                 .map_err(|source| StartError::Listen { address, source })?,
@@ -81,12 +101,22 @@ impl Gateway {
             .smpp
             .smsc
             .iter()
-            .map(|smsc| EsmeClient::new(smsc.clone(), config.smpp.session.clone(), handler.clone()))
+            .map(|smsc| {
+                EsmeClient::new(
+                    smsc.clone(),
+                    config.smpp.session.clone(),
+                    handler.clone(),
+                    routes.clone(),
+                )
+            })
             .collect();
         Ok(Gateway {
             store,
+            journal,
+            outbox,
             listener,
             carriers,
+            drain_timeout: config.smpp.session.drain_timeout(),
         })
     }
 
@@ -100,19 +130,33 @@ impl Gateway {
         &self.store
     }
 
-    /// Runs until `shutdown`, then drains every channel and closes the store.
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Runs until `shutdown`, then drains (see the module's shutdown order).
     pub async fn run(self, shutdown: CancellationToken) {
-        let tasks = TaskTracker::new();
+        let release = CancellationToken::new();
+        let channels = TaskTracker::new();
         if let Some(listener) = self.listener {
-            tasks.spawn(listener.run(shutdown.clone()));
+            channels.spawn(listener.run(shutdown.clone(), release.clone()));
         }
         for carrier in self.carriers {
-            tasks.spawn(carrier.run(shutdown.clone()));
+            channels.spawn(carrier.run(shutdown.clone(), release.clone()));
         }
-        tasks.close();
+        channels.close();
+        let outbox_stop = CancellationToken::new();
+        let retries = tokio::spawn(self.outbox.clone().run(outbox_stop.clone()));
         let dossiers = self.store.count().await.unwrap_or(-1);
         info!(dossiers, "gateway running");
-        tasks.wait().await;
+        shutdown.cancelled().await;
+        outbox_stop.cancel();
+        let _ = retries.await;
+        self.outbox.drain(self.drain_timeout).await;
+        release.cancel();
+        channels.wait().await;
+        self.journal.close().await;
         self.store.close().await;
         info!("gateway stopped");
     }

@@ -23,6 +23,8 @@ pub const ENV_PREFIX: &str = "MOTCUA_";
 pub struct Config {
     /// `[database]`
     pub database: DatabaseConfig,
+    /// `[journal]`
+    pub journal: crate::journal::JournalSettings,
     /// `[service]`
     pub service: ServiceConfig,
     /// `[reply]`
@@ -205,6 +207,12 @@ impl Config {
             return Err(invalid(format!(
                 "key `database.url`: {:?} is not supported; use sqlite://path/to/file.db",
                 self.database.url
+            )));
+        }
+        if !self.journal.url.starts_with("sqlite:") {
+            return Err(invalid(format!(
+                "key `journal.url`: {:?} is not supported; use sqlite://path/to/journal.db",
+                self.journal.url
             )));
         }
         if self.service.number.trim().is_empty() {

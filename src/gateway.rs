@@ -1,53 +1,50 @@
-//! The bridge between channels and the responder: a citizen's message from
-//! any channel (SMPP today; modem and USSD later) becomes a reply text. The
-//! sender's address is validated here; an address that is not a phone
-//! number (a brand name, a service code) gets no reply. Logs carry the
-//! outcome with the number redacted, never the message text.
+//! The bridge between channels and the rest of the gateway: a citizen's
+//! message from any channel (SMPP today; modem and USSD later) is recorded
+//! in the journal — only then may the channel acknowledge it — and handed to
+//! the outbox, which answers it. A redelivery of a recorded message is
+//! recognised here and not answered again.
 
-use std::time::Instant;
+use std::sync::Arc;
 
-use tracing::info;
-
-use crate::domain::Msisdn;
-use crate::responder::Responder;
-use crate::smpp::{IncomingSms, SmsHandler};
+use crate::journal::{now_ms, Journal, NewMessage, Recorded, StoredMessage};
+use crate::outbox::{external_id, Outbox};
+use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
 use crate::store::DossierStore;
 
-/// Answers citizens' messages from the read model.
+/// Takes citizens' messages from the channels.
 pub struct SmsGateway<S> {
-    responder: Responder<S>,
+    journal: Journal,
+    outbox: Arc<Outbox<S>>,
 }
 
 impl<S: DossierStore> SmsGateway<S> {
-    /// A gateway answering through `responder`.
-    pub fn new(responder: Responder<S>) -> Self {
-        SmsGateway { responder }
+    /// A gateway recording into `journal` and answering through `outbox`.
+    pub fn new(journal: Journal, outbox: Arc<Outbox<S>>) -> Self {
+        SmsGateway { journal, outbox }
     }
 }
 
 impl<S: DossierStore> SmsHandler for SmsGateway<S> {
-    async fn handle(&self, sms: IncomingSms) -> Option<String> {
-        let sender = match Msisdn::parse(&sms.source_addr) {
-            Ok(sender) => sender,
-            Err(reason) => {
-                info!(channel = %sms.channel, %reason, "sender is not a phone number; no reply");
-                return None;
-            }
+    async fn receive(&self, sms: IncomingSms) -> Result<Receipt, ReceiveError> {
+        let message = NewMessage {
+            channel: sms.channel,
+            peer_ref: sms.peer_ref,
+            sender: sms.source,
+            recipient: sms.destination,
+            text: sms.text,
+            received_at: now_ms(),
         };
-        let started = Instant::now();
-        let response = self.responder.respond(&sender, &sms.text).await;
-        let reply = response.reply;
-        info!(
-            channel = %sms.channel,
-            sender = %sender,
-            outcome = reply.kind.as_str(),
-            dossier = response.code.as_ref().map(|c| c.as_str()),
-            owner = response.sender_is_owner,
-            encoding = reply.info.encoding.name(),
-            segments = reply.info.segments,
-            latency_us = started.elapsed().as_micros() as u64,
-            "answered"
-        );
-        Some(reply.text)
+        match self.journal.record(message.clone()).await {
+            Ok(Recorded::New(id)) => {
+                self.outbox.answer_later(StoredMessage { id, message });
+                Ok(Receipt::Accepted {
+                    message_id: external_id(id),
+                })
+            }
+            Ok(Recorded::Duplicate(id)) => Ok(Receipt::Duplicate {
+                message_id: external_id(id),
+            }),
+            Err(error) => Err(ReceiveError(error.to_string())),
+        }
     }
 }

@@ -9,24 +9,31 @@
 //! - [`portal_record`]: the national portal's JSON record shape → [`domain::Dossier`].
 //! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
+//! - [`address`]: an SMS address with TON/NPI.
+//! - [`journal`]: the durable record of messages and the reply outbox (group commit).
 //! - [`sms_text`]: GSM-7 / UCS-2 encodings, segment counting and splitting.
 //! - [`reply`]: templates (minijinja), checked at load, rendered within a segment budget.
 //! - [`responder`]: text → parse → look up → privacy rule → render. No I/O types.
 //! - [`smpp`]: SMPP codec and sessions, listener and carrier (ESME) roles; knows no dossiers.
-//! - [`gateway`]: joins a channel's message to the responder (sender validation, logging).
+//! - [`gateway`]: takes a channel's message: journal first, then the outbox.
+//! - [`outbox`]: answers recorded messages and delivers replies exactly once per message.
 //! - [`config`]: `config.toml` with defaults and `MOTCUA_*` overrides.
 //! - [`app`]: wires a [`config::Config`] into a running [`app::Gateway`].
 //! - [`telemetry`]: logging setup.
 //!
 //! A message's path: `smpp::listener` or `smpp::esme` → `smpp::text::decode_text`
-//! → [`gateway::SmsGateway`] → [`responder::Responder`] (→ `store`, → `reply`)
-//! → `smpp::session::send_text` back on the same connection.
+//! → [`gateway::SmsGateway`] (→ [`journal`], then the peer is acknowledged)
+//! → [`outbox::Outbox`] → [`responder::Responder`] (→ `store`, → `reply`)
+//! → `smpp::routes::Routes::send` on a connection of the same channel.
 
+pub mod address;
 pub mod app;
 pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod import;
+pub mod journal;
+pub mod outbox;
 pub mod portal_record;
 pub mod reply;
 pub mod responder;

@@ -10,8 +10,9 @@ use tokio::net::TcpStream;
 
 use super::codec::Inbound;
 use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
-use super::session::{send_text, Connection, ReplyAddress, ReplyCommand, SessionError};
+use super::session::{send_text, Connection, ReplyCommand, SessionError};
 use super::text::{decode_text, DefaultAlphabet, ESM_UDHI};
+use super::Address;
 use super::SessionSettings;
 
 /// Failures of a one-shot exchange.
@@ -71,19 +72,21 @@ pub async fn send_and_receive(
         addr_npi: 0,
         address_range: String::new(),
     });
-    let address_out = ReplyAddress {
-        source_addr: from.to_owned(),
-        source_addr_ton: 1,
-        source_addr_npi: 1,
-        destination_addr: to.to_owned(),
-        dest_addr_ton: 0,
-        dest_addr_npi: 0,
-    };
+    let citizen = Address::new(from, 1, 1);
+    let service = Address::new(to, 0, 0);
     let text = text.to_owned();
     // Requests run beside the read loop, which routes their responses.
     let exchange = tokio::spawn(async move {
         link.request(bind).await?;
-        send_text(&link, ReplyCommand::SubmitSm, &address_out, &text).await?;
+        send_text(
+            &link,
+            ReplyCommand::SubmitSm,
+            &citizen,
+            &service,
+            &text,
+            &[],
+        )
+        .await?;
         Ok::<_, SessionError>(link)
     });
     let mut exchange = Some(exchange);

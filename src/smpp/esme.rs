@@ -1,8 +1,11 @@
 //! The gateway in the ESME role, bound as a transceiver to a carrier's SMSC:
-//! `deliver_sm` is a citizen's message, the reply goes out as `submit_sm` on
-//! the same link. Keeps the link alive with enquire_link, reconnects with
-//! exponential backoff and jitter, and unbinds after draining on shutdown.
+//! `deliver_sm` is a citizen's message, acknowledged once the handler has
+//! made it durable; the link is registered in [`Routes`] as `smsc:<name>`,
+//! so the reply leaves as `submit_sm` on it. Keeps the link alive with
+//! enquire_link, reconnects with exponential backoff and jitter, and unbinds
+//! after draining on shutdown.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +15,21 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use super::codec::Inbound;
-use super::pdu::{status, status_name, Bind, BindKind, Body, Pdu, ShortMessage};
+use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
+use super::routes::{Route, Routes};
 use super::session::{
-    answer_unsupported, next_request, send_text, spawn_drain, Connection, Link, ReplyAddress,
-    ReplyCommand, SessionError,
+    answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand, SessionError,
 };
 use super::text::{decode_text, is_receipt};
-use super::{IncomingSms, SessionSettings, SmsHandler, SmscSettings};
+use super::{Address, IncomingSms, SessionSettings, SmsHandler, SmscSettings};
+
+/// Numbers the connections of every carrier link, for route bookkeeping.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// The channel name of a carrier link.
+pub fn channel_of(name: &str) -> String {
+    format!("smsc:{name}")
+}
 
 /// Longest wait between reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
@@ -45,20 +56,29 @@ pub struct EsmeClient<H> {
     settings: SmscSettings,
     session: SessionSettings,
     handler: Arc<H>,
+    routes: Arc<Routes>,
 }
 
 impl<H: SmsHandler> EsmeClient<H> {
-    /// A client for `settings` handing messages to `handler`.
-    pub fn new(settings: SmscSettings, session: SessionSettings, handler: Arc<H>) -> Self {
+    /// A client for `settings` handing messages to `handler` and offering its
+    /// link for replies in `routes`.
+    pub fn new(
+        settings: SmscSettings,
+        session: SessionSettings,
+        handler: Arc<H>,
+        routes: Arc<Routes>,
+    ) -> Self {
         EsmeClient {
             settings,
             session,
             handler,
+            routes,
         }
     }
 
-    /// Connects, serves, and reconnects until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Connects, serves, and reconnects until `shutdown`; then finishes the
+    /// messages being recorded, waits for `release` and unbinds.
+    pub async fn run(self, shutdown: CancellationToken, release: CancellationToken) {
         let base = Duration::from_millis(self.settings.reconnect_delay_ms.max(10));
         let mut delay = base;
         let span = tracing::info_span!("smsc", name = %self.settings.name);
@@ -72,7 +92,7 @@ impl<H: SmsHandler> EsmeClient<H> {
                     Ok(conn) => {
                         delay = base;
                         info!(peer = %conn.peer, "bound to SMSC as transceiver");
-                        self.serve(conn, &shutdown).await;
+                        self.serve(conn, &shutdown, &release).await;
                         if shutdown.is_cancelled() {
                             break;
                         }
@@ -136,7 +156,13 @@ impl<H: SmsHandler> EsmeClient<H> {
                             })
                         };
                     }
-                    Some(Ok(other)) => debug!(?other, "ignored before bind"),
+                    Some(Ok(Inbound::Pdu(pdu))) => debug!(
+                        command = super::session::command_name(pdu.command_id),
+                        "ignored before the bind response"
+                    ),
+                    Some(Ok(Inbound::Invalid { error, .. })) => {
+                        debug!(%error, "malformed PDU before the bind response")
+                    }
                     Some(Err(e)) => return Err(SessionError::Io(e)),
                     None => return Err(SessionError::Closed),
                 }
@@ -151,9 +177,28 @@ impl<H: SmsHandler> EsmeClient<H> {
         Ok(conn)
     }
 
-    async fn serve(&self, mut conn: Connection, shutdown: &CancellationToken) {
+    async fn serve(
+        &self,
+        mut conn: Connection,
+        shutdown: &CancellationToken,
+        release: &CancellationToken,
+    ) {
         let link = conn.link.clone();
-        let replies = TaskTracker::new();
+        let channel = channel_of(&self.settings.name);
+        let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        self.routes.register(
+            &channel,
+            Route {
+                session: connection,
+                link: link.clone(),
+                command: ReplyCommand::SubmitSm,
+                source_override: self.settings.source_addr.clone(),
+                source_ton: self.settings.source_addr_ton,
+                source_npi: self.settings.source_addr_npi,
+                tag_replies: false,
+            },
+        );
+        let receiving = TaskTracker::new();
         let drained = CancellationToken::new();
         let dead = CancellationToken::new();
         let keepalive = tokio::spawn(keep_alive(
@@ -166,7 +211,7 @@ impl<H: SmsHandler> EsmeClient<H> {
             let request = tokio::select! {
                 _ = shutdown.cancelled(), if !draining => {
                     draining = true;
-                    spawn_drain(replies.clone(), link.clone(), self.session.drain_timeout(), drained.clone());
+                    spawn_drain(receiving.clone(), link.clone(), self.session.drain_timeout(), release.clone(), drained.clone());
                     continue;
                 }
                 _ = drained.cancelled() => break,
@@ -180,23 +225,39 @@ impl<H: SmsHandler> EsmeClient<H> {
             let seq = pdu.sequence_number;
             match pdu.body {
                 Body::DeliverSm(sm) => {
-                    let _ = link
-                        .send(Pdu::new(
-                            seq,
-                            Body::DeliverSmResp {
-                                message_id: String::new(),
-                            },
-                        ))
-                        .await;
                     if is_receipt(&sm) {
                         debug!(esm_class = sm.esm_class, "delivery receipt received");
+                        let _ = link
+                            .send(Pdu::new(
+                                seq,
+                                Body::DeliverSmResp {
+                                    message_id: String::new(),
+                                },
+                            ))
+                            .await;
                         continue;
                     }
-                    replies.spawn(answer(
+                    if draining {
+                        // Not recorded: a temporary error makes the SMSC deliver it again later.
+                        let _ = link
+                            .send(
+                                Pdu::new(
+                                    seq,
+                                    Body::DeliverSmResp {
+                                        message_id: String::new(),
+                                    },
+                                )
+                                .with_status(status::ESME_RX_T_APPN),
+                            )
+                            .await;
+                        continue;
+                    }
+                    receiving.spawn(receive(
                         self.handler.clone(),
                         link.clone(),
-                        self.settings.clone(),
+                        channel.clone(),
                         self.session.default_alphabet,
+                        seq,
                         sm,
                     ));
                 }
@@ -217,6 +278,7 @@ impl<H: SmsHandler> EsmeClient<H> {
             }
         }
         keepalive.abort();
+        self.routes.unregister(&channel, connection);
         link.fail_pending();
     }
 }
@@ -238,48 +300,53 @@ async fn keep_alive(link: Link, interval: Duration, dead: CancellationToken) {
     }
 }
 
-/// Handles one delivered message and submits the reply.
-async fn answer<H: SmsHandler>(
+/// Hands one delivered message to the handler and acknowledges it once it
+/// is durable; a temporary error makes the SMSC deliver it again.
+async fn receive<H: SmsHandler>(
     handler: Arc<H>,
     link: Link,
-    settings: SmscSettings,
+    channel: String,
     alphabet: super::DefaultAlphabet,
+    sequence: u32,
     sm: ShortMessage,
 ) {
     let text = decode_text(&sm, alphabet).unwrap_or_else(|error| {
-        warn!(%error, "message text unreadable; answering with help");
+        warn!(%error, "message text unreadable; it will be answered with help");
         String::new()
     });
     let incoming = IncomingSms {
-        channel: format!("smsc:{}", settings.name),
-        source_addr: sm.source_addr.clone(),
-        destination_addr: sm.destination_addr.clone(),
+        channel,
+        source: Address::new(
+            sm.source_addr.clone(),
+            sm.source_addr_ton,
+            sm.source_addr_npi,
+        ),
+        destination: Address::new(
+            sm.destination_addr.clone(),
+            sm.dest_addr_ton,
+            sm.dest_addr_npi,
+        ),
         text,
+        peer_ref: None,
     };
-    let Some(reply) = handler.handle(incoming).await else {
-        return;
-    };
-    let mut address = ReplyAddress::answering(&sm);
-    if let Some(source) = &settings.source_addr {
-        address.source_addr = source.clone();
-    }
-    if let Some(ton) = settings.source_addr_ton {
-        address.source_addr_ton = ton;
-    }
-    if let Some(npi) = settings.source_addr_npi {
-        address.source_addr_npi = npi;
-    }
-    match send_text(&link, ReplyCommand::SubmitSm, &address, &reply).await {
-        Ok(ids) => debug!(?ids, "reply accepted by SMSC"),
-        Err(SessionError::Refused { status, .. }) => {
-            warn!(
-                status = status_name(status),
-                code = status,
-                "SMSC refused the reply"
-            )
+    let status = match handler.receive(incoming).await {
+        Ok(_) => status::ESME_ROK,
+        Err(error) => {
+            warn!(%error, "message refused for now; the SMSC will deliver it again");
+            status::ESME_RX_T_APPN
         }
-        Err(error) => warn!(%error, "reply not submitted"),
-    }
+    };
+    let _ = link
+        .send(
+            Pdu::new(
+                sequence,
+                Body::DeliverSmResp {
+                    message_id: String::new(),
+                },
+            )
+            .with_status(status),
+        )
+        .await;
 }
 
 /// A number in [0, 1) for backoff jitter, without a random-number crate.

@@ -1,13 +1,13 @@
 //! The gateway in the SMSC role: peers (aggregators, test tools, the CLI)
-//! bind with an account from config, their `submit_sm` is a citizen's
-//! message (source_addr = the citizen), and the reply goes back to that
-//! account as `deliver_sm` — on the same connection when it can receive,
-//! otherwise on another receiving connection of the same account.
+//! bind with an account from config, and their `submit_sm` is a citizen's
+//! message (source_addr = the citizen). It is acknowledged only once the
+//! handler has made it durable. Connections that can receive are registered
+//! in [`Routes`] as channel `listener:<account>`; replies reach the account
+//! as `deliver_sm` on any of them, tagged with the answered message's id.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -16,41 +16,22 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use super::pdu::{status, tag, Bind, BindKind, Body, Pdu, ShortMessage, Tlv};
+use super::routes::{Route, Routes};
 use super::session::{
-    answer_unsupported, next_request, send_text, spawn_drain, Connection, Link, ReplyAddress,
-    ReplyCommand,
+    answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand,
 };
 use super::text::decode_text;
-use super::{IncomingSms, ListenerSettings, SessionSettings, SmsHandler};
-
-/// A bound peer that can receive deliver_sm.
-struct Receiver {
-    session: u64,
-    link: Link,
-}
+use super::{Address, IncomingSms, ListenerSettings, Receipt, SessionSettings, SmsHandler};
 
 struct Shared<H> {
     settings: ListenerSettings,
     session: SessionSettings,
     handler: Arc<H>,
-    /// Receiving sessions per account.
-    receivers: Mutex<HashMap<String, Vec<Receiver>>>,
+    routes: Arc<Routes>,
     next_session: AtomicU64,
-    next_message_id: AtomicU64,
-    /// Start time, so message ids differ across restarts.
-    epoch: u64,
 }
 
 impl<H> Shared<H> {
-    fn lock_receivers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Receiver>>> {
-        self.receivers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn message_id(&self) -> String {
-        let n = self.next_message_id.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}{:08x}", self.epoch as u32, n as u32)
-    }
-
     /// The account whose credentials match, or the status to refuse with.
     fn authenticate(&self, bind: &Bind) -> Result<String, u32> {
         let account = self
@@ -70,16 +51,11 @@ impl<H> Shared<H> {
             Err(status::ESME_RINVPASWD)
         }
     }
+}
 
-    /// A link to deliver a reply for `account`, preferring `origin`.
-    fn receiver_for(&self, account: &str, origin: u64) -> Option<Link> {
-        let receivers = self.lock_receivers();
-        let list = receivers.get(account)?;
-        list.iter()
-            .find(|r| r.session == origin && r.link.is_open())
-            .or_else(|| list.iter().find(|r| r.link.is_open()))
-            .map(|r| r.link.clone())
-    }
+/// The channel name of an account's connections.
+pub fn channel_of(account: &str) -> String {
+    format!("listener:{account}")
 }
 
 /// The SMPP listener, bound and ready to run.
@@ -94,21 +70,17 @@ impl<H: SmsHandler> Listener<H> {
         settings: ListenerSettings,
         session: SessionSettings,
         handler: Arc<H>,
+        routes: Arc<Routes>,
     ) -> std::io::Result<Self> {
         let socket = TcpListener::bind(settings.bind).await?;
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Ok(Listener {
             socket,
             shared: Arc::new(Shared {
                 settings,
                 session,
                 handler,
-                receivers: Mutex::default(),
+                routes,
                 next_session: AtomicU64::new(1),
-                next_message_id: AtomicU64::new(1),
-                epoch,
             }),
         })
     }
@@ -118,9 +90,10 @@ impl<H: SmsHandler> Listener<H> {
         self.socket.local_addr()
     }
 
-    /// Accepts peers until `shutdown`; then every session drains its
-    /// in-flight replies, unbinds and closes before this returns.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Accepts peers until `shutdown`; then every session stops taking
+    /// messages, finishes recording those in flight, waits for `release`
+    /// (replies in flight sent), unbinds and closes before this returns.
+    pub async fn run(self, shutdown: CancellationToken, release: CancellationToken) {
         let sessions = TaskTracker::new();
         info!(address = %self.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), accounts = self.shared.settings.accounts.len(), "SMPP listener accepting binds");
         loop {
@@ -134,7 +107,7 @@ impl<H: SmsHandler> Listener<H> {
                         };
                         let id = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
                         let span = tracing::info_span!("smpp_peer", session = id, %peer);
-                        sessions.spawn(serve(conn, id, self.shared.clone(), shutdown.clone()).instrument(span));
+                        sessions.spawn(serve(conn, id, self.shared.clone(), shutdown.clone(), release.clone()).instrument(span));
                     }
                     Err(error) => {
                         warn!(%error, "accept failed");
@@ -156,10 +129,11 @@ async fn serve<H: SmsHandler>(
     session_id: u64,
     shared: Arc<Shared<H>>,
     shutdown: CancellationToken,
+    release: CancellationToken,
 ) {
     debug!("peer connected");
     let link = conn.link.clone();
-    let replies = TaskTracker::new();
+    let receiving = TaskTracker::new();
     let drained = CancellationToken::new();
     let mut bound: Option<(String, BindKind)> = None;
     let mut draining = false;
@@ -168,7 +142,7 @@ async fn serve<H: SmsHandler>(
             _ = shutdown.cancelled(), if !draining => {
                 draining = true;
                 if bound.is_some() {
-                    spawn_drain(replies.clone(), link.clone(), shared.session.drain_timeout(), drained.clone());
+                    spawn_drain(receiving.clone(), link.clone(), shared.session.drain_timeout(), release.clone(), drained.clone());
                 } else {
                     break;
                 }
@@ -204,14 +178,18 @@ async fn serve<H: SmsHandler>(
                     Ok(account) => {
                         info!(system_id = %account, bind = kind.as_str(), "peer bound");
                         if kind.can_receive() {
-                            shared
-                                .lock_receivers()
-                                .entry(account.clone())
-                                .or_default()
-                                .push(Receiver {
+                            shared.routes.register(
+                                &channel_of(&account),
+                                Route {
                                     session: session_id,
                                     link: link.clone(),
-                                });
+                                    command: ReplyCommand::DeliverSm,
+                                    source_override: None,
+                                    source_ton: None,
+                                    source_npi: None,
+                                    tag_replies: true,
+                                },
+                            );
                         }
                         bound = Some((account, kind));
                         let _ = link
@@ -256,20 +234,9 @@ async fn serve<H: SmsHandler>(
                         .await;
                     continue;
                 }
-                let message_id = shared.message_id();
-                let _ = link
-                    .send(Pdu::new(
-                        seq,
-                        Body::SubmitSmResp {
-                            message_id: message_id.clone(),
-                        },
-                    ))
-                    .await;
                 let shared = shared.clone();
-                replies.spawn(
-                    answer(shared, account, session_id, sm)
-                        .instrument(tracing::info_span!("message", id = %message_id)),
-                );
+                let link = link.clone();
+                receiving.spawn(receive(shared, account, link, seq, sm));
             }
             Body::EnquireLink => {
                 let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;
@@ -288,40 +255,61 @@ async fn serve<H: SmsHandler>(
         }
     }
     if let Some((account, _)) = &bound {
-        if let Some(list) = shared.lock_receivers().get_mut(account) {
-            list.retain(|r| r.session != session_id);
-        }
+        shared.routes.unregister(&channel_of(account), session_id);
     }
     link.fail_pending();
     debug!("peer session closed");
 }
 
-/// Handles one submitted message and delivers the reply.
-async fn answer<H: SmsHandler>(
+/// Hands one submitted message to the handler and acknowledges it once the
+/// handler has made it durable (or refuses it for now, so the peer retries).
+async fn receive<H: SmsHandler>(
     shared: Arc<Shared<H>>,
     account: String,
-    origin: u64,
+    link: Link,
+    sequence: u32,
     sm: ShortMessage,
 ) {
     let text = decode_text(&sm, shared.session.default_alphabet).unwrap_or_else(|error| {
-        warn!(%error, "message text unreadable; answering with help");
+        warn!(%error, "message text unreadable; it will be answered with help");
         String::new()
     });
     let incoming = IncomingSms {
-        channel: format!("listener:{account}"),
-        source_addr: sm.source_addr.clone(),
-        destination_addr: sm.destination_addr.clone(),
+        channel: channel_of(&account),
+        source: Address::new(
+            sm.source_addr.clone(),
+            sm.source_addr_ton,
+            sm.source_addr_npi,
+        ),
+        destination: Address::new(
+            sm.destination_addr.clone(),
+            sm.dest_addr_ton,
+            sm.dest_addr_npi,
+        ),
         text,
+        peer_ref: sm
+            .tlv(tag::USER_MESSAGE_REFERENCE)
+            .filter(|v| v.len() == 2)
+            .map(|v| u16::from_be_bytes([v[0], v[1]]).to_string()),
     };
-    let Some(reply) = shared.handler.handle(incoming).await else {
-        return;
+    let resp = match shared.handler.receive(incoming).await {
+        Ok(Receipt::Accepted { message_id }) => {
+            Pdu::new(sequence, Body::SubmitSmResp { message_id })
+        }
+        Ok(Receipt::Duplicate { message_id }) => {
+            debug!(%message_id, "redelivered message acknowledged again, not answered twice");
+            Pdu::new(sequence, Body::SubmitSmResp { message_id })
+        }
+        Err(error) => {
+            warn!(%error, "message refused for now; the peer will retry");
+            Pdu::new(
+                sequence,
+                Body::SubmitSmResp {
+                    message_id: String::new(),
+                },
+            )
+            .with_status(status::ESME_RMSGQFUL)
+        }
     };
-    let Some(link) = shared.receiver_for(&account, origin) else {
-        warn!(system_id = %account, "no receiving session bound for this account; reply not delivered");
-        return;
-    };
-    let address = ReplyAddress::answering(&sm);
-    if let Err(error) = send_text(&link, ReplyCommand::DeliverSm, &address, &reply).await {
-        warn!(%error, system_id = %account, "reply delivery failed");
-    }
+    let _ = link.send(resp).await;
 }

@@ -9,15 +9,20 @@
 //! - [`esme`]: the gateway bound to a carrier's SMSC.
 //! - [`client`]: a one-shot ESME used by the CLI.
 //!
+//! - [`routes`]: the live connections per channel, through which replies leave.
+//!
 //! A citizen's message leaves this room as an [`IncomingSms`] given to an
-//! [`SmsHandler`]; the handler's answer comes back as text and is encoded and
-//! sent on the connection the message arrived on.
+//! [`SmsHandler`], which must make it durable before the peer is
+//! acknowledged; the reply comes back later as text through
+//! [`routes::Routes::send`] and leaves on a connection of the channel the
+//! message arrived on.
 
 pub mod client;
 pub mod codec;
 pub mod esme;
 pub mod listener;
 pub mod pdu;
+pub mod routes;
 pub mod session;
 pub mod text;
 
@@ -29,24 +34,53 @@ use serde::Deserialize;
 
 pub use text::DefaultAlphabet;
 
+pub use crate::address::Address;
+
 /// A citizen's message as it arrived, decoded to text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingSms {
-    /// Which connection it came in on (`listener:<system_id>` or `smsc:<name>`).
+    /// Which connection it came in on (`listener:<system_id>` or `smsc:<name>`);
+    /// the reply goes back through [`routes::Routes`] under the same name.
     pub channel: String,
-    /// The sender's address as the carrier wrote it.
-    pub source_addr: String,
+    /// The sender (the citizen) as the carrier wrote it.
+    pub source: Address,
     /// The number the citizen texted (our short number).
-    pub destination_addr: String,
+    pub destination: Address,
     /// The decoded text; empty when the coding could not be read.
     pub text: String,
+    /// The peer's own reference for the message (`user_message_reference`), if any.
+    pub peer_ref: Option<String>,
 }
 
-/// What the gateway does with a citizen's message: the reply text, or
-/// `None` for no reply.
+/// How the gateway took a message; only then is the peer acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// Recorded durably; the reply will follow. The id goes to the peer.
+    Accepted {
+        /// Message id for submit_sm_resp.
+        message_id: String,
+    },
+    /// A redelivery of a message already recorded: acknowledged, not answered again.
+    Duplicate {
+        /// The first delivery's message id.
+        message_id: String,
+    },
+}
+
+/// The gateway could not take the message now; the peer gets a temporary
+/// error and will deliver it again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message not accepted: {0}")]
+pub struct ReceiveError(pub String);
+
+/// Where citizens' messages go. `receive` returns once the message is safe
+/// (journaled); the reply is sent later through [`routes::Routes`].
 pub trait SmsHandler: Send + Sync + 'static {
-    /// Answers one message.
-    fn handle(&self, sms: IncomingSms) -> impl Future<Output = Option<String>> + Send;
+    /// Takes one message.
+    fn receive(
+        &self,
+        sms: IncomingSms,
+    ) -> impl Future<Output = Result<Receipt, ReceiveError>> + Send;
 }
 
 /// Settings shared by every SMPP session (`[smpp]` in config.toml).

@@ -115,6 +115,8 @@ pub mod status {
     pub const ESME_RINVESMCLASS: u32 = 0x0000_0043;
     /// Throttling error (the ESME exceeded allowed message limits).
     pub const ESME_RTHROTTLED: u32 = 0x0000_0058;
+    /// ESME receiver temporary application error (the SMSC should retry).
+    pub const ESME_RX_T_APPN: u32 = 0x0000_0064;
     /// Invalid scheduled delivery time.
     pub const ESME_RINVSCHED: u32 = 0x0000_0061;
     /// Invalid validity period.
@@ -170,7 +172,7 @@ pub fn status_name(code: u32) -> &'static str {
         ESME_RINVSCHED => "ESME_RINVSCHED",
         ESME_RINVEXPIRY => "ESME_RINVEXPIRY",
         0x63 => "ESME_RINVDFTMSGID",
-        0x64 => "ESME_RX_T_APPN",
+        ESME_RX_T_APPN => "ESME_RX_T_APPN",
         0x65 => "ESME_RX_P_APPN",
         0x66 => "ESME_RX_R_APPN",
         0x67 => "ESME_RQUERYFAIL",
@@ -205,6 +207,13 @@ pub mod tag {
     pub const USSD_SERVICE_OP: u16 = 0x0501;
     /// its_session_info
     pub const ITS_SESSION_INFO: u16 = 0x1383;
+    /// user_message_reference: the peer's own id for a message.
+    pub const USER_MESSAGE_REFERENCE: u16 = 0x0204;
+    /// Vendor-specific (motcua-sms): on a reply delivered to a listener peer,
+    /// the message id (as given in submit_sm_resp) of the message it answers.
+    /// A reply may be delivered again after a crash; a peer drops a second
+    /// delivery carrying the same value.
+    pub const MOTCUA_REPLY_TO: u16 = 0x1401;
 }
 
 /// The header every PDU starts with.

@@ -297,13 +297,16 @@ pub fn answer_unsupported(pdu: &Pdu) -> Option<Pdu> {
     })
 }
 
-/// On shutdown: lets in-flight reply tasks finish (up to `drain_timeout`),
-/// then unbinds, then cancels `done` so the session's read loop, which keeps
-/// routing responses meanwhile, can stop.
+/// On shutdown: lets the session's in-flight tasks (messages being recorded)
+/// finish, up to `drain_timeout`; waits for `release` (the gateway has sent
+/// the replies it had in flight, which may need this connection); then
+/// unbinds and cancels `done` so the session's read loop — which keeps
+/// routing responses meanwhile — can stop.
 pub fn spawn_drain(
     tasks: tokio_util::task::TaskTracker,
     link: Link,
     drain_timeout: Duration,
+    release: tokio_util::sync::CancellationToken,
     done: tokio_util::sync::CancellationToken,
 ) {
     tokio::spawn(async move {
@@ -315,45 +318,15 @@ pub fn spawn_drain(
             tracing::warn!(
                 unfinished = tasks.len(),
                 ?drain_timeout,
-                "replies still in flight at the end of the drain; unbinding anyway"
+                "messages still being recorded at the end of the drain; unbinding anyway"
             );
         }
+        release.cancelled().await;
         if let Err(error) = link.request(Body::Unbind).await {
             tracing::debug!(%error, "unbind on shutdown not acknowledged");
         }
         done.cancel();
     });
-}
-
-/// Where a reply goes: the addresses of the message it answers, swapped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplyAddress {
-    /// Our number (the one the citizen texted, unless configured otherwise).
-    pub source_addr: String,
-    /// Its type of number.
-    pub source_addr_ton: u8,
-    /// Its numbering plan.
-    pub source_addr_npi: u8,
-    /// The citizen's number, as the carrier wrote it.
-    pub destination_addr: String,
-    /// Its type of number.
-    pub dest_addr_ton: u8,
-    /// Its numbering plan.
-    pub dest_addr_npi: u8,
-}
-
-impl ReplyAddress {
-    /// The reply to `incoming` goes back to its sender, from the number it was sent to.
-    pub fn answering(incoming: &super::pdu::ShortMessage) -> Self {
-        ReplyAddress {
-            source_addr: incoming.destination_addr.clone(),
-            source_addr_ton: incoming.dest_addr_ton,
-            source_addr_npi: incoming.dest_addr_npi,
-            destination_addr: incoming.source_addr.clone(),
-            dest_addr_ton: incoming.source_addr_ton,
-            dest_addr_npi: incoming.source_addr_npi,
-        }
-    }
 }
 
 /// Which request carries a reply: deliver_sm (we are the SMSC) or submit_sm
@@ -366,27 +339,31 @@ pub enum ReplyCommand {
     SubmitSm,
 }
 
-/// Encodes `text` (concatenated parts when long) and sends every part,
-/// returning the message ids the peer gave (empty for deliver_sm). The parts
-/// are written back to back, in order, and their responses awaited together.
+/// Encodes `text` (concatenated parts when long) and sends every part from
+/// `from` to `to` with `tlvs` added, returning the message ids the peer gave
+/// (empty for deliver_sm). The parts are written back to back, in order, and
+/// their responses awaited together.
 pub async fn send_text(
     link: &Link,
     command: ReplyCommand,
-    address: &ReplyAddress,
+    from: &super::Address,
+    to: &super::Address,
     text: &str,
+    tlvs: &[super::pdu::Tlv],
 ) -> Result<Vec<String>, SessionError> {
     let parts = super::text::encode_reply(text, link.next_reference());
     let requests = parts.into_iter().map(|part| {
         let sm = super::pdu::ShortMessage {
-            source_addr_ton: address.source_addr_ton,
-            source_addr_npi: address.source_addr_npi,
-            source_addr: address.source_addr.clone(),
-            dest_addr_ton: address.dest_addr_ton,
-            dest_addr_npi: address.dest_addr_npi,
-            destination_addr: address.destination_addr.clone(),
+            source_addr_ton: from.ton,
+            source_addr_npi: from.npi,
+            source_addr: from.addr.clone(),
+            dest_addr_ton: to.ton,
+            dest_addr_npi: to.npi,
+            destination_addr: to.addr.clone(),
             esm_class: part.esm_class,
             data_coding: part.data_coding,
             short_message: part.short_message,
+            tlvs: tlvs.to_vec(),
             ..Default::default()
         };
         link.request(match command {

@@ -81,6 +81,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}/read.db", dir.path().display());
+    config.journal.url = format!("sqlite://{}/journal.db", dir.path().display());
     config.reply.accents = options.accents;
     // The repository's templates are the built-in ones; test the built-ins.
     config.reply.templates_dir = dir.path().join("no-templates");

@@ -1,0 +1,767 @@
+//! The durable journal: every citizen's message is recorded here before the
+//! carrier or peer is acknowledged, and its reply is an outbox entry with a
+//! state (queued → sent / accepted → delivered, or failed / suppressed).
+//! Writes go through one writer task that commits whatever has queued up in
+//! a single transaction (group commit), so an fsync is shared by every
+//! message that arrived meanwhile. A separate SQLite file from the read
+//! model: the read model can be rebuilt from the core, the journal cannot.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most operations committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// `[journal]` in config.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSettings {
+    /// `sqlite://path/to/journal.db`.
+    pub url: String,
+    /// `full` (every commit reaches the disk before a message is acknowledged),
+    /// `normal` (survives a gateway crash, not a power cut), `off` (benchmarks only).
+    pub synchronous: Durability,
+    /// A message from the same sender with the same text on the same channel
+    /// within this many seconds is a redelivery: acknowledged, not answered again.
+    pub redelivery_window_secs: u64,
+    /// Message texts and phone numbers are erased after this many days;
+    /// outcomes and times are kept for statistics.
+    pub retention_days: u64,
+    /// A reply that could not be sent is retried this many times before it is failed.
+    pub max_attempts: u32,
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        JournalSettings {
+            url: "sqlite://var/journal.db".to_owned(),
+            synchronous: Durability::Full,
+            redelivery_window_secs: 600,
+            retention_days: 90,
+            max_attempts: 20,
+        }
+    }
+}
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync on every commit.
+    Full,
+    /// fsync at checkpoints (WAL): safe against process crashes.
+    Normal,
+    /// No fsync: for measuring the cost of durability only.
+    Off,
+}
+
+/// Journal failures.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The journal database could not be opened or migrated.
+    #[error("cannot open the journal at {url}: {source}")]
+    Open {
+        /// Its URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Schema migration failed.
+    #[error("cannot migrate the journal: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A statement or commit failed.
+    #[error("journal write failed: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// The writer task has stopped (shutdown).
+    #[error("the journal writer has stopped")]
+    Stopped,
+}
+
+pub use crate::address::Address;
+
+/// A message to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Where it came from: `listener:<account>` or `smsc:<name>`.
+    pub channel: String,
+    /// The peer's own id for it, when it gives one.
+    pub peer_ref: Option<String>,
+    /// The citizen.
+    pub sender: Address,
+    /// The number they texted.
+    pub recipient: Address,
+    /// The decoded text.
+    pub text: String,
+    /// Unix milliseconds.
+    pub received_at: i64,
+}
+
+/// What recording did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new message, with its id.
+    New(i64),
+    /// A redelivery of the message with this id.
+    Duplicate(i64),
+}
+
+/// A reply's state in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyState {
+    /// Rendered, not yet acknowledged by the peer or SMSC.
+    Queued,
+    /// Acknowledged by a bound peer (listener role).
+    Sent,
+    /// Accepted by the carrier's SMSC (submit_sm_resp).
+    Accepted,
+    /// Delivered to the handset (delivery receipt).
+    Delivered,
+    /// Given up.
+    Failed,
+    /// Deliberately not answered (not a phone number, rate limited, …).
+    Suppressed,
+}
+
+impl ReplyState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyState::Queued => "queued",
+            ReplyState::Sent => "sent",
+            ReplyState::Accepted => "accepted",
+            ReplyState::Delivered => "delivered",
+            ReplyState::Failed => "failed",
+            ReplyState::Suppressed => "suppressed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => ReplyState::Queued,
+            "sent" => ReplyState::Sent,
+            "accepted" => ReplyState::Accepted,
+            "delivered" => ReplyState::Delivered,
+            "failed" => ReplyState::Failed,
+            "suppressed" => ReplyState::Suppressed,
+            _ => return None,
+        })
+    }
+}
+
+/// A recorded message, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its id.
+    pub id: i64,
+    /// What was recorded.
+    pub message: NewMessage,
+}
+
+/// A reply waiting to be sent, with where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReply {
+    /// The message it answers.
+    pub message_id: i64,
+    /// The channel it goes out on.
+    pub channel: String,
+    /// The citizen.
+    pub to: Address,
+    /// Our number.
+    pub from: Address,
+    /// The reply text.
+    pub text: String,
+    /// Tries so far.
+    pub attempts: u32,
+}
+
+enum Op {
+    Record(NewMessage, oneshot::Sender<Result<Recorded, JournalError>>),
+    QueueReply {
+        message_id: i64,
+        outcome: String,
+        text: String,
+        state: ReplyState,
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    Update {
+        message_id: i64,
+        state: ReplyState,
+        peer_ids: Option<String>,
+        error: Option<String>,
+        next_attempt_at: Option<i64>,
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+}
+
+/// Handle to the journal; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    pool: SqlitePool,
+    writes: mpsc::Sender<Op>,
+    settings: JournalSettings,
+}
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Journal {
+    /// Opens (creating if needed) and migrates the journal, and starts its writer.
+    pub async fn open(settings: JournalSettings) -> Result<Self, JournalError> {
+        let url = settings.url.clone();
+        let open_err = |source| JournalError::Open {
+            url: url.clone(),
+            source,
+        };
+        let synchronous = match settings.synchronous {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+            Durability::Off => SqliteSynchronous::Off,
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let filename = options.get_filename().to_path_buf();
+        let in_memory = filename.as_os_str() == ":memory:";
+        if !in_memory {
+            if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations/journal").run(&pool).await?;
+        let (writes, queue) = mpsc::channel(4096);
+        tokio::spawn(write_loop(pool.clone(), queue, settings.clone()));
+        Ok(Journal {
+            pool,
+            writes,
+            settings,
+        })
+    }
+
+    /// The journal's connection pool (for tables of other rooms that must survive restarts).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &JournalSettings {
+        &self.settings
+    }
+
+    /// Records a message durably; returns when it is on disk (per `synchronous`).
+    pub async fn record(&self, message: NewMessage) -> Result<Recorded, JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::Record(message, done)).await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    /// Stores the reply a message earned (`Queued`), or that it gets none
+    /// (`Suppressed`, with the reason as outcome).
+    pub async fn queue_reply(
+        &self,
+        message_id: i64,
+        outcome: &str,
+        text: &str,
+        state: ReplyState,
+    ) -> Result<(), JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::QueueReply {
+            message_id,
+            outcome: outcome.to_owned(),
+            text: text.to_owned(),
+            state,
+            done,
+        })
+        .await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    /// Records the outcome of a send: a final state with the peer's ids, or a
+    /// retry at `next_attempt_at` with the error.
+    pub async fn update_reply(
+        &self,
+        message_id: i64,
+        state: ReplyState,
+        peer_ids: Option<String>,
+        error: Option<String>,
+        next_attempt_at: Option<i64>,
+    ) -> Result<(), JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::Update {
+            message_id,
+            state,
+            peer_ids,
+            error,
+            next_attempt_at,
+            done,
+        })
+        .await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    async fn submit(&self, op: Op) -> Result<(), JournalError> {
+        self.writes
+            .send(op)
+            .await
+            .map_err(|_| JournalError::Stopped)
+    }
+
+    /// Messages recorded but not yet given a reply (after a crash), oldest first.
+    pub async fn unanswered(&self) -> Result<Vec<StoredMessage>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT m.* FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+             WHERE r.message_id IS NULL AND m.purged = 0 ORDER BY m.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_message).collect()
+    }
+
+    /// Queued replies due at `now` (Unix ms) on `channel` (or every channel), oldest first.
+    pub async fn due_replies(
+        &self,
+        now: i64,
+        channel: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<PendingReply>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT r.message_id, r.text AS reply_text, r.attempts, m.channel, m.sender, \
+             m.sender_ton, m.sender_npi, m.recipient, m.recipient_ton, m.recipient_npi \
+             FROM replies r JOIN messages m ON m.id = r.message_id \
+             WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND (? IS NULL OR m.channel = ?) \
+             ORDER BY r.message_id LIMIT ?",
+        )
+        .bind(now)
+        .bind(channel)
+        .bind(channel)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingReply {
+                    message_id: row.try_get("message_id")?,
+                    channel: row.try_get("channel")?,
+                    to: Address {
+                        addr: row.try_get("sender")?,
+                        ton: row.try_get::<i64, _>("sender_ton")? as u8,
+                        npi: row.try_get::<i64, _>("sender_npi")? as u8,
+                    },
+                    from: Address {
+                        addr: row.try_get("recipient")?,
+                        ton: row.try_get::<i64, _>("recipient_ton")? as u8,
+                        npi: row.try_get::<i64, _>("recipient_npi")? as u8,
+                    },
+                    text: row.try_get("reply_text")?,
+                    attempts: row.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// The state of a message's reply, if it has one.
+    pub async fn reply_state(&self, message_id: i64) -> Result<Option<ReplyState>, JournalError> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM replies WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(state.as_deref().and_then(ReplyState::parse))
+    }
+
+    /// Erases texts and phone numbers of messages received before `cutoff`
+    /// (Unix ms), keeping channel, times, outcomes and states for statistics.
+    /// Returns how many messages were purged.
+    pub async fn purge_before(&self, cutoff: i64) -> Result<u64, JournalError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE replies SET text = '' WHERE message_id IN \
+             (SELECT id FROM messages WHERE received_at < ? AND purged = 0) \
+             AND state <> 'queued'",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let purged = sqlx::query(
+            "UPDATE messages SET text = '', sender = '', recipient = '', peer_ref = NULL, purged = 1 \
+             WHERE received_at < ? AND purged = 0 \
+             AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.message_id = messages.id AND r.state = 'queued')",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    /// Closes the pool after the writer has finished what it was given.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn row_to_message(row: &sqlx::sqlite::SqliteRow) -> Result<StoredMessage, JournalError> {
+    Ok(StoredMessage {
+        id: row.try_get("id")?,
+        message: NewMessage {
+            channel: row.try_get("channel")?,
+            peer_ref: row.try_get("peer_ref")?,
+            sender: Address {
+                addr: row.try_get("sender")?,
+                ton: row.try_get::<i64, _>("sender_ton")? as u8,
+                npi: row.try_get::<i64, _>("sender_npi")? as u8,
+            },
+            recipient: Address {
+                addr: row.try_get("recipient")?,
+                ton: row.try_get::<i64, _>("recipient_ton")? as u8,
+                npi: row.try_get::<i64, _>("recipient_npi")? as u8,
+            },
+            text: row.try_get("text")?,
+            received_at: row.try_get("received_at")?,
+        },
+    })
+}
+
+/// The single writer: takes every queued operation, applies them in one
+/// transaction, commits, then answers each.
+async fn write_loop(pool: SqlitePool, mut queue: mpsc::Receiver<Op>, settings: JournalSettings) {
+    let window_ms = (settings.redelivery_window_secs as i64).saturating_mul(1000);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        match apply(&pool, &mut batch, window_ms).await {
+            Ok(results) => {
+                for (op, result) in batch.drain(..).zip(results) {
+                    answer(op, result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, operations = batch.len(), "journal commit failed; the messages are not acknowledged");
+                let text = error.to_string();
+                for op in batch.drain(..) {
+                    answer(op, Err(sqlx::Error::Protocol(text.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// What one operation produced inside the batch.
+type OpResult = Result<Option<Recorded>, sqlx::Error>;
+
+fn answer(op: Op, result: OpResult) {
+    match op {
+        Op::Record(_, done) => {
+            let _ = done.send(
+                result
+                    .map_err(JournalError::Sql)
+                    .and_then(|r| r.ok_or(JournalError::Stopped)),
+            );
+        }
+        Op::QueueReply { done, .. } | Op::Update { done, .. } => {
+            let _ = done.send(result.map(|_| ()).map_err(JournalError::Sql));
+        }
+    }
+}
+
+async fn apply(
+    pool: &SqlitePool,
+    batch: &mut [Op],
+    window_ms: i64,
+) -> Result<Vec<OpResult>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    let now = now_ms();
+    for op in batch.iter() {
+        let result = match op {
+            Op::Record(m, _) => record(&mut tx, m, window_ms).await.map(Some),
+            Op::QueueReply {
+                message_id,
+                outcome,
+                text,
+                state,
+                ..
+            } => sqlx::query(
+                "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(message_id)
+            .bind(outcome)
+            .bind(text)
+            .bind(state.as_str())
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map(|_| None),
+            Op::Update {
+                message_id,
+                state,
+                peer_ids,
+                error,
+                next_attempt_at,
+                ..
+            } => sqlx::query(
+                "UPDATE replies SET state = ?, peer_ids = COALESCE(?, peer_ids), last_error = ?, \
+                 attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? \
+                 WHERE message_id = ?",
+            )
+            .bind(state.as_str())
+            .bind(peer_ids)
+            .bind(error)
+            .bind(next_attempt_at)
+            .bind(now)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await
+            .map(|_| None),
+        };
+        results.push(result);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    m: &NewMessage,
+    window_ms: i64,
+) -> Result<Recorded, sqlx::Error> {
+    let existing: Option<i64> = if let Some(peer_ref) = &m.peer_ref {
+        sqlx::query_scalar("SELECT id FROM messages WHERE channel = ? AND peer_ref = ? LIMIT 1")
+            .bind(&m.channel)
+            .bind(peer_ref)
+            .fetch_optional(&mut **tx)
+            .await?
+    } else {
+        sqlx::query_scalar(
+            "SELECT id FROM messages WHERE channel = ? AND sender = ? AND text = ? \
+             AND received_at >= ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&m.channel)
+        .bind(&m.sender.addr)
+        .bind(&m.text)
+        .bind(m.received_at.saturating_sub(window_ms))
+        .fetch_optional(&mut **tx)
+        .await?
+    };
+    if let Some(id) = existing {
+        return Ok(Recorded::Duplicate(id));
+    }
+    let id = sqlx::query(
+        "INSERT INTO messages (channel, peer_ref, sender, sender_ton, sender_npi, recipient, \
+         recipient_ton, recipient_npi, text, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&m.channel)
+    .bind(&m.peer_ref)
+    .bind(&m.sender.addr)
+    .bind(i64::from(m.sender.ton))
+    .bind(i64::from(m.sender.npi))
+    .bind(&m.recipient.addr)
+    .bind(i64::from(m.recipient.ton))
+    .bind(i64::from(m.recipient.npi))
+    .bind(&m.text)
+    .bind(m.received_at)
+    .execute(&mut **tx)
+    .await?
+    .last_insert_rowid();
+    Ok(Recorded::New(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(sender: &str, text: &str, at: i64) -> NewMessage {
+        NewMessage {
+            channel: "listener:demo".into(),
+            peer_ref: None,
+            sender: Address {
+                addr: sender.into(),
+                ton: 1,
+                npi: 1,
+            },
+            recipient: Address {
+                addr: "8058".into(),
+                ton: 0,
+                npi: 0,
+            },
+            text: text.into(),
+            received_at: at,
+        }
+    }
+
+    async fn journal(dir: &tempfile::TempDir) -> Journal {
+        Journal::open(JournalSettings {
+            url: format!("sqlite://{}/journal.db", dir.path().display()),
+            ..JournalSettings::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_survive_reopening_and_unanswered_ones_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let Recorded::New(a) = j
+            .record(message("84912345678", "TC 1", 1_000))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        let Recorded::New(b) = j
+            .record(message("84912345679", "TC 2", 1_000))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        j.queue_reply(a, "found", "reply a", ReplyState::Queued)
+            .await
+            .unwrap();
+        j.close().await;
+        let j = journal(&dir).await;
+        let unanswered = j.unanswered().await.unwrap();
+        assert_eq!(unanswered.len(), 1);
+        assert_eq!(unanswered[0].id, b);
+        let due = j.due_replies(now_ms(), None, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].text, "reply a");
+        assert_eq!(due[0].to.addr, "84912345678");
+        assert_eq!(due[0].from.addr, "8058");
+        j.update_reply(a, ReplyState::Sent, Some("x".into()), None, None)
+            .await
+            .unwrap();
+        assert_eq!(j.reply_state(a).await.unwrap(), Some(ReplyState::Sent));
+        assert!(j.due_replies(now_ms(), None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn redeliveries_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let first = j
+            .record(message("84912345678", "TC 1", 1_000_000))
+            .await
+            .unwrap();
+        let Recorded::New(id) = first else { panic!() };
+        assert_eq!(
+            j.record(message("84912345678", "TC 1", 1_200_000))
+                .await
+                .unwrap(),
+            Recorded::Duplicate(id)
+        );
+        // Outside the window it is a new message.
+        assert!(matches!(
+            j.record(message("84912345678", "TC 1", 1_000_000 + 601_000))
+                .await
+                .unwrap(),
+            Recorded::New(_)
+        ));
+        let mut with_ref = message("84900000000", "A", 5);
+        with_ref.peer_ref = Some("peer-7".into());
+        let Recorded::New(r) = j.record(with_ref.clone()).await.unwrap() else {
+            panic!()
+        };
+        with_ref.text = "different text, same peer id".into();
+        assert_eq!(j.record(with_ref).await.unwrap(), Recorded::Duplicate(r));
+    }
+
+    #[tokio::test]
+    async fn concurrent_records_are_group_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let j = j.clone();
+            tasks.push(tokio::spawn(async move {
+                j.record(message(&format!("849{i:08}"), "TC", 1))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            let Recorded::New(id) = t.await.unwrap() else {
+                panic!()
+            };
+            ids.insert(id);
+        }
+        assert_eq!(ids.len(), 500);
+    }
+
+    #[tokio::test]
+    async fn purge_erases_texts_and_numbers_but_keeps_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let Recorded::New(old) = j
+            .record(message("84912345678", "TC old", 1_000))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let Recorded::New(new) = j
+            .record(message("84912345678", "TC new", now_ms()))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        j.queue_reply(old, "found", "reply", ReplyState::Queued)
+            .await
+            .unwrap();
+        j.update_reply(old, ReplyState::Sent, None, None, None)
+            .await
+            .unwrap();
+        assert_eq!(j.purge_before(now_ms() - 1000).await.unwrap(), 1);
+        let row = sqlx::query("SELECT sender, text, purged FROM messages WHERE id = ?")
+            .bind(old)
+            .fetch_one(j.pool())
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("sender"), "");
+        assert_eq!(row.get::<String, _>("text"), "");
+        let outcome: String =
+            sqlx::query_scalar("SELECT outcome FROM replies WHERE message_id = ?")
+                .bind(old)
+                .fetch_one(j.pool())
+                .await
+                .unwrap();
+        assert_eq!(outcome, "found");
+        let kept: String = sqlx::query_scalar("SELECT text FROM messages WHERE id = ?")
+            .bind(new)
+            .fetch_one(j.pool())
+            .await
+            .unwrap();
+        assert_eq!(kept, "TC new");
+    }
+}
