@@ -148,16 +148,46 @@ impl Gateway {
         channels.close();
         let outbox_stop = CancellationToken::new();
         let retries = tokio::spawn(self.outbox.clone().run(outbox_stop.clone()));
+        let retention = tokio::spawn(purge_periodically(
+            self.journal.clone(),
+            outbox_stop.clone(),
+        ));
         let dossiers = self.store.count().await.unwrap_or(-1);
         info!(dossiers, "gateway running");
         shutdown.cancelled().await;
         outbox_stop.cancel();
         let _ = retries.await;
+        let _ = retention.await;
         self.outbox.drain(self.drain_timeout).await;
         release.cancel();
         channels.wait().await;
         self.journal.close().await;
         self.store.close().await;
         info!("gateway stopped");
+    }
+}
+
+/// How often the retention purge runs.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Erases message texts and phone numbers older than the retention period,
+/// at start and then hourly, until `stop`.
+async fn purge_periodically(journal: Journal, stop: CancellationToken) {
+    let retention_ms = (journal.settings().retention_days as i64).saturating_mul(86_400_000);
+    loop {
+        let cutoff = crate::journal::now_ms().saturating_sub(retention_ms);
+        match journal.purge_before(cutoff).await {
+            Ok(0) => {}
+            Ok(purged) => info!(
+                purged,
+                retention_days = journal.settings().retention_days,
+                "old message texts and numbers erased"
+            ),
+            Err(error) => tracing::error!(%error, "retention purge failed"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+        }
     }
 }

@@ -1,0 +1,159 @@
+//! A message delivered twice is answered once (listener and carrier roles),
+//! and a reply for a listener account with no receiving connection waits in
+//! the journal until the account binds again.
+
+mod support;
+
+use std::time::Duration;
+
+use motcua_sms::smpp::pdu::{Bind, BindKind, Body, ShortMessage};
+use motcua_sms::smpp::session::{next_request, Connection};
+use motcua_sms::smpp::{InterfaceVersion, SessionSettings, SmscSettings};
+use support::peer_esme::PeerEsme;
+use support::peer_smsc::PeerSmsc;
+use support::{spawn_app, spawn_app_with, AppOptions, KNOWN_CODE, PASSWORD, SYSTEM_ID};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_resubmitted_message_gets_the_same_id_and_one_reply() {
+    let app = spawn_app().await;
+    let mut peer = PeerEsme::bind_transceiver(app.listener, SYSTEM_ID, PASSWORD)
+        .await
+        .unwrap();
+    let text = format!("TC {KNOWN_CODE}");
+    let (s1, id1) = peer
+        .submit("0987000222", "8058", 0, text.as_bytes())
+        .await
+        .unwrap();
+    let (s2, id2) = peer
+        .submit("0987000222", "8058", 0, text.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((s1, s2), (0, 0));
+    assert_eq!(id1, id2, "a redelivery is acknowledged with the first id");
+    let first = peer.next_deliver(WAIT).await.expect("one reply");
+    let total = if first.esm_class & 0x40 != 0 {
+        first.short_message[4]
+    } else {
+        1
+    };
+    for _ in 1..total {
+        peer.next_deliver(WAIT).await.expect("its other parts");
+    }
+    assert!(
+        peer.next_deliver(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "no second reply"
+    );
+    // A different text from the same number is a new message.
+    let (_, id3) = peer
+        .submit("0987000222", "8058", 0, b"xin chao")
+        .await
+        .unwrap();
+    assert_ne!(id3, id1);
+    peer.unbind().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_carrier_redelivery_is_not_answered_twice() {
+    let smsc = PeerSmsc::start("motcua", "secret").await;
+    let app = spawn_app_with(AppOptions {
+        accents: false,
+        smsc: vec![SmscSettings {
+            name: "carrier".into(),
+            host: "127.0.0.1".into(),
+            port: smsc.local_addr().port(),
+            system_id: "motcua".into(),
+            password: "secret".into(),
+            system_type: String::new(),
+            interface_version: InterfaceVersion::V34,
+            addr_ton: 0,
+            addr_npi: 0,
+            address_range: String::new(),
+            source_addr: None,
+            source_addr_ton: None,
+            source_addr_npi: None,
+            reconnect_delay_ms: 100,
+        }],
+        ..AppOptions::default()
+    })
+    .await;
+    assert!(smsc.wait_bound(WAIT).await);
+    let text = format!("TC {KNOWN_CODE}");
+    for _ in 0..3 {
+        assert_eq!(
+            smsc.deliver("84987000333", "8058", 0, 0, text.as_bytes())
+                .await
+                .unwrap(),
+            0
+        );
+    }
+    assert!(smsc.next_submit(WAIT).await.is_some(), "answered once");
+    assert!(
+        smsc.next_submit(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "not answered again"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_waits_until_the_account_can_receive_again() {
+    let app = spawn_app().await;
+    // A transmitter-only connection: the account has nowhere to receive.
+    let stream = tokio::net::TcpStream::connect(app.listener).await.unwrap();
+    let mut conn = Connection::new(stream, &SessionSettings::default()).unwrap();
+    let link = conn.link.clone();
+    let exchange = tokio::spawn(async move {
+        link.request(Body::Bind(Bind {
+            kind: BindKind::Transmitter,
+            system_id: SYSTEM_ID.into(),
+            password: PASSWORD.into(),
+            system_type: String::new(),
+            interface_version: 0x34,
+            addr_ton: 0,
+            addr_npi: 0,
+            address_range: String::new(),
+        }))
+        .await
+        .expect("bind_transmitter accepted");
+        link.request(Body::SubmitSm(ShortMessage {
+            source_addr_ton: 1,
+            source_addr_npi: 1,
+            source_addr: "84987000444".into(),
+            destination_addr: "8058".into(),
+            short_message: format!("TC {KNOWN_CODE}").into_bytes(),
+            ..ShortMessage::default()
+        }))
+        .await
+        .expect("submit accepted")
+    });
+    let reader = tokio::spawn(async move {
+        // Routes the responses; a transmitter receives nothing else.
+        while let Some(pdu) = next_request(&mut conn).await {
+            assert!(
+                !matches!(pdu.body, Body::DeliverSm(_)),
+                "a transmitter got a deliver_sm"
+            );
+        }
+    });
+    exchange.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The account binds a receiving connection: the waiting reply arrives.
+    let mut peer = PeerEsme::bind_transceiver(app.listener, SYSTEM_ID, PASSWORD)
+        .await
+        .unwrap();
+    let reply = peer
+        .next_deliver(WAIT)
+        .await
+        .expect("the reply that waited");
+    assert_eq!(reply.destination_addr, "84987000444");
+    peer.unbind().await;
+    reader.abort();
+    app.stop().await;
+}
