@@ -189,6 +189,10 @@ enum Op {
         state: ReplyState,
         done: oneshot::Sender<Result<(), JournalError>>,
     },
+    Purge {
+        cutoff: i64,
+        done: oneshot::Sender<Result<u64, JournalError>>,
+    },
     Update {
         message_id: i64,
         state: ReplyState,
@@ -389,28 +393,12 @@ impl Journal {
 
     /// Erases texts and phone numbers of messages received before `cutoff`
     /// (Unix ms), keeping channel, times, outcomes and states for statistics.
-    /// Returns how many messages were purged.
+    /// Messages whose reply is still queued are kept whole. Returns how many
+    /// messages were purged. Runs on the writer like every other write.
     pub async fn purge_before(&self, cutoff: i64) -> Result<u64, JournalError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE replies SET text = '' WHERE message_id IN \
-             (SELECT id FROM messages WHERE received_at < ? AND purged = 0) \
-             AND state <> 'queued'",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
-        let purged = sqlx::query(
-            "UPDATE messages SET text = '', sender = '', recipient = '', peer_ref = NULL, purged = 1 \
-             WHERE received_at < ? AND purged = 0 \
-             AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.message_id = messages.id AND r.state = 'queued')",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(purged)
+        let (done, result) = oneshot::channel();
+        self.submit(Op::Purge { cutoff, done }).await?;
+        result.await.map_err(|_| JournalError::Stopped)?
     }
 
     /// Closes the pool after the writer has finished what it was given.
@@ -472,16 +460,29 @@ async fn write_loop(pool: SqlitePool, mut queue: mpsc::Receiver<Op>, settings: J
 }
 
 /// What one operation produced inside the batch.
-type OpResult = Result<Option<Recorded>, sqlx::Error>;
+enum Produced {
+    Recorded(Recorded),
+    Purged(u64),
+    Done,
+}
+
+type OpResult = Result<Produced, sqlx::Error>;
 
 fn answer(op: Op, result: OpResult) {
     match op {
         Op::Record(_, done) => {
-            let _ = done.send(
-                result
-                    .map_err(JournalError::Sql)
-                    .and_then(|r| r.ok_or(JournalError::Stopped)),
-            );
+            let _ = done.send(match result {
+                Ok(Produced::Recorded(r)) => Ok(r),
+                Ok(_) => Err(JournalError::Stopped),
+                Err(e) => Err(JournalError::Sql(e)),
+            });
+        }
+        Op::Purge { done, .. } => {
+            let _ = done.send(match result {
+                Ok(Produced::Purged(n)) => Ok(n),
+                Ok(_) => Ok(0),
+                Err(e) => Err(JournalError::Sql(e)),
+            });
         }
         Op::QueueReply { done, .. } | Op::Update { done, .. } => {
             let _ = done.send(result.map(|_| ()).map_err(JournalError::Sql));
@@ -494,12 +495,15 @@ async fn apply(
     batch: &mut [Op],
     window_ms: i64,
 ) -> Result<Vec<OpResult>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE: take the write lock up front, so the reads inside (redelivery
+    // checks) can never be invalidated by another writer's commit.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut results = Vec::with_capacity(batch.len());
     let now = now_ms();
     for op in batch.iter() {
         let result = match op {
-            Op::Record(m, _) => record(&mut tx, m, window_ms).await.map(Some),
+            Op::Record(m, _) => record(&mut tx, m, window_ms).await.map(Produced::Recorded),
+            Op::Purge { cutoff, .. } => purge(&mut tx, *cutoff).await.map(Produced::Purged),
             Op::QueueReply {
                 message_id,
                 outcome,
@@ -519,7 +523,7 @@ async fn apply(
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map(|_| None),
+            .map(|_| Produced::Done),
             Op::Update {
                 message_id,
                 state,
@@ -540,12 +544,35 @@ async fn apply(
             .bind(message_id)
             .execute(&mut *tx)
             .await
-            .map(|_| None),
+            .map(|_| Produced::Done),
         };
         results.push(result);
     }
     tx.commit().await?;
     Ok(results)
+}
+
+async fn purge(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    cutoff: i64,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE replies SET text = '' WHERE message_id IN \
+         (SELECT id FROM messages WHERE received_at < ? AND purged = 0) \
+         AND state <> 'queued'",
+    )
+    .bind(cutoff)
+    .execute(&mut **tx)
+    .await?;
+    Ok(sqlx::query(
+        "UPDATE messages SET text = '', sender = '', recipient = '', peer_ref = NULL, purged = 1 \
+         WHERE received_at < ? AND purged = 0 \
+         AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.message_id = messages.id AND r.state = 'queued')",
+    )
+    .bind(cutoff)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
 
 async fn record(

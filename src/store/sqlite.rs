@@ -114,7 +114,9 @@ impl DossierStore for SqliteStore {
     }
 
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: the version checks below must not be invalidated by a
+        // concurrent writer (another import, the sync worker).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut outcomes = Vec::with_capacity(dossiers.len());
         for d in dossiers {
             let stored: Option<i64> =
