@@ -1,6 +1,6 @@
 //! The listener driven by PyPI's `smpplib` (an independent Python ESME):
 //! found (two UCS-2 parts), not found and help replies, a refused bind.
-//! Runs when `MOTCUA_TEST_SMPPLIB_PYTHON` names a Python interpreter that has
+//! Runs when `TEST_SMPPLIB_PYTHON` names a Python interpreter that has
 //! `smpplib` installed (`.ci/run` installs it and sets the variable).
 
 mod support;
@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::Value;
 use support::{spawn_app, KNOWN_CODE, PASSWORD, SERVICE_NUMBER, SYSTEM_ID};
 
-const ENV: &str = "MOTCUA_TEST_SMPPLIB_PYTHON";
+const ENV: &str = "TEST_SMPPLIB_PYTHON";
 
 fn python() -> Option<String> {
     match std::env::var(ENV) {
