@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use crate::abuse::{AbuseError, AbuseGuard};
 use crate::config::Config;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
@@ -36,6 +37,9 @@ pub enum StartError {
     /// The journal could not be opened.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Abuse control could not start (settings, Redis).
+    #[error(transparent)]
+    Abuse(#[from] AbuseError),
     /// A template is broken.
     #[error(transparent)]
     Template(#[from] TemplateError),
@@ -75,10 +79,12 @@ impl Gateway {
             tracing::debug!(template = kind.template_name(), %origin, "template loaded");
         }
         let journal = Journal::open(config.journal.clone()).await?;
+        let guard = AbuseGuard::open(config.rate_limit.clone(), journal.pool().clone()).await?;
         let routes = Arc::new(Routes::default());
         let outbox = Outbox::new(
             journal.clone(),
             Responder::new(store.clone(), Arc::new(renderer)),
+            guard,
             routes.clone(),
         );
         let handler = Arc::new(SmsGateway::new(journal.clone(), outbox.clone()));

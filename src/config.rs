@@ -25,6 +25,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[journal]`
     pub journal: crate::journal::JournalSettings,
+    /// `[rate_limit]`
+    pub rate_limit: crate::abuse::RateLimitSettings,
     /// `[service]`
     pub service: ServiceConfig,
     /// `[reply]`

@@ -9,6 +9,7 @@
 //! - [`portal_record`]: the national portal's JSON record shape → [`domain::Dossier`].
 //! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
+//! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`journal`]: the durable record of messages and the reply outbox (group commit).
 //! - [`sms_text`]: GSM-7 / UCS-2 encodings, segment counting and splitting.
@@ -26,6 +27,7 @@
 //! → [`outbox::Outbox`] → [`responder::Responder`] (→ `store`, → `reply`)
 //! → `smpp::routes::Routes::send` on a connection of the same channel.
 
+pub mod abuse;
 pub mod address;
 pub mod app;
 pub mod config;

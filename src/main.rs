@@ -9,9 +9,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use motcua_sms::abuse::AbuseGuard;
 use motcua_sms::app::Gateway;
 use motcua_sms::config::Config;
+use motcua_sms::domain::Msisdn;
 use motcua_sms::import::{import_json_lines, ImportReport};
+use motcua_sms::journal::Journal;
 use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::sms_text;
 use motcua_sms::store::SqliteStore;
@@ -53,6 +56,38 @@ enum Command {
         #[command(subcommand)]
         command: SmsCommand,
     },
+    /// Numbers that are never answered (applied at once, also to a running gateway).
+    Block {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Numbers that are always answered, never rate limited (applied at once).
+    Allow {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListCommand {
+    /// Add a phone number.
+    Add {
+        /// The number, in any usual form (0912345678, +84 912 345 678).
+        number: String,
+        /// Block for this many hours only (block list; default: until removed).
+        #[arg(long)]
+        hours: Option<i64>,
+        /// Why (shown to admins).
+        #[arg(long, default_value = "added by an administrator")]
+        reason: String,
+    },
+    /// Remove a phone number.
+    Remove {
+        /// The number.
+        number: String,
+    },
+    /// List current blocks (block list only).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +138,8 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Run { import: None }) {
             Command::Run { import } => run(&config, import.as_deref()).await,
             Command::Import { file } => import(&config, &file).await,
+            Command::Block { command } => edit_list(&config, true, command).await,
+            Command::Allow { command } => edit_list(&config, false, command).await,
             Command::Sms {
                 command:
                     SmsCommand::Send {
@@ -189,6 +226,55 @@ async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EX_DATAERR)
     })
+}
+
+/// Edits the block list (`block = true`) or the allow list in the journal
+/// database; a running gateway reads them on every message.
+async fn edit_list(config: &Config, block: bool, command: ListCommand) -> anyhow::Result<ExitCode> {
+    let journal = Journal::open(config.journal.clone()).await?;
+    let guard = AbuseGuard::open(config.rate_limit.clone(), journal.pool().clone()).await?;
+    let parse = |number: &str| {
+        Msisdn::parse(number).with_context(|| format!("{number:?} is not a phone number"))
+    };
+    match command {
+        ListCommand::Add {
+            number,
+            hours,
+            reason,
+        } => {
+            let number = parse(&number)?;
+            if block {
+                let until = hours.map(|h| chrono::Utc::now() + chrono::Duration::hours(h));
+                guard.block(&number, until, &reason).await?;
+                println!(
+                    "blocked {}{}",
+                    number.national(),
+                    until.map(|u| format!(" until {u}")).unwrap_or_default()
+                );
+            } else {
+                guard.allow(&number).await?;
+                println!("allowed {}", number.national());
+            }
+        }
+        ListCommand::Remove { number } => {
+            let number = parse(&number)?;
+            if block {
+                guard.unblock(&number).await?;
+                println!("unblocked {}", number.national());
+            } else {
+                guard.disallow(&number).await?;
+                println!("removed {} from the allow list", number.national());
+            }
+        }
+        ListCommand::List => {
+            for b in guard.blocks().await? {
+                let until = b.until.map_or("permanent".to_owned(), |u| u.to_string());
+                println!("{}\t{}\t{}", b.sender.national(), until, b.reason);
+            }
+        }
+    }
+    journal.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

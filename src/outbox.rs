@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use crate::abuse::{AbuseGuard, Verdict};
 use crate::domain::Msisdn;
 use crate::journal::{now_ms, Journal, PendingReply, ReplyState, StoredMessage};
+use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::pdu::{status, status_name};
 use crate::smpp::routes::{OutgoingReply, RouteError, Routes};
@@ -40,17 +42,25 @@ pub fn external_id(id: i64) -> String {
 pub struct Outbox<S> {
     journal: Journal,
     responder: Responder<S>,
+    guard: AbuseGuard,
     routes: Arc<Routes>,
     claimed: Mutex<HashSet<i64>>,
     tasks: TaskTracker,
 }
 
 impl<S: DossierStore> Outbox<S> {
-    /// An outbox answering with `responder` and sending through `routes`.
-    pub fn new(journal: Journal, responder: Responder<S>, routes: Arc<Routes>) -> Arc<Self> {
+    /// An outbox answering with `responder` (within `guard`'s limits) and
+    /// sending through `routes`.
+    pub fn new(
+        journal: Journal,
+        responder: Responder<S>,
+        guard: AbuseGuard,
+        routes: Arc<Routes>,
+    ) -> Arc<Self> {
         Arc::new(Outbox {
             journal,
             responder,
+            guard,
             routes,
             claimed: Mutex::default(),
             tasks: TaskTracker::new(),
@@ -85,28 +95,16 @@ impl<S: DossierStore> Outbox<S> {
         let m = &stored.message;
         let (outcome, text, state) = match Msisdn::parse(&m.sender.addr) {
             Err(reason) => {
-                info!(channel = %m.channel, %reason, "sender is not a phone number; no reply");
-                ("not_a_phone_number", String::new(), ReplyState::Suppressed)
+                info!(channel = %m.channel, message = %external_id(id), %reason, "sender is not a phone number; no reply");
+                (
+                    "not_a_phone_number".to_owned(),
+                    String::new(),
+                    ReplyState::Suppressed,
+                )
             }
-            Ok(sender) => {
-                let response = self.responder.respond(&sender, &m.text).await;
-                let reply = &response.reply;
-                info!(
-                    channel = %m.channel,
-                    message = %external_id(id),
-                    sender = %sender,
-                    outcome = reply.kind.as_str(),
-                    dossier = response.code.as_ref().map(|c| c.as_str()),
-                    owner = response.sender_is_owner,
-                    encoding = reply.info.encoding.name(),
-                    segments = reply.info.segments,
-                    latency_us = started.elapsed().as_micros() as u64,
-                    "answered"
-                );
-                (reply.kind.as_str(), response.reply.text, ReplyState::Queued)
-            }
+            Ok(sender) => self.decide(id, &m.channel, &sender, &m.text, started).await,
         };
-        if let Err(error) = self.journal.queue_reply(id, outcome, &text, state).await {
+        if let Err(error) = self.journal.queue_reply(id, &outcome, &text, state).await {
             // The message stays without a reply; the next start answers it.
             error!(%error, message = %external_id(id), "cannot record the reply");
             self.release(id);
@@ -124,6 +122,68 @@ impl<S: DossierStore> Outbox<S> {
             self.send_claimed(&pending).await;
         }
         self.release(id);
+    }
+
+    /// Applies the abuse rules, then answers: (outcome, reply text, state).
+    async fn decide(
+        &self,
+        id: i64,
+        channel: &str,
+        sender: &Msisdn,
+        text: &str,
+        started: Instant,
+    ) -> (String, String, ReplyState) {
+        let now = chrono::Utc::now();
+        let verdict = self
+            .guard
+            .check(sender, text, now)
+            .await
+            .unwrap_or_else(|error| {
+                // Availability first: a broken limiter must not silence citizens.
+                error!(%error, "abuse check failed; answering without it");
+                Verdict::Allow
+            });
+        let response = match verdict {
+            Verdict::Silence { reason } => {
+                info!(%channel, message = %external_id(id), sender = %sender, reason, "not answered");
+                return (
+                    format!("silenced: {reason}"),
+                    String::new(),
+                    ReplyState::Suppressed,
+                );
+            }
+            Verdict::Notice { retry_at } => self.responder.rate_limited(retry_at),
+            Verdict::Allow => {
+                let response = self.responder.respond(sender, text).await;
+                let kind = response.reply.kind;
+                if let (Some(code), ReplyKind::Found | ReplyKind::NotFound) = (&response.code, kind)
+                {
+                    let found = kind == ReplyKind::Found;
+                    if let Err(error) = self.guard.record_lookup(sender, code, found, now).await {
+                        error!(%error, "cannot record the lookup for abuse control");
+                    }
+                }
+                response
+            }
+        };
+        let reply = &response.reply;
+        info!(
+            %channel,
+            message = %external_id(id),
+            sender = %sender,
+            outcome = reply.kind.as_str(),
+            dossier = response.code.as_ref().map(|c| c.as_str()),
+            owner = response.sender_is_owner,
+            encoding = reply.info.encoding.name(),
+            segments = reply.info.segments,
+            latency_us = started.elapsed().as_micros() as u64,
+            "answered"
+        );
+        (
+            reply.kind.as_str().to_owned(),
+            response.reply.text,
+            ReplyState::Queued,
+        )
     }
 
     /// Sends a claimed reply and records what happened.

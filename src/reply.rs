@@ -25,16 +25,19 @@ pub enum ReplyKind {
     InvalidDate,
     /// The read model could not be queried.
     Unavailable,
+    /// The one notice to a sender over the rate limit.
+    RateLimited,
 }
 
 impl ReplyKind {
     /// Every kind, for loading and checking.
-    pub const ALL: [ReplyKind; 5] = [
+    pub const ALL: [ReplyKind; 6] = [
         ReplyKind::Found,
         ReplyKind::NotFound,
         ReplyKind::Help,
         ReplyKind::InvalidDate,
         ReplyKind::Unavailable,
+        ReplyKind::RateLimited,
     ];
 
     /// The template file for this kind.
@@ -45,6 +48,7 @@ impl ReplyKind {
             ReplyKind::Help => "help.j2",
             ReplyKind::InvalidDate => "invalid_date.j2",
             ReplyKind::Unavailable => "unavailable.j2",
+            ReplyKind::RateLimited => "too_many.j2",
         }
     }
 
@@ -56,6 +60,7 @@ impl ReplyKind {
             ReplyKind::Help => "help",
             ReplyKind::InvalidDate => "invalid_date",
             ReplyKind::Unavailable => "unavailable",
+            ReplyKind::RateLimited => "rate_limited",
         }
     }
 
@@ -66,6 +71,7 @@ impl ReplyKind {
             ReplyKind::Help => include_str!("../templates/help.j2"),
             ReplyKind::InvalidDate => include_str!("../templates/invalid_date.j2"),
             ReplyKind::Unavailable => include_str!("../templates/unavailable.j2"),
+            ReplyKind::RateLimited => include_str!("../templates/too_many.j2"),
         }
     }
 }
@@ -96,6 +102,8 @@ pub struct ReplyContext {
     pub timeliness: Option<String>,
     /// The applicant's name: set only when the sender is the dossier's own number.
     pub owner_name: Option<String>,
+    /// When a rate-limited sender may ask again, `HH:MM` local time.
+    pub retry_at: Option<String>,
     /// The short number citizens text.
     pub service_number: String,
     /// The agency's hotline, if configured.
@@ -281,6 +289,7 @@ impl Renderer {
             finished: Some("28/03/2024".into()),
             timeliness: Some("còn hạn".into()),
             owner_name: Some("Nguyễn Văn An".into()),
+            retry_at: Some("14:35".into()),
             ..base.clone()
         };
         let sparse = ReplyContext {

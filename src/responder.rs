@@ -92,6 +92,17 @@ impl<S: DossierStore> Responder<S> {
         }
     }
 
+    /// The one notice to a sender over the rate limit: try again after `retry_at` (local time).
+    pub fn rate_limited(&self, retry_at: NaiveDateTime) -> Response {
+        let mut ctx = self.renderer.base_context();
+        ctx.retry_at = Some(retry_at.format("%H:%M").to_string());
+        Response {
+            code: None,
+            sender_is_owner: false,
+            reply: self.render(ReplyKind::RateLimited, &ctx),
+        }
+    }
+
     fn fill_found(&self, ctx: &mut ReplyContext, dossier: &Dossier, owner: bool) {
         let date = |t: Option<NaiveDateTime>| t.map(|t| t.format("%d/%m/%Y").to_string());
         let timeliness = dossier.timeliness((self.clock)());

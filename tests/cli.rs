@@ -178,6 +178,49 @@ fn run_then_sms_send_then_sigterm_drains() {
     assert!(reply.contains("Nguyễn Văn An"), "{reply}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("UCS-2"));
 
+    // An admin blocks a number: a running gateway stops answering it at once.
+    let admin = |args: &[&str]| {
+        let out = motcua(dir.path()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    admin(&["block", "add", "0987 000 111", "--reason", "test"]);
+    assert!(admin(&["block", "list"]).contains("0987000111\tpermanent\ttest"));
+    let blocked = motcua(dir.path())
+        .args([
+            "sms",
+            "send",
+            "--from",
+            "0987000111",
+            "--wait",
+            "2",
+            "TC 000.00.12.H58-240315-0007",
+        ])
+        .output()
+        .unwrap();
+    assert!(!blocked.status.success(), "a blocked number got a reply");
+    assert!(String::from_utf8_lossy(&blocked.stderr).contains("no reply"));
+    admin(&["block", "remove", "+84987000111"]);
+    let unblocked = motcua(dir.path())
+        .args([
+            "sms",
+            "send",
+            "--from",
+            "0987000111",
+            "HS 38.98.H29-210519-0003",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        unblocked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unblocked.stderr)
+    );
+
     let status = Command::new("kill")
         .args(["-TERM", &gateway.id().to_string()])
         .status()

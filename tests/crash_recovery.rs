@@ -130,7 +130,7 @@ async fn sigkill_under_load_loses_nothing_and_answers_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.toml"),
-        "[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n",
+        "[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\nreply_to_tlv = true\n",
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1203,7 +1203,7 @@ mod tests {
         fn scramble_case(s: &str, tape: &mut impl Iterator<Item = u8>) -> String {
             s.chars()
                 .flat_map(|c| {
-                    let upper = tape.next().unwrap_or(0) % 2 == 0;
+                    let upper = tape.next().unwrap_or(0).is_multiple_of(2);
                     let changed: Vec<char> = if upper {
                         c.to_uppercase().collect()
                     } else {

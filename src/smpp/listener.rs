@@ -21,7 +21,9 @@ use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand,
 };
 use super::text::decode_text;
-use super::{Address, IncomingSms, ListenerSettings, Receipt, SessionSettings, SmsHandler};
+use super::{
+    Address, IncomingSms, ListenerAccount, ListenerSettings, Receipt, SessionSettings, SmsHandler,
+};
 
 struct Shared<H> {
     settings: ListenerSettings,
@@ -33,7 +35,7 @@ struct Shared<H> {
 
 impl<H> Shared<H> {
     /// The account whose credentials match, or the status to refuse with.
-    fn authenticate(&self, bind: &Bind) -> Result<String, u32> {
+    fn authenticate(&self, bind: &Bind) -> Result<&ListenerAccount, u32> {
         let account = self
             .settings
             .accounts
@@ -46,7 +48,7 @@ impl<H> Shared<H> {
             .ct_eq(bind.password.as_bytes())
             .into();
         if ok {
-            Ok(account.system_id.clone())
+            Ok(account)
         } else {
             Err(status::ESME_RINVPASWD)
         }
@@ -176,6 +178,8 @@ async fn serve<H: SmsHandler>(
                 }
                 match shared.authenticate(&bind) {
                     Ok(account) => {
+                        let tag_replies = account.reply_to_tlv;
+                        let account = account.system_id.clone();
                         info!(system_id = %account, bind = kind.as_str(), "peer bound");
                         if kind.can_receive() {
                             shared.routes.register(
@@ -187,7 +191,7 @@ async fn serve<H: SmsHandler>(
                                     source_override: None,
                                     source_ton: None,
                                     source_npi: None,
-                                    tag_replies: true,
+                                    tag_replies,
                                 },
                             );
                         }

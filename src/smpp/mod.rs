@@ -144,6 +144,11 @@ pub struct ListenerAccount {
     pub system_id: String,
     /// Its password (≤ 8 characters).
     pub password: String,
+    /// Add the vendor TLV 0x1401 (the answered message's id) to replies, so
+    /// the peer can drop a reply delivered a second time after a crash. Off by
+    /// default: some SMPP libraries reject PDUs carrying unknown TLVs.
+    #[serde(default)]
+    pub reply_to_tlv: bool,
 }
 
 /// The listener (`[smpp.listener]`).

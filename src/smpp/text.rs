@@ -66,7 +66,7 @@ pub fn decode_text(
             let skip = (7 - (header_len * 8) % 7) % 7;
             let mut septets = sms_text::gsm7_unpack(data, skip);
             // A trailing zero septet from padding is not a character.
-            if septets.last() == Some(&0) && (data.len() * 8 - skip) % 7 != 0 {
+            if septets.last() == Some(&0) && !(data.len() * 8 - skip).is_multiple_of(7) {
                 septets.pop();
             }
             sms_text::gsm7_decode_unpacked(&septets)

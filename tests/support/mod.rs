@@ -59,6 +59,8 @@ pub struct AppOptions {
     pub smsc: Vec<SmscSettings>,
     /// Partial-PDU timeout for the malformed-frame tests.
     pub partial_pdu_timeout_ms: u64,
+    /// Abuse-control settings (default: the gateway's defaults).
+    pub rate_limit: motcua_sms::abuse::RateLimitSettings,
 }
 
 impl Default for AppOptions {
@@ -67,6 +69,7 @@ impl Default for AppOptions {
             accents: true,
             smsc: Vec::new(),
             partial_pdu_timeout_ms: 300,
+            rate_limit: motcua_sms::abuse::RateLimitSettings::default(),
         }
     }
 }
@@ -90,11 +93,13 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.smpp.listener.accounts = vec![ListenerAccount {
         system_id: SYSTEM_ID.to_owned(),
         password: PASSWORD.to_owned(),
+        reply_to_tlv: false,
     }];
     config.smpp.session.partial_pdu_timeout_ms = options.partial_pdu_timeout_ms;
     config.smpp.session.enquire_link_interval_secs = 5;
     config.smpp.session.response_timeout_ms = 3_000;
     config.smpp.smsc = options.smsc;
+    config.rate_limit = options.rate_limit;
 
     let store = SqliteStore::open(&config.database.url).await.unwrap();
     let file = std::fs::File::open(sample_file()).unwrap();

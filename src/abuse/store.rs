@@ -1,0 +1,253 @@
+//! The guard's persisted state in the gateway's SQLite database (tables of
+//! `migrations/journal/20261127000003_abuse.sql`): blocks, the allow list and
+//! the "rate limited until" decisions.
+//!
+//! Every check reads these tables (one indexed query), so a change made by
+//! an admin, through this guard or by another process on the same file,
+//! counts from the next message on, and a restart loses nothing.
+
+use sqlx::SqlitePool;
+
+use super::AbuseError;
+
+/// What the database says about one sender at one time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SenderState {
+    /// On the allow list.
+    pub allowed: bool,
+    /// Blocked at that time.
+    pub blocked: bool,
+    /// Silenced for a rate limit until then (may be past).
+    pub limited_until: Option<i64>,
+}
+
+/// One row of `blocks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BlockRow {
+    pub sender: String,
+    pub until: Option<i64>,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Checks that the migration has been run.
+    pub async fn open(pool: SqlitePool) -> Result<Self, AbuseError> {
+        sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM blocks WHERE until IS NULL), \
+                    (SELECT COUNT(*) FROM allow_list WHERE created_at IS NULL), \
+                    (SELECT COUNT(*) FROM rate_limited WHERE noticed_until IS NULL)",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|source| AbuseError::Schema { source })?;
+        Ok(Store { pool })
+    }
+
+    pub async fn sender_state(&self, sender: &str, now_ms: i64) -> Result<SenderState, AbuseError> {
+        let (allowed, blocked, limited_until): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1), \
+                    EXISTS (SELECT 1 FROM blocks WHERE sender = ?1 \
+                            AND (until IS NULL OR until > ?2)), \
+                    (SELECT until FROM rate_limited WHERE sender = ?1)",
+        )
+        .bind(sender)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SenderState {
+            allowed: allowed != 0,
+            blocked: blocked != 0,
+            limited_until,
+        })
+    }
+
+    pub async fn is_allowed(&self, sender: &str) -> Result<bool, AbuseError> {
+        let (allowed,): (i64,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1)")
+                .bind(sender)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(allowed != 0)
+    }
+
+    /// Records that the sender is silenced until `until` and claims the one
+    /// notice of this episode: true when no notice was sent before
+    /// `now_ms`'s notice window (the caller sends it), false when one was
+    /// (the silence is still extended to `until`).
+    pub async fn claim_notice(
+        &self,
+        sender: &str,
+        until: i64,
+        noticed_until: i64,
+        now_ms: i64,
+    ) -> Result<bool, AbuseError> {
+        // SQLite runs one write at a time: of two gateways' tasks racing for
+        // the same sender, exactly one updates the row.
+        let claimed = sqlx::query(
+            "INSERT INTO rate_limited (sender, until, noticed_until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (sender) DO UPDATE \
+             SET until = MAX(rate_limited.until, excluded.until), \
+                 noticed_until = excluded.noticed_until \
+             WHERE rate_limited.noticed_until <= ?4",
+        )
+        .bind(sender)
+        .bind(until)
+        .bind(noticed_until)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            self.extend_limit(sender, until, 0).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Silences the sender until at least `until`, with no notice before at
+    /// least `noticed_until`.
+    pub async fn extend_limit(
+        &self,
+        sender: &str,
+        until: i64,
+        noticed_until: i64,
+    ) -> Result<(), AbuseError> {
+        sqlx::query(
+            "INSERT INTO rate_limited (sender, until, noticed_until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (sender) DO UPDATE \
+             SET until = MAX(rate_limited.until, excluded.until), \
+                 noticed_until = MAX(rate_limited.noticed_until, excluded.noticed_until)",
+        )
+        .bind(sender)
+        .bind(until)
+        .bind(noticed_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An automatic block: written unless a longer (or permanent) block is
+    /// already in force. True when written.
+    pub async fn auto_block(
+        &self,
+        sender: &str,
+        until: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<bool, AbuseError> {
+        let written = sqlx::query(
+            "INSERT INTO blocks (sender, until, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (sender) DO UPDATE \
+             SET until = excluded.until, reason = excluded.reason, \
+                 created_at = excluded.created_at \
+             WHERE blocks.until IS NOT NULL AND blocks.until < excluded.until",
+        )
+        .bind(sender)
+        .bind(until)
+        .bind(reason)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(written == 1)
+    }
+
+    /// An admin block: replaces whatever block the sender had.
+    pub async fn put_block(
+        &self,
+        sender: &str,
+        until: Option<i64>,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), AbuseError> {
+        sqlx::query(
+            "INSERT INTO blocks (sender, until, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (sender) DO UPDATE \
+             SET until = excluded.until, reason = excluded.reason, \
+                 created_at = excluded.created_at",
+        )
+        .bind(sender)
+        .bind(until)
+        .bind(reason)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the sender's block and rate-limit silence, in one transaction.
+    pub async fn clear_sender(&self, sender: &str) -> Result<(), AbuseError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM blocks WHERE sender = ?1")
+            .bind(sender)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM rate_limited WHERE sender = ?1")
+            .bind(sender)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn put_allowed(&self, sender: &str, now_ms: i64) -> Result<(), AbuseError> {
+        sqlx::query(
+            "INSERT INTO allow_list (sender, created_at) VALUES (?1, ?2) \
+             ON CONFLICT (sender) DO NOTHING",
+        )
+        .bind(sender)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_allowed(&self, sender: &str) -> Result<(), AbuseError> {
+        sqlx::query("DELETE FROM allow_list WHERE sender = ?1")
+            .bind(sender)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Blocks in force at `now_ms`, newest first.
+    pub async fn blocks(&self, now_ms: i64) -> Result<Vec<BlockRow>, AbuseError> {
+        let rows: Vec<(String, Option<i64>, String, i64)> = sqlx::query_as(
+            "SELECT sender, until, reason, created_at FROM blocks \
+             WHERE until IS NULL OR until > ?1 \
+             ORDER BY created_at DESC, sender",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(sender, until, reason, created_at)| BlockRow {
+                sender,
+                until,
+                reason,
+                created_at,
+            })
+            .collect())
+    }
+
+    /// Deletes blocks and rate-limit rows that ended before `now_ms`.
+    pub async fn purge_expired(&self, now_ms: i64) -> Result<(), AbuseError> {
+        sqlx::query("DELETE FROM blocks WHERE until IS NOT NULL AND until <= ?1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM rate_limited WHERE until <= ?1 AND noticed_until <= ?1")
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

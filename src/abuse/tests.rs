@@ -1,0 +1,853 @@
+//! Guard-level tests: each drives time through `now`, on its own SQLite file;
+//! the Redis tests use the server named by `TEST_REDIS_URL`, each
+//! under its own random key prefix.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DurationRound, TimeDelta};
+use proptest::prelude::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use tempfile::TempDir;
+
+use super::*;
+
+const ENV_REDIS: &str = "TEST_REDIS_URL";
+
+/// A guard on a fresh database; keep the `TempDir` alive.
+async fn guard(settings: RateLimitSettings) -> (AbuseGuard, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = open_at(settings, &dir.path().join("motcua.db")).await;
+    (guard, dir)
+}
+
+async fn open_at(settings: RateLimitSettings, path: &Path) -> AbuseGuard {
+    AbuseGuard::open(settings, pool(path).await).await.unwrap()
+}
+
+async fn pool(path: &Path) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::migrate!("migrations/journal")
+        .run(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+/// Now, to the minute: blocks() compares with the system clock.
+fn t0() -> DateTime<Utc> {
+    Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap()
+}
+
+fn minutes(n: i64) -> TimeDelta {
+    TimeDelta::minutes(n)
+}
+
+fn number(i: u32) -> Msisdn {
+    Msisdn::parse(&format!("09{:08}", i % 100_000_000)).unwrap()
+}
+
+/// Well-formed codes: the `i`-th order number of a day.
+fn code(day: u32, i: u32) -> DossierCode {
+    DossierCode::parse(&format!(
+        "000.00.12.H58-2403{:02}-{:04}",
+        1 + day % 28,
+        1 + i % 9999
+    ))
+    .unwrap()
+}
+
+fn local(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc() + TimeDelta::hours(7)
+}
+
+const ALLOW: Verdict = Verdict::Allow;
+const BLOCKED: Verdict = Verdict::Silence { reason: "blocked" };
+const LIMITED: Verdict = Verdict::Silence {
+    reason: "rate limited",
+};
+const LOOP: Verdict = Verdict::Silence { reason: "loop" };
+
+/// Settings under which rate limits never get in the way.
+fn generous() -> RateLimitSettings {
+    RateLimitSettings {
+        burst: 10_000,
+        per_hour: 10_000,
+        per_day: 100_000,
+        ..Default::default()
+    }
+}
+
+/// A small deterministic generator (xorshift64*), for "random" codes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+}
+
+#[test]
+fn the_guard_is_send_sync_and_its_futures_are_send() {
+    fn send_sync<T: Send + Sync + Clone + 'static>() {}
+    send_sync::<AbuseGuard>();
+    fn send<T: Send>(_: &T) {}
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (g, _db) = guard(RateLimitSettings::default()).await;
+        let sender = number(1);
+        let now = t0();
+        send(&g.check(&sender, "x", now));
+        send(&g.record_lookup(&sender, &code(1, 1), false, now));
+        send(&g.unblock(&sender));
+        send(&g.blocks());
+    });
+}
+
+// 1. A flood from one number.
+
+#[tokio::test]
+async fn a_flood_gets_three_answers_one_notice_then_silence() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let sender = number(1);
+    let now = t0();
+    let mut verdicts = Vec::new();
+    for i in 0..100 {
+        let text = format!("TC 000.00.12.H58-240315-{:04}", i + 1);
+        verdicts.push(g.check(&sender, &text, now).await.unwrap());
+    }
+    assert_eq!(verdicts[..3], [ALLOW; 3]);
+    // 20 an hour: the next answer three minutes later.
+    assert_eq!(
+        verdicts[3],
+        Verdict::Notice {
+            retry_at: local(now + minutes(3))
+        }
+    );
+    assert!(verdicts[4..].iter().all(|v| *v == LIMITED), "{verdicts:?}");
+
+    // Still silent just before retry_at, answered again at it.
+    let almost = now + minutes(3) - TimeDelta::milliseconds(1);
+    assert_eq!(g.check(&sender, "tc again", almost).await.unwrap(), LIMITED);
+    let retry = now + minutes(3);
+    assert_eq!(g.check(&sender, "tc again", retry).await.unwrap(), ALLOW);
+    // Over again within the hour: silence, no second notice.
+    assert_eq!(
+        g.check(&sender, "tc again 2", retry).await.unwrap(),
+        LIMITED
+    );
+
+    // An hour later the burst is back, and a new flood gets a new notice.
+    let later = now + minutes(120);
+    for i in 0..3 {
+        let text = format!("later {i}");
+        assert_eq!(g.check(&sender, &text, later).await.unwrap(), ALLOW);
+    }
+    assert!(matches!(
+        g.check(&sender, "later 3", later).await.unwrap(),
+        Verdict::Notice { .. }
+    ));
+    // Other senders were never affected.
+    assert_eq!(g.check(&number(2), "hello", now).await.unwrap(), ALLOW);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_flood_still_gets_exactly_one_notice() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let sender = number(7);
+    let now = t0();
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let g = g.clone();
+            let sender = sender.clone();
+            tokio::spawn(async move { g.check(&sender, &format!("m{i}"), now).await })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for task in tasks {
+        verdicts.push(task.await.unwrap().unwrap());
+    }
+    let allowed = verdicts.iter().filter(|v| **v == ALLOW).count();
+    let notices = verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Notice { .. }))
+        .count();
+    assert_eq!((allowed, notices), (3, 1), "{verdicts:?}");
+}
+
+#[tokio::test]
+async fn the_rate_limit_decision_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("motcua.db");
+    let sender = number(3);
+    let now = t0();
+    {
+        let g = open_at(RateLimitSettings::default(), &path).await;
+        for i in 0..3 {
+            let text = format!("m{i}");
+            assert_eq!(g.check(&sender, &text, now).await.unwrap(), ALLOW);
+        }
+        assert!(matches!(
+            g.check(&sender, "m3", now).await.unwrap(),
+            Verdict::Notice { .. }
+        ));
+    }
+    // A new process: empty buckets, but the decision is on disk.
+    let g = open_at(RateLimitSettings::default(), &path).await;
+    assert_eq!(
+        g.check(&sender, "m4", now + minutes(1)).await.unwrap(),
+        LIMITED
+    );
+    assert_eq!(
+        g.check(&sender, "m5", now + minutes(3)).await.unwrap(),
+        ALLOW
+    );
+}
+
+// 2. A scanner.
+
+#[tokio::test]
+async fn a_scanner_is_blocked_after_exactly_the_miss_threshold_and_stays_blocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("motcua.db");
+    let settings = RateLimitSettings::default();
+    let threshold = settings.failed_lookups_before_block as usize;
+    let g = open_at(settings.clone(), &path).await;
+    let scanner = number(42);
+    let start = t0();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut answered = 0;
+    let mut blocked_at = None;
+    for i in 0..50 {
+        // One message every three minutes: under the rate limit.
+        let now = start + minutes(3 * i64::from(i));
+        let guess = code(rng.next(), rng.next());
+        let verdict = g.check(&scanner, guess.as_str(), now).await.unwrap();
+        if verdict == ALLOW {
+            answered += 1;
+            g.record_lookup(&scanner, &guess, false, now).await.unwrap();
+            if answered == threshold {
+                blocked_at = Some(now);
+            }
+        } else {
+            assert_eq!(verdict, BLOCKED, "message {i}");
+        }
+    }
+    assert_eq!(answered, threshold);
+    let blocked_at = blocked_at.unwrap();
+
+    let blocks = g.blocks().await.unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].sender, scanner);
+    assert_eq!(blocks[0].until, Some(blocked_at + minutes(1440)));
+    assert_eq!(blocks[0].reason, "8 unknown dossier codes within 60 min");
+
+    // A restart: the block is still there.
+    drop(g);
+    let g = open_at(settings, &path).await;
+    let later = start + minutes(200);
+    assert_eq!(g.check(&scanner, "TC", later).await.unwrap(), BLOCKED);
+    let last_minute = blocked_at + minutes(1439);
+    assert_eq!(g.check(&scanner, "TC", last_minute).await.unwrap(), BLOCKED);
+    // An admin can lift it at once.
+    g.unblock(&scanner).await.unwrap();
+    assert_eq!(g.check(&scanner, "TC", later).await.unwrap(), ALLOW);
+    assert!(g.blocks().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn misses_outside_the_window_do_not_add_up() {
+    let (g, _db) = guard(generous()).await;
+    let sender = number(5);
+    let start = t0();
+    // 7 misses, then 7 more in the next hour, then 7 more: never 8 within 60 minutes.
+    for i in 0..21 {
+        let now = start + minutes(61 * (i / 7) + (i % 7));
+        let guess = code(2, i as u32);
+        assert_eq!(
+            g.check(&sender, guess.as_str(), now).await.unwrap(),
+            ALLOW,
+            "{i}"
+        );
+        g.record_lookup(&sender, &guess, false, now).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn admin_blocks_are_effective_at_once_and_may_be_permanent() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let sender = number(9);
+    let now = t0();
+    assert_eq!(g.check(&sender, "a", now).await.unwrap(), ALLOW);
+    g.block(&sender, None, "harassment").await.unwrap();
+    assert_eq!(g.check(&sender, "b", now).await.unwrap(), BLOCKED);
+    assert_eq!(
+        g.check(&sender, "c", now + minutes(60 * 24 * 400))
+            .await
+            .unwrap(),
+        BLOCKED
+    );
+    let blocks = g.blocks().await.unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].until, None);
+    assert_eq!(blocks[0].reason, "harassment");
+    // An automatic block never shortens a permanent one.
+    g.inner
+        .store
+        .auto_block(sender.as_international(), 1, "scan", 0)
+        .await
+        .unwrap();
+    assert_eq!(g.blocks().await.unwrap()[0].until, None);
+
+    let other = number(10);
+    g.block(&other, Some(now + minutes(30)), "test")
+        .await
+        .unwrap();
+    assert_eq!(g.check(&other, "a", now).await.unwrap(), BLOCKED);
+    assert_eq!(
+        g.check(&other, "a", now + minutes(30)).await.unwrap(),
+        ALLOW
+    );
+}
+
+// 3. Distinct codes, the allow list, own numbers, loops.
+
+#[tokio::test]
+async fn looking_up_many_distinct_existing_codes_blocks_too() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let sender = number(11);
+    let start = t0();
+    for i in 0..15 {
+        let now = start + minutes(3 * i);
+        let wanted = code(3, i as u32);
+        assert_eq!(
+            g.check(&sender, wanted.as_str(), now).await.unwrap(),
+            ALLOW,
+            "{i}"
+        );
+        g.record_lookup(&sender, &wanted, true, now).await.unwrap();
+    }
+    assert_eq!(
+        g.check(&sender, "TC", start + minutes(45)).await.unwrap(),
+        BLOCKED
+    );
+    let blocks = g.blocks().await.unwrap();
+    assert_eq!(blocks[0].reason, "15 distinct dossier codes within 60 min");
+
+    // The same code again and again is not scanning (it is a slow loop at
+    // worst: four times within ten minutes).
+    let citizen = number(12);
+    for i in 0..40 {
+        let now = start + minutes(4 * i);
+        let text = code(3, 1).to_string();
+        assert_eq!(g.check(&citizen, &text, now).await.unwrap(), ALLOW, "{i}");
+        g.record_lookup(&citizen, &code(3, 1), true, now)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_allow_list_overrides_limits_and_blocks() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let staff = number(20);
+    let now = t0();
+    g.block(&staff, None, "mistake").await.unwrap();
+    g.allow(&staff).await.unwrap();
+    g.allow(&staff).await.unwrap(); // twice is fine
+    for i in 0..100 {
+        assert_eq!(
+            g.check(&staff, "same text", now).await.unwrap(),
+            ALLOW,
+            "{i}"
+        );
+        let flag = g
+            .record_lookup(&staff, &code(4, i), false, now)
+            .await
+            .unwrap();
+        assert_eq!(flag, None);
+    }
+    g.disallow(&staff).await.unwrap();
+    assert_eq!(g.check(&staff, "x", now).await.unwrap(), BLOCKED);
+    g.unblock(&staff).await.unwrap();
+    // Never counted while allowed: not a scanner now.
+    assert_eq!(g.check(&staff, "x", now).await.unwrap(), ALLOW);
+}
+
+#[tokio::test]
+async fn our_own_numbers_are_never_answered() {
+    let settings = RateLimitSettings {
+        service_numbers: vec!["0912 000 111".to_owned(), "+84 987 000 222".to_owned()],
+        ..Default::default()
+    };
+    let (g, _db) = guard(settings).await;
+    let own = Msisdn::parse("84912000111").unwrap();
+    let now = t0();
+    let silence = Verdict::Silence {
+        reason: "own number",
+    };
+    assert_eq!(g.check(&own, "TC", now).await.unwrap(), silence);
+    // Not even when someone put it on the allow list.
+    g.allow(&own).await.unwrap();
+    assert_eq!(g.check(&own, "TC", now).await.unwrap(), silence);
+    let other = Msisdn::parse("0987000222").unwrap();
+    assert_eq!(g.check(&other, "TC", now).await.unwrap(), silence);
+}
+
+#[tokio::test]
+async fn an_auto_responder_loop_is_silenced_for_the_loop_window() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let responder = number(30);
+    let start = t0();
+    let text = "Xin lỗi, tôi đang bận. Tôi sẽ gọi lại sau.";
+    for i in 0..3 {
+        let now = start + minutes(3 * i);
+        assert_eq!(g.check(&responder, text, now).await.unwrap(), ALLOW, "{i}");
+    }
+    // The fourth time within ten minutes: a loop, even in another case.
+    let fourth = start + minutes(9);
+    let shouted = text.to_uppercase();
+    assert_eq!(g.check(&responder, &shouted, fourth).await.unwrap(), LOOP);
+    // Silenced whatever it sends, for loop_window_secs.
+    assert_eq!(
+        g.check(
+            &responder,
+            "TC 000.00.12.H58-240315-0007",
+            fourth + minutes(5)
+        )
+        .await
+        .unwrap(),
+        LOOP
+    );
+    let after = fourth + minutes(10);
+    assert_eq!(g.check(&responder, "TC", after).await.unwrap(), ALLOW);
+
+    // A flood of one text at one instant: no notice to an auto-responder.
+    let flood = number(31);
+    let mut verdicts = Vec::new();
+    for _ in 0..10 {
+        verdicts.push(g.check(&flood, "auto reply", start).await.unwrap());
+    }
+    assert_eq!(verdicts[..3], [ALLOW; 3]);
+    assert!(verdicts[3..].iter().all(|v| *v == LOOP), "{verdicts:?}");
+}
+
+#[tokio::test]
+async fn disabled_answers_everyone_but_own_numbers_and_admin_blocks() {
+    let settings = RateLimitSettings {
+        enabled: false,
+        service_numbers: vec!["0912000111".to_owned()],
+        // Not used when disabled: no connection is attempted.
+        redis_url: Some("redis://127.0.0.1:1".to_owned()),
+        ..Default::default()
+    };
+    let (g, _db) = guard(settings).await;
+    let now = t0();
+    let sender = number(40);
+    for i in 0..50 {
+        assert_eq!(g.check(&sender, "same", now).await.unwrap(), ALLOW);
+        let flag = g
+            .record_lookup(&sender, &code(5, i), false, now)
+            .await
+            .unwrap();
+        assert_eq!(flag, None);
+    }
+    let own = Msisdn::parse("0912000111").unwrap();
+    assert!(matches!(
+        g.check(&own, "x", now).await.unwrap(),
+        Verdict::Silence { .. }
+    ));
+    g.block(&sender, None, "admin").await.unwrap();
+    assert_eq!(g.check(&sender, "x", now).await.unwrap(), BLOCKED);
+}
+
+// 4. Code flags.
+
+#[tokio::test]
+async fn a_code_looked_up_by_five_numbers_is_flagged_once_per_window() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let probed = code(6, 77);
+    let start = t0();
+    for i in 0..4 {
+        let now = start + minutes(i);
+        // The same number twice counts once.
+        assert_eq!(
+            g.record_lookup(&number(100 + i as u32), &probed, true, now)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            g.record_lookup(&number(100 + i as u32), &probed, true, now)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let fifth = start + minutes(4);
+    let flag = g
+        .record_lookup(&number(104), &probed, true, fifth)
+        .await
+        .unwrap();
+    assert_eq!(
+        flag,
+        Some(CodeFlag {
+            code: probed.clone(),
+            senders: 5
+        })
+    );
+    // Not again within the window.
+    for i in 5..20 {
+        let flag = g
+            .record_lookup(&number(100 + i), &probed, true, fifth)
+            .await
+            .unwrap();
+        assert_eq!(flag, None);
+    }
+    // Nobody was blocked for it.
+    assert!(g.blocks().await.unwrap().is_empty());
+    // Another window, five more numbers: flagged again.
+    let next = fifth + minutes(61);
+    let mut flags = Vec::new();
+    for i in 0..5 {
+        flags.push(
+            g.record_lookup(&number(200 + i), &probed, false, next)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(flags[..4], [None, None, None, None]);
+    assert_eq!(flags[4].as_ref().map(|f| f.senders), Some(5));
+}
+
+// 5. Redis: two gateways share the limits.
+
+/// `TEST_REDIS_URL`, or `None` after printing why the test is skipped.
+fn redis_url(test: &str) -> Option<String> {
+    match std::env::var(ENV_REDIS) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            // Straight to stderr: the test harness does not capture it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: set {ENV_REDIS} (e.g. redis://127.0.0.1:6379) to run the Redis tests"
+            );
+            None
+        }
+    }
+}
+
+fn unique_prefix(test: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("motcua:test:{test}:{}:{nanos}:{n}:", std::process::id())
+}
+
+fn redis_settings(url: &str, prefix: &str) -> RateLimitSettings {
+    RateLimitSettings {
+        redis_url: Some(url.to_owned()),
+        redis_key_prefix: prefix.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Deletes the keys a test left under `prefix` (they would expire anyway).
+async fn delete_keys(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .exec_async(&mut connection)
+            .await
+            .unwrap();
+    }
+}
+
+/// A gateway with its own SQLite database on the shared Redis.
+async fn gateway(url: &str, prefix: &str) -> (AbuseGuard, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(&dir.path().join("gateway.db")).await;
+    let guard = AbuseGuard::open(redis_settings(url, prefix), pool)
+        .await
+        .unwrap_or_else(|e| panic!("{ENV_REDIS} is set but Redis is unusable: {e}"));
+    (guard, dir)
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_limit_through_redis() {
+    let Some(url) = redis_url("two_gateways_share_one_limit_through_redis") else {
+        return;
+    };
+    let prefix = unique_prefix("shared");
+    let (a, _db_a) = gateway(&url, &prefix).await;
+    let (b, _db_b) = gateway(&url, &prefix).await;
+    let sender = number(50);
+    let now = t0();
+    assert_eq!(a.check(&sender, "1", now).await.unwrap(), ALLOW);
+    assert_eq!(a.check(&sender, "2", now).await.unwrap(), ALLOW);
+    assert_eq!(b.check(&sender, "3", now).await.unwrap(), ALLOW);
+    assert_eq!(
+        b.check(&sender, "4", now).await.unwrap(),
+        Verdict::Notice {
+            retry_at: local(now + minutes(3))
+        }
+    );
+    // The notice went out once, from b: a stays silent.
+    assert_eq!(a.check(&sender, "5", now).await.unwrap(), LIMITED);
+    assert_eq!(b.check(&sender, "6", now).await.unwrap(), LIMITED);
+    assert_eq!(
+        a.check(&sender, "7", now + minutes(1)).await.unwrap(),
+        LIMITED
+    );
+    // One answer at retry_at, on whichever gateway gets the message first.
+    let retry = now + minutes(3);
+    assert_eq!(a.check(&sender, "8", retry).await.unwrap(), ALLOW);
+    assert_eq!(b.check(&sender, "9", retry).await.unwrap(), LIMITED);
+    // Another sender on the same prefix is not affected.
+    assert_eq!(b.check(&number(51), "1", now).await.unwrap(), ALLOW);
+    // An admin unblock clears the shared state too.
+    a.unblock(&sender).await.unwrap();
+    b.unblock(&sender).await.unwrap();
+    assert_eq!(b.check(&sender, "10", retry).await.unwrap(), ALLOW);
+    delete_keys(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn the_redis_script_and_the_in_process_limiter_agree() {
+    let Some(url) = redis_url("the_redis_script_and_the_in_process_limiter_agree") else {
+        return;
+    };
+    let settings = RateLimitSettings {
+        burst: 4,
+        per_hour: 12,
+        per_day: 30,
+        loop_repeats: 0,
+        ..Default::default()
+    };
+    let (local_guard, _db_local) = guard(settings.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("agree");
+    let shared_guard = AbuseGuard::open(
+        RateLimitSettings {
+            redis_url: Some(url.clone()),
+            redis_key_prefix: prefix.clone(),
+            ..settings
+        },
+        pool(&dir.path().join("gateway.db")).await,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{ENV_REDIS} is set but Redis is unusable: {e}"));
+    let mut rng = Rng(42);
+    let mut now = t0();
+    let mut seen = [0_usize; 3];
+    for i in 0..400 {
+        let sender = number(60 + rng.next() % 3);
+        now += TimeDelta::seconds(i64::from(rng.next() % 400));
+        let expected = local_guard.check(&sender, "TC", now).await.unwrap();
+        let got = shared_guard.check(&sender, "TC", now).await.unwrap();
+        assert_eq!(got, expected, "message {i}");
+        seen[match got {
+            Verdict::Allow => 0,
+            Verdict::Notice { .. } => 1,
+            Verdict::Silence { .. } => 2,
+        }] += 1;
+    }
+    assert!(seen.iter().all(|n| *n > 0), "{seen:?}");
+    delete_keys(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_stops_the_start_and_the_password_is_not_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(&dir.path().join("motcua.db")).await;
+    // Port 1 on the loopback: nothing listens there.
+    let settings = redis_settings("redis://:s3cret@127.0.0.1:1/0", "motcua:rl:");
+    let err = AbuseGuard::open(settings, pool).await.unwrap_err();
+    assert!(matches!(err, AbuseError::Redis { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("redis://***@127.0.0.1:1/0"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+#[tokio::test]
+async fn missing_tables_are_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("empty.db"))
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let err = AbuseGuard::open(RateLimitSettings::default(), pool)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AbuseError::Schema { .. }), "{err}");
+    assert!(err.to_string().contains("migrations"), "{err}");
+}
+
+// 6. Memory stays bounded.
+
+#[tokio::test]
+async fn memory_shrinks_once_windows_pass() {
+    let (g, _db) = guard(RateLimitSettings::default()).await;
+    let now = t0();
+    for i in 0..10_000 {
+        let sender = number(1_000_000 + i);
+        assert_eq!(g.check(&sender, "TC", now).await.unwrap(), ALLOW);
+        g.record_lookup(&sender, &code(i / 9999, i), false, now)
+            .await
+            .unwrap();
+    }
+    let full = g.memory_sizes();
+    assert_eq!(
+        (full.rates, full.loops, full.scans, full.codes),
+        (10_000, 10_000, 10_000, 10_000)
+    );
+    // An hour on, every window has passed: only the new sender is left.
+    let hour = now + minutes(61);
+    g.check(&number(1), "TC", hour).await.unwrap();
+    let after_hour = g.memory_sizes();
+    assert_eq!(
+        (
+            after_hour.rates,
+            after_hour.loops,
+            after_hour.scans,
+            after_hour.codes
+        ),
+        (1, 1, 0, 0)
+    );
+    // A sender that used its whole daily allowance is kept a day, no more.
+    let heavy = number(3);
+    let mut t = hour;
+    for i in 0.. {
+        let text = format!("TC {i}");
+        if g.check(&heavy, &text, t).await.unwrap() != ALLOW {
+            break;
+        }
+        assert!(i < 100, "the daily limit never came");
+        t += minutes(3);
+    }
+    g.check(&number(2), "TC", t + minutes(60 * 23))
+        .await
+        .unwrap();
+    assert_eq!(g.memory_sizes().rates, 2, "{:?}", g.memory_sizes());
+    g.check(&number(2), "TC", t + minutes(60 * 25))
+        .await
+        .unwrap();
+    assert_eq!(g.memory_sizes().total(), 2, "{:?}", g.memory_sizes());
+}
+
+// 7. Properties.
+
+fn one_instant_case() -> impl Strategy<Value = (RateLimitSettings, Vec<(String, Option<bool>)>)> {
+    let settings = (
+        1_u32..5,
+        0_u32..30,
+        1_u32..80,
+        0_u32..4,
+        0_u32..6,
+        0_u32..6,
+        0_u32..4,
+    )
+        .prop_map(
+            |(burst, extra_hour, per_day, loop_repeats, misses, distinct, flag)| {
+                RateLimitSettings {
+                    burst,
+                    per_hour: burst + extra_hour,
+                    per_day,
+                    loop_repeats: if loop_repeats == 1 { 0 } else { loop_repeats },
+                    failed_lookups_before_block: misses,
+                    distinct_codes_before_block: distinct,
+                    code_flag_senders: flag,
+                    ..Default::default()
+                }
+            },
+        );
+    let text = prop_oneof![
+        Just("TC 000.00.12.H58-240315-0007".to_owned()),
+        Just("  tc 000.00.12.h58-240315-0007 ".to_owned()),
+        Just(String::new()),
+        "\\PC{0,24}",
+    ];
+    let messages = prop::collection::vec((text, any::<Option<bool>>()), 1..40);
+    (settings, messages)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// For one sender at one instant: no panic, never an answer after a
+    /// refusal, and at most one notice.
+    #[test]
+    fn verdicts_at_one_instant_are_monotone((settings, messages) in one_instant_case()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (g, _db) = guard(settings).await;
+            let sender = number(77);
+            let now = t0();
+            let mut refused = false;
+            let mut notices = 0;
+            for (i, (text, lookup)) in messages.iter().enumerate() {
+                let verdict = g.check(&sender, text, now).await.unwrap();
+                match verdict {
+                    Verdict::Allow => prop_assert!(!refused, "answer after a refusal: {i}"),
+                    Verdict::Notice { retry_at } => {
+                        notices += 1;
+                        prop_assert!(retry_at > local(now));
+                        refused = true;
+                    }
+                    Verdict::Silence { .. } => refused = true,
+                }
+                if let (Verdict::Allow, Some(found)) = (verdict, lookup) {
+                    let code = code(7, i as u32);
+                    g.record_lookup(&sender, &code, *found, now).await.unwrap();
+                }
+            }
+            prop_assert!(notices <= 1);
+            Ok::<(), TestCaseError>(())
+        })?;
+    }
+
+    /// Any sender, any text, any time the guard can represent: no panic.
+    #[test]
+    fn check_never_panics(
+        digits in "[35789][0-9]{8}",
+        text in "\\PC{0,64}",
+        offset_days in -3_000_i64..3_000,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (g, _db) = guard(RateLimitSettings::default()).await;
+            let sender = Msisdn::parse(&format!("0{digits}")).unwrap();
+            let now = t0() + TimeDelta::days(offset_days);
+            for _ in 0..6 {
+                g.check(&sender, &text, now).await.unwrap();
+            }
+        });
+    }
+}
