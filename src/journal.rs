@@ -247,12 +247,23 @@ impl Journal {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/journal").run(&pool).await?;
+        // The writer has a connection of its own, so that readers (recovery,
+        // abuse control) never make a commit wait for a pooled connection.
+        let writer_pool = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(open_err)?
+        };
         let (writes, queue) = mpsc::channel(4096);
-        tokio::spawn(write_loop(pool.clone(), queue, settings.clone()));
+        tokio::spawn(write_loop(writer_pool, queue, settings.clone()));
         Ok(Journal {
             pool,
             writes,
