@@ -510,7 +510,10 @@ impl Pdu {
                 system_id, tlvs, ..
             } => {
                 // A failed bind_resp may carry no body at all (SMPP 3.4 §4.1.2).
-                if self.command_status == status::ESME_ROK || !system_id.is_empty() {
+                if self.command_status == status::ESME_ROK
+                    || !system_id.is_empty()
+                    || !tlvs.is_empty()
+                {
                     put_cstr(out, system_id);
                     put_tlvs(out, tlvs);
                 }
@@ -539,7 +542,7 @@ impl Pdu {
             }
             Body::SubmitSmResp { message_id } | Body::DeliverSmResp { message_id } => {
                 // An error submit_sm_resp carries no body (SMPP 3.4 §4.4.2).
-                if self.command_status == status::ESME_ROK {
+                if self.command_status == status::ESME_ROK || !message_id.is_empty() {
                     put_cstr(out, message_id);
                 }
             }
@@ -665,8 +668,13 @@ impl Pdu {
     }
 }
 
+/// Writes a C-Octet string. SMPP strings are ASCII; anything else is written
+/// as ISO-8859-1 (one byte per character, `?` beyond U+00FF), the mirror of
+/// how [`Reader::cstr`] reads, so a decoded string is written back byte for byte.
 fn put_cstr(out: &mut BytesMut, s: &str) {
-    out.put_slice(s.as_bytes());
+    for c in s.chars() {
+        out.put_u8(u8::try_from(u32::from(c)).unwrap_or(b'?'));
+    }
     out.put_u8(0);
 }
 
@@ -718,8 +726,9 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    /// A NUL-terminated string of at most `max` bytes including the NUL.
-    /// Bytes that are not UTF-8 are read as Latin-1.
+    /// A NUL-terminated string of at most `max` bytes including the NUL,
+    /// read as ISO-8859-1 (ASCII in practice), one character per byte, so
+    /// that it is written back byte for byte.
     fn cstr(
         &mut self,
         field: &'static str,
@@ -744,10 +753,7 @@ impl<'a> Reader<'a> {
         };
         let raw = &self.buf[..nul];
         self.buf = &self.buf[nul + 1..];
-        Ok(match std::str::from_utf8(raw) {
-            Ok(s) => s.to_owned(),
-            Err(_) => raw.iter().map(|&b| char::from(b)).collect(),
-        })
+        Ok(raw.iter().map(|&b| char::from(b)).collect())
     }
 
     fn tlvs(&mut self) -> Result<Vec<Tlv>, DecodeError> {
@@ -933,6 +939,23 @@ mod tests {
         .encode(&mut long_id);
         let err = Pdu::decode(&long_id).unwrap_err();
         assert_eq!(err.status, status::ESME_RINVSYSID);
+    }
+
+    #[test]
+    fn non_ascii_strings_are_written_back_byte_for_byte() {
+        // Found by the smpp_frame fuzz target: Latin-1 bytes in system_id
+        // grew when re-encoded as UTF-8 and then exceeded the field's limit.
+        let mut frame = BytesMut::new();
+        frame.put_u32(0);
+        frame.put_u32(command_id::BIND_TRANSMITTER);
+        frame.put_u32(0);
+        frame.put_u32(1);
+        frame.extend_from_slice(&[0xe9; 15]);
+        frame.extend_from_slice(&[0, 0, 0, 0x34, 0, 0, 0]);
+        let len = frame.len() as u32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let pdu = Pdu::decode(&frame).unwrap();
+        assert_eq!(&pdu.to_bytes()[..], &frame[..]);
     }
 
     #[test]
