@@ -375,16 +375,8 @@ impl Journal {
                 Ok(PendingReply {
                     message_id: row.try_get("message_id")?,
                     channel: row.try_get("channel")?,
-                    to: Address {
-                        addr: row.try_get("sender")?,
-                        ton: row.try_get::<i64, _>("sender_ton")? as u8,
-                        npi: row.try_get::<i64, _>("sender_npi")? as u8,
-                    },
-                    from: Address {
-                        addr: row.try_get("recipient")?,
-                        ton: row.try_get::<i64, _>("recipient_ton")? as u8,
-                        npi: row.try_get::<i64, _>("recipient_npi")? as u8,
-                    },
+                    to: address(row, "sender")?,
+                    from: address(row, "recipient")?,
                     text: row.try_get("reply_text")?,
                     attempts: row.try_get::<i64, _>("attempts")? as u32,
                 })
@@ -418,22 +410,23 @@ impl Journal {
     }
 }
 
+/// The address stored in the columns `<column>`, `<column>_ton`, `<column>_npi`.
+fn address(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Address, sqlx::Error> {
+    Ok(Address {
+        addr: row.try_get(column)?,
+        ton: row.try_get::<i64, _>(format!("{column}_ton").as_str())? as u8,
+        npi: row.try_get::<i64, _>(format!("{column}_npi").as_str())? as u8,
+    })
+}
+
 fn row_to_message(row: &sqlx::sqlite::SqliteRow) -> Result<StoredMessage, JournalError> {
     Ok(StoredMessage {
         id: row.try_get("id")?,
         message: NewMessage {
             channel: row.try_get("channel")?,
             peer_ref: row.try_get("peer_ref")?,
-            sender: Address {
-                addr: row.try_get("sender")?,
-                ton: row.try_get::<i64, _>("sender_ton")? as u8,
-                npi: row.try_get::<i64, _>("sender_npi")? as u8,
-            },
-            recipient: Address {
-                addr: row.try_get("recipient")?,
-                ton: row.try_get::<i64, _>("recipient_ton")? as u8,
-                npi: row.try_get::<i64, _>("recipient_npi")? as u8,
-            },
+            sender: address(row, "sender")?,
+            recipient: address(row, "recipient")?,
             text: row.try_get("text")?,
             received_at: row.try_get("received_at")?,
         },

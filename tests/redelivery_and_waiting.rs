@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use motcua_sms::smpp::pdu::{Bind, BindKind, Body, ShortMessage};
 use motcua_sms::smpp::session::{next_request, Connection};
-use motcua_sms::smpp::{InterfaceVersion, SessionSettings, SmscSettings};
+use motcua_sms::smpp::SessionSettings;
 use support::peer_esme::PeerEsme;
 use support::peer_smsc::PeerSmsc;
 use support::{spawn_app, spawn_app_with, AppOptions, KNOWN_CODE, PASSWORD, SYSTEM_ID};
@@ -62,22 +62,7 @@ async fn a_carrier_redelivery_is_not_answered_twice() {
     let smsc = PeerSmsc::start("motcua", "secret").await;
     let app = spawn_app_with(AppOptions {
         accents: false,
-        smsc: vec![SmscSettings {
-            name: "carrier".into(),
-            host: "127.0.0.1".into(),
-            port: smsc.local_addr().port(),
-            system_id: "motcua".into(),
-            password: "secret".into(),
-            system_type: String::new(),
-            interface_version: InterfaceVersion::V34,
-            addr_ton: 0,
-            addr_npi: 0,
-            address_range: String::new(),
-            source_addr: None,
-            source_addr_ton: None,
-            source_addr_npi: None,
-            reconnect_delay_ms: 100,
-        }],
+        smsc: vec![support::smsc_settings(smsc.local_addr().port())],
         ..AppOptions::default()
     })
     .await;

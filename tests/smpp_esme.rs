@@ -7,29 +7,14 @@ mod support;
 
 use std::time::Duration;
 
-use motcua_sms::smpp::{InterfaceVersion, SmscSettings};
+use motcua_sms::smpp::SmscSettings;
 use support::peer_smsc::PeerSmsc;
 use support::{decode_parts, spawn_app_with, ucs2, AppOptions, KNOWN_CODE};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn smsc_settings(smsc: &PeerSmsc) -> SmscSettings {
-    SmscSettings {
-        name: "carrier-test".into(),
-        host: "127.0.0.1".into(),
-        port: smsc.local_addr().port(),
-        system_id: "motcua".into(),
-        password: "secret".into(),
-        system_type: String::new(),
-        interface_version: InterfaceVersion::V34,
-        addr_ton: 0,
-        addr_npi: 0,
-        address_range: String::new(),
-        source_addr: None,
-        source_addr_ton: None,
-        source_addr_npi: None,
-        reconnect_delay_ms: 100,
-    }
+    support::smsc_settings(smsc.local_addr().port())
 }
 
 async fn collect_reply(smsc: &PeerSmsc) -> Vec<support::peer_esme::RawMessage> {

@@ -20,8 +20,8 @@ use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand, SessionError,
 };
-use super::text::{decode_text, is_receipt};
-use super::{Address, IncomingSms, SessionSettings, SmsHandler, SmscSettings};
+use super::text::is_receipt;
+use super::{IncomingSms, SessionSettings, SmsHandler, SmscSettings};
 
 /// Numbers the connections of every carrier link, for route bookkeeping.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -310,25 +310,7 @@ async fn receive<H: SmsHandler>(
     sequence: u32,
     sm: ShortMessage,
 ) {
-    let text = decode_text(&sm, alphabet).unwrap_or_else(|error| {
-        warn!(%error, "message text unreadable; it will be answered with help");
-        String::new()
-    });
-    let incoming = IncomingSms {
-        channel,
-        source: Address::new(
-            sm.source_addr.clone(),
-            sm.source_addr_ton,
-            sm.source_addr_npi,
-        ),
-        destination: Address::new(
-            sm.destination_addr.clone(),
-            sm.dest_addr_ton,
-            sm.dest_addr_npi,
-        ),
-        text,
-        peer_ref: None,
-    };
+    let incoming = IncomingSms::from_short_message(channel, &sm, alphabet);
     let status = match handler.receive(incoming).await {
         Ok(_) => status::ESME_ROK,
         Err(error) => {

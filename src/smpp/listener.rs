@@ -20,10 +20,7 @@ use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand,
 };
-use super::text::decode_text;
-use super::{
-    Address, IncomingSms, ListenerAccount, ListenerSettings, Receipt, SessionSettings, SmsHandler,
-};
+use super::{IncomingSms, ListenerAccount, ListenerSettings, Receipt, SessionSettings, SmsHandler};
 
 struct Shared<H> {
     settings: ListenerSettings,
@@ -274,28 +271,8 @@ async fn receive<H: SmsHandler>(
     sequence: u32,
     sm: ShortMessage,
 ) {
-    let text = decode_text(&sm, shared.session.default_alphabet).unwrap_or_else(|error| {
-        warn!(%error, "message text unreadable; it will be answered with help");
-        String::new()
-    });
-    let incoming = IncomingSms {
-        channel: channel_of(&account),
-        source: Address::new(
-            sm.source_addr.clone(),
-            sm.source_addr_ton,
-            sm.source_addr_npi,
-        ),
-        destination: Address::new(
-            sm.destination_addr.clone(),
-            sm.dest_addr_ton,
-            sm.dest_addr_npi,
-        ),
-        text,
-        peer_ref: sm
-            .tlv(tag::USER_MESSAGE_REFERENCE)
-            .filter(|v| v.len() == 2)
-            .map(|v| u16::from_be_bytes([v[0], v[1]]).to_string()),
-    };
+    let incoming =
+        IncomingSms::from_short_message(channel_of(&account), &sm, shared.session.default_alphabet);
     let resp = match shared.handler.receive(incoming).await {
         Ok(Receipt::Accepted { message_id }) => {
             Pdu::new(sequence, Body::SubmitSmResp { message_id })

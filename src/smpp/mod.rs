@@ -52,6 +52,40 @@ pub struct IncomingSms {
     pub peer_ref: Option<String>,
 }
 
+impl IncomingSms {
+    /// A citizen's message from a `submit_sm` / `deliver_sm` received on
+    /// `channel`, its text decoded (an unreadable coding gives an empty text,
+    /// which earns a help reply rather than silence).
+    pub fn from_short_message(
+        channel: String,
+        sm: &pdu::ShortMessage,
+        alphabet: DefaultAlphabet,
+    ) -> Self {
+        let text = text::decode_text(sm, alphabet).unwrap_or_else(|error| {
+            tracing::warn!(%error, "message text unreadable; it will be answered with help");
+            String::new()
+        });
+        IncomingSms {
+            channel,
+            source: Address::new(
+                sm.source_addr.clone(),
+                sm.source_addr_ton,
+                sm.source_addr_npi,
+            ),
+            destination: Address::new(
+                sm.destination_addr.clone(),
+                sm.dest_addr_ton,
+                sm.dest_addr_npi,
+            ),
+            text,
+            peer_ref: sm
+                .tlv(pdu::tag::USER_MESSAGE_REFERENCE)
+                .filter(|v| v.len() == 2)
+                .map(|v| u16::from_be_bytes([v[0], v[1]]).to_string()),
+        }
+    }
+}
+
 /// How the gateway took a message; only then is the peer acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
