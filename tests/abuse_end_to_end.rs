@@ -100,11 +100,15 @@ async fn a_scanner_is_silenced_after_the_configured_misses() {
         peer.submit("0987000777", "8058", 0, code.as_bytes())
             .await
             .unwrap();
-        // One code at a time, as a script walking through codes would.
-        if let Some(reply) = peer.next_deliver(Duration::from_millis(300)).await {
+        // One code at a time, as a script walking through codes would: while
+        // replies are expected, wait for each (its lookup is recorded before
+        // the reply leaves); once silenced, a short wait shows nothing comes.
+        let wait = if answered.len() < 8 { 5_000 } else { 300 };
+        if let Some(reply) = peer.next_deliver(Duration::from_millis(wait)).await {
             answered.push(decode_parts(&[reply]));
         }
     }
+    answered.extend(replies(&mut peer, Duration::from_millis(1000)).await);
     assert_eq!(
         answered.len(),
         8,
