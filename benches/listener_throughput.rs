@@ -148,16 +148,11 @@ async fn run_peer(addr: std::net::SocketAddr, index: usize, count: usize, shared
         let link = link.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
-            link.request(Body::Bind(Bind {
-                kind: BindKind::Transceiver,
-                system_id: "bench".into(),
-                password: "bench".into(),
-                system_type: String::new(),
-                interface_version: 0x34,
-                addr_ton: 0,
-                addr_npi: 0,
-                address_range: String::new(),
-            }))
+            link.request(Body::Bind(Bind::new(
+                BindKind::Transceiver,
+                "bench",
+                "bench",
+            )))
             .await
             .expect("bind");
             for i in 0..count {
@@ -196,12 +191,7 @@ async fn run_peer(addr: std::net::SocketAddr, index: usize, count: usize, shared
         };
         if let Body::DeliverSm(sm) = &pdu.body {
             let _ = link
-                .send(Pdu::new(
-                    pdu.sequence_number,
-                    Body::DeliverSmResp {
-                        message_id: String::new(),
-                    },
-                ))
+                .send(Pdu::deliver_sm_resp(pdu.sequence_number, 0))
                 .await;
             // Count a reply once, at its first part.
             let first_part = sm.esm_class & 0x40 == 0 || sm.short_message.get(5) == Some(&1);

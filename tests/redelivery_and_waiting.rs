@@ -94,16 +94,11 @@ async fn a_reply_waits_until_the_account_can_receive_again() {
     let mut conn = Connection::new(stream, &SessionSettings::default()).unwrap();
     let link = conn.link.clone();
     let exchange = tokio::spawn(async move {
-        link.request(Body::Bind(Bind {
-            kind: BindKind::Transmitter,
-            system_id: SYSTEM_ID.into(),
-            password: PASSWORD.into(),
-            system_type: String::new(),
-            interface_version: 0x34,
-            addr_ton: 0,
-            addr_npi: 0,
-            address_range: String::new(),
-        }))
+        link.request(Body::Bind(Bind::new(
+            BindKind::Transmitter,
+            SYSTEM_ID,
+            PASSWORD,
+        )))
         .await
         .expect("bind_transmitter accepted");
         link.request(Body::SubmitSm(ShortMessage {

@@ -62,16 +62,7 @@ pub async fn send_and_receive(
     let mut conn = Connection::new(stream, &settings)
         .map_err(|source| ClientError::Connect { address, source })?;
     let link = conn.link.clone();
-    let bind = Body::Bind(Bind {
-        kind: BindKind::Transceiver,
-        system_id: system_id.to_owned(),
-        password: password.to_owned(),
-        system_type: String::new(),
-        interface_version: 0x34,
-        addr_ton: 0,
-        addr_npi: 0,
-        address_range: String::new(),
-    });
+    let bind = Body::Bind(Bind::new(BindKind::Transceiver, system_id, password));
     let citizen = Address::new(from, 1, 1);
     let service = Address::new(to, 0, 0);
     let text = text.to_owned();
@@ -116,7 +107,7 @@ pub async fn send_and_receive(
                 let seq = pdu.sequence_number;
                 match pdu.body {
                     Body::DeliverSm(sm) => {
-                        conn.link.send(Pdu::new(seq, Body::DeliverSmResp { message_id: String::new() })).await?;
+                        conn.link.send(Pdu::deliver_sm_resp(seq, status::ESME_ROK)).await?;
                         if sm.esm_class & ESM_UDHI != 0 && sm.short_message.len() >= 6 && sm.short_message[1] == 0 {
                             let total = sm.short_message[4];
                             parts.insert(sm.short_message[5], sm);

@@ -227,28 +227,13 @@ impl<H: SmsHandler> EsmeClient<H> {
                 Body::DeliverSm(sm) => {
                     if is_receipt(&sm) {
                         debug!(esm_class = sm.esm_class, "delivery receipt received");
-                        let _ = link
-                            .send(Pdu::new(
-                                seq,
-                                Body::DeliverSmResp {
-                                    message_id: String::new(),
-                                },
-                            ))
-                            .await;
+                        let _ = link.send(Pdu::deliver_sm_resp(seq, status::ESME_ROK)).await;
                         continue;
                     }
                     if draining {
                         // Not recorded: a temporary error makes the SMSC deliver it again later.
                         let _ = link
-                            .send(
-                                Pdu::new(
-                                    seq,
-                                    Body::DeliverSmResp {
-                                        message_id: String::new(),
-                                    },
-                                )
-                                .with_status(status::ESME_RX_T_APPN),
-                            )
+                            .send(Pdu::deliver_sm_resp(seq, status::ESME_RX_T_APPN))
                             .await;
                         continue;
                     }
@@ -318,17 +303,7 @@ async fn receive<H: SmsHandler>(
             status::ESME_RX_T_APPN
         }
     };
-    let _ = link
-        .send(
-            Pdu::new(
-                sequence,
-                Body::DeliverSmResp {
-                    message_id: String::new(),
-                },
-            )
-            .with_status(status),
-        )
-        .await;
+    let _ = link.send(Pdu::deliver_sm_resp(sequence, status)).await;
 }
 
 /// A number in [0, 1) for backoff jitter, without a random-number crate.

@@ -208,30 +208,22 @@ async fn serve<H: SmsHandler>(
                     Some((account, kind)) if kind.can_send() => account.clone(),
                     _ => {
                         let _ = link
-                            .send(
-                                Pdu::new(
-                                    seq,
-                                    Body::SubmitSmResp {
-                                        message_id: String::new(),
-                                    },
-                                )
-                                .with_status(status::ESME_RINVBNDSTS),
-                            )
+                            .send(Pdu::submit_sm_resp(
+                                seq,
+                                String::new(),
+                                status::ESME_RINVBNDSTS,
+                            ))
                             .await;
                         continue;
                     }
                 };
                 if draining {
                     let _ = link
-                        .send(
-                            Pdu::new(
-                                seq,
-                                Body::SubmitSmResp {
-                                    message_id: String::new(),
-                                },
-                            )
-                            .with_status(status::ESME_RMSGQFUL),
-                        )
+                        .send(Pdu::submit_sm_resp(
+                            seq,
+                            String::new(),
+                            status::ESME_RMSGQFUL,
+                        ))
                         .await;
                     continue;
                 }
@@ -275,21 +267,15 @@ async fn receive<H: SmsHandler>(
         IncomingSms::from_short_message(channel_of(&account), &sm, shared.session.default_alphabet);
     let resp = match shared.handler.receive(incoming).await {
         Ok(Receipt::Accepted { message_id }) => {
-            Pdu::new(sequence, Body::SubmitSmResp { message_id })
+            Pdu::submit_sm_resp(sequence, message_id, status::ESME_ROK)
         }
         Ok(Receipt::Duplicate { message_id }) => {
             debug!(%message_id, "redelivered message acknowledged again, not answered twice");
-            Pdu::new(sequence, Body::SubmitSmResp { message_id })
+            Pdu::submit_sm_resp(sequence, message_id, status::ESME_ROK)
         }
         Err(error) => {
             warn!(%error, "message refused for now; the peer will retry");
-            Pdu::new(
-                sequence,
-                Body::SubmitSmResp {
-                    message_id: String::new(),
-                },
-            )
-            .with_status(status::ESME_RMSGQFUL)
+            Pdu::submit_sm_resp(sequence, String::new(), status::ESME_RMSGQFUL)
         }
     };
     let _ = link.send(resp).await;

@@ -467,7 +467,40 @@ impl Body {
     }
 }
 
+impl Bind {
+    /// A bind with the usual defaults: SMPP 3.4, no system_type, TON/NPI 0,
+    /// no address range.
+    pub fn new(kind: BindKind, system_id: &str, password: &str) -> Self {
+        Bind {
+            kind,
+            system_id: system_id.to_owned(),
+            password: password.to_owned(),
+            system_type: String::new(),
+            interface_version: 0x34,
+            addr_ton: 0,
+            addr_npi: 0,
+            address_range: String::new(),
+        }
+    }
+}
+
 impl Pdu {
+    /// The answer to a submit_sm: the message id on success, `status` otherwise.
+    pub fn submit_sm_resp(sequence_number: u32, message_id: String, status: u32) -> Self {
+        Pdu::new(sequence_number, Body::SubmitSmResp { message_id }).with_status(status)
+    }
+
+    /// The answer to a deliver_sm with `status`.
+    pub fn deliver_sm_resp(sequence_number: u32, status: u32) -> Self {
+        Pdu::new(
+            sequence_number,
+            Body::DeliverSmResp {
+                message_id: String::new(),
+            },
+        )
+        .with_status(status)
+    }
+
     /// A request or response with status 0.
     pub fn new(sequence_number: u32, body: Body) -> Self {
         Pdu {
