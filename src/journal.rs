@@ -111,6 +111,62 @@ pub enum Recorded {
     Duplicate(i64),
 }
 
+/// One part of a citizen's concatenated message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFragment {
+    /// The message as far as this part tells it (`text` is the part's text).
+    pub message: NewMessage,
+    /// The concatenation reference (8- or 16-bit).
+    pub reference: u16,
+    /// How many parts the message has.
+    pub total: u8,
+    /// This part's number, 1-based.
+    pub part: u8,
+}
+
+/// What recording a part did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FragmentRecorded {
+    /// Kept; the message waits for its other parts. The id is the part's own.
+    Waiting(i64),
+    /// This part was already recorded (or its message already joined).
+    Duplicate,
+    /// The last part: the message is joined and recorded.
+    Joined(StoredMessage),
+}
+
+/// A delivery receipt to apply to the reply part it reports on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptUpdate {
+    /// The channel it arrived on.
+    pub channel: String,
+    /// Every spelling of the reported id (hex and decimal); the first is the
+    /// id as given.
+    pub peer_ids: Vec<String>,
+    /// The receipt's state (`delivered`, `undeliverable`, …).
+    pub state: String,
+    /// True when the state will not change any more.
+    pub is_final: bool,
+    /// True when the part reached the handset.
+    pub success: bool,
+    /// The receipt's error code, if any.
+    pub error: Option<String>,
+}
+
+/// What a receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptApplied {
+    /// It matched a part of this message's reply; the reply's state now.
+    Matched {
+        /// The answered message.
+        message_id: i64,
+        /// The reply's state after the receipt.
+        reply: ReplyState,
+    },
+    /// No part has that id (yet): kept until one is recorded.
+    Unmatched,
+}
+
 /// A reply's state in the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyState {
@@ -200,6 +256,24 @@ enum Op {
         error: Option<String>,
         next_attempt_at: Option<i64>,
         done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    Accepted {
+        message_id: i64,
+        channel: String,
+        peer_ids: Vec<String>,
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    Receipt(
+        ReceiptUpdate,
+        oneshot::Sender<Result<ReceiptApplied, JournalError>>,
+    ),
+    Fragment(
+        NewFragment,
+        oneshot::Sender<Result<FragmentRecorded, JournalError>>,
+    ),
+    JoinStale {
+        received_before: i64,
+        done: oneshot::Sender<Result<Vec<StoredMessage>, JournalError>>,
     },
 }
 
@@ -330,6 +404,73 @@ impl Journal {
         })
         .await?;
         result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    /// Records that the carrier accepted every part of a reply, with the id
+    /// it gave each (in part order) on `channel`; receipts that came first
+    /// are applied now.
+    pub async fn reply_accepted(
+        &self,
+        message_id: i64,
+        channel: &str,
+        peer_ids: Vec<String>,
+    ) -> Result<(), JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::Accepted {
+            message_id,
+            channel: channel.to_owned(),
+            peer_ids,
+            done,
+        })
+        .await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    /// Applies a delivery receipt to the reply part it reports on.
+    pub async fn apply_receipt(
+        &self,
+        receipt: ReceiptUpdate,
+    ) -> Result<ReceiptApplied, JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::Receipt(receipt, done)).await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    /// Records one part of a concatenated message durably; joins the
+    /// message when it is the last part missing.
+    pub async fn record_fragment(
+        &self,
+        fragment: NewFragment,
+    ) -> Result<FragmentRecorded, JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::Fragment(fragment, done)).await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    /// Joins every concatenated message whose first part arrived before
+    /// `received_before` (Unix ms) from the parts it has, missing ones
+    /// left out, and records it: the citizen is answered anyway.
+    pub async fn join_stale_fragments(
+        &self,
+        received_before: i64,
+    ) -> Result<Vec<StoredMessage>, JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::JoinStale {
+            received_before,
+            done,
+        })
+        .await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
+    /// The receipt states of a reply's parts, in part order.
+    pub async fn part_states(&self, message_id: i64) -> Result<Vec<String>, JournalError> {
+        Ok(
+            sqlx::query_scalar("SELECT state FROM reply_parts WHERE message_id = ? ORDER BY part")
+                .bind(message_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn submit(&self, op: Op) -> Result<(), JournalError> {
@@ -467,6 +608,9 @@ async fn write_loop(pool: SqlitePool, mut queue: mpsc::Receiver<Op>, settings: J
 enum Produced {
     Recorded(Recorded),
     Purged(u64),
+    Receipt(ReceiptApplied),
+    Fragment(FragmentRecorded),
+    Joined(Vec<StoredMessage>),
     Done,
 }
 
@@ -488,8 +632,29 @@ fn answer(op: Op, result: OpResult) {
                 Err(e) => Err(JournalError::Sql(e)),
             });
         }
-        Op::QueueReply { done, .. } | Op::Update { done, .. } => {
+        Op::QueueReply { done, .. } | Op::Update { done, .. } | Op::Accepted { done, .. } => {
             let _ = done.send(result.map(|_| ()).map_err(JournalError::Sql));
+        }
+        Op::Receipt(_, done) => {
+            let _ = done.send(match result {
+                Ok(Produced::Receipt(r)) => Ok(r),
+                Ok(_) => Err(JournalError::Stopped),
+                Err(e) => Err(JournalError::Sql(e)),
+            });
+        }
+        Op::Fragment(_, done) => {
+            let _ = done.send(match result {
+                Ok(Produced::Fragment(r)) => Ok(r),
+                Ok(_) => Err(JournalError::Stopped),
+                Err(e) => Err(JournalError::Sql(e)),
+            });
+        }
+        Op::JoinStale { done, .. } => {
+            let _ = done.send(match result {
+                Ok(Produced::Joined(r)) => Ok(r),
+                Ok(_) => Ok(Vec::new()),
+                Err(e) => Err(JournalError::Sql(e)),
+            });
         }
     }
 }
@@ -508,6 +673,25 @@ async fn apply(
         let result = match op {
             Op::Record(m, _) => record(&mut tx, m, window_ms).await.map(Produced::Recorded),
             Op::Purge { cutoff, .. } => purge(&mut tx, *cutoff).await.map(Produced::Purged),
+            Op::Accepted {
+                message_id,
+                channel,
+                peer_ids,
+                ..
+            } => accepted(&mut tx, *message_id, channel, peer_ids, now)
+                .await
+                .map(|_| Produced::Done),
+            Op::Receipt(receipt, _) => apply_receipt(&mut tx, receipt, now)
+                .await
+                .map(Produced::Receipt),
+            Op::Fragment(fragment, _) => record_fragment(&mut tx, fragment, window_ms, now)
+                .await
+                .map(Produced::Fragment),
+            Op::JoinStale {
+                received_before, ..
+            } => join_stale(&mut tx, *received_before, window_ms, now)
+                .await
+                .map(Produced::Joined),
             Op::QueueReply {
                 message_id,
                 outcome,
@@ -554,6 +738,394 @@ async fn apply(
     }
     tx.commit().await?;
     Ok(results)
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+/// A peer id as stored: trimmed, lowercased, leading zeros stripped.
+pub fn canonical_peer_id(id: &str) -> String {
+    let id = id.trim().to_ascii_lowercase();
+    let stripped = id.trim_start_matches('0');
+    if stripped.is_empty() && !id.is_empty() {
+        "0".to_owned()
+    } else {
+        stripped.to_owned()
+    }
+}
+
+async fn accepted(
+    tx: &mut Tx<'_>,
+    message_id: i64,
+    channel: &str,
+    peer_ids: &[String],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE replies SET state = 'accepted', peer_ids = ?, last_error = NULL, \
+         attempts = attempts + 1, updated_at = ? WHERE message_id = ? AND state = 'queued'",
+    )
+    .bind(peer_ids.join(" "))
+    .bind(now)
+    .bind(message_id)
+    .execute(&mut **tx)
+    .await?;
+    for (index, id) in peer_ids.iter().enumerate() {
+        let peer_id = canonical_peer_id(id);
+        sqlx::query(
+            "INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
+             VALUES (?, ?, ?, ?, 'accepted', ?) ON CONFLICT (message_id, part) DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(index as i64 + 1)
+        .bind(channel)
+        .bind(&peer_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        // A receipt that overtook the submit_sm_resp.
+        let early: Option<(i64, String, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT receipt, state, final, success, error FROM unmatched_receipts \
+             WHERE channel = ? AND peer_id = ? ORDER BY final DESC, received_at DESC LIMIT 1",
+        )
+        .bind(channel)
+        .bind(&peer_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some((receipt, state, is_final, success, error)) = early {
+            sqlx::query("DELETE FROM unmatched_receipts WHERE receipt = ?")
+                .bind(receipt)
+                .execute(&mut **tx)
+                .await?;
+            set_part_state(
+                tx,
+                message_id,
+                index as i64 + 1,
+                &state,
+                is_final != 0,
+                success != 0,
+                error.as_deref(),
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn set_part_state(
+    tx: &mut Tx<'_>,
+    message_id: i64,
+    part: i64,
+    state: &str,
+    is_final: bool,
+    success: bool,
+    error: Option<&str>,
+    now: i64,
+) -> Result<ReplyState, sqlx::Error> {
+    let stored = if is_final && !success {
+        format!("failed:{state}")
+    } else if is_final {
+        format!("done:{state}")
+    } else {
+        state.to_owned()
+    };
+    sqlx::query(
+        "UPDATE reply_parts SET state = ?, error = ?, updated_at = ? \
+         WHERE message_id = ? AND part = ? AND state NOT LIKE 'done:%' AND state NOT LIKE 'failed:%'",
+    )
+    .bind(&stored)
+    .bind(error)
+    .bind(now)
+    .bind(message_id)
+    .bind(part)
+    .execute(&mut **tx)
+    .await?;
+    let (parts, done, failed): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), \
+                coalesce(sum(state LIKE 'done:%'), 0), \
+                coalesce(sum(state LIKE 'failed:%'), 0) \
+         FROM reply_parts WHERE message_id = ?",
+    )
+    .bind(message_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let new_state = if failed > 0 {
+        Some(ReplyState::Failed)
+    } else if done == parts {
+        Some(ReplyState::Delivered)
+    } else {
+        None
+    };
+    if let Some(new_state) = new_state {
+        let error = (new_state == ReplyState::Failed).then(|| {
+            format!(
+                "part {part}: {state}{}",
+                error.map(|e| format!(" (err {e})")).unwrap_or_default()
+            )
+        });
+        sqlx::query(
+            "UPDATE replies SET state = ?, last_error = coalesce(?, last_error), updated_at = ? \
+             WHERE message_id = ? AND state = 'accepted'",
+        )
+        .bind(new_state.as_str())
+        .bind(error)
+        .bind(now)
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM replies WHERE message_id = ?")
+            .bind(message_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(state
+        .as_deref()
+        .and_then(ReplyState::parse)
+        .unwrap_or(ReplyState::Accepted))
+}
+
+async fn apply_receipt(
+    tx: &mut Tx<'_>,
+    receipt: &ReceiptUpdate,
+    now: i64,
+) -> Result<ReceiptApplied, sqlx::Error> {
+    let spellings: Vec<String> = receipt
+        .peer_ids
+        .iter()
+        .map(|id| canonical_peer_id(id))
+        .collect();
+    let mut found: Option<(i64, i64)> = None;
+    for id in &spellings {
+        let hit: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT message_id, part FROM reply_parts WHERE channel = ? AND peer_id = ? \
+             ORDER BY message_id DESC LIMIT 1",
+        )
+        .bind(&receipt.channel)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if hit.is_some() {
+            found = hit;
+            break;
+        }
+    }
+    let Some((message_id, part)) = found else {
+        let group: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(receipt), 0) + 1 FROM unmatched_receipts")
+                .fetch_one(&mut **tx)
+                .await?;
+        for id in &spellings {
+            sqlx::query(
+                "INSERT INTO unmatched_receipts (receipt, channel, peer_id, state, final, success, error, received_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(group)
+            .bind(&receipt.channel)
+            .bind(id)
+            .bind(&receipt.state)
+            .bind(i64::from(receipt.is_final))
+            .bind(i64::from(receipt.success))
+            .bind(&receipt.error)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        return Ok(ReceiptApplied::Unmatched);
+    };
+    let reply = set_part_state(
+        tx,
+        message_id,
+        part,
+        &receipt.state,
+        receipt.is_final,
+        receipt.success,
+        receipt.error.as_deref(),
+        now,
+    )
+    .await?;
+    Ok(ReceiptApplied::Matched { message_id, reply })
+}
+
+async fn record_fragment(
+    tx: &mut Tx<'_>,
+    f: &NewFragment,
+    window_ms: i64,
+    now: i64,
+) -> Result<FragmentRecorded, sqlx::Error> {
+    let m = &f.message;
+    let joined: Option<i64> = sqlx::query_scalar(
+        "SELECT message_id FROM fragments_joined WHERE channel = ? AND sender = ? AND recipient = ? \
+         AND reference = ? AND total = ? AND joined_at >= ?",
+    )
+    .bind(&m.channel)
+    .bind(&m.sender.addr)
+    .bind(&m.recipient.addr)
+    .bind(i64::from(f.reference))
+    .bind(i64::from(f.total))
+    .bind(now.saturating_sub(window_ms))
+    .fetch_optional(&mut **tx)
+    .await?;
+    if joined.is_some() {
+        return Ok(FragmentRecorded::Duplicate);
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO fragments (channel, sender, sender_ton, sender_npi, recipient, recipient_ton, \
+         recipient_npi, reference, total, part, text, received_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(&m.channel)
+    .bind(&m.sender.addr)
+    .bind(i64::from(m.sender.ton))
+    .bind(i64::from(m.sender.npi))
+    .bind(&m.recipient.addr)
+    .bind(i64::from(m.recipient.ton))
+    .bind(i64::from(m.recipient.npi))
+    .bind(i64::from(f.reference))
+    .bind(i64::from(f.total))
+    .bind(i64::from(f.part))
+    .bind(&m.text)
+    .bind(m.received_at)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(FragmentRecorded::Duplicate);
+    }
+    let part_id = inserted.last_insert_rowid();
+    let have: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
+         AND reference = ? AND total = ?",
+    )
+    .bind(&m.channel)
+    .bind(&m.sender.addr)
+    .bind(&m.recipient.addr)
+    .bind(i64::from(f.reference))
+    .bind(i64::from(f.total))
+    .fetch_one(&mut **tx)
+    .await?;
+    if have < i64::from(f.total) {
+        return Ok(FragmentRecorded::Waiting(part_id));
+    }
+    let key = GroupKey {
+        channel: m.channel.clone(),
+        sender: m.sender.addr.clone(),
+        recipient: m.recipient.addr.clone(),
+        reference: i64::from(f.reference),
+        total: i64::from(f.total),
+    };
+    match join_group(tx, &key, window_ms, now).await? {
+        Some(stored) => Ok(FragmentRecorded::Joined(stored)),
+        None => Ok(FragmentRecorded::Duplicate),
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct GroupKey {
+    channel: String,
+    sender: String,
+    recipient: String,
+    reference: i64,
+    total: i64,
+}
+
+/// Joins a group's parts (in order) into a message, records it, and
+/// remembers the group as joined. `None` when the joined text is a
+/// redelivery of a message already recorded.
+async fn join_group(
+    tx: &mut Tx<'_>,
+    key: &GroupKey,
+    window_ms: i64,
+    now: i64,
+) -> Result<Option<StoredMessage>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
+         AND reference = ? AND total = ? ORDER BY part",
+    )
+    .bind(&key.channel)
+    .bind(&key.sender)
+    .bind(&key.recipient)
+    .bind(key.reference)
+    .bind(key.total)
+    .fetch_all(&mut **tx)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    for row in &rows {
+        text.push_str(row.try_get::<&str, _>("text")?);
+    }
+    let message = NewMessage {
+        channel: key.channel.clone(),
+        peer_ref: None,
+        sender: address(first, "sender")?,
+        recipient: address(first, "recipient")?,
+        text,
+        received_at: rows
+            .iter()
+            .filter_map(|r| r.try_get::<i64, _>("received_at").ok())
+            .max()
+            .unwrap_or(now),
+    };
+    sqlx::query(
+        "DELETE FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
+         AND reference = ? AND total = ?",
+    )
+    .bind(&key.channel)
+    .bind(&key.sender)
+    .bind(&key.recipient)
+    .bind(key.reference)
+    .bind(key.total)
+    .execute(&mut **tx)
+    .await?;
+    let recorded = record(tx, &message, window_ms).await?;
+    let id = match recorded {
+        Recorded::New(id) | Recorded::Duplicate(id) => id,
+    };
+    sqlx::query(
+        "INSERT INTO fragments_joined (channel, sender, recipient, reference, total, message_id, joined_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET message_id = excluded.message_id, joined_at = excluded.joined_at",
+    )
+    .bind(&key.channel)
+    .bind(&key.sender)
+    .bind(&key.recipient)
+    .bind(key.reference)
+    .bind(key.total)
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(match recorded {
+        Recorded::New(id) => Some(StoredMessage { id, message }),
+        Recorded::Duplicate(_) => None,
+    })
+}
+
+async fn join_stale(
+    tx: &mut Tx<'_>,
+    received_before: i64,
+    window_ms: i64,
+    now: i64,
+) -> Result<Vec<StoredMessage>, sqlx::Error> {
+    let groups: Vec<GroupKey> = sqlx::query_as(
+        "SELECT channel, sender, recipient, reference, total FROM fragments \
+         GROUP BY channel, sender, recipient, reference, total HAVING min(received_at) < ? LIMIT 1000",
+    )
+    .bind(received_before)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut joined = Vec::new();
+    for key in groups {
+        if let Some(stored) = join_group(tx, &key, window_ms, now).await? {
+            joined.push(stored);
+        }
+    }
+    sqlx::query("DELETE FROM fragments_joined WHERE joined_at < ?")
+        .bind(now.saturating_sub(window_ms))
+        .execute(&mut **tx)
+        .await?;
+    Ok(joined)
 }
 
 async fn purge(

@@ -4,11 +4,16 @@
 //! queued) is picked up at start and whenever a channel comes back up, with
 //! backoff between failed attempts. A reply is claimed in memory while it is
 //! being sent and its state is checked again before a retry, so two paths
-//! never send the same reply.
+//! never send the same reply. Replies to one citizen leave in the order of
+//! their messages ([`CitizenOrder`]), also across throttling and reconnects,
+//! and a multipart reply interrupted by a dropped link resumes with the
+//! parts not yet accepted.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,8 +24,8 @@ use crate::domain::Msisdn;
 use crate::journal::{now_ms, Journal, PendingReply, ReplyState, StoredMessage};
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
-use crate::smpp::pdu::{status, status_name};
-use crate::smpp::routes::{OutgoingReply, RouteError, Routes};
+use crate::smpp::pdu::{classify_status, status_name, StatusClass};
+use crate::smpp::routes::{OutgoingReply, ReplyProgress, RouteError, Routes};
 use crate::smpp::session::SessionError;
 use crate::store::DossierStore;
 
@@ -45,7 +50,124 @@ pub struct Outbox<S> {
     guard: AbuseGuard,
     routes: Arc<Routes>,
     claimed: Mutex<HashSet<i64>>,
+    progress: Mutex<HashMap<i64, ReplyProgress>>,
+    order: CitizenOrder,
     tasks: TaskTracker,
+}
+
+/// Where a reply stands after an attempt.
+enum Attempt {
+    /// Sent, or failed for good: later replies to the citizen may go.
+    Finished,
+    /// Still queued for a later attempt: later replies to the citizen wait.
+    Retry,
+}
+
+/// One citizen's replies in flight or waiting, by message id.
+struct CitizenTurns {
+    turns: BTreeMap<i64, Turn>,
+    changed: Arc<Notify>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Being answered or sent now.
+    Active,
+    /// Queued for a retry (throttled too long, link down).
+    Held,
+}
+
+/// What is ahead of a reply in its citizen's order.
+enum Older {
+    /// Nothing: it may leave.
+    None,
+    /// An older reply waits for a retry.
+    Held,
+    /// Older replies are being sent; notified when one finishes.
+    Active(Arc<Notify>),
+}
+
+/// Keeps the replies to each citizen in the order of their messages: a
+/// reply leaves only when every older reply to the same number has left or
+/// failed for good; behind an older reply that waits for a retry, it waits
+/// too (queued), and the sweep sends them oldest first.
+#[derive(Default)]
+struct CitizenOrder {
+    citizens: Mutex<HashMap<String, CitizenTurns>>,
+}
+
+impl CitizenOrder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CitizenTurns>> {
+        self.citizens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The reply to message `id` is being worked on.
+    fn enter(&self, citizen: &str, id: i64) {
+        let mut citizens = self.lock();
+        let entry = citizens
+            .entry(citizen.to_owned())
+            .or_insert_with(|| CitizenTurns {
+                turns: BTreeMap::new(),
+                changed: Arc::new(Notify::new()),
+            });
+        entry.turns.insert(id, Turn::Active);
+    }
+
+    /// Waits until every older reply to `citizen` has left. False when an
+    /// older one waits for a retry: this one must wait behind it.
+    async fn wait_turn(&self, citizen: &str, id: i64) -> bool {
+        loop {
+            let changed = match self.older(citizen, id) {
+                Older::None => return true,
+                Older::Held => return false,
+                Older::Active(changed) => changed,
+            };
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Checked again once registered, so a change in between is not missed.
+            if let Older::Active(_) = self.older(citizen, id) {
+                notified.await;
+            }
+        }
+    }
+
+    /// What is ahead of reply `id` to `citizen`.
+    fn older(&self, citizen: &str, id: i64) -> Older {
+        let citizens = self.lock();
+        let Some(entry) = citizens.get(citizen) else {
+            return Older::None;
+        };
+        let mut ahead = entry.turns.range(..id).map(|(_, turn)| *turn).peekable();
+        if ahead.peek().is_none() {
+            Older::None
+        } else if ahead.any(|turn| turn == Turn::Held) {
+            Older::Held
+        } else {
+            Older::Active(entry.changed.clone())
+        }
+    }
+
+    /// The reply to `id` waits for a retry; younger ones wait behind it.
+    fn hold(&self, citizen: &str, id: i64) {
+        let mut citizens = self.lock();
+        if let Some(entry) = citizens.get_mut(citizen) {
+            entry.turns.insert(id, Turn::Held);
+            entry.changed.notify_waiters();
+        }
+    }
+
+    /// The reply to `id` has left or failed for good.
+    fn leave(&self, citizen: &str, id: i64) {
+        let mut citizens = self.lock();
+        if let Some(entry) = citizens.get_mut(citizen) {
+            entry.turns.remove(&id);
+            entry.changed.notify_waiters();
+            if entry.turns.is_empty() {
+                citizens.remove(citizen);
+            }
+        }
+    }
 }
 
 impl<S: DossierStore> Outbox<S> {
@@ -63,6 +185,8 @@ impl<S: DossierStore> Outbox<S> {
             guard,
             routes,
             claimed: Mutex::default(),
+            progress: Mutex::default(),
+            order: CitizenOrder::default(),
             tasks: TaskTracker::new(),
         })
     }
@@ -81,6 +205,8 @@ impl<S: DossierStore> Outbox<S> {
 
     /// Answers a freshly recorded message in the background.
     pub fn answer_later(self: &Arc<Self>, stored: StoredMessage) {
+        // Taken now, in the order messages were recorded.
+        self.order.enter(&stored.message.sender.addr, stored.id);
         let this = self.clone();
         self.tasks.spawn(async move { this.answer(stored).await });
     }
@@ -88,7 +214,9 @@ impl<S: DossierStore> Outbox<S> {
     /// Computes, records and sends the reply to one message.
     async fn answer(&self, stored: StoredMessage) {
         let id = stored.id;
+        let citizen = stored.message.sender.addr.clone();
         if !self.claim(id) {
+            self.order.leave(&citizen, id);
             return;
         }
         let started = Instant::now();
@@ -107,6 +235,7 @@ impl<S: DossierStore> Outbox<S> {
         if let Err(error) = self.journal.queue_reply(id, &outcome, &text, state).await {
             // The message stays without a reply; the next start answers it.
             error!(%error, message = %external_id(id), "cannot record the reply");
+            self.order.leave(&citizen, id);
             self.release(id);
             return;
         }
@@ -119,9 +248,28 @@ impl<S: DossierStore> Outbox<S> {
                 text,
                 attempts: 0,
             };
-            self.send_claimed(&pending).await;
+            self.send_in_turn(&pending).await;
+        } else {
+            self.order.leave(&citizen, id);
         }
         self.release(id);
+    }
+
+    /// Sends a claimed reply once every older reply to the citizen has left.
+    async fn send_in_turn(&self, reply: &PendingReply) {
+        let citizen = &reply.to.addr;
+        let id = reply.message_id;
+        if !self.order.wait_turn(citizen, id).await {
+            // Queued behind an older reply that waits for a retry; the sweep
+            // sends both, oldest first.
+            debug!(message = %external_id(id), "reply waits behind an older reply to the same citizen");
+            self.order.hold(citizen, id);
+            return;
+        }
+        match self.send_claimed(reply).await {
+            Attempt::Finished => self.order.leave(citizen, id),
+            Attempt::Retry => self.order.hold(citizen, id),
+        }
     }
 
     /// Applies the abuse rules, then answers: (outcome, reply text, state).
@@ -187,7 +335,7 @@ impl<S: DossierStore> Outbox<S> {
     }
 
     /// Sends a claimed reply and records what happened.
-    async fn send_claimed(&self, reply: &PendingReply) {
+    async fn send_claimed(&self, reply: &PendingReply) -> Attempt {
         let id = reply.message_id;
         let reply_to = external_id(id);
         let outgoing = OutgoingReply {
@@ -196,28 +344,36 @@ impl<S: DossierStore> Outbox<S> {
             text: &reply.text,
             reply_to: &reply_to,
         };
-        let result = self.routes.send(&reply.channel, &outgoing).await;
-        let recorded = match result {
-            Ok(ids) => {
-                let state = if reply.channel.starts_with("smsc:") {
-                    ReplyState::Accepted
+        let mut progress = self.take_progress(id);
+        let result = self
+            .routes
+            .send(&reply.channel, &outgoing, &mut progress)
+            .await;
+        let (recorded, attempt) = match result {
+            Ok(sent) => {
+                debug!(message = %reply_to, channel = %sent.channel, parts = sent.ids.len(), "reply sent");
+                let recorded = if sent.channel.starts_with("smsc:") {
+                    self.journal
+                        .reply_accepted(id, &sent.channel, sent.ids)
+                        .await
                 } else {
-                    ReplyState::Sent
+                    self.journal
+                        .update_reply(id, ReplyState::Sent, Some(sent.ids.join(" ")), None, None)
+                        .await
                 };
-                debug!(message = %reply_to, state = state.as_str(), "reply sent");
-                self.journal
-                    .update_reply(id, state, Some(ids.join(" ")), None, None)
-                    .await
+                (recorded, Attempt::Finished)
             }
             Err(RouteError::NotConnected(channel)) => {
                 debug!(message = %reply_to, %channel, "reply waits for the channel to come up");
-                return;
+                self.keep_progress(id, progress);
+                return Attempt::Retry;
             }
             Err(RouteError::Session(SessionError::Refused { status: code, .. }))
-                if !is_temporary(code) =>
+                if classify_status(code) == StatusClass::Permanent =>
             {
                 warn!(message = %reply_to, status = status_name(code), "reply refused permanently");
-                self.journal
+                let recorded = self
+                    .journal
                     .update_reply(
                         id,
                         ReplyState::Failed,
@@ -225,20 +381,30 @@ impl<S: DossierStore> Outbox<S> {
                         Some(format!("refused with {}", status_name(code))),
                         None,
                     )
-                    .await
+                    .await;
+                (recorded, Attempt::Finished)
             }
-            Err(error) => {
+            Err(RouteError::Session(error)) => {
                 let attempts = reply.attempts + 1;
                 let max = self.journal.settings().max_attempts;
                 if attempts >= max {
                     warn!(message = %reply_to, %error, attempts, "reply failed after the last attempt");
-                    self.journal
+                    let recorded = self
+                        .journal
                         .update_reply(id, ReplyState::Failed, None, Some(error.to_string()), None)
-                        .await
+                        .await;
+                    (recorded, Attempt::Finished)
                 } else {
-                    let delay = retry_delay(attempts);
+                    // A dropped link: send again as soon as it is back (the
+                    // sweep runs when a channel registers). Otherwise back off.
+                    let delay = match error {
+                        SessionError::Closed => Duration::ZERO,
+                        _ => retry_delay(attempts),
+                    };
                     debug!(message = %reply_to, %error, attempts, retry_in = ?delay, "reply will be retried");
-                    self.journal
+                    self.keep_progress(id, progress);
+                    let recorded = self
+                        .journal
                         .update_reply(
                             id,
                             ReplyState::Queued,
@@ -246,12 +412,31 @@ impl<S: DossierStore> Outbox<S> {
                             Some(error.to_string()),
                             Some(now_ms() + delay.as_millis() as i64),
                         )
-                        .await
+                        .await;
+                    (recorded, Attempt::Retry)
                 }
             }
         };
         if let Err(error) = recorded {
             error!(%error, message = %reply_to, "cannot record the reply's state; it may be sent again after a restart");
+        }
+        attempt
+    }
+
+    fn take_progress(&self, id: i64) -> ReplyProgress {
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+            .unwrap_or_default()
+    }
+
+    fn keep_progress(&self, id: i64, progress: ReplyProgress) {
+        if progress.is_started() {
+            self.progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, progress);
         }
     }
 
@@ -264,17 +449,21 @@ impl<S: DossierStore> Outbox<S> {
                 return;
             }
         };
+        // Oldest first: each citizen's replies enter their order before any is sent.
         for reply in due {
-            if !self.routes.is_up(&reply.channel) || !self.claim(reply.message_id) {
+            if !self.routes.can_send(&reply.channel, &reply.to) || !self.claim(reply.message_id) {
                 continue;
             }
+            self.order.enter(&reply.to.addr, reply.message_id);
             let this = self.clone();
             self.tasks.spawn(async move {
                 // Another path may have sent it since the list was read.
                 if let Ok(Some(ReplyState::Queued)) =
                     this.journal.reply_state(reply.message_id).await
                 {
-                    this.send_claimed(&reply).await;
+                    this.send_in_turn(&reply).await;
+                } else {
+                    this.order.leave(&reply.to.addr, reply.message_id);
                 }
                 this.release(reply.message_id);
             });
@@ -323,18 +512,6 @@ impl<S: DossierStore> Outbox<S> {
     }
 }
 
-/// Statuses after which the same reply may succeed later.
-fn is_temporary(code: u32) -> bool {
-    matches!(
-        code,
-        status::ESME_RTHROTTLED
-            | status::ESME_RMSGQFUL
-            | status::ESME_RSYSERR
-            | status::ESME_RX_T_APPN
-            | status::ESME_RUNKNOWNERR
-    )
-}
-
 /// Delay before attempt `attempts + 1`.
 fn retry_delay(attempts: u32) -> Duration {
     FIRST_RETRY_DELAY
@@ -354,9 +531,47 @@ mod tests {
     }
 
     #[test]
-    fn throttling_is_temporary_and_a_bad_address_is_not() {
-        assert!(is_temporary(status::ESME_RTHROTTLED));
-        assert!(is_temporary(status::ESME_RMSGQFUL));
-        assert!(!is_temporary(status::ESME_RINVDSTADR));
+    fn throttling_is_not_permanent_and_a_bad_address_is() {
+        use crate::smpp::pdu::status;
+        assert_eq!(
+            classify_status(status::ESME_RTHROTTLED),
+            StatusClass::Throttle
+        );
+        assert_eq!(
+            classify_status(status::ESME_RMSGQFUL),
+            StatusClass::Throttle
+        );
+        assert_eq!(
+            classify_status(status::ESME_RSYSERR),
+            StatusClass::Temporary
+        );
+        assert_eq!(
+            classify_status(status::ESME_RINVDSTADR),
+            StatusClass::Permanent
+        );
+    }
+
+    #[tokio::test]
+    async fn replies_to_one_citizen_wait_for_older_ones() {
+        let order = Arc::new(CitizenOrder::default());
+        order.enter("84911", 1);
+        order.enter("84911", 2);
+        order.enter("84922", 3);
+        assert!(
+            order.wait_turn("84922", 3).await,
+            "another citizen never waits"
+        );
+        let waiter = {
+            let order = order.clone();
+            tokio::spawn(async move { order.wait_turn("84911", 2).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        order.leave("84911", 1);
+        assert!(waiter.await.unwrap());
+        // Behind a held (retrying) reply, a younger one is held too.
+        order.enter("84911", 4);
+        order.hold("84911", 2);
+        assert!(!order.wait_turn("84911", 4).await);
     }
 }

@@ -1,9 +1,12 @@
-//! The gateway in the ESME role, bound as a transceiver to a carrier's SMSC:
+//! The gateway in the ESME role toward a carrier's SMSC: one or more binds
+//! per configured link, each a transceiver or a transmitter+receiver pair.
 //! `deliver_sm` is a citizen's message, acknowledged once the handler has
-//! made it durable; the link is registered in [`Routes`] as `smsc:<name>`,
-//! so the reply leaves as `submit_sm` on it. Keeps the link alive with
-//! enquire_link, reconnects with exponential backoff and jitter, and unbinds
-//! after draining on shutdown.
+//! made it durable, or a delivery receipt, acknowledged once recorded; the
+//! connections that can send are registered in [`Routes`] as `smsc:<name>`,
+//! so replies leave as `submit_sm` on them, within the link's window and
+//! TPS cap ([`Pacing`], shared by all its binds). Each bind keeps alive with
+//! enquire_link, reconnects with exponential backoff and jitter on its own,
+//! and unbinds after draining on shutdown.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,13 +18,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use super::codec::Inbound;
+use super::pacing::Pacing;
 use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
 use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand, SessionError,
 };
 use super::text::is_receipt;
-use super::{IncomingSms, SessionSettings, SmsHandler, SmscSettings};
+use super::{BindMode, DefaultAlphabet, IncomingSms, SessionSettings, SmsHandler, SmscSettings};
 
 /// Numbers the connections of every carrier link, for route bookkeeping.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -51,12 +55,20 @@ pub enum ConnectError {
     Bind(#[from] SessionError),
 }
 
-/// One carrier link.
+/// One carrier link (all its binds).
 pub struct EsmeClient<H> {
     settings: SmscSettings,
     session: SessionSettings,
     handler: Arc<H>,
     routes: Arc<Routes>,
+    pacing: Arc<Pacing>,
+}
+
+/// One bind of a carrier link, with its own connection and reconnects.
+struct BindSlot {
+    kind: BindKind,
+    /// 1-based number among the link's binds, for logs.
+    number: u16,
 }
 
 impl<H: SmsHandler> EsmeClient<H> {
@@ -68,31 +80,74 @@ impl<H: SmsHandler> EsmeClient<H> {
         handler: Arc<H>,
         routes: Arc<Routes>,
     ) -> Self {
+        let mut session = session;
+        if let Some(window) = settings.window {
+            session.window = window;
+        }
+        if let Some(alphabet) = settings.default_alphabet {
+            session.default_alphabet = alphabet;
+        }
+        let pacing = Arc::new(Pacing::new(settings.max_tps));
         EsmeClient {
             settings,
             session,
             handler,
             routes,
+            pacing,
         }
     }
 
-    /// Connects, serves, and reconnects until `shutdown`; then finishes the
-    /// messages being recorded, waits for `release` and unbinds.
+    /// Keeps every bind of the link up until `shutdown`; then each finishes
+    /// the messages being recorded, waits for `release` and unbinds.
     pub async fn run(self, shutdown: CancellationToken, release: CancellationToken) {
+        let this = Arc::new(self);
+        let mut binds = Vec::new();
+        for number in 1..=this.settings.connections.max(1) {
+            let kinds: &[BindKind] = match this.settings.bind {
+                BindMode::Transceiver => &[BindKind::Transceiver],
+                BindMode::TransmitterReceiver => &[BindKind::Transmitter, BindKind::Receiver],
+            };
+            for &kind in kinds {
+                let this = this.clone();
+                let (shutdown, release) = (shutdown.clone(), release.clone());
+                binds.push(tokio::spawn(async move {
+                    this.keep_bound(BindSlot { kind, number }, shutdown, release)
+                        .await
+                }));
+            }
+        }
+        for bind in binds {
+            let _ = bind.await;
+        }
+        info!(name = %this.settings.name, "SMSC client stopped");
+    }
+
+    /// Connects, serves, and reconnects one bind until `shutdown`.
+    async fn keep_bound(
+        &self,
+        bind: BindSlot,
+        shutdown: CancellationToken,
+        release: CancellationToken,
+    ) {
         let base = Duration::from_millis(self.settings.reconnect_delay_ms.max(10));
         let mut delay = base;
-        let span = tracing::info_span!("smsc", name = %self.settings.name);
+        let span = tracing::info_span!(
+            "smsc",
+            name = %self.settings.name,
+            bind = bind.kind.as_str(),
+            connection = bind.number
+        );
         async {
             while !shutdown.is_cancelled() {
                 let attempt = tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    attempt = self.connect_and_bind() => attempt,
+                    attempt = self.connect_and_bind(bind.kind) => attempt,
                 };
                 match attempt {
                     Ok(conn) => {
                         delay = base;
-                        info!(peer = %conn.peer, "bound to SMSC as transceiver");
-                        self.serve(conn, &shutdown, &release).await;
+                        info!(peer = %conn.peer, "bound to SMSC");
+                        self.serve(conn, bind.kind, &shutdown, &release).await;
                         if shutdown.is_cancelled() {
                             break;
                         }
@@ -107,13 +162,12 @@ impl<H: SmsHandler> EsmeClient<H> {
                 }
                 delay = (delay * 2).min(MAX_RECONNECT_DELAY);
             }
-            info!("SMSC client stopped");
         }
         .instrument(span)
         .await
     }
 
-    async fn connect_and_bind(&self) -> Result<Connection, ConnectError> {
+    async fn connect_and_bind(&self, kind: BindKind) -> Result<Connection, ConnectError> {
         let address = format!("{}:{}", self.settings.host, self.settings.port);
         let connect_err = |source| ConnectError::Connect {
             address: address.clone(),
@@ -127,11 +181,14 @@ impl<H: SmsHandler> EsmeClient<H> {
         .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
         .map_err(connect_err)?;
         let mut conn = Connection::new(stream, &self.session).map_err(connect_err)?;
+        conn.link
+            .set_registered_delivery(self.settings.registered_delivery);
         let sequence = conn.link.next_sequence();
+        let bind_name = super::session::command_name(kind.command_id());
         let bind = Pdu::new(
             sequence,
             Body::Bind(Bind {
-                kind: BindKind::Transceiver,
+                kind,
                 system_id: self.settings.system_id.clone(),
                 password: self.settings.password.clone(),
                 system_type: self.settings.system_type.clone(),
@@ -151,7 +208,7 @@ impl<H: SmsHandler> EsmeClient<H> {
                             Ok(())
                         } else {
                             Err(SessionError::Refused {
-                                command: "bind_transceiver",
+                                command: bind_name,
                                 status: pdu.command_status,
                             })
                         };
@@ -171,7 +228,7 @@ impl<H: SmsHandler> EsmeClient<H> {
         tokio::time::timeout(timeout, wait)
             .await
             .map_err(|_| SessionError::Timeout {
-                command: "bind_transceiver",
+                command: bind_name,
                 timeout,
             })??;
         Ok(conn)
@@ -180,24 +237,30 @@ impl<H: SmsHandler> EsmeClient<H> {
     async fn serve(
         &self,
         mut conn: Connection,
+        kind: BindKind,
         shutdown: &CancellationToken,
         release: &CancellationToken,
     ) {
         let link = conn.link.clone();
         let channel = channel_of(&self.settings.name);
         let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-        self.routes.register(
-            &channel,
-            Route {
-                session: connection,
-                link: link.clone(),
-                command: ReplyCommand::SubmitSm,
-                source_override: self.settings.source_addr.clone(),
-                source_ton: self.settings.source_addr_ton,
-                source_npi: self.settings.source_addr_npi,
-                tag_replies: false,
-            },
-        );
+        if kind != BindKind::Receiver {
+            self.routes.register(
+                &channel,
+                Route {
+                    session: connection,
+                    link: link.clone(),
+                    command: ReplyCommand::SubmitSm,
+                    source_override: self.settings.source_addr.clone(),
+                    source_ton: self.settings.source_addr_ton,
+                    source_npi: self.settings.source_addr_npi,
+                    tag_replies: false,
+                    pacing: self.pacing.clone(),
+                    long_messages: self.settings.long_messages,
+                    alphabet: self.session.default_alphabet,
+                },
+            );
+        }
         let receiving = TaskTracker::new();
         let drained = CancellationToken::new();
         let dead = CancellationToken::new();
@@ -291,7 +354,7 @@ async fn receive<H: SmsHandler>(
     handler: Arc<H>,
     link: Link,
     channel: String,
-    alphabet: super::DefaultAlphabet,
+    alphabet: DefaultAlphabet,
     sequence: u32,
     sm: ShortMessage,
 ) {

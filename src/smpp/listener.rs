@@ -189,6 +189,9 @@ async fn serve<H: SmsHandler>(
                                     source_ton: None,
                                     source_npi: None,
                                     tag_replies,
+                                    pacing: Default::default(),
+                                    long_messages: Default::default(),
+                                    alphabet: shared.session.default_alphabet,
                                 },
                             );
                         }

@@ -21,6 +21,7 @@ pub mod client;
 pub mod codec;
 pub mod esme;
 pub mod listener;
+pub mod pacing;
 pub mod pdu;
 pub mod routes;
 pub mod session;
@@ -125,6 +126,9 @@ pub struct SessionSettings {
     pub max_pdu_len: u32,
     /// How long a request waits for its response.
     pub response_timeout_ms: u64,
+    /// Requests that may await their response at once on a connection
+    /// (the window); a carrier link may set its own.
+    pub window: u32,
     /// Interval of enquire_link keepalives on an idle link.
     pub enquire_link_interval_secs: u64,
     /// A PDU that stops half-way is dropped (and answered) after this long.
@@ -140,6 +144,7 @@ impl Default for SessionSettings {
         SessionSettings {
             max_pdu_len: codec::DEFAULT_MAX_PDU_LEN,
             response_timeout_ms: 10_000,
+            window: 10,
             enquire_link_interval_secs: 30,
             partial_pdu_timeout_ms: 2_000,
             drain_timeout_secs: 10,
@@ -274,6 +279,85 @@ pub struct SmscSettings {
     /// First reconnect delay; doubles up to 60 s.
     #[serde(default = "default_reconnect_ms")]
     pub reconnect_delay_ms: u64,
+    /// One transceiver per connection, or a transmitter and a receiver.
+    #[serde(default)]
+    pub bind: BindMode,
+    /// How many binds (transceivers, or transmitter+receiver pairs) to keep up.
+    #[serde(default = "default_connections")]
+    pub connections: u16,
+    /// Requests awaiting a response at once per connection; default
+    /// `[smpp.session] window`.
+    #[serde(default)]
+    pub window: Option<u32>,
+    /// Parts per second across all connections of this link (the carrier's
+    /// TPS); no cap when unset.
+    #[serde(default)]
+    pub max_tps: Option<std::num::NonZeroU32>,
+    /// `registered_delivery` of replies: 1 asks for a final delivery
+    /// receipt, 0 for none.
+    #[serde(default = "default_registered_delivery")]
+    pub registered_delivery: u8,
+    /// How long replies are split: "udh8" (default), "udh16", "sar", "payload".
+    #[serde(default)]
+    pub long_messages: text::LongMessageMode,
+    /// How data_coding 0 is read and written on this link; default
+    /// `[smpp.session] default_alphabet`.
+    #[serde(default)]
+    pub default_alphabet: Option<DefaultAlphabet>,
+    /// Numbers this link carries when another carrier's link is down:
+    /// prefixes (`"098"`) or carrier names (`"viettel"`).
+    #[serde(default)]
+    pub route_prefixes: Vec<String>,
+}
+
+impl SmscSettings {
+    /// A link to `host:port` with account `system_id` / `password` and
+    /// every other setting at its default.
+    pub fn new(name: &str, host: &str, port: u16, system_id: &str, password: &str) -> Self {
+        SmscSettings {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port,
+            system_id: system_id.to_owned(),
+            password: password.to_owned(),
+            system_type: String::new(),
+            interface_version: InterfaceVersion::default(),
+            addr_ton: 0,
+            addr_npi: 0,
+            address_range: String::new(),
+            source_addr: None,
+            source_addr_ton: None,
+            source_addr_npi: None,
+            reconnect_delay_ms: default_reconnect_ms(),
+            bind: BindMode::default(),
+            connections: default_connections(),
+            window: None,
+            max_tps: None,
+            registered_delivery: default_registered_delivery(),
+            long_messages: text::LongMessageMode::default(),
+            default_alphabet: None,
+            route_prefixes: Vec::new(),
+        }
+    }
+}
+
+/// How a carrier link binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindMode {
+    /// One bind_transceiver per connection.
+    #[default]
+    Transceiver,
+    /// A bind_transmitter (replies out) and a bind_receiver (messages in).
+    TransmitterReceiver,
+}
+
+fn default_connections() -> u16 {
+    1
+}
+
+fn default_registered_delivery() -> u8 {
+    1
 }
 
 fn default_smpp_port() -> u16 {

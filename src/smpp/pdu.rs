@@ -131,6 +131,39 @@ pub mod status {
     pub const ESME_RUNKNOWNERR: u32 = 0x0000_00FF;
 }
 
+/// What a sender should do after a response with this status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// Accepted.
+    Ok,
+    /// The peer asks us to slow down (`ESME_RTHROTTLED`, `ESME_RMSGQFUL`):
+    /// pause the link and send the same PDU again, before anything newer.
+    Throttle,
+    /// A passing failure on the peer's side: the same PDU may succeed later.
+    Temporary,
+    /// The PDU itself is wrong for this peer (bad address, bad coding, …):
+    /// sending it again cannot help.
+    Permanent,
+}
+
+/// Classifies a command status for a sender.
+pub fn classify_status(code: u32) -> StatusClass {
+    use status::*;
+    match code {
+        ESME_ROK => StatusClass::Ok,
+        ESME_RTHROTTLED | ESME_RMSGQFUL => StatusClass::Throttle,
+        // System error, submit failed, temporary app error, delivery failure,
+        // unknown error, and "not bound" (the link is being rebuilt).
+        ESME_RSYSERR
+        | 0x45
+        | ESME_RX_T_APPN
+        | ESME_RDELIVERYFAILURE
+        | ESME_RUNKNOWNERR
+        | ESME_RINVBNDSTS => StatusClass::Temporary,
+        _ => StatusClass::Permanent,
+    }
+}
+
 /// The SMPP name of a command status, for logs (`ESME_RTHROTTLED`, …).
 pub fn status_name(code: u32) -> &'static str {
     use status::*;

@@ -2,15 +2,21 @@
 //! `listener:<account>` (peers bound to the listener that can receive) and
 //! `smsc:<name>` (carrier links). Sessions register when they bind and
 //! unregister when they go; [`Routes::send`] picks an open connection of the
-//! channel; [`Routes::watch`] tells waiting replies that a channel came up.
+//! channel the message came in on, and when that carrier link is down, the
+//! carrier link whose number prefixes match the citizen's number (the
+//! prefix table); [`Routes::watch`] tells waiting replies that a channel
+//! came up.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 
+use super::pacing::Pacing;
 use super::pdu::{tag, Tlv};
-use super::session::{send_text, Link, ReplyCommand, SessionError};
+use super::session::{send_parts, Envelope, Link, PartIds, ReplyCommand, SessionError};
+use super::text::{encode_reply, DefaultAlphabet, LongMessageMode};
 use super::Address;
 
 /// Why a reply could not be sent.
@@ -41,6 +47,40 @@ pub struct Route {
     pub source_npi: Option<u8>,
     /// Carry the id of the answered message in the [`tag::MOTCUA_REPLY_TO`] TLV.
     pub tag_replies: bool,
+    /// The pace of the link this connection belongs to.
+    pub pacing: Arc<Pacing>,
+    /// How long replies are split on it.
+    pub long_messages: LongMessageMode,
+    /// How data_coding 0 is written on it.
+    pub alphabet: DefaultAlphabet,
+}
+
+/// Where a reply got to over its attempts: the encoding its parts were
+/// made with and the ids of the parts already accepted. After a dropped
+/// link only the missing parts are sent again, with the same reference, so
+/// the handset still joins them and no part reaches the citizen twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyProgress {
+    /// (reference, long-message mode, alphabet) of the parts sent so far.
+    encoding: Option<(u16, LongMessageMode, DefaultAlphabet)>,
+    /// Per part, the id the peer gave it once accepted.
+    ids: PartIds,
+}
+
+impl ReplyProgress {
+    /// True when some part already got through.
+    pub fn is_started(&self) -> bool {
+        self.ids.iter().any(Option::is_some)
+    }
+}
+
+/// A reply that left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReply {
+    /// The channel it left on (the message's own, or the prefix table's fallback).
+    pub channel: String,
+    /// The ids the peer gave its parts, in order.
+    pub ids: Vec<String>,
 }
 
 /// A reply ready to leave.
@@ -59,17 +99,43 @@ pub struct OutgoingReply<'a> {
 /// Every channel's live connections.
 pub struct Routes {
     routes: Mutex<HashMap<String, Vec<Route>>>,
+    /// (national number prefix, channel), longest prefix first.
+    prefixes: RwLock<Vec<(String, String)>>,
     /// Bumped whenever a connection registers.
     generation: watch::Sender<u64>,
+    /// Concatenation references, shared by every connection so a reply
+    /// resumed on another connection keeps its own.
+    reference: AtomicU16,
 }
 
 impl Default for Routes {
     fn default() -> Self {
         Routes {
             routes: Mutex::default(),
+            prefixes: RwLock::default(),
             generation: watch::channel(0).0,
+            reference: AtomicU16::new(1),
         }
     }
+}
+
+/// A route prefix as national significant digits: `098` and `+8498` / `8498` → `98`.
+pub fn prefix_digits(prefix: &str) -> String {
+    let digits: String = prefix.chars().filter(char::is_ascii_digit).collect();
+    match digits.strip_prefix('0') {
+        Some(national) => national.to_owned(),
+        None => digits.strip_prefix("84").unwrap_or(&digits).to_owned(),
+    }
+}
+
+/// The national significant number of a phone number as an SMSC writes it
+/// (`84912345678`, `0912345678`, `+84 91 234 5678` → `912345678`).
+fn national_number(addr: &str) -> String {
+    let digits: String = addr.chars().filter(char::is_ascii_digit).collect();
+    if let Some(rest) = digits.strip_prefix("84").filter(|r| r.len() >= 8) {
+        return rest.to_owned();
+    }
+    digits.strip_prefix('0').unwrap_or(&digits).to_owned()
 }
 
 impl Routes {
@@ -97,9 +163,45 @@ impl Routes {
         }
     }
 
+    /// Sets the prefix table: numbers starting with a prefix (national
+    /// `098`, international `8498` or bare `98` alike) fall back to the
+    /// channel when their own channel is down.
+    pub fn set_prefix_routes(&self, table: impl IntoIterator<Item = (String, String)>) {
+        let mut routes: Vec<(String, String)> = table
+            .into_iter()
+            .map(|(prefix, channel)| (prefix_digits(&prefix), channel))
+            .filter(|(prefix, _)| !prefix.is_empty())
+            .collect();
+        routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        *self.prefixes.write().unwrap_or_else(|e| e.into_inner()) = routes;
+    }
+
     /// True when `channel` has an open connection.
     pub fn is_up(&self, channel: &str) -> bool {
         self.pick(channel).is_some()
+    }
+
+    /// True when a reply to `to` for `channel` can leave now, on its own
+    /// channel or a fallback.
+    pub fn can_send(&self, channel: &str, to: &Address) -> bool {
+        self.choose(channel, to).is_some()
+    }
+
+    /// The connection a reply leaves on: its own channel's, else (carrier
+    /// links only) the longest matching prefix's.
+    fn choose(&self, channel: &str, to: &Address) -> Option<(String, Route)> {
+        if let Some(route) = self.pick(channel) {
+            return Some((channel.to_owned(), route));
+        }
+        if !channel.starts_with("smsc:") {
+            return None;
+        }
+        let number = national_number(&to.addr);
+        let prefixes = self.prefixes.read().unwrap_or_else(|e| e.into_inner());
+        prefixes
+            .iter()
+            .filter(|(prefix, fallback)| number.starts_with(prefix.as_str()) && fallback != channel)
+            .find_map(|(_, fallback)| Some((fallback.clone(), self.pick(fallback)?)))
     }
 
     /// Notified whenever a connection registers (replies waiting for a peer retry then).
@@ -115,14 +217,16 @@ impl Routes {
             .cloned()
     }
 
-    /// Sends a reply on `channel`, returning the ids the peer gave its parts.
+    /// Sends a reply for a message of `channel`, resuming from `progress`
+    /// (updated as parts are accepted, also on failure).
     pub async fn send(
         &self,
         channel: &str,
         reply: &OutgoingReply<'_>,
-    ) -> Result<Vec<String>, RouteError> {
-        let route = self
-            .pick(channel)
+        progress: &mut ReplyProgress,
+    ) -> Result<SentReply, RouteError> {
+        let (used, route) = self
+            .choose(channel, reply.to)
             .ok_or_else(|| RouteError::NotConnected(channel.to_owned()))?;
         let mut from = reply.from.clone();
         if let Some(source) = &route.source_override {
@@ -142,14 +246,54 @@ impl Routes {
         } else {
             Vec::new()
         };
-        Ok(send_text(
+        let reference = match progress.encoding {
+            Some((reference, mode, alphabet))
+                if mode == route.long_messages && alphabet == route.alphabet =>
+            {
+                reference
+            }
+            _ => {
+                let reference = self.reference.fetch_add(1, Ordering::Relaxed);
+                *progress = ReplyProgress {
+                    encoding: Some((reference, route.long_messages, route.alphabet)),
+                    ids: PartIds::new(),
+                };
+                reference
+            }
+        };
+        let parts = encode_reply(reply.text, reference as u8);
+        let envelope = Envelope {
+            command: route.command,
+            from: &from,
+            to: reply.to,
+            tlvs: &tlvs,
+        };
+        send_parts(
             &route.link,
-            route.command,
-            &from,
-            reply.to,
-            reply.text,
-            &tlvs,
+            &route.pacing,
+            &envelope,
+            &parts,
+            &mut progress.ids,
         )
-        .await?)
+        .await?;
+        Ok(SentReply {
+            channel: used,
+            ids: progress.ids.iter().flatten().cloned().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_numbers_ignore_the_way_they_are_written() {
+        assert_eq!(national_number("84912345678"), "912345678");
+        assert_eq!(national_number("0912345678"), "912345678");
+        assert_eq!(national_number("+84 91 234 5678"), "912345678");
+        assert_eq!(prefix_digits("098"), "98");
+        assert_eq!(prefix_digits("+84 98"), "98");
+        assert_eq!(prefix_digits("084"), "84");
     }
 }

@@ -2,8 +2,9 @@
 //! that batches PDUs onto the socket, sequence numbers, requests awaiting
 //! their response (matched by sequence number, with a timeout), reading
 //! frames with a deadline for frames that stop half-way, and the answer to a
-//! frame that could not be decoded. Window limits and throttling (the
-//! carrier-grade issue) attach to [`Link::request`].
+//! frame that could not be decoded. [`Link::request`] keeps at most the
+//! configured window of requests outstanding; [`send_parts`] paces parts
+//! through a [`Pacing`] and sends a part again after a throttling answer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -13,11 +14,14 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::codec::{Inbound, SmppCodec};
-use super::pdu::{command_id, status, status_name, Body, DecodeError, Header, Pdu};
+use super::pacing::Pacing;
+use super::pdu::{
+    classify_status, command_id, status, status_name, Body, DecodeError, Header, Pdu, StatusClass,
+};
 use super::SessionSettings;
 
 /// Failures of a session.
@@ -74,6 +78,8 @@ pub struct Link {
     pending: Pending,
     response_timeout: Duration,
     reference: Arc<AtomicU8>,
+    window: Arc<Semaphore>,
+    registered_delivery: u8,
 }
 
 impl Link {
@@ -88,6 +94,11 @@ impl Link {
         self.reference.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Asks for delivery receipts (`registered_delivery`) on what this link sends.
+    pub fn set_registered_delivery(&mut self, registered_delivery: u8) {
+        self.registered_delivery = registered_delivery;
+    }
+
     /// Sends a PDU that needs no answer (a response).
     pub async fn send(&self, pdu: Pdu) -> Result<(), SessionError> {
         self.outbound
@@ -96,10 +107,18 @@ impl Link {
             .map_err(|_| SessionError::Closed)
     }
 
-    /// Sends a request and waits for its response. A response with a
-    /// non-zero status (or a generic_nack) is [`SessionError::Refused`].
+    /// Sends a request and waits for its response, first waiting for room in
+    /// the window of outstanding requests. A response with a non-zero status
+    /// (or a generic_nack) is [`SessionError::Refused`].
     pub async fn request(&self, body: Body) -> Result<Pdu, SessionError> {
         let command = command_name(body.command_id());
+        // Held until the response (or the timeout): one slot of the window.
+        let _slot = self
+            .window
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| SessionError::Closed)?;
         let sequence = self.next_sequence();
         let (tx, rx) = oneshot::channel();
         self.lock_pending().insert(sequence, tx);
@@ -132,9 +151,16 @@ impl Link {
         }
     }
 
-    /// Fails every request still waiting (the connection is gone).
+    /// Fails every request still waiting (the connection is gone), and
+    /// every request still waiting for room in the window.
     pub fn fail_pending(&self) {
+        self.window.close();
         self.lock_pending().clear();
+    }
+
+    /// Requests now awaiting their response.
+    pub fn outstanding(&self) -> usize {
+        self.lock_pending().len()
     }
 
     /// True while the writer task runs.
@@ -192,6 +218,8 @@ impl Connection {
                 pending: Arc::default(),
                 response_timeout: settings.response_timeout(),
                 reference: Arc::new(AtomicU8::new(1)),
+                window: Arc::new(Semaphore::new(settings.window.max(1) as usize)),
+                registered_delivery: 0,
             },
             peer,
         })
@@ -339,10 +367,131 @@ pub enum ReplyCommand {
     SubmitSm,
 }
 
-/// Encodes `text` (concatenated parts when long) and sends every part from
-/// `from` to `to` with `tlvs` added, returning the message ids the peer gave
-/// (empty for deliver_sm). The parts are written back to back, in order, and
-/// their responses awaited together.
+/// How far a multipart reply got: the message id the peer gave each part
+/// that it accepted. Kept by the caller across attempts, so that after a
+/// dropped link only the parts never acknowledged are sent again.
+pub type PartIds = Vec<Option<String>>;
+
+/// Most throttling answers to one part before the send is given up (and
+/// left to the caller's own retry).
+const MAX_THROTTLED_TRIES: u32 = 50;
+
+/// Who a reply goes to and how: the same for each of its parts.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// deliver_sm or submit_sm.
+    pub command: ReplyCommand,
+    /// Our number.
+    pub from: &'a super::Address,
+    /// The citizen.
+    pub to: &'a super::Address,
+    /// TLVs every part carries.
+    pub tlvs: &'a [super::pdu::Tlv],
+}
+
+/// Sends the `parts` of one reply as `envelope` says,
+/// skipping those `ids` already holds, pacing each through `pacing` and
+/// sending a part again (before anything newer of this reply) when the peer
+/// throttles. The parts are written back to back, in order, and their
+/// responses awaited together. Returns when every part is acknowledged, or
+/// with the first failure — `ids` then says which parts got through.
+pub async fn send_parts(
+    link: &Link,
+    pacing: &Pacing,
+    envelope: &Envelope<'_>,
+    parts: &[super::text::OutgoingPart],
+    ids: &mut PartIds,
+) -> Result<(), SessionError> {
+    let Envelope {
+        command,
+        from,
+        to,
+        tlvs,
+    } = *envelope;
+    ids.resize(parts.len(), None);
+    let sends = parts
+        .iter()
+        .zip(ids.iter())
+        .enumerate()
+        .filter(|(_, (_, id))| id.is_none())
+        .map(|(index, (part, _))| {
+            let mut part_tlvs = tlvs.to_vec();
+            part_tlvs.extend(part.tlvs.iter().cloned());
+            let sm = super::pdu::ShortMessage {
+                source_addr_ton: from.ton,
+                source_addr_npi: from.npi,
+                source_addr: from.addr.clone(),
+                dest_addr_ton: to.ton,
+                dest_addr_npi: to.npi,
+                destination_addr: to.addr.clone(),
+                esm_class: part.esm_class,
+                registered_delivery: link.registered_delivery,
+                data_coding: part.data_coding,
+                short_message: part.short_message.clone(),
+                tlvs: part_tlvs,
+                ..Default::default()
+            };
+            async move { (index, send_one(link, pacing, command, sm).await) }
+        });
+    // join_all polls the sends in order, so the parts are queued in order.
+    let results = futures::future::join_all(sends).await;
+    let mut first_error = None;
+    for (index, result) in results {
+        match result {
+            Ok(id) => ids[index] = Some(id),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// One part: paced, sent, and sent again after throttling answers.
+async fn send_one(
+    link: &Link,
+    pacing: &Pacing,
+    command: ReplyCommand,
+    sm: super::pdu::ShortMessage,
+) -> Result<String, SessionError> {
+    let mut throttled = 0;
+    loop {
+        pacing.ready().await;
+        let body = match command {
+            ReplyCommand::DeliverSm => Body::DeliverSm(sm.clone()),
+            ReplyCommand::SubmitSm => Body::SubmitSm(sm.clone()),
+        };
+        match link.request(body).await {
+            Ok(resp) => {
+                pacing.accepted();
+                return Ok(match resp.body {
+                    Body::SubmitSmResp { message_id } | Body::DeliverSmResp { message_id } => {
+                        message_id
+                    }
+                    _ => String::new(),
+                });
+            }
+            Err(SessionError::Refused { status: code, .. })
+                if classify_status(code) == StatusClass::Throttle
+                    && throttled < MAX_THROTTLED_TRIES =>
+            {
+                throttled += 1;
+                let pause = pacing.throttled();
+                tracing::debug!(
+                    status = status_name(code),
+                    ?pause,
+                    tries = throttled,
+                    "peer throttled a part; pausing the link, then sending it again"
+                );
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Sends `text` as one reply with the default encoding (UDH with an 8-bit
+/// reference when long) and no pacing; returns the ids the peer gave the
+/// parts. For one-shot senders such as `motcua-sms sms send`.
 pub async fn send_text(
     link: &Link,
     command: ReplyCommand,
@@ -352,34 +501,13 @@ pub async fn send_text(
     tlvs: &[super::pdu::Tlv],
 ) -> Result<Vec<String>, SessionError> {
     let parts = super::text::encode_reply(text, link.next_reference());
-    let requests = parts.into_iter().map(|part| {
-        let sm = super::pdu::ShortMessage {
-            source_addr_ton: from.ton,
-            source_addr_npi: from.npi,
-            source_addr: from.addr.clone(),
-            dest_addr_ton: to.ton,
-            dest_addr_npi: to.npi,
-            destination_addr: to.addr.clone(),
-            esm_class: part.esm_class,
-            data_coding: part.data_coding,
-            short_message: part.short_message,
-            tlvs: tlvs.to_vec(),
-            ..Default::default()
-        };
-        link.request(match command {
-            ReplyCommand::DeliverSm => Body::DeliverSm(sm),
-            ReplyCommand::SubmitSm => Body::SubmitSm(sm),
-        })
-    });
-    // try_join_all polls the requests in order, so the parts are queued in order.
-    let responses = futures::future::try_join_all(requests).await?;
-    Ok(responses
-        .into_iter()
-        .filter_map(|resp| match resp.body {
-            Body::SubmitSmResp { message_id } | Body::DeliverSmResp { message_id } => {
-                Some(message_id)
-            }
-            _ => None,
-        })
-        .collect())
+    let mut ids = PartIds::new();
+    let envelope = Envelope {
+        command,
+        from,
+        to,
+        tlvs,
+    };
+    send_parts(link, &Pacing::default(), &envelope, &parts, &mut ids).await?;
+    Ok(ids.into_iter().flatten().collect())
 }

@@ -23,6 +23,21 @@ pub enum DefaultAlphabet {
     Latin1,
 }
 
+/// How a long reply is split on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LongMessageMode {
+    /// Parts with a user data header, 8-bit reference.
+    #[default]
+    Udh8,
+    /// Parts with a user data header, 16-bit reference.
+    Udh16,
+    /// Parts numbered with the sar_* TLVs.
+    Sar,
+    /// One PDU carrying the whole text in message_payload.
+    Payload,
+}
+
 /// A data_coding this gateway cannot read as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("data_coding 0x{0:02x} is not a text alphabet this gateway reads")]
@@ -102,6 +117,8 @@ pub struct OutgoingPart {
     pub data_coding: u8,
     /// Header (if any) and encoded text.
     pub short_message: Vec<u8>,
+    /// TLVs the part carries (SAR numbering, message_payload).
+    pub tlvs: Vec<super::pdu::Tlv>,
 }
 
 /// Encodes a reply: GSM-7 when the text allows it, UCS-2 otherwise; longer
@@ -129,6 +146,7 @@ pub fn encode_reply(text: &str, reference: u8) -> Vec<OutgoingPart> {
             esm_class: 0,
             data_coding,
             short_message: parts.into_iter().next().unwrap_or_default(),
+            tlvs: Vec::new(),
         }];
     }
     let total = parts.len().min(255) as u8;
@@ -143,6 +161,7 @@ pub fn encode_reply(text: &str, reference: u8) -> Vec<OutgoingPart> {
                 esm_class: ESM_UDHI,
                 data_coding,
                 short_message,
+                tlvs: Vec::new(),
             }
         })
         .collect()

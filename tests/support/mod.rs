@@ -128,20 +128,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
 /// A carrier link to a test SMSC on `port` (account motcua/secret).
 pub fn smsc_settings(port: u16) -> SmscSettings {
     SmscSettings {
-        name: "carrier-test".into(),
-        host: "127.0.0.1".into(),
-        port,
-        system_id: "motcua".into(),
-        password: "secret".into(),
-        system_type: String::new(),
-        interface_version: motcua_sms::smpp::InterfaceVersion::V34,
-        addr_ton: 0,
-        addr_npi: 0,
-        address_range: String::new(),
-        source_addr: None,
-        source_addr_ton: None,
-        source_addr_npi: None,
         reconnect_delay_ms: 100,
+        ..SmscSettings::new("carrier-test", "127.0.0.1", port, "motcua", "secret")
     }
 }
 
