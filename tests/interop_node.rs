@@ -346,10 +346,17 @@ async fn node_smpp_esme_gets_found_not_found_help_and_long_replies() {
     let reply = esme_asks(&mut peer, owner, &format!("TC {KNOWN_CODE}")).await;
     let (_, _, text) = check_reply(&reply, owner);
     assert!(
-        text.contains(KNOWN_CODE) && text.contains("Đang xử lý"),
+        text.starts_with(&format!("HS {KNOWN_CODE}")) && text.contains("Đang xử lý"),
         "{text}"
     );
     assert!(text.contains("Nguyễn Văn An"), "{text}");
+
+    // node-smpp sends plain text as GSM-7 septets labelled data_coding 1:
+    // the underscores (0x11) still separate the code.
+    let from = "84987000888";
+    let reply = esme_asks(&mut peer, from, "TC 000_00_12_H58_240315_0007").await;
+    let (_, _, text) = check_reply(&reply, from);
+    assert!(text.starts_with(&format!("HS {KNOWN_CODE}")), "{text}");
 
     // Unknown code.
     let from = "84987000222";
@@ -483,7 +490,7 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
     let (parts, coding, text) = check_reply(&reply, citizen);
     assert_eq!((parts, coding), (2, 8), "{text}");
     assert!(
-        text.contains(KNOWN_CODE) && text.contains("Đang xử lý"),
+        text.starts_with(&format!("HS {KNOWN_CODE}")) && text.contains("Đang xử lý"),
         "{text}"
     );
     assert!(!text.contains("Nguyễn"), "{text}");
@@ -534,8 +541,9 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
     let second = expect_bind(&mut smsc).await;
     assert_ne!(second["session"], first["session"]);
     let from = "84987000555";
-    let reply = smsc_delivers(&mut smsc, from, &format!("TC {KNOWN_CODE}")).await;
-    assert!(check_reply(&reply, from).2.contains(KNOWN_CODE));
+    let reply = smsc_delivers(&mut smsc, from, "tc 000_00_12_h58_240315_0007").await;
+    let text = check_reply(&reply, from).2;
+    assert!(text.starts_with(&format!("HS {KNOWN_CODE}")), "{text}");
 
     // The SMSC drops the connection without a word: the gateway binds again.
     smsc.send(json!({"cmd": "drop"})).await;
@@ -545,7 +553,8 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
     assert_ne!(third["session"], second["session"]);
     let from = "84987000666";
     let reply = smsc_delivers(&mut smsc, from, &format!("TC {KNOWN_CODE}")).await;
-    assert!(check_reply(&reply, from).2.contains(KNOWN_CODE));
+    let text = check_reply(&reply, from).2;
+    assert!(text.starts_with(&format!("HS {KNOWN_CODE}")), "{text}");
 
     // On shutdown the gateway unbinds.
     app.stop().await;
@@ -595,7 +604,7 @@ async fn node_smpp_smsc_refusals_without_a_body_are_retried() {
     let reply = smsc_delivers(&mut smsc, from, &format!("TC {KNOWN_CODE}")).await;
     let (parts, _, text) = check_reply(&reply, from);
     assert_eq!(parts, 2, "{text}");
-    assert!(text.contains(KNOWN_CODE), "{text}");
+    assert!(text.starts_with(&format!("HS {KNOWN_CODE}")), "{text}");
     let refused = smsc
         .history
         .iter()
