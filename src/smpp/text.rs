@@ -93,6 +93,12 @@ pub fn decode_text(
             DefaultAlphabet::Latin1 => sms_text::latin1_decode(data),
             _ => gsm7(data),
         }),
+        // IA5 has no use for C0 controls but CR/LF in a text; node-smpp (npm
+        // `smpp`) sends GSM-7 septets under data_coding 1, where '@' is 0x00,
+        // '$' 0x02 and '_' (a separator citizens type in codes) 0x11.
+        0x01 if data.iter().any(|&b| b < 0x20 && b != b'\n' && b != b'\r') => {
+            Ok(sms_text::gsm7_decode_unpacked(data))
+        }
         0x01 => Ok(data.iter().map(|&b| char::from(b & 0x7f)).collect()),
         0x03 => Ok(sms_text::latin1_decode(data)),
         0x08 => Ok(sms_text::ucs2_decode(data)),
@@ -203,6 +209,19 @@ mod tests {
         assert_eq!(
             decode_text(&sm(4, 0, vec![1]), d),
             Err(UnsupportedCoding(4))
+        );
+    }
+
+    #[test]
+    fn coding_1_with_gsm7_septets_as_node_smpp_sends_it_decodes() {
+        let d = DefaultAlphabet::default();
+        // node-smpp's "TC 000_12 @$": '_' 0x11, '@' 0x00, '$' 0x02.
+        let septets = b"TC 000\x1112 \x00\x02".to_vec();
+        assert_eq!(decode_text(&sm(1, 0, septets), d).unwrap(), "TC 000_12 @$");
+        assert_eq!(
+            decode_text(&sm(1, 0, b"TC 000_12 @$\r\n".to_vec()), d).unwrap(),
+            "TC 000_12 @$\r\n",
+            "plain IA5 is still IA5"
         );
     }
 
