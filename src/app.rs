@@ -81,6 +81,7 @@ impl Gateway {
         let journal = Journal::open(config.journal.clone()).await?;
         let guard = AbuseGuard::open(config.rate_limit.clone(), journal.pool().clone()).await?;
         let routes = Arc::new(Routes::default());
+        routes.set_prefix_routes(prefix_table(&config.smpp.smsc));
         let outbox = Outbox::new(
             journal.clone(),
             Responder::new(store.clone(), Arc::new(renderer)),
@@ -196,4 +197,22 @@ async fn purge_periodically(journal: Journal, stop: CancellationToken) {
             _ = tokio::time::sleep(PURGE_INTERVAL) => {}
         }
     }
+}
+
+/// The prefix table from every carrier link's `route_prefixes`, carrier
+/// names expanded to their prefixes.
+fn prefix_table(links: &[crate::smpp::SmscSettings]) -> Vec<(String, String)> {
+    let mut table = Vec::new();
+    for link in links {
+        let channel = crate::smpp::esme::channel_of(&link.name);
+        for entry in &link.route_prefixes {
+            match crate::domain::msisdn::carrier_prefixes(entry) {
+                Some(prefixes) => {
+                    table.extend(prefixes.iter().map(|p| ((*p).to_owned(), channel.clone())))
+                }
+                None => table.push((entry.clone(), channel.clone())),
+            }
+        }
+    }
+    table
 }

@@ -245,6 +245,31 @@ impl Config {
                     "key `smpp.smsc[{i}]`: system_id is at most 15 and password at most 8 characters"
                 )));
             }
+            if smsc.connections == 0 || smsc.window == Some(0) {
+                return Err(invalid(format!(
+                    "key `smpp.smsc[{i}]`: connections and window must be at least 1"
+                )));
+            }
+            for entry in &smsc.route_prefixes {
+                let is_prefix =
+                    (entry.starts_with('0') || entry.starts_with("84") || entry.starts_with("+84"))
+                        && entry
+                            .trim_start_matches('+')
+                            .chars()
+                            .all(|c| c.is_ascii_digit());
+                if !is_prefix && crate::domain::msisdn::carrier_prefixes(entry).is_none() {
+                    return Err(invalid(format!(
+                        "key `smpp.smsc[{i}].route_prefixes`: {entry:?} is neither a number prefix \
+                         (\"091\", \"8491\") nor a carrier (viettel, vinaphone, mobifone, \
+                         vietnamobile, gmobile, itel, reddi)"
+                    )));
+                }
+            }
+        }
+        if self.smpp.session.window == 0 {
+            return Err(invalid(
+                "key `smpp.session.window`: must be at least 1".into(),
+            ));
         }
         if self.smpp.session.max_pdu_len < 1024 {
             return Err(invalid(

@@ -36,6 +36,40 @@ const LEGACY_MOBILE_PREFIXES: [(&str, &str); 21] = [
     ("199", "59"),
 ];
 
+/// Mobile prefixes (national form) of Vietnam's carriers, for routing a
+/// reply through the citizen's own carrier when the link a message came in
+/// on is down.
+const CARRIER_PREFIXES: [(&str, &[&str]); 8] = [
+    (
+        "viettel",
+        &[
+            "032", "033", "034", "035", "036", "037", "038", "039", "086", "096", "097", "098",
+        ],
+    ),
+    (
+        "vinaphone",
+        &["081", "082", "083", "084", "085", "088", "091", "094"],
+    ),
+    (
+        "mobifone",
+        &["070", "076", "077", "078", "079", "089", "090", "093"],
+    ),
+    ("vietnamobile", &["052", "056", "058", "092"]),
+    ("gmobile", &["059", "099"]),
+    ("itel", &["087"]),
+    ("reddi", &["055"]),
+    ("wintel", &["055"]),
+];
+
+/// The mobile prefixes of a carrier by name (`viettel`, `vinaphone`,
+/// `mobifone`, `vietnamobile`, `gmobile`, `itel`, `reddi`), case-insensitive.
+pub fn carrier_prefixes(carrier: &str) -> Option<&'static [&'static str]> {
+    CARRIER_PREFIXES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(carrier.trim()))
+        .map(|(_, prefixes)| *prefixes)
+}
+
 /// A phone number in international form (digits only, country code first).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Msisdn(String);

@@ -5,6 +5,7 @@
 
 pub mod peer_esme;
 pub mod peer_smsc;
+pub mod script_smsc;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,28 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The journal's database, for checking what was recorded.
+    pub async fn journal(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}/journal.db",
+            self._dir.path().display()
+        ))
+        .await
+        .expect("journal opens")
+    }
+
+    /// The state of the reply to the message whose reply text contains `needle`.
+    pub async fn reply_states(&self) -> Vec<(String, String, Option<String>)> {
+        let pool = self.journal().await;
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT text, state, last_error FROM replies ORDER BY message_id")
+                .fetch_all(&pool)
+                .await
+                .expect("replies readable");
+        pool.close().await;
+        rows
+    }
+
     /// Stops the gateway and waits for it to drain.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -61,6 +84,8 @@ pub struct AppOptions {
     pub partial_pdu_timeout_ms: u64,
     /// Abuse-control settings (default: the gateway's defaults).
     pub rate_limit: motcua_sms::abuse::RateLimitSettings,
+    /// Any other change to the configuration, applied last.
+    pub tweak: Option<fn(&mut Config)>,
 }
 
 impl Default for AppOptions {
@@ -70,6 +95,7 @@ impl Default for AppOptions {
             smsc: Vec::new(),
             partial_pdu_timeout_ms: 300,
             rate_limit: motcua_sms::abuse::RateLimitSettings::default(),
+            tweak: None,
         }
     }
 }
@@ -100,6 +126,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.smpp.session.response_timeout_ms = 3_000;
     config.smpp.smsc = options.smsc;
     config.rate_limit = options.rate_limit;
+    if let Some(tweak) = options.tweak {
+        tweak(&mut config);
+    }
 
     let store = SqliteStore::open(&config.database.url).await.unwrap();
     let file = std::fs::File::open(sample_file()).unwrap();
