@@ -79,7 +79,9 @@ fn udh(sm: &ShortMessage) -> (u16, u8, u8) {
 /// Accepted replies per citizen, joined from their parts, in the order their
 /// last part was accepted; panics on a part accepted twice.
 fn accepted_replies(submits: &[Submit]) -> HashMap<String, Vec<String>> {
-    let mut parts: BTreeMap<(String, usize, u8), BTreeMap<u8, (usize, String)>> = BTreeMap::new();
+    // (citizen, reference, total) → index → (arrival, text)
+    type Parts = BTreeMap<(String, usize, u8), BTreeMap<u8, (usize, String)>>;
+    let mut parts = Parts::new();
     for (at, s) in submits.iter().enumerate() {
         if s.status != status::ESME_ROK {
             continue;
