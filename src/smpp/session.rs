@@ -6,7 +6,7 @@
 //! carrier-grade issue) attach to [`Link::request`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,7 +73,7 @@ pub struct Link {
     sequence: Arc<AtomicU32>,
     pending: Pending,
     response_timeout: Duration,
-    reference: Arc<AtomicU8>,
+    reference: Arc<AtomicU16>,
 }
 
 impl Link {
@@ -83,8 +83,9 @@ impl Link {
         (n % 0x7fff_ffff) + 1
     }
 
-    /// A fresh concatenation reference for a multipart reply.
-    pub fn next_reference(&self) -> u8 {
+    /// A fresh concatenation reference for a multipart reply (16 bits; an
+    /// 8-bit UDH reference uses its low byte).
+    pub fn next_reference(&self) -> u16 {
         self.reference.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -191,7 +192,7 @@ impl Connection {
                 sequence: Arc::new(AtomicU32::new(0)),
                 pending: Arc::default(),
                 response_timeout: settings.response_timeout(),
-                reference: Arc::new(AtomicU8::new(1)),
+                reference: Arc::new(AtomicU16::new(1)),
             },
             peer,
         })
@@ -351,7 +352,12 @@ pub async fn send_text(
     text: &str,
     tlvs: &[super::pdu::Tlv],
 ) -> Result<Vec<String>, SessionError> {
-    let parts = super::text::encode_reply(text, link.next_reference());
+    let parts = super::text::encode_reply(
+        text,
+        link.next_reference(),
+        super::text::LongMessageMode::default(),
+        super::DefaultAlphabet::default(),
+    );
     let requests = parts.into_iter().map(|part| {
         let sm = super::pdu::ShortMessage {
             source_addr_ton: from.ton,
@@ -363,7 +369,7 @@ pub async fn send_text(
             esm_class: part.esm_class,
             data_coding: part.data_coding,
             short_message: part.short_message,
-            tlvs: tlvs.to_vec(),
+            tlvs: part.tlvs.into_iter().chain(tlvs.iter().cloned()).collect(),
             ..Default::default()
         };
         link.request(match command {
