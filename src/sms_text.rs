@@ -153,13 +153,15 @@ pub fn gsm7_encode_unpacked(text: &str) -> Vec<u8> {
 
 /// Decodes unpacked GSM-7 septets (one per byte; the high bit is ignored).
 /// An escape followed by an unknown septet decodes as the basic character,
-/// as GSM 03.38 asks; a lone trailing escape becomes a space.
+/// as GSM 03.38 asks; an escape followed by another escape (reserved for a
+/// further table) and a lone trailing escape become a space.
 pub fn gsm7_decode_unpacked(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     let mut iter = bytes.iter().map(|b| b & 0x7f);
     while let Some(septet) = iter.next() {
         if septet == GSM7_ESCAPE {
             match iter.next() {
+                Some(GSM7_ESCAPE) | None => out.push(' '),
                 Some(next) => {
                     let ext = GSM7_EXTENSION
                         .iter()
@@ -167,7 +169,6 @@ pub fn gsm7_decode_unpacked(bytes: &[u8]) -> String {
                         .map(|(_, c)| *c);
                     out.push(ext.unwrap_or(GSM7_BASIC[next as usize]));
                 }
-                None => out.push(' '),
             }
         } else {
             out.push(GSM7_BASIC[septet as usize]);
@@ -178,6 +179,8 @@ pub fn gsm7_decode_unpacked(bytes: &[u8]) -> String {
 
 /// Unpacks GSM-7 septets packed 8 into 7 bytes (3GPP TS 23.038 §6.1.2.1).
 /// `skip_bits` leading fill bits are ignored (used after a user data header).
+/// Every whole septet is returned, padding included; see
+/// [`gsm7_decode_packed`] for a text.
 pub fn gsm7_unpack(bytes: &[u8], skip_bits: usize) -> Vec<u8> {
     let total_bits = bytes.len() * 8;
     let mut septets = Vec::with_capacity(total_bits / 7);
@@ -195,21 +198,96 @@ pub fn gsm7_unpack(bytes: &[u8], skip_bits: usize) -> Vec<u8> {
     septets
 }
 
+/// Packs septets 8 into 7 bytes after `fill_bits` zero bits (the fill that
+/// aligns the text after a user data header). When the last byte would end
+/// with 7 unused bits, they carry a carriage return, as TS 23.038
+/// §6.1.2.3.1 asks, so that they are not read as an `@`.
+pub fn gsm7_pack(septets: &[u8], fill_bits: usize) -> Vec<u8> {
+    let fill_bits = fill_bits % 8;
+    let mut bits = fill_bits + 7 * septets.len();
+    let pad = (8 - bits % 8) % 8 == 7;
+    if pad {
+        bits += 7;
+    }
+    let mut out = vec![0u8; bits.div_ceil(8)];
+    let padding = pad.then_some(GSM7_PAD);
+    for (i, &septet) in septets.iter().chain(padding.iter()).enumerate() {
+        let bit = fill_bits + 7 * i;
+        let value = u16::from(septet & 0x7f) << (bit % 8);
+        out[bit / 8] |= value as u8;
+        if let Some(next) = out.get_mut(bit / 8 + 1) {
+            *next |= (value >> 8) as u8;
+        }
+    }
+    out
+}
+
+/// The carriage return that fills 7 spare bits at the end of packed GSM-7.
+const GSM7_PAD: u8 = 0x0d;
+
+/// True when `count` septets after `fill_bits` end exactly on a byte
+/// boundary, where a final CR or `@` is read as padding.
+fn gsm7_ends_on_boundary(count: usize, fill_bits: usize) -> bool {
+    (fill_bits % 8 + 7 * count).is_multiple_of(8)
+}
+
+/// Septets of `text` ready for packing after `fill_bits`: unpacked GSM-7,
+/// except that a final `@` or CR that would end exactly on a byte boundary
+/// (where a reader takes it for padding) is written as an escape pair,
+/// which GSM 03.38 readers decode as the same basic character.
+fn gsm7_septets_for_packing(text: &str, fill_bits: usize) -> Vec<u8> {
+    let mut septets = gsm7_encode_unpacked(text);
+    if let Some(&last) = septets.last() {
+        let escaped = septets.len() >= 2 && septets[septets.len() - 2] == GSM7_ESCAPE;
+        if !escaped
+            && (last == 0 || last == GSM7_PAD)
+            && gsm7_ends_on_boundary(septets.len(), fill_bits)
+        {
+            septets.insert(septets.len() - 1, GSM7_ESCAPE);
+        }
+    }
+    septets
+}
+
+/// Encodes a GSM-7 text packed 8 septets into 7 bytes after `fill_bits`
+/// fill bits, so that [`gsm7_decode_packed`] reads back the same text.
+/// Characters without a GSM-7 form become `?`.
+pub fn gsm7_encode_packed(text: &str, fill_bits: usize) -> Vec<u8> {
+    gsm7_pack(&gsm7_septets_for_packing(text, fill_bits), fill_bits)
+}
+
+/// Decodes packed GSM-7 that starts after `fill_bits` fill bits. A final
+/// septet that exactly fills the last 7 bits and is a CR (TS 23.038 padding)
+/// or zero (the padding of senders that ignore that rule) is not text.
+pub fn gsm7_decode_packed(bytes: &[u8], fill_bits: usize) -> String {
+    let mut septets = gsm7_unpack(bytes, fill_bits);
+    let exact = (bytes.len() * 8)
+        .checked_sub(fill_bits)
+        .is_some_and(|bits| bits.is_multiple_of(7));
+    if exact && matches!(septets.last(), Some(&0) | Some(&GSM7_PAD)) {
+        septets.pop();
+    }
+    gsm7_decode_unpacked(&septets)
+}
+
 /// Encodes text as UCS-2 (UTF-16 big-endian; characters outside the BMP as surrogate pairs).
 pub fn ucs2_encode(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_be_bytes).collect()
 }
 
-/// Decodes UCS-2 / UTF-16BE. An odd trailing byte is dropped and unpaired
-/// surrogates become U+FFFD, so a broken handset never stops a reply.
+/// Decodes UCS-2 / UTF-16BE. An odd trailing byte and unpaired surrogates
+/// become U+FFFD, so a broken handset never stops a reply.
 pub fn ucs2_decode(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes
-        .chunks_exact(2)
-        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
-        .collect();
-    char::decode_utf16(units)
-        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
+    let pairs = bytes.chunks_exact(2);
+    let odd = !pairs.remainder().is_empty();
+    let mut out: String =
+        char::decode_utf16(pairs.map(|pair| u16::from_be_bytes([pair[0], pair[1]])))
+            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect();
+    if odd {
+        out.push(char::REPLACEMENT_CHARACTER);
+    }
+    out
 }
 
 /// Decodes ISO-8859-1 (every byte is the code point of the same value).
@@ -217,28 +295,128 @@ pub fn latin1_decode(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
+/// Encodes text as ISO-8859-1, or `None` when a character lies beyond U+00FF.
+pub fn latin1_encode(text: &str) -> Option<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
+}
+
+/// Decodes IA5 (ASCII); a byte above 0x7F, which IA5 does not have, becomes U+FFFD.
+pub fn ascii_decode(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii() {
+                char::from(b)
+            } else {
+                char::REPLACEMENT_CHARACTER
+            }
+        })
+        .collect()
+}
+
+/// How much text one SMS holds, in the unit of its alphabet (septets,
+/// octets or UTF-16 code units): standing alone, and as one part of a
+/// concatenated message (less, as the concatenation header takes room).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Units in a message that is not concatenated.
+    pub single: usize,
+    /// Units in each part of a concatenated message.
+    pub part: usize,
+}
+
+/// GSM-7 septets with a 6-byte concatenation header (the usual case).
+pub const GSM7_CAPACITY: Capacity = Capacity {
+    single: GSM7_SINGLE,
+    part: GSM7_PART,
+};
+/// UTF-16 code units with a 6-byte concatenation header (the usual case).
+pub const UCS2_CAPACITY: Capacity = Capacity {
+    single: UCS2_SINGLE,
+    part: UCS2_PART,
+};
+
 /// Splits a GSM-7 text into parts of at most [`GSM7_PART`] septets, keeping
 /// every escape pair inside one part. A text that fits one SMS is one part.
 pub fn split_gsm7(text: &str) -> Vec<String> {
-    split_by_width(text, GSM7_SINGLE, GSM7_PART, |c| gsm7_width(c).unwrap_or(1))
+    split_gsm7_within(text, GSM7_CAPACITY)
 }
 
 /// Splits a text into UCS-2 parts of at most [`UCS2_PART`] code units,
 /// keeping every surrogate pair inside one part.
 pub fn split_ucs2(text: &str) -> Vec<String> {
-    split_by_width(text, UCS2_SINGLE, UCS2_PART, char::len_utf16)
+    split_ucs2_within(text, UCS2_CAPACITY)
 }
 
-/// One part when the text's total width fits `single`, otherwise parts of at
-/// most `part` width, cut only between characters.
+/// [`split_gsm7`] for any capacity in septets (unpacked GSM-7).
+pub fn split_gsm7_within(text: &str, capacity: Capacity) -> Vec<String> {
+    split_by_width(text, capacity, gsm7_char_width, |_, _| 0)
+}
+
+/// Splits a GSM-7 text for packing: `capacity` in septets, each part
+/// starting after `part_fill_bits` fill bits (a text standing alone has
+/// none). Counts the escape [`gsm7_encode_packed`] adds before a final `@`
+/// or CR that would end on a byte boundary, so every part packs within
+/// its capacity.
+pub fn split_gsm7_packed_within(
+    text: &str,
+    capacity: Capacity,
+    part_fill_bits: usize,
+) -> Vec<String> {
+    let total: usize = text.chars().map(gsm7_char_width).sum();
+    let single_extra = text
+        .chars()
+        .last()
+        .map_or(0, |c| packing_extra(total, c, 0));
+    if total + single_extra <= capacity.single {
+        return vec![text.to_owned()];
+    }
+    split_by_width(
+        text,
+        Capacity {
+            single: 0,
+            part: capacity.part,
+        },
+        gsm7_char_width,
+        |used, last| packing_extra(used, last, part_fill_bits),
+    )
+}
+
+/// The extra escape septet [`gsm7_septets_for_packing`] writes when a part
+/// of `septets` ends with `last` on a byte boundary.
+fn packing_extra(septets: usize, last: char, fill_bits: usize) -> usize {
+    usize::from(matches!(last, '@' | '\r') && gsm7_ends_on_boundary(septets, fill_bits))
+}
+
+/// [`split_ucs2`] for any capacity in UTF-16 code units.
+pub fn split_ucs2_within(text: &str, capacity: Capacity) -> Vec<String> {
+    split_by_width(text, capacity, char::len_utf16, |_, _| 0)
+}
+
+/// Splits a text sent one octet per character (ISO-8859-1, IA5) into parts
+/// of at most `capacity` characters.
+pub fn split_octets_within(text: &str, capacity: Capacity) -> Vec<String> {
+    split_by_width(text, capacity, |_| 1, |_, _| 0)
+}
+
+fn gsm7_char_width(c: char) -> usize {
+    gsm7_width(c).unwrap_or(1)
+}
+
+/// One part when the text's total width fits `capacity.single`, otherwise
+/// parts of at most `capacity.part` width, cut only between characters.
+/// `end_extra(width, last)` is what a part of that width ending with `last`
+/// costs on top (the escape before a packed GSM-7 padding look-alike).
 fn split_by_width(
     text: &str,
-    single: usize,
-    part: usize,
+    capacity: Capacity,
     width: impl Fn(char) -> usize,
+    end_extra: impl Fn(usize, char) -> usize,
 ) -> Vec<String> {
     let total: usize = text.chars().map(&width).sum();
-    if total <= single {
+    if total <= capacity.single {
         return vec![text.to_owned()];
     }
     let mut parts = Vec::new();
@@ -246,14 +424,14 @@ fn split_by_width(
     let mut used = 0;
     for c in text.chars() {
         let w = width(c);
-        if used + w > part {
+        if !current.is_empty() && used + w + end_extra(used + w, c) > capacity.part {
             parts.push(std::mem::take(&mut current));
             used = 0;
         }
         current.push(c);
         used += w;
     }
-    if !current.is_empty() {
+    if !current.is_empty() || parts.is_empty() {
         parts.push(current);
     }
     parts
@@ -343,6 +521,82 @@ mod tests {
     }
 
     #[test]
+    fn packing_matches_the_standard() {
+        assert_eq!(
+            gsm7_pack(&[0x68, 0x65, 0x6c, 0x6c, 0x6f], 0),
+            vec![0xe8, 0x32, 0x9b, 0xfd, 0x06]
+        );
+        assert_eq!(
+            gsm7_encode_packed("hello", 0),
+            vec![0xe8, 0x32, 0x9b, 0xfd, 0x06]
+        );
+        assert_eq!(
+            gsm7_decode_packed(&[0xe8, 0x32, 0x9b, 0xfd, 0x06], 0),
+            "hello"
+        );
+        // Seven septets leave 7 spare bits, filled with CR (TS 23.038 §6.1.2.3.1).
+        let seven = gsm7_pack(b"1234567", 0);
+        assert_eq!(seven.len(), 7);
+        assert_eq!(seven[6] >> 1, 0x0d);
+        assert_eq!(gsm7_decode_packed(&seven, 0), "1234567");
+        // Eight septets ending with '@' would look like padding: the '@' is escaped.
+        assert_eq!(
+            gsm7_unpack(&gsm7_encode_packed("1234567@", 0), 0)[7..9],
+            [0x1b, 0x00]
+        );
+        assert_eq!(
+            gsm7_decode_packed(&gsm7_encode_packed("1234567@", 0), 0),
+            "1234567@"
+        );
+    }
+
+    #[test]
+    fn odd_ucs2_byte_and_escape_escape_are_replaced() {
+        assert_eq!(ucs2_decode(&[0x00, 0x41, 0x00]), "A\u{fffd}");
+        assert_eq!(ucs2_decode(&[0xd8, 0x3d]), "\u{fffd}");
+        assert_eq!(gsm7_decode_unpacked(&[0x1b, 0x1b, 0x41]), " A");
+        assert_eq!(gsm7_decode_unpacked(&[0x41, 0x1b]), "A ");
+    }
+
+    #[test]
+    fn capacities_other_than_the_usual() {
+        // A 7-octet UDH leaves 152 septets or 66 code units per part.
+        let gsm = split_gsm7_within(
+            &"a".repeat(305),
+            Capacity {
+                single: 160,
+                part: 152,
+            },
+        );
+        assert_eq!(
+            gsm.iter().map(String::len).collect::<Vec<_>>(),
+            vec![152, 152, 1]
+        );
+        let ucs = split_ucs2_within(
+            &"ư".repeat(133),
+            Capacity {
+                single: 70,
+                part: 66,
+            },
+        );
+        assert_eq!(ucs.len(), 3);
+        let octets = split_octets_within(
+            &"é".repeat(141),
+            Capacity {
+                single: 140,
+                part: 134,
+            },
+        );
+        assert_eq!(
+            octets.iter().map(|p| p.chars().count()).collect::<Vec<_>>(),
+            vec![134, 7]
+        );
+        assert_eq!(latin1_encode("café"), Some(b"caf\xe9".to_vec()));
+        assert_eq!(latin1_encode("€"), None);
+        assert_eq!(ascii_decode(b"a\xe9"), "a\u{fffd}");
+    }
+
+    #[test]
     fn lossy_gsm7_folds_vietnamese() {
         assert_eq!(
             to_gsm7_lossy("Đã trả kết quả – “đúng hạn”…"),
@@ -391,8 +645,32 @@ mod tests {
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), skip in 0usize..8) {
             let _ = gsm7_decode_unpacked(&bytes);
             let _ = gsm7_unpack(&bytes, skip);
+            let _ = gsm7_decode_packed(&bytes, skip);
             let _ = ucs2_decode(&bytes);
             let _ = latin1_decode(&bytes);
+            let _ = ascii_decode(&bytes);
+        }
+
+        #[test]
+        fn packed_gsm7_round_trips(text in "[a-z @\r€{]{0,200}", fill in 0usize..7) {
+            let packed = gsm7_encode_packed(&text, fill);
+            prop_assert_eq!(gsm7_decode_packed(&packed, fill), text);
+        }
+
+        #[test]
+        fn packed_parts_rejoin_and_pack_within_capacity(text in "[a@\r€ ]{0,600}", fill in 0usize..7) {
+            let capacity = Capacity { single: 160, part: 150 };
+            let parts = split_gsm7_packed_within(&text, capacity, fill);
+            prop_assert_eq!(parts.concat(), text.clone());
+            if parts.len() > 1 {
+                for p in &parts {
+                    let packed = gsm7_encode_packed(p, fill);
+                    prop_assert!(packed.len() <= (fill + 7 * capacity.part).div_ceil(8));
+                    prop_assert_eq!(&gsm7_decode_packed(&packed, fill), p);
+                }
+            } else {
+                prop_assert!(gsm7_encode_packed(&parts[0], 0).len() <= 140);
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! SMPP 3.4/5.0 on tokio, in both roles, knowing nothing about dossiers.
 //!
 //! - [`pdu`]: PDUs and command statuses; [`codec`]: framing with a length cap
-//!   and resynchronisation; [`text`]: data_coding and concatenation.
+//!   and resynchronisation; [`text`]: data_coding, user data headers and
+//!   concatenation; [`receipt`]: delivery receipts (Appendix B text and TLVs).
 //! - [`session`]: what both roles share (writer task, sequence numbers,
 //!   requests awaiting responses, answers to malformed frames).
 //! - [`listener`]: the gateway as an SMSC toward bound peers (aggregators,
@@ -23,6 +24,7 @@ pub mod esme;
 pub mod listener;
 pub mod pacing;
 pub mod pdu;
+pub mod receipt;
 pub mod routes;
 pub mod session;
 pub mod text;
@@ -33,7 +35,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use text::DefaultAlphabet;
+pub use text::{DefaultAlphabet, LongMessageMode};
 
 pub use crate::address::Address;
 

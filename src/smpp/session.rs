@@ -7,7 +7,7 @@
 //! through a [`Pacing`] and sends a part again after a throttling answer.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ pub struct Link {
     sequence: Arc<AtomicU32>,
     pending: Pending,
     response_timeout: Duration,
-    reference: Arc<AtomicU8>,
+    reference: Arc<AtomicU16>,
     window: Arc<Semaphore>,
     registered_delivery: u8,
 }
@@ -89,8 +89,9 @@ impl Link {
         (n % 0x7fff_ffff) + 1
     }
 
-    /// A fresh concatenation reference for a multipart reply.
-    pub fn next_reference(&self) -> u8 {
+    /// A fresh concatenation reference for a multipart reply (16 bits; an
+    /// 8-bit UDH reference uses its low byte).
+    pub fn next_reference(&self) -> u16 {
         self.reference.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -217,7 +218,7 @@ impl Connection {
                 sequence: Arc::new(AtomicU32::new(0)),
                 pending: Arc::default(),
                 response_timeout: settings.response_timeout(),
-                reference: Arc::new(AtomicU8::new(1)),
+                reference: Arc::new(AtomicU16::new(1)),
                 window: Arc::new(Semaphore::new(settings.window.max(1) as usize)),
                 registered_delivery: 0,
             },
@@ -500,7 +501,12 @@ pub async fn send_text(
     text: &str,
     tlvs: &[super::pdu::Tlv],
 ) -> Result<Vec<String>, SessionError> {
-    let parts = super::text::encode_reply(text, link.next_reference());
+    let parts = super::text::encode_reply(
+        text,
+        link.next_reference(),
+        super::text::LongMessageMode::default(),
+        super::DefaultAlphabet::default(),
+    );
     let mut ids = PartIds::new();
     let envelope = Envelope {
         command,
