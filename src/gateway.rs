@@ -2,12 +2,18 @@
 //! message from any channel (SMPP today; modem and USSD later) is recorded
 //! in the journal — only then may the channel acknowledge it — and handed to
 //! the outbox, which answers it. A redelivery of a recorded message is
-//! recognised here and not answered again.
+//! recognised here and not answered again. One part of a concatenated
+//! message is recorded as a fragment; the part that completes it makes the
+//! message. Delivery receipts go to the journal's record of the reply.
 
 use std::sync::Arc;
 
-use crate::journal::{now_ms, Journal, NewMessage, Recorded, StoredMessage};
+use crate::journal::{
+    now_ms, FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate,
+    Recorded, StoredMessage,
+};
 use crate::outbox::{external_id, Outbox};
+use crate::smpp::receipt::{id_spellings, DeliveryReport};
 use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
 use crate::store::DossierStore;
 
@@ -34,6 +40,28 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
             text: sms.text,
             received_at: now_ms(),
         };
+        if let Some(part) = sms.part {
+            let fragment = NewFragment {
+                message,
+                reference: part.reference,
+                total: part.total,
+                part: part.index,
+            };
+            return match self.journal.record_fragment(fragment).await {
+                Ok(FragmentRecorded::Waiting(id)) => Ok(Receipt::Accepted {
+                    message_id: format!("p{}", external_id(id)),
+                }),
+                Ok(FragmentRecorded::Duplicate) => Ok(Receipt::Duplicate {
+                    message_id: String::new(),
+                }),
+                Ok(FragmentRecorded::Joined(stored)) => {
+                    let message_id = external_id(stored.id);
+                    self.outbox.answer_later(stored);
+                    Ok(Receipt::Accepted { message_id })
+                }
+                Err(error) => Err(ReceiveError(error.to_string())),
+            };
+        }
         match self.journal.record(message.clone()).await {
             Ok(Recorded::New(id)) => {
                 self.outbox.answer_later(StoredMessage { id, message });
@@ -44,6 +72,32 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
             Ok(Recorded::Duplicate(id)) => Ok(Receipt::Duplicate {
                 message_id: external_id(id),
             }),
+            Err(error) => Err(ReceiveError(error.to_string())),
+        }
+    }
+
+    async fn delivery_report(
+        &self,
+        channel: String,
+        report: DeliveryReport,
+    ) -> Result<(), ReceiveError> {
+        let update = ReceiptUpdate {
+            channel,
+            peer_ids: id_spellings(&report.message_id),
+            state: report.state.as_str().to_owned(),
+            is_final: report.state.is_final(),
+            success: report.state.is_success(),
+            error: report.error.or(report.network_error),
+        };
+        match self.journal.apply_receipt(update).await {
+            Ok(ReceiptApplied::Matched { message_id, reply }) => {
+                tracing::debug!(message = %external_id(message_id), reply = reply.as_str(), "delivery receipt recorded");
+                Ok(())
+            }
+            Ok(ReceiptApplied::Unmatched) => {
+                tracing::debug!("delivery receipt for an id not (yet) recorded; kept");
+                Ok(())
+            }
             Err(error) => Err(ReceiveError(error.to_string())),
         }
     }

@@ -34,6 +34,9 @@ pub struct JournalSettings {
     pub retention_days: u64,
     /// A reply that could not be sent is retried this many times before it is failed.
     pub max_attempts: u32,
+    /// A concatenated message still missing parts this many seconds after
+    /// its first part arrived is answered from the parts it has.
+    pub reassembly_timeout_secs: u64,
 }
 
 impl Default for JournalSettings {
@@ -44,6 +47,7 @@ impl Default for JournalSettings {
             redelivery_window_secs: 600,
             retention_days: 90,
             max_attempts: 20,
+            reassembly_timeout_secs: 30,
         }
     }
 }

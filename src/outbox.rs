@@ -487,13 +487,30 @@ impl<S: DossierStore> Outbox<S> {
             Err(error) => error!(%error, "cannot read unanswered messages"),
         }
         let mut channel_up = self.routes.watch();
+        let reassembly = Duration::from_secs(self.journal.settings().reassembly_timeout_secs);
         loop {
+            self.join_stale_fragments(reassembly).await;
             self.sweep().await;
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = channel_up.changed() => {}
                 _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
             }
+        }
+    }
+
+    /// Answers concatenated messages whose missing parts did not come within
+    /// `timeout` from the parts that did.
+    async fn join_stale_fragments(self: &Arc<Self>, timeout: Duration) {
+        let cutoff = now_ms() - timeout.as_millis() as i64;
+        match self.journal.join_stale_fragments(cutoff).await {
+            Ok(joined) => {
+                for stored in joined {
+                    info!(channel = %stored.message.channel, message = %external_id(stored.id), "parts missing after the reassembly timeout; answering the parts received");
+                    self.answer_later(stored);
+                }
+            }
+            Err(error) => error!(%error, "cannot join the parts of concatenated messages"),
         }
     }
 

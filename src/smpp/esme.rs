@@ -24,6 +24,7 @@ use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand, SessionError,
 };
+use super::receipt::DeliveryReport;
 use super::text::is_receipt;
 use super::{BindMode, DefaultAlphabet, IncomingSms, SessionSettings, SmsHandler, SmscSettings};
 
@@ -288,16 +289,21 @@ impl<H: SmsHandler> EsmeClient<H> {
             let seq = pdu.sequence_number;
             match pdu.body {
                 Body::DeliverSm(sm) => {
-                    if is_receipt(&sm) {
-                        debug!(esm_class = sm.esm_class, "delivery receipt received");
-                        let _ = link.send(Pdu::deliver_sm_resp(seq, status::ESME_ROK)).await;
-                        continue;
-                    }
                     if draining {
                         // Not recorded: a temporary error makes the SMSC deliver it again later.
                         let _ = link
                             .send(Pdu::deliver_sm_resp(seq, status::ESME_RX_T_APPN))
                             .await;
+                        continue;
+                    }
+                    if is_receipt(&sm) {
+                        receiving.spawn(record_receipt(
+                            self.handler.clone(),
+                            link.clone(),
+                            channel.clone(),
+                            seq,
+                            sm,
+                        ));
                         continue;
                     }
                     receiving.spawn(receive(
@@ -364,6 +370,35 @@ async fn receive<H: SmsHandler>(
         Err(error) => {
             warn!(%error, "message refused for now; the SMSC will deliver it again");
             status::ESME_RX_T_APPN
+        }
+    };
+    let _ = link.send(Pdu::deliver_sm_resp(sequence, status)).await;
+}
+
+/// Records a delivery receipt and acknowledges it; a receipt that cannot be
+/// read is acknowledged too (it is not a citizen's message, and refusing it
+/// would only make the SMSC send it again), with the reason logged.
+async fn record_receipt<H: SmsHandler>(
+    handler: Arc<H>,
+    link: Link,
+    channel: String,
+    sequence: u32,
+    sm: ShortMessage,
+) {
+    let status = match DeliveryReport::parse(&sm) {
+        Ok(report) => {
+            debug!(id = %report.message_id, state = report.state.as_str(), "delivery receipt");
+            match handler.delivery_report(channel, report).await {
+                Ok(()) => status::ESME_ROK,
+                Err(error) => {
+                    warn!(%error, "delivery receipt not recorded; the SMSC will send it again");
+                    status::ESME_RX_T_APPN
+                }
+            }
+        }
+        Err(error) => {
+            warn!(%error, esm_class = sm.esm_class, "unreadable delivery receipt acknowledged and dropped");
+            status::ESME_ROK
         }
     };
     let _ = link.send(Pdu::deliver_sm_resp(sequence, status)).await;

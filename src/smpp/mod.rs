@@ -53,6 +53,9 @@ pub struct IncomingSms {
     pub text: String,
     /// The peer's own reference for the message (`user_message_reference`), if any.
     pub peer_ref: Option<String>,
+    /// Where this part sits when the message is one part of a concatenated
+    /// message (UDH or sar_* TLVs); the gateway joins the parts.
+    pub part: Option<text::PartInfo>,
 }
 
 impl IncomingSms {
@@ -85,6 +88,7 @@ impl IncomingSms {
                 .tlv(pdu::tag::USER_MESSAGE_REFERENCE)
                 .filter(|v| v.len() == 2)
                 .map(|v| u16::from_be_bytes([v[0], v[1]]).to_string()),
+            part: text::concatenation(sm),
         }
     }
 }
@@ -118,6 +122,14 @@ pub trait SmsHandler: Send + Sync + 'static {
         &self,
         sms: IncomingSms,
     ) -> impl Future<Output = Result<Receipt, ReceiveError>> + Send;
+
+    /// Takes a delivery receipt that arrived on `channel`; returns once it
+    /// is recorded (the SMSC is acknowledged then).
+    fn delivery_report(
+        &self,
+        channel: String,
+        report: receipt::DeliveryReport,
+    ) -> impl Future<Output = Result<(), ReceiveError>> + Send;
 }
 
 /// Settings shared by every SMPP session (`[smpp]` in config.toml).

@@ -261,7 +261,7 @@ impl Routes {
                 reference
             }
         };
-        let parts = encode_reply(reply.text, reference as u8);
+        let parts = encode_reply(reply.text, reference, route.long_messages, route.alphabet);
         let envelope = Envelope {
             command: route.command,
             from: &from,
