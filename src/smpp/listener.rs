@@ -91,6 +91,7 @@ impl<H: SmsHandler> Listener<H> {
     /// (replies in flight sent), unbinds and closes before this returns.
     pub async fn run(self, shutdown: CancellationToken, release: CancellationToken) {
         let sessions = TaskTracker::new();
+        let mut refusals = RefusalLog::default();
         info!(address = %self.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), accounts = self.shared.settings.accounts.len(), "SMPP listener accepting binds");
         loop {
             tokio::select! {
@@ -98,7 +99,7 @@ impl<H: SmsHandler> Listener<H> {
                 accepted = self.socket.accept() => match accepted {
                     Ok((stream, peer)) => {
                         if !self.shared.guard.admits(peer.ip()) {
-                            warn!(%peer, "connection closed unanswered: address not in smpp.listener.allowed_ips");
+                            refusals.note(peer);
                             drop(stream);
                             continue;
                         }
@@ -121,6 +122,38 @@ impl<H: SmsHandler> Listener<H> {
         sessions.close();
         sessions.wait().await;
         info!("SMPP listener stopped");
+    }
+}
+
+/// Logs connections closed for their address: one WARN at most every
+/// [`RefusalLog::EVERY`] with the count left out since, so that a flood of
+/// connections from an unlisted address does not flood the log.
+#[derive(Default)]
+struct RefusalLog {
+    last_warn: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn note(&mut self, peer: SocketAddr) {
+        let now = std::time::Instant::now();
+        if self
+            .last_warn
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            self.unlogged += 1;
+            debug!(%peer, "connection closed unanswered: address not in smpp.listener.allowed_ips");
+            return;
+        }
+        warn!(
+            %peer,
+            suppressed = self.unlogged,
+            "connection closed unanswered: address not in smpp.listener.allowed_ips"
+        );
+        self.last_warn = Some(now);
+        self.unlogged = 0;
     }
 }
 
@@ -244,12 +277,12 @@ async fn serve<H: SmsHandler>(
                                 warn!(system_id = ?bind.system_id, status = status_name(refusal), %reason, "bind refused")
                             }
                         }
-                        if let Some((address, until)) = refused.lockout_began {
+                        if let Some((address, _until)) = refused.lockout_began {
                             warn!(
                                 %address,
                                 failures = shared.settings.lockout_after_failures,
                                 window_secs = shared.settings.lockout_window_secs,
-                                lockout_secs = until.saturating_duration_since(std::time::Instant::now()).as_secs(),
+                                lockout_secs = shared.settings.lockout_secs,
                                 "binds from this address locked out after repeated failed binds"
                             );
                         }
