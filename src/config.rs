@@ -416,6 +416,32 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_config_toml_documents_the_listener_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        // The file alone, without MOTCUA_* variables (another test sets some).
+        let text = std::fs::read_to_string(path).unwrap();
+        let config: Config = Figment::new().merge(Toml::string(&text)).extract().unwrap();
+        config.validate("config.toml").unwrap();
+        let shipped = config.smpp.listener;
+        let default = ListenerSettings::default();
+        assert_eq!(shipped.allowed_ips, default.allowed_ips);
+        assert_eq!(shipped.bind_timeout_secs, default.bind_timeout_secs);
+        assert_eq!(shipped.idle_timeout_secs, default.idle_timeout_secs);
+        assert_eq!(
+            shipped.lockout_after_failures,
+            default.lockout_after_failures
+        );
+        assert_eq!(shipped.lockout_window_secs, default.lockout_window_secs);
+        assert_eq!(shipped.lockout_secs, default.lockout_secs);
+        assert_eq!(shipped.lockout_max_addresses, default.lockout_max_addresses);
+        let demo = &shipped.accounts[0];
+        let account = crate::smpp::ListenerAccount::default();
+        assert_eq!(demo.max_binds, account.max_binds);
+        assert_eq!(demo.max_tps, account.max_tps);
+        assert_eq!(demo.allowed_ips, account.allowed_ips);
+    }
+
+    #[test]
     fn bad_listener_hardening_values_name_the_key() {
         let err = load_text("[smpp.listener]\nallowed_ips = [\"127.0.0.1\", \"10.0.0.0/33\"]\n")
             .unwrap_err()
