@@ -526,11 +526,17 @@ impl<C: Clock> ListenerGuard<C> {
             password_ok |= this & account.password.ct_eq(&password);
             found |= this;
         }
+        let index = index as usize;
+        // Looked at whether or not the system_id matched (index 0 then), so
+        // that an unknown account and a disallowed address take as long.
+        let address_ok = self
+            .accounts
+            .get(index)
+            .is_some_and(|account| allows(&account.allowed_ips, ip));
         if !bool::from(found) {
             return Err(BindRefusal::UnknownSystemId);
         }
-        let index = index as usize;
-        if !allows(&self.accounts[index].allowed_ips, ip) {
+        if !address_ok {
             return Err(BindRefusal::AddressNotAllowed);
         }
         if !bool::from(password_ok) {
