@@ -181,6 +181,66 @@ async fn bind_peer(app: &support::TestApp, password: &str) -> Result<PeerEsme, u
         .map_err(|e| e.status().unwrap_or_else(|| panic!("bind failed: {e:?}")))
 }
 
+/// Binds with the right password, trying again while refused with
+/// ESME_RBINDFAIL, for up to `within`; `never` says what failed otherwise.
+async fn bind_once_allowed(
+    app: &support::TestApp,
+    within: Duration,
+    retry: Duration,
+    never: &str,
+) -> PeerEsme {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match bind_peer(app, PASSWORD).await {
+            Ok(peer) => return peer,
+            Err(status) => {
+                assert_eq!(status, ESME_RBINDFAIL);
+                assert!(tokio::time::Instant::now() < deadline, "{never}");
+                tokio::time::sleep(retry).await;
+            }
+        }
+    }
+}
+
+/// Replies (deliver_sm) received, by destination: the citizen answered.
+type Replies = HashMap<String, u32>;
+
+impl Raw {
+    /// Acknowledges a deliver_sm and counts it.
+    async fn take_reply(&mut self, frame: &Frame, replies: &mut Replies) {
+        assert_eq!(frame.0, DELIVER_SM, "only replies arrive unasked");
+        *replies.entry(deliver_destination(&frame.3)).or_default() += 1;
+        self.write(&pdu(DELIVER_SM_RESP, 0, frame.2, &[0]))
+            .await
+            .unwrap();
+    }
+
+    /// The next frame that is not a reply (replies are taken and counted).
+    async fn next_response(&mut self, replies: &mut Replies) -> Frame {
+        loop {
+            let frame = self.frame().await;
+            if frame.0 != DELIVER_SM {
+                return frame;
+            }
+            self.take_reply(&frame, replies).await;
+        }
+    }
+
+    /// Takes replies until `done` holds, for up to [`WAIT`].
+    async fn await_replies(&mut self, replies: &mut Replies, done: impl Fn(&Replies) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(replies) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replies so far: {replies:?}"
+            );
+            if let Read::Frame(frame) = self.read(Duration::from_millis(200)).await {
+                self.take_reply(&frame, replies).await;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn max_binds_refuses_one_bind_too_many_and_a_freed_place_can_be_used() {
     let app = spawn_app_with(AppOptions {
@@ -204,20 +264,13 @@ async fn max_binds_refuses_one_bind_too_many_and_a_freed_place_can_be_used() {
 
     // A peer that just goes away frees its place once the gateway sees it.
     drop(second);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let fourth = loop {
-        match bind_peer(&app, PASSWORD).await {
-            Ok(peer) => break peer,
-            Err(status) => {
-                assert_eq!(status, ESME_RBINDFAIL);
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the place of a closed connection is never freed"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let fourth = bind_once_allowed(
+        &app,
+        WAIT,
+        Duration::from_millis(100),
+        "the place of a closed connection is never freed",
+    )
+    .await;
     third.unbind().await;
     fourth.unbind().await;
     app.stop().await;
@@ -249,36 +302,23 @@ async fn over_max_tps_submits_are_throttled_not_recorded_and_accepted_ones_answe
     }
     raw.write(&burst).await.unwrap();
 
-    let mut replies: HashMap<String, u32> = HashMap::new();
+    let mut replies = Replies::new();
     let mut statuses: HashMap<u32, u32> = HashMap::new();
-    // Reads one frame, acknowledging and counting replies (deliver_sm).
-    async fn step(raw: &mut Raw, replies: &mut HashMap<String, u32>) -> Option<Frame> {
-        let frame = raw.frame().await;
-        if frame.0 == DELIVER_SM {
-            *replies.entry(deliver_destination(&frame.3)).or_default() += 1;
-            raw.write(&pdu(DELIVER_SM_RESP, 0, frame.2, &[0]))
-                .await
-                .unwrap();
-            return None;
-        }
-        Some(frame)
-    }
     while statuses.len() < N as usize {
-        if let Some((id, status, seq, body)) = step(&mut raw, &mut replies).await {
-            assert_eq!(id, SUBMIT_SM_RESP);
-            // An error response may leave the body (the message_id) out.
-            let message_id = if body.is_empty() {
-                String::new()
-            } else {
-                take_cstr(&body).0
-            };
-            match status {
-                0 => assert!(!message_id.is_empty(), "accepted with an id"),
-                ESME_RTHROTTLED => assert!(message_id.is_empty(), "throttled: no id"),
-                other => panic!("unexpected submit_sm_resp status 0x{other:02x}"),
-            }
-            assert!(statuses.insert(seq - 100, status).is_none());
+        let (id, status, seq, body) = raw.next_response(&mut replies).await;
+        assert_eq!(id, SUBMIT_SM_RESP);
+        // An error response may leave the body (the message_id) out.
+        let message_id = if body.is_empty() {
+            String::new()
+        } else {
+            take_cstr(&body).0
+        };
+        match status {
+            0 => assert!(!message_id.is_empty(), "accepted with an id"),
+            ESME_RTHROTTLED => assert!(message_id.is_empty(), "throttled: no id"),
+            other => panic!("unexpected submit_sm_resp status 0x{other:02x}"),
         }
+        assert!(statuses.insert(seq - 100, status).is_none());
     }
     let accepted: Vec<u32> = (0..N).filter(|i| statuses[i] == 0).collect();
     let throttled: Vec<u32> = (0..N).filter(|i| statuses[i] == ESME_RTHROTTLED).collect();
@@ -287,22 +327,10 @@ async fn over_max_tps_submits_are_throttled_not_recorded_and_accepted_ones_answe
 
     // Every accepted message is answered; the throttled ones were not
     // recorded, so nothing answers them.
-    let expected = |set: &[u32]| set.iter().map(|&i| source(i)).collect::<Vec<_>>();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !expected(&accepted).iter().all(|s| replies.contains_key(s)) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "accepted messages answered: {replies:?}"
-        );
-        if let Read::Frame(frame) = raw.read(Duration::from_millis(200)).await {
-            assert_eq!(frame.0, DELIVER_SM);
-            *replies.entry(deliver_destination(&frame.3)).or_default() += 1;
-            raw.write(&pdu(DELIVER_SM_RESP, 0, frame.2, &[0]))
-                .await
-                .unwrap();
-        }
-    }
-    // Nothing more arrives for the throttled ones.
+    raw.await_replies(&mut replies, |r| {
+        accepted.iter().all(|&i| r.contains_key(&source(i)))
+    })
+    .await;
     if let Read::Frame(frame) = raw.read(Duration::from_millis(1500)).await {
         panic!(
             "unexpected PDU 0x{:08x} to {:?}",
@@ -324,12 +352,8 @@ async fn over_max_tps_submits_are_throttled_not_recorded_and_accepted_ones_answe
             ))
             .await
             .unwrap();
-            let status = loop {
-                if let Some((id, status, seq, _)) = step(&mut raw, &mut replies).await {
-                    assert_eq!((id, seq), (SUBMIT_SM_RESP, sequence));
-                    break status;
-                }
-            };
+            let (id, status, seq, _) = raw.next_response(&mut replies).await;
+            assert_eq!((id, seq), (SUBMIT_SM_RESP, sequence));
             if status == 0 {
                 break;
             }
@@ -338,20 +362,8 @@ async fn over_max_tps_submits_are_throttled_not_recorded_and_accepted_ones_answe
         }
     }
     // Each citizen is answered exactly once.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while replies.len() < N as usize {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "every message answered: {replies:?}"
-        );
-        if let Read::Frame(frame) = raw.read(Duration::from_millis(200)).await {
-            assert_eq!(frame.0, DELIVER_SM);
-            *replies.entry(deliver_destination(&frame.3)).or_default() += 1;
-            raw.write(&pdu(DELIVER_SM_RESP, 0, frame.2, &[0]))
-                .await
-                .unwrap();
-        }
-    }
+    raw.await_replies(&mut replies, |r| r.len() == N as usize)
+        .await;
     assert!(
         matches!(raw.read(Duration::from_millis(1500)).await, Read::TimedOut),
         "no reply twice"
@@ -465,20 +477,13 @@ async fn failed_binds_lock_the_address_out_even_for_the_right_password_until_it_
 
     // Once the lockout has passed, the right password binds again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let peer = loop {
-        match bind_peer(&app, PASSWORD).await {
-            Ok(peer) => break peer,
-            Err(status) => {
-                assert_eq!(status, ESME_RBINDFAIL);
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the lockout never ends"
-                );
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    };
+    let peer = bind_once_allowed(
+        &app,
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        "the lockout never ends",
+    )
+    .await;
     peer.unbind().await;
     app.stop().await;
 }
