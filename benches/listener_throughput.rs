@@ -59,7 +59,7 @@ async fn main() {
     config.smpp.listener.accounts = vec![ListenerAccount {
         system_id: "bench".into(),
         password: "bench".into(),
-        reply_to_tlv: false,
+        ..ListenerAccount::default()
     }];
     let store = SqliteStore::open(&config.database.url).await.unwrap();
     let sample = std::fs::File::open(concat!(

@@ -220,15 +220,49 @@ impl Config {
         if self.service.number.trim().is_empty() {
             return Err(invalid("key `service.number`: must not be empty".into()));
         }
-        for (i, account) in self.smpp.listener.accounts.iter().enumerate() {
+        let listener = &self.smpp.listener;
+        let mut system_ids = std::collections::HashSet::new();
+        for (i, account) in listener.accounts.iter().enumerate() {
             if account.system_id.is_empty() || account.system_id.len() > 15 {
                 return Err(invalid(format!(
                     "key `smpp.listener.accounts[{i}].system_id`: must be 1 to 15 characters"
                 )));
             }
+            if !system_ids.insert(account.system_id.as_str()) {
+                return Err(invalid(format!(
+                    "key `smpp.listener.accounts[{i}].system_id`: {:?} is already used by another account",
+                    account.system_id
+                )));
+            }
             if account.password.len() > 8 {
                 return Err(invalid(format!(
                     "key `smpp.listener.accounts[{i}].password`: SMPP passwords are at most 8 characters"
+                )));
+            }
+            if account.max_binds == 0 {
+                return Err(invalid(format!(
+                    "key `smpp.listener.accounts[{i}].max_binds`: must be at least 1"
+                )));
+            }
+            if account.max_tps == Some(0) {
+                return Err(invalid(format!(
+                    "key `smpp.listener.accounts[{i}].max_tps`: must be at least 1; leave the key out for no cap"
+                )));
+            }
+        }
+        for (key, value) in [
+            ("bind_timeout_secs", listener.bind_timeout_secs),
+            ("idle_timeout_secs", listener.idle_timeout_secs),
+            ("lockout_window_secs", listener.lockout_window_secs),
+            ("lockout_secs", listener.lockout_secs),
+            (
+                "lockout_max_addresses",
+                listener.lockout_max_addresses as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!(
+                    "key `smpp.listener.{key}`: must be at least 1"
                 )));
             }
         }
@@ -371,6 +405,104 @@ mod tests {
         let err = load_text("[database]\nurl = \"mysql://x\"\n").unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
         assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn listener_hardening_keys_load_with_their_defaults() {
+        let config = load_text(
+            r#"
+            [smpp.listener]
+            allowed_ips = ["127.0.0.1", "10.20.0.0/16", "2001:db8::/32"]
+            idle_timeout_secs = 60
+            [[smpp.listener.accounts]]
+            system_id = "agg"
+            password = "pw"
+            max_binds = 2
+            max_tps = 50
+            allowed_ips = ["10.20.30.40/32"]
+            [[smpp.listener.accounts]]
+            system_id = "demo"
+            password = "demo"
+            "#,
+        )
+        .unwrap();
+        let listener = &config.smpp.listener;
+        let nets: Vec<String> = listener.allowed_ips.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["127.0.0.1/32", "10.20.0.0/16", "2001:db8::/32"]);
+        assert_eq!(listener.idle_timeout_secs, 60);
+        assert_eq!(listener.bind_timeout_secs, 30);
+        assert_eq!(listener.lockout_after_failures, 5);
+        assert_eq!(listener.accounts[0].max_binds, 2);
+        assert_eq!(listener.accounts[0].max_tps, Some(50));
+        assert_eq!(listener.accounts[0].allowed_ips.len(), 1);
+        assert_eq!(listener.accounts[1].max_binds, 10);
+        assert_eq!(listener.accounts[1].max_tps, None);
+        assert!(listener.accounts[1].allowed_ips.is_empty());
+    }
+
+    #[test]
+    fn the_shipped_config_toml_documents_the_listener_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        // The file alone, without MOTCUA_* variables (another test sets some).
+        let text = std::fs::read_to_string(path).unwrap();
+        let config: Config = Figment::new().merge(Toml::string(&text)).extract().unwrap();
+        config.validate("config.toml").unwrap();
+        let shipped = config.smpp.listener;
+        let default = ListenerSettings::default();
+        assert_eq!(shipped.allowed_ips, default.allowed_ips);
+        assert_eq!(shipped.bind_timeout_secs, default.bind_timeout_secs);
+        assert_eq!(shipped.idle_timeout_secs, default.idle_timeout_secs);
+        assert_eq!(
+            shipped.lockout_after_failures,
+            default.lockout_after_failures
+        );
+        assert_eq!(shipped.lockout_window_secs, default.lockout_window_secs);
+        assert_eq!(shipped.lockout_secs, default.lockout_secs);
+        assert_eq!(shipped.lockout_max_addresses, default.lockout_max_addresses);
+        let demo = &shipped.accounts[0];
+        let account = crate::smpp::ListenerAccount::default();
+        assert_eq!(demo.max_binds, account.max_binds);
+        assert_eq!(demo.max_tps, account.max_tps);
+        assert_eq!(demo.allowed_ips, account.allowed_ips);
+    }
+
+    #[test]
+    fn bad_listener_hardening_values_name_the_key() {
+        let err = load_text("[smpp.listener]\nallowed_ips = [\"127.0.0.1\", \"10.0.0.0/33\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smpp.listener.allowed_ips"), "{err}");
+        assert!(err.contains("10.0.0.0/33"), "{err}");
+        assert!(err.contains("gateway.toml"), "{err}");
+        let err = load_text(
+            "[[smpp.listener.accounts]]\nsystem_id = \"a\"\npassword = \"b\"\nallowed_ips = [\"office\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("allowed_ips"), "{err}");
+        assert!(err.contains("office"), "{err}");
+        let err = load_text(
+            "[[smpp.listener.accounts]]\nsystem_id = \"a\"\npassword = \"b\"\nmax_tps = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smpp.listener.accounts[0].max_tps"), "{err}");
+        let err = load_text(
+            "[[smpp.listener.accounts]]\nsystem_id = \"a\"\npassword = \"b\"\nmax_binds = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smpp.listener.accounts[0].max_binds"), "{err}");
+        let err = load_text("[smpp.listener]\nidle_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smpp.listener.idle_timeout_secs"), "{err}");
+        let err = load_text(
+            "[[smpp.listener.accounts]]\nsystem_id = \"a\"\npassword = \"b\"\n[[smpp.listener.accounts]]\nsystem_id = \"a\"\npassword = \"c\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smpp.listener.accounts[1].system_id"), "{err}");
     }
 
     #[test]

@@ -4,52 +4,48 @@
 //! handler has made it durable. Connections that can receive are registered
 //! in [`Routes`] as channel `listener:<account>`; replies reach the account
 //! as `deliver_sm` on any of them, tagged with the answered message's id.
+//!
+//! Peers may misbehave or be hostile; [`super::listener_guard`] decides, and
+//! this loop applies: a connection from outside `allowed_ips` is closed
+//! unanswered; one that does not bind within `bind_timeout_secs` is closed;
+//! binds are refused for a locked-out address, bad credentials, an account's
+//! own `allowed_ips` or its `max_binds`; a submit_sm over the account's
+//! `max_tps` is answered ESME_RTHROTTLED and not recorded; a bound session
+//! silent for `idle_timeout_secs` is unbound.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
-use super::pdu::{status, tag, Bind, BindKind, Body, Pdu, ShortMessage, Tlv};
+use super::listener_guard::{Authorized, BindRefusal, BindSlot, ListenerGuard};
+use super::pdu::{status, status_name, tag, BindKind, Body, Pdu, ShortMessage, Tlv};
 use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand,
 };
-use super::{IncomingSms, ListenerAccount, ListenerSettings, Receipt, SessionSettings, SmsHandler};
+use super::{IncomingSms, ListenerSettings, Receipt, SessionSettings, SmsHandler};
 
 struct Shared<H> {
     settings: ListenerSettings,
     session: SessionSettings,
+    guard: ListenerGuard,
     handler: Arc<H>,
     routes: Arc<Routes>,
     next_session: AtomicU64,
 }
 
-impl<H> Shared<H> {
-    /// The account whose credentials match, or the status to refuse with.
-    fn authenticate(&self, bind: &Bind) -> Result<&ListenerAccount, u32> {
-        let account = self
-            .settings
-            .accounts
-            .iter()
-            .find(|a| a.system_id == bind.system_id)
-            .ok_or(status::ESME_RINVSYSID)?;
-        let ok: bool = account
-            .password
-            .as_bytes()
-            .ct_eq(bind.password.as_bytes())
-            .into();
-        if ok {
-            Ok(account)
-        } else {
-            Err(status::ESME_RINVPASWD)
-        }
-    }
+/// A session's bind: the account (name and index in the settings), how it
+/// bound, and its place among the account's `max_binds`.
+struct Bound {
+    account: String,
+    index: usize,
+    kind: BindKind,
+    _slot: BindSlot,
 }
 
 /// The channel name of an account's connections.
@@ -75,6 +71,7 @@ impl<H: SmsHandler> Listener<H> {
         Ok(Listener {
             socket,
             shared: Arc::new(Shared {
+                guard: ListenerGuard::new(&settings),
                 settings,
                 session,
                 handler,
@@ -94,12 +91,18 @@ impl<H: SmsHandler> Listener<H> {
     /// (replies in flight sent), unbinds and closes before this returns.
     pub async fn run(self, shutdown: CancellationToken, release: CancellationToken) {
         let sessions = TaskTracker::new();
+        let mut refusals = RefusalLog::default();
         info!(address = %self.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), accounts = self.shared.settings.accounts.len(), "SMPP listener accepting binds");
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = self.socket.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        if !self.shared.guard.admits(peer.ip()) {
+                            refusals.note(peer);
+                            drop(stream);
+                            continue;
+                        }
                         let conn = match Connection::new(stream, &self.shared.session) {
                             Ok(c) => c,
                             Err(error) => { warn!(%peer, %error, "cannot set up connection"); continue; }
@@ -122,6 +125,38 @@ impl<H: SmsHandler> Listener<H> {
     }
 }
 
+/// Logs connections closed for their address: one WARN at most every
+/// [`RefusalLog::EVERY`] with the count left out since, so that a flood of
+/// connections from an unlisted address does not flood the log.
+#[derive(Default)]
+struct RefusalLog {
+    last_warn: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn note(&mut self, peer: SocketAddr) {
+        let now = std::time::Instant::now();
+        if self
+            .last_warn
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            self.unlogged += 1;
+            debug!(%peer, "connection closed unanswered: address not in smpp.listener.allowed_ips");
+            return;
+        }
+        warn!(
+            %peer,
+            suppressed = self.unlogged,
+            "connection closed unanswered: address not in smpp.listener.allowed_ips"
+        );
+        self.last_warn = Some(now);
+        self.unlogged = 0;
+    }
+}
+
 /// One peer connection.
 async fn serve<H: SmsHandler>(
     mut conn: Connection,
@@ -132,11 +167,16 @@ async fn serve<H: SmsHandler>(
 ) {
     debug!("peer connected");
     let link = conn.link.clone();
+    let peer_ip = conn.peer.ip();
     let receiving = TaskTracker::new();
     let drained = CancellationToken::new();
-    let mut bound: Option<(String, BindKind)> = None;
+    let bind_deadline = tokio::time::Instant::now() + shared.settings.bind_timeout();
+    let idle_timeout = shared.settings.idle_timeout();
+    let mut bound: Option<Bound> = None;
     let mut draining = false;
+    let mut throttling = false;
     loop {
+        let idle_at = conn.last_frame() + idle_timeout;
         let request = tokio::select! {
             _ = shutdown.cancelled(), if !draining => {
                 draining = true;
@@ -148,6 +188,20 @@ async fn serve<H: SmsHandler>(
                 continue;
             }
             _ = drained.cancelled() => break,
+            _ = tokio::time::sleep_until(bind_deadline), if bound.is_none() && !draining => {
+                warn!(bind_timeout_secs = shared.settings.bind_timeout_secs, "connection closed: no bind within bind_timeout_secs");
+                break;
+            }
+            _ = tokio::time::sleep_until(idle_at), if bound.is_some() && !draining => {
+                // A response may have arrived meanwhile (it does not end next_request).
+                if conn.last_frame() + idle_timeout <= tokio::time::Instant::now() {
+                    let system_id = bound.as_ref().map(|b| b.account.as_str()).unwrap_or_default();
+                    info!(system_id, idle_timeout_secs = shared.settings.idle_timeout_secs, "no PDU within idle_timeout_secs; unbinding");
+                    draining = true;
+                    spawn_unbind(link.clone(), drained.clone());
+                }
+                continue;
+            }
             request = next_request(&mut conn) => request,
         };
         let Some(pdu) = request else { break };
@@ -169,12 +223,22 @@ async fn serve<H: SmsHandler>(
                     )
                     .with_status(status)
                 };
-                if bound.is_some() {
+                if bound.is_some() || draining {
                     let _ = link.send(resp(status::ESME_RALYBND, String::new())).await;
                     continue;
                 }
-                match shared.authenticate(&bind) {
-                    Ok(account) => {
+                let verdict = shared.guard.authorize_bind(
+                    peer_ip,
+                    &bind.system_id,
+                    &bind.password,
+                    std::time::Instant::now(),
+                );
+                match verdict {
+                    Ok(Authorized {
+                        account: index,
+                        slot,
+                    }) => {
+                        let account = &shared.settings.accounts[index];
                         let tag_replies = account.reply_to_tlv;
                         let account = account.system_id.clone();
                         info!(system_id = %account, bind = kind.as_str(), "peer bound");
@@ -195,20 +259,43 @@ async fn serve<H: SmsHandler>(
                                 },
                             );
                         }
-                        bound = Some((account, kind));
+                        bound = Some(Bound {
+                            account,
+                            index,
+                            kind,
+                            _slot: slot,
+                        });
                         let _ = link
                             .send(resp(status::ESME_ROK, shared.settings.system_id.clone()))
                             .await;
                     }
-                    Err(refusal) => {
-                        warn!(system_id = %bind.system_id, status = super::pdu::status_name(refusal), "bind refused");
+                    Err(refused) => {
+                        let refusal = refused.reason.status();
+                        // The system_id is the peer's text: logged escaped. Never the password.
+                        match refused.reason {
+                            BindRefusal::LockedOut => {
+                                debug!(system_id = ?bind.system_id, "bind refused: address locked out")
+                            }
+                            reason => {
+                                warn!(system_id = ?bind.system_id, status = status_name(refusal), %reason, "bind refused")
+                            }
+                        }
+                        if let Some((address, _until)) = refused.lockout_began {
+                            warn!(
+                                %address,
+                                failures = shared.settings.lockout_after_failures,
+                                window_secs = shared.settings.lockout_window_secs,
+                                lockout_secs = shared.settings.lockout_secs,
+                                "binds from this address locked out after repeated failed binds"
+                            );
+                        }
                         let _ = link.send(resp(refusal, String::new())).await;
                     }
                 }
             }
             Body::SubmitSm(sm) => {
-                let account = match &bound {
-                    Some((account, kind)) if kind.can_send() => account.clone(),
+                let (account, index) = match &bound {
+                    Some(b) if b.kind.can_send() => (b.account.clone(), b.index),
                     _ => {
                         let _ = link
                             .send(Pdu::submit_sm_resp(
@@ -230,6 +317,25 @@ async fn serve<H: SmsHandler>(
                         .await;
                     continue;
                 }
+                if !shared.guard.try_submit(index) {
+                    if !throttling {
+                        warn!(
+                            system_id = %account,
+                            max_tps = shared.settings.accounts[index].max_tps,
+                            "submit_sm over the account's max_tps answered ESME_RTHROTTLED, not recorded (logged once per burst)"
+                        );
+                        throttling = true;
+                    }
+                    let _ = link
+                        .send(Pdu::submit_sm_resp(
+                            seq,
+                            String::new(),
+                            status::ESME_RTHROTTLED,
+                        ))
+                        .await;
+                    continue;
+                }
+                throttling = false;
                 let shared = shared.clone();
                 let link = link.clone();
                 receiving.spawn(receive(shared, account, link, seq, sm));
@@ -238,6 +344,13 @@ async fn serve<H: SmsHandler>(
                 let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;
             }
             Body::Unbind => {
+                // Give the account's bind back before answering, so that a
+                // peer rebinding at once is not refused for max_binds.
+                if let Some(b) = bound.take() {
+                    shared
+                        .routes
+                        .unregister(&channel_of(&b.account), session_id);
+                }
                 let _ = link.send(Pdu::new(seq, Body::UnbindResp)).await;
                 info!("peer unbound");
                 break;
@@ -250,11 +363,28 @@ async fn serve<H: SmsHandler>(
             }
         }
     }
-    if let Some((account, _)) = &bound {
-        shared.routes.unregister(&channel_of(account), session_id);
+    if let Some(b) = bound.take() {
+        shared
+            .routes
+            .unregister(&channel_of(&b.account), session_id);
     }
     link.fail_pending();
     debug!("peer session closed");
+}
+
+/// Unbinds an idle session: sends unbind, waits for the response (up to
+/// the response timeout; the read loop routes it), then cancels `done` so
+/// the read loop closes the connection.
+fn spawn_unbind(link: Link, done: CancellationToken) {
+    tokio::spawn(
+        async move {
+            if let Err(error) = link.request(Body::Unbind).await {
+                debug!(%error, "unbind of an idle session not acknowledged; closing");
+            }
+            done.cancel();
+        }
+        .in_current_span(),
+    );
 }
 
 /// Hands one submitted message to the handler and acknowledges it once the

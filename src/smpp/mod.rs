@@ -22,6 +22,7 @@ pub mod client;
 pub mod codec;
 pub mod esme;
 pub mod listener;
+pub mod listener_guard;
 pub mod pacing;
 pub mod pdu;
 pub mod receipt;
@@ -189,7 +190,7 @@ impl SessionSettings {
     }
 }
 
-/// One account allowed to bind to the listener.
+/// One account allowed to bind to the listener (`[[smpp.listener.accounts]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerAccount {
@@ -202,6 +203,36 @@ pub struct ListenerAccount {
     /// default: some SMPP libraries reject PDUs carrying unknown TLVs.
     #[serde(default)]
     pub reply_to_tlv: bool,
+    /// Sessions of this account bound at the same time; one more bind is
+    /// refused with ESME_RBINDFAIL. At least 1.
+    #[serde(default = "default_max_binds")]
+    pub max_binds: u32,
+    /// Incoming submit_sm per second for this account, across all its
+    /// sessions; over it a submit_sm is answered ESME_RTHROTTLED and not
+    /// recorded, so the peer sends it again. `None` (or 0): no cap.
+    #[serde(default)]
+    pub max_tps: Option<u32>,
+    /// Addresses and networks this account may bind from, on top of the
+    /// listener's own `allowed_ips`; empty: wherever the listener allows.
+    #[serde(default)]
+    pub allowed_ips: Vec<listener_guard::AllowedNet>,
+}
+
+impl Default for ListenerAccount {
+    fn default() -> Self {
+        ListenerAccount {
+            system_id: String::new(),
+            password: String::new(),
+            reply_to_tlv: false,
+            max_binds: default_max_binds(),
+            max_tps: None,
+            allowed_ips: Vec::new(),
+        }
+    }
+}
+
+fn default_max_binds() -> u32 {
+    10
 }
 
 /// The listener (`[smpp.listener]`).
@@ -216,6 +247,28 @@ pub struct ListenerSettings {
     pub system_id: String,
     /// Accounts allowed to bind.
     pub accounts: Vec<ListenerAccount>,
+    /// Addresses and networks (`10.1.2.3`, `10.1.2.0/24`, `2001:db8::/32`)
+    /// that may connect at all; a connection from elsewhere is closed at once,
+    /// unanswered. Empty: any address.
+    pub allowed_ips: Vec<listener_guard::AllowedNet>,
+    /// A connection that has not bound this many seconds after connecting
+    /// is closed.
+    pub bind_timeout_secs: u64,
+    /// A bound session on which no PDU arrives for this many seconds is
+    /// unbound and closed.
+    pub idle_timeout_secs: u64,
+    /// Failed binds (unknown system_id, wrong password, an account's
+    /// disallowed address) from one address within `lockout_window_secs`
+    /// that lock the address out. 0: no lockout.
+    pub lockout_after_failures: u32,
+    /// The window, in seconds, in which failed binds are counted.
+    pub lockout_window_secs: u64,
+    /// How long, in seconds, binds from a locked-out address are refused
+    /// without looking at their credentials.
+    pub lockout_secs: u64,
+    /// Addresses the lockout table remembers at most; past it the oldest
+    /// entries not locked out are forgotten first.
+    pub lockout_max_addresses: usize,
 }
 
 impl Default for ListenerSettings {
@@ -225,7 +278,26 @@ impl Default for ListenerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 2775)),
             system_id: "motcua".to_owned(),
             accounts: Vec::new(),
+            allowed_ips: Vec::new(),
+            bind_timeout_secs: 30,
+            idle_timeout_secs: 300,
+            lockout_after_failures: 5,
+            lockout_window_secs: 300,
+            lockout_secs: 900,
+            lockout_max_addresses: 10_000,
         }
+    }
+}
+
+impl ListenerSettings {
+    /// [`Self::bind_timeout_secs`] as a duration.
+    pub fn bind_timeout(&self) -> Duration {
+        Duration::from_secs(self.bind_timeout_secs.max(1))
+    }
+
+    /// [`Self::idle_timeout_secs`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
     }
 }
 

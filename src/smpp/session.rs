@@ -183,6 +183,7 @@ pub struct Connection {
     pub link: Link,
     /// The peer's address, for logs.
     pub peer: std::net::SocketAddr,
+    last_frame: tokio::time::Instant,
 }
 
 impl Connection {
@@ -223,7 +224,15 @@ impl Connection {
                 registered_delivery: 0,
             },
             peer,
+            last_frame: tokio::time::Instant::now(),
         })
+    }
+
+    /// When the last frame (any PDU, good or malformed, request or
+    /// response) arrived; the connection's creation before the first one.
+    /// Idle timeouts are measured from it.
+    pub fn last_frame(&self) -> tokio::time::Instant {
+        self.last_frame
     }
 
     /// The next frame; `None` at end of stream. A frame that stays incomplete
@@ -232,7 +241,12 @@ impl Connection {
     pub async fn next(&mut self) -> Option<Result<Inbound, std::io::Error>> {
         loop {
             match tokio::time::timeout(self.partial_timeout, self.reader.next()).await {
-                Ok(item) => return item,
+                Ok(item) => {
+                    if item.is_some() {
+                        self.last_frame = tokio::time::Instant::now();
+                    }
+                    return item;
+                }
                 Err(_) => {
                     let mut partial = std::mem::take(self.reader.read_buffer_mut());
                     if let Some(answer) = self.reader.decoder_mut().abandon_partial(&mut partial) {

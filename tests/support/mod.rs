@@ -14,7 +14,7 @@ use std::time::Duration;
 use motcua_sms::app::Gateway;
 use motcua_sms::config::Config;
 use motcua_sms::import::import_json_lines;
-use motcua_sms::smpp::{ListenerAccount, SmscSettings};
+use motcua_sms::smpp::{ListenerAccount, ListenerSettings, SmscSettings};
 use motcua_sms::store::SqliteStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -86,6 +86,9 @@ pub struct AppOptions {
     pub rate_limit: motcua_sms::abuse::RateLimitSettings,
     /// Any other change to the configuration, applied last.
     pub tweak: Option<fn(&mut Config)>,
+    /// Changes to `[smpp.listener]`, applied after the test defaults (port 0,
+    /// the demo account as `accounts[0]`); default: none.
+    pub listener: Box<dyn FnOnce(&mut ListenerSettings) + Send>,
 }
 
 impl Default for AppOptions {
@@ -96,6 +99,7 @@ impl Default for AppOptions {
             partial_pdu_timeout_ms: 300,
             rate_limit: motcua_sms::abuse::RateLimitSettings::default(),
             tweak: None,
+            listener: Box::new(|_| {}),
         }
     }
 }
@@ -119,7 +123,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.smpp.listener.accounts = vec![ListenerAccount {
         system_id: SYSTEM_ID.to_owned(),
         password: PASSWORD.to_owned(),
-        reply_to_tlv: false,
+        ..ListenerAccount::default()
     }];
     config.smpp.session.partial_pdu_timeout_ms = options.partial_pdu_timeout_ms;
     config.smpp.session.enquire_link_interval_secs = 5;
@@ -129,6 +133,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     if let Some(tweak) = options.tweak {
         tweak(&mut config);
     }
+    (options.listener)(&mut config.smpp.listener);
 
     let store = SqliteStore::open(&config.database.url).await.unwrap();
     let file = std::fs::File::open(sample_file()).unwrap();
