@@ -1136,6 +1136,11 @@ async fn purge(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     cutoff: i64,
 ) -> Result<u64, sqlx::Error> {
+    // Receipts for ids never given (or long forgotten) go with the retention.
+    sqlx::query("DELETE FROM unmatched_receipts WHERE received_at < ?")
+        .bind(cutoff)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         "UPDATE replies SET text = '' WHERE message_id IN \
          (SELECT id FROM messages WHERE received_at < ? AND purged = 0) \
@@ -1370,5 +1375,95 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept, "TC new");
+    }
+
+    #[tokio::test]
+    async fn a_receipt_that_overtakes_the_submit_response_is_applied_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let Recorded::New(id) = j
+            .record(message("84912345678", "TC 1", now_ms()))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        j.queue_reply(id, "found", "reply", ReplyState::Queued)
+            .await
+            .unwrap();
+        let receipt = |id: &str, state: &str, success| ReceiptUpdate {
+            channel: "smsc:c".into(),
+            peer_ids: crate::smpp::receipt::id_spellings(id),
+            state: state.into(),
+            is_final: true,
+            success,
+            error: None,
+        };
+        // Receipt for part 2 (hex 0x2a = 42) before the parts are recorded.
+        assert_eq!(
+            j.apply_receipt(receipt("42", "delivered", true))
+                .await
+                .unwrap(),
+            ReceiptApplied::Unmatched
+        );
+        j.reply_accepted(id, "smsc:c", vec!["0029".into(), "2A".into()])
+            .await
+            .unwrap();
+        assert_eq!(j.reply_state(id).await.unwrap(), Some(ReplyState::Accepted));
+        assert_eq!(
+            j.apply_receipt(receipt("41", "delivered", true))
+                .await
+                .unwrap(),
+            ReceiptApplied::Matched {
+                message_id: id,
+                reply: ReplyState::Delivered
+            }
+        );
+        assert_eq!(
+            j.part_states(id).await.unwrap(),
+            vec!["done:delivered", "done:delivered"]
+        );
+    }
+
+    #[tokio::test]
+    async fn parts_of_a_message_join_once_and_stale_ones_join_anyway() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let now = now_ms();
+        let part = |n: u8, text: &str, reference: u16| NewFragment {
+            message: message("84912345678", text, now),
+            reference,
+            total: 3,
+            part: n,
+        };
+        assert!(matches!(
+            j.record_fragment(part(3, "C", 9)).await.unwrap(),
+            FragmentRecorded::Waiting(_)
+        ));
+        assert!(matches!(
+            j.record_fragment(part(1, "A", 9)).await.unwrap(),
+            FragmentRecorded::Waiting(_)
+        ));
+        assert_eq!(
+            j.record_fragment(part(1, "A", 9)).await.unwrap(),
+            FragmentRecorded::Duplicate
+        );
+        let FragmentRecorded::Joined(stored) = j.record_fragment(part(2, "B", 9)).await.unwrap()
+        else {
+            panic!("the last part joins the message")
+        };
+        assert_eq!(stored.message.text, "ABC");
+        // Delivered again after joining: not a new message.
+        assert_eq!(
+            j.record_fragment(part(2, "B", 9)).await.unwrap(),
+            FragmentRecorded::Duplicate
+        );
+        // A message whose part 2 never comes is joined after the timeout.
+        j.record_fragment(part(1, "X", 10)).await.unwrap();
+        j.record_fragment(part(3, "Z", 10)).await.unwrap();
+        assert!(j.join_stale_fragments(now - 1).await.unwrap().is_empty());
+        let joined = j.join_stale_fragments(now + 1).await.unwrap();
+        assert_eq!(joined.len(), 1);
+        assert_eq!(joined[0].message.text, "XZ");
     }
 }

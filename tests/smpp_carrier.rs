@@ -377,3 +377,203 @@ async fn when_a_carrier_link_is_down_the_prefix_table_routes_its_replies() {
     assert!(got[0].contains(code.as_str()));
     app.stop().await;
 }
+
+/// UCS-2 bytes of `text`.
+fn ucs2(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
+}
+
+/// `text` as concatenated UCS-2 parts with an 8-bit UDH reference.
+fn ucs2_parts(from: &str, text: &str, reference: u8, per_part: usize) -> Vec<ShortMessage> {
+    let chars: Vec<char> = text.chars().collect();
+    let pieces: Vec<String> = chars.chunks(per_part).map(|c| c.iter().collect()).collect();
+    let total = pieces.len() as u8;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut short_message = vec![0x05, 0x00, 0x03, reference, total, i as u8 + 1];
+            short_message.extend(ucs2(piece));
+            ShortMessage {
+                esm_class: 0x40,
+                data_coding: 0x08,
+                short_message,
+                ..mo(from, "")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_five_part_ucs2_message_in_gets_a_three_part_reply_out() {
+    let smsc = ScriptSmsc::start().await;
+    let app = spawn_app_with(AppOptions {
+        accents: true,
+        tweak: Some(|config| config.reply.max_segments_ucs2 = 3),
+        ..options(vec![link("carrier", &smsc)])
+    })
+    .await;
+    smsc.wait_binds(WAIT, |b| !b.is_empty()).await;
+    // The owner of the dossier with the longest procedure name: the full reply
+    // needs three UCS-2 parts.
+    let owner = "84987654321";
+    let text = format!(
+        "Kính gửi bộ phận một cửa, tôi là người nộp hồ sơ cấp giấy chứng nhận quyền sử dụng \
+         đất, xin tra cứu tình trạng giải quyết hồ sơ có mã số TC 000.00.30.H58-260208-0038 \
+         như trên biên nhận. Tôi đã nộp đủ giấy tờ theo hướng dẫn và chờ kết quả từ tháng \
+         trước. Xin cảm ơn quý cơ quan đã hỗ trợ người dân tra cứu nhanh chóng."
+    );
+    let mut parts = ucs2_parts(owner, &text, 0x5a, 67);
+    assert_eq!(parts.len(), 5, "the message is five parts");
+    // Out of order, and one part delivered twice.
+    parts.swap(0, 3);
+    parts.push(parts[1].clone());
+    for part in parts {
+        assert_eq!(smsc.deliver(part).await, Ok(status::ESME_ROK));
+    }
+    let replies = wait_replies(&smsc, &[owner.to_owned()], 1).await;
+    let got = replies.get(owner).cloned().unwrap_or_default();
+    assert_eq!(got.len(), 1, "one reply to the joined message: {got:?}");
+    assert!(got[0].contains("000.00.30.H58-260208-0038"), "{got:?}");
+    let submits = smsc.submits();
+    assert_eq!(submits.len(), 3, "the reply is three parts");
+    assert!(submits
+        .iter()
+        .all(|s| udh(&s.sm).1 == 3 && s.sm.data_coding == 8));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_missing_a_part_is_answered_after_the_reassembly_timeout() {
+    let smsc = ScriptSmsc::start().await;
+    let app = spawn_app_with(AppOptions {
+        tweak: Some(|config| config.journal.reassembly_timeout_secs = 1),
+        ..options(vec![link("carrier", &smsc)])
+    })
+    .await;
+    smsc.wait_binds(WAIT, |b| !b.is_empty()).await;
+    let citizen = "84912000777";
+    let code = &sample_codes()[0];
+    let parts = ucs2_parts(citizen, &format!("TC {code} xin tra cứu giúp tôi ạ"), 7, 30);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(smsc.deliver(parts[0].clone()).await, Ok(status::ESME_ROK));
+    let replies = wait_replies(&smsc, &[citizen.to_owned()], 1).await;
+    let got = replies.get(citizen).cloned().unwrap_or_default();
+    assert_eq!(got.len(), 1, "answered from the part received: {got:?}");
+    assert!(got[0].contains(code.as_str()));
+    app.stop().await;
+}
+
+/// A delivery receipt for `id` as SMSCs write it (SMPP 3.4 Appendix B).
+fn receipt(to: &str, id: &str, stat: &str, err: &str) -> ShortMessage {
+    let text = format!(
+        "id:{id} sub:001 dlvrd:001 submit date:2611271200 done date:2611271201 stat:{stat} err:{err} text:"
+    );
+    ShortMessage {
+        source_addr: to.to_owned(),
+        destination_addr: "8058".to_owned(),
+        esm_class: 0x04,
+        short_message: text.into_bytes(),
+        ..ShortMessage::default()
+    }
+}
+
+/// Waits until the reply whose text contains `needle` is in `state`.
+async fn wait_reply_state(app: &support::TestApp, needle: &str, state: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let states = app.reply_states().await;
+        let found = states
+            .iter()
+            .find(|(text, _, _)| text.contains(needle))
+            .map(|(_, s, _)| s.clone())
+            .unwrap_or_default();
+        if found == state || tokio::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn receipts_quoting_ids_in_hex_or_decimal_settle_every_part_of_a_reply() {
+    let smsc = ScriptSmsc::start().await;
+    let app = spawn_app_with(AppOptions {
+        accents: true,
+        ..options(vec![link("carrier", &smsc)])
+    })
+    .await;
+    smsc.wait_binds(WAIT, |b| !b.is_empty()).await;
+    let codes = sample_codes();
+    // 1. The SMSC gives hex ids; its receipts quote them in decimal.
+    smsc.set_id_style(support::script_smsc::IdStyle::Hex);
+    let first = "84912000101";
+    smsc.deliver(mo(first, &format!("TC {}", codes[0])))
+        .await
+        .unwrap();
+    let parts = smsc.wait_submits(2, WAIT).await;
+    assert_eq!(parts.len(), 2, "a two-part reply");
+    assert_eq!(
+        wait_reply_state(&app, &codes[0], "accepted").await,
+        "accepted"
+    );
+    for part in &parts {
+        assert!(
+            part.sm.registered_delivery & 0x01 != 0,
+            "a receipt is asked for"
+        );
+        let decimal = part.number.to_string();
+        assert_ne!(decimal, part.id, "the receipt quotes another spelling");
+        smsc.deliver(receipt(first, &decimal, "DELIVRD", "000"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        wait_reply_state(&app, &codes[0], "delivered").await,
+        "delivered"
+    );
+
+    // 2. Decimal ids; receipts in hex, zero-padded; one part undeliverable.
+    smsc.set_id_style(support::script_smsc::IdStyle::Decimal);
+    let second = "84912000102";
+    smsc.deliver(mo(second, &format!("TC {}", codes[2])))
+        .await
+        .unwrap();
+    let all = smsc.wait_submits(4, WAIT).await;
+    let parts = &all[2..];
+    assert_eq!(
+        wait_reply_state(&app, &codes[2], "accepted").await,
+        "accepted"
+    );
+    smsc.deliver(receipt(
+        second,
+        &format!("{:010X}", parts[0].number),
+        "DELIVRD",
+        "000",
+    ))
+    .await
+    .unwrap();
+    smsc.deliver(receipt(
+        second,
+        &format!("{:x}", parts[1].number),
+        "UNDELIV",
+        "034",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(wait_reply_state(&app, &codes[2], "failed").await, "failed");
+    let (_, _, error) = app
+        .reply_states()
+        .await
+        .into_iter()
+        .find(|(text, _, _)| text.contains(codes[2].as_str()))
+        .unwrap();
+    assert!(
+        error.as_deref().unwrap_or_default().contains("034"),
+        "the receipt's error is kept: {error:?}"
+    );
+    // Receipts are never answered as citizens' messages.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smsc.submits().len(), 4, "no reply to a receipt");
+    app.stop().await;
+}

@@ -20,11 +20,11 @@ use tracing::{debug, info, warn, Instrument};
 use super::codec::Inbound;
 use super::pacing::Pacing;
 use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
+use super::receipt::DeliveryReport;
 use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand, SessionError,
 };
-use super::receipt::DeliveryReport;
 use super::text::is_receipt;
 use super::{BindMode, DefaultAlphabet, IncomingSms, SessionSettings, SmsHandler, SmscSettings};
 
