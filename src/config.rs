@@ -355,7 +355,12 @@ fn one_line(message: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Held by every test that loads configuration from the environment, so
+    /// the test that sets MOTCUA_* variables cannot leak them into the others.
+    static ENVIRONMENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let _environment = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, text).unwrap();
@@ -467,6 +472,52 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_carrier_link_example_is_a_valid_link() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        // The commented [[smpp.smsc]] example, uncommented.
+        let example: String = text
+            .lines()
+            .skip_while(|line| !line.starts_with("# [[smpp.smsc]]"))
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| format!("{}\n", line.trim_start_matches('#').trim_start()))
+            .collect();
+        assert!(example.contains("route_prefixes"), "{example}");
+        let config: Config = Figment::new()
+            .merge(Toml::string(&text))
+            .merge(Toml::string(&example))
+            .extract()
+            .unwrap();
+        config.validate("config.toml").unwrap();
+        let link = &config.smpp.smsc[0];
+        assert_eq!(link.max_tps, std::num::NonZeroU32::new(50));
+        assert_eq!(link.route_prefixes, vec!["viettel".to_owned()]);
+        let default = crate::smpp::SmscSettings::new("x", "h", 1, "s", "p");
+        assert_eq!(link.registered_delivery, default.registered_delivery);
+        assert_eq!(link.connections, default.connections);
+        assert_eq!(link.long_messages, default.long_messages);
+        assert_eq!(link.bind, default.bind);
+        assert_eq!(
+            config.smpp.session.window,
+            crate::smpp::SessionSettings::default().window
+        );
+        assert_eq!(
+            config.journal.reassembly_timeout_secs,
+            crate::journal::JournalSettings::default().reassembly_timeout_secs
+        );
+    }
+
+    #[test]
+    fn a_route_prefix_that_is_neither_a_prefix_nor_a_carrier_names_the_key() {
+        let mut config = Config::default();
+        let mut link = crate::smpp::SmscSettings::new("a", "h", 1, "s", "p");
+        link.route_prefixes = vec!["viettelx".into()];
+        config.smpp.smsc.push(link);
+        let error = config.validate("config.toml").unwrap_err().to_string();
+        assert!(error.contains("smpp.smsc[0].route_prefixes"), "{error}");
+    }
+
+    #[test]
     fn bad_listener_hardening_values_name_the_key() {
         let err = load_text("[smpp.listener]\nallowed_ips = [\"127.0.0.1\", \"10.0.0.0/33\"]\n")
             .unwrap_err()
@@ -517,6 +568,7 @@ mod tests {
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
     fn environment_overrides_keys() {
+        let _environment = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "[database]\nurl = \"sqlite://a.db\"\n")?;
             jail.set_env("MOTCUA_DATABASE__URL", "sqlite://b.db");
