@@ -401,7 +401,11 @@ impl<S: DossierStore> Outbox<S> {
                         SessionError::Closed => Duration::ZERO,
                         _ => retry_delay(attempts),
                     };
-                    debug!(message = %reply_to, %error, attempts, retry_in = ?delay, "reply will be retried");
+                    if let SessionError::Refused { status: code, .. } = &error {
+                        info!(message = %reply_to, status = status_name(*code), attempts, retry_in = ?delay, "reply refused for now; it will be retried");
+                    } else {
+                        debug!(message = %reply_to, %error, attempts, retry_in = ?delay, "reply will be retried");
+                    }
                     self.keep_progress(id, progress);
                     let recorded = self
                         .journal
