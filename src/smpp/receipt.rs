@@ -307,7 +307,8 @@ impl<'a> Fields<'a> {
 }
 
 /// Every spelling under which the SMSC may quote a message id it gave us:
-/// as given (lowercased, trimmed, leading zeros stripped), its hex value in
+/// as given (ASCII-lowercased, trimmed, leading zeros — and any spaces
+/// among them — stripped), its hex value in
 /// decimal, and its decimal value in hex. Receipts quote ids in hex or
 /// decimal regardless of how submit_sm_resp gave them. The first spelling is
 /// the id's canonical form: a receipt matches a submitted message when
