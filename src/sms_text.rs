@@ -1,8 +1,9 @@
 //! SMS text encodings, independent of any protocol: the GSM 03.38 default
-//! alphabet (with its extension table), UCS-2 (UTF-16 big-endian, surrogate
-//! pairs kept whole), choosing the cheapest encoding for a text, counting
-//! segments, and splitting a long text into concatenated parts without ever
-//! cutting a GSM-7 escape pair or a UTF-16 surrogate pair.
+//! alphabet (with its extension table; unpacked, or packed with the TS 23.038
+//! padding rules), UCS-2 (UTF-16 big-endian, surrogate pairs kept whole),
+//! ISO-8859-1 and IA5, choosing the cheapest encoding for a text, counting
+//! segments, and splitting a long text into parts of any capacity without
+//! ever cutting a GSM-7 escape pair or a UTF-16 surrogate pair.
 //!
 //! SMPP, the modem channel and the reply renderer all speak through this room,
 //! so the segment count an admin sees is the one a carrier bills.

@@ -27,11 +27,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         sm.short_message = rest.to_vec();
     }
-    for alphabet in [
-        DefaultAlphabet::Gsm7Unpacked,
-        DefaultAlphabet::Gsm7Packed,
-        DefaultAlphabet::Latin1,
-    ] {
+    for alphabet in DefaultAlphabet::ALL {
         let _ = decode_text(&sm, alphabet);
     }
 });

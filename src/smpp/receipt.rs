@@ -307,18 +307,19 @@ impl<'a> Fields<'a> {
 }
 
 /// Every spelling under which the SMSC may quote a message id it gave us:
-/// as given (lowercased, trimmed, leading zeros stripped), its hex value in
+/// as given (ASCII-lowercased, trimmed, leading zeros — and any spaces
+/// among them — stripped), its hex value in
 /// decimal, and its decimal value in hex. Receipts quote ids in hex or
 /// decimal regardless of how submit_sm_resp gave them. The first spelling is
 /// the id's canonical form: a receipt matches a submitted message when
 /// `id_spellings(&report.message_id)[0]` is among the submitted id's
 /// spellings. An empty id has none.
 pub fn id_spellings(id: &str) -> Vec<String> {
-    let given = id.trim().to_lowercase();
+    let given = id.trim().to_ascii_lowercase();
     if given.is_empty() {
         return Vec::new();
     }
-    let stripped = given.trim_start_matches('0');
+    let stripped = given.trim_start_matches(|c: char| c == '0' || c.is_whitespace());
     let canonical = if stripped.is_empty() { "0" } else { stripped };
     let mut spellings = vec![canonical.to_owned()];
     if canonical.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -547,6 +548,13 @@ mod tests {
             let sm = with_tlv(with_tlv(sm, tag::MESSAGE_STATE, &state), tag::RECEIPTED_MESSAGE_ID, &id);
             if let Ok(r) = DeliveryReport::parse(&sm) {
                 let _ = id_spellings(&r.message_id);
+            }
+        }
+
+        #[test]
+        fn every_spelling_is_canonical(id in "[0-9a-fA-F \\-xé]{0,40}") {
+            for spelling in id_spellings(&id) {
+                prop_assert_eq!(&id_spellings(&spelling)[0], &spelling);
             }
         }
 
