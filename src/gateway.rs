@@ -13,7 +13,7 @@ use crate::journal::{
     Recorded, StoredMessage,
 };
 use crate::outbox::{external_id, Outbox};
-use crate::smpp::receipt::{id_spellings, DeliveryReport};
+use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
 use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
 use crate::store::DossierStore;
 
@@ -86,7 +86,9 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
             peer_ids: id_spellings(&report.message_id),
             state: report.state.as_str().to_owned(),
             is_final: report.state.is_final(),
-            success: report.state.is_success(),
+            // ACCEPTD is final and not a failure (read on the subscriber's
+            // behalf): the reply is not marked failed for it.
+            success: report.state.is_success() || report.state == ReceiptState::Accepted,
             error: report.error.or(report.network_error),
         };
         match self.journal.apply_receipt(update).await {
