@@ -236,8 +236,29 @@ pub struct PendingReply {
     pub from: Address,
     /// The reply text.
     pub text: String,
+    /// What the message earned (found, not_found, help, …).
+    pub outcome: String,
     /// Tries so far.
     pub attempts: u32,
+    /// True once the reply is in the journal (a fresh reply is sent first
+    /// and recorded with the outcome of that first attempt).
+    pub stored: bool,
+}
+
+/// Where one attempt to send a reply ended, to record in one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The state reached: sent / accepted, failed, or queued again.
+    pub state: ReplyState,
+    /// The channel it left on and the id the peer gave each part (accepted or sent).
+    pub left_on: Option<(String, Vec<String>)>,
+    /// Why the attempt failed.
+    pub error: Option<String>,
+    /// When to try again (queued).
+    pub next_attempt_at: Option<i64>,
+    /// Whether this attempt counts toward `max_attempts` (waiting for a
+    /// channel to come up does not).
+    pub counts: bool,
 }
 
 enum Op {
@@ -265,6 +286,13 @@ enum Op {
         message_id: i64,
         channel: String,
         peer_ids: Vec<String>,
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    Settle {
+        message_id: i64,
+        outcome: String,
+        text: String,
+        settlement: Settlement,
         done: oneshot::Sender<Result<(), JournalError>>,
     },
     Receipt(
@@ -430,6 +458,27 @@ impl Journal {
         result.await.map_err(|_| JournalError::Stopped)?
     }
 
+    /// Records how an attempt to send `reply` ended, in one write: the reply
+    /// row is created if the reply was sent before it was ever stored (the
+    /// fast path: computed, sent, then recorded once), or updated while it is
+    /// still queued. Parts accepted by a carrier are recorded for receipts.
+    pub async fn settle_reply(
+        &self,
+        reply: &PendingReply,
+        settlement: Settlement,
+    ) -> Result<(), JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(Op::Settle {
+            message_id: reply.message_id,
+            outcome: reply.outcome.clone(),
+            text: reply.text.clone(),
+            settlement,
+            done,
+        })
+        .await?;
+        result.await.map_err(|_| JournalError::Stopped)?
+    }
+
     /// Applies a delivery receipt to the reply part it reports on.
     pub async fn apply_receipt(
         &self,
@@ -503,7 +552,7 @@ impl Journal {
         limit: i64,
     ) -> Result<Vec<PendingReply>, JournalError> {
         let rows = sqlx::query(
-            "SELECT r.message_id, r.text AS reply_text, r.attempts, m.channel, m.sender, \
+            "SELECT r.message_id, r.text AS reply_text, r.outcome, r.attempts, m.channel, m.sender, \
              m.sender_ton, m.sender_npi, m.recipient, m.recipient_ton, m.recipient_npi \
              FROM replies r JOIN messages m ON m.id = r.message_id \
              WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND (? IS NULL OR m.channel = ?) \
@@ -523,7 +572,9 @@ impl Journal {
                     to: address(row, "sender")?,
                     from: address(row, "recipient")?,
                     text: row.try_get("reply_text")?,
+                    outcome: row.try_get("outcome")?,
                     attempts: row.try_get::<i64, _>("attempts")? as u32,
+                    stored: true,
                 })
             })
             .collect()
@@ -636,7 +687,10 @@ fn answer(op: Op, result: OpResult) {
                 Err(e) => Err(JournalError::Sql(e)),
             });
         }
-        Op::QueueReply { done, .. } | Op::Update { done, .. } | Op::Accepted { done, .. } => {
+        Op::QueueReply { done, .. }
+        | Op::Update { done, .. }
+        | Op::Accepted { done, .. }
+        | Op::Settle { done, .. } => {
             let _ = done.send(result.map(|_| ()).map_err(JournalError::Sql));
         }
         Op::Receipt(_, done) => {
@@ -683,6 +737,15 @@ async fn apply(
                 peer_ids,
                 ..
             } => accepted(&mut tx, *message_id, channel, peer_ids, now)
+                .await
+                .map(|_| Produced::Done),
+            Op::Settle {
+                message_id,
+                outcome,
+                text,
+                settlement,
+                ..
+            } => settle(&mut tx, *message_id, outcome, text, settlement, now)
                 .await
                 .map(|_| Produced::Done),
             Op::Receipt(receipt, _) => apply_receipt(&mut tx, receipt, now)
@@ -757,6 +820,41 @@ pub fn canonical_peer_id(id: &str) -> String {
     }
 }
 
+async fn settle(
+    tx: &mut Tx<'_>,
+    message_id: i64,
+    outcome: &str,
+    text: &str,
+    settlement: &Settlement,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let peer_ids = settlement.left_on.as_ref().map(|(_, ids)| ids.join(" "));
+    sqlx::query(
+        "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
+         last_error, peer_ids, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, \
+         attempts = replies.attempts + excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
+         last_error = excluded.last_error, peer_ids = coalesce(excluded.peer_ids, replies.peer_ids), \
+         updated_at = excluded.updated_at WHERE replies.state = 'queued'",
+    )
+    .bind(message_id)
+    .bind(outcome)
+    .bind(text)
+    .bind(settlement.state.as_str())
+    .bind(i64::from(settlement.counts))
+    .bind(settlement.next_attempt_at.unwrap_or(now))
+    .bind(&settlement.error)
+    .bind(peer_ids)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if let (ReplyState::Accepted, Some((channel, ids))) = (settlement.state, &settlement.left_on) {
+        record_parts(tx, message_id, channel, ids, now).await?;
+    }
+    Ok(())
+}
+
 async fn accepted(
     tx: &mut Tx<'_>,
     message_id: i64,
@@ -773,6 +871,18 @@ async fn accepted(
     .bind(message_id)
     .execute(&mut **tx)
     .await?;
+    record_parts(tx, message_id, channel, peer_ids, now).await
+}
+
+/// Records the parts of a reply accepted by a carrier, applying receipts
+/// that arrived before them.
+async fn record_parts(
+    tx: &mut Tx<'_>,
+    message_id: i64,
+    channel: &str,
+    peer_ids: &[String],
+    now: i64,
+) -> Result<(), sqlx::Error> {
     for (index, id) in peer_ids.iter().enumerate() {
         let peer_id = canonical_peer_id(id);
         sqlx::query(

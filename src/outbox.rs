@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::domain::Msisdn;
-use crate::journal::{now_ms, Journal, PendingReply, ReplyState, StoredMessage};
+use crate::journal::{now_ms, Journal, PendingReply, ReplyState, Settlement, StoredMessage};
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::pdu::{classify_status, status_name, StatusClass};
@@ -232,27 +232,46 @@ impl<S: DossierStore> Outbox<S> {
             }
             Ok(sender) => self.decide(id, &m.channel, &sender, &m.text, started).await,
         };
-        if let Err(error) = self.journal.queue_reply(id, &outcome, &text, state).await {
-            // The message stays without a reply; the next start answers it.
-            error!(%error, message = %external_id(id), "cannot record the reply");
-            self.order.leave(&citizen, id);
-            self.release(id);
-            return;
-        }
         if state == ReplyState::Queued {
+            // Sent first, recorded once with how the attempt ended: a crash in
+            // between leaves the message unanswered in the journal, and the
+            // next start answers it.
             let pending = PendingReply {
                 message_id: id,
                 channel: m.channel.clone(),
                 to: m.sender.clone(),
                 from: m.recipient.clone(),
                 text,
+                outcome,
                 attempts: 0,
+                stored: false,
             };
             self.send_in_turn(&pending).await;
         } else {
+            if let Err(error) = self.journal.queue_reply(id, &outcome, &text, state).await {
+                // The message stays without a reply; the next start decides again.
+                error!(%error, message = %external_id(id), "cannot record the reply");
+            }
             self.order.leave(&citizen, id);
         }
         self.release(id);
+    }
+
+    /// Records that `reply` waits for a later attempt, if it is not stored yet.
+    async fn store_waiting(&self, reply: &PendingReply) {
+        if reply.stored {
+            return;
+        }
+        let waiting = Settlement {
+            state: ReplyState::Queued,
+            left_on: None,
+            error: None,
+            next_attempt_at: Some(now_ms()),
+            counts: false,
+        };
+        if let Err(error) = self.journal.settle_reply(reply, waiting).await {
+            error!(%error, message = %external_id(reply.message_id), "cannot record the waiting reply; the next start answers the message again");
+        }
     }
 
     /// Sends a claimed reply once every older reply to the citizen has left.
@@ -263,6 +282,7 @@ impl<S: DossierStore> Outbox<S> {
             // Queued behind an older reply that waits for a retry; the sweep
             // sends both, oldest first.
             debug!(message = %external_id(id), "reply waits behind an older reply to the same citizen");
+            self.store_waiting(reply).await;
             self.order.hold(citizen, id);
             return;
         }
@@ -349,51 +369,55 @@ impl<S: DossierStore> Outbox<S> {
             .routes
             .send(&reply.channel, &outgoing, &mut progress)
             .await;
-        let (recorded, attempt) = match result {
+        let settle = |state, left_on, error, next_attempt_at| Settlement {
+            state,
+            left_on,
+            error,
+            next_attempt_at,
+            counts: true,
+        };
+        let (settlement, attempt) = match result {
             Ok(sent) => {
                 debug!(message = %reply_to, channel = %sent.channel, parts = sent.ids.len(), "reply sent");
-                let recorded = if sent.channel.starts_with("smsc:") {
-                    self.journal
-                        .reply_accepted(id, &sent.channel, sent.ids)
-                        .await
+                let state = if sent.channel.starts_with("smsc:") {
+                    ReplyState::Accepted
                 } else {
-                    self.journal
-                        .update_reply(id, ReplyState::Sent, Some(sent.ids.join(" ")), None, None)
-                        .await
+                    ReplyState::Sent
                 };
-                (recorded, Attempt::Finished)
+                (
+                    settle(state, Some((sent.channel, sent.ids)), None, None),
+                    Attempt::Finished,
+                )
             }
             Err(RouteError::NotConnected(channel)) => {
                 debug!(message = %reply_to, %channel, "reply waits for the channel to come up");
                 self.keep_progress(id, progress);
+                self.store_waiting(reply).await;
                 return Attempt::Retry;
             }
             Err(RouteError::Session(SessionError::Refused { status: code, .. }))
                 if classify_status(code) == StatusClass::Permanent =>
             {
                 warn!(message = %reply_to, status = status_name(code), "reply refused permanently");
-                let recorded = self
-                    .journal
-                    .update_reply(
-                        id,
+                (
+                    settle(
                         ReplyState::Failed,
                         None,
                         Some(format!("refused with {}", status_name(code))),
                         None,
-                    )
-                    .await;
-                (recorded, Attempt::Finished)
+                    ),
+                    Attempt::Finished,
+                )
             }
             Err(RouteError::Session(error)) => {
                 let attempts = reply.attempts + 1;
                 let max = self.journal.settings().max_attempts;
                 if attempts >= max {
                     warn!(message = %reply_to, %error, attempts, "reply failed after the last attempt");
-                    let recorded = self
-                        .journal
-                        .update_reply(id, ReplyState::Failed, None, Some(error.to_string()), None)
-                        .await;
-                    (recorded, Attempt::Finished)
+                    (
+                        settle(ReplyState::Failed, None, Some(error.to_string()), None),
+                        Attempt::Finished,
+                    )
                 } else {
                     // A dropped link: send again as soon as it is back (the
                     // sweep runs when a channel registers). Otherwise back off.
@@ -407,20 +431,19 @@ impl<S: DossierStore> Outbox<S> {
                         debug!(message = %reply_to, %error, attempts, retry_in = ?delay, "reply will be retried");
                     }
                     self.keep_progress(id, progress);
-                    let recorded = self
-                        .journal
-                        .update_reply(
-                            id,
+                    (
+                        settle(
                             ReplyState::Queued,
                             None,
                             Some(error.to_string()),
                             Some(now_ms() + delay.as_millis() as i64),
-                        )
-                        .await;
-                    (recorded, Attempt::Retry)
+                        ),
+                        Attempt::Retry,
+                    )
                 }
             }
         };
+        let recorded = self.journal.settle_reply(reply, settlement).await;
         if let Err(error) = recorded {
             error!(%error, message = %reply_to, "cannot record the reply's state; it may be sent again after a restart");
         }
