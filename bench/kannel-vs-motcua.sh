@@ -19,6 +19,7 @@
 # Usage: bench/kannel-vs-motcua.sh            (as root on Debian 12; installs kannel if missing)
 #        RUNS=3 FLAT_MESSAGES=20000 RATE=2000 RATE_MESSAGES=20000 bench/kannel-vs-motcua.sh
 #        SYSTEMS="motcua kannel-geturl" bench/kannel-vs-motcua.sh
+#        SYSTEMS="motcua motcua-sync-off" ...   (diagnostic: the journal without fsync)
 #        KEEP_WORK=1 bench/kannel-vs-motcua.sh   (keep the logs and databases)
 set -euo pipefail
 
@@ -166,8 +167,8 @@ run_kannel() { # run_kannel geturl|text MODE RUN
     sed 's/^/    /' "$dir/loadgen.txt" >&2
 }
 
-run_motcua() { # run_motcua MODE RUN
-    local mode=$1 run=$2 dir="$WORK/motcua-$1-$2"
+run_motcua() { # run_motcua SYSTEM MODE RUN JOURNAL_SYNC
+    local system=$1 mode=$2 run=$3 sync=$4 dir="$WORK/$1-$2-$3"
     mkdir -p "$dir"
     # shellcheck disable=SC2046
     "$BIN" loadgen --listen "127.0.0.1:$SMSC_PORT" --dossiers "$DOSSIERS" $(loadgen_args "$mode") \
@@ -176,8 +177,9 @@ run_motcua() { # run_motcua MODE RUN
     PIDS+=("$loadgen")
     wait_for 20 port_open "$SMSC_PORT"
     sed -e "s|^port = 2776$|port = $SMSC_PORT|" "$REPO/bench/motcua.toml" >"$dir/motcua.toml"
-    start "motcua-$mode-$run" env MOTCUA_DATABASE__URL="sqlite://$dir/motcua.db" \
+    start "$system-$mode-$run" env MOTCUA_DATABASE__URL="sqlite://$dir/motcua.db" \
         MOTCUA_JOURNAL__URL="sqlite://$dir/journal.db" \
+        MOTCUA_JOURNAL__SYNCHRONOUS="$sync" \
         MOTCUA_REPLY__TEMPLATES_DIR="$REPO/templates" \
         "$BIN" --config "$dir/motcua.toml" run --import "$DOSSIERS"
     local gateway=$LAST_PID
@@ -186,7 +188,7 @@ run_motcua() { # run_motcua MODE RUN
     rss=$(hwm_kb "$gateway")
     cpu=$(cpu_s "$gateway")
     stop "$gateway"
-    record motcua "$mode" "$run" "$rss" "$cpu" "$dir/loadgen.json" '{}'
+    record "$system" "$mode" "$run" "$rss" "$cpu" "$dir/loadgen.json" "{\"journal_synchronous\": \"$sync\"}"
     sed 's/^/    /' "$dir/loadgen.txt" >&2
 }
 
@@ -198,7 +200,8 @@ for run in $(seq "$RUNS"); do
             case $system in
                 kannel-geturl) run_kannel geturl "$mode" "$run" ;;
                 kannel-text) run_kannel text "$mode" "$run" ;;
-                motcua) run_motcua "$mode" "$run" ;;
+                motcua) run_motcua motcua "$mode" "$run" full ;;
+                motcua-sync-off) run_motcua motcua-sync-off "$mode" "$run" off ;;
                 *) say "unknown system $system"; exit 2 ;;
             esac
         done
@@ -235,8 +238,16 @@ for r in rows:
         systems.append(r["system"])
 print()
 print("flat out: %s messages; rate: %s messages at %s msg/s; window %s" % (flat_n, rate_n, rate, window))
-print("%-15s %3s | %10s %7s | %8s %8s %8s %8s %7s | %8s" % (
-    "system", "run", "flat MO/s", "missing", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "missing", "RSS MB"))
+print("CPU us: CPU time of the gateway's processes (Kannel: bearerbox + smsbox + HTTP backend) per reply, flat out")
+print("%-15s %3s | %10s %7s %8s | %8s %8s %8s %8s %7s | %7s" % (
+    "system", "run", "flat MO/s", "missing", "CPU us", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+    "missing", "RSS MB"))
+def cpu_per_msg(row):
+    # The gateway's processes (and the HTTP backend's) per reply, flat-out run.
+    if not row or not (row.get("loadgen") or {}).get("replies"):
+        return None
+    cpu = row.get("gateway_cpu_s", 0) + row.get("backend_cpu_s", 0)
+    return cpu / row["loadgen"]["replies"] * 1e6
 for system in systems:
     runs = sorted({r["run"] for r in rows if r["system"] == system})
     for run in runs:
@@ -246,8 +257,9 @@ for system in systems:
         rl = (rated or {}).get("loadgen") or {}
         lat = rl.get("latency") or {}
         rss = max((x or {}).get("gateway_rss_peak_kb", 0) for x in (flat, rated)) / 1024
-        print("%-15s %3s | %10s %7s | %8s %8s %8s %8s %7s | %8.1f" % (
+        print("%-15s %3s | %10s %7s %8s | %8s %8s %8s %8s %7s | %7.1f" % (
             system, run, fmt(fl.get("throughput")), fmt(fl.get("missing"), "d"),
+            fmt(cpu_per_msg(flat)),
             fmt(lat.get("p50_ms"), ".2f"), fmt(lat.get("p99_ms"), ".2f"),
             fmt(lat.get("p999_ms"), ".2f"), fmt(lat.get("max_ms"), ".1f"),
             fmt(rl.get("missing"), "d"), rss))
