@@ -21,6 +21,8 @@
 //! - [`config`]: `config.toml` with defaults and `MOTCUA_*` overrides.
 //! - [`app`]: wires a [`config::Config`] into a running [`app::Gateway`].
 //! - [`telemetry`]: logging setup.
+//! - [`loadgen`]: `motcua-sms loadgen`, an SMSC simulator that drives a
+//!   gateway (this one or Kannel) with citizens' messages and measures it.
 //!
 //! A message's path: `smpp::listener` or `smpp::esme` → `smpp::text::decode_text`
 //! → [`gateway::SmsGateway`] (→ [`journal`], then the peer is acknowledged)
@@ -35,6 +37,7 @@ pub mod domain;
 pub mod gateway;
 pub mod import;
 pub mod journal;
+pub mod loadgen;
 pub mod outbox;
 pub mod portal_record;
 pub mod reply;
