@@ -1,18 +1,26 @@
 //! The durable journal: every citizen's message is recorded here before the
 //! carrier or peer is acknowledged, and its reply is an outbox entry with a
 //! state (queued → sent / accepted → delivered, or failed / suppressed).
-//! Writes go through one writer task that commits whatever has queued up in
-//! a single transaction (group commit), so an fsync is shared by every
-//! message that arrived meanwhile. A separate SQLite file from the read
-//! model: the read model can be rebuilt from the core, the journal cannot.
+//! Writes go through one writer that commits whatever has queued up in a
+//! single transaction (group commit), so an fsync is shared by every
+//! message that arrived meanwhile. The writer is a dedicated OS thread with
+//! its own synchronous SQLite connection (rusqlite, cached prepared
+//! statements): a batch's statements run back to back on that thread,
+//! instead of each being a round trip to a connection worker thread as an
+//! async driver's are, which under load cost more CPU in thread wake-ups
+//! than the SQL itself. Reads (recovery, due replies, abuse control) use an
+//! sqlx pool on the same file; WAL lets them run beside the writer. A
+//! separate SQLite file from the read model: the read model can be rebuilt
+//! from the core, the journal cannot.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -79,10 +87,23 @@ pub enum JournalError {
     /// Schema migration failed.
     #[error("cannot migrate the journal: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A statement or commit failed.
-    #[error("journal write failed: {0}")]
+    /// The writer's own connection could not be opened or configured.
+    #[error("cannot open the journal writer's connection to {url}: {source}")]
+    OpenWriter {
+        /// The journal's URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A read failed.
+    #[error("journal read failed: {0}")]
     Sql(#[from] sqlx::Error),
-    /// The writer task has stopped (shutdown).
+    /// A write failed: the operation's statement, or its batch's commit
+    /// (then every operation of the batch gets the error).
+    #[error("journal write failed: {0}")]
+    Write(#[source] rusqlite::Error),
+    /// The writer has stopped (shutdown).
     #[error("the journal writer has stopped")]
     Stopped,
 }
@@ -307,6 +328,8 @@ enum Op {
         received_before: i64,
         done: oneshot::Sender<Result<Vec<StoredMessage>, JournalError>>,
     },
+    /// Commit what came before, then stop.
+    Close,
 }
 
 /// Handle to the journal; cheap to clone.
@@ -314,6 +337,8 @@ enum Op {
 pub struct Journal {
     pool: SqlitePool,
     writes: mpsc::Sender<Op>,
+    /// Closed (its sender dropped) when the writer thread has ended.
+    writer_exited: watch::Receiver<()>,
     settings: JournalSettings,
 }
 
@@ -332,6 +357,15 @@ impl Journal {
             url: url.clone(),
             source,
         };
+        if is_in_memory(&url) {
+            // The writer has a connection of its own, which would need
+            // SQLite's shared cache (table locks that a busy timeout does not
+            // wait out) to see an in-memory database; nothing opens one
+            // anyway: a journal exists to outlive the process.
+            return Err(open_err(sqlx::Error::Configuration(
+                "the journal must be a file: an in-memory journal is not supported".into(),
+            )));
+        }
         let synchronous = match settings.synchronous {
             Durability::Full => SqliteSynchronous::Full,
             Durability::Normal => SqliteSynchronous::Normal,
@@ -345,34 +379,49 @@ impl Journal {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let filename = options.get_filename().to_path_buf();
-        let in_memory = filename.as_os_str() == ":memory:";
-        if !in_memory {
-            if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
-            }
+        if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         }
         let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options.clone())
+            .max_connections(4)
+            .connect_with(options)
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/journal").run(&pool).await?;
-        // The writer has a connection of its own, so that readers (recovery,
-        // abuse control) never make a commit wait for a pooled connection.
-        let writer_pool = if in_memory {
-            pool.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
-                .await
-                .map_err(open_err)?
-        };
+        // The writer has a connection and a thread of its own, so that
+        // readers (recovery, abuse control) never make a commit wait for a
+        // pooled connection, and a batch's statements never leave its thread.
         let (writes, queue) = mpsc::channel(4096);
-        tokio::spawn(write_loop(writer_pool, queue, settings.clone()));
+        let (ready, opened) = oneshot::channel();
+        let (exit_signal, writer_exited) = watch::channel(());
+        let window_ms = (settings.redelivery_window_secs as i64).saturating_mul(1000);
+        let durability = settings.synchronous;
+        std::thread::Builder::new()
+            .name("journal-writer".to_owned())
+            .spawn(move || {
+                // Dropped last, when the thread ends (even by a panic):
+                // `close` waits for it.
+                let _exit_signal = exit_signal;
+                match open_writer(&filename, durability) {
+                    Ok(writer) => {
+                        let _ = ready.send(Ok(()));
+                        write_loop(writer, queue, window_ms);
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                    }
+                }
+            })
+            .map_err(|e| open_err(sqlx::Error::Io(e)))?;
+        match opened.await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => return Err(JournalError::OpenWriter { url, source }),
+            Err(_) => return Err(JournalError::Stopped),
+        }
         Ok(Journal {
             pool,
             writes,
+            writer_exited,
             settings,
         })
     }
@@ -600,8 +649,16 @@ impl Journal {
         result.await.map_err(|_| JournalError::Stopped)?
     }
 
-    /// Closes the pool after the writer has finished what it was given.
+    /// Stops the writer once it has committed and answered everything
+    /// submitted before, waits for its thread to end (without blocking the
+    /// runtime), then closes the read pool. Writes submitted afterwards, by
+    /// any handle, fail with [`JournalError::Stopped`].
     pub async fn close(&self) {
+        // Fails only when the writer has already stopped.
+        let _ = self.writes.send(Op::Close).await;
+        let mut exited = self.writer_exited.clone();
+        // Never sent to: returns once the thread dropped the sender.
+        while exited.changed().await.is_ok() {}
         self.pool.close().await;
     }
 }
@@ -629,20 +686,92 @@ fn row_to_message(row: &sqlx::sqlite::SqliteRow) -> Result<StoredMessage, Journa
     })
 }
 
-/// The single writer: takes every queued operation, applies them in one
-/// transaction, commits, then answers each.
-async fn write_loop(pool: SqlitePool, mut queue: mpsc::Receiver<Op>, settings: JournalSettings) {
-    let window_ms = (settings.redelivery_window_secs as i64).saturating_mul(1000);
+/// True for `sqlite::memory:` and `…?mode=memory` URLs.
+fn is_in_memory(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+/// Statements the writer keeps prepared (it uses about 35).
+const WRITER_STATEMENT_CACHE: usize = 64;
+
+/// The writer's state beside its connection.
+struct Writer {
+    conn: Connection,
+    unmatched: UnmatchedReceipts,
+}
+
+/// Whether `unmatched_receipts` may hold rows, so that recording a reply's
+/// parts can skip looking for receipts that overtook them when none can
+/// exist (the common case). Only the writer writes that table.
+struct UnmatchedReceipts {
+    /// False only when the table is known to be empty.
+    may_exist: bool,
+    /// Set when this batch deleted some (matched, or purged): the flag is
+    /// recomputed once the batch has ended.
+    recheck: bool,
+}
+
+/// Opens the writer's connection to the journal file sqlx created and
+/// migrated, with the pool's pragmas.
+fn open_writer(path: &std::path::Path, durability: Durability) -> rusqlite::Result<Writer> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+        Durability::Off => "OFF",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
+    let may_exist = unmatched_receipts_exist(&conn)?;
+    Ok(Writer {
+        conn,
+        unmatched: UnmatchedReceipts {
+            may_exist,
+            recheck: false,
+        },
+    })
+}
+
+fn unmatched_receipts_exist(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM unmatched_receipts)")?
+        .query_row([], |row| row.get(0))
+}
+
+/// The single writer, on its own thread: takes every queued operation,
+/// applies them in one transaction, commits, then answers each. Ends when
+/// every handle is gone or after a [`Op::Close`].
+fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Op>, window_ms: i64) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
+    let mut closing = false;
+    while !closing {
+        let Some(first) = queue.blocking_recv() else {
+            break;
+        };
+        match first {
+            Op::Close => closing = true,
+            op => batch.push(op),
+        }
+        while !closing && batch.len() < MAX_BATCH {
             match queue.try_recv() {
+                Ok(Op::Close) => closing = true,
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
         }
-        match apply(&pool, &mut batch, window_ms).await {
+        if batch.is_empty() {
+            continue;
+        }
+        let applied = writer.apply(&batch, window_ms);
+        writer.settle_unmatched(applied.is_ok());
+        match applied {
             Ok(results) => {
                 for (op, result) in batch.drain(..).zip(results) {
                     answer(op, result);
@@ -650,12 +779,27 @@ async fn write_loop(pool: SqlitePool, mut queue: mpsc::Receiver<Op>, settings: J
             }
             Err(error) => {
                 tracing::error!(%error, operations = batch.len(), "journal commit failed; the messages are not acknowledged");
-                let text = error.to_string();
                 for op in batch.drain(..) {
-                    answer(op, Err(sqlx::Error::Protocol(text.clone())));
+                    answer(op, Err(duplicate(&error)));
                 }
             }
         }
+    }
+    // Operations still queued (sent after a close) are dropped with the
+    // queue: their callers get `Stopped`.
+}
+
+/// A copy of a commit's error for each operation of the batch
+/// (`rusqlite::Error` is not `Clone`): SQLite's codes and message are kept.
+fn duplicate(error: &rusqlite::Error) -> rusqlite::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 
@@ -669,7 +813,7 @@ enum Produced {
     Done,
 }
 
-type OpResult = Result<Produced, sqlx::Error>;
+type OpResult = Result<Produced, rusqlite::Error>;
 
 fn answer(op: Op, result: OpResult) {
     match op {
@@ -677,137 +821,156 @@ fn answer(op: Op, result: OpResult) {
             let _ = done.send(match result {
                 Ok(Produced::Recorded(r)) => Ok(r),
                 Ok(_) => Err(JournalError::Stopped),
-                Err(e) => Err(JournalError::Sql(e)),
+                Err(e) => Err(JournalError::Write(e)),
             });
         }
         Op::Purge { done, .. } => {
             let _ = done.send(match result {
                 Ok(Produced::Purged(n)) => Ok(n),
                 Ok(_) => Ok(0),
-                Err(e) => Err(JournalError::Sql(e)),
+                Err(e) => Err(JournalError::Write(e)),
             });
         }
         Op::QueueReply { done, .. }
         | Op::Update { done, .. }
         | Op::Accepted { done, .. }
         | Op::Settle { done, .. } => {
-            let _ = done.send(result.map(|_| ()).map_err(JournalError::Sql));
+            let _ = done.send(result.map(|_| ()).map_err(JournalError::Write));
         }
         Op::Receipt(_, done) => {
             let _ = done.send(match result {
                 Ok(Produced::Receipt(r)) => Ok(r),
                 Ok(_) => Err(JournalError::Stopped),
-                Err(e) => Err(JournalError::Sql(e)),
+                Err(e) => Err(JournalError::Write(e)),
             });
         }
         Op::Fragment(_, done) => {
             let _ = done.send(match result {
                 Ok(Produced::Fragment(r)) => Ok(r),
                 Ok(_) => Err(JournalError::Stopped),
-                Err(e) => Err(JournalError::Sql(e)),
+                Err(e) => Err(JournalError::Write(e)),
             });
         }
         Op::JoinStale { done, .. } => {
             let _ = done.send(match result {
                 Ok(Produced::Joined(r)) => Ok(r),
                 Ok(_) => Ok(Vec::new()),
-                Err(e) => Err(JournalError::Sql(e)),
+                Err(e) => Err(JournalError::Write(e)),
             });
+        }
+        Op::Close => {}
+    }
+}
+
+impl Writer {
+    /// Applies a batch in one transaction and commits it. An operation's
+    /// own failure is its result (the others still commit); a failure to
+    /// begin or commit is every operation's.
+    fn apply(&mut self, batch: &[Op], window_ms: i64) -> rusqlite::Result<Vec<OpResult>> {
+        // IMMEDIATE: take the write lock up front, so the reads inside (redelivery
+        // checks) can never be invalidated by another writer's commit.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let unmatched = &mut self.unmatched;
+        let mut results = Vec::with_capacity(batch.len());
+        let now = now_ms();
+        for op in batch {
+            let result = match op {
+                Op::Record(m, _) => record(&tx, m, window_ms).map(Produced::Recorded),
+                Op::Purge { cutoff, .. } => {
+                    unmatched.recheck = true;
+                    purge(&tx, *cutoff).map(Produced::Purged)
+                }
+                Op::Accepted {
+                    message_id,
+                    channel,
+                    peer_ids,
+                    ..
+                } => accepted(&tx, unmatched, *message_id, channel, peer_ids, now)
+                    .map(|_| Produced::Done),
+                Op::Settle {
+                    message_id,
+                    outcome,
+                    text,
+                    settlement,
+                    ..
+                } => settle(&tx, unmatched, *message_id, outcome, text, settlement, now)
+                    .map(|_| Produced::Done),
+                Op::Receipt(receipt, _) => {
+                    apply_receipt(&tx, unmatched, receipt, now).map(Produced::Receipt)
+                }
+                Op::Fragment(fragment, _) => {
+                    record_fragment(&tx, fragment, window_ms, now).map(Produced::Fragment)
+                }
+                Op::JoinStale {
+                    received_before, ..
+                } => join_stale(&tx, *received_before, window_ms, now).map(Produced::Joined),
+                Op::QueueReply {
+                    message_id,
+                    outcome,
+                    text,
+                    state,
+                    ..
+                } => tx
+                    .prepare_cached(
+                        "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            message_id,
+                            outcome,
+                            text,
+                            state.as_str(),
+                            now,
+                            now,
+                            now
+                        ])
+                    })
+                    .map(|_| Produced::Done),
+                Op::Update {
+                    message_id,
+                    state,
+                    peer_ids,
+                    error,
+                    next_attempt_at,
+                    ..
+                } => tx
+                    .prepare_cached(
+                        "UPDATE replies SET state = ?, peer_ids = COALESCE(?, peer_ids), last_error = ?, \
+                         attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? \
+                         WHERE message_id = ?",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            state.as_str(),
+                            peer_ids,
+                            error,
+                            next_attempt_at,
+                            now,
+                            message_id
+                        ])
+                    })
+                    .map(|_| Produced::Done),
+                Op::Close => Ok(Produced::Done),
+            };
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    /// Brings the "unmatched receipts may exist" flag up to date after a
+    /// batch: recounted when the batch deleted some and committed, or when
+    /// it rolled back (the rows it deleted are back).
+    fn settle_unmatched(&mut self, committed: bool) {
+        if self.unmatched.recheck || !committed {
+            self.unmatched.recheck = false;
+            self.unmatched.may_exist = unmatched_receipts_exist(&self.conn).unwrap_or(true);
         }
     }
 }
-
-async fn apply(
-    pool: &SqlitePool,
-    batch: &mut [Op],
-    window_ms: i64,
-) -> Result<Vec<OpResult>, sqlx::Error> {
-    // IMMEDIATE: take the write lock up front, so the reads inside (redelivery
-    // checks) can never be invalidated by another writer's commit.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut results = Vec::with_capacity(batch.len());
-    let now = now_ms();
-    for op in batch.iter() {
-        let result = match op {
-            Op::Record(m, _) => record(&mut tx, m, window_ms).await.map(Produced::Recorded),
-            Op::Purge { cutoff, .. } => purge(&mut tx, *cutoff).await.map(Produced::Purged),
-            Op::Accepted {
-                message_id,
-                channel,
-                peer_ids,
-                ..
-            } => accepted(&mut tx, *message_id, channel, peer_ids, now)
-                .await
-                .map(|_| Produced::Done),
-            Op::Settle {
-                message_id,
-                outcome,
-                text,
-                settlement,
-                ..
-            } => settle(&mut tx, *message_id, outcome, text, settlement, now)
-                .await
-                .map(|_| Produced::Done),
-            Op::Receipt(receipt, _) => apply_receipt(&mut tx, receipt, now)
-                .await
-                .map(Produced::Receipt),
-            Op::Fragment(fragment, _) => record_fragment(&mut tx, fragment, window_ms, now)
-                .await
-                .map(Produced::Fragment),
-            Op::JoinStale {
-                received_before, ..
-            } => join_stale(&mut tx, *received_before, window_ms, now)
-                .await
-                .map(Produced::Joined),
-            Op::QueueReply {
-                message_id,
-                outcome,
-                text,
-                state,
-                ..
-            } => sqlx::query(
-                "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-            )
-            .bind(message_id)
-            .bind(outcome)
-            .bind(text)
-            .bind(state.as_str())
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map(|_| Produced::Done),
-            Op::Update {
-                message_id,
-                state,
-                peer_ids,
-                error,
-                next_attempt_at,
-                ..
-            } => sqlx::query(
-                "UPDATE replies SET state = ?, peer_ids = COALESCE(?, peer_ids), last_error = ?, \
-                 attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? \
-                 WHERE message_id = ?",
-            )
-            .bind(state.as_str())
-            .bind(peer_ids)
-            .bind(error)
-            .bind(next_attempt_at)
-            .bind(now)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await
-            .map(|_| Produced::Done),
-        };
-        results.push(result);
-    }
-    tx.commit().await?;
-    Ok(results)
-}
-
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
 
 /// A peer id as stored: trimmed, lowercased, leading zeros stripped.
 pub fn canonical_peer_id(id: &str) -> String {
@@ -820,96 +983,98 @@ pub fn canonical_peer_id(id: &str) -> String {
     }
 }
 
-async fn settle(
-    tx: &mut Tx<'_>,
+fn settle(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
     message_id: i64,
     outcome: &str,
     text: &str,
     settlement: &Settlement,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> rusqlite::Result<()> {
     let peer_ids = settlement.left_on.as_ref().map(|(_, ids)| ids.join(" "));
-    sqlx::query(
+    tx.prepare_cached(
         "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
          last_error, peer_ids, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, \
          attempts = replies.attempts + excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
          last_error = excluded.last_error, peer_ids = coalesce(excluded.peer_ids, replies.peer_ids), \
          updated_at = excluded.updated_at WHERE replies.state = 'queued'",
-    )
-    .bind(message_id)
-    .bind(outcome)
-    .bind(text)
-    .bind(settlement.state.as_str())
-    .bind(i64::from(settlement.counts))
-    .bind(settlement.next_attempt_at.unwrap_or(now))
-    .bind(&settlement.error)
-    .bind(peer_ids)
-    .bind(now)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    )?
+    .execute(params![
+        message_id,
+        outcome,
+        text,
+        settlement.state.as_str(),
+        i64::from(settlement.counts),
+        settlement.next_attempt_at.unwrap_or(now),
+        settlement.error,
+        peer_ids,
+        now,
+        now
+    ])?;
     if let (ReplyState::Accepted, Some((channel, ids))) = (settlement.state, &settlement.left_on) {
-        record_parts(tx, message_id, channel, ids, now).await?;
+        record_parts(tx, unmatched, message_id, channel, ids, now)?;
     }
     Ok(())
 }
 
-async fn accepted(
-    tx: &mut Tx<'_>,
+fn accepted(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
     message_id: i64,
     channel: &str,
     peer_ids: &[String],
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
         "UPDATE replies SET state = 'accepted', peer_ids = ?, last_error = NULL, \
          attempts = attempts + 1, updated_at = ? WHERE message_id = ? AND state = 'queued'",
-    )
-    .bind(peer_ids.join(" "))
-    .bind(now)
-    .bind(message_id)
-    .execute(&mut **tx)
-    .await?;
-    record_parts(tx, message_id, channel, peer_ids, now).await
+    )?
+    .execute(params![peer_ids.join(" "), now, message_id])?;
+    record_parts(tx, unmatched, message_id, channel, peer_ids, now)
 }
 
 /// Records the parts of a reply accepted by a carrier, applying receipts
 /// that arrived before them.
-async fn record_parts(
-    tx: &mut Tx<'_>,
+fn record_parts(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
     message_id: i64,
     channel: &str,
     peer_ids: &[String],
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> rusqlite::Result<()> {
     for (index, id) in peer_ids.iter().enumerate() {
         let peer_id = canonical_peer_id(id);
-        sqlx::query(
+        tx.prepare_cached(
             "INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
              VALUES (?, ?, ?, ?, 'accepted', ?) ON CONFLICT (message_id, part) DO NOTHING",
-        )
-        .bind(message_id)
-        .bind(index as i64 + 1)
-        .bind(channel)
-        .bind(&peer_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        )?
+        .execute(params![message_id, index as i64 + 1, channel, peer_id, now])?;
+        if !unmatched.may_exist {
+            continue;
+        }
         // A receipt that overtook the submit_sm_resp.
-        let early: Option<(i64, String, i64, i64, Option<String>)> = sqlx::query_as(
-            "SELECT receipt, state, final, success, error FROM unmatched_receipts \
-             WHERE channel = ? AND peer_id = ? ORDER BY final DESC, received_at DESC LIMIT 1",
-        )
-        .bind(channel)
-        .bind(&peer_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let early: Option<(i64, String, i64, i64, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT receipt, state, final, success, error FROM unmatched_receipts \
+                 WHERE channel = ? AND peer_id = ? ORDER BY final DESC, received_at DESC LIMIT 1",
+            )?
+            .query_row(params![channel, peer_id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()?;
         if let Some((receipt, state, is_final, success, error)) = early {
-            sqlx::query("DELETE FROM unmatched_receipts WHERE receipt = ?")
-                .bind(receipt)
-                .execute(&mut **tx)
-                .await?;
+            tx.prepare_cached("DELETE FROM unmatched_receipts WHERE receipt = ?")?
+                .execute(params![receipt])?;
+            unmatched.recheck = true;
             set_part_state(
                 tx,
                 message_id,
@@ -919,16 +1084,15 @@ async fn record_parts(
                 success != 0,
                 error.as_deref(),
                 now,
-            )
-            .await?;
+            )?;
         }
     }
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn set_part_state(
-    tx: &mut Tx<'_>,
+fn set_part_state(
+    tx: &Connection,
     message_id: i64,
     part: i64,
     state: &str,
@@ -936,7 +1100,7 @@ async fn set_part_state(
     success: bool,
     error: Option<&str>,
     now: i64,
-) -> Result<ReplyState, sqlx::Error> {
+) -> rusqlite::Result<ReplyState> {
     let stored = if is_final && !success {
         format!("failed:{state}")
     } else if is_final {
@@ -944,26 +1108,21 @@ async fn set_part_state(
     } else {
         state.to_owned()
     };
-    sqlx::query(
+    tx.prepare_cached(
         "UPDATE reply_parts SET state = ?, error = ?, updated_at = ? \
          WHERE message_id = ? AND part = ? AND state NOT LIKE 'done:%' AND state NOT LIKE 'failed:%'",
-    )
-    .bind(&stored)
-    .bind(error)
-    .bind(now)
-    .bind(message_id)
-    .bind(part)
-    .execute(&mut **tx)
-    .await?;
-    let (parts, done, failed): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), \
+    )?
+    .execute(params![stored, error, now, message_id, part])?;
+    let (parts, done, failed): (i64, i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), \
                 coalesce(sum(state LIKE 'done:%'), 0), \
                 coalesce(sum(state LIKE 'failed:%'), 0) \
          FROM reply_parts WHERE message_id = ?",
-    )
-    .bind(message_id)
-    .fetch_one(&mut **tx)
-    .await?;
+        )?
+        .query_row(params![message_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
     let new_state = if failed > 0 {
         Some(ReplyState::Failed)
     } else if done == parts {
@@ -978,33 +1137,28 @@ async fn set_part_state(
                 error.map(|e| format!(" (err {e})")).unwrap_or_default()
             )
         });
-        sqlx::query(
+        tx.prepare_cached(
             "UPDATE replies SET state = ?, last_error = coalesce(?, last_error), updated_at = ? \
              WHERE message_id = ? AND state = 'accepted'",
-        )
-        .bind(new_state.as_str())
-        .bind(error)
-        .bind(now)
-        .bind(message_id)
-        .execute(&mut **tx)
-        .await?;
+        )?
+        .execute(params![new_state.as_str(), error, now, message_id])?;
     }
-    let state: Option<String> =
-        sqlx::query_scalar("SELECT state FROM replies WHERE message_id = ?")
-            .bind(message_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let state: Option<String> = tx
+        .prepare_cached("SELECT state FROM replies WHERE message_id = ?")?
+        .query_row(params![message_id], |row| row.get(0))
+        .optional()?;
     Ok(state
         .as_deref()
         .and_then(ReplyState::parse)
         .unwrap_or(ReplyState::Accepted))
 }
 
-async fn apply_receipt(
-    tx: &mut Tx<'_>,
+fn apply_receipt(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
     receipt: &ReceiptUpdate,
     now: i64,
-) -> Result<ReceiptApplied, sqlx::Error> {
+) -> rusqlite::Result<ReceiptApplied> {
     let spellings: Vec<String> = receipt
         .peer_ids
         .iter()
@@ -1012,39 +1166,40 @@ async fn apply_receipt(
         .collect();
     let mut found: Option<(i64, i64)> = None;
     for id in &spellings {
-        let hit: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT message_id, part FROM reply_parts WHERE channel = ? AND peer_id = ? \
-             ORDER BY message_id DESC LIMIT 1",
-        )
-        .bind(&receipt.channel)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let hit: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT message_id, part FROM reply_parts WHERE channel = ? AND peer_id = ? \
+                 ORDER BY message_id DESC LIMIT 1",
+            )?
+            .query_row(params![receipt.channel, id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
         if hit.is_some() {
             found = hit;
             break;
         }
     }
     let Some((message_id, part)) = found else {
-        let group: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(receipt), 0) + 1 FROM unmatched_receipts")
-                .fetch_one(&mut **tx)
-                .await?;
+        let group: i64 = tx
+            .prepare_cached("SELECT coalesce(max(receipt), 0) + 1 FROM unmatched_receipts")?
+            .query_row([], |row| row.get(0))?;
         for id in &spellings {
-            sqlx::query(
+            tx.prepare_cached(
                 "INSERT INTO unmatched_receipts (receipt, channel, peer_id, state, final, success, error, received_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(group)
-            .bind(&receipt.channel)
-            .bind(id)
-            .bind(&receipt.state)
-            .bind(i64::from(receipt.is_final))
-            .bind(i64::from(receipt.success))
-            .bind(&receipt.error)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            )?
+            .execute(params![
+                group,
+                receipt.channel,
+                id,
+                receipt.state,
+                i64::from(receipt.is_final),
+                i64::from(receipt.success),
+                receipt.error,
+                now
+            ])?;
+            unmatched.may_exist = true;
         }
         return Ok(ReceiptApplied::Unmatched);
     };
@@ -1057,67 +1212,76 @@ async fn apply_receipt(
         receipt.success,
         receipt.error.as_deref(),
         now,
-    )
-    .await?;
+    )?;
     Ok(ReceiptApplied::Matched { message_id, reply })
 }
 
-async fn record_fragment(
-    tx: &mut Tx<'_>,
+fn record_fragment(
+    tx: &Connection,
     f: &NewFragment,
     window_ms: i64,
     now: i64,
-) -> Result<FragmentRecorded, sqlx::Error> {
+) -> rusqlite::Result<FragmentRecorded> {
     let m = &f.message;
-    let joined: Option<i64> = sqlx::query_scalar(
-        "SELECT message_id FROM fragments_joined WHERE channel = ? AND sender = ? AND recipient = ? \
-         AND reference = ? AND total = ? AND joined_at >= ?",
-    )
-    .bind(&m.channel)
-    .bind(&m.sender.addr)
-    .bind(&m.recipient.addr)
-    .bind(i64::from(f.reference))
-    .bind(i64::from(f.total))
-    .bind(now.saturating_sub(window_ms))
-    .fetch_optional(&mut **tx)
-    .await?;
+    let joined: Option<i64> = tx
+        .prepare_cached(
+            "SELECT message_id FROM fragments_joined WHERE channel = ? AND sender = ? AND recipient = ? \
+             AND reference = ? AND total = ? AND joined_at >= ?",
+        )?
+        .query_row(
+            params![
+                m.channel,
+                m.sender.addr,
+                m.recipient.addr,
+                i64::from(f.reference),
+                i64::from(f.total),
+                now.saturating_sub(window_ms)
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
     if joined.is_some() {
         return Ok(FragmentRecorded::Duplicate);
     }
-    let inserted = sqlx::query(
-        "INSERT INTO fragments (channel, sender, sender_ton, sender_npi, recipient, recipient_ton, \
-         recipient_npi, reference, total, part, text, received_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(&m.channel)
-    .bind(&m.sender.addr)
-    .bind(i64::from(m.sender.ton))
-    .bind(i64::from(m.sender.npi))
-    .bind(&m.recipient.addr)
-    .bind(i64::from(m.recipient.ton))
-    .bind(i64::from(m.recipient.npi))
-    .bind(i64::from(f.reference))
-    .bind(i64::from(f.total))
-    .bind(i64::from(f.part))
-    .bind(&m.text)
-    .bind(m.received_at)
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO fragments (channel, sender, sender_ton, sender_npi, recipient, recipient_ton, \
+             recipient_npi, reference, total, part, text, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            m.channel,
+            m.sender.addr,
+            i64::from(m.sender.ton),
+            i64::from(m.sender.npi),
+            m.recipient.addr,
+            i64::from(m.recipient.ton),
+            i64::from(m.recipient.npi),
+            i64::from(f.reference),
+            i64::from(f.total),
+            i64::from(f.part),
+            m.text,
+            m.received_at
+        ])?;
+    if inserted == 0 {
         return Ok(FragmentRecorded::Duplicate);
     }
-    let part_id = inserted.last_insert_rowid();
-    let have: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
-         AND reference = ? AND total = ?",
-    )
-    .bind(&m.channel)
-    .bind(&m.sender.addr)
-    .bind(&m.recipient.addr)
-    .bind(i64::from(f.reference))
-    .bind(i64::from(f.total))
-    .fetch_one(&mut **tx)
-    .await?;
+    let part_id = tx.last_insert_rowid();
+    let have: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
+             AND reference = ? AND total = ?",
+        )?
+        .query_row(
+            params![
+                m.channel,
+                m.sender.addr,
+                m.recipient.addr,
+                i64::from(f.reference),
+                i64::from(f.total)
+            ],
+            |row| row.get(0),
+        )?;
     if have < i64::from(f.total) {
         return Ok(FragmentRecorded::Waiting(part_id));
     }
@@ -1128,13 +1292,13 @@ async fn record_fragment(
         reference: i64::from(f.reference),
         total: i64::from(f.total),
     };
-    match join_group(tx, &key, window_ms, now).await? {
+    match join_group(tx, &key, window_ms, now)? {
         Some(stored) => Ok(FragmentRecorded::Joined(stored)),
         None => Ok(FragmentRecorded::Duplicate),
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct GroupKey {
     channel: String,
     sender: String,
@@ -1143,177 +1307,184 @@ struct GroupKey {
     total: i64,
 }
 
+/// One stored part of a concatenated message.
+struct StoredFragment {
+    text: String,
+    received_at: i64,
+    sender: Address,
+    recipient: Address,
+}
+
+/// The address stored in the columns `<column>`, `<column>_ton`, `<column>_npi`.
+fn stored_address(row: &rusqlite::Row<'_>, column: &str) -> rusqlite::Result<Address> {
+    Ok(Address {
+        addr: row.get(column)?,
+        ton: row.get::<_, i64>(format!("{column}_ton").as_str())? as u8,
+        npi: row.get::<_, i64>(format!("{column}_npi").as_str())? as u8,
+    })
+}
+
 /// Joins a group's parts (in order) into a message, records it, and
 /// remembers the group as joined. `None` when the joined text is a
 /// redelivery of a message already recorded.
-async fn join_group(
-    tx: &mut Tx<'_>,
+fn join_group(
+    tx: &Connection,
     key: &GroupKey,
     window_ms: i64,
     now: i64,
-) -> Result<Option<StoredMessage>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT * FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
-         AND reference = ? AND total = ? ORDER BY part",
-    )
-    .bind(&key.channel)
-    .bind(&key.sender)
-    .bind(&key.recipient)
-    .bind(key.reference)
-    .bind(key.total)
-    .fetch_all(&mut **tx)
-    .await?;
-    let Some(first) = rows.first() else {
+) -> rusqlite::Result<Option<StoredMessage>> {
+    let group: [&dyn rusqlite::ToSql; 5] = [
+        &key.channel,
+        &key.sender,
+        &key.recipient,
+        &key.reference,
+        &key.total,
+    ];
+    let parts = tx
+        .prepare_cached(
+            "SELECT * FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
+             AND reference = ? AND total = ? ORDER BY part",
+        )?
+        .query_map(&group[..], |row| {
+            Ok(StoredFragment {
+                text: row.get("text")?,
+                received_at: row.get("received_at")?,
+                sender: stored_address(row, "sender")?,
+                recipient: stored_address(row, "recipient")?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(first) = parts.first() else {
         return Ok(None);
     };
-    let mut text = String::new();
-    for row in &rows {
-        text.push_str(row.try_get::<&str, _>("text")?);
-    }
     let message = NewMessage {
         channel: key.channel.clone(),
         peer_ref: None,
-        sender: address(first, "sender")?,
-        recipient: address(first, "recipient")?,
-        text,
-        received_at: rows
-            .iter()
-            .filter_map(|r| r.try_get::<i64, _>("received_at").ok())
-            .max()
-            .unwrap_or(now),
+        sender: first.sender.clone(),
+        recipient: first.recipient.clone(),
+        text: parts.iter().map(|p| p.text.as_str()).collect(),
+        received_at: parts.iter().map(|p| p.received_at).max().unwrap_or(now),
     };
-    sqlx::query(
+    tx.prepare_cached(
         "DELETE FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
          AND reference = ? AND total = ?",
-    )
-    .bind(&key.channel)
-    .bind(&key.sender)
-    .bind(&key.recipient)
-    .bind(key.reference)
-    .bind(key.total)
-    .execute(&mut **tx)
-    .await?;
-    let recorded = record(tx, &message, window_ms).await?;
+    )?
+    .execute(&group[..])?;
+    let recorded = record(tx, &message, window_ms)?;
     let id = match recorded {
         Recorded::New(id) | Recorded::Duplicate(id) => id,
     };
-    sqlx::query(
+    tx.prepare_cached(
         "INSERT INTO fragments_joined (channel, sender, recipient, reference, total, message_id, joined_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET message_id = excluded.message_id, joined_at = excluded.joined_at",
-    )
-    .bind(&key.channel)
-    .bind(&key.sender)
-    .bind(&key.recipient)
-    .bind(key.reference)
-    .bind(key.total)
-    .bind(id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    )?
+    .execute(params![
+        key.channel,
+        key.sender,
+        key.recipient,
+        key.reference,
+        key.total,
+        id,
+        now
+    ])?;
     Ok(match recorded {
         Recorded::New(id) => Some(StoredMessage { id, message }),
         Recorded::Duplicate(_) => None,
     })
 }
 
-async fn join_stale(
-    tx: &mut Tx<'_>,
+fn join_stale(
+    tx: &Connection,
     received_before: i64,
     window_ms: i64,
     now: i64,
-) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    let groups: Vec<GroupKey> = sqlx::query_as(
-        "SELECT channel, sender, recipient, reference, total FROM fragments \
-         GROUP BY channel, sender, recipient, reference, total HAVING min(received_at) < ? LIMIT 1000",
-    )
-    .bind(received_before)
-    .fetch_all(&mut **tx)
-    .await?;
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let groups = tx
+        .prepare_cached(
+            "SELECT channel, sender, recipient, reference, total FROM fragments \
+             GROUP BY channel, sender, recipient, reference, total HAVING min(received_at) < ? LIMIT 1000",
+        )?
+        .query_map(params![received_before], |row| {
+            Ok(GroupKey {
+                channel: row.get(0)?,
+                sender: row.get(1)?,
+                recipient: row.get(2)?,
+                reference: row.get(3)?,
+                total: row.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut joined = Vec::new();
     for key in groups {
-        if let Some(stored) = join_group(tx, &key, window_ms, now).await? {
+        if let Some(stored) = join_group(tx, &key, window_ms, now)? {
             joined.push(stored);
         }
     }
-    sqlx::query("DELETE FROM fragments_joined WHERE joined_at < ?")
-        .bind(now.saturating_sub(window_ms))
-        .execute(&mut **tx)
-        .await?;
+    tx.prepare_cached("DELETE FROM fragments_joined WHERE joined_at < ?")?
+        .execute(params![now.saturating_sub(window_ms)])?;
     Ok(joined)
 }
 
-async fn purge(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    cutoff: i64,
-) -> Result<u64, sqlx::Error> {
+fn purge(tx: &Connection, cutoff: i64) -> rusqlite::Result<u64> {
     // Receipts for ids never given (or long forgotten) go with the retention.
-    sqlx::query("DELETE FROM unmatched_receipts WHERE received_at < ?")
-        .bind(cutoff)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
+    tx.prepare_cached("DELETE FROM unmatched_receipts WHERE received_at < ?")?
+        .execute(params![cutoff])?;
+    tx.prepare_cached(
         "UPDATE replies SET text = '' WHERE message_id IN \
          (SELECT id FROM messages WHERE received_at < ? AND purged = 0) \
          AND state <> 'queued'",
-    )
-    .bind(cutoff)
-    .execute(&mut **tx)
-    .await?;
-    Ok(sqlx::query(
-        "UPDATE messages SET text = '', sender = '', recipient = '', peer_ref = NULL, purged = 1 \
-         WHERE received_at < ? AND purged = 0 \
-         AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.message_id = messages.id AND r.state = 'queued')",
-    )
-    .bind(cutoff)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected())
+    )?
+    .execute(params![cutoff])?;
+    Ok(tx
+        .prepare_cached(
+            "UPDATE messages SET text = '', sender = '', recipient = '', peer_ref = NULL, purged = 1 \
+             WHERE received_at < ? AND purged = 0 \
+             AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.message_id = messages.id AND r.state = 'queued')",
+        )?
+        .execute(params![cutoff])? as u64)
 }
 
-async fn record(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    m: &NewMessage,
-    window_ms: i64,
-) -> Result<Recorded, sqlx::Error> {
+fn record(tx: &Connection, m: &NewMessage, window_ms: i64) -> rusqlite::Result<Recorded> {
     let existing: Option<i64> = if let Some(peer_ref) = &m.peer_ref {
-        sqlx::query_scalar("SELECT id FROM messages WHERE channel = ? AND peer_ref = ? LIMIT 1")
-            .bind(&m.channel)
-            .bind(peer_ref)
-            .fetch_optional(&mut **tx)
-            .await?
+        tx.prepare_cached("SELECT id FROM messages WHERE channel = ? AND peer_ref = ? LIMIT 1")?
+            .query_row(params![m.channel, peer_ref], |row| row.get(0))
+            .optional()?
     } else {
-        sqlx::query_scalar(
+        tx.prepare_cached(
             "SELECT id FROM messages WHERE channel = ? AND sender = ? AND text = ? \
              AND received_at >= ? ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![
+                m.channel,
+                m.sender.addr,
+                m.text,
+                m.received_at.saturating_sub(window_ms)
+            ],
+            |row| row.get(0),
         )
-        .bind(&m.channel)
-        .bind(&m.sender.addr)
-        .bind(&m.text)
-        .bind(m.received_at.saturating_sub(window_ms))
-        .fetch_optional(&mut **tx)
-        .await?
+        .optional()?
     };
     if let Some(id) = existing {
         return Ok(Recorded::Duplicate(id));
     }
-    let id = sqlx::query(
+    tx.prepare_cached(
         "INSERT INTO messages (channel, peer_ref, sender, sender_ton, sender_npi, recipient, \
          recipient_ton, recipient_npi, text, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&m.channel)
-    .bind(&m.peer_ref)
-    .bind(&m.sender.addr)
-    .bind(i64::from(m.sender.ton))
-    .bind(i64::from(m.sender.npi))
-    .bind(&m.recipient.addr)
-    .bind(i64::from(m.recipient.ton))
-    .bind(i64::from(m.recipient.npi))
-    .bind(&m.text)
-    .bind(m.received_at)
-    .execute(&mut **tx)
-    .await?
-    .last_insert_rowid();
-    Ok(Recorded::New(id))
+    )?
+    .execute(params![
+        m.channel,
+        m.peer_ref,
+        m.sender.addr,
+        i64::from(m.sender.ton),
+        i64::from(m.sender.npi),
+        m.recipient.addr,
+        i64::from(m.recipient.ton),
+        i64::from(m.recipient.npi),
+        m.text,
+        m.received_at
+    ])?;
+    Ok(Recorded::New(tx.last_insert_rowid()))
 }
 
 #[cfg(test)]
@@ -1575,5 +1746,116 @@ mod tests {
         let joined = j.join_stale_fragments(now + 1).await.unwrap();
         assert_eq!(joined.len(), 1);
         assert_eq!(joined[0].message.text, "XZ");
+    }
+
+    #[tokio::test]
+    async fn a_receipt_stored_after_the_unmatched_ones_were_purged_still_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let receipt = |id: &str| ReceiptUpdate {
+            channel: "smsc:c".into(),
+            peer_ids: vec![id.into()],
+            state: "delivered".into(),
+            is_final: true,
+            success: true,
+            error: None,
+        };
+        async fn reply(j: &Journal, text: &str) -> i64 {
+            let Recorded::New(id) = j
+                .record(message("84912345678", text, now_ms()))
+                .await
+                .unwrap()
+            else {
+                panic!("new")
+            };
+            j.queue_reply(id, "found", "reply", ReplyState::Queued)
+                .await
+                .unwrap();
+            id
+        }
+        assert_eq!(
+            j.apply_receipt(receipt("a1")).await.unwrap(),
+            ReceiptApplied::Unmatched
+        );
+        // The purge empties unmatched_receipts: the writer knows none exist.
+        j.purge_before(now_ms() + 1000).await.unwrap();
+        let first = reply(&j, "TC 1").await;
+        j.reply_accepted(first, "smsc:c", vec!["a1".into()])
+            .await
+            .unwrap();
+        assert_eq!(j.part_states(first).await.unwrap(), vec!["accepted"]);
+        // One stored afterwards is found again.
+        assert_eq!(
+            j.apply_receipt(receipt("b2")).await.unwrap(),
+            ReceiptApplied::Unmatched
+        );
+        let second = reply(&j, "TC 2").await;
+        j.reply_accepted(second, "smsc:c", vec!["b2".into()])
+            .await
+            .unwrap();
+        assert_eq!(j.part_states(second).await.unwrap(), vec!["done:delivered"]);
+        assert_eq!(
+            j.reply_state(second).await.unwrap(),
+            Some(ReplyState::Delivered)
+        );
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_came_before_and_stops_every_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let other = j.clone();
+        // Poll each record once: it is queued, then waits for its commit.
+        let mut records: Vec<_> = (0..100)
+            .map(|i| Box::pin(j.record(message(&format!("849{i:08}"), "TC", 1))))
+            .collect();
+        let mut early = Vec::new();
+        tokio::task::unconstrained(async {
+            for record in &mut records {
+                if let std::task::Poll::Ready(r) = futures::poll!(record.as_mut()) {
+                    early.push(r);
+                }
+            }
+        })
+        .await;
+        // Queued after them: they are committed and answered first.
+        j.close().await;
+        let recorded = early
+            .into_iter()
+            .chain(futures::future::join_all(records).await);
+        assert_eq!(
+            recorded
+                .filter(|r| matches!(r, Ok(Recorded::New(_))))
+                .count(),
+            100
+        );
+        assert!(matches!(
+            other.record(message("84912345678", "TC", 2)).await,
+            Err(JournalError::Stopped)
+        ));
+        // A second close (from another handle) returns too.
+        other.close().await;
+        let j = journal(&dir).await;
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+            .fetch_one(j.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 100);
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_journal_is_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://journal.db?mode=memory&cache=shared",
+        ] {
+            let opened = Journal::open(JournalSettings {
+                url: url.into(),
+                ..JournalSettings::default()
+            })
+            .await;
+            assert!(matches!(opened, Err(JournalError::Open { .. })), "{url}");
+        }
+        assert!(!is_in_memory("sqlite://var/journal.db"));
     }
 }
