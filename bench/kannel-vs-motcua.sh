@@ -53,6 +53,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# --- one run at a time on a machine: the ports are fixed ---------------------
+exec 9>/tmp/kannel-vs-motcua.lock
+if ! flock -n 9; then
+    say "another kannel-vs-motcua run holds /tmp/kannel-vs-motcua.lock; waiting for it"
+    flock 9
+fi
+
 # --- what the run needs ------------------------------------------------------
 if [ ! -x /usr/sbin/bearerbox ] || [ ! -x /usr/sbin/smsbox ]; then
     say "installing Debian's kannel"
@@ -154,6 +161,7 @@ run_kannel() { # run_kannel geturl|text MODE RUN
     # loadgen listens; bearerbox binds on its next reconnect (1 s).
     # shellcheck disable=SC2046
     "$BIN" loadgen --listen "127.0.0.1:$SMSC_PORT" --dossiers "$DOSSIERS" $(loadgen_args "$mode") \
+        --system-id kannel --password secret \
         --json "$dir/loadgen.json" >"$dir/loadgen.txt" 2>"$dir/loadgen.err" || true
     local rss=$(($(hwm_kb "$bearerbox") + $(hwm_kb "$smsbox")))
     local cpu
@@ -172,6 +180,7 @@ run_motcua() { # run_motcua SYSTEM MODE RUN JOURNAL_SYNC
     mkdir -p "$dir"
     # shellcheck disable=SC2046
     "$BIN" loadgen --listen "127.0.0.1:$SMSC_PORT" --dossiers "$DOSSIERS" $(loadgen_args "$mode") \
+        --system-id motcua --password secret \
         --json "$dir/loadgen.json" >"$dir/loadgen.txt" 2>"$dir/loadgen.err" &
     local loadgen=$!
     PIDS+=("$loadgen")

@@ -71,7 +71,7 @@ pub async fn run(
                     )));
                 }
                 bound = true;
-                Ok(())
+                true
             }
             Body::DeliverSm(sm) => {
                 stats.delivered += 1;
@@ -86,20 +86,23 @@ pub async fn run(
                 };
                 outbound
                     .send(Pdu::deliver_sm_resp(seq, status::ESME_ROK))
-                    .and_then(|()| outbound.send(Pdu::new(sequence, Body::SubmitSm(reply))))
+                    .is_ok()
+                    && outbound
+                        .send(Pdu::new(sequence, Body::SubmitSm(reply)))
+                        .is_ok()
             }
             Body::SubmitSmResp { .. } => {
                 stats.submitted += 1;
-                Ok(())
+                true
             }
-            Body::EnquireLink => outbound.send(Pdu::new(seq, Body::EnquireLinkResp)),
+            Body::EnquireLink => outbound.send(Pdu::new(seq, Body::EnquireLinkResp)).is_ok(),
             Body::Unbind => {
                 let _ = outbound.send(Pdu::new(seq, Body::UnbindResp));
                 break;
             }
-            _ => Ok(()),
+            _ => true,
         };
-        if sent.is_err() {
+        if !sent {
             break;
         }
     }

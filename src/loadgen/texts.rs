@@ -342,7 +342,7 @@ impl TextGenerator {
             if glued {
                 ""
             } else {
-                *rng.pick(&SEPARATORS)
+                SEPARATORS[rng.below(SEPARATORS.len() as u64) as usize]
             }
         };
         let mut groups: Vec<String> = code.agency.clone();
