@@ -384,6 +384,9 @@ impl Journal {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A local file's connection does not drop: no ping (one more
+            // round trip to the connection's thread) before every query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(open_err)?;

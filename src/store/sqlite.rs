@@ -46,6 +46,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 8 })
+            // A local file's connection does not drop: no ping (one more
+            // round trip to the connection's thread) before every query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(open_err)?;
