@@ -11,7 +11,10 @@
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
-//! - [`journal`]: the durable record of messages and the reply outbox (group commit).
+//! - [`journal`]: the durable record of messages and the reply outbox (group
+//!   commit, on a writer thread of its own).
+//! - `inline_reads` (internal): the per-message one-row lookups (dossier,
+//!   sender's abuse state) on the calling thread, without sqlx's thread hop.
 //! - [`sms_text`]: GSM-7 / UCS-2 encodings, segment counting and splitting.
 //! - [`reply`]: templates (minijinja), checked at load, rendered within a segment budget.
 //! - [`responder`]: text → parse → look up → privacy rule → render. No I/O types.
@@ -36,6 +39,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod import;
+mod inline_reads;
 pub mod journal;
 pub mod loadgen;
 pub mod outbox;

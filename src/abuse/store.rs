@@ -4,11 +4,24 @@
 //!
 //! Every check reads these tables (one indexed query), so a change made by
 //! an admin, through this guard or by another process on the same file,
-//! counts from the next message on, and a restart loses nothing.
+//! counts from the next message on, and a restart loses nothing. The reads
+//! done for every message run inline when the pool is on a file
+//! (`crate::inline_reads`), through the pool otherwise or when that fails.
+
+use std::sync::Arc;
 
 use sqlx::SqlitePool;
+use tracing::debug;
 
 use super::AbuseError;
+use crate::inline_reads::InlineReads;
+
+const SENDER_STATE: &str = "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1), \
+                                   EXISTS (SELECT 1 FROM blocks WHERE sender = ?1 \
+                                           AND (until IS NULL OR until > ?2)), \
+                                   (SELECT until FROM rate_limited WHERE sender = ?1)";
+
+const IS_ALLOWED: &str = "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1)";
 
 /// What the database says about one sender at one time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +47,8 @@ pub(crate) struct BlockRow {
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     pool: SqlitePool,
+    /// The pool's file, for the per-message reads; `None` in memory.
+    inline: Option<Arc<InlineReads>>,
 }
 
 impl Store {
@@ -47,20 +62,41 @@ impl Store {
         .fetch_one(&pool)
         .await
         .map_err(|source| AbuseError::Schema { source })?;
-        Ok(Store { pool })
+        let inline = InlineReads::new(pool.connect_options().get_filename()).map(Arc::new);
+        Ok(Store { pool, inline })
+    }
+
+    /// Runs a per-message read inline; `None` (logged) sends the caller to the pool.
+    fn read_inline<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        match self.inline.as_ref()?.read(read) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                debug!(%error, "inline read failed; reading through the pool");
+                None
+            }
+        }
     }
 
     pub async fn sender_state(&self, sender: &str, now_ms: i64) -> Result<SenderState, AbuseError> {
-        let (allowed, blocked, limited_until): (i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1), \
-                    EXISTS (SELECT 1 FROM blocks WHERE sender = ?1 \
-                            AND (until IS NULL OR until > ?2)), \
-                    (SELECT until FROM rate_limited WHERE sender = ?1)",
-        )
-        .bind(sender)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await?;
+        let inline = self.read_inline(|conn| {
+            conn.prepare_cached(SENDER_STATE)?
+                .query_row(rusqlite::params![sender, now_ms], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+        });
+        let (allowed, blocked, limited_until): (i64, i64, Option<i64>) = match inline {
+            Some(state) => state,
+            None => {
+                sqlx::query_as(SENDER_STATE)
+                    .bind(sender)
+                    .bind(now_ms)
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
         Ok(SenderState {
             allowed: allowed != 0,
             blocked: blocked != 0,
@@ -69,11 +105,20 @@ impl Store {
     }
 
     pub async fn is_allowed(&self, sender: &str) -> Result<bool, AbuseError> {
-        let (allowed,): (i64,) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1)")
-                .bind(sender)
-                .fetch_one(&self.pool)
-                .await?;
+        let inline = self.read_inline(|conn| {
+            conn.prepare_cached(IS_ALLOWED)?
+                .query_row(rusqlite::params![sender], |row| row.get::<_, i64>(0))
+        });
+        let allowed = match inline {
+            Some(allowed) => allowed,
+            None => {
+                let (allowed,): (i64,) = sqlx::query_as(IS_ALLOWED)
+                    .bind(sender)
+                    .fetch_one(&self.pool)
+                    .await?;
+                allowed
+            }
+        };
         Ok(allowed != 0)
     }
 

@@ -1,16 +1,21 @@
 //! The embedded read model: SQLite through sqlx, in WAL mode with
-//! `synchronous=FULL`, schema from `migrations/sqlite/`.
+//! `synchronous=FULL`, schema from `migrations/sqlite/`. The lookup done
+//! for every message (`find`) runs inline on a plain connection to the same
+//! file (`crate::inline_reads`), through the pool when that is not possible.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use super::{DossierStore, StoreError, UpsertOutcome};
 use crate::domain::{Dossier, DossierCode, DossierStatus, Msisdn};
+use crate::inline_reads::InlineReads;
 
 /// How local times are written in the database.
 const DB_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -19,7 +24,12 @@ const DB_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The file, for lookups run inline (`crate::inline_reads`); `None` in memory.
+    inline: Option<Arc<InlineReads>>,
 }
+
+/// A dossier's row.
+const FIND: &str = "SELECT * FROM dossiers WHERE code = ?";
 
 impl SqliteStore {
     /// Opens (creating the file and its folder if needed) and migrates the
@@ -53,7 +63,12 @@ impl SqliteStore {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let inline = if in_memory {
+            None
+        } else {
+            InlineReads::new(pool.connect_options().get_filename()).map(Arc::new)
+        };
+        Ok(SqliteStore { pool, inline })
     }
 
     /// Number of dossiers stored.
@@ -73,47 +88,113 @@ fn db_time(t: Option<NaiveDateTime>) -> Option<String> {
     t.map(|t| t.format(DB_TIME_FORMAT).to_string())
 }
 
-fn row_to_dossier(row: &sqlx::sqlite::SqliteRow) -> Result<Dossier, StoreError> {
-    let code_text: String = row.try_get("code")?;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        code: code_text.clone(),
-        reason,
-    };
-    let time = |column: &str| -> Result<Option<NaiveDateTime>, StoreError> {
-        let value: Option<String> = row.try_get(column)?;
-        value
-            .map(|v| {
-                NaiveDateTime::parse_from_str(&v, DB_TIME_FORMAT)
-                    .map_err(|e| corrupt(format!("{column} {v:?}: {e}")))
-            })
-            .transpose()
-    };
-    let phone: Option<String> = row.try_get("owner_phone")?;
-    Ok(Dossier {
-        code: DossierCode::parse(&code_text).map_err(|e| corrupt(e.to_string()))?,
-        procedure_name: row.try_get("procedure_name")?,
-        agency_name: row.try_get("agency_name")?,
-        status: DossierStatus::from_code(row.try_get("status")?)
-            .map_err(|e| corrupt(e.to_string()))?,
-        received_at: time("received_at")?,
-        appointment_at: time("appointment_at")?,
-        finished_at: time("finished_at")?,
-        returned_at: time("returned_at")?,
-        owner_phone: phone
-            .map(|p| Msisdn::parse(&p).map_err(|e| corrupt(e.to_string())))
-            .transpose()?,
-        owner_name: row.try_get("owner_name")?,
-        version: row.try_get("version")?,
-    })
+/// A dossier's columns as stored.
+struct DossierRow {
+    code: String,
+    procedure_name: Option<String>,
+    agency_name: Option<String>,
+    status: i64,
+    received_at: Option<String>,
+    appointment_at: Option<String>,
+    finished_at: Option<String>,
+    returned_at: Option<String>,
+    owner_phone: Option<String>,
+    owner_name: Option<String>,
+    version: i64,
+}
+
+impl DossierRow {
+    fn from_sqlx(row: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(DossierRow {
+            code: row.try_get("code")?,
+            procedure_name: row.try_get("procedure_name")?,
+            agency_name: row.try_get("agency_name")?,
+            status: row.try_get("status")?,
+            received_at: row.try_get("received_at")?,
+            appointment_at: row.try_get("appointment_at")?,
+            finished_at: row.try_get("finished_at")?,
+            returned_at: row.try_get("returned_at")?,
+            owner_phone: row.try_get("owner_phone")?,
+            owner_name: row.try_get("owner_name")?,
+            version: row.try_get("version")?,
+        })
+    }
+
+    fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(DossierRow {
+            code: row.get("code")?,
+            procedure_name: row.get("procedure_name")?,
+            agency_name: row.get("agency_name")?,
+            status: row.get("status")?,
+            received_at: row.get("received_at")?,
+            appointment_at: row.get("appointment_at")?,
+            finished_at: row.get("finished_at")?,
+            returned_at: row.get("returned_at")?,
+            owner_phone: row.get("owner_phone")?,
+            owner_name: row.get("owner_name")?,
+            version: row.get("version")?,
+        })
+    }
+
+    fn into_dossier(self) -> Result<Dossier, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            code: self.code.clone(),
+            reason,
+        };
+        let time =
+            |column: &str, value: &Option<String>| -> Result<Option<NaiveDateTime>, StoreError> {
+                value
+                    .as_deref()
+                    .map(|v| {
+                        NaiveDateTime::parse_from_str(v, DB_TIME_FORMAT)
+                            .map_err(|e| corrupt(format!("{column} {v:?}: {e}")))
+                    })
+                    .transpose()
+            };
+        Ok(Dossier {
+            code: DossierCode::parse(&self.code).map_err(|e| corrupt(e.to_string()))?,
+            status: DossierStatus::from_code(self.status).map_err(|e| corrupt(e.to_string()))?,
+            received_at: time("received_at", &self.received_at)?,
+            appointment_at: time("appointment_at", &self.appointment_at)?,
+            finished_at: time("finished_at", &self.finished_at)?,
+            returned_at: time("returned_at", &self.returned_at)?,
+            owner_phone: self
+                .owner_phone
+                .as_deref()
+                .map(|p| Msisdn::parse(p).map_err(|e| corrupt(e.to_string())))
+                .transpose()?,
+            procedure_name: self.procedure_name,
+            agency_name: self.agency_name,
+            owner_name: self.owner_name,
+            version: self.version,
+        })
+    }
 }
 
 impl DossierStore for SqliteStore {
     async fn find(&self, code: &DossierCode) -> Result<Option<Dossier>, StoreError> {
-        let row = sqlx::query("SELECT * FROM dossiers WHERE code = ?")
+        if let Some(inline) = &self.inline {
+            let read = inline.read(|conn| {
+                conn.prepare_cached(FIND)?
+                    .query_row([code.as_str()], DossierRow::from_rusqlite)
+                    .optional()
+            });
+            match read {
+                Ok(row) => return row.map(DossierRow::into_dossier).transpose(),
+                Err(error) => {
+                    tracing::debug!(%error, "inline read failed; reading through the pool");
+                }
+            }
+        }
+        let row = sqlx::query(FIND)
             .bind(code.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(row_to_dossier).transpose()
+        row.as_ref()
+            .map(DossierRow::from_sqlx)
+            .transpose()?
+            .map(DossierRow::into_dossier)
+            .transpose()
     }
 
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
