@@ -9,9 +9,10 @@
 //! instead of each being a round trip to a connection worker thread as an
 //! async driver's are, which under load cost more CPU in thread wake-ups
 //! than the SQL itself. Reads (recovery, due replies, abuse control) use an
-//! sqlx pool on the same file; WAL lets them run beside the writer. A
-//! separate SQLite file from the read model: the read model can be rebuilt
-//! from the core, the journal cannot.
+//! sqlx pool on the same file, or for the abuse checks of every message
+//! plain connections on the caller's thread (`crate::inline_reads`); WAL
+//! lets them run beside the writer. A separate SQLite file from the read
+//! model: the read model can be rebuilt from the core, the journal cannot.
 
 use std::str::FromStr;
 use std::time::Duration;
