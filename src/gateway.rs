@@ -56,7 +56,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
                 }),
                 Ok(FragmentRecorded::Joined(stored)) => {
                     let message_id = external_id(stored.id);
-                    self.outbox.answer_later(stored);
+                    self.outbox.answer_later(stored).await;
                     Ok(Receipt::Accepted { message_id })
                 }
                 Err(error) => Err(ReceiveError(error.to_string())),
@@ -64,7 +64,9 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
         }
         match self.journal.record(message.clone()).await {
             Ok(Recorded::New(id)) => {
-                self.outbox.answer_later(StoredMessage { id, message });
+                self.outbox
+                    .answer_later(StoredMessage { id, message })
+                    .await;
                 Ok(Receipt::Accepted {
                     message_id: external_id(id),
                 })

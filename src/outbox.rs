@@ -29,6 +29,12 @@ use crate::smpp::routes::{OutgoingReply, ReplyProgress, RouteError, Routes};
 use crate::smpp::session::SessionError;
 use crate::store::DossierStore;
 
+/// Messages being answered at once. When replies fall behind (a slow or
+/// throttling SMSC), taking a new message waits for room, which delays its
+/// acknowledgement and so holds the peer to its window: memory stays bounded
+/// and the backlog stays in the peer's queue, not ours.
+const MAX_ANSWERING: usize = 4096;
+
 /// How often queued replies are looked at when nothing else wakes the outbox.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Queued replies handled per sweep.
@@ -52,6 +58,7 @@ pub struct Outbox<S> {
     claimed: Mutex<HashSet<i64>>,
     progress: Mutex<HashMap<i64, ReplyProgress>>,
     order: CitizenOrder,
+    answering: Arc<tokio::sync::Semaphore>,
     tasks: TaskTracker,
 }
 
@@ -187,6 +194,7 @@ impl<S: DossierStore> Outbox<S> {
             claimed: Mutex::default(),
             progress: Mutex::default(),
             order: CitizenOrder::default(),
+            answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
             tasks: TaskTracker::new(),
         })
     }
@@ -203,12 +211,20 @@ impl<S: DossierStore> Outbox<S> {
         self.lock_claimed().remove(&id);
     }
 
-    /// Answers a freshly recorded message in the background.
-    pub fn answer_later(self: &Arc<Self>, stored: StoredMessage) {
+    /// Answers a freshly recorded message in the background, once fewer than
+    /// [`MAX_ANSWERING`] messages are being answered (the caller acknowledges
+    /// the message after this returns, so a backlog slows the peer down).
+    pub async fn answer_later(self: &Arc<Self>, stored: StoredMessage) {
+        let Ok(permit) = self.answering.clone().acquire_owned().await else {
+            return; // never closed
+        };
         // Taken now, in the order messages were recorded.
         self.order.enter(&stored.message.sender.addr, stored.id);
         let this = self.clone();
-        self.tasks.spawn(async move { this.answer(stored).await });
+        self.tasks.spawn(async move {
+            this.answer(stored).await;
+            drop(permit);
+        });
     }
 
     /// Computes, records and sends the reply to one message.
@@ -507,7 +523,7 @@ impl<S: DossierStore> Outbox<S> {
                     "answering messages recorded before the last stop"
                 );
                 for m in messages {
-                    self.answer_later(m);
+                    self.answer_later(m).await;
                 }
             }
             Ok(_) => {}
@@ -534,7 +550,7 @@ impl<S: DossierStore> Outbox<S> {
             Ok(joined) => {
                 for stored in joined {
                     info!(channel = %stored.message.channel, message = %external_id(stored.id), "parts missing after the reassembly timeout; answering the parts received");
-                    self.answer_later(stored);
+                    self.answer_later(stored).await;
                 }
             }
             Err(error) => error!(%error, "cannot join the parts of concatenated messages"),
