@@ -9,6 +9,8 @@
 //! - [`portal_record`]: the national portal's JSON record shape → [`domain::Dossier`].
 //! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
+//! - [`feed`]: the core feed protocol (docs/core-feed.md): wire types, the
+//!   reconciliation digest, and `motcua-sms core-sim`, a synthetic core.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`journal`]: the durable record of messages and the reply outbox (group
@@ -37,6 +39,7 @@ pub mod address;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod feed;
 pub mod gateway;
 pub mod import;
 mod inline_reads;
