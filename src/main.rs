@@ -69,6 +69,31 @@ enum Command {
     /// Act as a carrier SMSC: wait for a gateway to bind, push citizens'
     /// messages, answer its replies, and report throughput and latency.
     Loadgen(LoadgenArgs),
+    /// Serve the core feed protocol (docs/core-feed.md) as a synthetic core
+    /// whose dossiers move through their statuses, for demos, tests and benchmarks.
+    CoreSim(CoreSimArgs),
+}
+
+#[derive(clap::Args)]
+struct CoreSimArgs {
+    /// Address to listen on (HTTP).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: std::net::SocketAddr,
+    /// Open dossiers kept moving.
+    #[arg(long, default_value_t = 1000)]
+    dossiers: usize,
+    /// Changes per second (0: only through POST /admin/step).
+    #[arg(long, default_value_t = 10.0)]
+    changes_per_sec: f64,
+    /// Seed of the generator (same seed, same dossiers and changes).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Bearer token clients must send (default: none required).
+    #[arg(long, env = "MOTCUA_CORE_TOKEN")]
+    token: Option<String>,
+    /// Changes the log keeps; an older cursor gets 410 Gone.
+    #[arg(long, default_value_t = 100_000)]
+    retain: usize,
 }
 
 #[derive(clap::Args)]
@@ -215,6 +240,7 @@ fn main() -> ExitCode {
             Command::Block { command } => edit_list(&config, true, command).await,
             Command::Allow { command } => edit_list(&config, false, command).await,
             Command::Loadgen(args) => loadgen(args).await,
+            Command::CoreSim(args) => core_sim(args).await,
             Command::Sms {
                 command:
                     SmsCommand::Send {
@@ -413,6 +439,30 @@ async fn edit_list(config: &Config, block: bool, command: ListCommand) -> anyhow
         }
     }
     journal.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the synthetic core until SIGTERM or Ctrl-C.
+async fn core_sim(args: CoreSimArgs) -> anyhow::Result<ExitCode> {
+    use motcua_sms::feed::synthetic::{CoreSim, Settings};
+    let core = CoreSim::bind(Settings {
+        listen: args.listen,
+        dossiers: args.dossiers,
+        changes_per_sec: args.changes_per_sec,
+        seed: args.seed,
+        token: args.token,
+        retain: args.retain,
+    })
+    .await?;
+    eprintln!(
+        "core-sim: serving the core feed on http://{}/v1/ ({} dossiers, {} changes/s)",
+        core.local_addr(),
+        args.dossiers,
+        args.changes_per_sec
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    core.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

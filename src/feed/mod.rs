@@ -3,9 +3,11 @@
 //! [`DigestBucket`], [`FeedRecord`], [`FeedError`]), the reconciliation
 //! digest as pure functions ([`bucket_of`], [`digest`], [`bucket_hash`]), the
 //! cursor encoding the synthetic core uses ([`Cursor`]), and the synthetic
-//! core itself (`synthetic`, `motcua-sms core-sim`).
+//! core itself ([`synthetic`], `motcua-sms core-sim`).
 //!
 //! Cursors are opaque to clients: only the core that issued one parses it.
+
+pub mod synthetic;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
