@@ -1,0 +1,399 @@
+//! The synthetic core (`motcua-sms core-sim`) over a real socket, against the
+//! core feed protocol (docs/core-feed.md): snapshot + head, long-polled
+//! changes in order without gaps, 410 for a cursor too old or of another
+//! epoch, the digest, 400 and 401 with JSON error bodies.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use motcua_sms::feed::synthetic::{CoreSim, Settings};
+use motcua_sms::feed::{
+    bucket_of, digest_records, ChangesPage, Cursor, Digest, DigestBucket, FeedError, FeedRecord,
+    SnapshotPage,
+};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "s3cret-token";
+
+/// A running core and the means to stop it.
+struct Core {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Core {
+    async fn start(dossiers: usize, changes_per_sec: f64, retain: usize) -> Core {
+        let core = CoreSim::bind(Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            dossiers,
+            changes_per_sec,
+            seed: 42,
+            token: Some(TOKEN.to_owned()),
+            retain,
+        })
+        .await
+        .expect("core binds");
+        let addr = core.local_addr();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move { core.run(stop).await.expect("core serves") });
+        Core {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("core stops")
+            .unwrap();
+    }
+
+    /// `method target` with the right token: (status, JSON body).
+    async fn call(&self, method: &str, target: &str) -> (u16, Value) {
+        let (status, _, body) = http(self.addr, method, target, Some(TOKEN)).await;
+        (status, body)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, target: &str) -> T {
+        let (status, body) = self.call("GET", target).await;
+        assert_eq!(status, 200, "GET {target}: {body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    /// Every page of a snapshot (pages of `limit`).
+    async fn snapshot(&self, limit: usize) -> (String, String, Vec<FeedRecord>) {
+        let first: SnapshotPage = self.get(&format!("/v1/snapshot?limit={limit}")).await;
+        let (epoch, head) = (first.epoch.clone(), first.head_cursor.clone());
+        let mut records = first.records;
+        let mut token = first.next_page_token;
+        while let Some(t) = token {
+            let page: SnapshotPage = self
+                .get(&format!("/v1/snapshot?limit={limit}&page_token={t}"))
+                .await;
+            assert_eq!(page.epoch, epoch);
+            assert_eq!(
+                page.head_cursor, head,
+                "every page carries the start's head"
+            );
+            records.extend(page.records);
+            token = page.next_page_token;
+        }
+        (epoch, head, records)
+    }
+}
+
+/// A minimal HTTP/1.1 exchange (one request per connection).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+) -> (u16, Vec<(String, String)>, Value) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+        .await
+        .expect("the core answers")
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a full response");
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("application/json")),
+        "{method} {target}: JSON expected, headers {headers:?}"
+    );
+    (status, headers, serde_json::from_str(body).unwrap())
+}
+
+/// Applies records with the version guard; returns how many applied.
+fn apply(state: &mut BTreeMap<String, FeedRecord>, records: &[FeedRecord]) -> usize {
+    let mut applied = 0;
+    for r in records {
+        let newer = state
+            .get(&r.code)
+            .is_none_or(|held| r.version > held.version);
+        if newer {
+            state.insert(r.code.clone(), r.clone());
+            applied += 1;
+        }
+    }
+    applied
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
+    let core = Core::start(30, 0.0, 10_000).await;
+    let (epoch, head, records) = core.snapshot(7).await;
+    assert_eq!(records.len(), 30);
+    let codes: Vec<&str> = records.iter().map(|r| r.code.as_str()).collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(codes, sorted, "snapshot ordered by MaHoSo, each once");
+    assert!(records.iter().all(|r| !r.deleted && r.to_dossier().is_ok()));
+    let mut state: BTreeMap<String, FeedRecord> =
+        records.into_iter().map(|r| (r.code.clone(), r)).collect();
+
+    // Nothing after the head yet: a long-poll waits, then is woken by a change.
+    let poll = {
+        let addr = core.addr;
+        let target = format!("/v1/changes?after={head}&wait=20");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let (status, _, body) = http(addr, "GET", &target, Some(TOKEN)).await;
+            (status, body, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, stepped) = core.call("POST", "/admin/step?n=120").await;
+    assert_eq!(status, 200, "{stepped}");
+    let total = stepped["applied"].as_u64().unwrap();
+    let (status, body, waited) = poll.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        waited < Duration::from_secs(10),
+        "woken by the change, not the timeout"
+    );
+    let first: ChangesPage = serde_json::from_value(body).unwrap();
+    assert!(!first.records.is_empty());
+
+    // Follow the feed from the head: every change, in order, no gaps.
+    let mut cursor = head;
+    let mut seen = 0u64;
+    loop {
+        let page: ChangesPage = core
+            .get(&format!("/v1/changes?after={cursor}&limit=25"))
+            .await;
+        assert_eq!(page.epoch, epoch);
+        assert!(page.records.len() <= 25);
+        for r in &page.records {
+            // The synthetic core bumps a version by one per change: any
+            // skipped change would show as a jump.
+            let expected = state.get(&r.code).map_or(1, |held| held.version + 1);
+            assert_eq!(r.version, expected, "{} jumped", r.code);
+            assert_eq!(apply(&mut state, std::slice::from_ref(r)), 1);
+        }
+        seen += page.records.len() as u64;
+        cursor = page.next_cursor;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seen, total);
+    assert!(
+        state.values().any(|r| r.deleted),
+        "tombstones come through the feed"
+    );
+
+    // At the head, wait=0 answers at once with nothing and the same position.
+    let idle: ChangesPage = core.get(&format!("/v1/changes?after={cursor}")).await;
+    assert!(idle.records.is_empty() && !idle.has_more);
+    assert_eq!(idle.next_cursor, cursor);
+
+    // A short long-poll with nothing to say: 200, empty, after about `wait`.
+    let started = Instant::now();
+    let quiet: ChangesPage = core
+        .get(&format!("/v1/changes?after={cursor}&wait=1"))
+        .await;
+    assert!(quiet.records.is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // The digest of what the client holds equals the core's.
+    let digest: Digest = core.get("/v1/digest?buckets=16").await;
+    assert_eq!(digest.head_cursor, cursor);
+    assert_eq!(digest.digests, digest_records(state.values(), 16));
+    let live = state.values().filter(|r| !r.deleted).count() as u64;
+    assert_eq!(digest.digests.iter().map(|d| d.count).sum::<u64>(), live);
+    let bucket: DigestBucket = core.get("/v1/digest/5?buckets=16").await;
+    let mine: Vec<(&str, i64)> = state
+        .values()
+        .filter(|r| !r.deleted && bucket_of(&r.code, 16) == 5)
+        .map(|r| (r.code.as_str(), r.version))
+        .collect();
+    let theirs: Vec<(&str, i64)> = bucket
+        .entries
+        .iter()
+        .map(|e| (e.code.as_str(), e.version))
+        .collect();
+    assert_eq!(theirs, mine);
+
+    // And a fresh snapshot's digest is the same.
+    let (_, again_head, again) = core.snapshot(1000).await;
+    assert_eq!(again_head, cursor);
+    assert_eq!(digest_records(&again, 16), digest.digests);
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moving_core_streams_increasing_versions() {
+    let core = Core::start(50, 400.0, 100_000).await;
+    let (_, head, records) = core.snapshot(500).await;
+    let mut state: BTreeMap<String, FeedRecord> =
+        records.into_iter().map(|r| (r.code.clone(), r)).collect();
+    let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();
+    let mut cursor = head;
+    let mut received = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received < 200 {
+        assert!(Instant::now() < deadline, "changes keep coming");
+        let page: ChangesPage = core
+            .get(&format!("/v1/changes?after={cursor}&wait=5&limit=50"))
+            .await;
+        for r in &page.records {
+            if let Some(v) = last_seen.insert(r.code.clone(), r.version) {
+                assert!(r.version > v, "{} went {v} → {}", r.code, r.version);
+            }
+        }
+        received += page.records.len();
+        apply(&mut state, &page.records);
+        cursor = page.next_cursor;
+    }
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
+    let core = Core::start(10, 0.0, 5).await;
+    let (epoch, head, _) = core.snapshot(100).await;
+    let (status, _) = core.call("POST", "/admin/step?n=20").await;
+    assert_eq!(status, 200);
+    let (status, body) = core.call("GET", &format!("/v1/changes?after={head}")).await;
+    assert_eq!(status, 410, "{body}");
+    let error: FeedError = serde_json::from_value(body).unwrap();
+    assert_eq!(error.error.status(), 410);
+    assert_eq!(serde_json::to_value(error.error).unwrap(), "cursor_expired");
+    assert_eq!(error.epoch.as_deref(), Some(epoch.as_str()));
+
+    // A cursor within the retained log still works.
+    let digest: Digest = core.get("/v1/digest").await;
+    let recent: ChangesPage = core
+        .get(&format!("/v1/changes?after={}", digest.head_cursor))
+        .await;
+    assert!(recent.records.is_empty());
+
+    // A long-poll waiting across a reset learns of it.
+    let poll = {
+        let addr = core.addr;
+        let target = format!("/v1/changes?after={}&wait=20", digest.head_cursor);
+        tokio::spawn(async move { http(addr, "GET", &target, Some(TOKEN)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, reset) = core.call("POST", "/admin/reset-epoch").await;
+    assert_eq!(status, 200);
+    let new_epoch = reset["epoch"].as_str().unwrap().to_owned();
+    assert_ne!(new_epoch, epoch);
+    let (status, _, body) = poll.await.unwrap();
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["error"], "epoch_changed");
+    assert_eq!(body["epoch"], new_epoch.as_str());
+
+    let (status, body) = core
+        .call("GET", &format!("/v1/changes?after={}", digest.head_cursor))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("epoch_changed"))
+    );
+
+    // Re-snapshot: the new epoch, the same dossiers, a working head.
+    let (again_epoch, again_head, records) = core.snapshot(3).await;
+    assert_eq!(again_epoch, new_epoch);
+    assert_eq!(
+        records.len() as u64,
+        digest.digests.iter().map(|d| d.count).sum::<u64>()
+    );
+    let page: ChangesPage = core.get(&format!("/v1/changes?after={again_head}")).await;
+    assert_eq!(page.epoch, new_epoch);
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_get_400_and_bad_tokens_401() {
+    let core = Core::start(5, 0.0, 100).await;
+    let snapshot: SnapshotPage = core.get("/v1/snapshot").await;
+    let head = snapshot.head_cursor;
+    // Cursors are opaque to clients; this test knows the core's encoding.
+    let ahead = Cursor {
+        seq: 1000,
+        ..Cursor::decode(&head).unwrap()
+    }
+    .encode();
+    for (target, names) in [
+        ("/v1/changes".to_owned(), "after"),
+        ("/v1/changes?after=zzz".to_owned(), "after"),
+        (format!("/v1/changes?after={ahead}"), "after"),
+        (format!("/v1/changes?after={head}&limit=0"), "limit"),
+        (format!("/v1/changes?after={head}&limit=1001"), "limit"),
+        (format!("/v1/changes?after={head}&limit=ten"), "limit"),
+        (format!("/v1/changes?after={head}&wait=61"), "wait"),
+        ("/v1/snapshot?limit=-1".to_owned(), "limit"),
+        ("/v1/snapshot?page_token=nope".to_owned(), "page_token"),
+        ("/v1/digest?buckets=0".to_owned(), "buckets"),
+        ("/v1/digest?buckets=4097".to_owned(), "buckets"),
+        ("/v1/digest/abc".to_owned(), "bucket"),
+        ("/v1/digest/16?buckets=16".to_owned(), "bucket"),
+    ] {
+        let (status, body) = core.call("GET", &target).await;
+        assert_eq!(status, 400, "{target}: {body}");
+        assert_eq!(body["error"], "bad_request", "{target}");
+        assert!(
+            body["message"].as_str().unwrap().contains(names),
+            "{target}: the message names {names}: {body}"
+        );
+        assert_eq!(body["epoch"], snapshot.epoch.as_str());
+    }
+
+    for target in [
+        "/v1/snapshot",
+        "/v1/digest",
+        "/v1/changes?after=zzz",
+        "/admin/reset-epoch",
+    ] {
+        for token in [None, Some("wrong")] {
+            let method = if target.starts_with("/admin") {
+                "POST"
+            } else {
+                "GET"
+            };
+            let (status, headers, body) = http(core.addr, method, target, token).await;
+            assert_eq!(status, 401, "{target} with {token:?}: {body}");
+            assert_eq!(body["error"], "unauthorized");
+            assert!(headers
+                .iter()
+                .any(|(k, v)| k == "www-authenticate" && v == "Bearer"));
+        }
+    }
+
+    let (status, body) = core.call("GET", "/v2/changes").await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    core.stop().await;
+}
