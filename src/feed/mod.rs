@@ -164,6 +164,9 @@ pub enum ErrorKind {
     RateLimited,
     /// 503: temporarily unable to serve.
     Unavailable,
+    /// A kind this version does not know (the protocol may add kinds).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorKind {
@@ -176,6 +179,7 @@ impl ErrorKind {
             ErrorKind::CursorExpired | ErrorKind::EpochChanged => 410,
             ErrorKind::RateLimited => 429,
             ErrorKind::Unavailable => 503,
+            ErrorKind::Unknown => 500,
         }
     }
 }

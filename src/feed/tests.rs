@@ -75,6 +75,9 @@ fn error_body_shape() {
     assert_eq!(v["error"], "cursor_expired");
     assert_eq!(v["epoch"], "1");
     assert_eq!(e.error.status(), 410);
+    let later: FeedError =
+        serde_json::from_str(r#"{"error": "quota_exceeded", "message": "later kind"}"#).unwrap();
+    assert_eq!(later.error, ErrorKind::Unknown);
 }
 
 #[test]
