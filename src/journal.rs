@@ -380,6 +380,7 @@ impl Journal {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let filename = options.get_filename().to_path_buf();
+        let checkpoint_path = filename.clone();
         if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         }
@@ -422,6 +423,11 @@ impl Journal {
             Ok(Err(source)) => return Err(JournalError::OpenWriter { url, source }),
             Err(_) => return Err(JournalError::Stopped),
         }
+        let writer_alive = writer_exited.clone();
+        std::thread::Builder::new()
+            .name("journal-checkpoint".to_owned())
+            .spawn(move || checkpoint_loop(&checkpoint_path, writer_alive))
+            .map_err(|e| open_err(sqlx::Error::Io(e)))?;
         Ok(Journal {
             pool,
             writes,
@@ -733,6 +739,9 @@ fn open_writer(path: &std::path::Path, durability: Durability) -> rusqlite::Resu
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Checkpoints run on their own thread (`checkpoint_loop`), so a commit
+    // never pays for copying the WAL back into the database file.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
     let may_exist = unmatched_receipts_exist(&conn)?;
     Ok(Writer {
@@ -742,6 +751,33 @@ fn open_writer(path: &std::path::Path, durability: Durability) -> rusqlite::Resu
             recheck: false,
         },
     })
+}
+
+/// How often the WAL is copied back into the journal file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Copies the WAL back into the journal file every second (a passive
+/// checkpoint: it never blocks the writer or readers), until the writer
+/// thread has ended. Taking this off the commit path keeps a long
+/// checkpoint from stalling the acknowledgement of messages.
+fn checkpoint_loop(path: &std::path::Path, writer_alive: watch::Receiver<()>) {
+    let conn = match Connection::open(path) {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the journal for checkpoints; the WAL will grow until restart");
+            return;
+        }
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    loop {
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+        if writer_alive.has_changed().is_err() {
+            break;
+        }
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "journal checkpoint failed; retried in a second");
+        }
+    }
 }
 
 fn unmatched_receipts_exist(conn: &Connection) -> rusqlite::Result<bool> {
