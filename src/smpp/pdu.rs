@@ -337,8 +337,9 @@ impl BindKind {
     }
 }
 
-/// bind_transmitter / bind_receiver / bind_transceiver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// bind_transmitter / bind_receiver / bind_transceiver. Its `Debug` shows
+/// the password as `***`, so a logged PDU never carries it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Bind {
     /// Which bind.
     pub kind: BindKind,
@@ -356,6 +357,21 @@ pub struct Bind {
     pub addr_npi: u8,
     /// Addresses served (≤ 40 characters).
     pub address_range: String,
+}
+
+impl std::fmt::Debug for Bind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bind")
+            .field("kind", &self.kind)
+            .field("system_id", &self.system_id)
+            .field("password", &"***")
+            .field("system_type", &self.system_type)
+            .field("interface_version", &self.interface_version)
+            .field("addr_ton", &self.addr_ton)
+            .field("addr_npi", &self.addr_npi)
+            .field("address_range", &self.address_range)
+            .finish()
+    }
 }
 
 /// submit_sm and deliver_sm share this body.
@@ -904,6 +920,14 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bind_never_shows_its_password_in_debug() {
+        let bind = Bind::new(BindKind::Transceiver, "motcua", "s3cr3t");
+        let shown = format!("{:?}", Pdu::new(1, Body::Bind(bind)));
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("motcua"), "{shown}");
+    }
     use proptest::prelude::*;
 
     fn sample_sm() -> ShortMessage {
