@@ -448,9 +448,7 @@ impl Journal {
 
     /// Records a message durably; returns when it is on disk (per `synchronous`).
     pub async fn record(&self, message: NewMessage) -> Result<Recorded, JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::Record(message, done)).await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        self.call(|done| Op::Record(message, done)).await
     }
 
     /// Stores the reply a message earned (`Queued`), or that it gets none
@@ -462,16 +460,14 @@ impl Journal {
         text: &str,
         state: ReplyState,
     ) -> Result<(), JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::QueueReply {
+        self.call(|done| Op::QueueReply {
             message_id,
             outcome: outcome.to_owned(),
             text: text.to_owned(),
             state,
             done,
         })
-        .await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        .await
     }
 
     /// Records the outcome of a send: a final state with the peer's ids, or a
@@ -484,8 +480,7 @@ impl Journal {
         error: Option<String>,
         next_attempt_at: Option<i64>,
     ) -> Result<(), JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::Update {
+        self.call(|done| Op::Update {
             message_id,
             state,
             peer_ids,
@@ -493,8 +488,7 @@ impl Journal {
             next_attempt_at,
             done,
         })
-        .await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        .await
     }
 
     /// Records that the carrier accepted every part of a reply, with the id
@@ -506,15 +500,13 @@ impl Journal {
         channel: &str,
         peer_ids: Vec<String>,
     ) -> Result<(), JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::Accepted {
+        self.call(|done| Op::Accepted {
             message_id,
             channel: channel.to_owned(),
             peer_ids,
             done,
         })
-        .await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        .await
     }
 
     /// Records how an attempt to send `reply` ended, in one write: the reply
@@ -526,16 +518,14 @@ impl Journal {
         reply: &PendingReply,
         settlement: Settlement,
     ) -> Result<(), JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::Settle {
+        self.call(|done| Op::Settle {
             message_id: reply.message_id,
             outcome: reply.outcome.clone(),
             text: reply.text.clone(),
             settlement,
             done,
         })
-        .await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        .await
     }
 
     /// Applies a delivery receipt to the reply part it reports on.
@@ -543,9 +533,7 @@ impl Journal {
         &self,
         receipt: ReceiptUpdate,
     ) -> Result<ReceiptApplied, JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::Receipt(receipt, done)).await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        self.call(|done| Op::Receipt(receipt, done)).await
     }
 
     /// Records one part of a concatenated message durably; joins the
@@ -554,9 +542,7 @@ impl Journal {
         &self,
         fragment: NewFragment,
     ) -> Result<FragmentRecorded, JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::Fragment(fragment, done)).await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        self.call(|done| Op::Fragment(fragment, done)).await
     }
 
     /// Joins every concatenated message whose first part arrived before
@@ -566,13 +552,11 @@ impl Journal {
         &self,
         received_before: i64,
     ) -> Result<Vec<StoredMessage>, JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::JoinStale {
+        self.call(|done| Op::JoinStale {
             received_before,
             done,
         })
-        .await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        .await
     }
 
     /// The receipt states of a reply's parts, in part order.
@@ -583,6 +567,17 @@ impl Journal {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    /// Hands the writer the operation `op` builds around its answer channel
+    /// and waits for the answer.
+    async fn call<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> Op,
+    ) -> Result<T, JournalError> {
+        let (done, result) = oneshot::channel();
+        self.submit(op(done)).await?;
+        result.await.map_err(|_| JournalError::Stopped)?
     }
 
     async fn submit(&self, op: Op) -> Result<(), JournalError> {
@@ -654,9 +649,7 @@ impl Journal {
     /// Messages whose reply is still queued are kept whole. Returns how many
     /// messages were purged. Runs on the writer like every other write.
     pub async fn purge_before(&self, cutoff: i64) -> Result<u64, JournalError> {
-        let (done, result) = oneshot::channel();
-        self.submit(Op::Purge { cutoff, done }).await?;
-        result.await.map_err(|_| JournalError::Stopped)?
+        self.call(|done| Op::Purge { cutoff, done }).await
     }
 
     /// Stops the writer once it has committed and answered everything
