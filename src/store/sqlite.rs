@@ -13,7 +13,12 @@ use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{DossierStore, StoreError, UpsertOutcome};
+use std::collections::HashMap;
+
+use super::{
+    now_ms, ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint, SyncStage,
+    SyncStatus, UpsertOutcome,
+};
 use crate::domain::{Dossier, DossierCode, DossierStatus, Msisdn};
 use crate::inline_reads::InlineReads;
 
@@ -198,55 +203,381 @@ impl DossierStore for SqliteStore {
     }
 
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
-        // IMMEDIATE: the version checks below must not be invalidated by a
+        let changes: Vec<Change> = dossiers.iter().cloned().map(Change::Upsert).collect();
+        // IMMEDIATE: the version checks must not be invalidated by a
         // concurrent writer (another import, the sync worker).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut outcomes = Vec::with_capacity(dossiers.len());
-        for d in dossiers {
-            let stored: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM dossiers WHERE code = ?")
-                    .bind(d.code.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let outcome = match stored {
-                Some(v) if v >= d.version => {
-                    outcomes.push(UpsertOutcome::Unchanged);
-                    continue;
-                }
-                Some(_) => UpsertOutcome::Updated,
-                None => UpsertOutcome::Inserted,
-            };
-            sqlx::query(
-                "INSERT INTO dossiers (code, procedure_name, agency_name, status, received_at, \
-                 appointment_at, finished_at, returned_at, owner_phone, owner_name, version) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (code) DO UPDATE SET procedure_name = excluded.procedure_name, \
-                 agency_name = excluded.agency_name, status = excluded.status, \
-                 received_at = excluded.received_at, appointment_at = excluded.appointment_at, \
-                 finished_at = excluded.finished_at, returned_at = excluded.returned_at, \
-                 owner_phone = excluded.owner_phone, owner_name = excluded.owner_name, \
-                 version = excluded.version, \
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-                 WHERE excluded.version > dossiers.version",
-            )
-            .bind(d.code.as_str())
-            .bind(&d.procedure_name)
-            .bind(&d.agency_name)
-            .bind(i64::from(d.status.code()))
-            .bind(db_time(d.received_at))
-            .bind(db_time(d.appointment_at))
-            .bind(db_time(d.finished_at))
-            .bind(db_time(d.returned_at))
-            .bind(d.owner_phone.as_ref().map(Msisdn::as_international))
-            .bind(&d.owner_name)
-            .bind(d.version)
-            .execute(&mut *tx)
-            .await?;
-            outcomes.push(outcome);
-        }
+        let (_, outcomes) = apply_in(&mut tx, &changes, ApplyMode::Guarded).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
+
+    async fn apply(
+        &self,
+        changes: &[Change],
+        mode: ApplyMode,
+        checkpoint: Option<&SyncCheckpoint>,
+    ) -> Result<ApplyReport, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (report, _) = apply_in(&mut tx, changes, mode).await?;
+        if let Some(checkpoint) = checkpoint {
+            store_checkpoint(&mut tx, checkpoint, report.altered()).await?;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn finish_snapshot(
+        &self,
+        generation: i64,
+        authoritative: bool,
+        checkpoint: &SyncCheckpoint,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if authoritative {
+            sqlx::query("DELETE FROM dossier_tombstones")
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO dossier_tombstones (code, version) \
+                 SELECT code, version FROM dossiers WHERE seen_gen < ? \
+                 ON CONFLICT (code) DO UPDATE SET version = max(version, excluded.version)",
+            )
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let deleted = sqlx::query("DELETE FROM dossiers WHERE seen_gen < ?")
+            .bind(generation)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        store_checkpoint(&mut tx, checkpoint, deleted).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn sync_status(&self, source: &str) -> Result<Option<SyncStatus>, StoreError> {
+        let row = sqlx::query("SELECT * FROM sync_state WHERE source = ?")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(sync_status_of).transpose()
+    }
+
+    async fn all_sync_status(&self) -> Result<Vec<SyncStatus>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM sync_state ORDER BY source")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(sync_status_of).collect()
+    }
+
+    async fn note_exchange(
+        &self,
+        source: &str,
+        at_ms: i64,
+        outcome: Result<Option<u64>, String>,
+    ) -> Result<(), StoreError> {
+        match outcome {
+            Ok(pending) => {
+                sqlx::query(
+                    "UPDATE sync_state SET last_ok_at = ?, pending = ?, last_error = NULL, \
+                     updated_at = ? WHERE source = ?",
+                )
+                .bind(at_ms)
+                .bind(pending.map(|p| p.min(i64::MAX as u64) as i64))
+                .bind(at_ms)
+                .bind(source)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(error) => {
+                sqlx::query(
+                    "UPDATE sync_state SET last_error = ?, updated_at = ? WHERE source = ?",
+                )
+                .bind(error)
+                .bind(at_ms)
+                .bind(source)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn live_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT code, version FROM dossiers")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+/// A dossier's columns, as `json_each` reads them in [`apply_in`].
+#[derive(serde::Serialize)]
+struct RowJson<'a> {
+    c: &'a str,
+    p: Option<&'a str>,
+    a: Option<&'a str>,
+    s: u8,
+    r: Option<String>,
+    ap: Option<String>,
+    f: Option<String>,
+    rt: Option<String>,
+    ph: Option<String>,
+    n: Option<&'a str>,
+    v: i64,
+}
+
+impl<'a> RowJson<'a> {
+    fn of(d: &'a Dossier) -> Self {
+        RowJson {
+            c: d.code.as_str(),
+            p: d.procedure_name.as_deref(),
+            a: d.agency_name.as_deref(),
+            s: d.status.code(),
+            r: db_time(d.received_at),
+            ap: db_time(d.appointment_at),
+            f: db_time(d.finished_at),
+            rt: db_time(d.returned_at),
+            ph: d
+                .owner_phone
+                .as_ref()
+                .map(|p| p.as_international().to_owned()),
+            n: d.owner_name.as_deref(),
+            v: d.version,
+        }
+    }
+}
+
+/// A version held for a dossier: live, or kept by its tombstone.
+#[derive(Clone, Copy)]
+struct Held {
+    version: i64,
+    live: bool,
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("plain data serialises")
+}
+
+/// The batch's work inside the caller's transaction: a handful of
+/// statements whatever the batch's size (the rows travel as one JSON array
+/// each way, read with `json_each`). Versions are decided here, in order,
+/// so a batch may hold several changes of one dossier.
+async fn apply_in(
+    tx: &mut sqlx::SqliteConnection,
+    changes: &[Change],
+    mode: ApplyMode,
+) -> Result<(ApplyReport, Vec<UpsertOutcome>), StoreError> {
+    let mut report = ApplyReport::default();
+    let mut outcomes = Vec::with_capacity(changes.len());
+    if changes.is_empty() {
+        return Ok((report, outcomes));
+    }
+    let mut codes: Vec<&str> = changes.iter().map(|c| c.code().as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let codes_json = json(&codes);
+    let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT j.value, d.version, t.version FROM json_each(?) j \
+         LEFT JOIN dossiers d ON d.code = j.value \
+         LEFT JOIN dossier_tombstones t ON t.code = j.value",
+    )
+    .bind(&codes_json)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut held: HashMap<String, Held> = HashMap::with_capacity(rows.len());
+    for (code, live, dead) in rows {
+        let entry = match (live, dead) {
+            (Some(v), _) => Held {
+                version: v,
+                live: true,
+            },
+            (None, Some(v)) => Held {
+                version: v,
+                live: false,
+            },
+            (None, None) => continue,
+        };
+        held.insert(code, entry);
+    }
+    // The last accepted change of each dossier is the one written.
+    let mut winners: HashMap<&str, &Change> = HashMap::with_capacity(codes.len());
+    for change in changes {
+        let code = change.code().as_str();
+        let before = held.get(code).copied();
+        let accepted = match mode {
+            ApplyMode::Authoritative { .. } => true,
+            ApplyMode::Guarded | ApplyMode::Snapshot { .. } => {
+                before.is_none_or(|h| change.version() > h.version)
+            }
+        };
+        if !accepted {
+            report.unchanged += 1;
+            outcomes.push(UpsertOutcome::Unchanged);
+            continue;
+        }
+        outcomes.push(match before {
+            Some(h) if h.live => UpsertOutcome::Updated,
+            _ => UpsertOutcome::Inserted,
+        });
+        held.insert(
+            code.to_owned(),
+            Held {
+                version: change.version(),
+                live: matches!(change, Change::Upsert(_)),
+            },
+        );
+        winners.insert(code, change);
+    }
+    let mut upserts = Vec::new();
+    let mut deletes = Vec::new();
+    for change in winners.values() {
+        match change {
+            Change::Upsert(d) => upserts.push(RowJson::of(d)),
+            Change::Delete { code, version } => deletes.push((code.as_str(), *version)),
+        }
+    }
+    if !upserts.is_empty() {
+        let rows = json(&upserts);
+        sqlx::query(
+            "INSERT INTO dossiers (code, procedure_name, agency_name, status, received_at, \
+             appointment_at, finished_at, returned_at, owner_phone, owner_name, version) \
+             SELECT j.value ->> 'c', j.value ->> 'p', j.value ->> 'a', j.value ->> 's', \
+             j.value ->> 'r', j.value ->> 'ap', j.value ->> 'f', j.value ->> 'rt', \
+             j.value ->> 'ph', j.value ->> 'n', j.value ->> 'v' FROM json_each(?) j WHERE true \
+             ON CONFLICT (code) DO UPDATE SET procedure_name = excluded.procedure_name, \
+             agency_name = excluded.agency_name, status = excluded.status, \
+             received_at = excluded.received_at, appointment_at = excluded.appointment_at, \
+             finished_at = excluded.finished_at, returned_at = excluded.returned_at, \
+             owner_phone = excluded.owner_phone, owner_name = excluded.owner_name, \
+             version = excluded.version, \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(&rows)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM dossier_tombstones WHERE code IN \
+             (SELECT value ->> 'c' FROM json_each(?))",
+        )
+        .bind(&rows)
+        .execute(&mut *tx)
+        .await?;
+        report.written = upserts.len() as u64;
+    }
+    if !deletes.is_empty() {
+        let rows = json(&deletes);
+        sqlx::query("DELETE FROM dossiers WHERE code IN (SELECT value ->> 0 FROM json_each(?))")
+            .bind(&rows)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO dossier_tombstones (code, version) \
+             SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true \
+             ON CONFLICT (code) DO UPDATE SET version = excluded.version, \
+             deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(&rows)
+        .execute(&mut *tx)
+        .await?;
+        report.deleted = deletes.len() as u64;
+    }
+    if let ApplyMode::Snapshot { generation } | ApplyMode::Authoritative { generation } = mode {
+        sqlx::query(
+            "UPDATE dossiers SET seen_gen = ? WHERE code IN (SELECT value FROM json_each(?))",
+        )
+        .bind(generation)
+        .bind(&codes_json)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok((report, outcomes))
+}
+
+/// Stores `checkpoint` as its source's state; `altered` changes applied now.
+async fn store_checkpoint(
+    tx: &mut sqlx::SqliteConnection,
+    checkpoint: &SyncCheckpoint,
+    altered: u64,
+) -> Result<(), StoreError> {
+    let (stage, cursor, page_token, authoritative) = match &checkpoint.stage {
+        SyncStage::Snapshot {
+            head_cursor,
+            page_token,
+            authoritative,
+        } => (
+            "snapshot",
+            head_cursor,
+            page_token.as_deref(),
+            *authoritative,
+        ),
+        SyncStage::Streaming { cursor } => ("streaming", cursor, None, false),
+    };
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sync_state (source, epoch, stage, cursor, page_token, authoritative, \
+         generation, pending, last_ok_at, last_applied_at, applied_total, last_error, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) \
+         ON CONFLICT (source) DO UPDATE SET epoch = excluded.epoch, stage = excluded.stage, \
+         cursor = excluded.cursor, page_token = excluded.page_token, \
+         authoritative = excluded.authoritative, generation = excluded.generation, \
+         pending = excluded.pending, last_ok_at = excluded.last_ok_at, \
+         last_applied_at = coalesce(excluded.last_applied_at, sync_state.last_applied_at), \
+         applied_total = sync_state.applied_total + excluded.applied_total, \
+         last_error = NULL, updated_at = excluded.updated_at",
+    )
+    .bind(&checkpoint.source)
+    .bind(&checkpoint.epoch)
+    .bind(stage)
+    .bind(cursor)
+    .bind(page_token)
+    .bind(authoritative)
+    .bind(checkpoint.generation)
+    .bind(checkpoint.pending.map(|p| p.min(i64::MAX as u64) as i64))
+    .bind(now)
+    .bind((altered > 0).then_some(now))
+    .bind(altered as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn sync_status_of(row: &sqlx::sqlite::SqliteRow) -> Result<SyncStatus, StoreError> {
+    let source: String = row.try_get("source")?;
+    let stage: String = row.try_get("stage")?;
+    let cursor: Option<String> = row.try_get("cursor")?;
+    let corrupt = |reason: &str| StoreError::CorruptSyncState {
+        source_name: source.clone(),
+        reason: reason.to_owned(),
+    };
+    let cursor = cursor.ok_or_else(|| corrupt("no cursor"))?;
+    let stage = match stage.as_str() {
+        "snapshot" => SyncStage::Snapshot {
+            head_cursor: cursor,
+            page_token: row.try_get("page_token")?,
+            authoritative: row.try_get("authoritative")?,
+        },
+        "streaming" => SyncStage::Streaming { cursor },
+        _ => return Err(corrupt("unknown stage")),
+    };
+    let pending: Option<i64> = row.try_get("pending")?;
+    let applied_total: i64 = row.try_get("applied_total")?;
+    Ok(SyncStatus {
+        checkpoint: SyncCheckpoint {
+            source: source.clone(),
+            epoch: row.try_get("epoch")?,
+            stage,
+            generation: row.try_get("generation")?,
+            pending: pending.map(|p| p.max(0) as u64),
+        },
+        last_ok_at_ms: row.try_get("last_ok_at")?,
+        last_applied_at_ms: row.try_get("last_applied_at")?,
+        applied_total: applied_total.max(0) as u64,
+        last_error: row.try_get("last_error")?,
+    })
 }
 
 #[cfg(test)]
@@ -302,5 +633,156 @@ mod tests {
         let store = SqliteStore::open("sqlite::memory:").await.unwrap();
         let code = DossierCode::parse("000.00.12.H58-240315-0008").unwrap();
         assert_eq!(store.find(&code).await.unwrap(), None);
+    }
+
+    fn code(n: u32) -> DossierCode {
+        DossierCode::parse(&format!("000.00.12.H58-240315-{n:04}")).unwrap()
+    }
+
+    fn at(n: u32, status: i64, version: i64) -> Change {
+        let mut d = dossier(status, version);
+        d.code = code(n);
+        Change::Upsert(d)
+    }
+
+    fn gone(n: u32, version: i64) -> Change {
+        Change::Delete {
+            code: code(n),
+            version,
+        }
+    }
+
+    fn streaming(cursor: &str) -> SyncCheckpoint {
+        SyncCheckpoint {
+            source: "feed".into(),
+            epoch: "e1".into(),
+            stage: SyncStage::Streaming {
+                cursor: cursor.into(),
+            },
+            generation: 1,
+            pending: Some(3),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_in_order_with_tombstones_and_stores_its_checkpoint() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let report = store
+            .apply(
+                &[
+                    at(1, 2, 1),
+                    at(1, 4, 2),
+                    at(2, 2, 1),
+                    gone(2, 2),
+                    at(2, 4, 1),
+                ],
+                ApplyMode::Guarded,
+                Some(&streaming("c1")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            ApplyReport {
+                written: 1,
+                deleted: 1,
+                unchanged: 1
+            }
+        );
+        assert_eq!(store.find(&code(1)).await.unwrap().unwrap().version, 2);
+        assert_eq!(store.find(&code(2)).await.unwrap(), None);
+        // A late copy older than the deletion does not bring it back; a newer one does.
+        let again = store
+            .apply(&[at(2, 9, 2), at(1, 2, 1)], ApplyMode::Guarded, None)
+            .await
+            .unwrap();
+        assert_eq!(again.unchanged, 2);
+        assert_eq!(store.find(&code(2)).await.unwrap(), None);
+        store
+            .apply(&[at(2, 9, 3)], ApplyMode::Guarded, None)
+            .await
+            .unwrap();
+        assert_eq!(store.find(&code(2)).await.unwrap().unwrap().version, 3);
+        let status = store.sync_status("feed").await.unwrap().unwrap();
+        assert_eq!(status.checkpoint, streaming("c1"));
+        assert_eq!(status.applied_total, 2);
+        assert!(status.last_ok_at_ms.is_some() && status.last_applied_at_ms.is_some());
+        store
+            .note_exchange("feed", 5, Err("core unreachable".into()))
+            .await
+            .unwrap();
+        let status = store.sync_status("feed").await.unwrap().unwrap();
+        assert_eq!(status.last_error.as_deref(), Some("core unreachable"));
+        store.note_exchange("feed", 7, Ok(Some(0))).await.unwrap();
+        let status = store.sync_status("feed").await.unwrap().unwrap();
+        assert_eq!((status.last_error, status.last_ok_at_ms), (None, Some(7)));
+        assert_eq!(store.all_sync_status().await.unwrap().len(), 1);
+        let mut live = store.live_versions().await.unwrap();
+        live.sort();
+        assert_eq!(
+            live,
+            vec![(code(1).to_string(), 2), (code(2).to_string(), 3)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_snapshot_deletes_what_it_did_not_list() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store
+            .apply(
+                &[at(1, 2, 5), at(2, 2, 1), at(3, 2, 1)],
+                ApplyMode::Guarded,
+                None,
+            )
+            .await
+            .unwrap();
+        // Generation 1 lists 1 (at an older version: kept) and 2 (newer: written).
+        let page = store
+            .apply(
+                &[at(1, 2, 4), at(2, 4, 2)],
+                ApplyMode::Snapshot { generation: 1 },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!((page.written, page.unchanged), (1, 1));
+        let deleted = store
+            .finish_snapshot(1, false, &streaming("head"))
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+        assert_eq!(store.find(&code(3)).await.unwrap(), None);
+        assert_eq!(store.find(&code(1)).await.unwrap().unwrap().version, 5);
+        // Dossier 3's tombstone keeps its version 1 out.
+        let late = store
+            .apply(&[at(3, 4, 1)], ApplyMode::Guarded, None)
+            .await
+            .unwrap();
+        assert_eq!(late.unchanged, 1);
+        // A new epoch's snapshot is the truth whatever its versions.
+        store
+            .apply(
+                &[at(1, 9, 1)],
+                ApplyMode::Authoritative { generation: 2 },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .finish_snapshot(2, true, &streaming("h2"))
+                .await
+                .unwrap(),
+            1
+        );
+        let one = store.find(&code(1)).await.unwrap().unwrap();
+        assert_eq!((one.version, one.status), (1, DossierStatus::Processed));
+        assert_eq!(store.find(&code(2)).await.unwrap(), None);
+        // No tombstones survive an authoritative snapshot.
+        store
+            .apply(&[at(3, 2, 1)], ApplyMode::Guarded, None)
+            .await
+            .unwrap();
+        assert!(store.find(&code(3)).await.unwrap().is_some());
     }
 }
