@@ -20,13 +20,17 @@ use crate::abuse::{AbuseError, AbuseGuard};
 use crate::config::Config;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
+use crate::ops_http::{MetricsSource, OpsServer};
 use crate::outbox::Outbox;
 use crate::reply::{Renderer, TemplateError};
 use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
 use crate::smpp::listener::Listener;
 use crate::smpp::routes::Routes;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{DossierStore, SqliteStore, StoreError};
+use crate::sync::follower::FeedFollower;
+use crate::sync::push::PushEndpoint;
+use crate::sync::{Freshness, SyncMetrics, SyncMode};
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,18 @@ pub enum StartError {
     /// A template is broken.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// The core feed's settings cannot be used.
+    #[error(transparent)]
+    Feed(#[from] crate::sync::client::FeedClientError),
+    /// The operations HTTP port could not be bound.
+    #[error("cannot listen for HTTP on {address} (key http.bind): {source}")]
+    Http {
+        /// The configured address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The SMPP listener could not bind its port.
     #[error("cannot listen for SMPP on {address}: {source}")]
     Listen {
@@ -63,6 +79,8 @@ pub struct Gateway {
     outbox: Arc<Outbox<SqliteStore>>,
     listener: Option<Listener<Handler>>,
     carriers: Vec<EsmeClient<Handler>>,
+    follower: Option<FeedFollower<SqliteStore>>,
+    ops: Option<OpsServer>,
     drain_timeout: std::time::Duration,
 }
 
@@ -82,9 +100,54 @@ impl Gateway {
         let guard = AbuseGuard::open(config.rate_limit.clone(), journal.pool().clone()).await?;
         let routes = Arc::new(Routes::default());
         routes.set_prefix_routes(prefix_table(&config.smpp.smsc));
+        let syncing = config.sync.mode != SyncMode::Off || config.sync.push.enabled;
+        let freshness = Arc::new(if syncing {
+            let last_ok = store
+                .all_sync_status()
+                .await?
+                .iter()
+                .filter_map(|s| s.last_ok_at_ms)
+                .max();
+            Freshness::new(config.sync.stale_after(), last_ok)
+        } else {
+            Freshness::always_fresh()
+        });
+        let sync_metrics = SyncMetrics::default();
+        let follower = match config.sync.mode {
+            SyncMode::Off => None,
+            SyncMode::Feed => Some(FeedFollower::new(
+                store.clone(),
+                config.sync.feed.clone(),
+                freshness.clone(),
+                sync_metrics.clone(),
+            )?),
+        };
+        let ops = if config.http.enabled {
+            let push = config.sync.push.enabled.then(|| {
+                PushEndpoint::new(
+                    store.clone(),
+                    &config.sync.push,
+                    freshness.clone(),
+                    sync_metrics.clone(),
+                )
+                .router()
+            });
+            let address = config.http.bind;
+            Some(
+                OpsServer::bind(
+                    &config.http,
+                    MetricsSource::new(sync_metrics.clone(), freshness.clone()),
+                    push,
+                )
+                .await
+                .map_err(|source| StartError::Http { address, source })?,
+            )
+        } else {
+            None
+        };
         let outbox = Outbox::new(
             journal.clone(),
-            Responder::new(store.clone(), Arc::new(renderer)),
+            Responder::new(store.clone(), Arc::new(renderer)).with_freshness(freshness),
             guard,
             routes.clone(),
         );
@@ -123,6 +186,8 @@ impl Gateway {
             outbox,
             listener,
             carriers,
+            follower,
+            ops,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
     }
@@ -130,6 +195,11 @@ impl Gateway {
     /// The SMPP listener's address, when it runs.
     pub fn listener_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The operations HTTP port's address, when it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|o| o.local_addr().ok())
     }
 
     /// The read model.
@@ -159,9 +229,20 @@ impl Gateway {
             self.journal.clone(),
             outbox_stop.clone(),
         ));
+        let background = TaskTracker::new();
+        let sync_stop = CancellationToken::new();
+        if let Some(follower) = self.follower {
+            background.spawn(follower.run(sync_stop.clone()));
+        }
+        if let Some(ops) = self.ops {
+            background.spawn(ops.run(sync_stop.clone()));
+        }
+        background.close();
         let dossiers = self.store.count().await.unwrap_or(-1);
         info!(dossiers, "gateway running");
         shutdown.cancelled().await;
+        sync_stop.cancel();
+        background.wait().await;
         outbox_stop.cancel();
         let _ = retries.await;
         let _ = retention.await;

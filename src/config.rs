@@ -33,6 +33,10 @@ pub struct Config {
     pub reply: ReplyConfig,
     /// `[smpp]`
     pub smpp: SmppConfig,
+    /// `[sync]`: keeping the read model in step with the one-stop core.
+    pub sync: crate::sync::SyncSettings,
+    /// `[http]`: the operations port (health, metrics, push webhook).
+    pub http: crate::ops_http::HttpSettings,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -216,6 +220,14 @@ impl Config {
                 "key `journal.url`: {:?} is not supported; use sqlite://path/to/journal.db",
                 self.journal.url
             )));
+        }
+        if let Some((key, problem)) = self.sync.problems().into_iter().next() {
+            return Err(invalid(format!("key `{key}`: {problem}")));
+        }
+        if self.sync.push.enabled && !self.http.enabled {
+            return Err(invalid(
+                "key `sync.push.enabled`: the push webhook is served on the HTTP port; set http.enabled = true".into(),
+            ));
         }
         if self.service.number.trim().is_empty() {
             return Err(invalid("key `service.number`: must not be empty".into()));

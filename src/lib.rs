@@ -11,6 +11,10 @@
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
 //! - [`feed`]: the core feed protocol (docs/core-feed.md): wire types, the
 //!   reconciliation digest, and `motcua-sms core-sim`, a synthetic core.
+//! - [`sync`]: keeps the read model in step with the one-stop core: the
+//!   feed follower (snapshot, changes, digest repair, backoff), the push
+//!   webhook, freshness for the "last updated" label, sync metrics.
+//! - [`ops_http`]: the operations HTTP port: `/healthz`, `/metrics`, push.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`journal`]: the durable record of messages and the reply outbox (group
@@ -45,6 +49,7 @@ pub mod import;
 mod inline_reads;
 pub mod journal;
 pub mod loadgen;
+pub mod ops_http;
 pub mod outbox;
 pub mod portal_record;
 pub mod reply;
@@ -52,4 +57,5 @@ pub mod responder;
 pub mod smpp;
 pub mod sms_text;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -17,7 +17,7 @@ use motcua_sms::import::{import_json_lines, ImportReport};
 use motcua_sms::journal::Journal;
 use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::sms_text;
-use motcua_sms::store::SqliteStore;
+use motcua_sms::store::{DossierStore, SqliteStore};
 
 /// Exit code for a configuration error (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
@@ -69,6 +69,10 @@ enum Command {
     /// Act as a carrier SMSC: wait for a gateway to bind, push citizens'
     /// messages, answer its replies, and report throughput and latency.
     Loadgen(LoadgenArgs),
+    /// Show the read model and its sync with the one-stop core: position,
+    /// pending changes, last success, last error. Exits 3 when the data is
+    /// stale (past sync.stale_after_secs), for monitoring scripts.
+    Status,
     /// Serve the core feed protocol (docs/core-feed.md) as a synthetic core
     /// whose dossiers move through their statuses, for demos, tests and benchmarks.
     CoreSim(CoreSimArgs),
@@ -241,6 +245,7 @@ fn main() -> ExitCode {
             Command::Allow { command } => edit_list(&config, false, command).await,
             Command::Loadgen(args) => loadgen(args).await,
             Command::CoreSim(args) => core_sim(args).await,
+            Command::Status => status(&config).await,
             Command::Sms {
                 command:
                     SmsCommand::Send {
@@ -326,6 +331,28 @@ async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EX_DATAERR)
+    })
+}
+
+/// Exit code of `status` when the read model is stale.
+const EXIT_STALE: u8 = 3;
+
+async fn status(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open(&config.database.url).await?;
+    let dossiers = store.count().await?;
+    let sources = store.all_sync_status().await?;
+    store.close().await;
+    let report = motcua_sms::sync::StatusReport::new(
+        dossiers,
+        sources,
+        config.sync.stale_after(),
+        motcua_sms::store::now_ms(),
+    );
+    print!("{report}");
+    Ok(if report.is_stale() {
+        ExitCode::from(EXIT_STALE)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

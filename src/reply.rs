@@ -102,6 +102,10 @@ pub struct ReplyContext {
     pub timeliness: Option<String>,
     /// The applicant's name: set only when the sender is the dossier's own number.
     pub owner_name: Option<String>,
+    /// Set only while the read model is stale (the core unreachable past
+    /// `sync.stale_after_secs`): when its data was last known current,
+    /// `HH:MM dd/mm` local time.
+    pub data_as_of: Option<String>,
     /// When a rate-limited sender may ask again, `HH:MM` local time.
     pub retry_at: Option<String>,
     /// The short number citizens text.
@@ -292,13 +296,18 @@ impl Renderer {
             retry_at: Some("14:35".into()),
             ..base.clone()
         };
+        // The read model stale: the "last updated" branch rendered too.
+        let stale = ReplyContext {
+            data_as_of: Some("14:05 27/11".into()),
+            ..full.clone()
+        };
         let sparse = ReplyContext {
             code: Some("000.00.12.H58-240315-0007".into()),
             status: Some("Mới đăng ký".into()),
             status_code: Some(1),
             ..base.clone()
         };
-        vec![full, sparse, base]
+        vec![full, sparse, base, stale]
     }
 
     fn render_raw(&self, kind: ReplyKind, ctx: &ReplyContext) -> Result<String, minijinja::Error> {
@@ -441,6 +450,33 @@ mod tests {
                         reply.text
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_stale_label_costs_at_most_one_segment_more() {
+        for accents in [true, false] {
+            let r = renderer(accents);
+            let budget = if accents { 2 } else { 1 };
+            for kind in [ReplyKind::Found, ReplyKind::NotFound] {
+                let ctx = ReplyContext {
+                    data_as_of: Some("23:59 31/12".into()),
+                    ..worst_case(&r)
+                };
+                let reply = r.render(kind, &ctx).unwrap();
+                assert!(
+                    reply.info.segments <= budget + 1,
+                    "{kind:?} accents={accents} needs {} segments: {}",
+                    reply.info.segments,
+                    reply.text
+                );
+                let label = if accents {
+                    "cập nhật lúc 23:59 31/12"
+                } else {
+                    "cap nhat luc 23:59 31/12"
+                };
+                assert!(reply.text.contains(label), "{}", reply.text);
             }
         }
     }

@@ -12,6 +12,7 @@ use crate::domain::{Dossier, DossierCode, ExtractError, Msisdn, Timeliness};
 use crate::reply::{RenderedReply, Renderer, ReplyContext, ReplyKind};
 use crate::sms_text;
 use crate::store::DossierStore;
+use crate::sync::Freshness;
 
 /// Vietnam's offset from UTC (no daylight saving).
 const VIETNAM_UTC_OFFSET_SECS: i32 = 7 * 3600;
@@ -41,6 +42,7 @@ pub struct Responder<S> {
     store: S,
     renderer: Arc<Renderer>,
     clock: Clock,
+    freshness: Arc<Freshness>,
 }
 
 impl<S: DossierStore> Responder<S> {
@@ -50,7 +52,14 @@ impl<S: DossierStore> Responder<S> {
             store,
             renderer,
             clock: Arc::new(vietnam_now),
+            freshness: Arc::new(Freshness::always_fresh()),
         }
+    }
+
+    /// Labels lookups with the data's date while `freshness` says it is stale.
+    pub fn with_freshness(mut self, freshness: Arc<Freshness>) -> Self {
+        self.freshness = freshness;
+        self
     }
 
     /// Replaces the clock (tests, replays).
@@ -70,6 +79,7 @@ impl<S: DossierStore> Responder<S> {
             }
             Ok(code) => {
                 ctx.code = Some(code.to_string());
+                ctx.data_as_of = self.data_as_of();
                 match self.store.find(&code).await {
                     Ok(Some(dossier)) => {
                         let owner = dossier.is_owned_by(sender);
@@ -101,6 +111,14 @@ impl<S: DossierStore> Responder<S> {
             sender_is_owner: false,
             reply: self.render(ReplyKind::RateLimited, &ctx),
         }
+    }
+
+    /// When the read model's data dates from, if it is stale now.
+    fn data_as_of(&self) -> Option<String> {
+        let as_of_ms = self.freshness.stale_as_of(crate::store::now_ms())?;
+        let offset = FixedOffset::east_opt(VIETNAM_UTC_OFFSET_SECS)?;
+        let at = chrono::DateTime::from_timestamp_millis(as_of_ms)?.with_timezone(&offset);
+        Some(at.format("%H:%M %d/%m").to_string())
     }
 
     fn fill_found(&self, ctx: &mut ReplyContext, dossier: &Dossier, owner: bool) {
@@ -230,5 +248,48 @@ mod tests {
             kind("TC 000.00.12.H58-240231-0007").await,
             ReplyKind::InvalidDate
         );
+    }
+
+    #[tokio::test]
+    async fn stale_data_is_labelled_with_its_date_and_fresh_data_is_not() {
+        // 2024-03-20 07:30 UTC is 14:30 in Vietnam.
+        let as_of = chrono::NaiveDate::from_ymd_opt(2024, 3, 20)
+            .unwrap()
+            .and_hms_opt(7, 30, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        let freshness = Arc::new(Freshness::new(
+            Some(std::time::Duration::from_secs(60)),
+            Some(as_of),
+        ));
+        let r = responder(true).await.with_freshness(freshness.clone());
+        let found = r
+            .respond(&msisdn("0987000111"), "TC 000.00.12.H58-240315-0007")
+            .await;
+        assert!(
+            found.reply.text.ends_with("(cập nhật lúc 14:30 20/03)"),
+            "{}",
+            found.reply.text
+        );
+        let missing = r
+            .respond(&msisdn("0987000111"), "TC 000.00.12.H58-240315-0009")
+            .await;
+        assert!(
+            missing.reply.text.contains("cập nhật lúc 14:30 20/03"),
+            "{}",
+            missing.reply.text
+        );
+        freshness.mark_ok(crate::store::now_ms());
+        let fresh = r
+            .respond(&msisdn("0987000111"), "TC 000.00.12.H58-240315-0007")
+            .await;
+        assert!(
+            !fresh.reply.text.contains("cập nhật"),
+            "{}",
+            fresh.reply.text
+        );
+        let help = r.respond(&msisdn("0987000111"), "hello").await;
+        assert!(!help.reply.text.contains("cập nhật"));
     }
 }

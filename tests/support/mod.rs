@@ -3,6 +3,7 @@
 //! built on the `smpp34` crate (code nobody here wrote).
 #![allow(dead_code)]
 
+pub mod core;
 pub mod peer_esme;
 pub mod peer_smsc;
 pub mod script_smsc;
@@ -120,6 +121,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.reply.templates_dir = dir.path().join("no-templates");
     config.service.number = SERVICE_NUMBER.to_owned();
     config.smpp.listener.bind = "127.0.0.1:0".parse().unwrap();
+    config.http.bind = "127.0.0.1:0".parse().unwrap();
     config.smpp.listener.accounts = vec![ListenerAccount {
         system_id: SYSTEM_ID.to_owned(),
         password: PASSWORD.to_owned(),

@@ -1,0 +1,583 @@
+//! Keeping the read model in step with the one-stop core (docs/core-feed.md).
+//!
+//! - [`client`]: the feed protocol's HTTP client.
+//! - [`follower`]: the sync worker, [`follower::FeedFollower`]: bootstrap
+//!   from the snapshot, follow the change log, re-snapshot on `410` or a new
+//!   epoch, compare digests and repair the buckets that differ, back off
+//!   while the core is down. One writer; each batch is stored with its
+//!   position in one transaction ([`crate::store::DossierStore::apply`]).
+//! - [`push`]: the webhook a core that cannot be polled POSTs batches to
+//!   (HMAC-signed, idempotent through the version guard).
+//! - [`Freshness`]: when the read model was last known to match the core;
+//!   past `sync.stale_after_secs` replies say when their data dates from.
+//! - [`SyncMetrics`]: what the sync did, for `/metrics`.
+//!
+//! Records the core sends that fail validation are logged with the reason,
+//! counted, and left out; the others of the batch are applied.
+
+pub mod client;
+pub mod follower;
+pub mod push;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+
+use crate::domain::DossierCode;
+use crate::feed::FeedRecord;
+use crate::store::{ApplyReport, Change};
+
+/// `[sync]`: where the read model's changes come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// `off` (the read model changes only by `motcua-sms import`), or `feed`
+    /// (follow a core feed over HTTP, `[sync.feed]`).
+    pub mode: SyncMode,
+    /// Past this many seconds without a successful exchange with the core,
+    /// replies say when their data was last updated. 0: never.
+    pub stale_after_secs: u64,
+    /// `[sync.feed]`
+    pub feed: FeedSettings,
+    /// `[sync.push]`
+    pub push: PushSettings,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            mode: SyncMode::Off,
+            stale_after_secs: 900,
+            feed: FeedSettings::default(),
+            push: PushSettings::default(),
+        }
+    }
+}
+
+impl SyncSettings {
+    /// The staleness threshold; `None` when disabled.
+    pub fn stale_after(&self) -> Option<Duration> {
+        (self.stale_after_secs > 0).then(|| Duration::from_secs(self.stale_after_secs))
+    }
+
+    /// Checks values a type cannot: the key at fault and why.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.mode == SyncMode::Feed {
+            if self.feed.url.trim().is_empty() {
+                problems.push((
+                    "sync.feed.url".into(),
+                    "must name the core feed (http(s)://host:port/) when sync.mode = \"feed\""
+                        .into(),
+                ));
+            } else if let Err(e) =
+                client::FeedClient::new(&self.feed.url, None, Duration::from_secs(1))
+            {
+                problems.push(("sync.feed.url".into(), e.to_string()));
+            }
+        }
+        let limit = crate::feed::MAX_LIMIT;
+        if !(1..=limit).contains(&self.feed.batch) {
+            problems.push(("sync.feed.batch".into(), format!("must be 1..={limit}")));
+        }
+        if !(1..=limit).contains(&self.feed.snapshot_page) {
+            problems.push((
+                "sync.feed.snapshot_page".into(),
+                format!("must be 1..={limit}"),
+            ));
+        }
+        if self.feed.wait_secs > crate::feed::MAX_WAIT_SECS {
+            problems.push((
+                "sync.feed.wait_secs".into(),
+                format!("must be at most {}", crate::feed::MAX_WAIT_SECS),
+            ));
+        }
+        if !(1..=crate::feed::MAX_BUCKETS).contains(&self.feed.digest_buckets) {
+            problems.push((
+                "sync.feed.digest_buckets".into(),
+                format!("must be 1..={}", crate::feed::MAX_BUCKETS),
+            ));
+        }
+        if self.feed.backoff_max_secs == 0 {
+            problems.push((
+                "sync.feed.backoff_max_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.push.enabled && self.push.secret.len() < 16 {
+            problems.push((
+                "sync.push.secret".into(),
+                "must be at least 16 characters when sync.push.enabled = true".into(),
+            ));
+        }
+        problems
+    }
+}
+
+/// `sync.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// No sync: the read model changes only by import (and push, if enabled).
+    #[default]
+    Off,
+    /// Follow a core feed over HTTP.
+    Feed,
+}
+
+/// `[sync.feed]`: the core feed to follow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedSettings {
+    /// The feed's base URL (`/v1/changes` etc. are appended).
+    pub url: String,
+    /// The bearer token the core issued to this gateway.
+    pub token: String,
+    /// Long-poll wait when caught up, seconds (at most 60).
+    pub wait_secs: u64,
+    /// Changes asked for per request (at most 1000).
+    pub batch: usize,
+    /// Snapshot records per page (at most 1000).
+    pub snapshot_page: usize,
+    /// Seconds between digest comparisons (0: never).
+    pub digest_interval_secs: u64,
+    /// Buckets of the digest.
+    pub digest_buckets: u32,
+    /// Longest pause between attempts while the core is unreachable, seconds.
+    pub backoff_max_secs: u64,
+    /// Request timeout for non-long-poll requests, seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            url: String::new(),
+            token: String::new(),
+            wait_secs: 25,
+            batch: 1000,
+            snapshot_page: 1000,
+            digest_interval_secs: 3600,
+            digest_buckets: crate::feed::DEFAULT_BUCKETS,
+            backoff_max_secs: 60,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[sync.push]`: the webhook for cores that push.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSettings {
+    /// Accept pushed batches at `POST /v1/push` on the HTTP port.
+    pub enabled: bool,
+    /// The HMAC-SHA256 key shared with the core (at least 16 characters).
+    pub secret: String,
+    /// Largest clock difference accepted on a signed timestamp, seconds.
+    pub max_skew_secs: u64,
+}
+
+/// When the read model was last known to match the core, shared by the
+/// sync worker (which marks it) and the responder (which reads it).
+#[derive(Debug)]
+pub struct Freshness {
+    /// Ms since the Unix epoch; 0: never.
+    last_ok_ms: AtomicI64,
+    stale_after_ms: Option<i64>,
+}
+
+impl Freshness {
+    /// Data is stale `stale_after` after the last successful exchange
+    /// (`None`: never stale); `last_ok_ms` as stored, if any.
+    pub fn new(stale_after: Option<Duration>, last_ok_ms: Option<i64>) -> Self {
+        Freshness {
+            last_ok_ms: AtomicI64::new(last_ok_ms.unwrap_or(0)),
+            stale_after_ms: stale_after.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
+        }
+    }
+
+    /// Never stale (no sync configured).
+    pub fn always_fresh() -> Self {
+        Freshness::new(None, None)
+    }
+
+    /// A successful exchange with the core at `at_ms`.
+    pub fn mark_ok(&self, at_ms: i64) {
+        self.last_ok_ms.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
+    /// The last successful exchange, ms since the Unix epoch.
+    pub fn last_ok_ms(&self) -> Option<i64> {
+        Some(self.last_ok_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
+    }
+
+    /// When the data dates from, if it is stale at `now_ms`.
+    pub fn stale_as_of(&self, now_ms: i64) -> Option<i64> {
+        let threshold = self.stale_after_ms?;
+        let last = self.last_ok_ms()?;
+        (now_ms.saturating_sub(last) > threshold).then_some(last)
+    }
+}
+
+/// What the sync did, registered under `motcua_sync_*`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncMetrics {
+    /// Changes applied, by outcome (written, deleted, unchanged).
+    pub applied: Family<Vec<(String, String)>, Counter>,
+    /// Records refused because they fail validation.
+    pub rejected: Counter,
+    /// Snapshots started, by reason.
+    pub snapshots: Family<Vec<(String, String)>, Counter>,
+    /// Dossiers corrected by digest repair.
+    pub repaired: Counter,
+    /// Failed exchanges with the core, by kind.
+    pub errors: Family<Vec<(String, String)>, Counter>,
+    /// Changes the core said it still had after our position.
+    pub pending: Gauge,
+    /// Unix time of the last successful exchange with the core.
+    pub last_ok_timestamp: Gauge,
+    /// Seconds since the last successful exchange (set when scraped).
+    pub last_ok_age: Gauge,
+    /// 1 while replies are labelled stale.
+    pub stale: Gauge,
+}
+
+impl SyncMetrics {
+    /// Registers every metric in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("motcua_sync");
+        sub.register(
+            "changes_applied",
+            "Changes from the core applied to the read model, by outcome",
+            self.applied.clone(),
+        );
+        sub.register(
+            "records_rejected",
+            "Records from the core refused by validation (logged with the reason)",
+            self.rejected.clone(),
+        );
+        sub.register(
+            "snapshots",
+            "Snapshots started, by reason",
+            self.snapshots.clone(),
+        );
+        sub.register(
+            "repaired_dossiers",
+            "Dossiers corrected after a digest comparison",
+            self.repaired.clone(),
+        );
+        sub.register(
+            "errors",
+            "Failed exchanges with the core, by kind",
+            self.errors.clone(),
+        );
+        sub.register(
+            "pending_changes",
+            "Changes the core still had after the applied position (head minus applied)",
+            self.pending.clone(),
+        );
+        sub.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the last successful exchange with the core",
+            self.last_ok_timestamp.clone(),
+        );
+        sub.register(
+            "last_success_age_seconds",
+            "Seconds since the last successful exchange with the core",
+            self.last_ok_age.clone(),
+        );
+        sub.register(
+            "stale",
+            "1 while replies carry the 'last updated' label",
+            self.stale.clone(),
+        );
+    }
+
+    /// Counts a batch's outcome.
+    pub fn count(&self, report: &ApplyReport) {
+        for (outcome, n) in [
+            ("written", report.written),
+            ("deleted", report.deleted),
+            ("unchanged", report.unchanged),
+        ] {
+            if n > 0 {
+                self.applied
+                    .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// Counts a failure of `kind`.
+    pub fn error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
+            .inc();
+    }
+
+    /// Counts a snapshot started for `reason`.
+    pub fn snapshot(&self, reason: &str) {
+        self.snapshots
+            .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
+            .inc();
+    }
+
+    /// Brings the time-derived gauges up to `now_ms` (before a scrape).
+    pub fn refresh(&self, freshness: &Freshness, now_ms: i64) {
+        if let Some(last) = freshness.last_ok_ms() {
+            self.last_ok_timestamp.set(last / 1000);
+            self.last_ok_age
+                .set(now_ms.saturating_sub(last).max(0) / 1000);
+        }
+        self.stale
+            .set(i64::from(freshness.stale_as_of(now_ms).is_some()));
+    }
+}
+
+/// `motcua-sms status`: the read model and every sync source, for people.
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    dossiers: i64,
+    sources: Vec<crate::store::SyncStatus>,
+    stale_after: Option<Duration>,
+    now_ms: i64,
+}
+
+impl StatusReport {
+    /// A report at `now_ms`.
+    pub fn new(
+        dossiers: i64,
+        sources: Vec<crate::store::SyncStatus>,
+        stale_after: Option<Duration>,
+        now_ms: i64,
+    ) -> Self {
+        StatusReport {
+            dossiers,
+            sources,
+            stale_after,
+            now_ms,
+        }
+    }
+
+    /// The newest successful exchange of any source, ms.
+    fn last_ok_ms(&self) -> Option<i64> {
+        self.sources.iter().filter_map(|s| s.last_ok_at_ms).max()
+    }
+
+    /// True when replies would carry the "last updated" label now.
+    pub fn is_stale(&self) -> bool {
+        Freshness::new(self.stale_after, self.last_ok_ms())
+            .stale_as_of(self.now_ms)
+            .is_some()
+    }
+}
+
+fn age(now_ms: i64, at_ms: Option<i64>) -> String {
+    match at_ms {
+        None => "never".to_owned(),
+        Some(at) => {
+            let secs = now_ms.saturating_sub(at).max(0) / 1000;
+            let when = chrono::DateTime::from_timestamp_millis(at)
+                .map(|t| {
+                    t.with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).expect("+07:00"))
+                        .format("%Y-%m-%d %H:%M:%S %:z")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            format!("{when} ({secs} s ago)")
+        }
+    }
+}
+
+impl std::fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "read model: {} dossiers", self.dossiers)?;
+        if self.sources.is_empty() {
+            writeln!(
+                f,
+                "sync: never ran (sync.mode = \"off\", or not started yet)"
+            )?;
+        }
+        for s in &self.sources {
+            let cp = &s.checkpoint;
+            writeln!(f, "sync source {}:", cp.source)?;
+            writeln!(f, "  epoch:          {}", cp.epoch)?;
+            match &cp.stage {
+                crate::store::SyncStage::Snapshot {
+                    head_cursor,
+                    page_token,
+                    authoritative,
+                } => writeln!(
+                    f,
+                    "  stage:          snapshot (generation {}, head {head_cursor}, next page {}{})",
+                    cp.generation,
+                    page_token.as_deref().unwrap_or("first"),
+                    if *authoritative { ", authoritative" } else { "" }
+                )?,
+                crate::store::SyncStage::Streaming { cursor } => writeln!(
+                    f,
+                    "  stage:          following changes (cursor {cursor}, generation {})",
+                    cp.generation
+                )?,
+            }
+            match cp.pending {
+                Some(p) => writeln!(
+                    f,
+                    "  pending:        {p} changes at the core not yet applied"
+                )?,
+                None => writeln!(f, "  pending:        unknown (the core does not say)")?,
+            }
+            writeln!(f, "  last success:   {}", age(self.now_ms, s.last_ok_at_ms))?;
+            writeln!(
+                f,
+                "  last change:    {}",
+                age(self.now_ms, s.last_applied_at_ms)
+            )?;
+            writeln!(f, "  changes applied: {}", s.applied_total)?;
+            if let Some(error) = &s.last_error {
+                writeln!(f, "  last error:     {error}")?;
+            }
+        }
+        match self.stale_after {
+            Some(limit) if self.is_stale() => writeln!(
+                f,
+                "freshness: STALE: no success for more than {} s; replies say when their data was last updated",
+                limit.as_secs()
+            ),
+            Some(limit) => writeln!(f, "freshness: fresh (stale after {} s without success)", limit.as_secs()),
+            None => writeln!(f, "freshness: not checked (sync.stale_after_secs = 0)"),
+        }
+    }
+}
+
+/// A record the core sent that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// `MaHoSo` as sent.
+    pub code: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Validates feed records into changes, in order; the invalid ones come
+/// back apart, with the reason.
+pub fn changes_of(records: &[FeedRecord]) -> (Vec<Change>, Vec<RejectedRecord>) {
+    let mut changes = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for record in records {
+        let change = if record.deleted {
+            DossierCode::parse(&record.code)
+                .map(|code| Change::Delete {
+                    code,
+                    version: record.version,
+                })
+                .map_err(|e| e.to_string())
+        } else {
+            match record.to_dossier() {
+                Ok(Some(dossier)) => Ok(Change::Upsert(dossier)),
+                Ok(None) => Err("no dossier in a live record".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match change {
+            Ok(change) if change.version() >= 1 => changes.push(change),
+            Ok(_) => rejected.push(RejectedRecord {
+                code: record.code.clone(),
+                reason: format!("version {} is below 1", record.version),
+            }),
+            Err(reason) => rejected.push(RejectedRecord {
+                code: record.code.chars().take(64).collect(),
+                reason,
+            }),
+        }
+    }
+    (changes, rejected)
+}
+
+/// Logs and counts `rejected` records from `source`.
+pub(crate) fn report_rejected(source: &str, rejected: &[RejectedRecord], metrics: &SyncMetrics) {
+    for record in rejected {
+        tracing::error!(
+            source,
+            dossier = %record.code,
+            reason = %record.reason,
+            "record from the core refused; the rest of its batch is applied"
+        );
+        metrics.rejected.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_turns_stale_after_the_threshold_and_back_on_success() {
+        let f = Freshness::new(Some(Duration::from_secs(60)), Some(1_000));
+        assert_eq!(f.stale_as_of(61_000), None);
+        assert_eq!(f.stale_as_of(61_001), Some(1_000));
+        f.mark_ok(61_001);
+        assert_eq!(f.stale_as_of(61_002), None);
+        // An older success never moves it back.
+        f.mark_ok(5);
+        assert_eq!(f.last_ok_ms(), Some(61_001));
+        assert_eq!(Freshness::always_fresh().stale_as_of(i64::MAX), None);
+        // Never synchronised: no date to show.
+        assert_eq!(
+            Freshness::new(Some(Duration::from_secs(1)), None).stale_as_of(10_000),
+            None
+        );
+    }
+
+    #[test]
+    fn invalid_records_are_set_apart_with_their_reason() {
+        let records: Vec<FeedRecord> = serde_json::from_str(
+            r#"[{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":4,"version":2},
+                {"MaHoSo":"000.00.12.H58-240315-0008","TrangThaiHoSo":42,"version":2},
+                {"MaHoSo":"not a code","version":3,"deleted":true},
+                {"MaHoSo":"000.00.12.H58-240315-0009","version":3,"deleted":true},
+                {"MaHoSo":"000.00.12.H58-240315-0010","TrangThaiHoSo":4,"version":0}]"#,
+        )
+        .unwrap();
+        let (changes, rejected) = changes_of(&records);
+        assert_eq!(changes.len(), 2);
+        assert!(matches!(changes[1], Change::Delete { version: 3, .. }));
+        assert_eq!(
+            rejected.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+            vec![
+                "000.00.12.H58-240315-0008",
+                "not a code",
+                "000.00.12.H58-240315-0010"
+            ]
+        );
+        assert!(
+            rejected[0].reason.contains("TrangThaiHoSo"),
+            "{:?}",
+            rejected[0]
+        );
+    }
+
+    #[test]
+    fn settings_problems_name_their_keys() {
+        let mut s = SyncSettings {
+            mode: SyncMode::Feed,
+            ..SyncSettings::default()
+        };
+        s.feed.batch = 0;
+        s.push.enabled = true;
+        let keys: Vec<String> = s.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            vec!["sync.feed.url", "sync.feed.batch", "sync.push.secret"]
+        );
+        s.feed.url = "http://127.0.0.1:8091".into();
+        s.feed.batch = 10;
+        s.push.secret = "0123456789abcdef".into();
+        assert!(s.problems().is_empty());
+    }
+}

@@ -1,0 +1,634 @@
+//! The gateway following a core's feed, end to end: the gateway binary runs
+//! with `sync.mode = "feed"` against the synthetic core over real sockets.
+//!
+//! - Bootstrap, streaming, and SIGKILL at random moments (mid-snapshot and
+//!   mid-stream), restarted each time: the read model converges to the core
+//!   exactly, and replies polled all along never show a status older than
+//!   one already shown (checked against the core's own history).
+//! - `410 cursor_expired` and a new epoch bring a new snapshot.
+//! - A core that stops answering: replies keep coming, labelled with the
+//!   data's date; on recovery the label goes away.
+//! - The push webhook: signed batches apply once; bad signatures are refused.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use motcua_sms::smpp::client::send_and_receive;
+use motcua_sms::store::{DossierStore, SqliteStore};
+use support::core::{first_step_back, local_digest, status_in_reply, Core, History, TOKEN};
+use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
+const BUCKETS: u32 = 64;
+/// Messages asked so far (each from its own number).
+static ASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A gateway process and where it keeps its files.
+struct GatewayProcess {
+    dir: PathBuf,
+    smpp_port: u16,
+    http_port: u16,
+    feed_url: String,
+    extra: Vec<(String, String)>,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl GatewayProcess {
+    fn new(dir: &Path, feed_url: &str, extra: &[(&str, &str)]) -> Self {
+        GatewayProcess {
+            dir: dir.to_owned(),
+            smpp_port: free_port(),
+            http_port: free_port(),
+            feed_url: feed_url.to_owned(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            child: None,
+            starts: 0,
+        }
+    }
+
+    fn db_url(&self) -> String {
+        format!("sqlite://{}/read.db", self.dir.display())
+    }
+
+    fn start(&mut self) {
+        std::fs::write(
+            self.dir.join("config.toml"),
+            format!(
+                "[[smpp.listener.accounts]]\nsystem_id = \"{}\"\npassword = \"{}\"\n",
+                support::SYSTEM_ID,
+                support::PASSWORD
+            ),
+        )
+        .unwrap();
+        self.starts += 1;
+        let log =
+            std::fs::File::create(self.dir.join(format!("gateway-{}.log", self.starts))).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(&self.dir)
+            .env_remove("RUST_LOG")
+            .env("MOTCUA_LOG__LEVEL", "info,motcua_sms::sync=debug")
+            .env("MOTCUA_DATABASE__URL", self.db_url())
+            .env(
+                "MOTCUA_JOURNAL__URL",
+                format!("sqlite://{}/journal.db", self.dir.display()),
+            )
+            .env("MOTCUA_REPLY__ACCENTS", "true")
+            .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
+            .env(
+                "MOTCUA_SMPP__LISTENER__BIND",
+                format!("127.0.0.1:{}", self.smpp_port),
+            )
+            .env("MOTCUA_HTTP__BIND", format!("127.0.0.1:{}", self.http_port))
+            .env("MOTCUA_SYNC__MODE", "feed")
+            .env("MOTCUA_SYNC__FEED__URL", &self.feed_url)
+            .env("MOTCUA_SYNC__FEED__TOKEN", TOKEN)
+            .env("MOTCUA_SYNC__FEED__WAIT_SECS", "1")
+            .env("MOTCUA_SYNC__FEED__BACKOFF_MAX_SECS", "1")
+            .env("MOTCUA_SYNC__FEED__REQUEST_TIMEOUT_SECS", "3");
+        for (k, v) in &self.extra {
+            command.env(k, v);
+        }
+        let child = command
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gateway starts");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the drain.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.join(format!("gateway-{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----- restart -----\n")
+    }
+
+    /// The read model, opened beside the running gateway.
+    async fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.db_url())
+            .await
+            .expect("read model opens")
+    }
+
+    async fn sync_stage(&self) -> Option<String> {
+        let path = self.dir.join("read.db");
+        if !path.exists() {
+            return None;
+        }
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .ok()?;
+        let stage: Option<String> =
+            sqlx::query_scalar("SELECT stage FROM sync_state WHERE source = 'feed'")
+                .fetch_optional(&pool)
+                .await
+                .ok()
+                .flatten();
+        pool.close().await;
+        stage
+    }
+
+    async fn wait_streaming(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.sync_stage().await.as_deref() != Some("streaming") {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not finish its snapshot in {within:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the read model holds exactly the core's (code, version) pairs.
+    async fn wait_converged(&self, core: &Core, within: Duration) {
+        // Not before the gateway has migrated the file (two migrators race).
+        self.wait_streaming(within).await;
+        let deadline = Instant::now() + within;
+        loop {
+            let theirs = core.digest(BUCKETS).await.digests;
+            let store = self.store().await;
+            let live = store.live_versions().await.unwrap();
+            store.close().await;
+            if local_digest(&live, BUCKETS) == theirs {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the read model did not converge to the core in {within:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every live core record is in the read model, field for field.
+    async fn assert_same_records(&self, core: &Core) {
+        let store = self.store().await;
+        let records = core.records().await;
+        assert!(!records.is_empty());
+        for record in &records {
+            let expected = record.to_dossier().unwrap().unwrap();
+            let held = store.find(&expected.code).await.unwrap();
+            assert_eq!(held.as_ref(), Some(&expected), "dossier {}", record.code);
+        }
+        assert_eq!(store.count().await.unwrap() as usize, records.len());
+        store.close().await;
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.http_port))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The reply to `TC code`; `None` when the gateway is not up.
+    async fn ask(&self, code: &str) -> Option<String> {
+        match self.try_ask(code).await {
+            Ok(text) => Some(text),
+            Err(error) => {
+                eprintln!("ask {code}: {error}");
+                None
+            }
+        }
+    }
+
+    /// The reply, waiting up to 30 s for the gateway to come up.
+    async fn answer(&self, code: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.try_ask(code).await {
+                Ok(text) => return text,
+                Err(error) => assert!(
+                    Instant::now() < deadline,
+                    "no answer to {code}: {error}\n{}",
+                    self.logs()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn try_ask(&self, code: &str) -> Result<String, motcua_sms::smpp::client::ClientError> {
+        let addr = format!("127.0.0.1:{}", self.smpp_port).parse().unwrap();
+        send_and_receive(
+            addr,
+            support::SYSTEM_ID,
+            support::PASSWORD,
+            // A new sender each time: the same text from the same number
+            // within journal.redelivery_window_secs is one message redelivered.
+            &format!(
+                "8498{:07}",
+                ASKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+            support::SERVICE_NUMBER,
+            &format!("TC {code}"),
+            Duration::from_secs(5),
+        )
+        .await
+        .map(|r| r.text)
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core::start(400, 1_000_000).await;
+    let history_stop = CancellationToken::new();
+    let history = tokio::spawn(History::default().follow(core.addr, history_stop.clone()));
+    // Small snapshot pages, so that a kill can land mid-snapshot.
+    let mut gateway = GatewayProcess::new(
+        dir.path(),
+        &core.url(),
+        &[
+            ("MOTCUA_SYNC__FEED__SNAPSHOT_PAGE", "20"),
+            ("MOTCUA_SYNC__FEED__BATCH", "50"),
+        ],
+    );
+    gateway.start();
+    // A first kill early, most likely mid-snapshot.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    gateway.kill();
+    gateway.start();
+    gateway.wait_streaming(Duration::from_secs(60)).await;
+
+    // Codes of open dossiers, to watch while they move.
+    let watched: Vec<String> = core
+        .first_page(400)
+        .await
+        .records
+        .iter()
+        .filter(|r| {
+            r.fields
+                .get("TrangThaiHoSo")
+                .and_then(|v| v.as_u64())
+                .is_some_and(|s| s < 4)
+        })
+        .take(6)
+        .map(|r| r.code.clone())
+        .collect();
+    assert!(watched.len() >= 3, "too few open dossiers: {watched:?}");
+
+    // The core changes at ~400/s while the gateway is killed three times.
+    let stepping = CancellationToken::new();
+    let stepper = {
+        let stop = stepping.clone();
+        let url = core.addr;
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut steps = 0u64;
+            while !stop.is_cancelled() {
+                let _ = http
+                    .post(format!("http://{url}/admin/step?n=20"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await;
+                steps += 20;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            steps
+        })
+    };
+    let mut observed: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let started = Instant::now();
+    let mut kills = 0;
+    let kill_at = [
+        Duration::from_secs(2),
+        Duration::from_secs(5),
+        Duration::from_secs(8),
+    ];
+    while started.elapsed() < Duration::from_secs(11) {
+        if kills < kill_at.len() && started.elapsed() >= kill_at[kills] {
+            gateway.kill();
+            kills += 1;
+            gateway.start();
+        }
+        for code in &watched {
+            if let Some(text) = gateway.ask(code).await {
+                let status = status_in_reply(&text)
+                    .unwrap_or_else(|| panic!("no status in the reply {text:?}"));
+                observed.entry(code.clone()).or_default().push(status);
+            }
+        }
+    }
+    stepping.cancel();
+    let steps = stepper.await.unwrap();
+    assert!(steps >= 1000, "the core changed only {steps} times");
+    gateway.wait_converged(&core, Duration::from_secs(60)).await;
+    gateway.assert_same_records(&core).await;
+
+    // Replies after convergence, then the history is complete.
+    for code in &watched {
+        let text = gateway.answer(code).await;
+        observed
+            .entry(code.clone())
+            .or_default()
+            .push(status_in_reply(&text).unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    history_stop.cancel();
+    let history = history.await.unwrap();
+    let mut seen = 0;
+    for (code, statuses) in &observed {
+        let states = history.of(code);
+        seen += statuses.len();
+        assert_eq!(
+            first_step_back(&states, statuses),
+            None,
+            "dossier {code}: replies showed {statuses:?}, the core went through {states:?}"
+        );
+    }
+    assert!(seen >= 30, "only {seen} replies observed");
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains("motcua_sync_changes_applied_total"),
+        "{metrics}"
+    );
+    gateway.stop();
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_cursor_and_a_new_epoch_each_bring_a_new_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = Core::start(100, 50).await;
+    let mut gateway = GatewayProcess::new(dir.path(), &core.url(), &[]);
+    gateway.start();
+    gateway.wait_converged(&core, Duration::from_secs(30)).await;
+
+    // While the gateway is down the core moves past its retained log.
+    gateway.stop();
+    core.step(300).await;
+    gateway.start();
+    gateway.wait_converged(&core, Duration::from_secs(30)).await;
+    gateway.assert_same_records(&core).await;
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains("motcua_sync_snapshots_total{reason=\"cursor_expired\"} 1"),
+        "{metrics}"
+    );
+
+    // The core's history is reset: a new epoch.
+    core.reset_epoch().await;
+    core.step(40).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = gateway.metrics().await;
+        if metrics.contains("motcua_sync_snapshots_total{reason=\"epoch_changed\"}") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new snapshot on the epoch change\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gateway.wait_converged(&core, Duration::from_secs(30)).await;
+    gateway.assert_same_records(&core).await;
+    let store = gateway.store().await;
+    let status = store.sync_status("feed").await.unwrap().unwrap();
+    assert_eq!(status.checkpoint.epoch, core.digest(1).await.epoch);
+    store.close().await;
+
+    // `motcua-sms status` tells the story.
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("MOTCUA_DATABASE__URL", gateway.db_url())
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("following changes"), "{text}");
+    assert!(text.contains("read model: "), "{text}");
+    gateway.stop();
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // The core as a process of its own, so that it can be frozen (SIGSTOP).
+    let core_port = free_port();
+    let mut core = Command::new(BIN)
+        .args([
+            "core-sim",
+            "--listen",
+            &format!("127.0.0.1:{core_port}"),
+            "--dossiers",
+            "30",
+            "--changes-per-sec",
+            "0",
+            "--token",
+            TOKEN,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let core_url = format!("http://127.0.0.1:{core_port}/");
+    let first: motcua_sms::feed::SnapshotPage = loop {
+        let answer = reqwest::Client::new()
+            .get(format!("{core_url}v1/snapshot?limit=1"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await;
+        if let Ok(response) = answer {
+            break response.json().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let code = first.records[0].code.clone();
+    let mut gateway = GatewayProcess::new(
+        dir.path(),
+        &core_url,
+        &[("MOTCUA_SYNC__STALE_AFTER_SECS", "2")],
+    );
+    gateway.start();
+    gateway.wait_streaming(Duration::from_secs(30)).await;
+    let fresh = gateway.answer(&code).await;
+    assert!(status_in_reply(&fresh).is_some_and(|s| s > 0), "{fresh}");
+    assert!(!fresh.contains("cập nhật lúc"), "{fresh}");
+
+    let pid = core.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stale = loop {
+        let text = gateway.answer(&code).await;
+        if text.contains("cập nhật lúc") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "never labelled stale: {text}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(status_in_reply(&stale).is_some_and(|s| s > 0), "{stale}");
+    let metrics = gateway.metrics().await;
+    assert!(metrics.contains("motcua_sync_stale 1"), "{metrics}");
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("MOTCUA_DATABASE__URL", gateway.db_url())
+        .env("MOTCUA_SYNC__STALE_AFTER_SECS", "2")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "status exits 3 when stale");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("STALE"));
+
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = gateway.answer(&code).await;
+        if !text.contains("cập nhật lúc") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still labelled after recovery: {text}\n{}",
+            gateway.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    gateway.stop();
+    let _ = core.kill();
+    let _ = core.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_batches_apply_once_and_unsigned_ones_are_refused() {
+    use motcua_sms::sync::push::{sign, PushOutcome, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "push-secret-0123456789";
+    // No feed: the core pushes.
+    let mut gateway = GatewayProcess::new(
+        dir.path(),
+        "http://127.0.0.1:9/",
+        &[
+            ("MOTCUA_SYNC__MODE", "off"),
+            ("MOTCUA_SYNC__PUSH__ENABLED", "true"),
+            ("MOTCUA_SYNC__PUSH__SECRET", secret),
+        ],
+    );
+    gateway.start();
+    let url = format!("http://127.0.0.1:{}/v1/push", gateway.http_port);
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({
+        "batch_id": "b-1",
+        "epoch": "core-1",
+        "records": [
+            {"MaHoSo": "000.00.12.H58-240315-0101", "TrangThaiHoSo": 4, "version": 3,
+             "NgayHenTra": "20991231170000"},
+            {"MaHoSo": "000.00.12.H58-240315-0102", "TrangThaiHoSo": 2, "version": 1},
+            {"MaHoSo": "000.00.12.H58-240315-0102", "version": 2, "deleted": true},
+            {"MaHoSo": "000.00.12.H58-240315-0103", "TrangThaiHoSo": 77, "version": 1}
+        ]
+    })
+    .to_string();
+    let post = |body: String, signature: Option<String>| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let signature =
+                signature.unwrap_or_else(|| sign(secret.as_bytes(), now, body.as_bytes()));
+            loop {
+                let sent = http
+                    .post(&url)
+                    .header(TIMESTAMP_HEADER, now.to_string())
+                    .header(SIGNATURE_HEADER, &signature)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) => return response,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+    };
+    let first = post(body.clone(), None).await;
+    assert_eq!(first.status(), 200);
+    let outcome: PushOutcome = first.json().await.unwrap();
+    // 0102 is created then deleted in the same batch: one deletion, no write.
+    assert_eq!(
+        (outcome.written, outcome.deleted, outcome.unchanged),
+        (1, 1, 0)
+    );
+    assert_eq!(outcome.rejected.len(), 1);
+    assert!(
+        outcome.rejected[0].reason.contains("TrangThaiHoSo"),
+        "{outcome:?}"
+    );
+    // The same batch again (a retry): nothing changes.
+    let again: PushOutcome = post(body.clone(), None).await.json().await.unwrap();
+    assert_eq!((again.written, again.deleted, again.unchanged), (0, 0, 3));
+    // Unsigned, badly signed, malformed.
+    let forged = post(body.clone(), Some(format!("sha256={}", "0".repeat(64)))).await;
+    assert_eq!(forged.status(), 401);
+    let malformed = post("{\"records\": 3}".to_owned(), None).await;
+    assert_eq!(malformed.status(), 400);
+
+    let text = gateway.answer("000.00.12.H58-240315-0101").await;
+    assert_eq!(status_in_reply(&text), Some(4), "{text}");
+    let text = gateway.answer("000.00.12.H58-240315-0102").await;
+    assert_eq!(status_in_reply(&text), Some(0), "{text}");
+    gateway.stop();
+}
