@@ -10,7 +10,12 @@
 //! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
 //! - [`feed`]: the core feed protocol (docs/core-feed.md): wire types, the
-//!   reconciliation digest, and `motcua-sms core-sim`, a synthetic core.
+//!   reconciliation digest, the HTTP layer every core shares
+//!   (`feed::server`: the `FeedSource` trait and its axum router), and
+//!   `motcua-sms core-sim`, a synthetic core.
+//! - [`relay`]: `motcua-sms relay`, the feed served from a PostgreSQL core
+//!   that installed migrations/core-postgres/ (commit-safe change reading,
+//!   LISTEN/NOTIFY long-poll, streamed digest).
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`journal`]: the durable record of messages and the reply outbox (group
@@ -47,6 +52,7 @@ pub mod journal;
 pub mod loadgen;
 pub mod outbox;
 pub mod portal_record;
+pub mod relay;
 pub mod reply;
 pub mod responder;
 pub mod smpp;

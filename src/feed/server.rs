@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -198,6 +200,24 @@ pub async fn stamp<S: FeedSource>(source: &S, error: FeedError) -> ApiError {
         Ok(epoch) => ApiError(error.with_epoch(&epoch)),
         Err(down) => ApiError(down),
     }
+}
+
+/// A socket the feed cannot listen on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// The cause.
+    pub source: std::io::Error,
+}
+
+/// Binds `addr` (port 0: any free port): the listener and its actual address.
+pub async fn listen(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ListenError> {
+    let fail = |source| ListenError { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(fail)?;
+    let local = listener.local_addr().map_err(fail)?;
+    Ok((listener, local))
 }
 
 /// What the handlers share.

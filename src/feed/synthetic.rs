@@ -38,7 +38,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{
-    self, bad_request, int_param, params, ApiError, ChangeSignal, ChangeWatch, FeedSource, Params,
+    self, bad_request, int_param, params, ApiError, ChangeSignal, ChangeWatch, FeedSource,
+    ListenError, Params,
 };
 use super::{
     digest, BucketDigest, ChangesPage, Cursor, Digest, DigestBucket, DigestEntry, ErrorKind,
@@ -72,13 +73,8 @@ pub enum CoreSimError {
     #[error("invalid setting: {0}")]
     Settings(String),
     /// The listening socket.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// The HTTP server failed.
     #[error("serving the feed: {0}")]
     Serve(#[source] std::io::Error),
@@ -105,17 +101,7 @@ impl CoreSim {
         if settings.retain == 0 {
             return Err(CoreSimError::Settings("retain must be at least 1".into()));
         }
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| CoreSimError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| CoreSimError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+        let (listener, local_addr) = server::listen(settings.listen).await?;
         let state = CoreState::new(settings.dossiers, settings.seed, settings.retain);
         Ok(CoreSim {
             listener,
