@@ -10,7 +10,12 @@
 //! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
 //! - [`feed`]: the core feed protocol (docs/core-feed.md): wire types, the
-//!   reconciliation digest, and `motcua-sms core-sim`, a synthetic core.
+//!   reconciliation digest, the HTTP layer every core shares
+//!   (`feed::server`: the `FeedSource` trait and its axum router), and
+//!   `motcua-sms core-sim`, a synthetic core.
+//! - [`relay`]: `motcua-sms relay`, the feed served from a PostgreSQL core
+//!   that installed migrations/core-postgres/ (commit-safe change reading,
+//!   LISTEN/NOTIFY long-poll, streamed digest).
 //! - [`sync`]: keeps the read model in step with the one-stop core: the
 //!   feed follower (snapshot, changes, digest repair, backoff), the push
 //!   webhook, freshness for the "last updated" label, sync metrics.
@@ -52,6 +57,7 @@ pub mod loadgen;
 pub mod ops_http;
 pub mod outbox;
 pub mod portal_record;
+pub mod relay;
 pub mod reply;
 pub mod responder;
 pub mod smpp;

@@ -76,6 +76,49 @@ enum Command {
     /// Serve the core feed protocol (docs/core-feed.md) as a synthetic core
     /// whose dossiers move through their statuses, for demos, tests and benchmarks.
     CoreSim(CoreSimArgs),
+    /// Serve the core feed protocol from a PostgreSQL core that installed
+    /// migrations/core-postgres/ (docs/core-feed.md, "Relay").
+    Relay(RelayArgs),
+}
+
+/// Environment variables the subcommands read through clap. They share the
+/// configuration's `MOTCUA_` prefix, where an unknown key is an error, so
+/// they are removed once read, before the configuration is loaded.
+const SUBCOMMAND_ENV: [&str; 4] = [
+    "MOTCUA_CORE_TOKEN",
+    "MOTCUA_RELAY_DATABASE_URL",
+    "MOTCUA_RELAY_LISTEN",
+    "MOTCUA_RELAY_TOKEN",
+];
+
+#[derive(clap::Args)]
+struct RelayArgs {
+    /// The core's database, as the motcua_relay role
+    /// (postgres://motcua_relay:PASSWORD@HOST:5432/DB).
+    #[arg(long, env = "MOTCUA_RELAY_DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
+    database_url: sqlx::postgres::PgConnectOptions,
+    /// Address to listen on (HTTP; put TLS in front).
+    #[arg(long, env = "MOTCUA_RELAY_LISTEN", default_value = "127.0.0.1:8091")]
+    listen: std::net::SocketAddr,
+    /// Bearer token clients must send.
+    #[arg(long, env = "MOTCUA_RELAY_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Database connections at most (plus one for LISTEN).
+    #[arg(long, default_value_t = 8)]
+    max_connections: u32,
+    /// Milliseconds between re-checks of the log's head (besides NOTIFY).
+    #[arg(long, default_value_t = 250)]
+    recheck_ms: u64,
+}
+
+/// Reads a `postgres://` URL (the message never repeats a password).
+fn parse_database_url(s: &str) -> Result<sqlx::postgres::PgConnectOptions, String> {
+    use std::str::FromStr;
+    if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+        return Err("expected a postgres:// URL".to_owned());
+    }
+    sqlx::postgres::PgConnectOptions::from_str(s)
+        .map_err(|e| format!("not a usable PostgreSQL URL: {e}"))
 }
 
 #[derive(clap::Args)]
@@ -222,6 +265,10 @@ enum SmsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    for name in SUBCOMMAND_ENV {
+        // Still one thread: nothing reads the environment concurrently.
+        std::env::remove_var(name);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -246,6 +293,7 @@ fn main() -> ExitCode {
             Command::Loadgen(args) => loadgen(args).await,
             Command::CoreSim(args) => core_sim(args).await,
             Command::Status => status(&config).await,
+            Command::Relay(args) => relay(args).await,
             Command::Sms {
                 command:
                     SmsCommand::Send {
@@ -490,6 +538,23 @@ async fn core_sim(args: CoreSimArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     core.run(shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the relay until SIGTERM or Ctrl-C.
+async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
+    use motcua_sms::relay::{Relay, RelaySettings};
+    let mut settings = RelaySettings::new(args.database_url, args.listen, args.token);
+    settings.max_connections = args.max_connections;
+    settings.recheck = Duration::from_millis(args.recheck_ms);
+    let relay = Relay::bind(settings).await?;
+    eprintln!(
+        "relay: serving the core feed on http://{}/v1/",
+        relay.local_addr()
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    relay.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

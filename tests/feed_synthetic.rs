@@ -3,8 +3,9 @@
 //! changes in order without gaps, 410 for a cursor too old or of another
 //! epoch, the digest, 400 and 401 with JSON error bodies.
 
+mod feed_support;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use motcua_sms::feed::synthetic::{CoreSim, Settings};
@@ -12,17 +13,16 @@ use motcua_sms::feed::{
     bucket_of, digest_records, ChangesPage, Cursor, Digest, DigestBucket, FeedError, FeedRecord,
     SnapshotPage,
 };
-use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use feed_support::{apply, http, FeedClient};
 
 const TOKEN: &str = "s3cret-token";
 
 /// A running core and the means to stop it.
 struct Core {
-    addr: SocketAddr,
+    feed: FeedClient,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -44,7 +44,10 @@ impl Core {
         let stop = shutdown.clone();
         let task = tokio::spawn(async move { core.run(stop).await.expect("core serves") });
         Core {
-            addr,
+            feed: FeedClient {
+                addr,
+                token: TOKEN.to_owned(),
+            },
             shutdown,
             task,
         }
@@ -57,102 +60,12 @@ impl Core {
             .expect("core stops")
             .unwrap();
     }
-
-    /// `method target` with the right token: (status, JSON body).
-    async fn call(&self, method: &str, target: &str) -> (u16, Value) {
-        let (status, _, body) = http(self.addr, method, target, Some(TOKEN)).await;
-        (status, body)
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(&self, target: &str) -> T {
-        let (status, body) = self.call("GET", target).await;
-        assert_eq!(status, 200, "GET {target}: {body}");
-        serde_json::from_value(body).unwrap()
-    }
-
-    /// Every page of a snapshot (pages of `limit`).
-    async fn snapshot(&self, limit: usize) -> (String, String, Vec<FeedRecord>) {
-        let first: SnapshotPage = self.get(&format!("/v1/snapshot?limit={limit}")).await;
-        let (epoch, head) = (first.epoch.clone(), first.head_cursor.clone());
-        let mut records = first.records;
-        let mut token = first.next_page_token;
-        while let Some(t) = token {
-            let page: SnapshotPage = self
-                .get(&format!("/v1/snapshot?limit={limit}&page_token={t}"))
-                .await;
-            assert_eq!(page.epoch, epoch);
-            assert_eq!(
-                page.head_cursor, head,
-                "every page carries the start's head"
-            );
-            records.extend(page.records);
-            token = page.next_page_token;
-        }
-        (epoch, head, records)
-    }
-}
-
-/// A minimal HTTP/1.1 exchange (one request per connection).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    token: Option<&str>,
-) -> (u16, Vec<(String, String)>, Value) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Length: 0\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
-        .await
-        .expect("the core answers")
-        .unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a full response");
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    assert!(
-        headers
-            .iter()
-            .any(|(k, v)| k == "content-type" && v.starts_with("application/json")),
-        "{method} {target}: JSON expected, headers {headers:?}"
-    );
-    (status, headers, serde_json::from_str(body).unwrap())
-}
-
-/// Applies records with the version guard; returns how many applied.
-fn apply(state: &mut BTreeMap<String, FeedRecord>, records: &[FeedRecord]) -> usize {
-    let mut applied = 0;
-    for r in records {
-        let newer = state
-            .get(&r.code)
-            .is_none_or(|held| r.version > held.version);
-        if newer {
-            state.insert(r.code.clone(), r.clone());
-            applied += 1;
-        }
-    }
-    applied
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
     let core = Core::start(30, 0.0, 10_000).await;
-    let (epoch, head, records) = core.snapshot(7).await;
+    let (epoch, head, records) = core.feed.snapshot(7).await;
     assert_eq!(records.len(), 30);
     let codes: Vec<&str> = records.iter().map(|r| r.code.as_str()).collect();
     let mut sorted = codes.clone();
@@ -165,7 +78,7 @@ async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
 
     // Nothing after the head yet: a long-poll waits, then is woken by a change.
     let poll = {
-        let addr = core.addr;
+        let addr = core.feed.addr;
         let target = format!("/v1/changes?after={head}&wait=20");
         tokio::spawn(async move {
             let started = Instant::now();
@@ -174,7 +87,7 @@ async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, stepped) = core.call("POST", "/admin/step?n=120").await;
+    let (status, stepped) = core.feed.call("POST", "/admin/step?n=120").await;
     assert_eq!(status, 200, "{stepped}");
     let total = stepped["applied"].as_u64().unwrap();
     let (status, body, waited) = poll.await.unwrap();
@@ -191,6 +104,7 @@ async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
     let mut seen = 0u64;
     loop {
         let page: ChangesPage = core
+            .feed
             .get(&format!("/v1/changes?after={cursor}&limit=25"))
             .await;
         assert_eq!(page.epoch, epoch);
@@ -215,25 +129,26 @@ async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
     );
 
     // At the head, wait=0 answers at once with nothing and the same position.
-    let idle: ChangesPage = core.get(&format!("/v1/changes?after={cursor}")).await;
+    let idle: ChangesPage = core.feed.get(&format!("/v1/changes?after={cursor}")).await;
     assert!(idle.records.is_empty() && !idle.has_more);
     assert_eq!(idle.next_cursor, cursor);
 
     // A short long-poll with nothing to say: 200, empty, after about `wait`.
     let started = Instant::now();
     let quiet: ChangesPage = core
+        .feed
         .get(&format!("/v1/changes?after={cursor}&wait=1"))
         .await;
     assert!(quiet.records.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(900));
 
     // The digest of what the client holds equals the core's.
-    let digest: Digest = core.get("/v1/digest?buckets=16").await;
+    let digest: Digest = core.feed.get("/v1/digest?buckets=16").await;
     assert_eq!(digest.head_cursor, cursor);
     assert_eq!(digest.digests, digest_records(state.values(), 16));
     let live = state.values().filter(|r| !r.deleted).count() as u64;
     assert_eq!(digest.digests.iter().map(|d| d.count).sum::<u64>(), live);
-    let bucket: DigestBucket = core.get("/v1/digest/5?buckets=16").await;
+    let bucket: DigestBucket = core.feed.get("/v1/digest/5?buckets=16").await;
     let mine: Vec<(&str, i64)> = state
         .values()
         .filter(|r| !r.deleted && bucket_of(&r.code, 16) == 5)
@@ -247,7 +162,7 @@ async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
     assert_eq!(theirs, mine);
 
     // And a fresh snapshot's digest is the same.
-    let (_, again_head, again) = core.snapshot(1000).await;
+    let (_, again_head, again) = core.feed.snapshot(1000).await;
     assert_eq!(again_head, cursor);
     assert_eq!(digest_records(&again, 16), digest.digests);
     core.stop().await;
@@ -256,7 +171,7 @@ async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moving_core_streams_increasing_versions() {
     let core = Core::start(50, 400.0, 100_000).await;
-    let (_, head, records) = core.snapshot(500).await;
+    let (_, head, records) = core.feed.snapshot(500).await;
     let mut state: BTreeMap<String, FeedRecord> =
         records.into_iter().map(|r| (r.code.clone(), r)).collect();
     let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();
@@ -266,6 +181,7 @@ async fn a_moving_core_streams_increasing_versions() {
     while received < 200 {
         assert!(Instant::now() < deadline, "changes keep coming");
         let page: ChangesPage = core
+            .feed
             .get(&format!("/v1/changes?after={cursor}&wait=5&limit=50"))
             .await;
         for r in &page.records {
@@ -283,10 +199,13 @@ async fn a_moving_core_streams_increasing_versions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
     let core = Core::start(10, 0.0, 5).await;
-    let (epoch, head, _) = core.snapshot(100).await;
-    let (status, _) = core.call("POST", "/admin/step?n=20").await;
+    let (epoch, head, _) = core.feed.snapshot(100).await;
+    let (status, _) = core.feed.call("POST", "/admin/step?n=20").await;
     assert_eq!(status, 200);
-    let (status, body) = core.call("GET", &format!("/v1/changes?after={head}")).await;
+    let (status, body) = core
+        .feed
+        .call("GET", &format!("/v1/changes?after={head}"))
+        .await;
     assert_eq!(status, 410, "{body}");
     let error: FeedError = serde_json::from_value(body).unwrap();
     assert_eq!(error.error.status(), 410);
@@ -294,20 +213,21 @@ async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
     assert_eq!(error.epoch.as_deref(), Some(epoch.as_str()));
 
     // A cursor within the retained log still works.
-    let digest: Digest = core.get("/v1/digest").await;
+    let digest: Digest = core.feed.get("/v1/digest").await;
     let recent: ChangesPage = core
+        .feed
         .get(&format!("/v1/changes?after={}", digest.head_cursor))
         .await;
     assert!(recent.records.is_empty());
 
     // A long-poll waiting across a reset learns of it.
     let poll = {
-        let addr = core.addr;
+        let addr = core.feed.addr;
         let target = format!("/v1/changes?after={}&wait=20", digest.head_cursor);
         tokio::spawn(async move { http(addr, "GET", &target, Some(TOKEN)).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, reset) = core.call("POST", "/admin/reset-epoch").await;
+    let (status, reset) = core.feed.call("POST", "/admin/reset-epoch").await;
     assert_eq!(status, 200);
     let new_epoch = reset["epoch"].as_str().unwrap().to_owned();
     assert_ne!(new_epoch, epoch);
@@ -317,6 +237,7 @@ async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
     assert_eq!(body["epoch"], new_epoch.as_str());
 
     let (status, body) = core
+        .feed
         .call("GET", &format!("/v1/changes?after={}", digest.head_cursor))
         .await;
     assert_eq!(
@@ -325,13 +246,16 @@ async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
     );
 
     // Re-snapshot: the new epoch, the same dossiers, a working head.
-    let (again_epoch, again_head, records) = core.snapshot(3).await;
+    let (again_epoch, again_head, records) = core.feed.snapshot(3).await;
     assert_eq!(again_epoch, new_epoch);
     assert_eq!(
         records.len() as u64,
         digest.digests.iter().map(|d| d.count).sum::<u64>()
     );
-    let page: ChangesPage = core.get(&format!("/v1/changes?after={again_head}")).await;
+    let page: ChangesPage = core
+        .feed
+        .get(&format!("/v1/changes?after={again_head}"))
+        .await;
     assert_eq!(page.epoch, new_epoch);
     core.stop().await;
 }
@@ -339,7 +263,7 @@ async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_get_400_and_bad_tokens_401() {
     let core = Core::start(5, 0.0, 100).await;
-    let snapshot: SnapshotPage = core.get("/v1/snapshot").await;
+    let snapshot: SnapshotPage = core.feed.get("/v1/snapshot").await;
     let head = snapshot.head_cursor;
     // Cursors are opaque to clients; this test knows the core's encoding.
     let ahead = Cursor {
@@ -362,7 +286,7 @@ async fn bad_parameters_get_400_and_bad_tokens_401() {
         ("/v1/digest/abc".to_owned(), "bucket"),
         ("/v1/digest/16?buckets=16".to_owned(), "bucket"),
     ] {
-        let (status, body) = core.call("GET", &target).await;
+        let (status, body) = core.feed.call("GET", &target).await;
         assert_eq!(status, 400, "{target}: {body}");
         assert_eq!(body["error"], "bad_request", "{target}");
         assert!(
@@ -384,7 +308,7 @@ async fn bad_parameters_get_400_and_bad_tokens_401() {
             } else {
                 "GET"
             };
-            let (status, headers, body) = http(core.addr, method, target, token).await;
+            let (status, headers, body) = http(core.feed.addr, method, target, token).await;
             assert_eq!(status, 401, "{target} with {token:?}: {body}");
             assert_eq!(body["error"], "unauthorized");
             assert!(headers
@@ -393,7 +317,148 @@ async fn bad_parameters_get_400_and_bad_tokens_401() {
         }
     }
 
-    let (status, body) = core.call("GET", "/v2/changes").await;
+    let (status, body) = core.feed.call("GET", "/v2/changes").await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_answers_503_until_it_ends() {
+    let core = Core::start(10, 0.0, 1000).await;
+    let (epoch, head, records) = core.feed.snapshot(100).await;
+
+    // A long-poll waiting when the core goes down learns of it.
+    let poll = {
+        let addr = core.feed.addr;
+        let target = format!("/v1/changes?after={head}&wait=20");
+        tokio::spawn(async move { http(addr, "GET", &target, Some(TOKEN)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = core.feed.call("POST", "/admin/outage?on=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outage"], true);
+    let (status, _, body) = poll.await.unwrap();
+    assert_eq!((status, body["error"].as_str()), (503, Some("unavailable")));
+
+    for target in [
+        format!("/v1/changes?after={head}"),
+        "/v1/changes?after=zzz".to_owned(),
+        "/v1/snapshot".to_owned(),
+        "/v1/digest".to_owned(),
+        "/v1/digest/0?buckets=4".to_owned(),
+        "/v1/elsewhere".to_owned(),
+    ] {
+        let (status, body) = core.feed.call("GET", &target).await;
+        assert_eq!(status, 503, "{target}: {body}");
+        assert_eq!(body["error"], "unavailable", "{target}");
+    }
+    // Down, but not open: a wrong token is still refused.
+    let (status, _, body) = http(core.feed.addr, "GET", "/v1/snapshot", Some("wrong")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, body) = core.feed.call("POST", "/admin/outage?on=maybe").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
+    assert!(body["message"].as_str().unwrap().contains("on"), "{body}");
+
+    let (status, body) = core.feed.call("POST", "/admin/outage?on=false").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outage"], false);
+    let (again_epoch, again_head, again) = core.feed.snapshot(100).await;
+    assert_eq!((again_epoch, again_head), (epoch, head.clone()));
+    assert_eq!(again, records, "nothing changed while down");
+    let page: ChangesPage = core.feed.get(&format!("/v1/changes?after={head}")).await;
+    assert!(page.records.is_empty());
+    assert_eq!(page.pending, Some(0));
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_change_shows_only_in_the_digest() {
+    let core = Core::start(30, 0.0, 1000).await;
+    let (_, head, records) = core.feed.snapshot(100).await;
+    let mut state: BTreeMap<String, FeedRecord> =
+        records.into_iter().map(|r| (r.code.clone(), r)).collect();
+    let (status, _) = core.feed.call("POST", "/admin/step?n=10").await;
+    assert_eq!(status, 200);
+    let page: ChangesPage = core
+        .feed
+        .get(&format!("/v1/changes?after={head}&limit=4"))
+        .await;
+    assert_eq!(page.records.len(), 4);
+    assert!(page.has_more);
+    assert_eq!(page.pending, Some(6), "exactly the changes left");
+    let (rest, cursor) = core.feed.follow(head, 100).await;
+    apply(&mut state, &rest);
+    let digest: Digest = core.feed.get("/v1/digest?buckets=8").await;
+    assert_eq!(digest.digests, digest_records(state.values(), 8));
+
+    let code = state.values().find(|r| !r.deleted).unwrap().code.clone();
+    let held = state[&code].clone();
+    let (status, state_body) = core
+        .feed
+        .call("GET", &format!("/admin/state?code={code}"))
+        .await;
+    assert_eq!(status, 200, "{state_body}");
+    let before: FeedRecord = serde_json::from_value(state_body).unwrap();
+    assert_eq!(before, held, "the core's record is the one the feed sent");
+
+    let (status, changed) = core
+        .feed
+        .call("POST", &format!("/admin/silent-change?code={code}"))
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["code"], code.as_str());
+    assert_eq!(changed["version"], held.version + 1);
+    let (_, state_body) = core
+        .feed
+        .call("GET", &format!("/admin/state?code={code}"))
+        .await;
+    let after: FeedRecord = serde_json::from_value(state_body).unwrap();
+    assert_eq!(after.version, held.version + 1);
+    assert_eq!(after.fields["TrangThaiHoSo"], changed["status"]);
+
+    // Not in the log ...
+    let idle: ChangesPage = core.feed.get(&format!("/v1/changes?after={cursor}")).await;
+    assert!(idle.records.is_empty());
+    // ... but the digest differs, in exactly that dossier's bucket.
+    let digest: Digest = core.feed.get("/v1/digest?buckets=8").await;
+    let mine = digest_records(state.values(), 8);
+    let differing: Vec<u32> = digest
+        .digests
+        .iter()
+        .zip(&mine)
+        .filter(|(theirs, mine)| theirs != mine)
+        .map(|(theirs, _)| theirs.bucket)
+        .collect();
+    let bucket = bucket_of(&code, 8);
+    assert_eq!(differing, vec![bucket]);
+    let listing: DigestBucket = core
+        .feed
+        .get(&format!("/v1/digest/{bucket}?buckets=8"))
+        .await;
+    let entry = listing.entries.iter().find(|e| e.code == code).unwrap();
+    assert_eq!(entry.version, held.version + 1);
+
+    // Unknown or missing codes.
+    for target in [
+        "/admin/silent-change?code=000.00.00.H00-000000-0000",
+        "/admin/state?code=000.00.00.H00-000000-0000",
+    ] {
+        let method = if target.contains("silent") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, body) = core.feed.call(method, target).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("not_found")),
+            "{target}"
+        );
+    }
+    let (status, body) = core.feed.call("GET", "/admin/state").await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")));
     core.stop().await;
 }

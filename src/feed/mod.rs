@@ -2,11 +2,14 @@
 //! gateway reads ([`ChangesPage`], [`SnapshotPage`], [`Digest`],
 //! [`DigestBucket`], [`FeedRecord`], [`FeedError`]), the reconciliation
 //! digest as pure functions ([`bucket_of`], [`digest`], [`bucket_hash`]), the
-//! cursor encoding the synthetic core uses ([`Cursor`]), and the synthetic
-//! core itself ([`synthetic`], `motcua-sms core-sim`).
+//! cursor encoding the synthetic core uses ([`Cursor`]), the HTTP layer any
+//! core implementation plugs into ([`server`]: the [`server::FeedSource`]
+//! trait and its axum router), and the synthetic core itself ([`synthetic`],
+//! `motcua-sms core-sim`). The PostgreSQL relay is [`crate::relay`].
 //!
 //! Cursors are opaque to clients: only the core that issued one parses it.
 
+pub mod server;
 pub mod synthetic;
 
 use serde::{Deserialize, Serialize};
@@ -82,6 +85,10 @@ pub struct ChangesPage {
     pub next_cursor: String,
     /// More changes are available now.
     pub has_more: bool,
+    /// Approximately how many changes follow `next_cursor` now (a client's
+    /// lag); absent when the core does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<u64>,
 }
 
 /// `GET /v1/snapshot`.
@@ -229,10 +236,7 @@ pub fn bucket_hash<'a>(entries: impl IntoIterator<Item = (&'a str, i64)>) -> Str
     sorted.sort_unstable();
     let mut hasher = Sha256::new();
     for (code, version) in sorted {
-        hasher.update(code.as_bytes());
-        hasher.update(b"\t");
-        hasher.update(version.to_string().as_bytes());
-        hasher.update(b"\n");
+        hash_line(&mut hasher, code, version);
     }
     to_hex(&hasher.finalize())
 }
@@ -243,20 +247,90 @@ pub fn digest<'a>(
     entries: impl IntoIterator<Item = (&'a str, i64)>,
     buckets: u32,
 ) -> Vec<BucketDigest> {
-    let buckets = buckets.max(1);
-    let mut split: Vec<Vec<(&str, i64)>> = vec![Vec::new(); buckets as usize];
-    for (code, version) in entries {
-        split[bucket_of(code, buckets) as usize].push((code, version));
+    let mut sorted: Vec<(&str, i64)> = entries.into_iter().collect();
+    sorted.sort_unstable();
+    let mut builder = DigestBuilder::new(buckets);
+    for (code, version) in sorted {
+        builder
+            .push(code, version)
+            .expect("sorted entries are in order");
     }
-    split
-        .into_iter()
-        .enumerate()
-        .map(|(bucket, entries)| BucketDigest {
-            bucket: bucket as u32,
-            count: entries.len() as u64,
-            hash: bucket_hash(entries),
-        })
-        .collect()
+    builder.finish()
+}
+
+/// [`digest`] over entries that arrive already sorted by code (byte order),
+/// one at a time: memory is per bucket, not per entry, so a core can stream
+/// a million rows through it.
+pub struct DigestBuilder {
+    buckets: u32,
+    hashers: Vec<(Sha256, u64)>,
+    last: Option<String>,
+}
+
+/// An entry pushed into a [`DigestBuilder`] out of order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("digest entries out of order: {code:?} after {previous:?}")]
+pub struct OutOfOrder {
+    /// The code that came too late.
+    pub code: String,
+    /// The code before it.
+    pub previous: String,
+}
+
+impl DigestBuilder {
+    /// A builder of `buckets` (at least 1) buckets.
+    pub fn new(buckets: u32) -> Self {
+        let buckets = buckets.max(1);
+        DigestBuilder {
+            buckets,
+            hashers: vec![(Sha256::new(), 0); buckets as usize],
+            last: None,
+        }
+    }
+
+    /// Adds one live entry; codes must come in byte order. One out of
+    /// order is refused (nothing added): the digest would be wrong.
+    pub fn push(&mut self, code: &str, version: i64) -> Result<(), OutOfOrder> {
+        if let Some(previous) = &self.last {
+            if code.as_bytes() < previous.as_bytes() {
+                return Err(OutOfOrder {
+                    code: code.to_owned(),
+                    previous: previous.clone(),
+                });
+            }
+        }
+        let (hasher, count) = &mut self.hashers[bucket_of(code, self.buckets) as usize];
+        hash_line(hasher, code, version);
+        *count += 1;
+        match &mut self.last {
+            Some(last) => {
+                last.clear();
+                last.push_str(code);
+            }
+            None => self.last = Some(code.to_owned()),
+        }
+        Ok(())
+    }
+
+    /// The digest of every bucket, in bucket order.
+    pub fn finish(self) -> Vec<BucketDigest> {
+        self.hashers
+            .into_iter()
+            .enumerate()
+            .map(|(bucket, (hasher, count))| BucketDigest {
+                bucket: bucket as u32,
+                count,
+                hash: to_hex(&hasher.finalize()),
+            })
+            .collect()
+    }
+}
+
+fn hash_line(hasher: &mut Sha256, code: &str, version: i64) {
+    hasher.update(code.as_bytes());
+    hasher.update(b"\t");
+    hasher.update(version.to_string().as_bytes());
+    hasher.update(b"\n");
 }
 
 /// The digest of records as a client holds them: tombstones skipped.

@@ -10,34 +10,40 @@
 //! then a dossier is deleted as entered in error. The log keeps the last
 //! `retain` changes; an older cursor gets `410`.
 //!
-//! Besides the protocol's `/v1` endpoints it serves two admin endpoints
-//! (same bearer token), for tests and demos:
+//! The HTTP layer is [`super::server`]'s; this core is a [`FeedSource`].
+//! Besides the protocol's `/v1` endpoints it serves admin endpoints (same
+//! bearer token), for tests and demos:
 //! - `POST /admin/reset-epoch`: a new epoch, an empty log (history reset);
 //! - `POST /admin/step?n=K`: apply K changes at once (with
-//!   `changes_per_sec` 0 the core changes only through this).
+//!   `changes_per_sec` 0 the core changes only through this);
+//! - `POST /admin/outage?on=true|false`: while on, every `/v1` request gets
+//!   `503 unavailable` (the core is down);
+//! - `POST /admin/silent-change?code=MaHoSo`: change a dossier's status and
+//!   version without logging the change (only the digest can reveal it);
+//! - `GET /admin/state?code=MaHoSo`: the dossier's current record.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDateTime;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::server::{
+    self, bad_request, int_param, params, ApiError, ChangeSignal, ChangeWatch, FeedSource,
+    ListenError, Params,
+};
 use super::{
     digest, BucketDigest, ChangesPage, Cursor, Digest, DigestBucket, DigestEntry, ErrorKind,
-    FeedError, FeedRecord, SnapshotPage, DEFAULT_BUCKETS, DEFAULT_CHANGES_LIMIT,
-    DEFAULT_SNAPSHOT_LIMIT, MAX_BUCKETS, MAX_LIMIT, MAX_WAIT_SECS,
+    FeedError, FeedRecord, SnapshotPage,
 };
 use crate::domain::DossierStatus;
 use crate::loadgen::texts::SplitMix64;
@@ -67,13 +73,8 @@ pub enum CoreSimError {
     #[error("invalid setting: {0}")]
     Settings(String),
     /// The listening socket.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// The HTTP server failed.
     #[error("serving the feed: {0}")]
     Serve(#[source] std::io::Error),
@@ -84,6 +85,7 @@ pub struct CoreSim {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    token: Option<String>,
     rate: f64,
 }
 
@@ -99,28 +101,17 @@ impl CoreSim {
         if settings.retain == 0 {
             return Err(CoreSimError::Settings("retain must be at least 1".into()));
         }
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| CoreSimError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| CoreSimError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+        let (listener, local_addr) = server::listen(settings.listen).await?;
         let state = CoreState::new(settings.dossiers, settings.seed, settings.retain);
-        let (head, _) = watch::channel((state.epoch_id, state.head));
         Ok(CoreSim {
             listener,
             local_addr,
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
-                head,
-                token: settings.token,
-                stop: CancellationToken::new(),
+                changed: ChangeSignal::new(),
+                outage: AtomicBool::new(false),
             }),
+            token: settings.token,
             rate: settings.changes_per_sec,
         })
     }
@@ -133,26 +124,24 @@ impl CoreSim {
     /// Serves the feed and moves the dossiers until `shutdown` is cancelled;
     /// waiting long-polls then answer at once.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), CoreSimError> {
-        let shared = self.shared.clone();
-        let stop = shared.stop.clone();
+        let shared = self.shared;
+        // Cancelled on shutdown, and when serving fails (stops the generator).
+        let stop = shutdown.child_token();
         let generator = (self.rate > 0.0).then(|| {
             let shared = shared.clone();
             let stop = stop.clone();
             tokio::spawn(generate(shared, self.rate, stop))
         });
-        let forward = {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                stop.cancel();
-            })
-        };
-        let app = router(shared);
+        let app = server::router_with(
+            shared.clone(),
+            self.token,
+            stop.clone(),
+            admin_routes(shared),
+        );
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .await;
         stop.cancel();
-        forward.abort();
         if let Some(generator) = generator {
             let _ = generator.await;
         }
@@ -185,19 +174,18 @@ async fn generate(shared: Arc<Shared>, rate: f64, stop: CancellationToken) {
         }
         // A stall's backlog beyond the batch is dropped, not owed.
         produced = produced.max(due - batch) + made;
-        let head = (state.epoch_id, state.head);
         drop(state);
-        shared.head.send_replace(head);
+        shared.changed.notify();
     }
 }
 
-/// What the handlers share.
+/// What the handlers share: the core's state and how to wake long-polls.
 struct Shared {
     state: Mutex<CoreState>,
-    /// (epoch id, head seq), sent after every change: wakes long-polls.
-    head: watch::Sender<(u64, u64)>,
-    token: Option<String>,
-    stop: CancellationToken,
+    /// Notified after every change (and epoch reset): wakes long-polls.
+    changed: ChangeSignal,
+    /// `POST /admin/outage?on=true`: every `/v1` request gets `503`.
+    outage: AtomicBool,
 }
 
 impl Shared {
@@ -207,283 +195,185 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(token) = &self.token else {
-            return Ok(());
+    /// The core's state, unless it is "down" (`/admin/outage`).
+    fn up(&self) -> Result<MutexGuard<'_, CoreState>, FeedError> {
+        if self.outage.load(Ordering::Relaxed) {
+            return Err(FeedError::new(
+                ErrorKind::Unavailable,
+                "the core is down (synthetic outage); retry with backoff",
+            ));
+        }
+        Ok(self.lock())
+    }
+}
+
+impl FeedSource for Shared {
+    async fn epoch(&self) -> Result<String, FeedError> {
+        Ok(self.up()?.epoch())
+    }
+
+    async fn changes(&self, after: &str, limit: usize) -> Result<ChangesPage, FeedError> {
+        let state = self.up()?;
+        let cursor = Cursor::decode(after).map_err(|e| bad_request(format!("after: {e}")))?;
+        state.changes_after(cursor, limit)
+    }
+
+    fn subscribe(&self) -> ChangeWatch {
+        self.changed.subscribe()
+    }
+
+    async fn snapshot(
+        &self,
+        page_token: Option<&str>,
+        limit: usize,
+    ) -> Result<SnapshotPage, FeedError> {
+        let state = self.up()?;
+        let token = match page_token {
+            None => None,
+            Some(text) => Some(
+                PageToken::decode(text)
+                    .ok_or_else(|| bad_request("page_token: not a page token of this core"))?,
+            ),
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let ok = given.is_some_and(|g| {
-            use subtle::ConstantTimeEq;
-            bool::from(g.as_bytes().ct_eq(token.as_bytes()))
-        });
-        if ok {
-            Ok(())
-        } else {
-            let epoch = self.lock().epoch();
-            Err(ApiError(
-                FeedError::new(
-                    ErrorKind::Unauthorized,
-                    "a valid Authorization: Bearer token is required",
-                )
-                .with_epoch(&epoch),
-            ))
-        }
+        state.snapshot_page(token, limit)
+    }
+
+    async fn digest(&self, buckets: u32) -> Result<Digest, FeedError> {
+        let state = self.up()?;
+        let digests: Vec<BucketDigest> = digest(
+            state
+                .live
+                .iter()
+                .map(|(code, d)| (code.as_str(), d.version)),
+            buckets,
+        );
+        Ok(Digest {
+            epoch: state.epoch(),
+            head_cursor: state.head_cursor(),
+            buckets,
+            digests,
+        })
+    }
+
+    async fn digest_bucket(&self, buckets: u32, bucket: u32) -> Result<DigestBucket, FeedError> {
+        let state = self.up()?;
+        let entries = state
+            .live
+            .iter()
+            .filter(|(code, _)| super::bucket_of(code, buckets) == bucket)
+            .map(|(code, d)| DigestEntry {
+                code: code.clone(),
+                version: d.version,
+            })
+            .collect();
+        Ok(DigestBucket {
+            epoch: state.epoch(),
+            head_cursor: state.head_cursor(),
+            buckets,
+            bucket,
+            entries,
+        })
     }
 }
 
-/// A [`FeedError`] as an HTTP response.
-struct ApiError(FeedError);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.error.status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(self.0)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
-    }
-}
-
-fn bad_request(message: impl Into<String>, epoch: &str) -> ApiError {
-    ApiError(FeedError::new(ErrorKind::BadRequest, message).with_epoch(epoch))
-}
-
-fn router(shared: Arc<Shared>) -> Router {
+/// The admin endpoints (tests and demos); [`server::router_with`] adds the
+/// protocol, the bearer auth and the 404.
+fn admin_routes(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/changes", get(changes))
-        .route("/v1/snapshot", get(snapshot))
-        .route("/v1/digest", get(digest_all))
-        .route("/v1/digest/{bucket}", get(digest_one))
         .route("/admin/reset-epoch", post(reset_epoch))
         .route("/admin/step", post(step))
-        .fallback(not_found)
+        .route("/admin/outage", post(outage))
+        .route("/admin/silent-change", post(silent_change))
+        .route("/admin/state", get(dossier_state))
         .with_state(shared)
 }
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-
-/// The query's parameters, or a 400 naming the problem.
-fn params(query: Params, epoch: &str) -> Result<HashMap<String, String>, ApiError> {
-    query
-        .map(|Query(p)| p)
-        .map_err(|e| bad_request(format!("malformed query string: {e}"), epoch))
+/// An admin error, stamped with the epoch as the protocol's are.
+fn admin_error(state: &CoreState, error: FeedError) -> ApiError {
+    ApiError(error.with_epoch(&state.epoch()))
 }
 
-/// An integer parameter in `min..=max`, or `default` when absent.
-fn int_param(
-    params: &HashMap<String, String>,
-    name: &str,
-    min: u64,
-    max: u64,
-    default: u64,
-    epoch: &str,
-) -> Result<u64, ApiError> {
-    let Some(text) = params.get(name) else {
-        return Ok(default);
-    };
-    text.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| {
-            bad_request(
-                format!("{name} must be an integer from {min} to {max}, got {text:?}"),
-                epoch,
-            )
-        })
-}
-
-async fn changes(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    query: Params,
-) -> Result<Json<ChangesPage>, ApiError> {
-    shared.authorize(&headers)?;
-    let epoch = shared.lock().epoch();
-    let params = params(query, &epoch)?;
-    let after = params
-        .get("after")
-        .ok_or_else(|| bad_request("after (a cursor) is required", &epoch))?;
-    let cursor = Cursor::decode(after).map_err(|e| bad_request(format!("after: {e}"), &epoch))?;
-    let limit = int_param(
-        &params,
-        "limit",
-        1,
-        MAX_LIMIT as u64,
-        DEFAULT_CHANGES_LIMIT as u64,
-        &epoch,
-    )? as usize;
-    let wait = int_param(&params, "wait", 0, MAX_WAIT_SECS, 0, &epoch)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let mut heads = shared.head.subscribe();
-    loop {
-        heads.borrow_and_update();
-        let page = shared.lock().changes_after(cursor, limit)?;
-        if !page.records.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(page));
-        }
-        tokio::select! {
-            _ = heads.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = shared.stop.cancelled() => return Ok(Json(page)),
-        }
+/// The `code` parameter of an admin request: a dossier the core holds.
+fn live_code(state: &CoreState, query: Params) -> Result<String, ApiError> {
+    let params = params(query).map_err(|e| admin_error(state, e))?;
+    let code = params
+        .get("code")
+        .ok_or_else(|| admin_error(state, bad_request("code (a MaHoSo) is required")))?;
+    if state.live.contains_key(code) {
+        Ok(code.clone())
+    } else {
+        Err(admin_error(
+            state,
+            FeedError::new(
+                ErrorKind::NotFound,
+                format!("no live dossier {code:?} in this core"),
+            ),
+        ))
     }
 }
 
-async fn snapshot(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    query: Params,
-) -> Result<Json<SnapshotPage>, ApiError> {
-    shared.authorize(&headers)?;
-    let state = shared.lock();
-    let epoch = state.epoch();
-    let params = params(query, &epoch)?;
-    let limit = int_param(
-        &params,
-        "limit",
-        1,
-        MAX_LIMIT as u64,
-        DEFAULT_SNAPSHOT_LIMIT as u64,
-        &epoch,
-    )? as usize;
-    let token = match params.get("page_token") {
-        None => None,
-        Some(text) => Some(
-            PageToken::decode(text)
-                .ok_or_else(|| bad_request("page_token: not a page token of this core", &epoch))?,
-        ),
-    };
-    state.snapshot_page(token, limit).map(Json)
-}
-
-/// `buckets` from the query, 1–4096, default 256.
-fn buckets_param(params: &HashMap<String, String>, epoch: &str) -> Result<u32, ApiError> {
-    int_param(
-        params,
-        "buckets",
-        1,
-        u64::from(MAX_BUCKETS),
-        u64::from(DEFAULT_BUCKETS),
-        epoch,
-    )
-    .map(|n| n as u32)
-}
-
-async fn digest_all(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    query: Params,
-) -> Result<Json<Digest>, ApiError> {
-    shared.authorize(&headers)?;
-    let state = shared.lock();
-    let epoch = state.epoch();
-    let params = params(query, &epoch)?;
-    let buckets = buckets_param(&params, &epoch)?;
-    let digests: Vec<BucketDigest> = digest(
-        state
-            .live
-            .iter()
-            .map(|(code, d)| (code.as_str(), d.version)),
-        buckets,
-    );
-    Ok(Json(Digest {
-        head_cursor: state.head_cursor(),
-        epoch,
-        buckets,
-        digests,
-    }))
-}
-
-async fn digest_one(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(bucket): Path<String>,
-    query: Params,
-) -> Result<Json<DigestBucket>, ApiError> {
-    shared.authorize(&headers)?;
-    let state = shared.lock();
-    let epoch = state.epoch();
-    let params = params(query, &epoch)?;
-    let buckets = buckets_param(&params, &epoch)?;
-    let bucket = bucket
-        .parse::<u32>()
-        .ok()
-        .filter(|b| *b < buckets)
-        .ok_or_else(|| {
-            bad_request(
-                format!(
-                    "bucket must be an integer from 0 to {}, got {bucket:?}",
-                    buckets - 1
-                ),
-                &epoch,
-            )
-        })?;
-    let entries = state
-        .live
-        .iter()
-        .filter(|(code, _)| super::bucket_of(code, buckets) == bucket)
-        .map(|(code, d)| DigestEntry {
-            code: code.clone(),
-            version: d.version,
-        })
-        .collect();
-    Ok(Json(DigestBucket {
-        head_cursor: state.head_cursor(),
-        epoch,
-        buckets,
-        bucket,
-        entries,
-    }))
-}
-
-async fn reset_epoch(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    shared.authorize(&headers)?;
+async fn reset_epoch(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let mut state = shared.lock();
     state.reset_epoch();
     let body = json!({"epoch": state.epoch(), "head_cursor": state.head_cursor()});
-    let head = (state.epoch_id, state.head);
     drop(state);
-    shared.head.send_replace(head);
-    Ok(Json(body))
+    shared.changed.notify();
+    Json(body)
 }
 
-async fn step(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    query: Params,
-) -> Result<Json<Value>, ApiError> {
-    shared.authorize(&headers)?;
+async fn step(State(shared): State<Arc<Shared>>, query: Params) -> Result<Json<Value>, ApiError> {
     let mut state = shared.lock();
-    let epoch = state.epoch();
-    let params = params(query, &epoch)?;
-    let n = int_param(&params, "n", 1, 100_000, 1, &epoch)?;
+    let n = params(query)
+        .and_then(|p| int_param(&p, "n", 1, 100_000, 1))
+        .map_err(|e| admin_error(&state, e))?;
     let mut made = 0;
     while made < n {
         made += state.step();
     }
-    let body = json!({"epoch": epoch, "head_cursor": state.head_cursor(), "applied": made});
-    let head = (state.epoch_id, state.head);
+    let body = json!({"epoch": state.epoch(), "head_cursor": state.head_cursor(), "applied": made});
     drop(state);
-    shared.head.send_replace(head);
+    shared.changed.notify();
     Ok(Json(body))
 }
 
-async fn not_found(State(shared): State<Arc<Shared>>) -> ApiError {
-    let epoch = shared.lock().epoch();
-    ApiError(FeedError::new(ErrorKind::NotFound, "no such endpoint").with_epoch(&epoch))
+async fn outage(State(shared): State<Arc<Shared>>, query: Params) -> Result<Json<Value>, ApiError> {
+    let state = shared.lock();
+    let on = params(query)
+        .and_then(|p| match p.get("on").map(String::as_str) {
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            other => Err(bad_request(format!(
+                "on must be true or false, got {other:?}"
+            ))),
+        })
+        .map_err(|e| admin_error(&state, e))?;
+    shared.outage.store(on, Ordering::Relaxed);
+    let body = json!({"epoch": state.epoch(), "head_cursor": state.head_cursor(), "outage": on});
+    drop(state);
+    // Waiting long-polls re-read and meet the outage (or its end).
+    shared.changed.notify();
+    Ok(Json(body))
+}
+
+async fn silent_change(
+    State(shared): State<Arc<Shared>>,
+    query: Params,
+) -> Result<Json<Value>, ApiError> {
+    let mut state = shared.lock();
+    let code = live_code(&state, query)?;
+    let (version, status) = state.change_silently(&code);
+    Ok(Json(
+        json!({"code": code, "version": version, "status": status.code()}),
+    ))
+}
+
+async fn dossier_state(
+    State(shared): State<Arc<Shared>>,
+    query: Params,
+) -> Result<Json<FeedRecord>, ApiError> {
+    let state = shared.lock();
+    let code = live_code(&state, query)?;
+    Ok(Json(record_of(&code, &state.live[&code])))
 }
 
 /// Where a snapshot continues: its epoch, the head noted at its start, the
@@ -744,32 +634,36 @@ impl CoreState {
         self.log.clear();
     }
 
-    fn changes_after(&self, cursor: Cursor, limit: usize) -> Result<ChangesPage, ApiError> {
+    /// Changes a live dossier's status (when it has a next one) and version
+    /// without logging it: the drift only the digest reveals.
+    fn change_silently(&mut self, code: &str) -> (i64, DossierStatus) {
+        let d = self.live.get_mut(code).expect("a live dossier");
+        match next_status(d.status, &mut self.rng) {
+            Some(next) => advance(d, next),
+            None => d.version += 1,
+        }
+        (d.version, d.status)
+    }
+
+    fn changes_after(&self, cursor: Cursor, limit: usize) -> Result<ChangesPage, FeedError> {
         let epoch = self.epoch();
         if cursor.epoch != self.epoch_id {
-            return Err(ApiError(
-                FeedError::new(
-                    ErrorKind::EpochChanged,
-                    "the cursor belongs to another epoch (history was reset); re-snapshot",
-                )
-                .with_epoch(&epoch),
-            ));
+            return Err(FeedError::new(
+                ErrorKind::EpochChanged,
+                "the cursor belongs to another epoch (history was reset); re-snapshot",
+            )
+            .with_epoch(&epoch));
         }
         if cursor.seq > self.head {
-            return Err(bad_request(
-                "after: cursor is ahead of the change log",
-                &epoch,
-            ));
+            return Err(bad_request("after: cursor is ahead of the change log").with_epoch(&epoch));
         }
         let first = self.log.front().map_or(self.head + 1, |(seq, _)| *seq);
         if cursor.seq + 1 < first {
-            return Err(ApiError(
-                FeedError::new(
-                    ErrorKind::CursorExpired,
-                    "the cursor is older than the retained change log; re-snapshot",
-                )
-                .with_epoch(&epoch),
-            ));
+            return Err(FeedError::new(
+                ErrorKind::CursorExpired,
+                "the cursor is older than the retained change log; re-snapshot",
+            )
+            .with_epoch(&epoch));
         }
         let skip = (cursor.seq + 1 - first) as usize;
         let records: Vec<FeedRecord> = self
@@ -788,6 +682,7 @@ impl CoreState {
             }
             .encode(),
             has_more: last < self.head,
+            pending: Some(self.head - last),
             records,
         })
     }
@@ -796,26 +691,24 @@ impl CoreState {
         &self,
         token: Option<PageToken>,
         limit: usize,
-    ) -> Result<SnapshotPage, ApiError> {
+    ) -> Result<SnapshotPage, FeedError> {
         let epoch = self.epoch();
-        let (head, after) =
-            match &token {
-                None => (self.head, Bound::Unbounded),
-                Some(t) if t.epoch != self.epoch_id => return Err(ApiError(
-                    FeedError::new(
-                        ErrorKind::EpochChanged,
-                        "the page token belongs to another epoch (history was reset); re-snapshot",
-                    )
-                    .with_epoch(&epoch),
-                )),
-                Some(t) if t.head > self.head => {
-                    return Err(bad_request(
-                        "page_token: not a page token of this core",
-                        &epoch,
-                    ))
-                }
-                Some(t) => (t.head, Bound::Excluded(t.last_code.clone())),
-            };
+        let (head, after) = match &token {
+            None => (self.head, Bound::Unbounded),
+            Some(t) if t.epoch != self.epoch_id => {
+                return Err(FeedError::new(
+                    ErrorKind::EpochChanged,
+                    "the page token belongs to another epoch (history was reset); re-snapshot",
+                )
+                .with_epoch(&epoch))
+            }
+            Some(t) if t.head > self.head => {
+                return Err(
+                    bad_request("page_token: not a page token of this core").with_epoch(&epoch)
+                )
+            }
+            Some(t) => (t.head, Bound::Excluded(t.last_code.clone())),
+        };
         let mut range = self.live.range::<String, _>((after, Bound::Unbounded));
         let records: Vec<FeedRecord> = range
             .by_ref()
@@ -915,6 +808,8 @@ fn record_of(code: &str, d: &SimDossier) -> FeedRecord {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]

@@ -142,3 +142,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn streamed_digest_equals_the_collected_one() {
+    let codes: Vec<String> = (0..500)
+        .map(|i| format!("000.00.{i:02}.H58-240315-{i:04}"))
+        .collect();
+    let entries: Vec<(&str, i64)> = codes
+        .iter()
+        .map(|c| (c.as_str(), c.len() as i64 % 7 + 1))
+        .collect();
+    let mut sorted = entries.clone();
+    sorted.sort_unstable();
+    let mut builder = DigestBuilder::new(16);
+    for (code, version) in &sorted {
+        builder.push(code, *version).unwrap();
+    }
+    // `digest` takes any order.
+    let mut reversed = entries;
+    reversed.reverse();
+    assert_eq!(builder.finish(), digest(reversed, 16));
+}
+
+#[test]
+fn digest_builder_refuses_codes_out_of_order() {
+    let mut builder = DigestBuilder::new(4);
+    builder.push("b", 1).unwrap();
+    let error = builder.push("a", 1).unwrap_err();
+    assert_eq!((error.code.as_str(), error.previous.as_str()), ("a", "b"));
+    builder.push("c", 2).unwrap();
+    let digests = builder.finish();
+    assert_eq!(digests.iter().map(|d| d.count).sum::<u64>(), 2);
+    assert_eq!(digests, digest([("b", 1), ("c", 2)], 4));
+}
+
+#[test]
+fn pending_is_optional_on_the_wire() {
+    let page: ChangesPage =
+        serde_json::from_str(r#"{"epoch":"e","records":[],"next_cursor":"c","has_more":false}"#)
+            .unwrap();
+    assert_eq!(page.pending, None);
+    assert!(!serde_json::to_string(&page).unwrap().contains("pending"));
+    let page = ChangesPage {
+        pending: Some(12),
+        ..page
+    };
+    let text = serde_json::to_string(&page).unwrap();
+    assert!(text.contains(r#""pending":12"#), "{text}");
+    assert_eq!(serde_json::from_str::<ChangesPage>(&text).unwrap(), page);
+}

@@ -619,8 +619,8 @@ impl<S: DossierStore> FeedFollower<S> {
 }
 
 /// The page's `pending` count, when the core gives one.
-fn page_pending(_page: &crate::feed::ChangesPage) -> Option<u64> {
-    None
+fn page_pending(page: &crate::feed::ChangesPage) -> Option<u64> {
+    page.pending
 }
 
 /// `pause` ± 20 %, so that many gateways do not retry in step.
