@@ -3,8 +3,10 @@
 //! sync position they bring the model to, and list `(code, version)` pairs
 //! for the reconciliation digest. The responder, the importer and the sync
 //! worker only see [`DossierStore`]; SQLite is the embedded default
-//! ([`sqlite::SqliteStore`]).
+//! ([`sqlite::SqliteStore`]). The row types and the version decision live
+//! apart (`rows`), for a second dialect to share.
 
+mod rows;
 pub mod sqlite;
 
 use std::future::Future;
