@@ -63,10 +63,13 @@ impl DossierRow {
             appointment_at: time("appointment_at", &self.appointment_at)?,
             finished_at: time("finished_at", &self.finished_at)?,
             returned_at: time("returned_at", &self.returned_at)?,
+            // Stored in international form without `+`: read back as
+            // international, or a foreign number would be taken for a
+            // malformed Vietnamese one.
             owner_phone: self
                 .owner_phone
                 .as_deref()
-                .map(|p| Msisdn::parse(p).map_err(|e| corrupt(e.to_string())))
+                .map(|p| Msisdn::parse(&format!("+{p}")).map_err(|e| corrupt(e.to_string())))
                 .transpose()?,
             procedure_name: self.procedure_name,
             agency_name: self.agency_name,
@@ -275,6 +278,41 @@ impl<'c> Batch<'c> {
             outcomes,
             upserts,
             deletes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(owner_phone: &str) -> DossierRow {
+        DossierRow {
+            code: "000.00.12.H58-240315-0007".into(),
+            procedure_name: None,
+            agency_name: None,
+            status: 4,
+            received_at: None,
+            appointment_at: Some("2024-03-29 17:00:00".into()),
+            finished_at: None,
+            returned_at: None,
+            owner_phone: Some(owner_phone.into()),
+            owner_name: None,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn stored_phones_read_back_as_written() {
+        for written in [
+            "0912345678",
+            "024 3825 3536",
+            "+44 20 7183 8750",
+            "+1 202 555 0143",
+        ] {
+            let phone = Msisdn::parse(written).unwrap();
+            let dossier = row(phone.as_international()).into_dossier().unwrap();
+            assert_eq!(dossier.owner_phone, Some(phone), "{written}");
         }
     }
 }
