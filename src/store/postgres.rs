@@ -255,7 +255,9 @@ impl<'a> Columns<'a> {
 
 /// The batch's work inside the caller's transaction, which holds
 /// [`WRITER_LOCK`]: one read of the versions held, then at most five
-/// statements whatever the batch's size.
+/// statements whatever the batch's size. Sets of codes are joined with
+/// `unnest` rather than matched with `= ANY(array)`, which the planner may
+/// answer with a scan comparing every row with every element.
 async fn apply_in(
     tx: &mut PgConnection,
     changes: &[Change],
@@ -319,17 +321,24 @@ async fn apply_in(
         .bind(generation)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM dossier_tombstones WHERE code = ANY($1::text[])")
-            .bind(&c.code)
-            .execute(&mut *tx)
-            .await?;
+    }
+    if !plan.revived.is_empty() {
+        sqlx::query(
+            "DELETE FROM dossier_tombstones t USING unnest($1::text[]) AS c(code) \
+             WHERE t.code = c.code",
+        )
+        .bind(&plan.revived)
+        .execute(&mut *tx)
+        .await?;
     }
     if !plan.deletes.is_empty() {
         let (codes, versions): (Vec<&str>, Vec<i64>) = plan.deletes.iter().copied().unzip();
-        sqlx::query("DELETE FROM dossiers WHERE code = ANY($1::text[])")
-            .bind(&codes)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM dossiers d USING unnest($1::text[]) AS c(code) WHERE d.code = c.code",
+        )
+        .bind(&codes)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO dossier_tombstones (code, version) \
              SELECT * FROM unnest($1::text[], $2::int8[]) \
@@ -342,8 +351,8 @@ async fn apply_in(
     }
     if let Some(generation) = generation {
         sqlx::query(
-            "UPDATE dossiers SET seen_gen = $1 \
-             WHERE code = ANY($2::text[]) AND seen_gen <> $1",
+            "UPDATE dossiers d SET seen_gen = $1 FROM unnest($2::text[]) AS c(code) \
+             WHERE d.code = c.code AND d.seen_gen <> $1",
         )
         .bind(generation)
         .bind(&batch.codes)

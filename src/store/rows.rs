@@ -5,7 +5,7 @@
 //! of the versions held for the batch's dossiers, so that a batch may hold
 //! several changes of one dossier and both dialects decide alike.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 
@@ -197,6 +197,9 @@ pub(super) struct Plan<'c> {
     pub(super) upserts: Vec<&'c Dossier>,
     /// The dossiers to delete and their tombstones' versions, by code.
     pub(super) deletes: Vec<(&'c str, i64)>,
+    /// The codes of `upserts` that had a tombstone when the batch began:
+    /// the only tombstones storing them must clear.
+    pub(super) revived: Vec<&'c str>,
 }
 
 impl<'c> Batch<'c> {
@@ -216,7 +219,11 @@ impl<'c> Batch<'c> {
         held: impl IntoIterator<Item = (String, Option<i64>, Option<i64>)>,
     ) -> Plan<'c> {
         let mut versions: HashMap<String, Held> = HashMap::with_capacity(self.codes.len());
+        let mut buried: HashSet<String> = HashSet::new();
         for (code, live, dead) in held {
+            if dead.is_some() {
+                buried.insert(code.clone());
+            }
             let entry = match (live, dead) {
                 (Some(v), _) => Held {
                     version: v,
@@ -265,9 +272,15 @@ impl<'c> Batch<'c> {
         winners.sort_unstable_by_key(|(code, _)| *code);
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
+        let mut revived = Vec::new();
         for (_, change) in winners {
             match change {
-                Change::Upsert(d) => upserts.push(d),
+                Change::Upsert(d) => {
+                    if buried.contains(d.code.as_str()) {
+                        revived.push(d.code.as_str());
+                    }
+                    upserts.push(d);
+                }
                 Change::Delete { code, version } => deletes.push((code.as_str(), *version)),
             }
         }
@@ -278,6 +291,7 @@ impl<'c> Batch<'c> {
             outcomes,
             upserts,
             deletes,
+            revived,
         }
     }
 }
@@ -300,6 +314,39 @@ mod tests {
             owner_name: None,
             version: 1,
         }
+    }
+
+    #[test]
+    fn only_dossiers_written_over_a_tombstone_are_revived() {
+        let dossier = |n: u32, version: i64| {
+            let mut d = row("0912345678").into_dossier().unwrap();
+            d.code = DossierCode::parse(&format!("000.00.12.H58-240315-{n:04}")).unwrap();
+            d.version = version;
+            Change::Upsert(d)
+        };
+        let changes = [dossier(1, 5), dossier(2, 5), dossier(3, 2), dossier(4, 1)];
+        let batch = Batch::new(&changes);
+        let code = |n: u32| format!("000.00.12.H58-240315-{n:04}");
+        // 1: buried at 4; 2: live at 3; 3: buried at 7 (stays buried); 4: new.
+        let plan = batch.decide(
+            ApplyMode::Guarded,
+            [
+                (code(1), None, Some(4)),
+                (code(2), Some(3), None),
+                (code(3), None, Some(7)),
+            ],
+        );
+        assert_eq!(plan.revived, [code(1).as_str()]);
+        assert_eq!(plan.upserts.len(), 3);
+        assert_eq!(
+            plan.outcomes,
+            [
+                UpsertOutcome::Inserted,
+                UpsertOutcome::Updated,
+                UpsertOutcome::Unchanged,
+                UpsertOutcome::Inserted
+            ]
+        );
     }
 
     #[test]
