@@ -3,8 +3,14 @@
 //! sync position they bring the model to, and list `(code, version)` pairs
 //! for the reconciliation digest. The responder, the importer and the sync
 //! worker only see [`DossierStore`]; SQLite is the embedded default
-//! ([`sqlite::SqliteStore`]).
+//! ([`sqlite::SqliteStore`]), PostgreSQL the production choice
+//! ([`postgres::PostgresStore`]), and [`ReadModel`] opens either from
+//! `database.url`. Both dialects share their row types and their version
+//! decision (`rows`), so they behave alike.
 
+pub mod postgres;
+pub mod read_model;
+mod rows;
 pub mod sqlite;
 
 use std::future::Future;
@@ -13,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Dossier, DossierCode};
 
+pub use postgres::PostgresStore;
+pub use read_model::ReadModel;
 pub use sqlite::SqliteStore;
 
 /// One change from the core, full state.
@@ -164,11 +172,21 @@ pub enum StoreError {
     /// The database could not be opened or migrated.
     #[error("cannot open the read model at {url}: {source}")]
     Open {
-        /// The database URL (no credentials are ever put in it for SQLite).
+        /// The database URL, its password replaced by `***` ([`redact_url`]).
         url: String,
         /// The cause.
         #[source]
         source: sqlx::Error,
+    },
+    /// `database.url` names a database the read model cannot use.
+    #[error(
+        "the read model's database URL {}is not supported: use sqlite://path/to/file.db \
+         or postgres://user@host/database (postgresql:// also works)",
+        scheme_shown(.scheme.as_deref())
+    )]
+    UnsupportedUrl {
+        /// The URL's scheme (the text before its first `:`), if it has one.
+        scheme: Option<String>,
     },
     /// Schema migration failed.
     #[error("cannot migrate the read model: {0}")]
@@ -192,6 +210,53 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+}
+
+fn scheme_shown(scheme: Option<&str>) -> String {
+    match scheme {
+        Some(scheme) => format!("scheme `{scheme}:` "),
+        None => "without a scheme ".to_owned(),
+    }
+}
+
+/// `url` with the password it carries, if any, replaced by `***`: the one
+/// in its user information (`postgres://user:secret@host/db`) and any
+/// query parameter whose name contains `password` (`?password=secret`).
+/// Fit for errors and logs; errs towards hiding too much when a URL is
+/// malformed (an unencoded `@` or `/` in the password still hides it).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let mut rest = rest.to_owned();
+    // The last `@` ends the user information, whatever the password holds.
+    if let Some(at) = rest.rfind('@') {
+        if let Some(colon) = rest[..at].find(':') {
+            rest.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(question) = rest.find('?') {
+        let (query, fragment) = match rest[question + 1..].split_once('#') {
+            Some((q, f)) => (q.to_owned(), Some(f.to_owned())),
+            None => (rest[question + 1..].to_owned(), None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                    format!("{key}=***")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        rest.truncate(question + 1);
+        rest.push_str(&params.join("&"));
+        if let Some(fragment) = fragment {
+            rest.push('#');
+            rest.push_str(&fragment);
+        }
+    }
+    format!("{scheme}://{rest}")
 }
 
 /// The read model as the rest of the gateway sees it.
@@ -251,4 +316,39 @@ pub trait DossierStore: Send + Sync + 'static {
 
     /// Every live dossier's `(code, version)`, any order (for the digest).
     fn live_versions(&self) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://app:s3cr%40t@db.example:5432/motcua?sslmode=require"),
+            "postgres://app:***@db.example:5432/motcua?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgresql://app@db/motcua?password=s3cret&application_name=x"),
+            "postgresql://app@db/motcua?password=***&application_name=x"
+        );
+        assert_eq!(
+            redact_url("postgres://a:b:c@host?sslpassword=k#frag"),
+            "postgres://a:***@host?sslpassword=***#frag"
+        );
+        assert_eq!(
+            redact_url("sqlite://var/motcua.db"),
+            "sqlite://var/motcua.db"
+        );
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(redact_url("postgres://host"), "postgres://host");
+        assert_eq!(
+            redact_url("postgres://u:p@ss/w?rd@host/db"),
+            "postgres://u:***@host/db"
+        );
+        assert_eq!(
+            redact_url("postgres://host/db?password=x@y"),
+            "postgres://host/db?password=***"
+        );
+    }
 }

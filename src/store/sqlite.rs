@@ -8,22 +8,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
-use std::collections::HashMap;
-
+use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
-    now_ms, ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint, SyncStage,
-    SyncStatus, UpsertOutcome,
+    now_ms, ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint, SyncStatus,
+    UpsertOutcome,
 };
-use crate::domain::{Dossier, DossierCode, DossierStatus, Msisdn};
+use crate::domain::{Dossier, DossierCode};
 use crate::inline_reads::InlineReads;
-
-/// How local times are written in the database.
-const DB_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// The read model in a SQLite file.
 #[derive(Clone)]
@@ -89,91 +84,21 @@ impl SqliteStore {
     }
 }
 
-fn db_time(t: Option<NaiveDateTime>) -> Option<String> {
-    t.map(|t| t.format(DB_TIME_FORMAT).to_string())
-}
-
-/// A dossier's columns as stored.
-struct DossierRow {
-    code: String,
-    procedure_name: Option<String>,
-    agency_name: Option<String>,
-    status: i64,
-    received_at: Option<String>,
-    appointment_at: Option<String>,
-    finished_at: Option<String>,
-    returned_at: Option<String>,
-    owner_phone: Option<String>,
-    owner_name: Option<String>,
-    version: i64,
-}
-
-impl DossierRow {
-    fn from_sqlx(row: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
-        Ok(DossierRow {
-            code: row.try_get("code")?,
-            procedure_name: row.try_get("procedure_name")?,
-            agency_name: row.try_get("agency_name")?,
-            status: row.try_get("status")?,
-            received_at: row.try_get("received_at")?,
-            appointment_at: row.try_get("appointment_at")?,
-            finished_at: row.try_get("finished_at")?,
-            returned_at: row.try_get("returned_at")?,
-            owner_phone: row.try_get("owner_phone")?,
-            owner_name: row.try_get("owner_name")?,
-            version: row.try_get("version")?,
-        })
-    }
-
-    fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(DossierRow {
-            code: row.get("code")?,
-            procedure_name: row.get("procedure_name")?,
-            agency_name: row.get("agency_name")?,
-            status: row.get("status")?,
-            received_at: row.get("received_at")?,
-            appointment_at: row.get("appointment_at")?,
-            finished_at: row.get("finished_at")?,
-            returned_at: row.get("returned_at")?,
-            owner_phone: row.get("owner_phone")?,
-            owner_name: row.get("owner_name")?,
-            version: row.get("version")?,
-        })
-    }
-
-    fn into_dossier(self) -> Result<Dossier, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            code: self.code.clone(),
-            reason,
-        };
-        let time =
-            |column: &str, value: &Option<String>| -> Result<Option<NaiveDateTime>, StoreError> {
-                value
-                    .as_deref()
-                    .map(|v| {
-                        NaiveDateTime::parse_from_str(v, DB_TIME_FORMAT)
-                            .map_err(|e| corrupt(format!("{column} {v:?}: {e}")))
-                    })
-                    .transpose()
-            };
-        Ok(Dossier {
-            code: DossierCode::parse(&self.code).map_err(|e| corrupt(e.to_string()))?,
-            status: DossierStatus::from_code(self.status).map_err(|e| corrupt(e.to_string()))?,
-            received_at: time("received_at", &self.received_at)?,
-            appointment_at: time("appointment_at", &self.appointment_at)?,
-            finished_at: time("finished_at", &self.finished_at)?,
-            returned_at: time("returned_at", &self.returned_at)?,
-            owner_phone: self
-                .owner_phone
-                .as_deref()
-                .map(|p| Msisdn::parse(p).map_err(|e| corrupt(e.to_string())))
-                .transpose()?,
-            procedure_name: self.procedure_name,
-            agency_name: self.agency_name,
-            owner_name: self.owner_name,
-            version: self.version,
-        })
-    }
+/// A dossier's row read inline.
+fn dossier_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<DossierRow> {
+    Ok(DossierRow {
+        code: row.get("code")?,
+        procedure_name: row.get("procedure_name")?,
+        agency_name: row.get("agency_name")?,
+        status: row.get("status")?,
+        received_at: row.get("received_at")?,
+        appointment_at: row.get("appointment_at")?,
+        finished_at: row.get("finished_at")?,
+        returned_at: row.get("returned_at")?,
+        owner_phone: row.get("owner_phone")?,
+        owner_name: row.get("owner_name")?,
+        version: row.get("version")?,
+    })
 }
 
 impl DossierStore for SqliteStore {
@@ -181,7 +106,7 @@ impl DossierStore for SqliteStore {
         if let Some(inline) = &self.inline {
             let read = inline.read(|conn| {
                 conn.prepare_cached(FIND)?
-                    .query_row([code.as_str()], DossierRow::from_rusqlite)
+                    .query_row([code.as_str()], dossier_of)
                     .optional()
             });
             match read {
@@ -191,13 +116,10 @@ impl DossierStore for SqliteStore {
                 }
             }
         }
-        let row = sqlx::query(FIND)
+        sqlx::query_as::<_, DossierRow>(FIND)
             .bind(code.as_str())
             .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref()
-            .map(DossierRow::from_sqlx)
-            .transpose()?
+            .await?
             .map(DossierRow::into_dossier)
             .transpose()
     }
@@ -259,18 +181,21 @@ impl DossierStore for SqliteStore {
     }
 
     async fn sync_status(&self, source: &str) -> Result<Option<SyncStatus>, StoreError> {
-        let row = sqlx::query("SELECT * FROM sync_state WHERE source = ?")
+        sqlx::query_as::<_, SyncRow>("SELECT * FROM sync_state WHERE source = ?")
             .bind(source)
             .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(sync_status_of).transpose()
+            .await?
+            .map(SyncRow::into_status)
+            .transpose()
     }
 
     async fn all_sync_status(&self) -> Result<Vec<SyncStatus>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM sync_state ORDER BY source")
+        sqlx::query_as::<_, SyncRow>("SELECT * FROM sync_state ORDER BY source")
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(sync_status_of).collect()
+            .await?
+            .into_iter()
+            .map(SyncRow::into_status)
+            .collect()
     }
 
     async fn note_exchange(
@@ -286,7 +211,7 @@ impl DossierStore for SqliteStore {
                      updated_at = ? WHERE source = ?",
                 )
                 .bind(at_ms)
-                .bind(pending.map(|p| p.min(i64::MAX as u64) as i64))
+                .bind(pending.map(db_count))
                 .bind(at_ms)
                 .bind(source)
                 .execute(&self.pool)
@@ -350,13 +275,6 @@ impl<'a> RowJson<'a> {
     }
 }
 
-/// A version held for a dossier: live, or kept by its tombstone.
-#[derive(Clone, Copy)]
-struct Held {
-    version: i64,
-    live: bool,
-}
-
 fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("plain data serialises")
 }
@@ -370,16 +288,12 @@ async fn apply_in(
     changes: &[Change],
     mode: ApplyMode,
 ) -> Result<(ApplyReport, Vec<UpsertOutcome>), StoreError> {
-    let mut report = ApplyReport::default();
-    let mut outcomes = Vec::with_capacity(changes.len());
     if changes.is_empty() {
-        return Ok((report, outcomes));
+        return Ok((ApplyReport::default(), Vec::new()));
     }
-    let mut codes: Vec<&str> = changes.iter().map(|c| c.code().as_str()).collect();
-    codes.sort_unstable();
-    codes.dedup();
-    let codes_json = json(&codes);
-    let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let batch = Batch::new(changes);
+    let codes_json = json(&batch.codes);
+    let held: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT j.value, d.version, t.version FROM json_each(?) j \
          LEFT JOIN dossiers d ON d.code = j.value \
          LEFT JOIN dossier_tombstones t ON t.code = j.value",
@@ -387,58 +301,8 @@ async fn apply_in(
     .bind(&codes_json)
     .fetch_all(&mut *tx)
     .await?;
-    let mut held: HashMap<String, Held> = HashMap::with_capacity(rows.len());
-    for (code, live, dead) in rows {
-        let entry = match (live, dead) {
-            (Some(v), _) => Held {
-                version: v,
-                live: true,
-            },
-            (None, Some(v)) => Held {
-                version: v,
-                live: false,
-            },
-            (None, None) => continue,
-        };
-        held.insert(code, entry);
-    }
-    // The last accepted change of each dossier is the one written.
-    let mut winners: HashMap<&str, &Change> = HashMap::with_capacity(codes.len());
-    for change in changes {
-        let code = change.code().as_str();
-        let before = held.get(code).copied();
-        let accepted = match mode {
-            ApplyMode::Authoritative { .. } => true,
-            ApplyMode::Guarded | ApplyMode::Snapshot { .. } => {
-                before.is_none_or(|h| change.version() > h.version)
-            }
-        };
-        if !accepted {
-            report.unchanged += 1;
-            outcomes.push(UpsertOutcome::Unchanged);
-            continue;
-        }
-        outcomes.push(match before {
-            Some(h) if h.live => UpsertOutcome::Updated,
-            _ => UpsertOutcome::Inserted,
-        });
-        held.insert(
-            code.to_owned(),
-            Held {
-                version: change.version(),
-                live: matches!(change, Change::Upsert(_)),
-            },
-        );
-        winners.insert(code, change);
-    }
-    let mut upserts = Vec::new();
-    let mut deletes = Vec::new();
-    for change in winners.values() {
-        match change {
-            Change::Upsert(d) => upserts.push(RowJson::of(d)),
-            Change::Delete { code, version } => deletes.push((code.as_str(), *version)),
-        }
-    }
+    let plan = batch.decide(mode, held);
+    let upserts: Vec<RowJson> = plan.upserts.iter().map(|d| RowJson::of(d)).collect();
     if !upserts.is_empty() {
         let rows = json(&upserts);
         sqlx::query(
@@ -465,10 +329,9 @@ async fn apply_in(
         .bind(&rows)
         .execute(&mut *tx)
         .await?;
-        report.written = upserts.len() as u64;
     }
-    if !deletes.is_empty() {
-        let rows = json(&deletes);
+    if !plan.deletes.is_empty() {
+        let rows = json(&plan.deletes);
         sqlx::query("DELETE FROM dossiers WHERE code IN (SELECT value ->> 0 FROM json_each(?))")
             .bind(&rows)
             .execute(&mut *tx)
@@ -482,7 +345,6 @@ async fn apply_in(
         .bind(&rows)
         .execute(&mut *tx)
         .await?;
-        report.deleted = deletes.len() as u64;
     }
     if let ApplyMode::Snapshot { generation } | ApplyMode::Authoritative { generation } = mode {
         sqlx::query(
@@ -493,7 +355,7 @@ async fn apply_in(
         .execute(&mut *tx)
         .await?;
     }
-    Ok((report, outcomes))
+    Ok((plan.report, plan.outcomes))
 }
 
 /// Stores `checkpoint` as its source's state; `altered` changes applied now.
@@ -502,19 +364,7 @@ async fn store_checkpoint(
     checkpoint: &SyncCheckpoint,
     altered: u64,
 ) -> Result<(), StoreError> {
-    let (stage, cursor, page_token, authoritative) = match &checkpoint.stage {
-        SyncStage::Snapshot {
-            head_cursor,
-            page_token,
-            authoritative,
-        } => (
-            "snapshot",
-            head_cursor,
-            page_token.as_deref(),
-            *authoritative,
-        ),
-        SyncStage::Streaming { cursor } => ("streaming", cursor, None, false),
-    };
+    let columns = CheckpointColumns::of(checkpoint);
     let now = now_ms();
     sqlx::query(
         "INSERT INTO sync_state (source, epoch, stage, cursor, page_token, authoritative, \
@@ -530,60 +380,27 @@ async fn store_checkpoint(
     )
     .bind(&checkpoint.source)
     .bind(&checkpoint.epoch)
-    .bind(stage)
-    .bind(cursor)
-    .bind(page_token)
-    .bind(authoritative)
+    .bind(columns.stage)
+    .bind(columns.cursor)
+    .bind(columns.page_token)
+    .bind(columns.authoritative)
     .bind(checkpoint.generation)
-    .bind(checkpoint.pending.map(|p| p.min(i64::MAX as u64) as i64))
+    .bind(columns.pending)
     .bind(now)
     .bind((altered > 0).then_some(now))
-    .bind(altered as i64)
+    .bind(db_count(altered))
     .bind(now)
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-fn sync_status_of(row: &sqlx::sqlite::SqliteRow) -> Result<SyncStatus, StoreError> {
-    let source: String = row.try_get("source")?;
-    let stage: String = row.try_get("stage")?;
-    let cursor: Option<String> = row.try_get("cursor")?;
-    let corrupt = |reason: &str| StoreError::CorruptSyncState {
-        source_name: source.clone(),
-        reason: reason.to_owned(),
-    };
-    let cursor = cursor.ok_or_else(|| corrupt("no cursor"))?;
-    let stage = match stage.as_str() {
-        "snapshot" => SyncStage::Snapshot {
-            head_cursor: cursor,
-            page_token: row.try_get("page_token")?,
-            authoritative: row.try_get("authoritative")?,
-        },
-        "streaming" => SyncStage::Streaming { cursor },
-        _ => return Err(corrupt("unknown stage")),
-    };
-    let pending: Option<i64> = row.try_get("pending")?;
-    let applied_total: i64 = row.try_get("applied_total")?;
-    Ok(SyncStatus {
-        checkpoint: SyncCheckpoint {
-            source: source.clone(),
-            epoch: row.try_get("epoch")?,
-            stage,
-            generation: row.try_get("generation")?,
-            pending: pending.map(|p| p.max(0) as u64),
-        },
-        last_ok_at_ms: row.try_get("last_ok_at")?,
-        last_applied_at_ms: row.try_get("last_applied_at")?,
-        applied_total: applied_total.max(0) as u64,
-        last_error: row.try_get("last_error")?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::DossierStatus;
     use crate::portal_record::PortalRecord;
+    use crate::store::SyncStage;
 
     fn dossier(status: i64, version: i64) -> Dossier {
         PortalRecord::from_json(&format!(
