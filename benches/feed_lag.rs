@@ -150,7 +150,8 @@ async fn main() {
                     }
                     tokio::time::sleep(Duration::from_micros(500)).await;
                 }
-                lags.record(seen.elapsed().as_micros().max(1) as u64).unwrap();
+                lags.record(seen.elapsed().as_micros().max(1) as u64)
+                    .unwrap();
             }
         })
     };

@@ -27,7 +27,7 @@ use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
 use crate::smpp::listener::Listener;
 use crate::smpp::routes::Routes;
-use crate::store::{DossierStore, SqliteStore, StoreError};
+use crate::store::{DossierStore, ReadModel, StoreError};
 use crate::sync::follower::FeedFollower;
 use crate::sync::push::PushEndpoint;
 use crate::sync::{Freshness, SyncMetrics, SyncMode};
@@ -70,16 +70,16 @@ pub enum StartError {
     },
 }
 
-type Handler = SmsGateway<SqliteStore>;
+type Handler = SmsGateway<ReadModel>;
 
 /// Everything the gateway runs.
 pub struct Gateway {
-    store: SqliteStore,
+    store: ReadModel,
     journal: Journal,
-    outbox: Arc<Outbox<SqliteStore>>,
+    outbox: Arc<Outbox<ReadModel>>,
     listener: Option<Listener<Handler>>,
     carriers: Vec<EsmeClient<Handler>>,
-    follower: Option<FeedFollower<SqliteStore>>,
+    follower: Option<FeedFollower<ReadModel>>,
     ops: Option<OpsServer>,
     drain_timeout: std::time::Duration,
 }
@@ -87,7 +87,7 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the store, loads and checks the templates, binds the listener.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let store = SqliteStore::open(&config.database.url).await?;
+        let store = ReadModel::open(&config.database.url).await?;
         let templates_dir = config.reply.templates_dir.as_path();
         let renderer = Renderer::load(
             templates_dir.is_dir().then_some(templates_dir),
@@ -203,7 +203,7 @@ impl Gateway {
     }
 
     /// The read model.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &ReadModel {
         &self.store
     }
 

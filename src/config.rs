@@ -45,7 +45,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite://path/to/file.db` (relative to the working directory).
+    /// `sqlite://path/to/file.db` (relative to the working directory), or
+    /// `postgres://user:password@host:5432/database` for production.
     pub url: String,
 }
 
@@ -209,10 +210,14 @@ impl Config {
             origin: origin.to_owned(),
             message,
         };
-        if !self.database.url.starts_with("sqlite:") {
+        let url = self.database.url.as_str();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
             return Err(invalid(format!(
-                "key `database.url`: {:?} is not supported; use sqlite://path/to/file.db",
-                self.database.url
+                "key `database.url`: {:?} is not supported; use sqlite://path/to/file.db or postgres://user@host/database",
+                crate::store::redact_url(url)
             )));
         }
         if !self.journal.url.starts_with("sqlite:") {

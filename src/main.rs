@@ -17,7 +17,7 @@ use motcua_sms::import::{import_json_lines, ImportReport};
 use motcua_sms::journal::Journal;
 use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::sms_text;
-use motcua_sms::store::{DossierStore, SqliteStore};
+use motcua_sms::store::{DossierStore, ReadModel};
 
 /// Exit code for a configuration error (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
@@ -359,7 +359,7 @@ async fn run(config: &Config, import_first: Option<&Path>) -> anyhow::Result<Exi
 }
 
 async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(&config.database.url).await?;
+    let store = ReadModel::open(&config.database.url).await?;
     let reader =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let report: ImportReport = import_json_lines(&store, std::io::BufReader::new(reader)).await?;
@@ -386,7 +386,7 @@ async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
 const EXIT_STALE: u8 = 3;
 
 async fn status(config: &Config) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(&config.database.url).await?;
+    let store = ReadModel::open(&config.database.url).await?;
     let dossiers = store.count().await?;
     let sources = store.all_sync_status().await?;
     store.close().await;

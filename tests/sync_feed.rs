@@ -9,8 +9,14 @@
 //! - A core that stops answering: replies keep coming, labelled with the
 //!   data's date; on recovery the label goes away.
 //! - The push webhook: signed batches apply once; bad signatures are refused.
+//!
+//! Every scenario runs with the read model in SQLite and, when
+//! `TEST_DATABASE_URL` names a PostgreSQL server, in a fresh PostgreSQL
+//! database of its own (`sqlite::*` and `postgres::*`).
 
 mod support;
+#[path = "support/temp_postgres.rs"]
+mod temp_postgres;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use motcua_sms::smpp::client::send_and_receive;
-use motcua_sms::store::{DossierStore, SqliteStore};
+use motcua_sms::store::{DossierStore, ReadModel};
 use support::core::{first_step_back, local_digest, status_in_reply, Core, History, TOKEN};
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +50,7 @@ struct GatewayProcess {
     extra: Vec<(String, String)>,
     child: Option<Child>,
     starts: usize,
+    database: Option<String>,
 }
 
 impl GatewayProcess {
@@ -59,11 +66,20 @@ impl GatewayProcess {
                 .collect(),
             child: None,
             starts: 0,
+            database: None,
         }
     }
 
     fn db_url(&self) -> String {
-        format!("sqlite://{}/read.db", self.dir.display())
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/read.db", self.dir.display()))
+    }
+
+    /// The read model in `url` instead of a SQLite file in the folder.
+    fn with_database(mut self, url: Option<&str>) -> Self {
+        self.database = url.map(str::to_owned);
+        self
     }
 
     fn start(&mut self) {
@@ -142,13 +158,25 @@ impl GatewayProcess {
     }
 
     /// The read model, opened beside the running gateway.
-    async fn store(&self) -> SqliteStore {
-        SqliteStore::open(&self.db_url())
+    async fn store(&self) -> ReadModel {
+        ReadModel::open(&self.db_url())
             .await
             .expect("read model opens")
     }
 
     async fn sync_stage(&self) -> Option<String> {
+        let query = "SELECT stage FROM sync_state WHERE source = 'feed'";
+        if let Some(url) = &self.database {
+            // PostgreSQL migrations hold a lock: reading beside them is safe.
+            let pool = sqlx::PgPool::connect(url).await.ok()?;
+            let stage: Option<String> = sqlx::query_scalar(query)
+                .fetch_optional(&pool)
+                .await
+                .ok()
+                .flatten();
+            pool.close().await;
+            return stage;
+        }
         let path = self.dir.join("read.db");
         if !path.exists() {
             return None;
@@ -156,12 +184,11 @@ impl GatewayProcess {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
             .await
             .ok()?;
-        let stage: Option<String> =
-            sqlx::query_scalar("SELECT stage FROM sync_state WHERE source = 'feed'")
-                .fetch_optional(&pool)
-                .await
-                .ok()
-                .flatten();
+        let stage: Option<String> = sqlx::query_scalar(query)
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
         pool.close().await;
         stage
     }
@@ -286,8 +313,7 @@ impl Drop for GatewayProcess {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back() {
+async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back(database: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let core = Core::start(400, 1_000_000).await;
     let history_stop = CancellationToken::new();
@@ -300,7 +326,8 @@ async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back() {
             ("MOTCUA_SYNC__FEED__SNAPSHOT_PAGE", "20"),
             ("MOTCUA_SYNC__FEED__BATCH", "50"),
         ],
-    );
+    )
+    .with_database(database);
     gateway.start();
     // A first kill early, most likely mid-snapshot.
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -404,11 +431,10 @@ async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back() {
     core.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_cursor_and_a_new_epoch_each_bring_a_new_snapshot() {
+async fn an_expired_cursor_and_a_new_epoch_each_bring_a_new_snapshot(database: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let core = Core::start(100, 50).await;
-    let mut gateway = GatewayProcess::new(dir.path(), &core.url(), &[]);
+    let mut gateway = GatewayProcess::new(dir.path(), &core.url(), &[]).with_database(database);
     gateway.start();
     gateway.wait_converged(&core, Duration::from_secs(30)).await;
 
@@ -461,8 +487,7 @@ async fn an_expired_cursor_and_a_new_epoch_each_bring_a_new_snapshot() {
     core.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_digest_finds_and_repairs_a_dossier_changed_behind_the_feed() {
+async fn the_digest_finds_and_repairs_a_dossier_changed_behind_the_feed(database: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let core = Core::start(60, 10_000).await;
     let mut gateway = GatewayProcess::new(
@@ -472,7 +497,8 @@ async fn the_digest_finds_and_repairs_a_dossier_changed_behind_the_feed() {
             ("MOTCUA_SYNC__FEED__DIGEST_INTERVAL_SECS", "1"),
             ("MOTCUA_SYNC__FEED__DIGEST_BUCKETS", "16"),
         ],
-    );
+    )
+    .with_database(database);
     gateway.start();
     core.step(30).await;
     gateway.wait_converged(&core, Duration::from_secs(30)).await;
@@ -499,8 +525,9 @@ async fn the_digest_finds_and_repairs_a_dossier_changed_behind_the_feed() {
     core.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back() {
+async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back(
+    database: Option<&str>,
+) {
     let dir = tempfile::tempdir().unwrap();
     // The core as a process of its own, so that it can be frozen (SIGSTOP).
     let core_port = free_port();
@@ -537,7 +564,8 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back() {
         dir.path(),
         &core_url,
         &[("MOTCUA_SYNC__STALE_AFTER_SECS", "2")],
-    );
+    )
+    .with_database(database);
     gateway.start();
     gateway.wait_streaming(Duration::from_secs(30)).await;
     let fresh = gateway.answer(&code).await;
@@ -595,8 +623,7 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back() {
     let _ = core.wait();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushed_batches_apply_once_and_unsigned_ones_are_refused() {
+async fn pushed_batches_apply_once_and_unsigned_ones_are_refused(database: Option<&str>) {
     use motcua_sms::sync::push::{sign, PushOutcome, SIGNATURE_HEADER, TIMESTAMP_HEADER};
     let dir = tempfile::tempdir().unwrap();
     let secret = "push-secret-0123456789";
@@ -609,7 +636,8 @@ async fn pushed_batches_apply_once_and_unsigned_ones_are_refused() {
             ("MOTCUA_SYNC__PUSH__ENABLED", "true"),
             ("MOTCUA_SYNC__PUSH__SECRET", secret),
         ],
-    );
+    )
+    .with_database(database);
     gateway.start();
     let url = format!("http://127.0.0.1:{}/v1/push", gateway.http_port);
     let http = reqwest::Client::new();
@@ -679,3 +707,40 @@ async fn pushed_batches_apply_once_and_unsigned_ones_are_refused() {
     assert_eq!(status_in_reply(&text), Some(0), "{text}");
     gateway.stop();
 }
+
+/// Each scenario against a SQLite read model and, when `TEST_DATABASE_URL`
+/// names a server, against a fresh PostgreSQL database of its own.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(None).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(server) = crate::temp_postgres::maintenance_url() else {
+                        eprintln!("TEST_DATABASE_URL is not set: the PostgreSQL read model is not tested here (CI sets it)");
+                        return;
+                    };
+                    let db = crate::temp_postgres::TempDatabase::create(&server).await;
+                    super::$name(Some(&db.url)).await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    killed_mid_batch_it_converges_exactly_and_replies_never_go_back,
+    an_expired_cursor_and_a_new_epoch_each_bring_a_new_snapshot,
+    the_digest_finds_and_repairs_a_dossier_changed_behind_the_feed,
+    while_the_core_is_down_replies_carry_the_data_date_until_it_is_back,
+    pushed_batches_apply_once_and_unsigned_ones_are_refused,
+);
