@@ -45,7 +45,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("cache_size", "-16384");
         let filename = options.get_filename();
         if filename != Path::new(":memory:") {
             if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -238,42 +239,8 @@ impl DossierStore for SqliteStore {
     }
 }
 
-/// A dossier's columns, as `json_each` reads them in [`apply_in`].
-#[derive(serde::Serialize)]
-struct RowJson<'a> {
-    c: &'a str,
-    p: Option<&'a str>,
-    a: Option<&'a str>,
-    s: u8,
-    r: Option<String>,
-    ap: Option<String>,
-    f: Option<String>,
-    rt: Option<String>,
-    ph: Option<String>,
-    n: Option<&'a str>,
-    v: i64,
-}
-
-impl<'a> RowJson<'a> {
-    fn of(d: &'a Dossier) -> Self {
-        RowJson {
-            c: d.code.as_str(),
-            p: d.procedure_name.as_deref(),
-            a: d.agency_name.as_deref(),
-            s: d.status.code(),
-            r: db_time(d.received_at),
-            ap: db_time(d.appointment_at),
-            f: db_time(d.finished_at),
-            rt: db_time(d.returned_at),
-            ph: d
-                .owner_phone
-                .as_ref()
-                .map(|p| p.as_international().to_owned()),
-            n: d.owner_name.as_deref(),
-            v: d.version,
-        }
-    }
-}
+/// Most rows in one INSERT (11 parameters each, well under SQLite's 32,766).
+const UPSERT_CHUNK: usize = 250;
 
 fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("plain data serialises")
@@ -302,31 +269,48 @@ async fn apply_in(
     .fetch_all(&mut *tx)
     .await?;
     let plan = batch.decide(mode, held);
-    let upserts: Vec<RowJson> = plan.upserts.iter().map(|d| RowJson::of(d)).collect();
-    if !upserts.is_empty() {
-        let rows = json(&upserts);
-        sqlx::query(
+    // Rows go in as multi-row VALUES of at most UPSERT_CHUNK rows: one
+    // cached statement for every full chunk, bound parameters, no JSON to
+    // parse per column.
+    for chunk in plan.upserts.chunks(UPSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO dossiers (code, procedure_name, agency_name, status, received_at, \
-             appointment_at, finished_at, returned_at, owner_phone, owner_name, version) \
-             SELECT j.value ->> 'c', j.value ->> 'p', j.value ->> 'a', j.value ->> 's', \
-             j.value ->> 'r', j.value ->> 'ap', j.value ->> 'f', j.value ->> 'rt', \
-             j.value ->> 'ph', j.value ->> 'n', j.value ->> 'v' FROM json_each(?) j WHERE true \
-             ON CONFLICT (code) DO UPDATE SET procedure_name = excluded.procedure_name, \
+             appointment_at, finished_at, returned_at, owner_phone, owner_name, version) ",
+        );
+        insert.push_values(chunk, |mut row, d| {
+            row.push_bind(d.code.as_str())
+                .push_bind(d.procedure_name.as_deref())
+                .push_bind(d.agency_name.as_deref())
+                .push_bind(i64::from(d.status.code()))
+                .push_bind(db_time(d.received_at))
+                .push_bind(db_time(d.appointment_at))
+                .push_bind(db_time(d.finished_at))
+                .push_bind(db_time(d.returned_at))
+                .push_bind(
+                    d.owner_phone
+                        .as_ref()
+                        .map(|p| p.as_international().to_owned()),
+                )
+                .push_bind(d.owner_name.as_deref())
+                .push_bind(d.version);
+        });
+        insert.push(
+            " ON CONFLICT (code) DO UPDATE SET procedure_name = excluded.procedure_name, \
              agency_name = excluded.agency_name, status = excluded.status, \
              received_at = excluded.received_at, appointment_at = excluded.appointment_at, \
              finished_at = excluded.finished_at, returned_at = excluded.returned_at, \
              owner_phone = excluded.owner_phone, owner_name = excluded.owner_name, \
              version = excluded.version, \
              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        )
-        .bind(&rows)
-        .execute(&mut *tx)
-        .await?;
+        );
+        insert.build().persistent(true).execute(&mut *tx).await?;
+    }
+    if !plan.revived.is_empty() {
+        // Only dossiers written over their tombstone have one to clear.
         sqlx::query(
-            "DELETE FROM dossier_tombstones WHERE code IN \
-             (SELECT value ->> 'c' FROM json_each(?))",
+            "DELETE FROM dossier_tombstones WHERE code IN (SELECT value FROM json_each(?))",
         )
-        .bind(&rows)
+        .bind(json(&plan.revived))
         .execute(&mut *tx)
         .await?;
     }
