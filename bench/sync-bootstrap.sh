@@ -6,6 +6,8 @@
 #
 #   bench/sync-bootstrap.sh                 # 1,000,000 dossiers
 #   DOSSIERS=200000 bench/sync-bootstrap.sh
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/motcua_bench bench/sync-bootstrap.sh
+#     (the read model in that PostgreSQL database, which must exist and be empty)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 
-export MOTCUA_DATABASE__URL="sqlite://$work/read.db"
+export MOTCUA_DATABASE__URL="${DATABASE_URL:-sqlite://$work/read.db}"
 export MOTCUA_JOURNAL__URL="sqlite://$work/journal.db"
 export MOTCUA_SMPP__LISTENER__BIND="127.0.0.1:$SMPP_PORT"
 export MOTCUA_HTTP__BIND="127.0.0.1:$HTTP_PORT"
@@ -45,6 +47,10 @@ done
 end=$(date +%s.%N)
 pid=$(pgrep -P "$gateway" -f "motcua-sms run" || echo "$gateway")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo "?")
-dossiers=$(sqlite3 "$work/read.db" "SELECT COUNT(*) FROM dossiers" 2>/dev/null || echo "?")
+if [[ -n "${DATABASE_URL:-}" ]]; then
+  dossiers=$(psql "$DATABASE_URL" -Atc "SELECT COUNT(*) FROM dossiers" 2>/dev/null || echo "?")
+else
+  dossiers=$(sqlite3 "$work/read.db" "SELECT COUNT(*) FROM dossiers" 2>/dev/null || echo "?")
+fi
 printf 'bootstrap: %s dossiers in %.1f s; gateway peak RSS %s kB\n' \
   "$dossiers" "$(echo "$end - $start" | bc)" "$hwm"
