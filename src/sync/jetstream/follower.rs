@@ -51,6 +51,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// Pause before a re-read is tried again (no marker yet, or a snapshot
 /// being published).
 const REREAD_RETRY: Duration = Duration::from_secs(1);
+/// A re-read that receives nothing for this long has read everything.
+const REREAD_QUIET: Duration = Duration::from_secs(2);
 
 /// Where the follower stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -462,62 +464,68 @@ impl<S: DossierStore> JetStreamFollower<S> {
             })
             .await
             .map_err(|e| JetStreamError::nats("create a re-read consumer")(Box::new(e)))?;
+        let end = stream
+            .get_info()
+            .await
+            .map_err(|e| JetStreamError::nats("read the stream's state")(Box::new(e)))?
+            .state
+            .last_sequence;
+        let mut messages = ordered
+            .messages()
+            .await
+            .map_err(|e| JetStreamError::nats("re-read the stream")(Box::new(e)))?
+            .ready_chunks(self.settings.batch);
         let mut last_seq = 0;
-        if ordered.cached_info().num_pending > 0 {
-            let end = stream
-                .get_info()
-                .await
-                .map_err(|e| JetStreamError::nats("read the stream's state")(Box::new(e)))?
-                .state
-                .last_sequence;
-            let mut messages = ordered
-                .messages()
-                .await
-                .map_err(|e| JetStreamError::nats("re-read the stream")(Box::new(e)))?
-                .ready_chunks(self.settings.batch);
-            let mut done = false;
-            while !done {
-                let chunk = tokio::time::timeout(Duration::from_secs(30), messages.next())
-                    .await
-                    .map_err(|_| JetStreamError::Protocol("the re-read stalled for 30 s".into()))?
-                    .ok_or_else(|| JetStreamError::Protocol("the re-read ended early".into()))?;
-                let mut records = Vec::with_capacity(chunk.len());
-                let mut rejected = Vec::new();
-                for item in chunk {
-                    let message =
-                        item.map_err(|e| JetStreamError::nats("re-read the stream")(Box::new(e)))?;
-                    let info = message
-                        .info()
-                        .map_err(|e| JetStreamError::Protocol(format!("message info: {e}")))?;
-                    last_seq = info.stream_sequence;
-                    done |= info.stream_sequence >= end || info.pending == 0;
-                    if epoch_of(&message).is_some_and(|e| e != marker.epoch) {
-                        info!("a snapshot of another epoch is being published; waiting for its marker");
-                        return Ok(None);
-                    }
-                    match self.decode(&message) {
-                        Ok(record) => records.push(record),
-                        Err(r) => rejected.push(r),
-                    }
+        let mut read = 0usize;
+        let mut done = false;
+        while !done {
+            let chunk = match tokio::time::timeout(REREAD_QUIET, messages.next()).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Err(JetStreamError::Protocol("the re-read ended early".into())),
+                // Nothing delivered for a while: the stream's end holds no
+                // dossier message (an empty stream, or a control message
+                // last); everything before it was delivered.
+                Err(_quiet) => break,
+            };
+            let mut records = Vec::with_capacity(chunk.len());
+            let mut rejected = Vec::new();
+            read += chunk.len();
+            for item in chunk {
+                let message =
+                    item.map_err(|e| JetStreamError::nats("re-read the stream")(Box::new(e)))?;
+                let info = message
+                    .info()
+                    .map_err(|e| JetStreamError::Protocol(format!("message info: {e}")))?;
+                last_seq = info.stream_sequence;
+                // (The server's `pending` count is not relied upon: 2.9
+                // servers miscount it for LastPerSubject consumers.)
+                done |= info.stream_sequence >= end;
+                if epoch_of(&message).is_some_and(|e| e != marker.epoch) {
+                    info!("a snapshot of another epoch is being published; waiting for its marker");
+                    return Ok(None);
                 }
-                let (changes, invalid) = changes_of(&records);
-                rejected.extend(invalid);
-                report_rejected(SOURCE, &rejected, &self.metrics);
-                let report = self
-                    .store
-                    .apply(
-                        &changes,
-                        mode,
-                        Some(&checkpoint(SyncStage::Snapshot {
-                            head_cursor: marker_seq.to_string(),
-                            page_token: Some(last_seq.to_string()),
-                            authoritative,
-                        })),
-                    )
-                    .await?;
-                self.metrics.count(&report);
-                self.succeeded(None);
+                match self.decode(&message) {
+                    Ok(record) => records.push(record),
+                    Err(r) => rejected.push(r),
+                }
             }
+            let (changes, invalid) = changes_of(&records);
+            rejected.extend(invalid);
+            report_rejected(SOURCE, &rejected, &self.metrics);
+            let report = self
+                .store
+                .apply(
+                    &changes,
+                    mode,
+                    Some(&checkpoint(SyncStage::Snapshot {
+                        head_cursor: marker_seq.to_string(),
+                        page_token: Some(last_seq.to_string()),
+                        authoritative,
+                    })),
+                )
+                .await?;
+            self.metrics.count(&report);
+            self.succeeded(None);
         }
         let seq = last_seq.max(marker_seq);
         let deleted = self
@@ -535,6 +543,7 @@ impl<S: DossierStore> JetStreamFollower<S> {
             epoch = %marker.epoch,
             seq,
             deleted_unlisted = deleted,
+            records = read,
             "re-read complete; following the stream"
         );
         Ok(Some(Position {

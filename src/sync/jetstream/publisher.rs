@@ -346,13 +346,19 @@ impl JetStreamPublisher {
                 None => break,
             }
         }
-        let purged = s
-            .stream
-            .purge()
-            .filter(self.subjects.dossiers())
-            .sequence(from_seq)
-            .await
-            .map_err(|e| JetStreamError::nats("purge what precedes the snapshot")(Box::new(e)))?;
+        // Nothing precedes the first sequence; and a 2.9 server reads a
+        // filtered purge "below 1" as "everything".
+        let purged = if from_seq > 1 {
+            s.stream
+                .purge()
+                .filter(self.subjects.dossiers())
+                .sequence(from_seq)
+                .await
+                .map_err(|e| JetStreamError::nats("purge what precedes the snapshot")(Box::new(e)))?
+                .purged
+        } else {
+            0
+        };
         let marker = SnapshotMarker {
             epoch: epoch.clone(),
             from_seq,
@@ -375,7 +381,7 @@ impl JetStreamPublisher {
         info!(
             %epoch,
             records,
-            purged = purged.purged,
+            purged,
             marker_seq = ack.sequence,
             "snapshot published; following changes from its head"
         );
