@@ -44,42 +44,11 @@ async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back() {
     gateway.wait_streaming(Duration::from_secs(60)).await;
 
     // Codes of open dossiers, to watch while they move.
-    let watched: Vec<String> = core
-        .first_page(400)
-        .await
-        .records
-        .iter()
-        .filter(|r| {
-            r.fields
-                .get("TrangThaiHoSo")
-                .and_then(|v| v.as_u64())
-                .is_some_and(|s| s < 4)
-        })
-        .take(6)
-        .map(|r| r.code.clone())
-        .collect();
-    assert!(watched.len() >= 3, "too few open dossiers: {watched:?}");
+    let watched = core.open_codes(400, 6).await;
 
     // The core changes at ~400/s while the gateway is killed three times.
     let stepping = CancellationToken::new();
-    let stepper = {
-        let stop = stepping.clone();
-        let url = core.addr;
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut steps = 0u64;
-            while !stop.is_cancelled() {
-                let _ = http
-                    .post(format!("http://{url}/admin/step?n=20"))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await;
-                steps += 20;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            steps
-        })
-    };
+    let stepper = core.keep_stepping(stepping.clone());
     let mut observed: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let started = Instant::now();
     let mut kills = 0;

@@ -171,42 +171,11 @@ async fn two_gateways_follow_the_stream_through_kills_and_converge_exactly() {
         g.wait_streaming(Duration::from_secs(60)).await;
     }
 
-    let watched: Vec<String> = core
-        .first_page(300)
-        .await
-        .records
-        .iter()
-        .filter(|r| {
-            r.fields
-                .get("TrangThaiHoSo")
-                .and_then(|v| v.as_u64())
-                .is_some_and(|s| s < 4)
-        })
-        .take(5)
-        .map(|r| r.code.clone())
-        .collect();
-    assert!(watched.len() >= 3, "too few open dossiers: {watched:?}");
+    let watched = core.open_codes(300, 5).await;
 
     // The core changes at ~400/s for 10 s.
     let stepping = CancellationToken::new();
-    let stepper = {
-        let stop = stepping.clone();
-        let addr = core.addr;
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut steps = 0u64;
-            while !stop.is_cancelled() {
-                let _ = http
-                    .post(format!("http://{addr}/admin/step?n=20"))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await;
-                steps += 20;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            steps
-        })
-    };
+    let stepper = core.keep_stepping(stepping.clone());
     let mut observed: [BTreeMap<String, Vec<u8>>; 2] = [BTreeMap::new(), BTreeMap::new()];
     let started = Instant::now();
     let kill_at = [Duration::from_secs(2), Duration::from_secs(6)];

@@ -39,6 +39,7 @@ use tracing::{debug, info, warn};
 use super::{connect, JetStreamError, SnapshotMarker, SubjectKind, Subjects, EPOCH_HEADER, SOURCE};
 use crate::feed::FeedRecord;
 use crate::store::{now_ms, ApplyMode, DossierStore, SyncCheckpoint, SyncStage, SyncStatus};
+use crate::sync::follower::jitter;
 use crate::sync::{
     changes_of, report_rejected, Freshness, JetStreamSettings, RejectedRecord, SyncMetrics,
 };
@@ -668,16 +669,6 @@ fn epoch_of(message: &Message) -> Option<&str> {
         .map(|v| v.as_str())
 }
 
-/// `pause` ± 20 %, so that many gateways do not retry in step.
-fn jitter(pause: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let spread = (nanos % 401) as f64 / 1000.0 - 0.2;
-    pause.mul_f64(1.0 + spread)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,13 +730,5 @@ mod tests {
             })),
             Start::Reread { generation: 5, .. }
         ));
-    }
-
-    #[test]
-    fn jitter_stays_within_a_fifth() {
-        for _ in 0..50 {
-            let j = jitter(Duration::from_secs(10));
-            assert!(j >= Duration::from_secs(8) && j <= Duration::from_secs(12));
-        }
     }
 }

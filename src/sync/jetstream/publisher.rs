@@ -200,7 +200,7 @@ impl JetStreamPublisher {
                 }
                 Err(error) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    let pause = backoff;
+                    let pause = crate::sync::follower::jitter(backoff);
                     warn!(%error, retry_in_ms = pause.as_millis() as u64, "fan-out step failed");
                     if matches!(
                         error,
