@@ -29,6 +29,7 @@ use crate::smpp::listener::Listener;
 use crate::smpp::routes::Routes;
 use crate::store::{DossierStore, ReadModel, StoreError};
 use crate::sync::follower::FeedFollower;
+use crate::sync::jetstream::follower::JetStreamFollower;
 use crate::sync::push::PushEndpoint;
 use crate::sync::{Freshness, SyncMetrics, SyncMode};
 
@@ -80,6 +81,7 @@ pub struct Gateway {
     listener: Option<Listener<Handler>>,
     carriers: Vec<EsmeClient<Handler>>,
     follower: Option<FeedFollower<ReadModel>>,
+    jetstream: Option<JetStreamFollower<ReadModel>>,
     ops: Option<OpsServer>,
     drain_timeout: std::time::Duration,
 }
@@ -114,7 +116,7 @@ impl Gateway {
         });
         let sync_metrics = SyncMetrics::default();
         let follower = match config.sync.mode {
-            SyncMode::Off => None,
+            SyncMode::Off | SyncMode::Jetstream => None,
             SyncMode::Feed => Some(FeedFollower::new(
                 store.clone(),
                 config.sync.feed.clone(),
@@ -122,6 +124,14 @@ impl Gateway {
                 sync_metrics.clone(),
             )?),
         };
+        let jetstream = (config.sync.mode == SyncMode::Jetstream).then(|| {
+            JetStreamFollower::new(
+                store.clone(),
+                config.sync.jetstream.clone(),
+                freshness.clone(),
+                sync_metrics.clone(),
+            )
+        });
         let ops = if config.http.enabled {
             let push = config.sync.push.enabled.then(|| {
                 PushEndpoint::new(
@@ -187,6 +197,7 @@ impl Gateway {
             listener,
             carriers,
             follower,
+            jetstream,
             ops,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
@@ -233,6 +244,9 @@ impl Gateway {
         let sync_stop = CancellationToken::new();
         if let Some(follower) = self.follower {
             background.spawn(follower.run(sync_stop.clone()));
+        }
+        if let Some(jetstream) = self.jetstream {
+            background.spawn(jetstream.run(sync_stop.clone()));
         }
         if let Some(ops) = self.ops {
             background.spawn(ops.run(sync_stop.clone()));

@@ -18,7 +18,9 @@
 //!   LISTEN/NOTIFY long-poll, streamed digest).
 //! - [`sync`]: keeps the read model in step with the one-stop core: the
 //!   feed follower (snapshot, changes, digest repair, backoff), the push
-//!   webhook, freshness for the "last updated" label, sync metrics.
+//!   webhook, the NATS JetStream fan-out (`sync::jetstream`: `motcua-sms
+//!   fanout` publishes the feed to a stream, gateways follow it with durable
+//!   consumers), freshness for the "last updated" label, sync metrics.
 //! - [`ops_http`]: the operations HTTP port: `/healthz`, `/metrics`, push.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.

@@ -79,13 +79,19 @@ enum Command {
     /// Serve the core feed protocol from a PostgreSQL core that installed
     /// migrations/core-postgres/ (docs/core-feed.md, "Relay").
     Relay(RelayArgs),
+    /// Follow a core feed (relay, core, core-sim) and publish every change to
+    /// a NATS JetStream stream that gateways with sync.mode = "jetstream"
+    /// follow (docs/core-feed.md, "Fan-out over NATS JetStream").
+    Fanout(FanoutArgs),
 }
 
 /// Environment variables the subcommands read through clap. They share the
 /// configuration's `MOTCUA_` prefix, where an unknown key is an error, so
 /// they are removed once read, before the configuration is loaded.
-const SUBCOMMAND_ENV: [&str; 4] = [
+const SUBCOMMAND_ENV: [&str; 6] = [
     "MOTCUA_CORE_TOKEN",
+    "MOTCUA_FANOUT_FEED_TOKEN",
+    "MOTCUA_FANOUT_NATS_URL",
     "MOTCUA_RELAY_DATABASE_URL",
     "MOTCUA_RELAY_LISTEN",
     "MOTCUA_RELAY_TOKEN",
@@ -109,6 +115,41 @@ struct RelayArgs {
     /// Milliseconds between re-checks of the log's head (besides NOTIFY).
     #[arg(long, default_value_t = 250)]
     recheck_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct FanoutArgs {
+    /// The core feed's base URL (the relay, a core, core-sim).
+    #[arg(long)]
+    feed_url: String,
+    /// The bearer token the core issued for the fan-out.
+    #[arg(long, env = "MOTCUA_FANOUT_FEED_TOKEN", hide_env_values = true)]
+    feed_token: Option<String>,
+    /// NATS server(s), nats://host:port (several separated by commas).
+    #[arg(
+        long,
+        env = "MOTCUA_FANOUT_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+    /// A NATS .creds file, when the server asks for credentials.
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// The stream to publish to (created or updated at start).
+    #[arg(long, default_value = motcua_sms::sync::jetstream::DEFAULT_STREAM)]
+    stream: String,
+    /// The subjects' prefix: <prefix>.dossier.<code>, <prefix>.control.*.
+    #[arg(long, default_value = motcua_sms::sync::jetstream::DEFAULT_PREFIX)]
+    subject_prefix: String,
+    /// The stream's duplicate window, seconds (Nats-Msg-Id deduplication).
+    #[arg(long, default_value_t = 120)]
+    duplicate_window_secs: u64,
+    /// Publish acks awaited at once at most.
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
+    /// Long-poll wait on the feed when caught up, seconds.
+    #[arg(long, default_value_t = 25)]
+    wait_secs: u64,
 }
 
 /// Reads a `postgres://` URL (the message never repeats a password).
@@ -294,6 +335,7 @@ fn main() -> ExitCode {
             Command::CoreSim(args) => core_sim(args).await,
             Command::Status => status(&config).await,
             Command::Relay(args) => relay(args).await,
+            Command::Fanout(args) => fanout(args).await,
             Command::Sms {
                 command:
                     SmsCommand::Send {
@@ -555,6 +597,40 @@ async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     relay.run(shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the JetStream fan-out until SIGTERM or Ctrl-C.
+async fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
+    use motcua_sms::sync::jetstream::{self, publisher};
+    if let Err(e) = jetstream::check_url(&args.nats_url) {
+        anyhow::bail!("--nats-url: {e}");
+    }
+    if !jetstream::is_valid_name(&args.stream) {
+        anyhow::bail!("--stream: letters, digits, '_' or '-' only");
+    }
+    if !jetstream::is_valid_prefix(&args.subject_prefix) {
+        anyhow::bail!("--subject-prefix: dot-separated tokens of letters, digits, '_' or '-'");
+    }
+    if args.wait_secs > motcua_sms::feed::MAX_WAIT_SECS {
+        anyhow::bail!("--wait-secs: at most {}", motcua_sms::feed::MAX_WAIT_SECS);
+    }
+    let mut settings =
+        publisher::PublisherSettings::new(&args.feed_url, args.feed_token, &args.nats_url);
+    settings.credentials = args.nats_creds;
+    settings.stream = args.stream;
+    settings.prefix = args.subject_prefix;
+    settings.duplicate_window = Duration::from_secs(args.duplicate_window_secs.max(1));
+    settings.max_in_flight = args.max_in_flight.max(1);
+    settings.wait = Duration::from_secs(args.wait_secs);
+    let publisher = publisher::JetStreamPublisher::new(settings)?;
+    eprintln!(
+        "fanout: following {} into NATS {}",
+        args.feed_url, args.nats_url
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    publisher.run(shutdown).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -624,7 +624,7 @@ fn page_pending(page: &crate::feed::ChangesPage) -> Option<u64> {
 }
 
 /// `pause` ± 20 %, so that many gateways do not retry in step.
-fn jitter(pause: Duration) -> Duration {
+pub(crate) fn jitter(pause: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(

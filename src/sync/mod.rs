@@ -6,6 +6,10 @@
 //!   epoch, compare digests and repair the buckets that differ, back off
 //!   while the core is down. One writer; each batch is stored with its
 //!   position in one transaction ([`crate::store::DossierStore::apply`]).
+//! - [`jetstream`]: fan-out over NATS JetStream for several gateways:
+//!   `motcua-sms fanout` publishes the core's changes to a stream, and
+//!   [`jetstream::follower::JetStreamFollower`] (`sync.mode = "jetstream"`)
+//!   follows it with a durable consumer, acking after the local commit.
 //! - [`push`]: the webhook a core that cannot be polled POSTs batches to
 //!   (HMAC-signed, idempotent through the version guard).
 //! - [`Freshness`]: when the read model was last known to match the core;
@@ -17,6 +21,7 @@
 
 pub mod client;
 pub mod follower;
+pub mod jetstream;
 pub mod push;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -36,14 +41,17 @@ use crate::store::{ApplyReport, Change};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {
-    /// `off` (the read model changes only by `motcua-sms import`), or `feed`
-    /// (follow a core feed over HTTP, `[sync.feed]`).
+    /// `off` (the read model changes only by `motcua-sms import`), `feed`
+    /// (follow a core feed over HTTP, `[sync.feed]`), or `jetstream` (follow
+    /// the fan-out stream, `[sync.jetstream]`).
     pub mode: SyncMode,
     /// Past this many seconds without a successful exchange with the core,
     /// replies say when their data was last updated. 0: never.
     pub stale_after_secs: u64,
     /// `[sync.feed]`
     pub feed: FeedSettings,
+    /// `[sync.jetstream]`
+    pub jetstream: JetStreamSettings,
     /// `[sync.push]`
     pub push: PushSettings,
 }
@@ -54,6 +62,7 @@ impl Default for SyncSettings {
             mode: SyncMode::Off,
             stale_after_secs: 900,
             feed: FeedSettings::default(),
+            jetstream: JetStreamSettings::default(),
             push: PushSettings::default(),
         }
     }
@@ -109,6 +118,9 @@ impl SyncSettings {
                 "must be at least 1".into(),
             ));
         }
+        if self.mode == SyncMode::Jetstream {
+            problems.extend(self.jetstream.problems());
+        }
         if self.push.enabled && self.push.secret.len() < 16 {
             problems.push((
                 "sync.push.secret".into(),
@@ -128,6 +140,8 @@ pub enum SyncMode {
     Off,
     /// Follow a core feed over HTTP.
     Feed,
+    /// Follow the fan-out stream on NATS JetStream (`motcua-sms fanout`).
+    Jetstream,
 }
 
 /// `[sync.feed]`: the core feed to follow.
@@ -167,6 +181,103 @@ impl Default for FeedSettings {
             backoff_max_secs: 60,
             request_timeout_secs: 30,
         }
+    }
+}
+
+/// `[sync.jetstream]`: the fan-out stream to follow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JetStreamSettings {
+    /// NATS server(s): `nats://host:port`, several separated by commas.
+    pub url: String,
+    /// The stream `motcua-sms fanout` publishes to.
+    pub stream: String,
+    /// The subjects' prefix (`fanout --subject-prefix`).
+    pub subject_prefix: String,
+    /// This gateway's name, unique among the gateways following the stream
+    /// (two gateways sharing a consumer would each miss half the changes).
+    pub gateway: String,
+    /// The durable consumer's name; empty: `motcua-gw-<gateway>`.
+    pub consumer: String,
+    /// Messages applied per transaction at most.
+    pub batch: usize,
+    /// A NATS `.creds` file (JWT + NKey seed); empty: none.
+    pub credentials: String,
+    /// Longest pause between attempts while NATS is unreachable, seconds.
+    pub backoff_max_secs: u64,
+}
+
+impl Default for JetStreamSettings {
+    fn default() -> Self {
+        JetStreamSettings {
+            url: "nats://127.0.0.1:4222".into(),
+            stream: jetstream::DEFAULT_STREAM.into(),
+            subject_prefix: jetstream::DEFAULT_PREFIX.into(),
+            gateway: String::new(),
+            consumer: String::new(),
+            batch: 500,
+            credentials: String::new(),
+            backoff_max_secs: 30,
+        }
+    }
+}
+
+impl JetStreamSettings {
+    /// The durable consumer's name.
+    pub fn consumer_name(&self) -> String {
+        if self.consumer.is_empty() {
+            format!("motcua-gw-{}", self.gateway)
+        } else {
+            self.consumer.clone()
+        }
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if let Err(e) = jetstream::check_url(&self.url) {
+            problems.push((
+                "sync.jetstream.url".into(),
+                format!("must be nats://host:port (several separated by commas): {e}"),
+            ));
+        }
+        if !jetstream::is_valid_name(&self.stream) {
+            problems.push((
+                "sync.jetstream.stream".into(),
+                "must be letters, digits, '_' or '-'".into(),
+            ));
+        }
+        if !jetstream::is_valid_prefix(&self.subject_prefix) {
+            problems.push((
+                "sync.jetstream.subject_prefix".into(),
+                "must be dot-separated tokens of letters, digits, '_' or '-'".into(),
+            ));
+        }
+        if self.gateway.is_empty() {
+            problems.push((
+                "sync.jetstream.gateway".into(),
+                "must name this gateway, uniquely among those following the stream, when sync.mode = \"jetstream\"".into(),
+            ));
+        } else if !jetstream::is_valid_name(&self.consumer_name()) {
+            let key = if self.consumer.is_empty() {
+                "sync.jetstream.gateway"
+            } else {
+                "sync.jetstream.consumer"
+            };
+            problems.push((
+                key.into(),
+                "must be letters, digits, '_' or '-' (it names the durable consumer)".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.batch) {
+            problems.push(("sync.jetstream.batch".into(), "must be 1..=10000".into()));
+        }
+        if self.backoff_max_secs == 0 {
+            problems.push((
+                "sync.jetstream.backoff_max_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        problems
     }
 }
 
@@ -579,5 +690,33 @@ mod tests {
         s.feed.batch = 10;
         s.push.secret = "0123456789abcdef".into();
         assert!(s.problems().is_empty());
+    }
+
+    #[test]
+    fn jetstream_settings_need_a_gateway_name_and_usable_names() {
+        let mut s = SyncSettings {
+            mode: SyncMode::Jetstream,
+            ..SyncSettings::default()
+        };
+        let keys = |s: &SyncSettings| -> Vec<String> {
+            s.problems().into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(keys(&s), vec!["sync.jetstream.gateway"]);
+        s.jetstream.gateway = "hcm-1".into();
+        assert!(s.problems().is_empty());
+        assert_eq!(s.jetstream.consumer_name(), "motcua-gw-hcm-1");
+        s.jetstream.url = "http://x".into();
+        s.jetstream.stream = "a.b".into();
+        s.jetstream.consumer = "with space".into();
+        s.jetstream.batch = 0;
+        assert_eq!(
+            keys(&s),
+            vec![
+                "sync.jetstream.url",
+                "sync.jetstream.stream",
+                "sync.jetstream.consumer",
+                "sync.jetstream.batch"
+            ]
+        );
     }
 }

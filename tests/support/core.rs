@@ -146,6 +146,47 @@ impl Core {
         self.get(&format!("/v1/snapshot?limit={limit}")).await
     }
 
+    /// Up to `n` codes of dossiers not yet in progress (status below 4),
+    /// among the first `among` of the snapshot: they have states ahead.
+    pub async fn open_codes(&self, among: usize, n: usize) -> Vec<String> {
+        let codes: Vec<String> = self
+            .first_page(among)
+            .await
+            .records
+            .iter()
+            .filter(|r| {
+                r.fields
+                    .get("TrangThaiHoSo")
+                    .and_then(|v| v.as_u64())
+                    .is_some_and(|s| s < 4)
+            })
+            .take(n)
+            .map(|r| r.code.clone())
+            .collect();
+        assert!(codes.len() >= 3, "too few open dossiers: {codes:?}");
+        codes
+    }
+
+    /// Steps the core by 20 every 50 ms (~400 changes/s) until `stop`;
+    /// the task returns how many changes it asked for.
+    pub fn keep_stepping(&self, stop: CancellationToken) -> JoinHandle<u64> {
+        let addr = self.addr;
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut steps = 0u64;
+            while !stop.is_cancelled() {
+                let _ = http
+                    .post(format!("http://{addr}/admin/step?n=20"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await;
+                steps += 20;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            steps
+        })
+    }
+
     /// Changes after `cursor` (no wait).
     pub async fn changes(&self, cursor: &str) -> ChangesPage {
         self.get(&format!("/v1/changes?after={cursor}&limit=1000&wait=0"))

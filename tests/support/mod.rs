@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod core;
+pub mod gateway;
 pub mod peer_esme;
 pub mod peer_smsc;
 pub mod script_smsc;

@@ -1,0 +1,315 @@
+//! A gateway as a separate process of the `motcua-sms` binary, with its own
+//! files, for the sync tests: start, SIGKILL, SIGTERM, restart; its read
+//! model, metrics and replies (each question from a fresh number).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use motcua_sms::smpp::client::send_and_receive;
+use motcua_sms::store::{DossierStore, ReadModel};
+
+use super::core::{local_digest, Core, TOKEN};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
+pub const BUCKETS: u32 = 64;
+/// Messages asked so far (each from its own number).
+static ASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A gateway process and where it keeps its files.
+pub struct GatewayProcess {
+    pub dir: PathBuf,
+    pub smpp_port: u16,
+    pub http_port: u16,
+    pub feed_url: String,
+    pub extra: Vec<(String, String)>,
+    pub child: Option<Child>,
+    pub starts: usize,
+    /// The sync source whose stage `wait_streaming` watches (`feed` unless
+    /// `MOTCUA_SYNC__MODE` says `jetstream` among the extra settings).
+    pub source: String,
+    /// The read model's URL when not a SQLite file in `dir`.
+    pub database: Option<String>,
+}
+
+impl GatewayProcess {
+    pub fn new(dir: &Path, feed_url: &str, extra: &[(&str, &str)]) -> Self {
+        GatewayProcess {
+            dir: dir.to_owned(),
+            smpp_port: free_port(),
+            http_port: free_port(),
+            feed_url: feed_url.to_owned(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            child: None,
+            starts: 0,
+            source: if extra
+                .iter()
+                .any(|(k, v)| *k == "MOTCUA_SYNC__MODE" && *v == "jetstream")
+            {
+                "jetstream".to_owned()
+            } else {
+                "feed".to_owned()
+            },
+            database: None,
+        }
+    }
+
+    pub fn db_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/read.db", self.dir.display()))
+    }
+
+    /// The read model in `url` (e.g. PostgreSQL) instead of a SQLite file in `dir`.
+    pub fn with_database(mut self, url: Option<&str>) -> Self {
+        self.database = url.map(str::to_owned);
+        self
+    }
+
+    pub fn start(&mut self) {
+        std::fs::write(
+            self.dir.join("config.toml"),
+            format!(
+                "[[smpp.listener.accounts]]\nsystem_id = \"{}\"\npassword = \"{}\"\n",
+                super::SYSTEM_ID,
+                super::PASSWORD
+            ),
+        )
+        .unwrap();
+        self.starts += 1;
+        let log =
+            std::fs::File::create(self.dir.join(format!("gateway-{}.log", self.starts))).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(&self.dir)
+            .env_remove("RUST_LOG")
+            .env("MOTCUA_LOG__LEVEL", "info,motcua_sms::sync=debug")
+            .env("MOTCUA_DATABASE__URL", self.db_url())
+            .env(
+                "MOTCUA_JOURNAL__URL",
+                format!("sqlite://{}/journal.db", self.dir.display()),
+            )
+            .env("MOTCUA_REPLY__ACCENTS", "true")
+            .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
+            .env(
+                "MOTCUA_SMPP__LISTENER__BIND",
+                format!("127.0.0.1:{}", self.smpp_port),
+            )
+            .env("MOTCUA_HTTP__BIND", format!("127.0.0.1:{}", self.http_port))
+            .env("MOTCUA_SYNC__MODE", "feed")
+            .env("MOTCUA_SYNC__FEED__URL", &self.feed_url)
+            .env("MOTCUA_SYNC__FEED__TOKEN", TOKEN)
+            .env("MOTCUA_SYNC__FEED__WAIT_SECS", "1")
+            .env("MOTCUA_SYNC__FEED__BACKOFF_MAX_SECS", "1")
+            .env("MOTCUA_SYNC__FEED__REQUEST_TIMEOUT_SECS", "3");
+        for (k, v) in &self.extra {
+            command.env(k, v);
+        }
+        let child = command
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gateway starts");
+        self.child = Some(child);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the drain.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.join(format!("gateway-{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----- restart -----\n")
+    }
+
+    /// The read model, opened beside the running gateway.
+    pub async fn store(&self) -> ReadModel {
+        ReadModel::open(&self.db_url())
+            .await
+            .expect("read model opens")
+    }
+
+    pub async fn sync_stage(&self) -> Option<String> {
+        if let Some(url) = &self.database {
+            // PostgreSQL migrations hold a lock: reading beside them is safe.
+            let pool = sqlx::PgPool::connect(url).await.ok()?;
+            let stage: Option<String> =
+                sqlx::query_scalar("SELECT stage FROM sync_state WHERE source = $1")
+                    .bind(&self.source)
+                    .fetch_optional(&pool)
+                    .await
+                    .ok()
+                    .flatten();
+            pool.close().await;
+            return stage;
+        }
+        let path = self.dir.join("read.db");
+        if !path.exists() {
+            return None;
+        }
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .ok()?;
+        let stage: Option<String> =
+            sqlx::query_scalar("SELECT stage FROM sync_state WHERE source = ?")
+                .bind(&self.source)
+                .fetch_optional(&pool)
+                .await
+                .ok()
+                .flatten();
+        pool.close().await;
+        stage
+    }
+
+    pub async fn wait_streaming(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.sync_stage().await.as_deref() != Some("streaming") {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not finish its snapshot in {within:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the read model holds exactly the core's (code, version) pairs.
+    pub async fn wait_converged(&self, core: &Core, within: Duration) {
+        // Not before the gateway has migrated the file (two migrators race).
+        self.wait_streaming(within).await;
+        let deadline = Instant::now() + within;
+        loop {
+            let theirs = core.digest(BUCKETS).await.digests;
+            let store = self.store().await;
+            let live = store.live_versions().await.unwrap();
+            store.close().await;
+            if local_digest(&live, BUCKETS) == theirs {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the read model did not converge to the core in {within:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Every live core record is in the read model, field for field.
+    pub async fn assert_same_records(&self, core: &Core) {
+        let store = self.store().await;
+        let records = core.records().await;
+        assert!(!records.is_empty());
+        for record in &records {
+            let expected = record.to_dossier().unwrap().unwrap();
+            let held = store.find(&expected.code).await.unwrap();
+            assert_eq!(held.as_ref(), Some(&expected), "dossier {}", record.code);
+        }
+        assert_eq!(store.count().await.unwrap() as usize, records.len());
+        store.close().await;
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.http_port))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The reply to `TC code`; `None` when the gateway is not up.
+    pub async fn ask(&self, code: &str) -> Option<String> {
+        match self.try_ask(code).await {
+            Ok(text) => Some(text),
+            Err(error) => {
+                eprintln!("ask {code}: {error}");
+                None
+            }
+        }
+    }
+
+    /// The reply, waiting up to 30 s for the gateway to come up.
+    pub async fn answer(&self, code: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.try_ask(code).await {
+                Ok(text) => return text,
+                Err(error) => assert!(
+                    Instant::now() < deadline,
+                    "no answer to {code}: {error}\n{}",
+                    self.logs()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn try_ask(
+        &self,
+        code: &str,
+    ) -> Result<String, motcua_sms::smpp::client::ClientError> {
+        let addr = format!("127.0.0.1:{}", self.smpp_port).parse().unwrap();
+        // A new sender each time: the same text from the same number
+        // within journal.redelivery_window_secs is one message redelivered.
+        let sender = format!(
+            "8498{:07}",
+            ASKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let reply = send_and_receive(
+            addr,
+            super::SYSTEM_ID,
+            super::PASSWORD,
+            &sender,
+            super::SERVICE_NUMBER,
+            &format!("TC {code}"),
+            Duration::from_secs(5),
+        )
+        .await?;
+        // After a restart the gateway delivers replies owed to messages of
+        // killed sessions on whatever session of the account is bound: such
+        // a reply, to another number, is not the answer to this question.
+        if reply.parts.iter().any(|p| p.destination_addr != sender) {
+            return Err(motcua_sms::smpp::client::ClientError::NoReply(
+                Duration::ZERO,
+            ));
+        }
+        Ok(reply.text)
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
