@@ -9,12 +9,15 @@
 //! - Two gateways follow while the core changes; one is SIGKILLed and
 //!   restarted twice, the publisher is restarted once: both converge to the
 //!   core exactly, and neither ever replies with an older status than one it
-//!   already gave.
+//!   already gave. With `TEST_DATABASE_URL` set, the second gateway keeps
+//!   its read model in a fresh PostgreSQL database (the first in SQLite).
 //! - A new epoch at the core: the gateway re-reads the stream
 //!   authoritatively and converges.
 //! - The stream drops a record published twice with the same `Nats-Msg-Id`.
 
 mod support;
+#[path = "support/temp_postgres.rs"]
+mod temp_postgres;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -160,9 +163,15 @@ async fn two_gateways_follow_the_stream_through_kills_and_converge_exactly() {
     let mut publisher = RunningPublisher::start(stream.publisher(&core));
 
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    // The second gateway keeps its read model in PostgreSQL when a server is named.
+    let postgres = match temp_postgres::maintenance_url() {
+        Some(server) => Some(temp_postgres::TempDatabase::create(&server).await),
+        None => None,
+    };
     let mut gateways = [
         gateway(dirs[0].path(), &core, &stream.gateway_settings("g1")),
-        gateway(dirs[1].path(), &core, &stream.gateway_settings("g2")),
+        gateway(dirs[1].path(), &core, &stream.gateway_settings("g2"))
+            .with_database(postgres.as_ref().map(|db| db.url.as_str())),
     ];
     for g in gateways.iter_mut() {
         g.start();
@@ -249,6 +258,9 @@ async fn two_gateways_follow_the_stream_through_kills_and_converge_exactly() {
     }
     for g in gateways.iter_mut() {
         g.stop();
+    }
+    if let Some(db) = postgres {
+        db.drop().await;
     }
     publisher.stop().await;
     core.stop().await;
