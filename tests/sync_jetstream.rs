@@ -11,6 +11,8 @@
 //!   core exactly, and neither ever replies with an older status than one it
 //!   already gave. With `TEST_DATABASE_URL` set, the second gateway keeps
 //!   its read model in a fresh PostgreSQL database (the first in SQLite).
+//! - The core down while NATS is up: replies are labelled with the data's
+//!   date (the publisher's heartbeat stops), and the label goes when it is back.
 //! - A new epoch at the core: the gateway re-reads the stream
 //!   authoritatively and converges.
 //! - The stream drops a record published twice with the same `Nats-Msg-Id`.
@@ -262,6 +264,59 @@ async fn two_gateways_follow_the_stream_through_kills_and_converge_exactly() {
     if let Some(db) = postgres {
         db.drop().await;
     }
+    publisher.stop().await;
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_core_is_down_replies_say_so_though_nats_is_up() {
+    let Some(url) = nats_url() else { return };
+    let stream = TestStream::new(&url);
+    let core = Core::start(20, 1_000_000).await;
+    let publisher = RunningPublisher::start(stream.publisher(&core));
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = stream.gateway_settings("stale");
+    settings.push(("MOTCUA_SYNC__STALE_AFTER_SECS".into(), "8".into()));
+    let mut g = gateway(dir.path(), &core, &settings);
+    g.start();
+    core.step(10).await;
+    g.wait_converged(&core, Duration::from_secs(60)).await;
+    let code = core.first_page(1).await.records[0].code.clone();
+    // The publisher's heartbeat (every 5 s while the core answers) keeps
+    // the data fresh.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let fresh = g.answer(&code).await;
+    assert!(!fresh.contains("cập nhật lúc"), "{fresh}");
+
+    core.outage(true).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = g.answer(&code).await;
+        if text.contains("cập nhật lúc") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never labelled while the core is down: {text}\n{}",
+            g.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    core.outage(false).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = g.answer(&code).await;
+        if !text.contains("cập nhật lúc") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still labelled after the core came back: {text}\n{}",
+            g.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    g.stop();
     publisher.stop().await;
     core.stop().await;
 }

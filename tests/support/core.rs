@@ -113,6 +113,11 @@ impl Core {
         answer["version"].as_i64().expect("a version")
     }
 
+    /// While `on`, every feed request gets `503` (the core is down).
+    pub async fn outage(&self, on: bool) {
+        self.post(&format!("/admin/outage?on={on}")).await;
+    }
+
     /// A new epoch with an empty log.
     pub async fn reset_epoch(&self) {
         self.post("/admin/reset-epoch").await;

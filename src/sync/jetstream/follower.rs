@@ -36,7 +36,10 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{connect, JetStreamError, SnapshotMarker, SubjectKind, Subjects, EPOCH_HEADER, SOURCE};
+use super::{
+    connect, JetStreamError, PublisherState, SnapshotMarker, SubjectKind, Subjects, EPOCH_HEADER,
+    SOURCE,
+};
 use crate::feed::FeedRecord;
 use crate::store::{now_ms, ApplyMode, DossierStore, SyncCheckpoint, SyncStage, SyncStatus};
 use crate::sync::follower::jitter;
@@ -239,8 +242,11 @@ impl<S: DossierStore> JetStreamFollower<S> {
                         })?;
                         let pending = info.num_pending;
                         self.succeeded(Some(pending));
+                        // Stored as the last success: when the core was last
+                        // heard of, for `motcua-sms status`.
+                        let core_ok = self.freshness.last_ok_ms().unwrap_or_else(now_ms);
                         self.store
-                            .note_exchange(SOURCE, now_ms(), Ok(Some(pending)))
+                            .note_exchange(SOURCE, core_ok, Ok(Some(pending)))
                             .await?;
                         *backoff = BACKOFF_START;
                         continue;
@@ -597,7 +603,16 @@ impl<S: DossierStore> JetStreamFollower<S> {
                     end = BatchEnd::NewSnapshot;
                     break;
                 }
-                SubjectKind::Publisher | SubjectKind::Other => {}
+                SubjectKind::Publisher => {
+                    // The publisher's word on when it last heard from the core.
+                    let core_ok = serde_json::from_slice::<PublisherState>(&message.payload)
+                        .ok()
+                        .map(|state| state.core_ok_at_ms.unwrap_or_else(now_ms));
+                    if let Some(at) = core_ok {
+                        self.freshness.mark_ok(at);
+                    }
+                }
+                SubjectKind::Other => {}
             }
             last = Some((i, seq, pending));
         }
@@ -650,8 +665,10 @@ impl<S: DossierStore> JetStreamFollower<S> {
         })
     }
 
+    /// A successful exchange with NATS. Freshness is not marked here: it
+    /// comes from the publisher's heartbeat (`PublisherState::core_ok_at_ms`),
+    /// so that replies are labelled while the core is down even if NATS is up.
     fn succeeded(&self, pending: Option<u64>) {
-        self.freshness.mark_ok(now_ms());
         if let Some(pending) = pending {
             self.metrics
                 .pending

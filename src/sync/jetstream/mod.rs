@@ -253,6 +253,13 @@ pub struct PublisherState {
     pub epoch: String,
     /// The feed cursor after the last change published (and acked).
     pub cursor: String,
+    /// When the publisher last heard from the core (ms since the Unix
+    /// epoch). Gateways take their freshness from it, so that a core that
+    /// is down makes their replies say so even while NATS is up. Published
+    /// with every position and at least every few seconds while the core
+    /// answers. Absent from older publishers: then the message's arrival counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_ok_at_ms: Option<i64>,
 }
 
 /// The stream's configuration: every subject under the prefix, the last

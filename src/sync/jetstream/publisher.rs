@@ -40,6 +40,9 @@ use crate::sync::client::{FeedClient, FeedClientError};
 
 /// First pause after a failure.
 const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest gap between two stored positions while the core answers (the
+/// gateways' evidence that the core is up; see [`PublisherState::core_ok_at_ms`]).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// What the publisher follows and where it publishes.
 #[derive(Debug, Clone)]
@@ -118,6 +121,8 @@ pub struct JetStreamPublisher {
     feed: FeedClient,
     subjects: Subjects,
     stats: Arc<PublisherStats>,
+    /// When the position was last stored (the heartbeat's clock).
+    last_stored: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A connected session: the context and the stream.
@@ -146,6 +151,7 @@ impl JetStreamPublisher {
             feed,
             subjects,
             stats: Arc::new(PublisherStats::default()),
+            last_stored: std::sync::Mutex::new(None),
         })
     }
 
@@ -295,7 +301,9 @@ impl JetStreamPublisher {
                     self.publish_all(&s.js, &page.records, &epoch, None).await?;
                     debug!(records = page.records.len(), "changes published");
                 }
-                if page.next_cursor != cursor {
+                // The position goes out when it moved, and as a heartbeat
+                // while the core answers: gateways date their data by it.
+                if page.next_cursor != cursor || self.heartbeat_due() {
                     self.store_position(&s.js, &epoch, &page.next_cursor)
                         .await?;
                 }
@@ -454,6 +462,12 @@ impl JetStreamPublisher {
         Ok(())
     }
 
+    /// True when the last stored position is older than [`HEARTBEAT`].
+    fn heartbeat_due(&self) -> bool {
+        let last = *self.last_stored.lock().expect("heartbeat clock");
+        last.is_none_or(|at| at.elapsed() >= HEARTBEAT)
+    }
+
     /// Stores the position in the stream and waits for the ack.
     async fn store_position(
         &self,
@@ -464,6 +478,7 @@ impl JetStreamPublisher {
         let state = PublisherState {
             epoch: epoch.to_owned(),
             cursor: cursor.to_owned(),
+            core_ok_at_ms: Some(crate::store::now_ms()),
         };
         js.publish(
             self.subjects.publisher(),
@@ -473,6 +488,7 @@ impl JetStreamPublisher {
         .map_err(|e| JetStreamError::nats("store the position")(Box::new(e)))?
         .await
         .map_err(|e| JetStreamError::nats("store the position")(Box::new(e)))?;
+        *self.last_stored.lock().expect("heartbeat clock") = Some(std::time::Instant::now());
         Ok(())
     }
 }
