@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use motcua_sms::store::DossierStore;
 use support::core::{first_step_back, status_in_reply, Core, History, TOKEN};
-use support::gateway::{free_port, GatewayProcess, BIN};
+use support::gateway::{free_port, GatewayProcess, BIN, STALE_LABEL};
 use tokio_util::sync::CancellationToken;
 
 async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back(database: Option<&str>) {
@@ -50,42 +50,11 @@ async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back(databas
     gateway.wait_streaming(Duration::from_secs(60)).await;
 
     // Codes of open dossiers, to watch while they move.
-    let watched: Vec<String> = core
-        .first_page(400)
-        .await
-        .records
-        .iter()
-        .filter(|r| {
-            r.fields
-                .get("TrangThaiHoSo")
-                .and_then(|v| v.as_u64())
-                .is_some_and(|s| s < 4)
-        })
-        .take(6)
-        .map(|r| r.code.clone())
-        .collect();
-    assert!(watched.len() >= 3, "too few open dossiers: {watched:?}");
+    let watched = core.open_codes(400, 6).await;
 
     // The core changes at ~400/s while the gateway is killed three times.
     let stepping = CancellationToken::new();
-    let stepper = {
-        let stop = stepping.clone();
-        let url = core.addr;
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut steps = 0u64;
-            while !stop.is_cancelled() {
-                let _ = http
-                    .post(format!("http://{url}/admin/step?n=20"))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await;
-                steps += 20;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            steps
-        })
-    };
+    let stepper = core.keep_stepping(stepping.clone());
     let mut observed: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let started = Instant::now();
     let mut kills = 0;
@@ -284,7 +253,7 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back(
     gateway.wait_streaming(Duration::from_secs(30)).await;
     let fresh = gateway.answer(&code).await;
     assert!(status_in_reply(&fresh).is_some_and(|s| s > 0), "{fresh}");
-    assert!(!fresh.contains("cập nhật lúc"), "{fresh}");
+    assert!(!fresh.contains(STALE_LABEL), "{fresh}");
 
     let pid = core.id().to_string();
     assert!(Command::new("kill")
@@ -292,15 +261,9 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back(
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let stale = loop {
-        let text = gateway.answer(&code).await;
-        if text.contains("cập nhật lúc") {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "never labelled stale: {text}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let stale = gateway
+        .answer_until_labelled(&code, true, Duration::from_secs(20))
+        .await;
     assert!(status_in_reply(&stale).is_some_and(|s| s > 0), "{stale}");
     let metrics = gateway.metrics().await;
     assert!(metrics.contains("motcua_sync_stale 1"), "{metrics}");
@@ -319,19 +282,9 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back(
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = gateway.answer(&code).await;
-        if !text.contains("cập nhật lúc") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still labelled after recovery: {text}\n{}",
-            gateway.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    gateway
+        .answer_until_labelled(&code, false, Duration::from_secs(30))
+        .await;
     gateway.stop();
     let _ = core.kill();
     let _ = core.wait();

@@ -31,7 +31,7 @@ use motcua_sms::sync::jetstream::publisher::{
 };
 use motcua_sms::sync::jetstream::{stream_config, Subjects};
 use support::core::{first_step_back, status_in_reply, Core, History, TOKEN};
-use support::gateway::GatewayProcess;
+use support::gateway::{GatewayProcess, STALE_LABEL};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -286,36 +286,14 @@ async fn while_the_core_is_down_replies_say_so_though_nats_is_up() {
     // the data fresh.
     tokio::time::sleep(Duration::from_secs(10)).await;
     let fresh = g.answer(&code).await;
-    assert!(!fresh.contains("cập nhật lúc"), "{fresh}");
+    assert!(!fresh.contains(STALE_LABEL), "{fresh}");
 
     core.outage(true).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = g.answer(&code).await;
-        if text.contains("cập nhật lúc") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never labelled while the core is down: {text}\n{}",
-            g.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    g.answer_until_labelled(&code, true, Duration::from_secs(30))
+        .await;
     core.outage(false).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = g.answer(&code).await;
-        if !text.contains("cập nhật lúc") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still labelled after the core came back: {text}\n{}",
-            g.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    g.answer_until_labelled(&code, false, Duration::from_secs(30))
+        .await;
     g.stop();
     publisher.stop().await;
     core.stop().await;

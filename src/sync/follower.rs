@@ -27,7 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::client::{FeedClient, FeedClientError};
-use super::{changes_of, report_rejected, FeedSettings, Freshness, SyncMetrics};
+use super::{
+    changes_of, report_rejected, sleep_unless_shutdown, Backoff, FeedSettings, Freshness,
+    SyncMetrics,
+};
 use crate::feed::{bucket_of, digest, FeedRecord};
 use crate::store::{
     now_ms, ApplyMode, Change, DossierStore, StoreError, SyncCheckpoint, SyncStage, SyncStatus,
@@ -37,8 +40,6 @@ use crate::store::{
 pub const SOURCE: &str = "feed";
 /// Digest re-check after a first difference (changes may have been in flight).
 const DIGEST_RECHECK: Duration = Duration::from_secs(2);
-/// First pause after a failure.
-const BACKOFF_START: Duration = Duration::from_millis(500);
 
 /// What stopped a sync step.
 #[derive(Debug, thiserror::Error)]
@@ -232,7 +233,7 @@ impl<S: DossierStore> FeedFollower<S> {
         ) {
             self.metrics.snapshot("bootstrap");
         }
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Backoff::new(Duration::from_secs(self.settings.backoff_max_secs));
         let mut caught_up = false;
         let mut watch = DigestWatch {
             next_at: Instant::now() + self.digest_interval().unwrap_or(Duration::MAX / 4),
@@ -252,7 +253,7 @@ impl<S: DossierStore> FeedFollower<S> {
             };
             match outcome {
                 Ok(progress) => {
-                    backoff = BACKOFF_START;
+                    backoff.reset();
                     caught_up = matches!(progress, Progress::CaughtUp);
                 }
                 Err(SyncError::Feed(FeedClientError::Gone {
@@ -271,7 +272,7 @@ impl<S: DossierStore> FeedFollower<S> {
                 }
                 Err(error) => {
                     self.metrics.error(error.kind());
-                    let pause = jitter(backoff);
+                    let pause = backoff.next_pause();
                     warn!(%error, retry_in_ms = pause.as_millis() as u64, "sync step failed; replies keep coming from the read model");
                     if let Err(store_error) = self
                         .store
@@ -280,12 +281,9 @@ impl<S: DossierStore> FeedFollower<S> {
                     {
                         debug!(%store_error, "could not note the failure");
                     }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(pause) => {}
+                    if !sleep_unless_shutdown(&shutdown, pause).await {
+                        break;
                     }
-                    backoff =
-                        (backoff * 2).min(Duration::from_secs(self.settings.backoff_max_secs));
                     caught_up = false;
                 }
             }
@@ -442,7 +440,7 @@ impl<S: DossierStore> FeedFollower<S> {
                 }
                 let (changes, rejected) = changes_of(&page.records);
                 report_rejected(SOURCE, &rejected, &self.metrics);
-                let pending = page_pending(&page);
+                let pending = page.pending;
                 let checkpoint = SyncCheckpoint {
                     source: SOURCE.to_owned(),
                     epoch: epoch.clone(),
@@ -618,39 +616,9 @@ impl<S: DossierStore> FeedFollower<S> {
     }
 }
 
-/// The page's `pending` count, when the core gives one.
-fn page_pending(page: &crate::feed::ChangesPage) -> Option<u64> {
-    page.pending
-}
-
-/// `pause` ± 20 %, so that many gateways do not retry in step.
-pub(crate) fn jitter(pause: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    let spread = (hasher.finish() % 401) as f64 / 1000.0 - 0.2;
-    pause.mul_f64(1.0 + spread)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jitter_stays_within_a_fifth() {
-        for _ in 0..100 {
-            let j = jitter(Duration::from_secs(10));
-            assert!(
-                j >= Duration::from_secs(8) && j <= Duration::from_secs(12),
-                "{j:?}"
-            );
-        }
-    }
 
     #[test]
     fn a_new_snapshot_takes_the_next_generation_and_remembers_the_epoch() {

@@ -566,6 +566,64 @@ impl std::fmt::Display for StatusReport {
     }
 }
 
+/// Pauses between failed exchanges with the core or NATS: from half a
+/// second, doubling up to a maximum, each ± 20 % so that many gateways do
+/// not retry in step.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const START: Duration = Duration::from_millis(500);
+
+    /// Pauses growing up to `max`.
+    pub(crate) fn new(max: Duration) -> Self {
+        Backoff {
+            next: Self::START,
+            max,
+        }
+    }
+
+    /// After a success: the next failure pauses briefly again.
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::START;
+    }
+
+    /// The pause to take now (jittered); the one after is twice as long.
+    pub(crate) fn next_pause(&mut self) -> Duration {
+        let pause = jitter(self.next);
+        self.next = (self.next * 2).min(self.max);
+        pause
+    }
+}
+
+/// Sleeps `pause`; false when `shutdown` came first.
+pub(crate) async fn sleep_unless_shutdown(
+    shutdown: &tokio_util::sync::CancellationToken,
+    pause: Duration,
+) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(pause) => true,
+    }
+}
+
+/// `pause` ± 20 %.
+fn jitter(pause: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let spread = (hasher.finish() % 401) as f64 / 1000.0 - 0.2;
+    pause.mul_f64(1.0 + spread)
+}
+
 /// A record the core sent that cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedRecord {
@@ -626,6 +684,37 @@ pub(crate) fn report_rejected(source: &str, rejected: &[RejectedRecord], metrics
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_stays_within_a_fifth() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_secs(10));
+            assert!(
+                j >= Duration::from_secs(8) && j <= Duration::from_secs(12),
+                "{j:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_maximum_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(2));
+        let pauses: Vec<Duration> = (0..4).map(|_| b.next_pause()).collect();
+        let within = |d: Duration, base_ms: u64| {
+            d >= Duration::from_millis(base_ms * 8 / 10)
+                && d <= Duration::from_millis(base_ms * 12 / 10)
+        };
+        assert!(
+            within(pauses[0], 500) && within(pauses[1], 1000),
+            "{pauses:?}"
+        );
+        assert!(
+            within(pauses[2], 2000) && within(pauses[3], 2000),
+            "{pauses:?}"
+        );
+        b.reset();
+        assert!(within(b.next_pause(), 500));
+    }
 
     #[test]
     fn freshness_turns_stale_after_the_threshold_and_back_on_success() {

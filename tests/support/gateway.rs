@@ -13,6 +13,8 @@ use super::core::{local_digest, Core, TOKEN};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 pub const BUCKETS: u32 = 64;
+/// What a reply says while the read model is stale.
+pub const STALE_LABEL: &str = "cập nhật lúc";
 /// Messages asked so far (each from its own number).
 static ASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -272,6 +274,34 @@ impl GatewayProcess {
                 ),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Asks about `code` until the reply carries the stale label ("cập nhật
+    /// lúc …") or not, as `labelled` says, within `within`; that reply.
+    pub async fn answer_until_labelled(
+        &self,
+        code: &str,
+        labelled: bool,
+        within: Duration,
+    ) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.answer(code).await;
+            if text.contains(STALE_LABEL) == labelled {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reply is {} the stale label after {within:?}: {text}\n{}",
+                if labelled {
+                    "still without"
+                } else {
+                    "still with"
+                },
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
 

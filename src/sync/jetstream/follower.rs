@@ -42,13 +42,11 @@ use super::{
 };
 use crate::feed::FeedRecord;
 use crate::store::{now_ms, ApplyMode, DossierStore, SyncCheckpoint, SyncStage, SyncStatus};
-use crate::sync::follower::jitter;
 use crate::sync::{
-    changes_of, report_rejected, Freshness, JetStreamSettings, RejectedRecord, SyncMetrics,
+    changes_of, report_rejected, sleep_unless_shutdown, Backoff, Freshness, JetStreamSettings,
+    RejectedRecord, SyncMetrics,
 };
 
-/// First pause after a failure.
-const BACKOFF_START: Duration = Duration::from_millis(500);
 /// With nothing to read for this long, the consumer is asked for its state
 /// (a successful exchange keeps replies fresh).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
@@ -161,7 +159,7 @@ impl<S: DossierStore> JetStreamFollower<S> {
             consumer = %self.settings.consumer_name(),
             "following the fan-out stream"
         );
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Backoff::new(Duration::from_secs(self.settings.backoff_max_secs.max(1)));
         while !shutdown.is_cancelled() {
             let error = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -171,7 +169,7 @@ impl<S: DossierStore> JetStreamFollower<S> {
                 },
             };
             self.metrics.error(error.kind());
-            let pause = jitter(backoff);
+            let pause = backoff.next_pause();
             warn!(%error, retry_in_ms = pause.as_millis() as u64, "JetStream sync failed; replies keep coming from the read model");
             if let Err(store_error) = self
                 .store
@@ -180,17 +178,15 @@ impl<S: DossierStore> JetStreamFollower<S> {
             {
                 debug!(%store_error, "could not note the failure");
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(pause) => {}
+            if !sleep_unless_shutdown(&shutdown, pause).await {
+                break;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(self.settings.backoff_max_secs.max(1)));
         }
         info!("JetStream follower stopped");
     }
 
     /// One connection's worth of following; returns only on failure.
-    async fn session(&self, backoff: &mut Duration) -> Result<(), JetStreamError> {
+    async fn session(&self, backoff: &mut Backoff) -> Result<(), JetStreamError> {
         let client = connect(
             &self.settings.url,
             (!self.settings.credentials.is_empty())
@@ -248,7 +244,7 @@ impl<S: DossierStore> JetStreamFollower<S> {
                         self.store
                             .note_exchange(SOURCE, core_ok, Ok(Some(pending)))
                             .await?;
-                        *backoff = BACKOFF_START;
+                        backoff.reset();
                         continue;
                     }
                     Ok(None) => {
@@ -271,7 +267,7 @@ impl<S: DossierStore> JetStreamFollower<S> {
                 }
                 // What arrived before a failure is still applied.
                 let end = self.apply_batch(&mut position, batch).await?;
-                *backoff = BACKOFF_START;
+                backoff.reset();
                 if let Some(error) = failure {
                     return Err(JetStreamError::nats("receive messages")(Box::new(error)));
                 }

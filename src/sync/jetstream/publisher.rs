@@ -37,9 +37,8 @@ use super::{
 };
 use crate::feed::FeedRecord;
 use crate::sync::client::{FeedClient, FeedClientError};
+use crate::sync::{sleep_unless_shutdown, Backoff};
 
-/// First pause after a failure.
-const BACKOFF_START: Duration = Duration::from_millis(500);
 /// Longest gap between two stored positions while the core answers (the
 /// gateways' evidence that the core is up; see [`PublisherState::core_ok_at_ms`]).
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -170,7 +169,7 @@ impl JetStreamPublisher {
             stream = %self.settings.stream,
             "fan-out: following the core feed into JetStream"
         );
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Backoff::new(self.settings.backoff_max);
         let mut session: Option<Session> = None;
         let mut position: Option<Position> = None;
         while !shutdown.is_cancelled() {
@@ -191,7 +190,7 @@ impl JetStreamPublisher {
                 outcome = step => outcome,
             };
             match outcome {
-                Ok(()) => backoff = BACKOFF_START,
+                Ok(()) => backoff.reset(),
                 Err(JetStreamError::Feed(FeedClientError::Gone {
                     epoch_changed,
                     body,
@@ -206,7 +205,7 @@ impl JetStreamPublisher {
                 }
                 Err(error) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    let pause = crate::sync::follower::jitter(backoff);
+                    let pause = backoff.next_pause();
                     warn!(%error, retry_in_ms = pause.as_millis() as u64, "fan-out step failed");
                     if matches!(
                         error,
@@ -219,11 +218,9 @@ impl JetStreamPublisher {
                         session = None;
                         position = None;
                     }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(pause) => {}
+                    if !sleep_unless_shutdown(&shutdown, pause).await {
+                        break;
                     }
-                    backoff = (backoff * 2).min(self.settings.backoff_max);
                 }
             }
         }
