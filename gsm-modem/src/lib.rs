@@ -1,0 +1,16 @@
+//! GSM modems over AT commands, on tokio. Knows SMS and modems, nothing of
+//! what the messages are for.
+//!
+//! # Module map
+//!
+//! - [`pdu`]: the SMS PDU codec (3GPP TS 23.040 / 23.038): SMS-DELIVER,
+//!   SMS-SUBMIT and SMS-STATUS-REPORT; GSM-7 with the extension table and
+//!   fill bits after a user data header, UCS-2, 8-bit; concatenation with
+//!   8- and 16-bit references; time stamps with their time zone.
+//! - [`at`]: the AT line codec over any async byte stream (final results,
+//!   information lines, the `> ` prompt, unsolicited result codes at any
+//!   moment) and typed commands and responses, tolerant of real modems'
+//!   variants.
+
+pub mod at;
+pub mod pdu;
