@@ -20,6 +20,7 @@ use crate::abuse::{AbuseError, AbuseGuard};
 use crate::config::Config;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
+use crate::modem::ModemChannel;
 use crate::ops_http::{MetricsSource, OpsServer};
 use crate::outbox::Outbox;
 use crate::reply::{Renderer, TemplateError};
@@ -80,6 +81,7 @@ pub struct Gateway {
     outbox: Arc<Outbox<ReadModel>>,
     listener: Option<Listener<Handler>>,
     carriers: Vec<EsmeClient<Handler>>,
+    modems: Option<ModemChannel<Handler>>,
     follower: Option<FeedFollower<ReadModel>>,
     jetstream: Option<JetStreamFollower<ReadModel>>,
     ops: Option<OpsServer>,
@@ -190,7 +192,11 @@ impl Gateway {
                 )
             })
             .collect();
+        let modems = (!config.modem.devices.is_empty()).then(|| {
+            ModemChannel::new(config.modem.clone(), handler.clone(), routes.clone())
+        });
         Ok(Gateway {
+            modems,
             store,
             journal,
             outbox,
@@ -232,6 +238,9 @@ impl Gateway {
         }
         for carrier in self.carriers {
             channels.spawn(carrier.run(shutdown.clone(), release.clone()));
+        }
+        if let Some(modems) = self.modems {
+            channels.spawn(modems.run(shutdown.clone(), release.clone()));
         }
         channels.close();
         let outbox_stop = CancellationToken::new();

@@ -37,6 +37,8 @@ pub struct Config {
     pub sync: crate::sync::SyncSettings,
     /// `[http]`: the operations port (health, metrics, push webhook).
     pub http: crate::ops_http::HttpSettings,
+    /// `[modem]`: GSM modems over AT commands (none by default).
+    pub modem: crate::modem::ModemSettings,
     /// `[log]`
     pub log: LogConfig,
 }

@@ -32,6 +32,9 @@
 //! - [`reply`]: templates (minijinja), checked at load, rendered within a segment budget.
 //! - [`responder`]: text → parse → look up → privacy rule → render. No I/O types.
 //! - [`smpp`]: SMPP codec and sessions, listener and carrier (ESME) roles; knows no dossiers.
+//! - [`modem`]: the GSM modem channel: the `[[modem.devices]]`, each a
+//!   `gsm_modem` session on its serial port, one shared reply queue;
+//!   messages deleted from the SIM only once journaled.
 //! - [`gateway`]: takes a channel's message: journal first, then the outbox.
 //! - [`outbox`]: answers recorded messages and delivers replies exactly once per message.
 //! - [`config`]: `config.toml` with defaults and `MOTCUA_*` overrides.
@@ -41,6 +44,7 @@
 //!   gateway (this one or Kannel) with citizens' messages and measures it.
 //!
 //! A message's path: `smpp::listener` or `smpp::esme` → `smpp::text::decode_text`
+//! (or [`modem`] → `gsm_modem::pdu`)
 //! → [`gateway::SmsGateway`] (→ [`journal`], then the peer is acknowledged)
 //! → [`outbox::Outbox`] → [`responder::Responder`] (→ `store`, → `reply`)
 //! → `smpp::routes::Routes::send` on a connection of the same channel.
@@ -56,6 +60,7 @@ pub mod import;
 mod inline_reads;
 pub mod journal;
 pub mod loadgen;
+pub mod modem;
 pub mod ops_http;
 pub mod outbox;
 pub mod portal_record;

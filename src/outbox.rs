@@ -395,7 +395,7 @@ impl<S: DossierStore> Outbox<S> {
         let (settlement, attempt) = match result {
             Ok(sent) => {
                 debug!(message = %reply_to, channel = %sent.channel, parts = sent.ids.len(), "reply sent");
-                let state = if sent.channel.starts_with("smsc:") {
+                let state = if sent.channel.starts_with("smsc:") || sent.channel.starts_with("modem") {
                     ReplyState::Accepted
                 } else {
                     ReplyState::Sent
@@ -424,6 +424,43 @@ impl<S: DossierStore> Outbox<S> {
                     ),
                     Attempt::Finished,
                 )
+            }
+            Err(RouteError::Outlet(error)) if error.permanent => {
+                warn!(message = %reply_to, %error, "reply refused permanently");
+                (
+                    settle(ReplyState::Failed, None, Some(error.reason), None),
+                    Attempt::Finished,
+                )
+            }
+            Err(RouteError::Outlet(error)) => {
+                let attempts = reply.attempts + 1;
+                let max = self.journal.settings().max_attempts;
+                if attempts >= max {
+                    warn!(message = %reply_to, %error, attempts, "reply failed after the last attempt");
+                    (
+                        settle(ReplyState::Failed, None, Some(error.reason), None),
+                        Attempt::Finished,
+                    )
+                } else {
+                    // An outlet that went away: again as soon as one is up
+                    // (the sweep runs when one registers). Otherwise back off.
+                    let delay = if error.gone {
+                        Duration::ZERO
+                    } else {
+                        retry_delay(attempts)
+                    };
+                    info!(message = %reply_to, %error, attempts, retry_in = ?delay, "reply not sent; it will be retried");
+                    self.keep_progress(id, progress);
+                    (
+                        settle(
+                            ReplyState::Queued,
+                            None,
+                            Some(error.reason),
+                            Some(now_ms() + delay.as_millis() as i64),
+                        ),
+                        Attempt::Retry,
+                    )
+                }
             }
             Err(RouteError::Session(error)) => {
                 let attempts = reply.attempts + 1;

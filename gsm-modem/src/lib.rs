@@ -11,6 +11,11 @@
 //!   information lines, the `> ` prompt, unsolicited result codes at any
 //!   moment) and typed commands and responses, tolerant of real modems'
 //!   variants.
+//! - [`session`]: one modem driven over any async byte stream: init, SIM
+//!   PIN, receiving by indication and periodic sweep (delete only when the
+//!   owner says), sending with `AT+CMGS`, timeouts, hang detection, soft
+//!   reset, re-initialisation after a reboot.
 
 pub mod at;
 pub mod pdu;
+pub mod session;

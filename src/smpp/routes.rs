@@ -5,9 +5,12 @@
 //! channel the message came in on, and when that carrier link is down, the
 //! carrier link whose number prefixes match the citizen's number (the
 //! prefix table); [`Routes::watch`] tells waiting replies that a channel
-//! came up.
+//! came up. Channels that are not SMPP (the GSM modems) register an
+//! [`Outlet`]: the same choice and resumption, their own way of sending.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -28,6 +31,48 @@ pub enum RouteError {
     /// The connection failed or the peer refused.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A non-SMPP outlet (a modem) could not send.
+    #[error(transparent)]
+    Outlet(#[from] OutletError),
+}
+
+/// Why an [`Outlet`] could not send a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct OutletError {
+    /// What went wrong, for the log and the journal.
+    pub reason: String,
+    /// The outlet went away (a modem hung or was unplugged): the reply may
+    /// go again as soon as an outlet of the channel is up.
+    pub gone: bool,
+    /// Sending it again cannot help (the network refused the number).
+    pub permanent: bool,
+}
+
+/// The future an [`Outlet`] sends with.
+pub type OutletFuture<'a> = Pin<Box<dyn Future<Output = Result<(), OutletError>> + Send + 'a>>;
+
+/// A way out for a channel that is not SMPP (a GSM modem).
+pub trait Outlet: Send + Sync + 'static {
+    /// True while it can take replies.
+    fn is_open(&self) -> bool;
+
+    /// Sends `reply` as parts joined by `reference`, skipping the parts
+    /// that already have an id in `ids` and filling in the id of each part
+    /// it gets out (also when a later part fails).
+    fn send<'a>(
+        &'a self,
+        reply: &'a OutgoingReply<'a>,
+        reference: u16,
+        ids: &'a mut PartIds,
+    ) -> OutletFuture<'a>;
+}
+
+/// A connection a reply can leave on.
+#[derive(Clone)]
+enum Way {
+    Smpp(Route),
+    Outlet(std::sync::Arc<dyn Outlet>),
 }
 
 /// How a registered connection sends.
@@ -61,8 +106,8 @@ pub struct Route {
 /// the handset still joins them and no part reaches the citizen twice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplyProgress {
-    /// (reference, long-message mode, alphabet) of the parts sent so far.
-    encoding: Option<(u16, LongMessageMode, DefaultAlphabet)>,
+    /// How the parts sent so far were made.
+    encoding: Option<PartEncoding>,
     /// Per part, the id the peer gave it once accepted.
     ids: PartIds,
 }
@@ -72,6 +117,15 @@ impl ReplyProgress {
     pub fn is_started(&self) -> bool {
         self.ids.iter().any(Option::is_some)
     }
+}
+
+/// How a reply's parts were made: the reference, and for SMPP the
+/// long-message mode and alphabet of the link (another link's parts
+/// would not join with them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartEncoding {
+    Smpp(u16, LongMessageMode, DefaultAlphabet),
+    Outlet(u16),
 }
 
 /// A reply that left.
@@ -99,6 +153,8 @@ pub struct OutgoingReply<'a> {
 /// Every channel's live connections.
 pub struct Routes {
     routes: Mutex<HashMap<String, Vec<Route>>>,
+    /// Non-SMPP outlets by channel, with the session id they registered under.
+    outlets: Mutex<HashMap<String, Vec<(u64, std::sync::Arc<dyn Outlet>)>>>,
     /// (national number prefix, channel), longest prefix first.
     prefixes: RwLock<Vec<(String, String)>>,
     /// Bumped whenever a connection registers.
@@ -112,6 +168,7 @@ impl Default for Routes {
     fn default() -> Self {
         Routes {
             routes: Mutex::default(),
+            outlets: Mutex::default(),
             prefixes: RwLock::default(),
             generation: watch::channel(0).0,
             reference: AtomicU16::new(1),
@@ -152,13 +209,36 @@ impl Routes {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// The connection `session` of `channel` is gone.
+    /// An outlet of `channel` is up, known as `session` (for [`Routes::unregister`]).
+    pub fn register_outlet(&self, channel: &str, session: u64, outlet: std::sync::Arc<dyn Outlet>) {
+        self.lock_outlets()
+            .entry(channel.to_owned())
+            .or_default()
+            .push((session, outlet));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn lock_outlets(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, std::sync::Arc<dyn Outlet>)>>> {
+        self.outlets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection or outlet `session` of `channel` is gone.
     pub fn unregister(&self, channel: &str, session: u64) {
         let mut routes = self.lock();
         if let Some(list) = routes.get_mut(channel) {
             list.retain(|r| r.session != session);
             if list.is_empty() {
                 routes.remove(channel);
+            }
+        }
+        drop(routes);
+        let mut outlets = self.lock_outlets();
+        if let Some(list) = outlets.get_mut(channel) {
+            list.retain(|(id, _)| *id != session);
+            if list.is_empty() {
+                outlets.remove(channel);
             }
         }
     }
@@ -189,7 +269,7 @@ impl Routes {
 
     /// The connection a reply leaves on: its own channel's, else (carrier
     /// links only) the longest matching prefix's.
-    fn choose(&self, channel: &str, to: &Address) -> Option<(String, Route)> {
+    fn choose(&self, channel: &str, to: &Address) -> Option<(String, Way)> {
         if let Some(route) = self.pick(channel) {
             return Some((channel.to_owned(), route));
         }
@@ -209,12 +289,27 @@ impl Routes {
         self.generation.subscribe()
     }
 
-    fn pick(&self, channel: &str) -> Option<Route> {
-        self.lock()
-            .get(channel)?
-            .iter()
-            .find(|r| r.link.is_open())
-            .cloned()
+    fn pick(&self, channel: &str) -> Option<Way> {
+        let smpp = self
+            .lock()
+            .get(channel)
+            .and_then(|list| list.iter().find(|r| r.link.is_open()).cloned());
+        if let Some(route) = smpp {
+            return Some(Way::Smpp(route));
+        }
+        self.pick_outlet(channel).map(Way::Outlet)
+    }
+
+    /// The open outlet of `channel` that was used least recently: replies
+    /// spread over a channel's modems.
+    fn pick_outlet(&self, channel: &str) -> Option<std::sync::Arc<dyn Outlet>> {
+        let mut outlets = self.lock_outlets();
+        let list = outlets.get_mut(channel)?;
+        let at = list.iter().position(|(_, outlet)| outlet.is_open())?;
+        let chosen = list.remove(at);
+        let outlet = chosen.1.clone();
+        list.push(chosen);
+        Some(outlet)
     }
 
     /// Sends a reply for a message of `channel`, resuming from `progress`
@@ -225,9 +320,30 @@ impl Routes {
         reply: &OutgoingReply<'_>,
         progress: &mut ReplyProgress,
     ) -> Result<SentReply, RouteError> {
-        let (used, route) = self
+        let (used, way) = self
             .choose(channel, reply.to)
             .ok_or_else(|| RouteError::NotConnected(channel.to_owned()))?;
+        let route = match way {
+            Way::Smpp(route) => route,
+            Way::Outlet(outlet) => {
+                let reference = match progress.encoding {
+                    Some(PartEncoding::Outlet(reference)) => reference,
+                    _ => {
+                        let reference = self.reference.fetch_add(1, Ordering::Relaxed);
+                        *progress = ReplyProgress {
+                            encoding: Some(PartEncoding::Outlet(reference)),
+                            ids: PartIds::new(),
+                        };
+                        reference
+                    }
+                };
+                outlet.send(reply, reference, &mut progress.ids).await?;
+                return Ok(SentReply {
+                    channel: used,
+                    ids: progress.ids.iter().flatten().cloned().collect(),
+                });
+            }
+        };
         let mut from = reply.from.clone();
         if let Some(source) = &route.source_override {
             from.addr = source.clone();
@@ -247,7 +363,7 @@ impl Routes {
             Vec::new()
         };
         let reference = match progress.encoding {
-            Some((reference, mode, alphabet))
+            Some(PartEncoding::Smpp(reference, mode, alphabet))
                 if mode == route.long_messages && alphabet == route.alphabet =>
             {
                 reference
@@ -255,7 +371,11 @@ impl Routes {
             _ => {
                 let reference = self.reference.fetch_add(1, Ordering::Relaxed);
                 *progress = ReplyProgress {
-                    encoding: Some((reference, route.long_messages, route.alphabet)),
+                    encoding: Some(PartEncoding::Smpp(
+                        reference,
+                        route.long_messages,
+                        route.alphabet,
+                    )),
                     ids: PartIds::new(),
                 };
                 reference

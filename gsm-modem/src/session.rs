@@ -1,0 +1,924 @@
+//! A modem session: one modem driven over any async byte stream (a serial
+//! port, a pseudo-terminal, a test pipe). It owns the conversation: the
+//! init sequence (echo off, numeric errors, SIM PIN, PDU mode, message
+//! storage, new-message indications, registration reports), one command
+//! at a time with a timeout of its own, unsolicited result codes handled
+//! between and during commands, a periodic `AT+CMGL` sweep for messages
+//! that arrived while nobody listened, a periodic signal and registration
+//! watch that doubles as a liveness probe, and re-initialisation when the
+//! modem reboots (`^BOOT`, `RDY`).
+//!
+//! Received messages leave as [`ModemEvent::Received`] with their storage
+//! index; they stay on the SIM until the owner has recorded them and calls
+//! [`ModemHandle::delete`], so a crash between the two loses nothing (the
+//! next sweep hands them over again). Replies go in with
+//! [`ModemHandle::send_pdu`], one part per call, so the owner knows which
+//! parts left.
+//!
+//! A command that gets no answer is followed by ESC (leaving a `> ` prompt)
+//! and an `AT` probe; a modem that does not answer the probe either is
+//! declared hung and [`Session::run`] returns [`ModemError::Hung`]: the
+//! owner reopens the port and starts the next session with
+//! [`SessionSettings::soft_reset`] (`AT+CFUN=0`, `AT+CFUN=1`).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{timeout_at, Instant};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::at::command::{self, PinState, SignalQuality, StorageUse};
+use crate::at::urc::Registration;
+use crate::at::{AtCodec, AtError, AtEvent, FinalResult, Urc};
+use crate::pdu::{self, Deliver, Direction, EncodedPdu, PduError, StatusReport, Tpdu};
+
+/// How a session talks to its modem.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// The SIM PIN, entered when the SIM asks for it.
+    pub pin: Option<String>,
+    /// The message storage read, written and received into (`SM`: the SIM; `ME`, `MT`).
+    pub storage: String,
+    /// How long an ordinary command may take.
+    pub command_timeout: Duration,
+    /// How long `AT+CMGS` may take once the PDU is written (the network answers).
+    pub send_timeout: Duration,
+    /// How long a listing (`AT+CMGL`) may take.
+    pub list_timeout: Duration,
+    /// How often stored messages are listed (messages whose indication was lost).
+    pub sweep_interval: Duration,
+    /// How often signal and registration are read (also proves the modem answers).
+    pub watch_interval: Duration,
+    /// Start with `AT+CFUN=0`, `AT+CFUN=1` (after the previous session hung).
+    pub soft_reset: bool,
+    /// Ask the network for a status report on every part sent.
+    pub status_reports: bool,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            pin: None,
+            storage: "SM".to_owned(),
+            command_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(60),
+            list_timeout: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(60),
+            watch_interval: Duration::from_secs(30),
+            soft_reset: false,
+            status_reports: false,
+        }
+    }
+}
+
+/// Why a session or one of its commands failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModemError {
+    /// The byte stream failed or the line codec gave up.
+    #[error(transparent)]
+    At(#[from] AtError),
+    /// The port closed (the modem was unplugged).
+    #[error("the modem's port closed")]
+    PortClosed,
+    /// A command got no final result in time (the modem still answers an `AT` probe).
+    #[error("no answer to {command} within {after:?}")]
+    Timeout {
+        /// The command.
+        command: String,
+        /// How long it was given.
+        after: Duration,
+    },
+    /// The modem stopped answering altogether, even the probe after a timeout.
+    #[error("the modem stopped answering (last command {command})")]
+    Hung {
+        /// The command that went unanswered.
+        command: String,
+    },
+    /// The modem answered a command with an error.
+    #[error("{command} refused: {result:?}")]
+    Refused {
+        /// The command.
+        command: String,
+        /// Its final result (`ERROR`, `+CMS ERROR: 330`, ...).
+        result: FinalResult,
+    },
+    /// The SIM wants a PIN and none is configured, or the PIN was refused, or the SIM is blocked.
+    #[error("SIM: {0}")]
+    Sim(String),
+    /// The modem answered in a shape we cannot read.
+    #[error("{command}: unexpected answer: {detail}")]
+    Unexpected {
+        /// The command.
+        command: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A PDU could not be read or written.
+    #[error(transparent)]
+    Pdu(#[from] PduError),
+    /// The session this handle belongs to has ended.
+    #[error("the modem session has ended")]
+    Closed,
+}
+
+impl ModemError {
+    /// True when the session behind it is gone or going (another modem
+    /// or the next session should take over).
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self,
+            ModemError::At(_) | ModemError::PortClosed | ModemError::Hung { .. } | ModemError::Closed
+        )
+    }
+
+    /// The `+CMS ERROR` code, when the modem refused with one.
+    pub fn cms_error(&self) -> Option<&crate::at::ErrorCode> {
+        match self {
+            ModemError::Refused {
+                result: FinalResult::CmsError(code),
+                ..
+            } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A message the modem received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedSms {
+    /// Its index in the storage; `None` when it was handed over directly
+    /// (`+CMT`) and not stored.
+    pub location: Option<u32>,
+    /// The message.
+    pub deliver: Deliver,
+    /// The PDU as received (service centre address first), for fingerprints.
+    pub pdu: Vec<u8>,
+}
+
+/// What the modem's owner hears from the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModemEvent {
+    /// Initialised and ready to send and receive.
+    Ready {
+        /// What `AT+CGMI` / `AT+CGMM` said, joined (empty when they failed).
+        model: String,
+    },
+    /// A message; delete it with [`ModemHandle::delete`] once it is safe elsewhere.
+    Received(ReceivedSms),
+    /// A status report; delete it likewise when it has a location.
+    StatusReport {
+        /// Its index in the storage, when stored.
+        location: Option<u32>,
+        /// The report.
+        report: StatusReport,
+    },
+    /// A stored message that is not a PDU we can read (kept on the SIM
+    /// until the owner decides; deleting it frees the slot).
+    Unreadable {
+        /// Its index.
+        location: u32,
+        /// Why it could not be read.
+        error: String,
+    },
+    /// Signal quality.
+    Signal(SignalQuality),
+    /// Network registration.
+    Registration(Registration),
+    /// Use of the message storage.
+    Storage(StorageUse),
+    /// The modem restarted by itself; the session initialised it again.
+    Rebooted,
+}
+
+enum Request {
+    Send {
+        pdu: EncodedPdu,
+        done: oneshot::Sender<Result<u8, ModemError>>,
+    },
+    Delete {
+        index: u32,
+        done: oneshot::Sender<Result<(), ModemError>>,
+    },
+    Command {
+        text: String,
+        timeout: Duration,
+        done: oneshot::Sender<Result<Vec<String>, ModemError>>,
+    },
+}
+
+/// Sends requests to a running session. Cheap to clone.
+#[derive(Clone)]
+pub struct ModemHandle {
+    requests: mpsc::Sender<Request>,
+    ready: Arc<AtomicBool>,
+}
+
+impl ModemHandle {
+    /// True while the session is initialised and running.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.requests.is_closed()
+    }
+
+    /// Sends one PDU with `AT+CMGS`; the message reference the network gave it.
+    pub async fn send_pdu(&self, pdu: EncodedPdu) -> Result<u8, ModemError> {
+        self.call(|done| Request::Send { pdu, done }).await
+    }
+
+    /// Deletes the message at `index` of the storage (`AT+CMGD`).
+    pub async fn delete(&self, index: u32) -> Result<(), ModemError> {
+        self.call(|done| Request::Delete { index, done }).await
+    }
+
+    /// Runs any command (without the `\r`), giving its information lines.
+    pub async fn command(&self, text: &str, timeout: Duration) -> Result<Vec<String>, ModemError> {
+        let text = text.to_owned();
+        self.call(|done| Request::Command {
+            text,
+            timeout,
+            done,
+        })
+        .await
+    }
+
+    async fn call<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, ModemError>>) -> Request,
+    ) -> Result<T, ModemError> {
+        let (done, answer) = oneshot::channel();
+        self.requests
+            .send(request(done))
+            .await
+            .map_err(|_| ModemError::Closed)?;
+        answer.await.map_err(|_| ModemError::Closed)?
+    }
+}
+
+/// Timeouts in a row (each answered by the probe) after which the modem
+/// is treated as hung anyway.
+const MAX_TIMEOUTS_IN_A_ROW: u32 = 3;
+/// Time a freshly booted modem gets to answer `AT`.
+const BOOT_PROBES: u32 = 5;
+
+/// One modem's conversation. Create with [`Session::new`], drive with [`Session::run`].
+pub struct Session<T> {
+    framed: Framed<T, AtCodec>,
+    settings: SessionSettings,
+    events: mpsc::Sender<ModemEvent>,
+    requests: mpsc::Receiver<Request>,
+    ready: Arc<AtomicBool>,
+    /// Unsolicited codes that came during a command, handled after it.
+    pending: VecDeque<Urc>,
+    /// Stored messages handed to the owner and not yet deleted: the sweep
+    /// does not hand them over again within this session.
+    handed_over: HashSet<u32>,
+    timeouts_in_a_row: u32,
+    reinit: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
+    /// A session over `io`, its handle, and the events it will send.
+    pub fn new(
+        io: T,
+        settings: SessionSettings,
+    ) -> (Session<T>, ModemHandle, mpsc::Receiver<ModemEvent>) {
+        let (events_tx, events) = mpsc::channel(256);
+        let (requests_tx, requests) = mpsc::channel(64);
+        let ready = Arc::new(AtomicBool::new(false));
+        let session = Session {
+            framed: Framed::new(io, AtCodec::new()),
+            settings,
+            events: events_tx,
+            requests,
+            ready: ready.clone(),
+            pending: VecDeque::new(),
+            handed_over: HashSet::new(),
+            timeouts_in_a_row: 0,
+            reinit: true,
+        };
+        let handle = ModemHandle {
+            requests: requests_tx,
+            ready,
+        };
+        (session, handle, events)
+    }
+
+    /// Initialises the modem and serves requests, indications, sweeps and
+    /// watches until `shutdown`, until every handle and the event receiver
+    /// are gone, or until the modem fails (port closed, hung, SIM refused):
+    /// then the error says why and the owner decides when to try again.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ModemError> {
+        let result = self.serve(shutdown).await;
+        self.ready.store(false, Ordering::Release);
+        // Requests already queued get a clear answer rather than a dropped channel.
+        self.requests.close();
+        while let Ok(request) = self.requests.try_recv() {
+            match request {
+                Request::Send { done, .. } => {
+                    let _ = done.send(Err(ModemError::Closed));
+                }
+                Request::Delete { done, .. } => {
+                    let _ = done.send(Err(ModemError::Closed));
+                }
+                Request::Command { done, .. } => {
+                    let _ = done.send(Err(ModemError::Closed));
+                }
+            }
+        }
+        result
+    }
+
+    async fn serve(&mut self, shutdown: CancellationToken) -> Result<(), ModemError> {
+        let mut sweep = tokio::time::interval(self.settings.sweep_interval);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = tokio::time::interval(self.settings.watch_interval);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first ticks complete at once; init does both jobs itself.
+        sweep.tick().await;
+        watch.tick().await;
+        loop {
+            if self.reinit {
+                let soft_reset = std::mem::take(&mut self.settings.soft_reset);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    result = self.initialise(soft_reset) => result?,
+                }
+                self.reinit = false;
+                sweep.reset();
+                watch.reset();
+            }
+            self.handle_pending().await?;
+            if self.reinit {
+                continue;
+            }
+            if self.events.is_closed() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                request = self.requests.recv() => match request {
+                    Some(request) => self.serve_request(request).await?,
+                    None => return Ok(()),
+                },
+                event = self.framed.next() => match event {
+                    Some(Ok(AtEvent::Unsolicited(urc))) => self.pending.push_back(urc),
+                    Some(Ok(other)) => debug!(event = ?other, "modem said something nobody asked for"),
+                    Some(Err(AtError::LineTooLong(limit))) => warn!(limit, "modem sent an overlong line; dropped"),
+                    Some(Err(error)) => return Err(error.into()),
+                    None => return Err(ModemError::PortClosed),
+                },
+                _ = sweep.tick() => self.sweep().await?,
+                _ = watch.tick() => self.watch().await?,
+            }
+        }
+    }
+
+    async fn serve_request(&mut self, request: Request) -> Result<(), ModemError> {
+        match request {
+            Request::Send { pdu, done } => {
+                let result = self.send(&pdu).await;
+                let fatal = escalate(&result);
+                let _ = done.send(result);
+                fatal
+            }
+            Request::Delete { index, done } => {
+                let command = format!("AT+CMGD={index}");
+                let timeout = self.settings.command_timeout;
+                let result = self.execute(&command, timeout).await.map(|_| ());
+                if result.is_ok() {
+                    self.handed_over.remove(&index);
+                }
+                let fatal = escalate(&result);
+                let _ = done.send(result);
+                fatal
+            }
+            Request::Command {
+                text,
+                timeout,
+                done,
+            } => {
+                let result = self.execute(&text, timeout).await;
+                let fatal = escalate(&result);
+                let _ = done.send(result);
+                fatal
+            }
+        }
+    }
+
+    /// Brings the modem to a known state.
+    async fn initialise(&mut self, soft_reset: bool) -> Result<(), ModemError> {
+        self.ready.store(false, Ordering::Release);
+        self.handed_over.clear();
+        self.timeouts_in_a_row = 0;
+        // Leave a half-typed command or a `> ` prompt.
+        self.write(b"\x1b\r").await?;
+        if soft_reset {
+            info!("soft reset of the modem (AT+CFUN=0, AT+CFUN=1)");
+            let long = Duration::from_secs(30);
+            if let Err(error) = self.execute_raw("AT+CFUN=0", long).await {
+                debug!(%error, "AT+CFUN=0 failed");
+            }
+            if let Err(error) = self.execute_raw("AT+CFUN=1", long).await {
+                debug!(%error, "AT+CFUN=1 failed");
+            }
+        }
+        self.probe_until_answering().await?;
+        // Echo and verbose errors matter less than the rest: a modem that
+        // refuses them still works.
+        self.execute_optional("ATE0").await?;
+        self.execute_optional("AT+CMEE=1").await?;
+        self.unlock_sim().await?;
+        let timeout = self.settings.command_timeout;
+        self.execute("AT+CMGF=0", timeout).await?;
+        let storage = self.settings.storage.clone();
+        let lines = self
+            .execute(
+                &format!("AT+CPMS=\"{storage}\",\"{storage}\",\"{storage}\""),
+                timeout,
+            )
+            .await?;
+        if let Ok(uses) = command::parse_cpms(&lines) {
+            if let Some(first) = uses.into_iter().next() {
+                self.emit(ModemEvent::Storage(first)).await;
+            }
+        }
+        // Store and indicate (+CMTI), status reports indicated (+CDSI) or
+        // handed over (+CDS); older modems know fewer modes.
+        let mut indications = false;
+        for cnmi in ["AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,0,0"] {
+            match self.execute(cnmi, timeout).await {
+                Ok(_) => {
+                    indications = true;
+                    break;
+                }
+                Err(error @ ModemError::Refused { .. }) => debug!(%error, "trying a simpler CNMI"),
+                Err(error) => return Err(error),
+            }
+        }
+        if !indications {
+            warn!("the modem takes no AT+CNMI setting: new messages are found by the periodic sweep only");
+        }
+        if self.execute("AT+CREG=2", timeout).await.is_err() {
+            self.execute_optional("AT+CREG=1").await?;
+        }
+        let model = self.model().await?;
+        self.ready.store(true, Ordering::Release);
+        info!(%model, "modem ready");
+        self.emit(ModemEvent::Ready { model }).await;
+        self.watch().await?;
+        self.sweep().await
+    }
+
+    async fn model(&mut self) -> Result<String, ModemError> {
+        let mut parts = Vec::new();
+        for query in ["AT+CGMI", "AT+CGMM"] {
+            if let Some(lines) = self.execute_optional(query).await? {
+                parts.extend(
+                    lines
+                        .iter()
+                        .map(|l| l.trim_start_matches(&format!("{}:", &query[2..])).trim().to_owned())
+                        .filter(|l| !l.is_empty()),
+                );
+            }
+        }
+        Ok(parts.join(" "))
+    }
+
+    /// Sends `AT` until the modem answers (it may still be booting).
+    async fn probe_until_answering(&mut self) -> Result<(), ModemError> {
+        for attempt in 1..=BOOT_PROBES {
+            match self.execute_raw("AT", Duration::from_secs(2)).await {
+                Ok(_) => return Ok(()),
+                Err(ModemError::Timeout { .. }) | Err(ModemError::Refused { .. }) => {
+                    debug!(attempt, "modem not answering AT yet");
+                    self.write(b"\x1b\r").await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ModemError::Hung {
+            command: "AT".to_owned(),
+        })
+    }
+
+    async fn unlock_sim(&mut self) -> Result<(), ModemError> {
+        let timeout = self.settings.command_timeout;
+        for _ in 0..10 {
+            let state = match self.execute("AT+CPIN?", timeout).await {
+                Ok(lines) => command::parse_cpin(&lines)?,
+                // SIM busy (CME 14) or not ready yet after a reset: wait.
+                Err(ModemError::Refused { result, .. }) => {
+                    debug!(?result, "SIM not ready");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            match state {
+                PinState::Ready => return Ok(()),
+                PinState::SimPin => {
+                    let Some(pin) = self.settings.pin.clone() else {
+                        return Err(ModemError::Sim(
+                            "the SIM asks for a PIN and none is configured".to_owned(),
+                        ));
+                    };
+                    // One try only: a wrong PIN entered again and again blocks the SIM.
+                    self.settings.pin = None;
+                    if let Err(error) = self.execute(&format!("AT+CPIN=\"{pin}\""), timeout).await {
+                        return Err(ModemError::Sim(format!("the PIN was refused ({error})")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                PinState::SimPuk => {
+                    return Err(ModemError::Sim(
+                        "the SIM is blocked and wants its PUK".to_owned(),
+                    ))
+                }
+                PinState::Other(state) => {
+                    return Err(ModemError::Sim(format!("the SIM is not ready: {state}")))
+                }
+            }
+        }
+        Err(ModemError::Sim("the SIM did not become ready".to_owned()))
+    }
+
+    /// Lists every stored message and hands over those not yet handed over.
+    async fn sweep(&mut self) -> Result<(), ModemError> {
+        if let Some(lines) = self.execute_optional("AT+CPMS?").await? {
+            if let Ok(uses) = command::parse_cpms(&lines) {
+                if let Some(first) = uses.into_iter().next() {
+                    if first.is_full() {
+                        warn!(used = first.used, total = first.total, "modem storage is full; emptying it");
+                    }
+                    self.emit(ModemEvent::Storage(first)).await;
+                }
+            }
+        }
+        let list_timeout = self.settings.list_timeout;
+        let lines = match self.execute("AT+CMGL=4", list_timeout).await {
+            Ok(lines) => lines,
+            // Some modems answer an empty storage with an error.
+            Err(ModemError::Refused { result, .. }) => {
+                debug!(?result, "AT+CMGL=4 refused; nothing listed");
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        let stored = command::parse_cmgl(&lines)?;
+        for message in stored {
+            if self.handed_over.contains(&message.index) {
+                continue;
+            }
+            self.hand_over(Some(message.index), message.pdu).await;
+        }
+        Ok(())
+    }
+
+    /// Reads signal and registration (and so proves the modem answers).
+    async fn watch(&mut self) -> Result<(), ModemError> {
+        if let Some(lines) = self.execute_optional("AT+CSQ").await? {
+            if let Ok(signal) = command::parse_csq(&lines) {
+                self.emit(ModemEvent::Signal(signal)).await;
+            }
+        }
+        if let Some(lines) = self.execute_optional("AT+CREG?").await? {
+            if let Ok(registration) = command::parse_creg(&lines) {
+                self.emit(ModemEvent::Registration(registration)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles the unsolicited codes that came in so far.
+    async fn handle_pending(&mut self) -> Result<(), ModemError> {
+        while let Some(urc) = self.pending.pop_front() {
+            match urc {
+                Urc::MessageStored { storage, index } | Urc::StatusReportStored { storage, index } => {
+                    if !storage.eq_ignore_ascii_case(&self.settings.storage) {
+                        debug!(%storage, index, "indication for another storage; the sweep will find it");
+                        continue;
+                    }
+                    if self.handed_over.contains(&index) {
+                        continue;
+                    }
+                    self.read_stored(index).await?;
+                }
+                Urc::Message { pdu, .. } | Urc::StatusReport { pdu, .. } => {
+                    self.hand_over(None, pdu).await;
+                }
+                Urc::Registration(registration) => {
+                    self.emit(ModemEvent::Registration(registration)).await
+                }
+                Urc::SignalQuality(rssi) => {
+                    self.emit(ModemEvent::Signal(SignalQuality { rssi, ber: 99 }))
+                        .await
+                }
+                Urc::Boot => {
+                    warn!("the modem restarted; initialising it again");
+                    self.pending.clear();
+                    self.reinit = true;
+                    self.emit(ModemEvent::Rebooted).await;
+                    return Ok(());
+                }
+                Urc::Ussd { status, .. } => debug!(status, "USSD indication ignored"),
+                Urc::Ring => debug!("incoming call ignored"),
+                Urc::Other { name, value } => debug!(%name, %value, "indication"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_stored(&mut self, index: u32) -> Result<(), ModemError> {
+        let timeout = self.settings.command_timeout;
+        let lines = match self.execute(&format!("AT+CMGR={index}"), timeout).await {
+            Ok(lines) => lines,
+            Err(error @ ModemError::Refused { .. }) => {
+                debug!(%error, index, "stored message not readable now; the sweep will try again");
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        if let Some(stored) = command::parse_cmgr(index, &lines)? {
+            self.hand_over(Some(index), stored.pdu).await;
+        }
+        Ok(())
+    }
+
+    /// Decodes a received PDU and gives it to the owner.
+    async fn hand_over(&mut self, location: Option<u32>, bytes: Vec<u8>) {
+        let event = match pdu::decode(&bytes, Direction::ToMobile) {
+            Ok(pdu::Pdu {
+                tpdu: Tpdu::Deliver(deliver),
+                ..
+            }) => ModemEvent::Received(ReceivedSms {
+                location,
+                deliver,
+                pdu: bytes,
+            }),
+            Ok(pdu::Pdu {
+                tpdu: Tpdu::StatusReport(report),
+                ..
+            }) => ModemEvent::StatusReport { location, report },
+            Ok(pdu::Pdu {
+                tpdu: Tpdu::Submit(_),
+                ..
+            }) => return,
+            Err(error) => match location {
+                Some(location) => {
+                    warn!(location, %error, octets = bytes.len(), "stored message unreadable");
+                    ModemEvent::Unreadable {
+                        location,
+                        error: error.to_string(),
+                    }
+                }
+                None => {
+                    warn!(%error, octets = bytes.len(), "message handed over unreadable; dropped");
+                    return;
+                }
+            },
+        };
+        if let Some(index) = location {
+            self.handed_over.insert(index);
+        }
+        self.emit(event).await;
+    }
+
+    async fn emit(&mut self, event: ModemEvent) {
+        // The owner gone means the session ends at the next turn of the loop.
+        let _ = self.events.send(event).await;
+    }
+
+    /// Sends one PDU: `AT+CMGS=<length>`, the prompt, the PDU and Ctrl-Z.
+    async fn send(&mut self, pdu: &EncodedPdu) -> Result<u8, ModemError> {
+        let command = format!("AT+CMGS={}", pdu.tpdu_length);
+        self.write(format!("{command}\r").as_bytes()).await?;
+        self.framed.codec_mut().expect(&["+CMGS:"]);
+        let deadline = Instant::now() + self.settings.command_timeout;
+        loop {
+            match self.next_event(deadline).await? {
+                Some(AtEvent::Prompt) => break,
+                Some(AtEvent::Final(result)) => {
+                    self.framed.codec_mut().expect_nothing();
+                    return Err(ModemError::Refused { command, result });
+                }
+                Some(AtEvent::Unsolicited(urc)) => self.pending.push_back(urc),
+                Some(AtEvent::Line(line)) => debug!(%line, "line before the prompt"),
+                None => {
+                    self.framed.codec_mut().expect_nothing();
+                    return Err(self.after_timeout(command, self.settings.command_timeout).await);
+                }
+            }
+        }
+        let mut body = pdu.hex().into_bytes();
+        body.push(0x1a);
+        self.write(&body).await?;
+        let deadline = Instant::now() + self.settings.send_timeout;
+        let mut lines = Vec::new();
+        let result = loop {
+            match self.next_event(deadline).await? {
+                Some(AtEvent::Final(FinalResult::Ok)) => break Ok(()),
+                Some(AtEvent::Final(result)) => {
+                    break Err(ModemError::Refused {
+                        command: command.clone(),
+                        result,
+                    })
+                }
+                Some(AtEvent::Unsolicited(urc)) => self.pending.push_back(urc),
+                Some(AtEvent::Line(line)) if line.trim().eq_ignore_ascii_case(pdu.hex().as_str()) => {}
+                Some(AtEvent::Line(line)) => lines.push(line),
+                Some(AtEvent::Prompt) => {}
+                None => break Err(ModemError::Timeout {
+                    command: command.clone(),
+                    after: self.settings.send_timeout,
+                }),
+            }
+        };
+        self.framed.codec_mut().expect_nothing();
+        match result {
+            Ok(()) => {
+                self.timeouts_in_a_row = 0;
+                match command::parse_cmgs(&lines) {
+                    Ok(reference) => Ok(reference),
+                    Err(error) => {
+                        // Sent all the same: the modem said OK.
+                        warn!(%error, "no message reference in the answer to AT+CMGS");
+                        Ok(0)
+                    }
+                }
+            }
+            Err(ModemError::Timeout { command, after }) => Err(self.after_timeout(command, after).await),
+            Err(error) => {
+                self.timeouts_in_a_row = 0;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs a command the modem may not know: `None` when refused.
+    async fn execute_optional(&mut self, command: &str) -> Result<Option<Vec<String>>, ModemError> {
+        let timeout = self.settings.command_timeout;
+        match self.execute(command, timeout).await {
+            Ok(lines) => Ok(Some(lines)),
+            Err(ModemError::Refused { result, .. }) => {
+                debug!(command, ?result, "command refused");
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Runs a command; a timeout is followed by the probe (and may become [`ModemError::Hung`]).
+    async fn execute(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, ModemError> {
+        match self.execute_raw(command, timeout).await {
+            Err(ModemError::Timeout { command, after }) => Err(self.after_timeout(command, after).await),
+            other => {
+                if other.is_ok() {
+                    self.timeouts_in_a_row = 0;
+                }
+                other
+            }
+        }
+    }
+
+    /// Runs a command: its information lines, or how it failed. A timeout is just reported.
+    async fn execute_raw(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, ModemError> {
+        self.write(format!("{command}\r").as_bytes()).await?;
+        let prefix = response_prefix(command);
+        match &prefix {
+            Some(prefix) => self.framed.codec_mut().expect(&[prefix.as_str()]),
+            None => self.framed.codec_mut().expect_nothing(),
+        }
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        let result = loop {
+            match self.next_event(deadline).await {
+                Err(error) => break Err(error),
+                Ok(Some(AtEvent::Final(FinalResult::Ok))) => break Ok(()),
+                Ok(Some(AtEvent::Final(result))) => {
+                    break Err(ModemError::Refused {
+                        command: command.to_owned(),
+                        result,
+                    })
+                }
+                Ok(Some(AtEvent::Line(line))) => {
+                    if line.trim().eq_ignore_ascii_case(command) {
+                        continue; // the echo
+                    }
+                    lines.push(line);
+                }
+                Ok(Some(AtEvent::Unsolicited(urc))) => self.pending.push_back(urc),
+                Ok(Some(AtEvent::Prompt)) => {
+                    // A prompt nobody asked for: leave it.
+                    self.write(b"\x1b").await?;
+                }
+                Ok(None) => {
+                    // Wavecom answers AT+CPIN? with the +CPIN line and no OK.
+                    let answered = prefix
+                        .as_deref()
+                        .is_some_and(|p| p == "+CPIN:" && lines.iter().any(|l| l.starts_with(p)));
+                    if answered {
+                        break Ok(());
+                    }
+                    break Err(ModemError::Timeout {
+                        command: command.to_owned(),
+                        after: timeout,
+                    });
+                }
+            }
+        };
+        self.framed.codec_mut().expect_nothing();
+        result.map(|()| lines)
+    }
+
+    /// After a command timed out: ESC (leaves a prompt), then an `AT` probe.
+    /// The timeout when the modem answers the probe; hung when it does not,
+    /// or after too many timeouts in a row.
+    async fn after_timeout(&mut self, command: String, after: Duration) -> ModemError {
+        self.timeouts_in_a_row += 1;
+        warn!(%command, ?after, in_a_row = self.timeouts_in_a_row, "modem did not answer in time");
+        if self.timeouts_in_a_row >= MAX_TIMEOUTS_IN_A_ROW {
+            return ModemError::Hung { command };
+        }
+        if let Err(error) = self.write(b"\x1b\r").await {
+            return error;
+        }
+        match self.execute_raw("AT", Duration::from_secs(2)).await {
+            Ok(_) => ModemError::Timeout { command, after },
+            Err(ModemError::Timeout { .. }) => ModemError::Hung { command },
+            Err(ModemError::Refused { .. }) => ModemError::Timeout { command, after },
+            Err(error) => error,
+        }
+    }
+
+    /// The next thing the modem says before `deadline` (`None`: nothing came).
+    async fn next_event(&mut self, deadline: Instant) -> Result<Option<AtEvent>, ModemError> {
+        loop {
+            match timeout_at(deadline, self.framed.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err(ModemError::PortClosed),
+                Ok(Some(Ok(event))) => return Ok(Some(event)),
+                Ok(Some(Err(AtError::LineTooLong(limit)))) => {
+                    warn!(limit, "modem sent an overlong line; dropped");
+                }
+                Ok(Some(Err(error))) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ModemError> {
+        let io = self.framed.get_mut();
+        io.write_all(bytes).await.map_err(AtError::Io)?;
+        io.flush().await.map_err(AtError::Io)?;
+        Ok(())
+    }
+}
+
+/// A failed request ends the session when the modem is gone or hung.
+fn escalate<T>(result: &Result<T, ModemError>) -> Result<(), ModemError> {
+    match result {
+        Err(ModemError::Hung { command }) => Err(ModemError::Hung {
+            command: command.clone(),
+        }),
+        Err(ModemError::PortClosed) => Err(ModemError::PortClosed),
+        Err(ModemError::At(AtError::Io(error))) => Err(ModemError::At(AtError::Io(
+            std::io::Error::new(error.kind(), error.to_string()),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The prefix a command's information lines carry: `AT+CREG?` → `+CREG:`,
+/// `AT^SYSINFO` → `^SYSINFO:`; `None` for commands without one (`ATE0`).
+pub fn response_prefix(command: &str) -> Option<String> {
+    let rest = command.get(2..)?;
+    let first = rest.chars().next()?;
+    if first != '+' && first != '^' && first != '$' && first != '*' {
+        return None;
+    }
+    let end = rest
+        .find(|c: char| c == '=' || c == '?' || c == ';')
+        .unwrap_or(rest.len());
+    let name = &rest[..end];
+    (name.len() > 1).then(|| format!("{name}:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_prefixes() {
+        assert_eq!(response_prefix("AT+CREG?").as_deref(), Some("+CREG:"));
+        assert_eq!(response_prefix("AT+CMGL=4").as_deref(), Some("+CMGL:"));
+        assert_eq!(response_prefix("AT+CSQ").as_deref(), Some("+CSQ:"));
+        assert_eq!(response_prefix("AT^SYSINFO").as_deref(), Some("^SYSINFO:"));
+        assert_eq!(response_prefix("ATE0"), None);
+        assert_eq!(response_prefix("AT"), None);
+    }
+}

@@ -1,0 +1,458 @@
+//! The GSM modem channel end to end: the gateway binary drives simulated
+//! modems (`gsm_modem::sim`, over pseudo-terminals) as it would USB sticks,
+//! a simulated phone texts dossier codes to the SIM, and the simulator
+//! decodes the reply PDUs the gateway writes. Faults: a modem that hangs
+//! mid-send, reboots, fills its storage, refuses sends with CMS errors, or
+//! cannot delete; a gateway killed between recording a message and
+//! deleting it from the SIM. Every message is answered once.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gsm_modem::sim::{Delivery, Fault, PhoneOptions, Profile, SimModem, SimSettings};
+use support::KNOWN_CODE;
+
+const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
+/// Longest wait for a reply.
+const REPLY_WITHIN: Duration = Duration::from_secs(45);
+
+/// Each test's citizens text from numbers of their own.
+static NEXT_CITIZEN: AtomicU64 = AtomicU64::new(0);
+
+fn citizen() -> String {
+    let n = NEXT_CITIZEN.fetch_add(1, Ordering::Relaxed);
+    format!("8491{:07}", (std::process::id() as u64 % 1000) * 1000 + n)
+}
+
+/// What the gateway's reply to the known dossier starts with.
+fn known_reply_start() -> String {
+    format!("HS {KNOWN_CODE}")
+}
+
+/// A gateway process whose only channel is the modems given.
+struct Gateway {
+    dir: PathBuf,
+    modems: Vec<(String, PathBuf)>,
+    accents: bool,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Gateway {
+    fn new(dir: &Path, modems: &[(&str, &SimModem)]) -> Self {
+        Gateway {
+            dir: dir.to_owned(),
+            modems: modems
+                .iter()
+                .map(|(name, sim)| ((*name).to_owned(), sim.path().to_owned()))
+                .collect(),
+            accents: false,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    fn with_accents(mut self) -> Self {
+        self.accents = true;
+        self
+    }
+
+    fn start(&mut self) {
+        let mut config = String::from(
+            "[smpp.listener]\nenabled = false\n\n[http]\nenabled = false\n\n\
+             [journal]\nreassembly_timeout_secs = 4\n\n\
+             [modem]\ncommand_timeout_secs = 2\nsend_timeout_secs = 4\n\
+             sweep_interval_secs = 2\nwatch_interval_secs = 3\nretry_after_secs = 2\n",
+        );
+        for (name, path) in &self.modems {
+            config.push_str(&format!(
+                "\n[[modem.devices]]\nname = \"{name}\"\ndevice = \"{}\"\nnumber = \"0912000111\"\n",
+                path.display()
+            ));
+        }
+        std::fs::write(self.dir.join("config.toml"), config).unwrap();
+        self.starts += 1;
+        let log =
+            std::fs::File::create(self.dir.join(format!("gateway-{}.log", self.starts))).unwrap();
+        let child = Command::new(BIN)
+            .current_dir(&self.dir)
+            .env_remove("RUST_LOG")
+            .env("MOTCUA_LOG__LEVEL", "info,motcua_sms::modem=debug,gsm_modem=debug")
+            .env(
+                "MOTCUA_DATABASE__URL",
+                format!("sqlite://{}/read.db", self.dir.display()),
+            )
+            .env(
+                "MOTCUA_JOURNAL__URL",
+                format!("sqlite://{}/journal.db", self.dir.display()),
+            )
+            .env("MOTCUA_REPLY__ACCENTS", self.accents.to_string())
+            .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
+            .args(["run", "--import"])
+            .arg(support::sample_file())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gateway starts");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.join(format!("gateway-{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n----- restart -----\n")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn sim(dir: &Path, name: &str, profile: Profile, delivery: Delivery) -> SimModem {
+    SimModem::start(
+        &dir.join(name),
+        SimSettings {
+            profile,
+            delivery,
+            ..SimSettings::default()
+        },
+    )
+    .await
+    .expect("simulator starts")
+}
+
+/// Waits until `number` has `count` replies over all `sims`; all of them.
+async fn replies(sims: &[&SimModem], number: &str, count: usize, gateway: &Gateway) -> Vec<String> {
+    let deadline = Instant::now() + REPLY_WITHIN;
+    loop {
+        let got: Vec<String> = sims.iter().flat_map(|s| s.replies_to(number)).collect();
+        if got.len() >= count {
+            return got;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{number} got {} replies, wanted {count}: {got:?}\n{}",
+                got.len(),
+                gateway.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After the replies came: nothing more comes for a while (no second answer).
+async fn no_more_replies(sims: &[&SimModem], number: &str, count: usize, gateway: &Gateway) {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let got: Vec<String> = sims.iter().flat_map(|s| s.replies_to(number)).collect();
+    assert_eq!(got.len(), count, "{number}: {got:?}\n{}", gateway.logs());
+}
+
+/// Waits until the SIM storage is empty (every message recorded and deleted).
+async fn storage_emptied(sim: &SimModem, gateway: &Gateway) {
+    let deadline = Instant::now() + REPLY_WITHIN;
+    while !sim.storage().is_empty() {
+        if Instant::now() > deadline {
+            panic!("SIM still holds {:?}\n{}", sim.storage(), gateway.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_modem_make_answers_a_code_with_the_status() {
+    for profile in [
+        Profile::Generic,
+        Profile::Huawei,
+        Profile::Zte,
+        Profile::Wavecom,
+        Profile::Telit,
+        Profile::Pantech,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let modem = sim(dir.path(), "tty0", profile, Delivery::Store).await;
+        let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+        gateway.start();
+        let number = citizen();
+        assert_eq!(modem.phone_sends(&number, &format!("TC {KNOWN_CODE}")), 1);
+        let got = replies(&[&modem], &number, 1, &gateway).await;
+        assert!(
+            got[0].starts_with(&known_reply_start()),
+            "{profile:?}: {got:?}"
+        );
+        // Every reply PDU went to the citizen's international number.
+        for sent in modem.submitted() {
+            assert_eq!(sent.to.trim_start_matches('+'), number, "{profile:?}");
+            assert_eq!(sent.pdu.destination.type_of_address, 0x91, "{profile:?}");
+        }
+        storage_emptied(&modem, &gateway).await;
+        let commands = modem.commands();
+        assert!(
+            commands.iter().any(|c| c.starts_with("AT+CMGD=")),
+            "{profile:?}: {commands:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_part_ucs2_message_is_joined_and_answered_in_vietnamese() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]).with_accents();
+    gateway.start();
+    let number = citizen();
+    let text = format!(
+        "Kính gửi Bộ phận một cửa, tôi là người nộp hồ sơ xây dựng nhà ở riêng lẻ, \
+         xin cho biết tình trạng hồ sơ có mã TC {KNOWN_CODE} đã nộp hôm 15/03, \
+         vì đã gần tới ngày hẹn trả mà chưa thấy thông báo gì. Xin cảm ơn quý cơ quan!"
+    );
+    let parts = modem.phone_sends_with(
+        &number,
+        &text,
+        PhoneOptions {
+            ucs2: true,
+            wide_reference: true,
+            // The network hands them over out of order.
+            part_order: Some(vec![2, 0, 1]),
+            ..PhoneOptions::default()
+        },
+    );
+    assert_eq!(parts, 3, "the text must take three UCS-2 parts");
+    let got = replies(&[&modem], &number, 1, &gateway).await;
+    assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    assert!(got[0].contains("Cấp giấy phép xây dựng"), "{got:?}");
+    // The reply is UCS-2 (DCS 0x08) and every part's header is consistent.
+    let sent = modem.submitted();
+    assert!(sent.iter().all(|s| s.pdu.data_coding.0 & 0x0c == 0x08), "{sent:?}");
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+    storage_emptied(&modem, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_a_part_missing_is_answered_after_the_reassembly_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    let number = citizen();
+    let text = format!(
+        "TC {KNOWN_CODE} xin chao, toi muon hoi ve ho so xay dung cua gia dinh toi, da nop tu \
+         thang ba nhung den nay van chua nhan duoc ket qua, mong co quan tra loi som giup toi. \
+         Xin cam on rat nhieu."
+    );
+    let parts = modem.phone_sends_with(
+        &number,
+        &text,
+        PhoneOptions {
+            drop_parts: vec![1],
+            ..PhoneOptions::default()
+        },
+    );
+    assert!(parts >= 1);
+    let got = replies(&[&modem], &number, 1, &gateway).await;
+    assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_both_pushed_and_stored_is_answered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::DirectAndStore).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    let got = replies(&[&modem], &number, 1, &gateway).await;
+    assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+    storage_emptied(&modem, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modem_hanging_mid_send_is_reset_and_the_reply_goes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    // First a normal exchange, so the modem is up.
+    let first = citizen();
+    modem.phone_sends(&first, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &first, 1, &gateway).await;
+    modem.fault(Fault::HangAtNextSend);
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    let got = replies(&[&modem], &number, 1, &gateway).await;
+    assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    let commands = modem.commands();
+    assert!(
+        commands.iter().any(|c| c.starts_with("AT+CFUN")),
+        "the hung modem was soft-reset: {commands:?}"
+    );
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+    assert_eq!(modem.replies_to(&first).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebooting_modem_is_initialised_again_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    let first = citizen();
+    modem.phone_sends(&first, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &first, 1, &gateway).await;
+    let inits_before = modem.commands().iter().filter(|c| *c == "AT+CMGF=0").count();
+    modem.fault(Fault::Reboot);
+    // A message arriving while it boots is stored silently (no CNMI yet).
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    let got = replies(&[&modem], &number, 1, &gateway).await;
+    assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    let inits_after = modem.commands().iter().filter(|c| *c == "AT+CMGF=0").count();
+    assert!(inits_after > inits_before, "initialised again after ^BOOT");
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+    storage_emptied(&modem, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_storage_is_emptied_and_waiting_messages_come_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+    modem.fault(Fault::StorageFull);
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    let numbers: Vec<String> = (0..3).map(|_| citizen()).collect();
+    for number in &numbers {
+        modem.phone_sends(number, &format!("TC {KNOWN_CODE}"));
+    }
+    gateway.start();
+    for number in &numbers {
+        let got = replies(&[&modem], number, 1, &gateway).await;
+        assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    }
+    for number in &numbers {
+        no_more_replies(&[&modem], number, 1, &gateway).await;
+    }
+    storage_emptied(&modem, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_refused_with_cms_errors_are_retried_and_go_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Zte, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    modem.fault(Fault::CmsErrorOnSend {
+        code: 330,
+        times: 2,
+    });
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    let got = replies(&[&modem], &number, 1, &gateway).await;
+    assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_modems_share_the_replies_when_one_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
+    let b = sim(dir.path(), "tty1", Profile::Telit, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("a", &a), ("b", &b)]);
+    gateway.start();
+    // Both up: each answers a message.
+    for modem in [&a, &b] {
+        let number = citizen();
+        modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+        replies(&[&a, &b], &number, 1, &gateway).await;
+    }
+    // A hangs for good; messages still reach it (stored before the hang),
+    // and their replies leave through B.
+    let numbers: Vec<String> = (0..4).map(|_| citizen()).collect();
+    for number in &numbers {
+        b.phone_sends(number, &format!("TC {KNOWN_CODE}"));
+    }
+    a.fault(Fault::Hang);
+    for number in &numbers {
+        let got = replies(&[&a, &b], number, 1, &gateway).await;
+        assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    }
+    for number in &numbers {
+        no_more_replies(&[&a, &b], number, 1, &gateway).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_between_recording_and_deleting_answers_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    let warm = citizen();
+    modem.phone_sends(&warm, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &warm, 1, &gateway).await;
+    // The modem will not delete: the message is recorded and answered,
+    // and stays on the SIM; then the gateway dies.
+    modem.fault(Fault::RefuseDelete);
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &number, 1, &gateway).await;
+    assert!(!modem.storage().is_empty(), "the message is still on the SIM");
+    gateway.kill();
+    modem.fault(Fault::Recover);
+    gateway.start();
+    // The new gateway reads it again, knows it, deletes it, answers nothing.
+    storage_emptied(&modem, &gateway).await;
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_under_load_answers_every_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    let numbers: Vec<String> = (0..24).map(|_| citizen()).collect();
+    for (i, number) in numbers.iter().enumerate() {
+        modem.phone_sends(number, &format!("TC {KNOWN_CODE}"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if i % 8 == 7 {
+            gateway.kill();
+            gateway.start();
+        }
+    }
+    for number in &numbers {
+        let got = replies(&[&modem], number, 1, &gateway).await;
+        assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for number in &numbers {
+        assert_eq!(
+            modem.replies_to(number).len(),
+            1,
+            "{number}\n{}",
+            gateway.logs()
+        );
+    }
+    storage_emptied(&modem, &gateway).await;
+}
