@@ -11,6 +11,9 @@
 //!   information lines, the `> ` prompt, unsolicited result codes at any
 //!   moment) and typed commands and responses, tolerant of real modems'
 //!   variants.
+//! - `sim` (feature `sim`): a scripted GSM modem on a pty, a phone and faults, for tests.
 
 pub mod at;
 pub mod pdu;
+#[cfg(feature = "sim")]
+pub mod sim;
