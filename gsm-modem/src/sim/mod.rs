@@ -478,8 +478,10 @@ impl SimModem {
     pub fn replies_to(&self, number: &str) -> Vec<String> {
         let wanted = number.trim_start_matches('+');
         let submitted = self.submitted();
-        // (reference, total, parts by sequence) in order of first part.
-        let mut messages: Vec<(Option<(u16, u8)>, Vec<Option<String>>)> = Vec::new();
+        // In order of first part: the (reference, total) of a concatenated
+        // message, and its parts by sequence.
+        type Parts = Vec<Option<String>>;
+        let mut messages: Vec<(Option<(u16, u8)>, Parts)> = Vec::new();
         for sub in submitted
             .iter()
             .filter(|s| s.to.trim_start_matches('+') == wanted)
