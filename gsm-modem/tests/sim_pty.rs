@@ -434,7 +434,7 @@ async fn messages_are_stored_silently_before_cnmi() {
 async fn multipart_out_of_order_with_a_part_dropped() {
     let (modem, mut port) = start("multipart", SimSettings::default()).await;
     port.init().await;
-    let long: String = (0..40).map(|i| format!("part{i:02} ")).collect();
+    let long: String = (0..60).map(|i| format!("part{i:02} ")).collect();
     let delivered = modem.phone_sends_with(
         "+84987654321",
         &long,
