@@ -787,3 +787,25 @@ async fn a_message_sent_while_the_port_is_closed_is_stored() {
     let pdus = pdu_lines(&listing);
     assert_eq!(deliver_text(&pdus[0]), "while closed");
 }
+
+#[tokio::test]
+async fn an_incoming_message_can_come_between_information_lines_and_ok() {
+    let (modem, mut port) = start("between", SimSettings::default()).await;
+    port.init().await;
+    // The final result trails the information lines by a few milliseconds;
+    // a slow test machine may miss the window, so a few tries.
+    for _ in 0..10 {
+        port.write(b"AT+CPMS?\r").await;
+        port.until("+CPMS: ").await;
+        port.until("\r\n").await;
+        modem.phone_sends("+84987654321", "between");
+        let before_cmti = port.until("+CMTI: ").await;
+        port.until("\r\n").await;
+        if !before_cmti.contains("OK") {
+            assert_eq!(port.until("\r\nOK\r\n").await, "\r\nOK\r\n");
+            return;
+        }
+        assert_eq!(port.cmd("AT+CMGD=1,4").await, "\r\nOK\r\n");
+    }
+    panic!("the +CMTI never came before the OK");
+}

@@ -21,6 +21,10 @@ const MAX_LINE: usize = 1024;
 const STATUS_REPORT_DELAY: Duration = Duration::from_millis(200);
 /// How long the modem is away after `AT+CFUN=1,1` before it boots.
 const RESET_DOWNTIME: Duration = Duration::from_millis(300);
+/// How long a final result code trails the information lines of a
+/// response: unsolicited lines arising meanwhile come in between, as on
+/// real modems.
+const FINAL_DELAY: Duration = Duration::from_millis(30);
 /// Interval of the Huawei profile's unsolicited status lines.
 const HUAWEI_PERIOD: Duration = Duration::from_secs(3);
 
@@ -110,6 +114,10 @@ pub(crate) struct Machine {
     commands: Vec<String>,
     out: Vec<u8>,
     info_open: bool,
+    /// A final result code due after information lines, and when.
+    pending_final: Option<(Instant, Vec<u8>)>,
+    /// Bytes received while a final result was pending, replayed after it.
+    deferred_input: Vec<u8>,
     timers: Vec<(Instant, Timer)>,
     next_periodic: Instant,
     periodic_count: u32,
@@ -145,6 +153,8 @@ impl Machine {
             commands: Vec::new(),
             out: Vec::new(),
             info_open: false,
+            pending_final: None,
+            deferred_input: Vec::new(),
             timers: Vec::new(),
             next_periodic: Instant::now() + HUAWEI_PERIOD,
             periodic_count: 0,
@@ -187,7 +197,12 @@ impl Machine {
 
     /// When [`Machine::tick`] has something to do next.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        let timers = self.timers.iter().map(|(at, _)| *at).min();
+        let timers = self
+            .timers
+            .iter()
+            .map(|(at, _)| *at)
+            .chain(self.pending_final.as_ref().map(|(at, _)| *at))
+            .min();
         let periodic =
             (self.settings.profile == Profile::Huawei && self.curc).then_some(self.next_periodic);
         match (timers, periodic) {
@@ -210,6 +225,8 @@ impl Machine {
         match fault {
             Fault::Hang => {
                 self.hang = Hang::Total;
+                self.pending_final = None;
+                self.deferred_input.clear();
                 self.input = Input::Command;
                 self.line.clear();
             }
@@ -244,6 +261,18 @@ impl Machine {
 
     /// Runs what is due at `now`.
     pub(crate) fn tick(&mut self, now: Instant) {
+        if self
+            .pending_final
+            .as_ref()
+            .is_some_and(|(at, _)| *at <= now)
+        {
+            if let Some((_, code)) = self.pending_final.take() {
+                self.out.extend_from_slice(&code);
+            }
+            self.resume();
+            let input = std::mem::take(&mut self.deferred_input);
+            self.feed(&input);
+        }
         let mut due = Vec::new();
         self.timers.retain(|(at, timer)| {
             if *at <= now {
@@ -273,7 +302,12 @@ impl Machine {
 
     /// Bytes written by the gateway.
     pub(crate) fn feed(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
+        for (i, &byte) in bytes.iter().enumerate() {
+            if self.pending_final.is_some() {
+                // The modem is still answering: the rest waits for the final result.
+                self.deferred_input.extend_from_slice(&bytes[i..]);
+                return;
+            }
             if matches!(self.input, Input::Prompt { .. }) && self.hang == Hang::No {
                 self.prompt_byte(byte);
                 continue;
@@ -365,12 +399,18 @@ impl Machine {
             Final::Cms(code) => Some(self.cms(code)),
             Final::Nothing => None,
         };
-        if let Some(code) = code {
-            self.out
-                .extend_from_slice(format!("\r\n{code}\r\n").as_bytes());
+        let had_info = std::mem::replace(&mut self.info_open, false);
+        let Some(code) = code else {
+            self.resume();
+            return;
+        };
+        let code = format!("\r\n{code}\r\n").into_bytes();
+        if had_info {
+            self.pending_final = Some((Instant::now() + FINAL_DELAY, code));
+        } else {
+            self.out.extend_from_slice(&code);
+            self.resume();
         }
-        self.info_open = false;
-        self.resume();
     }
 
     /// After a command, a recovery or a boot: held URCs and queued messages.
@@ -571,6 +611,8 @@ impl Machine {
         self.hang = Hang::No;
         self.hang_at_next_send = false;
         self.info_open = false;
+        self.pending_final = None;
+        self.deferred_input.clear();
         self.timers.retain(|(_, t)| !matches!(t, Timer::Boot));
         let pin = if self.pin_ok { "READY" } else { "SIM PIN" };
         let banner = match self.settings.profile {
@@ -1216,6 +1258,7 @@ mod tests {
 
     fn run(m: &mut Machine, line: &str) -> String {
         m.feed(format!("{line}\r").as_bytes());
+        m.tick(Instant::now() + Duration::from_secs(1));
         String::from_utf8(m.take_output()).unwrap()
     }
 
@@ -1264,6 +1307,31 @@ mod tests {
         assert_eq!(
             run(&mut m, "AT+CPMS?"),
             "\r\n+CPMS: \"SM\",0,20,\"SM\",0,20,\"SM\",0,20\r\n\r\nOK\r\n"
+        );
+    }
+
+    #[test]
+    fn urcs_land_between_information_lines_and_the_final_result() {
+        let mut m = machine(Profile::Generic);
+        run(&mut m, "ATE0");
+        run(&mut m, "AT+CNMI=2,1,0,0,0");
+        m.feed(b"AT+CPMS?\r");
+        // The gateway pipelines a command: it waits for the final result.
+        m.feed(b"AT\r");
+        m.incoming(Incoming {
+            hex: "00".into(),
+            tpdu_len: 0,
+        });
+        let now = Instant::now();
+        m.tick(now);
+        m.tick(now + Duration::from_secs(1));
+        let out = String::from_utf8(m.take_output()).unwrap();
+        assert_eq!(
+            out,
+            "\r\n+CPMS: \"SM\",0,20,\"SM\",0,20,\"SM\",0,20\r\n\
+             \r\n+CMTI: \"SM\",1\r\n\
+             \r\nOK\r\n\
+             \r\nOK\r\n"
         );
     }
 }
