@@ -809,3 +809,27 @@ async fn an_incoming_message_can_come_between_information_lines_and_ok() {
     }
     panic!("the +CMTI never came before the OK");
 }
+
+#[tokio::test]
+async fn senders_international_national_and_alphanumeric() {
+    let (modem, mut port) = start("senders", SimSettings::default()).await;
+    port.init().await;
+    modem.phone_sends("+84987654321", "a");
+    modem.phone_sends("0987654321", "b");
+    modem.phone_sends("Viettel", "c");
+    port.until("+CMTI: \"SM\",3\r\n").await;
+    let originators: Vec<_> = pdu_lines(&port.cmd("AT+CMGL=4").await)
+        .iter()
+        .map(
+            |hex| match pdu::decode_hex(hex, Direction::ToMobile).unwrap().tpdu {
+                Tpdu::Deliver(d) => d.originator,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert!(originators[0].is_international());
+    assert_eq!(originators[0].number, "84987654321");
+    assert_eq!(originators[1].number, "0987654321");
+    assert!(originators[2].is_alphanumeric());
+    assert_eq!(originators[2].number, "Viettel");
+}

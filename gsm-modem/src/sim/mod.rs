@@ -27,6 +27,10 @@
 //! full, the PIN is not entered, the radio is off (`AT+CFUN=0`), the modem
 //! hangs or the gateway is typing a PDU after `> `, and are delivered once
 //! that ends. Echo covers command lines and the hex typed after `> `.
+//! A final result code trails its information lines by 30 ms, so
+//! unsolicited lines (`+CMTI`, Huawei's `^RSSI`, `+CDS`) can come between
+//! them, as on real modems; bytes the gateway writes meanwhile are taken
+//! after the final result.
 //!
 //! Not simulated: text mode, voice, USSD, data, other storages, `+CDSI`,
 //! a busy period after boot, the USB device vanishing on `AT+CFUN=1,1`
@@ -310,7 +314,12 @@ impl SimModem {
     /// side (replacing a symlink already there; any other file there is an
     /// error) and starts answering on the current tokio runtime. The
     /// simulator keeps a slave descriptor open itself, so the gateway can
-    /// close and reopen the port at will.
+    /// close and reopen the port at will (what the modem writes while the
+    /// port is closed waits in the pty for the next reader). The gateway's
+    /// baud rate and line settings are accepted and ignored.
+    ///
+    /// Needs a tokio runtime with I/O and time enabled; the simulator runs
+    /// as a task on it.
     pub async fn start(link: &Path, settings: SimSettings) -> io::Result<SimModem> {
         let pty = nix::pty::openpty(None, None).map_err(io::Error::from)?;
         let mut termios = tcgetattr(&pty.slave).map_err(io::Error::from)?;
