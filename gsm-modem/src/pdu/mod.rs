@@ -505,6 +505,13 @@ pub fn decode_hex(hex: &str, direction: Direction) -> Result<Pdu, PduError> {
 }
 
 /// Reads one PDU (service centre address first, as modems give them).
+///
+/// [`Direction::ToMobile`] reads MTI 00 (and the reserved 11, as modems
+/// do) as SMS-DELIVER and 10 as SMS-STATUS-REPORT; [`Direction::FromMobile`]
+/// reads 01 as SMS-SUBMIT; anything else is
+/// [`PduError::UnexpectedMessageType`]. Every length is checked against the
+/// octets present; octets after the user data (or after TP-ST, where the
+/// optional status report parameters sit) are not read.
 pub fn decode(bytes: &[u8], direction: Direction) -> Result<Pdu, PduError> {
     let mut reader = Reader::new(bytes);
     let smsc = address::decode_smsc(&mut reader)?;
@@ -730,6 +737,15 @@ fn encode_user_data(
 }
 
 /// Writes one PDU.
+///
+/// Refuses with [`PduError::Unencodable`] what cannot be written so that
+/// it reads back the same: a body that does not fit the data coding's
+/// alphabet (text outside GSM-7 under a GSM-7 scheme, text under an 8-bit
+/// one, data under a text one), more than 160 septets or 140 octets of
+/// user data, address characters other than `0-9 * # a b c` (`f` for the
+/// filler semi-octet read inside a number), a header element that would
+/// read back as a concatenation, a time stamp field beyond what two
+/// semi-octets hold.
 pub fn encode(pdu: &Pdu) -> Result<EncodedPdu, PduError> {
     let mut bytes = Vec::new();
     address::encode_smsc(pdu.smsc.as_ref(), &mut bytes)?;
