@@ -15,7 +15,10 @@
 //!   PIN, receiving by indication and periodic sweep (delete only when the
 //!   owner says), sending with `AT+CMGS`, timeouts, hang detection, soft
 //!   reset, re-initialisation after a reboot.
+//! - `sim` (feature `sim`): a scripted GSM modem on a pty, a phone and faults, for tests.
 
 pub mod at;
 pub mod pdu;
 pub mod session;
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -10,7 +10,27 @@
 //! the SMS-SUBMITs of a (concatenated) message, and [`deliver_parts`] does
 //! the same for SMS-DELIVERs, for simulators playing the network.
 //!
-//! SKELETON: the types and signatures are the contract; bodies to be written.
+//! Decoding is strict about lengths (a truncated or inconsistent PDU is a
+//! [`PduError`], never a panic) and lenient about values real networks get
+//! wrong (any type-of-address octet, MTI 11 read as SMS-DELIVER, digits
+//! above 9 in time stamps). Whatever [`decode`] returns, [`encode`] either
+//! writes back to a PDU that decodes to the same value or refuses with
+//! [`PduError::Unencodable`].
+//!
+//! Submodules: [`gsm7`] (the alphabet and septet packing); private ones
+//! for addresses, time stamps, the user data header and the octet reader.
+
+mod address;
+#[doc(hidden)]
+pub mod corpus;
+pub mod gsm7;
+mod reader;
+#[cfg(test)]
+mod tests;
+mod timestamp;
+mod udh;
+
+use reader::Reader;
 
 /// Why a PDU could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,6 +136,52 @@ pub enum Alphabet {
 pub struct DataCoding(pub u8);
 
 impl DataCoding {
+    /// The alphabet this scheme selects (TS 23.038 §4): the general and
+    /// automatic-deletion groups (00xx, 01xx) by bits 3–2 (11, reserved,
+    /// as GSM-7), compressed text as 8-bit data (it cannot be read as
+    /// text); the message waiting groups 1100 and 1101 GSM-7, 1110 UCS-2;
+    /// group 1111 by bit 2 (8-bit or GSM-7); the reserved groups 1000–1011
+    /// as GSM-7.
+    pub fn alphabet(self) -> Alphabet {
+        let dcs = self.0;
+        match dcs >> 4 {
+            0x0..=0x7 => {
+                if self.is_compressed() {
+                    return Alphabet::EightBit;
+                }
+                match (dcs >> 2) & 0x03 {
+                    0b01 => Alphabet::EightBit,
+                    0b10 => Alphabet::Ucs2,
+                    _ => Alphabet::Gsm7,
+                }
+            }
+            0xE => Alphabet::Ucs2,
+            0xF if dcs & 0x04 != 0 => Alphabet::EightBit,
+            _ => Alphabet::Gsm7,
+        }
+    }
+
+    /// True when the text is compressed (groups 00xx and 01xx, bit 5).
+    pub fn is_compressed(self) -> bool {
+        self.0 < 0x80 && self.0 & 0x20 != 0
+    }
+
+    /// The message class 0–3 when the scheme gives one (bit 4 in the
+    /// general and automatic-deletion groups, always in group 1111).
+    pub fn message_class(self) -> Option<u8> {
+        let dcs = self.0;
+        match dcs >> 4 {
+            0x0..=0x7 if dcs & 0x10 != 0 => Some(dcs & 0x03),
+            0xF => Some(dcs & 0x03),
+            _ => None,
+        }
+    }
+
+    /// True for the message waiting indication groups (1100–1110).
+    pub fn is_message_waiting(self) -> bool {
+        (0xC0..0xF0).contains(&self.0)
+    }
+
     /// GSM-7, no class.
     pub const GSM7: DataCoding = DataCoding(0x00);
     /// 8-bit data, no class.
@@ -411,14 +477,26 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// The octets of a hex text (either case; surrounding white space ignored).
 pub fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {
-    let _ = hex;
-    unimplemented!("skeleton")
-}
-
-/// Reads one PDU (service centre address first, as modems give them).
-pub fn decode(bytes: &[u8], direction: Direction) -> Result<Pdu, PduError> {
-    let _ = (bytes, direction);
-    unimplemented!("skeleton")
+    let hex = hex.trim().as_bytes();
+    if !hex.len().is_multiple_of(2) {
+        return Err(PduError::InvalidHex(format!(
+            "odd number of hex digits ({})",
+            hex.len()
+        )));
+    }
+    fn nibble(c: u8) -> Option<u8> {
+        char::from(c).to_digit(16).map(|d| d as u8)
+    }
+    hex.chunks(2)
+        .enumerate()
+        .map(|(i, pair)| match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(high), Some(low)) => Ok(high << 4 | low),
+            _ => Err(PduError::InvalidHex(format!(
+                "non-hex character near position {}",
+                i * 2
+            ))),
+        })
+        .collect()
 }
 
 /// Reads one PDU from hex.
@@ -426,10 +504,412 @@ pub fn decode_hex(hex: &str, direction: Direction) -> Result<Pdu, PduError> {
     decode(&from_hex(hex)?, direction)
 }
 
+/// Reads one PDU (service centre address first, as modems give them).
+///
+/// [`Direction::ToMobile`] reads MTI 00 (and the reserved 11, as modems
+/// do) as SMS-DELIVER and 10 as SMS-STATUS-REPORT; [`Direction::FromMobile`]
+/// reads 01 as SMS-SUBMIT; anything else is
+/// [`PduError::UnexpectedMessageType`]. Every length is checked against the
+/// octets present; octets after the user data (or after TP-ST, where the
+/// optional status report parameters sit) are not read.
+pub fn decode(bytes: &[u8], direction: Direction) -> Result<Pdu, PduError> {
+    let mut reader = Reader::new(bytes);
+    let smsc = address::decode_smsc(&mut reader)?;
+    let first = reader.u8("first octet")?;
+    let mti = first & 0x03;
+    let tpdu = match (direction, mti) {
+        (Direction::ToMobile, 0b00 | 0b11) => Tpdu::Deliver(decode_deliver(first, &mut reader)?),
+        (Direction::ToMobile, 0b10) => Tpdu::StatusReport(decode_status_report(&mut reader)?),
+        (Direction::FromMobile, 0b01) => Tpdu::Submit(decode_submit(first, &mut reader)?),
+        _ => return Err(PduError::UnexpectedMessageType { mti, direction }),
+    };
+    Ok(Pdu { smsc, tpdu })
+}
+
+fn decode_deliver(first: u8, reader: &mut Reader<'_>) -> Result<Deliver, PduError> {
+    let originator = address::decode(reader, "originating address")?;
+    let protocol_id = reader.u8("protocol identifier")?;
+    let data_coding = DataCoding(reader.u8("data coding scheme")?);
+    let service_centre_time = timestamp::decode(reader.array("service centre time stamp")?);
+    let user_data = decode_user_data(reader, first & 0x40 != 0, data_coding)?;
+    Ok(Deliver {
+        more_messages_to_send: first & 0x04 == 0,
+        reply_path: first & 0x80 != 0,
+        status_report_indication: first & 0x20 != 0,
+        originator,
+        protocol_id,
+        data_coding,
+        service_centre_time,
+        user_data,
+    })
+}
+
+fn decode_submit(first: u8, reader: &mut Reader<'_>) -> Result<Submit, PduError> {
+    let message_reference = reader.u8("message reference")?;
+    let destination = address::decode(reader, "destination address")?;
+    let protocol_id = reader.u8("protocol identifier")?;
+    let data_coding = DataCoding(reader.u8("data coding scheme")?);
+    let validity = match (first >> 3) & 0x03 {
+        0b00 => Validity::None,
+        0b10 => Validity::Relative(reader.u8("validity period")?),
+        0b01 => Validity::Enhanced(reader.array("validity period")?),
+        _ => Validity::Absolute(timestamp::decode(reader.array("validity period")?)),
+    };
+    let user_data = decode_user_data(reader, first & 0x40 != 0, data_coding)?;
+    Ok(Submit {
+        reject_duplicates: first & 0x04 != 0,
+        status_report_request: first & 0x20 != 0,
+        reply_path: first & 0x80 != 0,
+        message_reference,
+        destination,
+        protocol_id,
+        data_coding,
+        validity,
+        user_data,
+    })
+}
+
+/// The optional parameters after TP-ST (TP-PI, TP-PID, TP-DCS, TP-UD) are
+/// not kept: [`StatusReport`] has no place for them.
+fn decode_status_report(reader: &mut Reader<'_>) -> Result<StatusReport, PduError> {
+    Ok(StatusReport {
+        message_reference: reader.u8("message reference")?,
+        recipient: address::decode(reader, "recipient address")?,
+        service_centre_time: timestamp::decode(reader.array("service centre time stamp")?),
+        discharge_time: timestamp::decode(reader.array("discharge time")?),
+        status: reader.u8("status")?,
+    })
+}
+
+/// Most user data a TPDU carries: 140 octets, 160 septets.
+const MAX_OCTETS: usize = 140;
+const MAX_SEPTETS: usize = 160;
+
+/// How many septets a header of `octets` octets (its length octet
+/// included) takes in GSM-7 user data, fill bits included.
+fn header_septets(octets: usize) -> usize {
+    (octets * 8).div_ceil(7)
+}
+
+fn bad_length(field: &'static str, declared: usize, reason: &'static str) -> PduError {
+    PduError::BadLength {
+        field,
+        declared,
+        reason,
+    }
+}
+
+/// Reads TP-UDL and TP-UD.
+fn decode_user_data(
+    reader: &mut Reader<'_>,
+    udhi: bool,
+    coding: DataCoding,
+) -> Result<UserData, PduError> {
+    const FIELD: &str = "user data";
+    let udl = usize::from(reader.u8("user data length")?);
+    let alphabet = coding.alphabet();
+    let octets = if alphabet == Alphabet::Gsm7 {
+        if udl > MAX_SEPTETS {
+            return Err(bad_length(FIELD, udl, "more than 160 septets"));
+        }
+        (udl * 7).div_ceil(8)
+    } else {
+        if udl > MAX_OCTETS {
+            return Err(bad_length(FIELD, udl, "more than 140 octets"));
+        }
+        udl
+    };
+    let data = reader.take(octets, FIELD)?;
+    let (header, header_octets) = if udhi {
+        let Some(&udhl) = data.first() else {
+            return Err(bad_length(
+                FIELD,
+                udl,
+                "no room for the header the UDHI announces",
+            ));
+        };
+        let header_octets = usize::from(udhl) + 1;
+        if header_octets > octets {
+            return Err(bad_length(
+                "user data header",
+                usize::from(udhl),
+                "longer than the user data",
+            ));
+        }
+        if alphabet == Alphabet::Gsm7 && header_septets(header_octets) > udl {
+            return Err(bad_length(
+                "user data header",
+                usize::from(udhl),
+                "longer than the user data",
+            ));
+        }
+        (Some(udh::decode(&data[1..header_octets])?), header_octets)
+    } else {
+        (None, 0)
+    };
+    let body = match alphabet {
+        Alphabet::Gsm7 => {
+            let septets = gsm7::unpack(data, udl);
+            let skip = if header.is_some() {
+                header_septets(header_octets)
+            } else {
+                0
+            };
+            Body::Text(gsm7::decode_septets(&septets[skip..]))
+        }
+        Alphabet::EightBit => Body::Binary(data[header_octets..].to_vec()),
+        Alphabet::Ucs2 => Body::Text(decode_ucs2(&data[header_octets..])),
+    };
+    Ok(UserData { header, body })
+}
+
+/// UTF-16BE, unpaired surrogates and a dangling odd octet as U+FFFD.
+fn decode_ucs2(octets: &[u8]) -> String {
+    let units = octets
+        .chunks_exact(2)
+        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
+    let mut text: String = char::decode_utf16(units)
+        .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    if !octets.len().is_multiple_of(2) {
+        text.push(char::REPLACEMENT_CHARACTER);
+    }
+    text
+}
+
+/// Writes TP-UDL and TP-UD; says whether TP-UDHI must be set.
+fn encode_user_data(
+    user_data: &UserData,
+    coding: DataCoding,
+    out: &mut Vec<u8>,
+) -> Result<bool, PduError> {
+    let header = match &user_data.header {
+        Some(header) => udh::encode(header)?,
+        None => Vec::new(),
+    };
+    let alphabet = coding.alphabet();
+    let (udl, octets) = match (alphabet, &user_data.body) {
+        (Alphabet::Gsm7, Body::Text(text)) => {
+            let septets = gsm7::encode_text(text)
+                .ok_or_else(|| PduError::Unencodable(format!("text {text:?} is not all GSM-7")))?;
+            let skip = if user_data.header.is_some() {
+                header_septets(header.len())
+            } else {
+                0
+            };
+            let udl = skip + septets.len();
+            if udl > MAX_SEPTETS {
+                return Err(PduError::Unencodable(format!(
+                    "{udl} septets of user data (at most 160)"
+                )));
+            }
+            let mut octets = vec![0; (udl * 7).div_ceil(8)];
+            octets[..header.len()].copy_from_slice(&header);
+            gsm7::pack(&septets, skip, &mut octets);
+            (udl, octets)
+        }
+        (Alphabet::EightBit, Body::Binary(data)) => {
+            let mut octets = header;
+            octets.extend_from_slice(data);
+            (octets.len(), octets)
+        }
+        (Alphabet::Ucs2, Body::Text(text)) => {
+            let mut octets = header;
+            octets.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+            (octets.len(), octets)
+        }
+        (alphabet, _) => {
+            return Err(PduError::Unencodable(format!(
+                "the body does not fit the data coding {:#04x} ({alphabet:?})",
+                coding.0
+            )))
+        }
+    };
+    if octets.len() > MAX_OCTETS {
+        return Err(PduError::Unencodable(format!(
+            "{} octets of user data (at most 140)",
+            octets.len()
+        )));
+    }
+    out.push(udl as u8);
+    out.extend_from_slice(&octets);
+    Ok(user_data.header.is_some())
+}
+
 /// Writes one PDU.
+///
+/// Refuses with [`PduError::Unencodable`] what cannot be written so that
+/// it reads back the same: a body that does not fit the data coding's
+/// alphabet (text outside GSM-7 under a GSM-7 scheme, text under an 8-bit
+/// one, data under a text one), more than 160 septets or 140 octets of
+/// user data, address characters other than `0-9 * # a b c` (`f` for the
+/// filler semi-octet read inside a number), a header element that would
+/// read back as a concatenation, a time stamp field beyond what two
+/// semi-octets hold.
 pub fn encode(pdu: &Pdu) -> Result<EncodedPdu, PduError> {
-    let _ = pdu;
-    unimplemented!("skeleton")
+    let mut bytes = Vec::new();
+    address::encode_smsc(pdu.smsc.as_ref(), &mut bytes)?;
+    let start = bytes.len();
+    match &pdu.tpdu {
+        Tpdu::Deliver(deliver) => encode_deliver(deliver, &mut bytes)?,
+        Tpdu::Submit(submit) => encode_submit(submit, &mut bytes)?,
+        Tpdu::StatusReport(report) => encode_status_report(report, &mut bytes)?,
+    }
+    let tpdu_length = bytes.len() - start;
+    Ok(EncodedPdu { bytes, tpdu_length })
+}
+
+fn flag(set: bool, bit: u8) -> u8 {
+    if set {
+        bit
+    } else {
+        0
+    }
+}
+
+fn encode_deliver(deliver: &Deliver, out: &mut Vec<u8>) -> Result<(), PduError> {
+    let first_at = out.len();
+    out.push(0);
+    address::encode(&deliver.originator, out)?;
+    out.push(deliver.protocol_id);
+    out.push(deliver.data_coding.0);
+    out.extend_from_slice(&timestamp::encode(&deliver.service_centre_time)?);
+    let udhi = encode_user_data(&deliver.user_data, deliver.data_coding, out)?;
+    out[first_at] = flag(!deliver.more_messages_to_send, 0x04)
+        | flag(deliver.status_report_indication, 0x20)
+        | flag(udhi, 0x40)
+        | flag(deliver.reply_path, 0x80);
+    Ok(())
+}
+
+fn encode_submit(submit: &Submit, out: &mut Vec<u8>) -> Result<(), PduError> {
+    let first_at = out.len();
+    out.push(0);
+    out.push(submit.message_reference);
+    address::encode(&submit.destination, out)?;
+    out.push(submit.protocol_id);
+    out.push(submit.data_coding.0);
+    let vpf = match &submit.validity {
+        Validity::None => 0b00,
+        Validity::Relative(period) => {
+            out.push(*period);
+            0b10
+        }
+        Validity::Enhanced(octets) => {
+            out.extend_from_slice(octets);
+            0b01
+        }
+        Validity::Absolute(time) => {
+            out.extend_from_slice(&timestamp::encode(time)?);
+            0b11
+        }
+    };
+    let udhi = encode_user_data(&submit.user_data, submit.data_coding, out)?;
+    out[first_at] = 0x01
+        | flag(submit.reject_duplicates, 0x04)
+        | vpf << 3
+        | flag(submit.status_report_request, 0x20)
+        | flag(udhi, 0x40)
+        | flag(submit.reply_path, 0x80);
+    Ok(())
+}
+
+/// TP-MMS set (no more messages), no parameter indicator.
+fn encode_status_report(report: &StatusReport, out: &mut Vec<u8>) -> Result<(), PduError> {
+    out.push(0x06);
+    out.push(report.message_reference);
+    address::encode(&report.recipient, out)?;
+    out.extend_from_slice(&timestamp::encode(&report.service_centre_time)?);
+    out.extend_from_slice(&timestamp::encode(&report.discharge_time)?);
+    out.push(report.status);
+    Ok(())
+}
+
+/// Most parts a concatenated message can number.
+const MAX_PARTS: usize = 255;
+
+/// How `text` is split: its coding and the texts of its parts (one part
+/// without a header when it fits).
+fn split(text: &str, force_ucs2: bool, wide_reference: bool) -> (DataCoding, Vec<String>) {
+    let gsm = !force_ucs2 && text.chars().all(|c| gsm7::char_septets(c).is_some());
+    // The concatenation header with its length octet.
+    let header_octets = if wide_reference { 7 } else { 6 };
+    let (coding, single, per_part): (DataCoding, usize, usize) = if gsm {
+        (
+            DataCoding::GSM7,
+            MAX_SEPTETS,
+            MAX_SEPTETS - header_septets(header_octets),
+        )
+    } else {
+        (
+            DataCoding::UCS2,
+            MAX_OCTETS / 2,
+            (MAX_OCTETS - header_octets) / 2,
+        )
+    };
+    let cost = |c: char| {
+        if gsm {
+            gsm7::char_septets(c).unwrap_or(2)
+        } else {
+            c.len_utf16()
+        }
+    };
+    if text.chars().map(cost).sum::<usize>() <= single {
+        return (coding, vec![text.to_owned()]);
+    }
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let c_cost = cost(c);
+        if used + c_cost > per_part {
+            parts.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        current.push(c);
+        used += c_cost;
+    }
+    parts.push(current);
+    parts.truncate(MAX_PARTS);
+    (coding, parts)
+}
+
+/// The user data of each part of `text`.
+fn parts_user_data(
+    text: &str,
+    reference: u16,
+    force_ucs2: bool,
+    wide_reference: bool,
+) -> (DataCoding, Vec<UserData>) {
+    let (coding, parts) = split(text, force_ucs2, wide_reference);
+    let total = parts.len() as u8;
+    let user_data = parts
+        .into_iter()
+        .enumerate()
+        .map(|(index, part)| {
+            let sequence = index as u8 + 1;
+            let header = (total > 1).then(|| UserDataHeader {
+                elements: vec![if wide_reference {
+                    InformationElement::Concat16 {
+                        reference,
+                        total,
+                        sequence,
+                    }
+                } else {
+                    InformationElement::Concat8 {
+                        reference: reference as u8,
+                        total,
+                        sequence,
+                    }
+                }],
+            });
+            UserData {
+                header,
+                body: Body::Text(part),
+            }
+        })
+        .collect();
+    (coding, user_data)
 }
 
 /// The SMS-SUBMITs carrying `text` to `destination`: GSM-7 when every
@@ -438,18 +918,40 @@ pub fn encode(pdu: &Pdu) -> Result<EncodedPdu, PduError> {
 /// septets / 67 UTF-16 units with a concatenation header using `reference`
 /// (its low 8 bits unless `wide_reference`), never splitting an escape pair
 /// or a surrogate pair.
+///
+/// With a 16-bit reference the header is one octet longer: parts of 152
+/// septets / 66 units. A text that would need more than 255 parts (over
+/// 38 000 characters) cannot be numbered and is cut after the 255th.
+/// The TP-MR is 0 (modems put their own), TP-PID 0.
 pub fn submit_parts(
     destination: &PduAddress,
     text: &str,
     reference: u16,
     options: SubmitOptions,
 ) -> Vec<Submit> {
-    let _ = (destination, text, reference, options);
-    unimplemented!("skeleton")
+    let (data_coding, parts) =
+        parts_user_data(text, reference, options.force_ucs2, options.wide_reference);
+    parts
+        .into_iter()
+        .map(|user_data| Submit {
+            reject_duplicates: false,
+            status_report_request: options.status_report,
+            reply_path: false,
+            message_reference: 0,
+            destination: destination.clone(),
+            protocol_id: 0,
+            data_coding,
+            validity: options.validity.map_or(Validity::None, Validity::Relative),
+            user_data,
+        })
+        .collect()
 }
 
 /// The SMS-DELIVERs carrying `text` from `originator`, split as
 /// [`submit_parts`] does (`force_ucs2` and `wide_reference` as there).
+///
+/// Each part says no more messages are waiting, asks for no status
+/// report and has no reply path; TP-PID is 0.
 pub fn deliver_parts(
     originator: &PduAddress,
     text: &str,
@@ -457,6 +959,19 @@ pub fn deliver_parts(
     time: Timestamp,
     options: SubmitOptions,
 ) -> Vec<Deliver> {
-    let _ = (originator, text, reference, time, options);
-    unimplemented!("skeleton")
+    let (data_coding, parts) =
+        parts_user_data(text, reference, options.force_ucs2, options.wide_reference);
+    parts
+        .into_iter()
+        .map(|user_data| Deliver {
+            more_messages_to_send: false,
+            reply_path: false,
+            status_report_indication: false,
+            originator: originator.clone(),
+            protocol_id: 0,
+            data_coding,
+            service_centre_time: time,
+            user_data,
+        })
+        .collect()
 }
