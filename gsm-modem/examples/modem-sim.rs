@@ -10,7 +10,7 @@
 //! Commands on stdin, one a line:
 //!
 //! - `send <from> <text...>`: a phone texts the modem's SIM;
-//! - `fault hang|send-hang|reboot|full|recover` or `fault cms <code> <times>`;
+//! - `fault hang|send-hang|reboot|full|no-delete|recover` or `fault cms <code> <times>`;
 //! - `storage`: the SIM indexes in use;
 //! - `quit`.
 //!
@@ -61,11 +61,12 @@ fn parse_fault(words: &[&str]) -> Result<Fault, String> {
         ["reboot"] => Fault::Reboot,
         ["full"] => Fault::StorageFull,
         ["recover"] => Fault::Recover,
+        ["no-delete"] => Fault::RefuseDelete,
         ["cms", code, times] => Fault::CmsErrorOnSend {
             code: code.parse().map_err(|e| format!("code: {e}"))?,
             times: times.parse().map_err(|e| format!("times: {e}"))?,
         },
-        _ => return Err("fault hang|send-hang|reboot|full|recover|cms <code> <times>".into()),
+        _ => return Err("fault hang|send-hang|reboot|full|no-delete|recover|cms <code> <times>".into()),
     })
 }
 

@@ -107,6 +107,8 @@ pub(crate) struct Machine {
     hang: Hang,
     hang_at_next_send: bool,
     cms_on_send: Option<(u16, u32)>,
+    /// `AT+CMGD` answers `+CMS ERROR: 500` (until [`Fault::Recover`]).
+    refuse_delete: bool,
     mr: u8,
     next_reference: u16,
     submitted: Vec<Submitted>,
@@ -146,6 +148,7 @@ impl Machine {
             hang: Hang::No,
             hang_at_next_send: false,
             cms_on_send: None,
+            refuse_delete: false,
             mr: 0,
             next_reference: 1,
             submitted: Vec::new(),
@@ -236,9 +239,11 @@ impl Machine {
             Fault::CmsErrorOnSend { code, times } => {
                 self.cms_on_send = (times > 0).then_some((code, times));
             }
+            Fault::RefuseDelete => self.refuse_delete = true,
             Fault::Recover => {
                 self.hang = Hang::No;
                 self.hang_at_next_send = false;
+                self.refuse_delete = false;
                 self.timers.retain(|(_, t)| !matches!(t, Timer::Boot));
                 self.resume();
             }
@@ -1074,6 +1079,9 @@ impl Machine {
     fn cmgd(&mut self, args: &str) -> Final {
         if let Some(error) = self.sms_ready() {
             return error;
+        }
+        if self.refuse_delete {
+            return Final::Cms(500);
         }
         let mut parts = args.split(',').map(|v| v.trim());
         let index: Option<u32> = parts.next().and_then(|v| v.parse().ok());

@@ -261,7 +261,11 @@ pub enum Fault {
         /// How many sends fail.
         times: u32,
     },
-    /// End [`Fault::Hang`] and [`Fault::HangAtNextSend`] (armed or in force).
+    /// `AT+CMGD` fails with `+CMS ERROR: 500` until [`Fault::Recover`]:
+    /// messages stay on the SIM after the gateway has taken them.
+    RefuseDelete,
+    /// End [`Fault::Hang`], [`Fault::HangAtNextSend`] (armed or in force)
+    /// and [`Fault::RefuseDelete`].
     Recover,
 }
 
