@@ -296,7 +296,7 @@ impl Decoder for AtCodec {
                     src.advance(end + 1);
                     text.push('\n');
                     text.push_str(&line);
-                    if quotes(&text) % 2 == 0 {
+                    if quotes(&text).is_multiple_of(2) {
                         return Ok(Some(self.classify(text)));
                     }
                     self.pending = Pending::Ussd {

@@ -225,7 +225,7 @@ pub fn parse_cpms(lines: &[String]) -> Result<Vec<StorageUse>, AtError> {
     let fields = split_fields(value);
     let named = dec::<u32>(fields[0]).is_none();
     let group = if named { 3 } else { 2 };
-    if fields.len() % group != 0 {
+    if !fields.len().is_multiple_of(group) {
         return Err(bad());
     }
     fields
@@ -562,4 +562,309 @@ pub fn response_prefix(command: &str) -> Option<&'static str> {
         let p = &p[..p.len() - 1];
         p.eq_ignore_ascii_case(name)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    const PDU_A: &str = "07914889000000F0040B914889000000F00000621130915230820AC8329BFD0661916536";
+    const PDU_B: &str =
+        "0791448720003023240DD0E474D81C0EBB010000111011315214000BE474D81C0EBB5DE3771B";
+
+    fn hex(s: &str) -> Vec<u8> {
+        decode_hex(s).unwrap()
+    }
+
+    #[test]
+    fn cmgl_variants() {
+        // Huawei / Wavecom, with the echo the session may leave in.
+        let got = parse_cmgl(&lines(&format!(
+            "AT+CMGL=4\n+CMGL: 0,1,,147\n{PDU_A}\n+CMGL: 4,0,,30\n{PDU_B}"
+        )))
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                StoredPdu {
+                    index: 0,
+                    status: Some(1),
+                    length: 147,
+                    pdu: hex(PDU_A)
+                },
+                StoredPdu {
+                    index: 4,
+                    status: Some(0),
+                    length: 30,
+                    pdu: hex(PDU_B)
+                },
+            ]
+        );
+        // Pantech: no alpha field.
+        let got = parse_cmgl(&lines(&format!("+CMGL: 17,3,35\n{PDU_A}"))).unwrap();
+        assert_eq!(
+            (got[0].index, got[0].status, got[0].length),
+            (17, Some(3), 35)
+        );
+        // D-Link: spaces.
+        let got = parse_cmgl(&lines(&format!("+CMGL: 1, 0,,23\n{PDU_B}"))).unwrap();
+        assert_eq!(
+            (got[0].index, got[0].status, got[0].length),
+            (1, Some(0), 23)
+        );
+        // Quoted empty alpha.
+        let got = parse_cmgl(&lines(&format!("+CMGL: 2,1,\"\",40\n{PDU_B}"))).unwrap();
+        assert_eq!(
+            (got[0].index, got[0].status, got[0].length),
+            (2, Some(1), 40)
+        );
+        // Index and length only.
+        let got = parse_cmgl(&lines(&format!("+CMGL: 9,40\n{PDU_B}"))).unwrap();
+        assert_eq!((got[0].index, got[0].status, got[0].length), (9, None, 40));
+    }
+
+    #[test]
+    fn cmgl_skips_headers_without_pdu_and_rejects_bad_headers() {
+        let got = parse_cmgl(&lines(&format!(
+            "+CMGL: 0,1,,147\n+CMGL: 1,1,,30\n{PDU_B}\n+CMGL: 2,1,,30"
+        )))
+        .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].index, 1);
+        assert_eq!(parse_cmgl(&[]).unwrap(), vec![]);
+        assert!(matches!(
+            parse_cmgl(&lines("+CMGL: x,1,,30\n00")),
+            Err(AtError::Unexpected {
+                command: "+CMGL",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn cmgr_variants() {
+        for (header, status, length) in [
+            ("+CMGR: 0,,27", Some(0), 27),
+            ("+CMGR: 0,\"\",50", Some(0), 50),
+            ("+CMGR: ,,27", None, 27),
+            ("+CMGR: 0,23", Some(0), 23),
+            ("+CMGR: 1, ,30", Some(1), 30),
+        ] {
+            let got = parse_cmgr(7, &lines(&format!("{header}\n{PDU_B}"))).unwrap();
+            assert_eq!(
+                got,
+                Some(StoredPdu {
+                    index: 7,
+                    status,
+                    length,
+                    pdu: hex(PDU_B)
+                }),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn cmgr_empty_slot_and_errors() {
+        assert_eq!(parse_cmgr(3, &[]).unwrap(), None);
+        assert_eq!(parse_cmgr(3, &lines("AT+CMGR=3")).unwrap(), None);
+        assert_eq!(parse_cmgr(3, &lines("+CMGR: 0,,0")).unwrap(), None);
+        assert!(parse_cmgr(3, &lines("+CMGR: 0,,27")).is_err());
+        assert!(parse_cmgr(3, &lines("+CMGR: 0,,27\nnot hex")).is_err());
+        assert!(parse_cmgr(3, &lines("+CMGR: a,,b\n00")).is_err());
+    }
+
+    #[test]
+    fn cmgs() {
+        assert_eq!(parse_cmgs(&lines("+CMGS: 12")).unwrap(), 12);
+        assert_eq!(
+            parse_cmgs(&lines("+CMGS: 12,\"24/03/15,10:00:00+28\"")).unwrap(),
+            12
+        );
+        assert_eq!(parse_cmgs(&lines("AT+CMGS=23\n+CMGS:255")).unwrap(), 255);
+        assert!(parse_cmgs(&lines("+CMGS: 256")).is_err());
+        assert!(parse_cmgs(&[]).is_err());
+    }
+
+    #[test]
+    fn cpms_query_and_set_forms() {
+        let su = |memory: &str, used, total| StorageUse {
+            memory: memory.into(),
+            used,
+            total,
+        };
+        assert_eq!(
+            parse_cpms(&lines("+CPMS: \"SM\",3,20,\"SM\",3,20,\"SM\",3,20")).unwrap(),
+            vec![su("SM", 3, 20), su("SM", 3, 20), su("SM", 3, 20)]
+        );
+        assert_eq!(
+            parse_cpms(&lines(
+                "+CPMS: \"ME\", 0, 100, \"SM\", 20, 20, \"MT\", 20, 120"
+            ))
+            .unwrap(),
+            vec![su("ME", 0, 100), su("SM", 20, 20), su("MT", 20, 120)]
+        );
+        assert!(parse_cpms(&lines("+CPMS: \"SM\",20,20"))
+            .unwrap()
+            .iter()
+            .all(StorageUse::is_full));
+        assert_eq!(
+            parse_cpms(&lines("+CPMS: 3,20,3,20,3,20")).unwrap(),
+            vec![su("", 3, 20), su("", 3, 20), su("", 3, 20)]
+        );
+        assert_eq!(
+            parse_cpms(&lines("+CPMS: 0,50")).unwrap(),
+            vec![su("", 0, 50)]
+        );
+        assert!(parse_cpms(&lines("+CPMS: \"SM\",3")).is_err());
+        assert!(parse_cpms(&lines("+CPMS: 3,20,3")).is_err());
+        assert!(parse_cpms(&lines("+CPMS: \"SM\",x,20")).is_err());
+        assert!(parse_cpms(&lines("OK")).is_err());
+    }
+
+    #[test]
+    fn csq() {
+        let q = parse_csq(&lines("+CSQ: 14,99")).unwrap();
+        assert_eq!(q, SignalQuality { rssi: 14, ber: 99 });
+        assert_eq!(q.dbm(), Some(-85));
+        assert_eq!(parse_csq(&lines("+CSQ: 99,99")).unwrap().dbm(), None);
+        assert_eq!(
+            parse_csq(&lines("+CSQ:31, 0")).unwrap(),
+            SignalQuality { rssi: 31, ber: 0 }
+        );
+        assert!(parse_csq(&lines("+CSQ: ,")).is_err());
+    }
+
+    #[test]
+    fn creg_responses() {
+        let r = parse_creg(&lines("+CREG: 2,1,\"4CA\",\"81DE445\",7")).unwrap();
+        assert_eq!(
+            r,
+            Registration {
+                stat: 1,
+                lac: Some(0x4ca),
+                cell_id: Some(0x081d_e445),
+                act: Some(7)
+            }
+        );
+        assert!(r.is_registered());
+        let r = parse_creg(&lines("+CREG: 0,1")).unwrap();
+        assert_eq!((r.stat, r.lac, r.cell_id, r.act), (1, None, None, None));
+        let r = parse_creg(&lines("+CREG: 2,1,,")).unwrap();
+        assert_eq!((r.stat, r.lac, r.cell_id), (1, None, None));
+        let r = parse_creg(&lines("+CREG: 2,5,4CA,81DE445")).unwrap();
+        assert_eq!(
+            (r.stat, r.lac, r.cell_id),
+            (5, Some(0x4ca), Some(0x081d_e445))
+        );
+        let r = parse_creg(&lines("+CREG: 1,2")).unwrap();
+        assert!(!r.is_registered());
+        // A URC that slipped into the response is passed over.
+        let r = parse_creg(&lines(
+            "+CREG: 1,\"4CA\",\"81DE445\"\n+CREG: 2,3,\"4CA\",\"81DE445\"",
+        ))
+        .unwrap();
+        assert_eq!(r.stat, 3);
+        // A bare stat.
+        assert_eq!(parse_creg(&lines("+CREG: 5")).unwrap().stat, 5);
+        assert!(parse_creg(&lines("+CREG: x")).is_err());
+        assert!(parse_creg(&[]).is_err());
+    }
+
+    #[test]
+    fn cpin() {
+        assert_eq!(parse_cpin(&lines("+CPIN: READY")).unwrap(), PinState::Ready);
+        assert_eq!(
+            parse_cpin(&lines("+CPIN: \"READY\"")).unwrap(),
+            PinState::Ready
+        );
+        assert_eq!(
+            parse_cpin(&lines("+CPIN:SIM PIN")).unwrap(),
+            PinState::SimPin
+        );
+        assert_eq!(
+            parse_cpin(&lines("+CPIN: SIM PUK")).unwrap(),
+            PinState::SimPuk
+        );
+        assert_eq!(
+            parse_cpin(&lines("+CPIN: PH-SIM PIN")).unwrap(),
+            PinState::Other("PH-SIM PIN".into())
+        );
+        assert!(parse_cpin(&[]).is_err());
+    }
+
+    #[test]
+    fn builders() {
+        assert_eq!(super::cmgs(23), "AT+CMGS=23");
+        assert_eq!(pdu_body(&[0x00, 0x11, 0xab]), "0011AB\u{1a}");
+        assert_eq!(cmgr(5), "AT+CMGR=5");
+        assert_eq!(cmgd(5), "AT+CMGD=5");
+        assert_eq!(cmgd_all(), "AT+CMGD=1,4");
+        assert_eq!(cmgl_all(), "AT+CMGL=4");
+        assert_eq!(
+            cpms("SM", "SM", "ME").as_deref(),
+            Some("AT+CPMS=\"SM\",\"SM\",\"ME\"")
+        );
+        assert_eq!(cpms("SM\"", "SM", "SM"), None);
+        assert_eq!(cpin_enter("1234").as_deref(), Some("AT+CPIN=\"1234\""));
+        assert_eq!(cpin_enter("12\"4"), None);
+        assert_eq!(cpin_enter("123"), None);
+        assert_eq!(
+            cpin_puk("12345678", "0000").as_deref(),
+            Some("AT+CPIN=\"12345678\",\"0000\"")
+        );
+        assert_eq!(cpin_puk("1234", "0000"), None);
+        assert_eq!(cnmi(2, 1, 0, 2, 0), cnmi_recommended());
+        assert_eq!(cusd("*101#", 15).as_deref(), Some("AT+CUSD=1,\"*101#\",15"));
+        assert_eq!(cusd("*1\"#", 15), None);
+        assert_eq!(cusd("", 15), None);
+        assert_eq!(creg_set(2), "AT+CREG=2");
+        for text in [
+            cmgf_pdu(),
+            cmee_numeric(),
+            echo_off(),
+            cpms_query(),
+            cpin_query(),
+            super::csq(),
+            creg_query(),
+            cusd_cancel(),
+        ] {
+            assert!(text.starts_with("AT") && !text.ends_with('\r'), "{text}");
+        }
+    }
+
+    #[test]
+    fn response_prefixes() {
+        for (command, prefix) in [
+            ("AT+CREG?", Some("+CREG:")),
+            ("AT+CMGL=4", Some("+CMGL:")),
+            ("AT+CPMS?", Some("+CPMS:")),
+            ("AT+CPMS=\"SM\",\"SM\",\"SM\"", Some("+CPMS:")),
+            ("AT+CSQ", Some("+CSQ:")),
+            ("at+csq\r", Some("+CSQ:")),
+            ("AT+CPIN?", Some("+CPIN:")),
+            ("AT+CUSD=1,\"*101#\",15", Some("+CUSD:")),
+            ("AT+CMGS=23", Some("+CMGS:")),
+            ("AT+CMGR=3", Some("+CMGR:")),
+            ("AT+CSQ;+CREG?", Some("+CSQ:")),
+            ("AT^SYSINFO", Some("^SYSINFO:")),
+            ("AT+CGSN", None),
+            ("ATE0", None),
+            ("ATI", None),
+            ("AT", None),
+            ("", None),
+            ("+CSQ", None),
+            ("AT+", None),
+            ("Aé", None),
+        ] {
+            assert_eq!(response_prefix(command), prefix, "{command:?}");
+        }
+        // The prefixes match the commands' own builders.
+        assert_eq!(response_prefix(&super::cmgs(20)), Some("+CMGS:"));
+        assert_eq!(response_prefix(cmgl_all()), Some("+CMGL:"));
+    }
 }

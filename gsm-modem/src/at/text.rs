@@ -63,7 +63,7 @@ pub(crate) fn hex_u32(field: &str) -> Result<Option<u32>, ()> {
 /// octet); `None` for anything else.
 pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim().as_bytes();
-    if text.is_empty() || text.len() % 2 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks_exact(2)
