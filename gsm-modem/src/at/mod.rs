@@ -3,12 +3,12 @@
 //! unsolicited result codes, which may arrive at any moment, also in the
 //! middle of a command's response); [`urc`] reads unsolicited result codes;
 //! [`command`] builds commands and reads their responses, tolerant of the
-//! variants real modems send.
-//!
-//! SKELETON: the types and signatures are the contract; bodies to be written.
+//! variants real modems send. This module owns the types the three share:
+//! [`AtEvent`], [`FinalResult`], [`ErrorCode`] and [`AtError`].
 
 pub mod codec;
 pub mod command;
+mod text;
 pub mod urc;
 
 pub use codec::AtCodec;
