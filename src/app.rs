@@ -192,9 +192,8 @@ impl Gateway {
                 )
             })
             .collect();
-        let modems = (!config.modem.devices.is_empty()).then(|| {
-            ModemChannel::new(config.modem.clone(), handler.clone(), routes.clone())
-        });
+        let modems = (!config.modem.devices.is_empty())
+            .then(|| ModemChannel::new(config.modem.clone(), handler.clone(), routes.clone()));
         Ok(Gateway {
             modems,
             store,

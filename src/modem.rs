@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gsm_modem::pdu::{self, Body, Deliver, Pdu, PduAddress, StatusReport, SubmitOptions, Tpdu};
-use gsm_modem::session::{ModemError, ModemEvent, ModemHandle, ReceivedSms, Session, SessionSettings};
+use gsm_modem::session::{
+    ModemError, ModemEvent, ModemHandle, ReceivedSms, Session, SessionSettings,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -218,7 +220,12 @@ impl<H: SmsHandler> Supervisor<H> {
                     was_up: false,
                 },
             };
-            let Outcome::Ended { error, hung, was_up } = outcome else {
+            let Outcome::Ended {
+                error,
+                hung,
+                was_up,
+            } = outcome
+            else {
                 return;
             };
             if release.is_cancelled() {
@@ -494,7 +501,15 @@ pub fn fingerprint(deliver: &Deliver) -> String {
     hash.update(deliver.originator.number.as_bytes());
     hash.update([0, deliver.originator.type_of_address]);
     let t = deliver.service_centre_time;
-    hash.update([t.year, t.month, t.day, t.hour, t.minute, t.second, t.tz_quarters as u8]);
+    hash.update([
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.tz_quarters as u8,
+    ]);
     if let Some(c) = deliver.user_data.concatenation() {
         hash.update(c.reference.to_be_bytes());
         hash.update([c.total, c.sequence]);
@@ -618,8 +633,14 @@ mod tests {
     fn a_message_is_known_by_its_fingerprint() {
         let a = deliver("TC 000.00.12.H58-240315-0007", 1);
         assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
-        assert_ne!(fingerprint(&a), fingerprint(&deliver("TC 000.00.12.H58-240315-0007", 2)));
-        assert_ne!(fingerprint(&a), fingerprint(&deliver("TC 000.00.12.H58-240315-0008", 1)));
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&deliver("TC 000.00.12.H58-240315-0007", 2))
+        );
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&deliver("TC 000.00.12.H58-240315-0008", 1))
+        );
     }
 
     #[test]

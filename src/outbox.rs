@@ -395,11 +395,12 @@ impl<S: DossierStore> Outbox<S> {
         let (settlement, attempt) = match result {
             Ok(sent) => {
                 debug!(message = %reply_to, channel = %sent.channel, parts = sent.ids.len(), "reply sent");
-                let state = if sent.channel.starts_with("smsc:") || sent.channel.starts_with("modem") {
-                    ReplyState::Accepted
-                } else {
-                    ReplyState::Sent
-                };
+                let state =
+                    if sent.channel.starts_with("smsc:") || sent.channel.starts_with("modem") {
+                        ReplyState::Accepted
+                    } else {
+                        ReplyState::Sent
+                    };
                 (
                     settle(state, Some((sent.channel, sent.ids)), None, None),
                     Attempt::Finished,

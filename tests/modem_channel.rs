@@ -25,7 +25,7 @@ static NEXT_CITIZEN: AtomicU64 = AtomicU64::new(0);
 
 fn citizen() -> String {
     let n = NEXT_CITIZEN.fetch_add(1, Ordering::Relaxed);
-    format!("8491{:07}", (std::process::id() as u64 % 1000) * 1000 + n)
+    format!("+8491{:07}", (std::process::id() as u64 % 1000) * 1000 + n)
 }
 
 /// What the gateway's reply to the known dossier starts with.
@@ -81,7 +81,10 @@ impl Gateway {
         let child = Command::new(BIN)
             .current_dir(&self.dir)
             .env_remove("RUST_LOG")
-            .env("MOTCUA_LOG__LEVEL", "info,motcua_sms::modem=debug,gsm_modem=debug")
+            .env(
+                "MOTCUA_LOG__LEVEL",
+                "info,motcua_sms::modem=debug,gsm_modem=debug",
+            )
             .env(
                 "MOTCUA_DATABASE__URL",
                 format!("sqlite://{}/read.db", self.dir.display()),
@@ -203,7 +206,7 @@ async fn every_modem_make_answers_a_code_with_the_status() {
         );
         // Every reply PDU went to the citizen's international number.
         for sent in modem.submitted() {
-            assert_eq!(sent.to.trim_start_matches('+'), number, "{profile:?}");
+            assert_eq!(sent.to, number, "{profile:?}");
             assert_eq!(sent.pdu.destination.type_of_address, 0x91, "{profile:?}");
         }
         storage_emptied(&modem, &gateway).await;
@@ -244,7 +247,10 @@ async fn a_three_part_ucs2_message_is_joined_and_answered_in_vietnamese() {
     assert!(got[0].contains("Cấp giấy phép xây dựng"), "{got:?}");
     // The reply is UCS-2 (DCS 0x08) and every part's header is consistent.
     let sent = modem.submitted();
-    assert!(sent.iter().all(|s| s.pdu.data_coding.0 & 0x0c == 0x08), "{sent:?}");
+    assert!(
+        sent.iter().all(|s| s.pdu.data_coding.0 & 0x0c == 0x08),
+        "{sent:?}"
+    );
     no_more_replies(&[&modem], &number, 1, &gateway).await;
     storage_emptied(&modem, &gateway).await;
 }
@@ -278,7 +284,13 @@ async fn a_message_with_a_part_missing_is_answered_after_the_reassembly_timeout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_both_pushed_and_stored_is_answered_once() {
     let dir = tempfile::tempdir().unwrap();
-    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::DirectAndStore).await;
+    let modem = sim(
+        dir.path(),
+        "tty0",
+        Profile::Generic,
+        Delivery::DirectAndStore,
+    )
+    .await;
     let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
     gateway.start();
     let number = citizen();
@@ -304,10 +316,16 @@ async fn a_modem_hanging_mid_send_is_reset_and_the_reply_goes_once() {
     modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
     let got = replies(&[&modem], &number, 1, &gateway).await;
     assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    // The send hung after the prompt; the modem was soft-reset, and the
+    // reply went out on a later AT+CMGS.
     let commands = modem.commands();
+    let reset = commands
+        .iter()
+        .position(|c| c == "AT+CFUN=0")
+        .unwrap_or_else(|| panic!("the hung modem was soft-reset: {commands:?}"));
     assert!(
-        commands.iter().any(|c| c.starts_with("AT+CFUN")),
-        "the hung modem was soft-reset: {commands:?}"
+        commands[reset..].iter().any(|c| c.starts_with("AT+CMGS=")),
+        "sent again after the reset: {commands:?}"
     );
     no_more_replies(&[&modem], &number, 1, &gateway).await;
     assert_eq!(modem.replies_to(&first).len(), 1);
@@ -322,14 +340,22 @@ async fn a_rebooting_modem_is_initialised_again_and_loses_nothing() {
     let first = citizen();
     modem.phone_sends(&first, &format!("TC {KNOWN_CODE}"));
     replies(&[&modem], &first, 1, &gateway).await;
-    let inits_before = modem.commands().iter().filter(|c| *c == "AT+CMGF=0").count();
+    let inits_before = modem
+        .commands()
+        .iter()
+        .filter(|c| *c == "AT+CMGF=0")
+        .count();
     modem.fault(Fault::Reboot);
     // A message arriving while it boots is stored silently (no CNMI yet).
     let number = citizen();
     modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
     let got = replies(&[&modem], &number, 1, &gateway).await;
     assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
-    let inits_after = modem.commands().iter().filter(|c| *c == "AT+CMGF=0").count();
+    let inits_after = modem
+        .commands()
+        .iter()
+        .filter(|c| *c == "AT+CMGF=0")
+        .count();
     assert!(inits_after > inits_before, "initialised again after ^BOOT");
     no_more_replies(&[&modem], &number, 1, &gateway).await;
     storage_emptied(&modem, &gateway).await;
@@ -380,19 +406,20 @@ async fn two_modems_share_the_replies_when_one_hangs() {
     let b = sim(dir.path(), "tty1", Profile::Telit, Delivery::Store).await;
     let mut gateway = Gateway::new(dir.path(), &[("a", &a), ("b", &b)]);
     gateway.start();
-    // Both up: each answers a message.
+    // Both up: each takes a message.
     for modem in [&a, &b] {
         let number = citizen();
         modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
         replies(&[&a, &b], &number, 1, &gateway).await;
     }
-    // A hangs for good; messages still reach it (stored before the hang),
-    // and their replies leave through B.
+    // A will hang in the middle of its next send. Its citizens' replies
+    // take turns over both modems, so one of them goes to A, hangs, and
+    // leaves through B instead; A is reset and comes back.
+    a.fault(Fault::HangAtNextSend);
     let numbers: Vec<String> = (0..4).map(|_| citizen()).collect();
     for number in &numbers {
-        b.phone_sends(number, &format!("TC {KNOWN_CODE}"));
+        a.phone_sends(number, &format!("TC {KNOWN_CODE}"));
     }
-    a.fault(Fault::Hang);
     for number in &numbers {
         let got = replies(&[&a, &b], number, 1, &gateway).await;
         assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
@@ -400,6 +427,16 @@ async fn two_modems_share_the_replies_when_one_hangs() {
     for number in &numbers {
         no_more_replies(&[&a, &b], number, 1, &gateway).await;
     }
+    assert!(
+        numbers.iter().any(|n| !b.replies_to(n).is_empty()),
+        "B carried replies to A's citizens\n{}",
+        gateway.logs()
+    );
+    assert!(
+        a.commands().iter().any(|c| c.starts_with("AT+CFUN")),
+        "A was soft-reset after the hang"
+    );
+    storage_emptied(&a, &gateway).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,7 +454,10 @@ async fn a_gateway_killed_between_recording_and_deleting_answers_once() {
     let number = citizen();
     modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
     replies(&[&modem], &number, 1, &gateway).await;
-    assert!(!modem.storage().is_empty(), "the message is still on the SIM");
+    assert!(
+        !modem.storage().is_empty(),
+        "the message is still on the SIM"
+    );
     gateway.kill();
     modem.fault(Fault::Recover);
     gateway.start();
@@ -426,13 +466,19 @@ async fn a_gateway_killed_between_recording_and_deleting_answers_once() {
     no_more_replies(&[&modem], &number, 1, &gateway).await;
 }
 
+/// SIGKILL while messages arrive and replies leave. No message is lost or
+/// answered as two messages. The one window the journal cannot close is a
+/// part the modem accepted just before the kill and the journal had not yet
+/// marked sent: that reply goes again after the restart. A modem sends one
+/// part at a time, so each kill can repeat at most one reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gateway_killed_under_load_answers_every_message_once() {
+async fn a_gateway_killed_under_load_answers_every_message() {
+    const KILLS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
     let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
     let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
     gateway.start();
-    let numbers: Vec<String> = (0..24).map(|_| citizen()).collect();
+    let numbers: Vec<String> = (0..8 * KILLS).map(|_| citizen()).collect();
     for (i, number) in numbers.iter().enumerate() {
         modem.phone_sends(number, &format!("TC {KNOWN_CODE}"));
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -446,13 +492,14 @@ async fn a_gateway_killed_under_load_answers_every_message_once() {
         assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    for number in &numbers {
-        assert_eq!(
-            modem.replies_to(number).len(),
-            1,
-            "{number}\n{}",
-            gateway.logs()
-        );
-    }
+    let repeated: usize = numbers
+        .iter()
+        .map(|number| modem.replies_to(number).len() - 1)
+        .sum();
+    assert!(
+        repeated <= KILLS,
+        "{repeated} replies repeated over {KILLS} kills\n{}",
+        gateway.logs()
+    );
     storage_emptied(&modem, &gateway).await;
 }

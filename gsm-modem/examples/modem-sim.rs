@@ -66,7 +66,11 @@ fn parse_fault(words: &[&str]) -> Result<Fault, String> {
             code: code.parse().map_err(|e| format!("code: {e}"))?,
             times: times.parse().map_err(|e| format!("times: {e}"))?,
         },
-        _ => return Err("fault hang|send-hang|reboot|full|no-delete|recover|cms <code> <times>".into()),
+        _ => {
+            return Err(
+                "fault hang|send-hang|reboot|full|no-delete|recover|cms <code> <times>".into(),
+            )
+        }
     })
 }
 

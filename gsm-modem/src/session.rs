@@ -134,7 +134,10 @@ impl ModemError {
     pub fn is_gone(&self) -> bool {
         matches!(
             self,
-            ModemError::At(_) | ModemError::PortClosed | ModemError::Hung { .. } | ModemError::Closed
+            ModemError::At(_)
+                | ModemError::PortClosed
+                | ModemError::Hung { .. }
+                | ModemError::Closed
         )
     }
 
@@ -263,6 +266,8 @@ impl ModemHandle {
 /// Timeouts in a row (each answered by the probe) after which the modem
 /// is treated as hung anyway.
 const MAX_TIMEOUTS_IN_A_ROW: u32 = 3;
+/// How long the modem must stay quiet after a probe before the next command.
+const QUIET: Duration = Duration::from_millis(300);
 /// Time a freshly booted modem gets to answer `AT`.
 const BOOT_PROBES: u32 = 5;
 
@@ -353,7 +358,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 sweep.reset();
                 watch.reset();
             }
-            self.handle_pending().await?;
+            survivable(self.handle_pending().await)?;
             if self.reinit {
                 continue;
             }
@@ -369,12 +374,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 event = self.framed.next() => match event {
                     Some(Ok(AtEvent::Unsolicited(urc))) => self.pending.push_back(urc),
                     Some(Ok(other)) => debug!(event = ?other, "modem said something nobody asked for"),
-                    Some(Err(AtError::LineTooLong(limit))) => warn!(limit, "modem sent an overlong line; dropped"),
                     Some(Err(error)) => return Err(error.into()),
                     None => return Err(ModemError::PortClosed),
                 },
-                _ = sweep.tick() => self.sweep().await?,
-                _ = watch.tick() => self.watch().await?,
+                _ = sweep.tick() => survivable(self.sweep().await)?,
+                _ = watch.tick() => survivable(self.watch().await)?,
             }
         }
     }
@@ -451,7 +455,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         // Store and indicate (+CMTI), status reports indicated (+CDSI) or
         // handed over (+CDS); older modems know fewer modes.
         let mut indications = false;
-        for cnmi in ["AT+CNMI=2,1,0,2,0", "AT+CNMI=2,1,0,1,0", "AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,0,0"] {
+        for cnmi in [
+            "AT+CNMI=2,1,0,2,0",
+            "AT+CNMI=2,1,0,1,0",
+            "AT+CNMI=2,1,0,0,0",
+            "AT+CNMI=1,1,0,0,0",
+        ] {
             match self.execute(cnmi, timeout).await {
                 Ok(_) => {
                     indications = true;
@@ -471,8 +480,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         self.ready.store(true, Ordering::Release);
         info!(%model, "modem ready");
         self.emit(ModemEvent::Ready { model }).await;
-        self.watch().await?;
-        self.sweep().await
+        survivable(self.watch().await)?;
+        survivable(self.sweep().await)
     }
 
     async fn model(&mut self) -> Result<String, ModemError> {
@@ -482,7 +491,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 parts.extend(
                     lines
                         .iter()
-                        .map(|l| l.trim_start_matches(&format!("{}:", &query[2..])).trim().to_owned())
+                        .map(|l| {
+                            l.trim_start_matches(&format!("{}:", &query[2..]))
+                                .trim()
+                                .to_owned()
+                        })
                         .filter(|l| !l.is_empty()),
                 );
             }
@@ -494,7 +507,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     async fn probe_until_answering(&mut self) -> Result<(), ModemError> {
         for attempt in 1..=BOOT_PROBES {
             match self.execute_raw("AT", Duration::from_secs(2)).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    // Late answers to earlier probes must not be taken for
+                    // the answers of the commands that follow.
+                    self.drain(QUIET).await?;
+                    return Ok(());
+                }
                 Err(ModemError::Timeout { .. }) | Err(ModemError::Refused { .. }) => {
                     debug!(attempt, "modem not answering AT yet");
                     self.write(b"\x1b\r").await?;
@@ -511,7 +529,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         let timeout = self.settings.command_timeout;
         for _ in 0..10 {
             let state = match self.execute("AT+CPIN?", timeout).await {
-                Ok(lines) => command::parse_cpin(&lines)?,
+                Ok(lines) => match command::parse_cpin(&lines) {
+                    Ok(state) => state,
+                    // An answer without its +CPIN line (a modem still booting): ask again.
+                    Err(error) => {
+                        debug!(%error, "no SIM state in the answer");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
                 // SIM busy (CME 14) or not ready yet after a reset: wait.
                 Err(ModemError::Refused { result, .. }) => {
                     debug!(?result, "SIM not ready");
@@ -554,7 +580,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             if let Ok(uses) = command::parse_cpms(&lines) {
                 if let Some(first) = uses.into_iter().next() {
                     if first.is_full() {
-                        warn!(used = first.used, total = first.total, "modem storage is full; emptying it");
+                        warn!(
+                            used = first.used,
+                            total = first.total,
+                            "modem storage is full; emptying it"
+                        );
                     }
                     self.emit(ModemEvent::Storage(first)).await;
                 }
@@ -599,7 +629,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     async fn handle_pending(&mut self) -> Result<(), ModemError> {
         while let Some(urc) = self.pending.pop_front() {
             match urc {
-                Urc::MessageStored { storage, index } | Urc::StatusReportStored { storage, index } => {
+                Urc::MessageStored { storage, index }
+                | Urc::StatusReportStored { storage, index } => {
                     if !storage.eq_ignore_ascii_case(&self.settings.storage) {
                         debug!(%storage, index, "indication for another storage; the sweep will find it");
                         continue;
@@ -711,7 +742,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 Some(AtEvent::Line(line)) => debug!(%line, "line before the prompt"),
                 None => {
                     self.framed.codec_mut().expect_nothing();
-                    return Err(self.after_timeout(command, self.settings.command_timeout).await);
+                    return Err(self
+                        .after_timeout(command, self.settings.command_timeout)
+                        .await);
                 }
             }
         }
@@ -730,13 +763,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                     })
                 }
                 Some(AtEvent::Unsolicited(urc)) => self.pending.push_back(urc),
-                Some(AtEvent::Line(line)) if line.trim().eq_ignore_ascii_case(pdu.hex().as_str()) => {}
+                Some(AtEvent::Line(line))
+                    if line.trim().eq_ignore_ascii_case(pdu.hex().as_str()) => {}
                 Some(AtEvent::Line(line)) => lines.push(line),
                 Some(AtEvent::Prompt) => {}
-                None => break Err(ModemError::Timeout {
-                    command: command.clone(),
-                    after: self.settings.send_timeout,
-                }),
+                None => {
+                    break Err(ModemError::Timeout {
+                        command: command.clone(),
+                        after: self.settings.send_timeout,
+                    })
+                }
             }
         };
         self.framed.codec_mut().expect_nothing();
@@ -752,7 +788,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                     }
                 }
             }
-            Err(ModemError::Timeout { command, after }) => Err(self.after_timeout(command, after).await),
+            Err(ModemError::Timeout { command, after }) => {
+                Err(self.after_timeout(command, after).await)
+            }
             Err(error) => {
                 self.timeouts_in_a_row = 0;
                 Err(error)
@@ -774,9 +812,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     }
 
     /// Runs a command; a timeout is followed by the probe (and may become [`ModemError::Hung`]).
-    async fn execute(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, ModemError> {
+    async fn execute(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, ModemError> {
         match self.execute_raw(command, timeout).await {
-            Err(ModemError::Timeout { command, after }) => Err(self.after_timeout(command, after).await),
+            Err(ModemError::Timeout { command, after }) => {
+                Err(self.after_timeout(command, after).await)
+            }
             other => {
                 if other.is_ok() {
                     self.timeouts_in_a_row = 0;
@@ -787,7 +831,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     }
 
     /// Runs a command: its information lines, or how it failed. A timeout is just reported.
-    async fn execute_raw(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, ModemError> {
+    async fn execute_raw(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, ModemError> {
         self.write(format!("{command}\r").as_bytes()).await?;
         let prefix = response_prefix(command);
         match &prefix {
@@ -849,25 +897,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             return error;
         }
         match self.execute_raw("AT", Duration::from_secs(2)).await {
-            Ok(_) => ModemError::Timeout { command, after },
+            Ok(_) => match self.drain(QUIET).await {
+                Ok(()) => ModemError::Timeout { command, after },
+                Err(error) => error,
+            },
             Err(ModemError::Timeout { .. }) => ModemError::Hung { command },
             Err(ModemError::Refused { .. }) => ModemError::Timeout { command, after },
             Err(error) => error,
         }
     }
 
-    /// The next thing the modem says before `deadline` (`None`: nothing came).
-    async fn next_event(&mut self, deadline: Instant) -> Result<Option<AtEvent>, ModemError> {
-        loop {
-            match timeout_at(deadline, self.framed.next()).await {
-                Err(_) => return Ok(None),
-                Ok(None) => return Err(ModemError::PortClosed),
-                Ok(Some(Ok(event))) => return Ok(Some(event)),
-                Ok(Some(Err(AtError::LineTooLong(limit)))) => {
-                    warn!(limit, "modem sent an overlong line; dropped");
-                }
-                Ok(Some(Err(error))) => return Err(error.into()),
+    /// Reads until the modem has been quiet for `quiet`, dropping stray
+    /// answers and keeping unsolicited codes for later.
+    async fn drain(&mut self, quiet: Duration) -> Result<(), ModemError> {
+        while let Some(event) = self.next_event(Instant::now() + quiet).await? {
+            match event {
+                AtEvent::Unsolicited(urc) => self.pending.push_back(urc),
+                other => debug!(event = ?other, "late answer dropped"),
             }
+        }
+        Ok(())
+    }
+
+    /// The next thing the modem says before `deadline` (`None`: nothing
+    /// came). A codec error (an overlong line of garbage) ends the session:
+    /// the stream stops after it, and the owner reopens the port.
+    async fn next_event(&mut self, deadline: Instant) -> Result<Option<AtEvent>, ModemError> {
+        match timeout_at(deadline, self.framed.next()).await {
+            Err(_) => Ok(None),
+            Ok(None) => Err(ModemError::PortClosed),
+            Ok(Some(Ok(event))) => Ok(Some(event)),
+            Ok(Some(Err(error))) => Err(error.into()),
         }
     }
 
@@ -879,16 +939,34 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     }
 }
 
-/// A failed request ends the session when the modem is gone or hung.
+/// A routine job (sweep, watch, reading an indicated message) that failed
+/// with a timeout the probe answered, or a refusal, is tried again at its
+/// next turn: the session goes on. Anything worse ends it.
+fn survivable(result: Result<(), ModemError>) -> Result<(), ModemError> {
+    match result {
+        Err(
+            error @ (ModemError::Timeout { .. }
+            | ModemError::Refused { .. }
+            | ModemError::Unexpected { .. }),
+        ) => {
+            warn!(%error, "modem job failed; tried again at its next turn");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// A failed request ends the session when the modem is gone, hung, or its
+/// byte stream failed (the caller got its own copy of the error).
 fn escalate<T>(result: &Result<T, ModemError>) -> Result<(), ModemError> {
     match result {
         Err(ModemError::Hung { command }) => Err(ModemError::Hung {
             command: command.clone(),
         }),
         Err(ModemError::PortClosed) => Err(ModemError::PortClosed),
-        Err(ModemError::At(AtError::Io(error))) => Err(ModemError::At(AtError::Io(
-            std::io::Error::new(error.kind(), error.to_string()),
-        ))),
+        Err(ModemError::At(error)) => Err(ModemError::At(AtError::Io(std::io::Error::other(
+            error.to_string(),
+        )))),
         _ => Ok(()),
     }
 }
@@ -902,7 +980,7 @@ pub fn response_prefix(command: &str) -> Option<String> {
         return None;
     }
     let end = rest
-        .find(|c: char| c == '=' || c == '?' || c == ';')
+        .find(['=', '?', ';'])
         .unwrap_or(rest.len());
     let name = &rest[..end];
     (name.len() > 1).then(|| format!("{name}:"))
