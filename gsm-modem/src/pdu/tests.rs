@@ -818,4 +818,31 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn mutated_pdus_decode_or_fail_cleanly(
+        smsc in smsc(),
+        deliver in deliver(),
+        submit in submit(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        for (tpdu, direction) in [
+            (Tpdu::Deliver(deliver), Direction::ToMobile),
+            (Tpdu::Submit(submit), Direction::FromMobile),
+        ] {
+            let Ok(encoded) = encode(&Pdu { smsc: smsc.clone(), tpdu }) else { continue };
+            let mut bytes = encoded.bytes;
+            for (index, value) in &edits {
+                let at = index.index(bytes.len());
+                bytes[at] = *value;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1).max(1));
+            if let Ok(pdu) = decode(&bytes, direction) {
+                if let Ok(again) = encode(&pdu) {
+                    prop_assert_eq!(decode(&again.bytes, direction), Ok(pdu));
+                }
+            }
+        }
+    }
 }
