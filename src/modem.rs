@@ -208,26 +208,38 @@ impl<H: SmsHandler> Supervisor<H> {
         let longest = Duration::from_secs(self.settings.retry_after_secs.max(1));
         let mut pause = Duration::from_secs(1);
         let mut soft_reset = false;
+        // Cleared once refused: a PIN is never tried twice (three wrong
+        // ones block the SIM).
+        let mut pin = self.device.pin.clone();
         loop {
             if release.is_cancelled() || shutdown.is_cancelled() {
                 return;
             }
             let outcome = match open_port(&self.device) {
-                Ok(port) => self.session(port, soft_reset, &shutdown, &release).await,
+                Ok(port) => {
+                    self.session(port, pin.clone(), soft_reset, &shutdown, &release)
+                        .await
+                }
                 Err(error) => Outcome::Ended {
                     error: format!("cannot open {}: {error}", self.device.device.display()),
                     hung: false,
                     was_up: false,
+                    pin_refused: false,
                 },
             };
             let Outcome::Ended {
                 error,
                 hung,
                 was_up,
+                pin_refused,
             } = outcome
             else {
                 return;
             };
+            if pin_refused {
+                tracing::error!(modem = %name, %error, "SIM PIN refused: fix `pin` in config.toml and restart; it is not tried again");
+                pin = None;
+            }
             if release.is_cancelled() {
                 debug!(modem = %name, %error, "modem session ended at shutdown");
                 return;
@@ -261,12 +273,13 @@ impl<H: SmsHandler> Supervisor<H> {
     async fn session(
         &self,
         port: tokio_serial::SerialStream,
+        pin: Option<String>,
         soft_reset: bool,
         shutdown: &CancellationToken,
         release: &CancellationToken,
     ) -> Outcome {
         let settings = SessionSettings {
-            pin: self.device.pin.clone(),
+            pin,
             storage: self.device.storage.clone(),
             command_timeout: Duration::from_secs(self.settings.command_timeout_secs.max(1)),
             send_timeout: Duration::from_secs(self.settings.send_timeout_secs.max(1)),
@@ -359,6 +372,7 @@ impl<H: SmsHandler> Supervisor<H> {
             Ok(()) => Outcome::Stopped,
             Err(error) => Outcome::Ended {
                 hung: matches!(error, ModemError::Hung { .. }),
+                pin_refused: matches!(error, ModemError::PinRefused(_)),
                 error: error.to_string(),
                 was_up,
             },
@@ -441,6 +455,8 @@ enum Outcome {
         hung: bool,
         /// It had been initialised before it failed.
         was_up: bool,
+        /// The SIM refused the PIN.
+        pin_refused: bool,
     },
 }
 

@@ -38,6 +38,7 @@ struct Gateway {
     dir: PathBuf,
     modems: Vec<(String, PathBuf)>,
     accents: bool,
+    pin: Option<String>,
     child: Option<Child>,
     starts: usize,
 }
@@ -51,6 +52,7 @@ impl Gateway {
                 .map(|(name, sim)| ((*name).to_owned(), sim.path().to_owned()))
                 .collect(),
             accents: false,
+            pin: None,
             child: None,
             starts: 0,
         }
@@ -58,6 +60,11 @@ impl Gateway {
 
     fn with_accents(mut self) -> Self {
         self.accents = true;
+        self
+    }
+
+    fn with_pin(mut self, pin: &str) -> Self {
+        self.pin = Some(pin.to_owned());
         self
     }
 
@@ -73,6 +80,9 @@ impl Gateway {
                 "\n[[modem.devices]]\nname = \"{name}\"\ndevice = \"{}\"\nnumber = \"0912000111\"\n",
                 path.display()
             ));
+            if let Some(pin) = &self.pin {
+                config.push_str(&format!("pin = \"{pin}\"\n"));
+            }
         }
         std::fs::write(self.dir.join("config.toml"), config).unwrap();
         self.starts += 1;
@@ -502,4 +512,39 @@ async fn a_gateway_killed_under_load_answers_every_message() {
         gateway.logs()
     );
     storage_emptied(&modem, &gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_is_entered_and_a_wrong_one_is_never_tried_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |pin: &str| SimSettings {
+        pin: Some(pin.to_owned()),
+        ..SimSettings::default()
+    };
+    // The right PIN: the modem comes up and answers.
+    let modem = SimModem::start(&dir.path().join("tty0"), settings("1234"))
+        .await
+        .unwrap();
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]).with_pin("1234");
+    gateway.start();
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &number, 1, &gateway).await;
+    drop(gateway);
+    // A wrong PIN: entered once; the modem is retried but the PIN is not.
+    let locked = SimModem::start(&dir.path().join("tty1"), settings("1234"))
+        .await
+        .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let mut gateway = Gateway::new(other.path(), &[("m1", &locked)]).with_pin("0000");
+    gateway.start();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let commands = locked.commands();
+    let tries = commands.iter().filter(|c| c.starts_with("AT+CPIN=")).count();
+    assert_eq!(tries, 1, "{commands:?}\n{}", gateway.logs());
+    assert!(
+        commands.iter().filter(|c| *c == "AT+CPIN?").count() > 1,
+        "the modem was tried again"
+    );
+    assert!(gateway.logs().contains("SIM PIN refused"), "{}", gateway.logs());
 }

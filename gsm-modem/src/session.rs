@@ -109,9 +109,13 @@ pub enum ModemError {
         /// Its final result (`ERROR`, `+CMS ERROR: 330`, ...).
         result: FinalResult,
     },
-    /// The SIM wants a PIN and none is configured, or the PIN was refused, or the SIM is blocked.
+    /// The SIM wants a PIN and none is configured, or the SIM is blocked or not ready.
     #[error("SIM: {0}")]
     Sim(String),
+    /// The PIN given was refused. The owner must not try it again: three
+    /// wrong PINs block the SIM.
+    #[error("SIM: the PIN was refused ({0}); it will not be tried again")]
+    PinRefused(String),
     /// The modem answered in a shape we cannot read.
     #[error("{command}: unexpected answer: {detail}")]
     Unexpected {
@@ -392,7 +396,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 fatal
             }
             Request::Delete { index, done } => {
-                let command = format!("AT+CMGD={index}");
+                let command = command::cmgd(index);
                 let timeout = self.settings.command_timeout;
                 let result = self.execute(&command, timeout).await.map(|_| ());
                 if result.is_ok() {
@@ -441,12 +445,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         let timeout = self.settings.command_timeout;
         self.execute("AT+CMGF=0", timeout).await?;
         let storage = self.settings.storage.clone();
-        let lines = self
-            .execute(
-                &format!("AT+CPMS=\"{storage}\",\"{storage}\",\"{storage}\""),
-                timeout,
-            )
-            .await?;
+        let select =
+            command::cpms(&storage, &storage, &storage).ok_or_else(|| ModemError::Unexpected {
+                command: "AT+CPMS".to_owned(),
+                detail: format!("{storage:?} is not a message storage name"),
+            })?;
+        let lines = self.execute(&select, timeout).await?;
         if let Ok(uses) = command::parse_cpms(&lines) {
             if let Some(first) = uses.into_iter().next() {
                 self.emit(ModemEvent::Storage(first)).await;
@@ -556,8 +560,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                     };
                     // One try only: a wrong PIN entered again and again blocks the SIM.
                     self.settings.pin = None;
-                    if let Err(error) = self.execute(&format!("AT+CPIN=\"{pin}\""), timeout).await {
-                        return Err(ModemError::Sim(format!("the PIN was refused ({error})")));
+                    let Some(enter) = command::cpin_enter(&pin) else {
+                        return Err(ModemError::PinRefused(
+                            "the configured PIN is not 4 to 8 digits".to_owned(),
+                        ));
+                    };
+                    if let Err(error) = self.execute(&enter, timeout).await {
+                        return Err(ModemError::PinRefused(error.to_string()));
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -591,7 +600,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             }
         }
         let list_timeout = self.settings.list_timeout;
-        let lines = match self.execute("AT+CMGL=4", list_timeout).await {
+        let lines = match self.execute(command::cmgl_all(), list_timeout).await {
             Ok(lines) => lines,
             // Some modems answer an empty storage with an error.
             Err(ModemError::Refused { result, .. }) => {
@@ -667,7 +676,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
 
     async fn read_stored(&mut self, index: u32) -> Result<(), ModemError> {
         let timeout = self.settings.command_timeout;
-        let lines = match self.execute(&format!("AT+CMGR={index}"), timeout).await {
+        let lines = match self.execute(&command::cmgr(index), timeout).await {
             Ok(lines) => lines,
             Err(error @ ModemError::Refused { .. }) => {
                 debug!(%error, index, "stored message not readable now; the sweep will try again");
@@ -727,7 +736,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
 
     /// Sends one PDU: `AT+CMGS=<length>`, the prompt, the PDU and Ctrl-Z.
     async fn send(&mut self, pdu: &EncodedPdu) -> Result<u8, ModemError> {
-        let command = format!("AT+CMGS={}", pdu.tpdu_length);
+        let length = u16::try_from(pdu.tpdu_length).map_err(|_| ModemError::Unexpected {
+            command: "AT+CMGS".to_owned(),
+            detail: format!("a TPDU of {} octets", pdu.tpdu_length),
+        })?;
+        let command = command::cmgs(length);
         self.write(format!("{command}\r").as_bytes()).await?;
         self.framed.codec_mut().expect(&["+CMGS:"]);
         let deadline = Instant::now() + self.settings.command_timeout;
@@ -837,9 +850,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         timeout: Duration,
     ) -> Result<Vec<String>, ModemError> {
         self.write(format!("{command}\r").as_bytes()).await?;
-        let prefix = response_prefix(command);
-        match &prefix {
-            Some(prefix) => self.framed.codec_mut().expect(&[prefix.as_str()]),
+        let prefix = command::response_prefix(command);
+        match prefix {
+            Some(prefix) => self.framed.codec_mut().expect(&[prefix]),
             None => self.framed.codec_mut().expect_nothing(),
         }
         let deadline = Instant::now() + timeout;
@@ -868,7 +881,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 Ok(None) => {
                     // Wavecom answers AT+CPIN? with the +CPIN line and no OK.
                     let answered = prefix
-                        .as_deref()
                         .is_some_and(|p| p == "+CPIN:" && lines.iter().any(|l| l.starts_with(p)));
                     if answered {
                         break Ok(());
@@ -968,35 +980,5 @@ fn escalate<T>(result: &Result<T, ModemError>) -> Result<(), ModemError> {
             error.to_string(),
         )))),
         _ => Ok(()),
-    }
-}
-
-/// The prefix a command's information lines carry: `AT+CREG?` → `+CREG:`,
-/// `AT^SYSINFO` → `^SYSINFO:`; `None` for commands without one (`ATE0`).
-pub fn response_prefix(command: &str) -> Option<String> {
-    let rest = command.get(2..)?;
-    let first = rest.chars().next()?;
-    if first != '+' && first != '^' && first != '$' && first != '*' {
-        return None;
-    }
-    let end = rest
-        .find(['=', '?', ';'])
-        .unwrap_or(rest.len());
-    let name = &rest[..end];
-    (name.len() > 1).then(|| format!("{name}:"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn response_prefixes() {
-        assert_eq!(response_prefix("AT+CREG?").as_deref(), Some("+CREG:"));
-        assert_eq!(response_prefix("AT+CMGL=4").as_deref(), Some("+CMGL:"));
-        assert_eq!(response_prefix("AT+CSQ").as_deref(), Some("+CSQ:"));
-        assert_eq!(response_prefix("AT^SYSINFO").as_deref(), Some("^SYSINFO:"));
-        assert_eq!(response_prefix("ATE0"), None);
-        assert_eq!(response_prefix("AT"), None);
     }
 }

@@ -314,7 +314,7 @@ async fn a_sim_asking_for_a_pin_is_unlocked_once_and_never_guessed_twice() {
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(ended, Err(ModemError::Sim(_))), "{ended:?}");
+    assert!(matches!(ended, Err(ModemError::PinRefused(_))), "{ended:?}");
     let tries = sim
         .commands()
         .iter()

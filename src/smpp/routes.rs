@@ -68,6 +68,9 @@ pub trait Outlet: Send + Sync + 'static {
     ) -> OutletFuture<'a>;
 }
 
+/// Each channel's outlets, with the session id they registered under.
+type OutletTable = HashMap<String, Vec<(u64, std::sync::Arc<dyn Outlet>)>>;
+
 /// A connection a reply can leave on.
 #[derive(Clone)]
 enum Way {
@@ -154,7 +157,7 @@ pub struct OutgoingReply<'a> {
 pub struct Routes {
     routes: Mutex<HashMap<String, Vec<Route>>>,
     /// Non-SMPP outlets by channel, with the session id they registered under.
-    outlets: Mutex<HashMap<String, Vec<(u64, std::sync::Arc<dyn Outlet>)>>>,
+    outlets: Mutex<OutletTable>,
     /// (national number prefix, channel), longest prefix first.
     prefixes: RwLock<Vec<(String, String)>>,
     /// Bumped whenever a connection registers.
@@ -218,9 +221,7 @@ impl Routes {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    fn lock_outlets(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, std::sync::Arc<dyn Outlet>)>>> {
+    fn lock_outlets(&self) -> std::sync::MutexGuard<'_, OutletTable> {
         self.outlets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
