@@ -20,7 +20,7 @@ use crate::abuse::{AbuseError, AbuseGuard};
 use crate::config::Config;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
-use crate::modem::ModemChannel;
+use crate::modem::{ModemBoard, ModemChannel};
 use crate::ops_http::{MetricsSource, OpsServer};
 use crate::outbox::Outbox;
 use crate::reply::{Renderer, TemplateError};
@@ -117,6 +117,7 @@ impl Gateway {
             Freshness::always_fresh()
         });
         let sync_metrics = SyncMetrics::default();
+        let modem_board = ModemBoard::default();
         let follower = match config.sync.mode {
             SyncMode::Off | SyncMode::Jetstream => None,
             SyncMode::Feed => Some(FeedFollower::new(
@@ -148,7 +149,11 @@ impl Gateway {
             Some(
                 OpsServer::bind(
                     &config.http,
-                    MetricsSource::new(sync_metrics.clone(), freshness.clone()),
+                    MetricsSource::with_modems(
+                        sync_metrics.clone(),
+                        freshness.clone(),
+                        Some(&modem_board),
+                    ),
                     push,
                 )
                 .await
@@ -192,8 +197,14 @@ impl Gateway {
                 )
             })
             .collect();
-        let modems = (!config.modem.devices.is_empty())
-            .then(|| ModemChannel::new(config.modem.clone(), handler.clone(), routes.clone()));
+        let modems = (!config.modem.devices.is_empty()).then(|| {
+            ModemChannel::new(
+                config.modem.clone(),
+                handler.clone(),
+                routes.clone(),
+                modem_board,
+            )
+        });
         Ok(Gateway {
             modems,
             store,

@@ -25,6 +25,10 @@ use gsm_modem::pdu::{self, Body, Deliver, Pdu, PduAddress, StatusReport, SubmitO
 use gsm_modem::session::{
     ModemError, ModemEvent, ModemHandle, ReceivedSms, Session, SessionSettings,
 };
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -131,19 +135,115 @@ pub struct ModemState {
     pub last_error: Option<String>,
 }
 
-/// Every modem's [`ModemState`], by name.
+/// Every modem's [`ModemState`], by name, mirrored into the Prometheus
+/// metrics `motcua_modem_*` (labelled `modem`).
 #[derive(Debug, Clone, Default)]
-pub struct ModemBoard(Arc<Mutex<HashMap<String, ModemState>>>);
+pub struct ModemBoard {
+    states: Arc<Mutex<HashMap<String, ModemState>>>,
+    metrics: ModemMetrics,
+}
+
+type Labels = Vec<(String, String)>;
+
+/// The modems' metrics.
+#[derive(Debug, Clone, Default)]
+struct ModemMetrics {
+    up: Family<Labels, Gauge>,
+    rssi: Family<Labels, Gauge>,
+    registered: Family<Labels, Gauge>,
+    storage_used: Family<Labels, Gauge>,
+    storage_total: Family<Labels, Gauge>,
+    received: Family<Labels, Counter>,
+    sent: Family<Labels, Counter>,
+    failures: Family<Labels, Counter>,
+}
 
 impl ModemBoard {
     /// A copy of every modem's state.
     pub fn snapshot(&self) -> HashMap<String, ModemState> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Registers the `motcua_modem_*` metrics in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("motcua_modem");
+        let m = &self.metrics;
+        sub.register(
+            "up",
+            "1 while the modem is initialised and taking replies",
+            m.up.clone(),
+        );
+        sub.register(
+            "signal_rssi",
+            "Signal quality as AT+CSQ gives it, 0-31 (99 unknown)",
+            m.rssi.clone(),
+        );
+        sub.register(
+            "registered",
+            "1 while registered to a network (home or roaming)",
+            m.registered.clone(),
+        );
+        sub.register(
+            "storage_used",
+            "Messages in the modem's storage",
+            m.storage_used.clone(),
+        );
+        sub.register(
+            "storage_total",
+            "Messages the modem's storage holds",
+            m.storage_total.clone(),
+        );
+        sub.register(
+            "messages_received",
+            "Citizens' messages (parts) taken from the modem",
+            m.received.clone(),
+        );
+        sub.register(
+            "parts_sent",
+            "Reply parts the network accepted",
+            m.sent.clone(),
+        );
+        sub.register(
+            "failures",
+            "Sessions that ended in a failure (port gone, hung, SIM)",
+            m.failures.clone(),
+        );
     }
 
     fn update(&self, name: &str, change: impl FnOnce(&mut ModemState)) {
-        let mut board = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        change(board.entry(name.to_owned()).or_default());
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let state = states.entry(name.to_owned()).or_default();
+        change(state);
+        let labels = vec![("modem".to_owned(), name.to_owned())];
+        let m = &self.metrics;
+        m.up.get_or_create(&labels).set(i64::from(state.up));
+        if let Some(rssi) = state.rssi {
+            m.rssi.get_or_create(&labels).set(i64::from(rssi));
+        }
+        if let Some(registered) = state.registered {
+            m.registered
+                .get_or_create(&labels)
+                .set(i64::from(registered));
+        }
+        if let Some((used, total)) = state.storage {
+            m.storage_used.get_or_create(&labels).set(i64::from(used));
+            m.storage_total.get_or_create(&labels).set(i64::from(total));
+        }
+        // The state's counts only grow; the counters follow them.
+        for (family, count) in [
+            (&m.received, state.received),
+            (&m.sent, state.sent),
+            (&m.failures, state.failures),
+        ] {
+            let counter = family.get_or_create(&labels);
+            let behind = count.saturating_sub(counter.get());
+            if behind > 0 {
+                counter.inc_by(behind);
+            }
+        }
     }
 }
 
@@ -159,13 +259,19 @@ pub struct ModemChannel<H> {
 static NEXT_OUTLET: AtomicU64 = AtomicU64::new(1 << 48);
 
 impl<H: SmsHandler> ModemChannel<H> {
-    /// The channel for `settings`, handing messages to `handler`.
-    pub fn new(settings: ModemSettings, handler: Arc<H>, routes: Arc<Routes>) -> Self {
+    /// The channel for `settings`, handing messages to `handler` and
+    /// keeping each modem's state on `board`.
+    pub fn new(
+        settings: ModemSettings,
+        handler: Arc<H>,
+        routes: Arc<Routes>,
+        board: ModemBoard,
+    ) -> Self {
         ModemChannel {
             settings,
             handler,
             routes,
-            board: ModemBoard::default(),
+            board,
         }
     }
 

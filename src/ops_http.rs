@@ -47,8 +47,20 @@ pub struct MetricsSource {
 impl MetricsSource {
     /// A registry holding the sync metrics.
     pub fn new(sync: SyncMetrics, freshness: Arc<Freshness>) -> Self {
+        Self::with_modems(sync, freshness, None)
+    }
+
+    /// A registry holding the sync metrics and, when given, the modems'.
+    pub fn with_modems(
+        sync: SyncMetrics,
+        freshness: Arc<Freshness>,
+        modems: Option<&crate::modem::ModemBoard>,
+    ) -> Self {
         let mut registry = Registry::default();
         sync.register(&mut registry);
+        if let Some(modems) = modems {
+            modems.register(&mut registry);
+        }
         MetricsSource {
             registry,
             sync,

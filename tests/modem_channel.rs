@@ -39,6 +39,7 @@ struct Gateway {
     modems: Vec<(String, PathBuf)>,
     accents: bool,
     pin: Option<String>,
+    http_port: Option<u16>,
     child: Option<Child>,
     starts: usize,
 }
@@ -53,6 +54,7 @@ impl Gateway {
                 .collect(),
             accents: false,
             pin: None,
+            http_port: None,
             child: None,
             starts: 0,
         }
@@ -63,14 +65,38 @@ impl Gateway {
         self
     }
 
+    fn with_http(mut self) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        self.http_port = Some(port);
+        self
+    }
+
+    async fn metrics(&self) -> String {
+        let port = self.http_port.expect("started with_http");
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap()
+    }
+
     fn with_pin(mut self, pin: &str) -> Self {
         self.pin = Some(pin.to_owned());
         self
     }
 
     fn start(&mut self) {
-        let mut config = String::from(
-            "[smpp.listener]\nenabled = false\n\n[http]\nenabled = false\n\n\
+        let http = match self.http_port {
+            Some(port) => format!("[http]\nbind = \"127.0.0.1:{port}\"\n\n"),
+            None => "[http]\nenabled = false\n\n".to_owned(),
+        };
+        let mut config = format!(
+            "[smpp.listener]\nenabled = false\n\n{http}\
              [journal]\nreassembly_timeout_secs = 4\n\n\
              [modem]\ncommand_timeout_secs = 2\nsend_timeout_secs = 4\n\
              sweep_interval_secs = 2\nwatch_interval_secs = 3\nretry_after_secs = 2\n",
@@ -540,11 +566,46 @@ async fn a_pin_is_entered_and_a_wrong_one_is_never_tried_twice() {
     gateway.start();
     tokio::time::sleep(Duration::from_secs(8)).await;
     let commands = locked.commands();
-    let tries = commands.iter().filter(|c| c.starts_with("AT+CPIN=")).count();
+    let tries = commands
+        .iter()
+        .filter(|c| c.starts_with("AT+CPIN="))
+        .count();
     assert_eq!(tries, 1, "{commands:?}\n{}", gateway.logs());
     assert!(
         commands.iter().filter(|c| *c == "AT+CPIN?").count() > 1,
         "the modem was tried again"
     );
-    assert!(gateway.logs().contains("SIM PIN refused"), "{}", gateway.logs());
+    assert!(
+        gateway.logs().contains("SIM PIN refused"),
+        "{}",
+        gateway.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_modems_state_is_in_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]).with_http();
+    gateway.start();
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &number, 1, &gateway).await;
+    let deadline = Instant::now() + REPLY_WITHIN;
+    loop {
+        let metrics = gateway.metrics().await;
+        let wanted = [
+            "motcua_modem_up{modem=\"m1\"} 1",
+            "motcua_modem_registered{modem=\"m1\"} 1",
+            "motcua_modem_messages_received_total{modem=\"m1\"} 1",
+            "motcua_modem_parts_sent_total{modem=\"m1\"} 1",
+            "motcua_modem_storage_total{modem=\"m1\"} 20",
+        ];
+        if wanted.iter().all(|line| metrics.contains(line)) {
+            assert!(metrics.contains("motcua_modem_signal_rssi{modem=\"m1\"}"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
