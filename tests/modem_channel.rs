@@ -40,6 +40,7 @@ struct Gateway {
     accents: bool,
     pin: Option<String>,
     http_port: Option<u16>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     starts: usize,
 }
@@ -55,6 +56,7 @@ impl Gateway {
             accents: false,
             pin: None,
             http_port: None,
+            env: Vec::new(),
             child: None,
             starts: 0,
         }
@@ -83,6 +85,26 @@ impl Gateway {
             .text()
             .await
             .unwrap()
+    }
+
+    fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The states of the replies in the journal.
+    async fn reply_states(&self) -> Vec<String> {
+        let url = format!("sqlite://{}/journal.db?mode=ro", self.dir.display());
+        let pool = sqlx::SqlitePool::connect(&url)
+            .await
+            .expect("journal opens");
+        let states: Vec<(String,)> =
+            sqlx::query_as("SELECT state FROM replies ORDER BY message_id")
+                .fetch_all(&pool)
+                .await
+                .expect("replies read");
+        pool.close().await;
+        states.into_iter().map(|(state,)| state).collect()
     }
 
     fn with_pin(mut self, pin: &str) -> Self {
@@ -131,6 +153,7 @@ impl Gateway {
             )
             .env("MOTCUA_REPLY__ACCENTS", self.accents.to_string())
             .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(["run", "--import"])
             .arg(support::sample_file())
             .stdout(Stdio::null())
@@ -606,6 +629,31 @@ async fn the_modems_state_is_in_the_metrics() {
             break;
         }
         assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_mark_replies_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)])
+        .with_env("MOTCUA_MODEM__STATUS_REPORTS", "true");
+    gateway.start();
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &number, 1, &gateway).await;
+    assert!(modem
+        .submitted()
+        .iter()
+        .all(|s| s.pdu.status_report_request));
+    let deadline = Instant::now() + REPLY_WITHIN;
+    loop {
+        let states = gateway.reply_states().await;
+        if states == ["delivered"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{states:?}\n{}", gateway.logs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -399,9 +399,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 let command = command::cmgd(index);
                 let timeout = self.settings.command_timeout;
                 let result = self.execute(&command, timeout).await.map(|_| ());
-                if result.is_ok() {
-                    self.handed_over.remove(&index);
-                }
+                // Deleted, or not: either way the next sweep may hand it
+                // over again (the owner recognises it and deletes it then).
+                self.handed_over.remove(&index);
                 let fatal = escalate(&result);
                 let _ = done.send(result);
                 fatal

@@ -322,3 +322,36 @@ async fn a_sim_asking_for_a_pin_is_unlocked_once_and_never_guessed_twice() {
         .count();
     assert_eq!(tries, 1, "a wrong PIN is tried once only");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_report_comes_back_for_a_part_sent_with_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(&dir, Profile::Generic, Delivery::Store).await;
+    let mut modem = open(&sim, settings());
+    modem.ready().await;
+    let part = pdu::submit_parts(
+        &PduAddress::international("84977777777"),
+        "hello",
+        9,
+        SubmitOptions {
+            status_report: true,
+            ..SubmitOptions::default()
+        },
+    )
+    .remove(0);
+    let encoded = pdu::encode(&Pdu {
+        smsc: None,
+        tpdu: Tpdu::Submit(part),
+    })
+    .unwrap();
+    let reference = modem.handle.send_pdu(encoded).await.unwrap();
+    let report = modem
+        .next(|e| match e {
+            ModemEvent::StatusReport { report, .. } => Some(report),
+            _ => None,
+        })
+        .await;
+    assert_eq!(report.message_reference, reference);
+    assert_eq!(report.recipient.number, "84977777777");
+    assert!(report.is_delivered());
+}
