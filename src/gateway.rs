@@ -46,6 +46,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
                 reference: part.reference,
                 total: part.total,
                 part: part.index,
+                fingerprint: sms.fingerprint,
             };
             return match self.journal.record_fragment(fragment).await {
                 Ok(FragmentRecorded::Waiting(id)) => Ok(Receipt::Accepted {

@@ -148,6 +148,9 @@ pub struct NewFragment {
     pub total: u8,
     /// This part's number, 1-based.
     pub part: u8,
+    /// The part's lasting identity, when its channel gives one
+    /// ([`crate::smpp::IncomingSms::fingerprint`]).
+    pub fingerprint: Option<String>,
 }
 
 /// What recording a part did.
@@ -1256,6 +1259,17 @@ fn record_fragment(
     now: i64,
 ) -> rusqlite::Result<FragmentRecorded> {
     let m = &f.message;
+    if let Some(fingerprint) = &f.fingerprint {
+        let first_time = tx
+            .prepare_cached(
+                "INSERT INTO fragment_refs (channel, peer_ref, recorded_at) VALUES (?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![m.channel, fingerprint, now])?;
+        if first_time == 0 {
+            return Ok(FragmentRecorded::Duplicate);
+        }
+    }
     let joined: Option<i64> = tx
         .prepare_cached(
             "SELECT message_id FROM fragments_joined WHERE channel = ? AND sender = ? AND recipient = ? \
@@ -1461,6 +1475,8 @@ fn join_stale(
 fn purge(tx: &Connection, cutoff: i64) -> rusqlite::Result<u64> {
     // Receipts for ids never given (or long forgotten) go with the retention.
     tx.prepare_cached("DELETE FROM unmatched_receipts WHERE received_at < ?")?
+        .execute(params![cutoff])?;
+    tx.prepare_cached("DELETE FROM fragment_refs WHERE recorded_at < ?")?
         .execute(params![cutoff])?;
     tx.prepare_cached(
         "UPDATE replies SET text = '' WHERE message_id IN \
@@ -1749,6 +1765,7 @@ mod tests {
             reference,
             total: 3,
             part: n,
+            fingerprint: None,
         };
         assert!(matches!(
             j.record_fragment(part(3, "C", 9)).await.unwrap(),
@@ -1779,6 +1796,40 @@ mod tests {
         let joined = j.join_stale_fragments(now + 1).await.unwrap();
         assert_eq!(joined.len(), 1);
         assert_eq!(joined[0].message.text, "XZ");
+    }
+
+    #[tokio::test]
+    async fn a_part_with_an_identity_is_known_again_after_the_redelivery_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let now = now_ms();
+        let part = |n: u8, text: &str, received_at: i64| NewFragment {
+            message: message("84912345678", text, received_at),
+            reference: 4,
+            total: 2,
+            part: n,
+            fingerprint: Some(format!("sms:part{n}")),
+        };
+        j.record_fragment(part(1, "A", now)).await.unwrap();
+        assert!(matches!(
+            j.record_fragment(part(2, "B", now)).await.unwrap(),
+            FragmentRecorded::Joined(_)
+        ));
+        // Read again from the SIM long after the redelivery window (the
+        // joined message forgotten): still the same parts.
+        sqlx::query("DELETE FROM fragments_joined")
+            .execute(j.pool())
+            .await
+            .unwrap();
+        let later = now + 3_600_000;
+        assert_eq!(
+            j.record_fragment(part(1, "A", later)).await.unwrap(),
+            FragmentRecorded::Duplicate
+        );
+        assert_eq!(
+            j.record_fragment(part(2, "B", later)).await.unwrap(),
+            FragmentRecorded::Duplicate
+        );
     }
 
     #[tokio::test]

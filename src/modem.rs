@@ -612,6 +612,7 @@ pub fn incoming_sms(deliver: &Deliver, own_number: Option<&str>) -> IncomingSms 
         text,
         peer_ref: Some(fingerprint(deliver)),
         part,
+        fingerprint: Some(fingerprint(deliver)),
     }
 }
 

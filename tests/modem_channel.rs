@@ -77,6 +77,20 @@ impl Gateway {
         self
     }
 
+    /// Waits until the journal has every reply as left (accepted by the
+    /// network): a kill after that cannot send one again.
+    async fn replies_settled(&self, count: usize) {
+        let deadline = Instant::now() + REPLY_WITHIN;
+        loop {
+            let states = self.reply_states().await;
+            if states.len() >= count && states.iter().all(|s| s == "accepted") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{states:?}\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn metrics(&self) -> String {
         let port = self.http_port.expect("started with_http");
         reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
@@ -656,4 +670,41 @@ async fn status_reports_mark_replies_delivered() {
         assert!(Instant::now() < deadline, "{states:?}\n{}", gateway.logs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A long message's parts left on the SIM by a crash and read again long
+/// after the journal's redelivery window are still known (by their
+/// fingerprints), so they are not joined into a second message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_read_again_long_after_a_crash_are_not_a_second_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)])
+        .with_env("MOTCUA_JOURNAL__REDELIVERY_WINDOW_SECS", "1");
+    gateway.start();
+    let warm = citizen();
+    modem.phone_sends(&warm, &format!("TC {KNOWN_CODE}"));
+    replies(&[&modem], &warm, 1, &gateway).await;
+    modem.fault(Fault::RefuseDelete);
+    let number = citizen();
+    let text = format!(
+        "TC {KNOWN_CODE} xin chao, toi muon hoi ve ho so xay dung cua gia dinh toi, da nop tu \
+         thang ba nhung den nay van chua nhan duoc ket qua, mong co quan tra loi som giup toi."
+    );
+    let parts = modem.phone_sends(&number, &text);
+    assert!(parts >= 2);
+    replies(&[&modem], &number, 1, &gateway).await;
+    gateway.replies_settled(2).await;
+    assert_eq!(
+        modem.storage().len(),
+        parts,
+        "the parts are still on the SIM"
+    );
+    gateway.kill();
+    // Well past the redelivery window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    modem.fault(Fault::Recover);
+    gateway.start();
+    storage_emptied(&modem, &gateway).await;
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
 }

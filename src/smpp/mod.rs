@@ -57,6 +57,11 @@ pub struct IncomingSms {
     /// Where this part sits when the message is one part of a concatenated
     /// message (UDH or sar_* TLVs); the gateway joins the parts.
     pub part: Option<text::PartInfo>,
+    /// What identifies this very message or part for good, when the channel
+    /// can tell (a GSM modem: sender, service-centre time, part, text): a
+    /// second delivery with it is recognised however late it comes. SMPP
+    /// peers give nothing of the kind (`user_message_reference` is reused).
+    pub fingerprint: Option<String>,
 }
 
 impl IncomingSms {
@@ -90,6 +95,7 @@ impl IncomingSms {
                 .filter(|v| v.len() == 2)
                 .map(|v| u16::from_be_bytes([v[0], v[1]]).to_string()),
             part: text::concatenation(sm),
+            fingerprint: None,
         }
     }
 }
