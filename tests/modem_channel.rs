@@ -80,15 +80,12 @@ impl Gateway {
     /// Waits until the journal has every reply as left (accepted by the
     /// network): a kill after that cannot send one again.
     async fn replies_settled(&self, count: usize) {
-        let deadline = Instant::now() + REPLY_WITHIN;
-        loop {
+        eventually(self, async || {
             let states = self.reply_states().await;
-            if states.len() >= count && states.iter().all(|s| s == "accepted") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{states:?}\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let settled = states.len() >= count && states.iter().all(|s| s == "accepted");
+            (settled, states)
+        })
+        .await;
     }
 
     async fn metrics(&self) -> String {
@@ -217,6 +214,30 @@ async fn sim(dir: &Path, name: &str, profile: Profile, delivery: Delivery) -> Si
     )
     .await
     .expect("simulator starts")
+}
+
+/// A generic modem and a gateway (with the extra `env`) driving it, started.
+async fn one_generic_modem(dir: &Path, env: (&str, &str)) -> (SimModem, Gateway) {
+    let modem = sim(dir, "tty0", Profile::Generic, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir, &[("m1", &modem)]).with_env(env.0, env.1);
+    gateway.start();
+    (modem, gateway)
+}
+
+/// Polls `check` until it says yes, failing with what it last saw.
+async fn eventually<T: std::fmt::Debug>(
+    gateway: &Gateway,
+    mut check: impl AsyncFnMut() -> (bool, T),
+) {
+    let deadline = Instant::now() + REPLY_WITHIN;
+    loop {
+        let (done, seen) = check().await;
+        if done {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{seen:?}\n{}", gateway.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until `number` has `count` replies over all `sims`; all of them.
@@ -628,8 +649,7 @@ async fn the_modems_state_is_in_the_metrics() {
     let number = citizen();
     modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
     replies(&[&modem], &number, 1, &gateway).await;
-    let deadline = Instant::now() + REPLY_WITHIN;
-    loop {
+    eventually(&gateway, async || {
         let metrics = gateway.metrics().await;
         let wanted = [
             "motcua_modem_up{modem=\"m1\"} 1",
@@ -638,22 +658,18 @@ async fn the_modems_state_is_in_the_metrics() {
             "motcua_modem_parts_sent_total{modem=\"m1\"} 1",
             "motcua_modem_storage_total{modem=\"m1\"} 20",
         ];
-        if wanted.iter().all(|line| metrics.contains(line)) {
-            assert!(metrics.contains("motcua_modem_signal_rssi{modem=\"m1\"}"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let all = wanted.iter().all(|line| metrics.contains(line))
+            && metrics.contains("motcua_modem_signal_rssi{modem=\"m1\"}");
+        (all, metrics)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_mark_replies_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
-    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)])
-        .with_env("MOTCUA_MODEM__STATUS_REPORTS", "true");
-    gateway.start();
+    let (modem, gateway) =
+        one_generic_modem(dir.path(), ("MOTCUA_MODEM__STATUS_REPORTS", "true")).await;
     let number = citizen();
     modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
     replies(&[&modem], &number, 1, &gateway).await;
@@ -661,15 +677,11 @@ async fn status_reports_mark_replies_delivered() {
         .submitted()
         .iter()
         .all(|s| s.pdu.status_report_request));
-    let deadline = Instant::now() + REPLY_WITHIN;
-    loop {
+    eventually(&gateway, async || {
         let states = gateway.reply_states().await;
-        if states == ["delivered"] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{states:?}\n{}", gateway.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        (states == ["delivered"], states)
+    })
+    .await;
 }
 
 /// A long message's parts left on the SIM by a crash and read again long
@@ -678,10 +690,8 @@ async fn status_reports_mark_replies_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_read_again_long_after_a_crash_are_not_a_second_message() {
     let dir = tempfile::tempdir().unwrap();
-    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
-    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)])
-        .with_env("MOTCUA_JOURNAL__REDELIVERY_WINDOW_SECS", "1");
-    gateway.start();
+    let (modem, mut gateway) =
+        one_generic_modem(dir.path(), ("MOTCUA_JOURNAL__REDELIVERY_WINDOW_SECS", "1")).await;
     let warm = citizen();
     modem.phone_sends(&warm, &format!("TC {KNOWN_CODE}"));
     replies(&[&modem], &warm, 1, &gateway).await;
