@@ -34,7 +34,8 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
     async fn receive(&self, sms: IncomingSms) -> Result<Receipt, ReceiveError> {
         let message = NewMessage {
             channel: sms.channel,
-            peer_ref: sms.peer_ref,
+            peer_ref_lasting: sms.fingerprint.is_some(),
+            peer_ref: sms.fingerprint.clone().or(sms.peer_ref),
             sender: sms.source,
             recipient: sms.destination,
             text: sms.text,

@@ -116,8 +116,15 @@ pub use crate::address::Address;
 pub struct NewMessage {
     /// Where it came from: `listener:<account>` or `smsc:<name>`.
     pub channel: String,
-    /// The peer's own id for it, when it gives one.
+    /// The peer's own id for it, when it gives one, or the channel's
+    /// fingerprint of it (see `peer_ref_lasting`).
     pub peer_ref: Option<String>,
+    /// `peer_ref` identifies the message for good (a GSM modem's
+    /// fingerprint: sender, service-centre time, text), so a delivery with
+    /// it is a redelivery however late. Otherwise (an SMPP peer's
+    /// `user_message_reference`, a 16-bit number peers reuse) it counts only
+    /// from the same sender within the redelivery window.
+    pub peer_ref_lasting: bool,
     /// The citizen.
     pub sender: Address,
     /// The number they texted.
@@ -684,6 +691,7 @@ fn row_to_message(row: &sqlx::sqlite::SqliteRow) -> Result<StoredMessage, Journa
         message: NewMessage {
             channel: row.try_get("channel")?,
             peer_ref: row.try_get("peer_ref")?,
+            peer_ref_lasting: false,
             sender: address(row, "sender")?,
             recipient: address(row, "recipient")?,
             text: row.try_get("text")?,
@@ -1407,6 +1415,7 @@ fn join_group(
     let message = NewMessage {
         channel: key.channel.clone(),
         peer_ref: None,
+        peer_ref_lasting: false,
         sender: first.sender.clone(),
         recipient: first.recipient.clone(),
         text: parts.iter().map(|p| p.text.as_str()).collect(),
@@ -1494,10 +1503,25 @@ fn purge(tx: &Connection, cutoff: i64) -> rusqlite::Result<u64> {
 }
 
 fn record(tx: &Connection, m: &NewMessage, window_ms: i64) -> rusqlite::Result<Recorded> {
-    let existing: Option<i64> = if let Some(peer_ref) = &m.peer_ref {
+    let existing: Option<i64> = if let (Some(peer_ref), true) = (&m.peer_ref, m.peer_ref_lasting) {
         tx.prepare_cached("SELECT id FROM messages WHERE channel = ? AND peer_ref = ? LIMIT 1")?
             .query_row(params![m.channel, peer_ref], |row| row.get(0))
             .optional()?
+    } else if let Some(peer_ref) = &m.peer_ref {
+        tx.prepare_cached(
+            "SELECT id FROM messages WHERE channel = ? AND peer_ref = ? AND sender = ? \
+             AND received_at >= ? ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![
+                m.channel,
+                peer_ref,
+                m.sender.addr,
+                m.received_at.saturating_sub(window_ms)
+            ],
+            |row| row.get(0),
+        )
+        .optional()?
     } else {
         tx.prepare_cached(
             "SELECT id FROM messages WHERE channel = ? AND sender = ? AND text = ? \
@@ -1544,6 +1568,7 @@ mod tests {
         NewMessage {
             channel: "listener:demo".into(),
             peer_ref: None,
+            peer_ref_lasting: false,
             sender: Address {
                 addr: sender.into(),
                 ton: 1,
@@ -1634,7 +1659,36 @@ mod tests {
             panic!()
         };
         with_ref.text = "different text, same peer id".into();
-        assert_eq!(j.record(with_ref).await.unwrap(), Recorded::Duplicate(r));
+        assert_eq!(
+            j.record(with_ref.clone()).await.unwrap(),
+            Recorded::Duplicate(r)
+        );
+        // Peers reuse their 16-bit references: from another sender, or from
+        // the same one after the window, the same reference is a new message.
+        let mut other_sender = with_ref.clone();
+        other_sender.sender.addr = "84900000001".into();
+        assert!(matches!(
+            j.record(other_sender).await.unwrap(),
+            Recorded::New(_)
+        ));
+        let mut much_later = with_ref.clone();
+        much_later.received_at += 601_000;
+        assert!(matches!(
+            j.record(much_later).await.unwrap(),
+            Recorded::New(_)
+        ));
+        // A lasting identity (a modem's fingerprint) has no window.
+        let mut fingerprinted = message("84900000002", "B", 5);
+        fingerprinted.peer_ref = Some("sms:abc".into());
+        fingerprinted.peer_ref_lasting = true;
+        let Recorded::New(f) = j.record(fingerprinted.clone()).await.unwrap() else {
+            panic!()
+        };
+        fingerprinted.received_at += 86_400_000;
+        assert_eq!(
+            j.record(fingerprinted).await.unwrap(),
+            Recorded::Duplicate(f)
+        );
     }
 
     #[tokio::test]

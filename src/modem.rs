@@ -610,7 +610,7 @@ pub fn incoming_sms(deliver: &Deliver, own_number: Option<&str>) -> IncomingSms 
         source: Address::new(originator.number.clone(), (toa >> 4) & 0x07, toa & 0x0f),
         destination: Address::new(own_number.unwrap_or_default(), 0, 0),
         text,
-        peer_ref: Some(fingerprint(deliver)),
+        peer_ref: None,
         part,
         fingerprint: Some(fingerprint(deliver)),
     }
@@ -774,7 +774,8 @@ mod tests {
         assert_eq!(sms.destination.addr, "0987000111");
         assert_eq!(sms.text, "hello");
         assert!(sms.part.is_none());
-        assert!(sms.peer_ref.unwrap().starts_with("sms:"));
+        assert!(sms.peer_ref.is_none());
+        assert!(sms.fingerprint.unwrap().starts_with("sms:"));
     }
 
     #[test]

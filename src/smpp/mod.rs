@@ -52,7 +52,8 @@ pub struct IncomingSms {
     pub destination: Address,
     /// The decoded text; empty when the coding could not be read.
     pub text: String,
-    /// The peer's own reference for the message (`user_message_reference`), if any.
+    /// The peer's own reference for the message (`user_message_reference`), if any;
+    /// peers reuse it, so it counts only within the redelivery window.
     pub peer_ref: Option<String>,
     /// Where this part sits when the message is one part of a concatenated
     /// message (UDH or sar_* TLVs); the gateway joins the parts.
