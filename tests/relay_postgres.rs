@@ -206,6 +206,29 @@ impl Harness {
         }
     }
 
+    /// A snapshot whose head covers every change written so far. The safe
+    /// horizon is server-wide: a transaction of another test (another
+    /// database on the same server) holds the head back a moment, and a head
+    /// taken then would serve this test's earlier writes again as changes.
+    async fn settled_snapshot(&self, limit: usize) -> (String, String, Vec<FeedRecord>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let settled: bool = sqlx::query_scalar(
+                "SELECT coalesce((SELECT max(xid) FROM motcua_feed.changes) \
+                 < pg_snapshot_xmin(pg_current_snapshot()), true)",
+            )
+            .fetch_one(self.core())
+            .await
+            .unwrap();
+            if settled {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the safe horizon never passed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.feed.snapshot(limit).await
+    }
+
     /// Long-polls from `cursor` until the records so far satisfy `done`
     /// (a write transaction anywhere on the server holds rows back a moment).
     async fn collect_until(
@@ -304,7 +327,7 @@ fn codes(records: &[FeedRecord]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_transactions_committing_out_of_order_skip_nothing() {
     let h = harness!();
-    let (_, head, records) = h.feed.snapshot(100).await;
+    let (_, head, records) = h.settled_snapshot(100).await;
     assert!(records.is_empty());
 
     // T1 begins and writes A; T2 begins, writes B and commits first.
@@ -369,7 +392,7 @@ async fn snapshot_and_head_then_changes_tombstones_and_the_digest() {
     }
     t.commit().await.unwrap();
 
-    let (epoch, head, records) = h.feed.snapshot(7).await;
+    let (epoch, head, records) = h.settled_snapshot(7).await;
     assert_eq!(codes(&records), (1..=25).map(code).collect::<Vec<_>>());
     for r in &records {
         let dossier = r.to_dossier().expect("a portal record").expect("live");
@@ -463,7 +486,7 @@ async fn snapshot_and_head_then_changes_tombstones_and_the_digest() {
     assert_eq!(theirs, mine);
 
     // A fresh snapshot is the same state, noted at the same head.
-    let (_, again_head, again) = h.feed.snapshot(1000).await;
+    let (_, again_head, again) = h.settled_snapshot(1000).await;
     assert_eq!(again_head, end);
     assert_eq!(digest_records(&again, 16), digest.digests);
     h.stop().await;
@@ -472,7 +495,7 @@ async fn snapshot_and_head_then_changes_tombstones_and_the_digest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purged_log_answers_410_to_older_cursors() {
     let h = harness!();
-    let (epoch, head, _) = h.feed.snapshot(100).await;
+    let (epoch, head, _) = h.settled_snapshot(100).await;
     for n in 1..=3 {
         insert(h.core(), n, 2).await;
     }
@@ -506,7 +529,7 @@ async fn a_purged_log_answers_410_to_older_cursors() {
     let at_end: ChangesPage = h.feed.get(&format!("/v1/changes?after={end}")).await;
     assert!(at_end.records.is_empty());
     // A re-snapshot's head is usable, and the feed goes on.
-    let (_, again_head, live) = h.feed.snapshot(100).await;
+    let (_, again_head, live) = h.settled_snapshot(100).await;
     assert_eq!(codes(&live), vec![code(1), code(2)]);
     insert(h.core(), 4, 1).await;
     let (more, _) = h.collect(again_head, 1).await;
@@ -522,7 +545,7 @@ async fn an_epoch_reset_is_visible_to_cursors_tokens_and_long_polls() {
     }
     let first: SnapshotPage = h.feed.get("/v1/snapshot?limit=2").await;
     let token = first.next_page_token.clone().expect("more pages");
-    let (epoch, head, _) = h.feed.snapshot(100).await;
+    let (epoch, head, _) = h.settled_snapshot(100).await;
     assert_eq!(first.epoch, epoch);
 
     let poll = {
@@ -549,7 +572,7 @@ async fn an_epoch_reset_is_visible_to_cursors_tokens_and_long_polls() {
         (status, body["error"].as_str()),
         (410, Some("epoch_changed"))
     );
-    let (again_epoch, again_head, live) = h.feed.snapshot(2).await;
+    let (again_epoch, again_head, live) = h.settled_snapshot(2).await;
     assert_eq!(again_epoch, new_epoch);
     assert_eq!(live.len(), 5, "the state survives a history reset");
     set_status(h.core(), 1, 4).await;
@@ -561,7 +584,7 @@ async fn an_epoch_reset_is_visible_to_cursors_tokens_and_long_polls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_wakes_on_a_commit_and_bad_requests_are_refused() {
     let h = harness!();
-    let (_, head, _) = h.feed.snapshot(100).await;
+    let (_, head, _) = h.settled_snapshot(100).await;
     let poll = {
         let addr = h.feed.addr;
         let target = format!("/v1/changes?after={head}&wait=20");
