@@ -11,6 +11,7 @@
 //! - [`client`]: a one-shot ESME used by the CLI.
 //!
 //! - [`routes`]: the live connections per channel, through which replies leave.
+//! - [`ussd`]: USSD turns (`ussd_service_op`, `its_session_info`) and their answers.
 //!
 //! A citizen's message leaves this room as an [`IncomingSms`] given to an
 //! [`SmsHandler`], which must make it durable before the peer is
@@ -29,6 +30,7 @@ pub mod receipt;
 pub mod routes;
 pub mod session;
 pub mod text;
+pub mod ussd;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -138,6 +140,21 @@ pub trait SmsHandler: Send + Sync + 'static {
         channel: String,
         report: receipt::DeliveryReport,
     ) -> impl Future<Output = Result<(), ReceiveError>> + Send;
+
+    /// Takes one USSD turn (a PDU carrying `ussd_service_op`; the peer has
+    /// been acknowledged already) and returns the screen to send back, or
+    /// `None` when nothing is to be sent (a release, a USSN confirm). It must
+    /// return quickly: USSD centres give up after about 15 seconds. The
+    /// default serves no USSD: every dialogue is closed with no text.
+    fn ussd(&self, turn: ussd::UssdTurn) -> impl Future<Output = Option<ussd::UssdAnswer>> + Send {
+        async move {
+            tracing::debug!(channel = %turn.ret.channel, "USSD not served here: dialogue closed");
+            (turn.kind != ussd::TurnKind::Release).then(|| ussd::UssdAnswer {
+                text: String::new(),
+                end: true,
+            })
+        }
+    }
 }
 
 /// Settings shared by every SMPP session (`[smpp]` in config.toml).
