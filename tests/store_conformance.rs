@@ -102,6 +102,7 @@ scenarios!(
     upsert_batch_reports_each_dossier,
     concurrent_appliers_keep_the_highest_version,
     reopening_keeps_the_data,
+    keypad_digits_find_every_code_sharing_them,
 );
 
 fn code(n: u32) -> DossierCode {
@@ -604,6 +605,67 @@ async fn checkpoints_round_trip(s: Subject) {
     assert_eq!(all[1].checkpoint, push);
     assert_eq!(all[1].applied_total, 0);
     assert_eq!(all[0].applied_total, 3);
+}
+
+async fn keypad_digits_find_every_code_sharing_them(s: Subject) {
+    let store = &s.store;
+    let with_code = |text: &str, version| Dossier {
+        code: DossierCode::parse(text).unwrap(),
+        ..bare(1, 2, version)
+    };
+    // H58 and G58 share their digits; A0 holds a letter inside a group; the
+    // three-group form has fewer digits.
+    store
+        .upsert_batch(&[
+            with_code("000.00.12.H58-240315-0007", 1),
+            with_code("000.00.12.G58-240315-0007", 1),
+            with_code("000.A0.01.H26-210212-9090", 1),
+            with_code("38.98.H29-210519-0003", 1),
+            with_code("000.00.12.H58-240315-0008", 1),
+        ])
+        .await
+        .unwrap();
+    let found = |digits: &'static str, limit| async move {
+        store
+            .find_by_digits(digits, limit)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        found("0000012582403150007", 10).await,
+        ["000.00.12.G58-240315-0007", "000.00.12.H58-240315-0007"]
+    );
+    assert_eq!(
+        found("0000012582403150007", 1).await,
+        ["000.00.12.G58-240315-0007"]
+    );
+    assert_eq!(
+        found("00000126210212909", 10).await.len(),
+        0,
+        "no prefix matching"
+    );
+    assert_eq!(
+        found("000001262102129090", 10).await,
+        ["000.A0.01.H26-210212-9090"]
+    );
+    assert_eq!(
+        found("389829210519 0003".trim(), 10).await.len(),
+        0,
+        "digits only"
+    );
+    assert_eq!(
+        found("3898292105190003", 10).await,
+        ["38.98.H29-210519-0003"]
+    );
+    // A deleted dossier is no longer found.
+    store
+        .apply(&[gone(8, 2)], ApplyMode::Guarded, None)
+        .await
+        .unwrap();
+    assert!(found("0000012582403150008", 10).await.is_empty());
 }
 
 async fn live_versions_list_the_live_dossiers(s: Subject) {

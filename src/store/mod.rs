@@ -212,6 +212,14 @@ pub enum StoreError {
     },
 }
 
+/// A stored code read back as a [`DossierCode`].
+fn stored_code(code: String) -> Result<DossierCode, StoreError> {
+    DossierCode::parse(&code).map_err(|error| StoreError::Corrupt {
+        reason: error.to_string(),
+        code,
+    })
+}
+
 fn scheme_shown(scheme: Option<&str>) -> String {
     match scheme {
         Some(scheme) => format!("scheme `{scheme}:` "),
@@ -266,6 +274,15 @@ pub trait DossierStore: Send + Sync + 'static {
         &self,
         code: &DossierCode,
     ) -> impl Future<Output = Result<Option<Dossier>, StoreError>> + Send;
+
+    /// The codes of the dossiers whose digits are `digits` (the canonical
+    /// code with its letters, dots and dashes left out, as a phone keypad
+    /// types it), at most `limit`, in code order.
+    fn find_by_digits(
+        &self,
+        digits: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<DossierCode>, StoreError>> + Send;
 
     /// Stores these dossiers in one transaction; each is written only when
     /// its version is above the stored one. Outcomes are in input order.

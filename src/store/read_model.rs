@@ -80,6 +80,14 @@ impl DossierStore for ReadModel {
         on_store!(self, store => store.find(code).await)
     }
 
+    async fn find_by_digits(
+        &self,
+        digits: &str,
+        limit: u32,
+    ) -> Result<Vec<DossierCode>, StoreError> {
+        on_store!(self, store => store.find_by_digits(digits, limit).await)
+    }
+
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
         on_store!(self, store => store.upsert_batch(dossiers).await)
     }

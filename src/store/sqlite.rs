@@ -125,6 +125,21 @@ impl DossierStore for SqliteStore {
             .transpose()
     }
 
+    async fn find_by_digits(
+        &self,
+        digits: &str,
+        limit: u32,
+    ) -> Result<Vec<DossierCode>, StoreError> {
+        let codes: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM dossiers WHERE code_digits = ? ORDER BY code LIMIT ?",
+        )
+        .bind(digits)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        codes.into_iter().map(super::stored_code).collect()
+    }
+
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
         let changes: Vec<Change> = dossiers.iter().cloned().map(Change::Upsert).collect();
         // IMMEDIATE: the version checks must not be invalidated by a
