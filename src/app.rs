@@ -1,5 +1,6 @@
 //! The running gateway, wired from a [`Config`]: read model, journal,
-//! templates, responder, outbox, SMPP listener and carrier links, all stopped
+//! templates, responder, outbox, SMPP listener and carrier links, modems,
+//! USSD (dialogues and the aggregators' callback), all stopped
 //! by one cancellation token. `main.rs` and the integration tests both start
 //! it through [`Gateway::build`] and [`Gateway::run`].
 //!
@@ -33,6 +34,10 @@ use crate::sync::follower::FeedFollower;
 use crate::sync::jetstream::follower::JetStreamFollower;
 use crate::sync::push::PushEndpoint;
 use crate::sync::{Freshness, SyncMetrics, SyncMode};
+use crate::ussd::dial::ServiceCode;
+use crate::ussd::http::UssdHttp;
+use crate::ussd::screens::ScreenRenderer;
+use crate::ussd::UssdService;
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +60,18 @@ pub enum StartError {
     /// The operations HTTP port could not be bound.
     #[error("cannot listen for HTTP on {address} (key http.bind): {source}")]
     Http {
+        /// The configured address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The USSD service code cannot be used.
+    #[error("key `ussd.service_code`: {0}")]
+    ServiceCode(#[from] crate::ussd::dial::ServiceCodeError),
+    /// The USSD callback port could not be bound.
+    #[error("cannot listen for the USSD callback on {address} (key ussd.http.bind): {source}")]
+    UssdHttp {
         /// The configured address.
         address: SocketAddr,
         /// The cause.
@@ -85,6 +102,8 @@ pub struct Gateway {
     follower: Option<FeedFollower<ReadModel>>,
     jetstream: Option<JetStreamFollower<ReadModel>>,
     ops: Option<OpsServer>,
+    ussd: Option<Arc<UssdService<ReadModel>>>,
+    ussd_http: Option<UssdHttp>,
     drain_timeout: std::time::Duration,
 }
 
@@ -135,6 +154,40 @@ impl Gateway {
                 sync_metrics.clone(),
             )
         });
+        let renderer = Arc::new(renderer);
+        let ussd = if config.ussd.enabled {
+            let dir = templates_dir.join("ussd");
+            let screens =
+                ScreenRenderer::load(dir.is_dir().then_some(dir.as_path()), config.ussd.accents)?;
+            for (screen, origin) in screens.sources() {
+                tracing::debug!(template = screen.template_name(), %origin, "USSD template loaded");
+            }
+            let service = UssdService::new(
+                config.ussd.clone(),
+                ServiceCode::parse(&config.ussd.service_code)?,
+                Arc::new(
+                    Responder::new(store.clone(), renderer.clone())
+                        .with_freshness(freshness.clone()),
+                ),
+                screens,
+                guard.clone(),
+                journal.clone(),
+            );
+            Some(Arc::new(service))
+        } else {
+            None
+        };
+        let ussd_http = match (&ussd, config.ussd.http.enabled) {
+            (Some(service), true) => {
+                let address = config.ussd.http.bind;
+                Some(
+                    UssdHttp::bind(&config.ussd.http, service.clone())
+                        .await
+                        .map_err(|source| StartError::UssdHttp { address, source })?,
+                )
+            }
+            _ => None,
+        };
         let ops = if config.http.enabled {
             let push = config.sync.push.enabled.then(|| {
                 PushEndpoint::new(
@@ -149,11 +202,17 @@ impl Gateway {
             Some(
                 OpsServer::bind(
                     &config.http,
-                    MetricsSource::with_modems(
-                        sync_metrics.clone(),
-                        freshness.clone(),
-                        Some(&modem_board),
-                    ),
+                    {
+                        let metrics = MetricsSource::with_modems(
+                            sync_metrics.clone(),
+                            freshness.clone(),
+                            Some(&modem_board),
+                        );
+                        match &ussd {
+                            Some(service) => metrics.with_ussd(service.metrics()),
+                            None => metrics,
+                        }
+                    },
                     push,
                 )
                 .await
@@ -164,11 +223,15 @@ impl Gateway {
         };
         let outbox = Outbox::new(
             journal.clone(),
-            Responder::new(store.clone(), Arc::new(renderer)).with_freshness(freshness),
+            Responder::new(store.clone(), renderer).with_freshness(freshness),
             guard,
             routes.clone(),
         );
-        let handler = Arc::new(SmsGateway::new(journal.clone(), outbox.clone()));
+        let mut handler = SmsGateway::new(journal.clone(), outbox.clone());
+        if let Some(service) = &ussd {
+            handler = handler.with_ussd(service.clone());
+        }
+        let handler = Arc::new(handler);
         let listener = if config.smpp.listener.enabled {
             let address = config.smpp.listener.bind;
             Some(
@@ -215,6 +278,8 @@ impl Gateway {
             follower,
             jetstream,
             ops,
+            ussd,
+            ussd_http,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
     }
@@ -227,6 +292,16 @@ impl Gateway {
     /// The operations HTTP port's address, when it runs.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.ops.as_ref().and_then(|o| o.local_addr().ok())
+    }
+
+    /// The USSD callback's address, when it runs.
+    pub fn ussd_http_addr(&self) -> Option<SocketAddr> {
+        self.ussd_http.as_ref().and_then(|u| u.local_addr().ok())
+    }
+
+    /// The USSD service, when enabled (its metrics and open dialogues).
+    pub fn ussd(&self) -> Option<Arc<UssdService<ReadModel>>> {
+        self.ussd.clone()
     }
 
     /// The read model.
@@ -269,6 +344,12 @@ impl Gateway {
         }
         if let Some(ops) = self.ops {
             background.spawn(ops.run(sync_stop.clone()));
+        }
+        if let Some(ussd) = self.ussd {
+            background.spawn(ussd.run(sync_stop.clone()));
+        }
+        if let Some(ussd_http) = self.ussd_http {
+            background.spawn(ussd_http.run(sync_stop.clone()));
         }
         background.close();
         let dossiers = self.store.count().await.unwrap_or(-1);

@@ -39,6 +39,8 @@ pub struct Config {
     pub http: crate::ops_http::HttpSettings,
     /// `[modem]`: GSM modems over AT commands (none by default).
     pub modem: crate::modem::ModemSettings,
+    /// `[ussd]`: USSD dialogues over SMPP and the aggregators' HTTP callback.
+    pub ussd: crate::ussd::UssdSettings,
     /// `[log]`
     pub log: LogConfig,
 }
@@ -235,6 +237,26 @@ impl Config {
             return Err(invalid(
                 "key `sync.push.enabled`: the push webhook is served on the HTTP port; set http.enabled = true".into(),
             ));
+        }
+        if let Err(error) = crate::ussd::dial::ServiceCode::parse(&self.ussd.service_code) {
+            return Err(invalid(format!("key `ussd.service_code`: {error}")));
+        }
+        if self.ussd.max_sessions == 0 {
+            return Err(invalid(
+                "key `ussd.max_sessions`: must be at least 1".into(),
+            ));
+        }
+        if self.ussd.answer_within_ms > 14_000 {
+            return Err(invalid(format!(
+                "key `ussd.answer_within_ms`: {} ms is longer than USSD centres wait (about 15 s); use at most 14000",
+                self.ussd.answer_within_ms
+            )));
+        }
+        if self.ussd.http.enabled && !self.ussd.http.path.starts_with('/') {
+            return Err(invalid(format!(
+                "key `ussd.http.path`: {:?} must start with /",
+                self.ussd.http.path
+            )));
         }
         if self.service.number.trim().is_empty() {
             return Err(invalid("key `service.number`: must not be empty".into()));

@@ -14,23 +14,49 @@ use crate::journal::{
 };
 use crate::outbox::{external_id, Outbox};
 use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
+use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
 use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
 use crate::store::DossierStore;
+use crate::ussd::UssdService;
 
 /// Takes citizens' messages from the channels.
 pub struct SmsGateway<S> {
     journal: Journal,
     outbox: Arc<Outbox<S>>,
+    ussd: Option<Arc<UssdService<S>>>,
 }
 
 impl<S: DossierStore> SmsGateway<S> {
     /// A gateway recording into `journal` and answering through `outbox`.
     pub fn new(journal: Journal, outbox: Arc<Outbox<S>>) -> Self {
-        SmsGateway { journal, outbox }
+        SmsGateway {
+            journal,
+            outbox,
+            ussd: None,
+        }
+    }
+
+    /// Answers USSD turns arriving over SMPP with `service`.
+    pub fn with_ussd(mut self, service: Arc<UssdService<S>>) -> Self {
+        self.ussd = Some(service);
+        self
     }
 }
 
 impl<S: DossierStore> SmsHandler for SmsGateway<S> {
+    async fn ussd(&self, turn: UssdTurn) -> Option<UssdAnswer> {
+        match &self.ussd {
+            Some(service) => service.smpp_turn(turn).await,
+            None => {
+                tracing::debug!(channel = %turn.ret.channel, "USSD is off (ussd.enabled = false): dialogue closed");
+                (turn.kind != TurnKind::Release).then(|| UssdAnswer {
+                    text: String::new(),
+                    end: true,
+                })
+            }
+        }
+    }
+
     async fn receive(&self, sms: IncomingSms) -> Result<Receipt, ReceiveError> {
         let message = NewMessage {
             channel: sms.channel,

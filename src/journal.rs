@@ -295,6 +295,12 @@ pub struct Settlement {
 
 enum Op {
     Record(NewMessage, oneshot::Sender<Result<Recorded, JournalError>>),
+    Exchange {
+        message: NewMessage,
+        outcome: String,
+        text: String,
+        done: oneshot::Sender<Result<Recorded, JournalError>>,
+    },
     QueueReply {
         message_id: i64,
         outcome: String,
@@ -459,6 +465,24 @@ impl Journal {
     /// Records a message durably; returns when it is on disk (per `synchronous`).
     pub async fn record(&self, message: NewMessage) -> Result<Recorded, JournalError> {
         self.call(|done| Op::Record(message, done)).await
+    }
+
+    /// Records a message that was answered on the spot (a USSD turn: the
+    /// dialogue cannot wait for the outbox) with its answer, as sent, in one
+    /// write. The outbox never sees it; the message log does.
+    pub async fn record_exchange(
+        &self,
+        message: NewMessage,
+        outcome: &str,
+        text: &str,
+    ) -> Result<Recorded, JournalError> {
+        self.call(|done| Op::Exchange {
+            message,
+            outcome: outcome.to_owned(),
+            text: text.to_owned(),
+            done,
+        })
+        .await
     }
 
     /// Stores the reply a message earned (`Queued`), or that it gets none
@@ -861,7 +885,7 @@ type OpResult = Result<Produced, rusqlite::Error>;
 
 fn answer(op: Op, result: OpResult) {
     match op {
-        Op::Record(_, done) => {
+        Op::Record(_, done) | Op::Exchange { done, .. } => {
             let _ = done.send(match result {
                 Ok(Produced::Recorded(r)) => Ok(r),
                 Ok(_) => Err(JournalError::Stopped),
@@ -922,6 +946,13 @@ impl Writer {
         for op in batch {
             let result = match op {
                 Op::Record(m, _) => record(&tx, m, window_ms).map(Produced::Recorded),
+                Op::Exchange {
+                    message,
+                    outcome,
+                    text,
+                    ..
+                } => record_exchange(&tx, message, outcome, text, window_ms, now)
+                    .map(Produced::Recorded),
                 Op::Purge { cutoff, .. } => {
                     unmatched.recheck = true;
                     purge(&tx, *cutoff).map(Produced::Purged)
@@ -1502,6 +1533,26 @@ fn purge(tx: &Connection, cutoff: i64) -> rusqlite::Result<u64> {
         .execute(params![cutoff])? as u64)
 }
 
+fn record_exchange(
+    tx: &Connection,
+    message: &NewMessage,
+    outcome: &str,
+    text: &str,
+    window_ms: i64,
+    now: i64,
+) -> rusqlite::Result<Recorded> {
+    let recorded = record(tx, message, window_ms)?;
+    if let Recorded::New(id) = recorded {
+        tx.prepare_cached(
+            "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
+             created_at, updated_at) VALUES (?, ?, ?, 'sent', 1, ?, ?, ?) \
+             ON CONFLICT (message_id) DO NOTHING",
+        )?
+        .execute(params![id, outcome, text, now, now, now])?;
+    }
+    Ok(recorded)
+}
+
 fn record(tx: &Connection, m: &NewMessage, window_ms: i64) -> rusqlite::Result<Recorded> {
     let existing: Option<i64> = if let (Some(peer_ref), true) = (&m.peer_ref, m.peer_ref_lasting) {
         tx.prepare_cached("SELECT id FROM messages WHERE channel = ? AND peer_ref = ? LIMIT 1")?
@@ -1629,6 +1680,28 @@ mod tests {
             .unwrap();
         assert_eq!(j.reply_state(a).await.unwrap(), Some(ReplyState::Sent));
         assert!(j.due_replies(now_ms(), None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_exchange_is_recorded_answered_and_never_reaches_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let mut turn = message("84912345678", "*8058*0000012582403150007#", now_ms());
+        turn.channel = "ussd:http".into();
+        let Recorded::New(id) = j
+            .record_exchange(turn, "found", "HS 000.00.12.H58-240315-0007 ...")
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        assert!(j.unanswered().await.unwrap().is_empty());
+        assert!(j
+            .due_replies(now_ms() + 1, None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(j.reply_state(id).await.unwrap(), Some(ReplyState::Sent));
     }
 
     #[tokio::test]

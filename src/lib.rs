@@ -72,3 +72,4 @@ pub mod sms_text;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod ussd;

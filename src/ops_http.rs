@@ -68,6 +68,12 @@ impl MetricsSource {
         }
     }
 
+    /// Adds the USSD metrics.
+    pub fn with_ussd(mut self, ussd: &crate::ussd::UssdMetrics) -> Self {
+        ussd.register(&mut self.registry);
+        self
+    }
+
     /// The text exposition, time-derived gauges brought up to date first.
     pub fn encode(&self) -> String {
         self.sync.refresh(&self.freshness, crate::store::now_ms());

@@ -176,7 +176,46 @@ pub enum TemplateError {
     },
 }
 
-fn describe(err: &minijinja::Error) -> String {
+/// A template environment as every channel's templates use it: unknown
+/// variables are errors, block tags leave no blank lines.
+pub(crate) fn template_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(false);
+    env
+}
+
+/// Adds template `name` to `env`: the file `dir/name` when it exists, else
+/// `embedded` (the built-in default). Returns where it came from.
+pub(crate) fn add_template(
+    env: &mut Environment<'static>,
+    dir: Option<&Path>,
+    name: &'static str,
+    embedded: &'static str,
+) -> Result<String, TemplateError> {
+    let path = dir.map(|d| d.join(name)).filter(|p| p.exists());
+    let (source, origin) = match path {
+        Some(p) => (
+            std::fs::read_to_string(&p).map_err(|source| TemplateError::Read {
+                path: p.clone(),
+                source,
+            })?,
+            p.display().to_string(),
+        ),
+        None => (embedded.to_owned(), "built-in".to_owned()),
+    };
+    env.add_template_owned(name, source)
+        .map_err(|e| TemplateError::Invalid {
+            name,
+            detail: describe(&e),
+        })?;
+    Ok(origin)
+}
+
+/// minijinja's message, with the line when it knows it.
+pub(crate) fn describe(err: &minijinja::Error) -> String {
     let mut detail = err.to_string();
     if let Some(line) = err.line() {
         if !detail.contains("line") {
@@ -208,30 +247,11 @@ impl Renderer {
     /// built into the binary; a missing `dir` means all built-in defaults.
     /// Every template is compiled and rendered against sample data first.
     pub fn load(dir: Option<&Path>, settings: ReplySettings) -> Result<Self, TemplateError> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
-        env.set_keep_trailing_newline(false);
+        let mut env = template_environment();
         let mut sources = Vec::new();
         for kind in ReplyKind::ALL {
             let name = kind.template_name();
-            let path = dir.map(|d| d.join(name));
-            let (source, origin) = match path.as_ref().filter(|p| p.exists()) {
-                Some(p) => (
-                    std::fs::read_to_string(p).map_err(|source| TemplateError::Read {
-                        path: p.clone(),
-                        source,
-                    })?,
-                    p.display().to_string(),
-                ),
-                None => (kind.embedded_source().to_owned(), "built-in".to_owned()),
-            };
-            env.add_template_owned(name, source)
-                .map_err(|e| TemplateError::Invalid {
-                    name,
-                    detail: describe(&e),
-                })?;
+            let origin = add_template(&mut env, dir, name, kind.embedded_source())?;
             sources.push((kind, origin));
         }
         let renderer = Renderer {

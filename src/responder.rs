@@ -37,6 +37,17 @@ pub struct Response {
     pub reply: RenderedReply,
 }
 
+/// A lookup's outcome, ready for any channel's templates.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// Found, not found or unavailable.
+    pub kind: ReplyKind,
+    /// The template variables, privacy rule applied.
+    pub context: ReplyContext,
+    /// True when the sender is the dossier's own phone number.
+    pub sender_is_owner: bool,
+}
+
 /// Turns a citizen's text into a reply.
 pub struct Responder<S> {
     store: S,
@@ -70,28 +81,23 @@ impl<S: DossierStore> Responder<S> {
 
     /// The reply to `text` sent by `sender`.
     pub async fn respond(&self, sender: &Msisdn, text: &str) -> Response {
-        let mut ctx = self.renderer.base_context();
-        let (kind, code, owner) = match DossierCode::extract(text) {
-            Err(ExtractError::NoCode) => (ReplyKind::Help, None, false),
+        let (kind, ctx, code, owner) = match DossierCode::extract(text) {
+            Err(ExtractError::NoCode) => {
+                (ReplyKind::Help, self.renderer.base_context(), None, false)
+            }
             Err(ExtractError::ImpossibleDate { found }) => {
+                let mut ctx = self.renderer.base_context();
                 ctx.typed_code = Some(found);
-                (ReplyKind::InvalidDate, None, false)
+                (ReplyKind::InvalidDate, ctx, None, false)
             }
             Ok(code) => {
-                ctx.code = Some(code.to_string());
-                ctx.data_as_of = self.data_as_of();
-                match self.store.find(&code).await {
-                    Ok(Some(dossier)) => {
-                        let owner = dossier.is_owned_by(sender);
-                        self.fill_found(&mut ctx, &dossier, owner);
-                        (ReplyKind::Found, Some(code), owner)
-                    }
-                    Ok(None) => (ReplyKind::NotFound, Some(code), false),
-                    Err(error) => {
-                        tracing::error!(%error, dossier = %code, "read model lookup failed; answering 'unavailable'");
-                        (ReplyKind::Unavailable, Some(code), false)
-                    }
-                }
+                let lookup = self.lookup(sender, &code).await;
+                (
+                    lookup.kind,
+                    lookup.context,
+                    Some(code),
+                    lookup.sender_is_owner,
+                )
             }
         };
         let reply = self.render(kind, &ctx);
@@ -100,6 +106,52 @@ impl<S: DossierStore> Responder<S> {
             sender_is_owner: owner,
             reply,
         }
+    }
+
+    /// Looks `code` up for `sender` and fills the template variables, the
+    /// privacy rule applied (the applicant's name only for the dossier's own
+    /// number); the kind is found, not found or unavailable. Any channel's
+    /// templates can render the context.
+    pub async fn lookup(&self, sender: &Msisdn, code: &DossierCode) -> Lookup {
+        let mut ctx = self.renderer.base_context();
+        ctx.code = Some(code.to_string());
+        ctx.data_as_of = self.data_as_of();
+        let (kind, owner) = match self.store.find(code).await {
+            Ok(Some(dossier)) => {
+                let owner = dossier.is_owned_by(sender);
+                self.fill_found(&mut ctx, &dossier, owner);
+                (ReplyKind::Found, owner)
+            }
+            Ok(None) => (ReplyKind::NotFound, false),
+            Err(error) => {
+                tracing::error!(%error, dossier = %code, "read model lookup failed; answering 'unavailable'");
+                (ReplyKind::Unavailable, false)
+            }
+        };
+        Lookup {
+            kind,
+            context: ctx,
+            sender_is_owner: owner,
+        }
+    }
+
+    /// The codes of the dossiers whose digits are `digits` (a phone
+    /// keypad's input), at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// The read model's, when it cannot be queried.
+    pub async fn codes_with_digits(
+        &self,
+        digits: &str,
+        limit: u32,
+    ) -> Result<Vec<DossierCode>, crate::store::StoreError> {
+        self.store.find_by_digits(digits, limit).await
+    }
+
+    /// A context with only the service-wide fields, for other channels' templates.
+    pub fn base_context(&self) -> ReplyContext {
+        self.renderer.base_context()
     }
 
     /// The one notice to a sender over the rate limit: try again after `retry_at` (local time).

@@ -252,6 +252,30 @@ impl AbuseGuard {
         text: &str,
         now: DateTime<Utc>,
     ) -> Result<Verdict, AbuseError> {
+        self.check_inner(sender, Some(text), now).await
+    }
+
+    /// As [`AbuseGuard::check`], for a USSD dial: the same lists, blocks
+    /// and rate limits, but no auto-responder loop test (a handset dialling
+    /// the same code again is a person, not a machine answering machines).
+    ///
+    /// # Errors
+    ///
+    /// [`AbuseError::Database`] when SQLite fails.
+    pub async fn check_dial(
+        &self,
+        sender: &Msisdn,
+        now: DateTime<Utc>,
+    ) -> Result<Verdict, AbuseError> {
+        self.check_inner(sender, None, now).await
+    }
+
+    async fn check_inner(
+        &self,
+        sender: &Msisdn,
+        text: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Verdict, AbuseError> {
         let key = sender.as_international();
         if self.inner.own.contains(key) {
             return Ok(Verdict::Silence {
@@ -270,7 +294,7 @@ impl AbuseGuard {
         if !self.inner.limits.enabled {
             return Ok(Verdict::Allow);
         }
-        if self.memory().is_loop(key, text, now_ms) {
+        if text.is_some_and(|text| self.memory().is_loop(key, text, now_ms)) {
             debug!(sender = %sender, "auto-responder loop: not answered");
             return Ok(Verdict::Silence { reason: "loop" });
         }
@@ -303,6 +327,41 @@ impl AbuseGuard {
         found: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<CodeFlag>, AbuseError> {
+        let senders = self
+            .record_lookup_of(sender, code.as_str(), found, now)
+            .await?;
+        Ok(senders.map(|senders| CodeFlag {
+            code: code.clone(),
+            senders,
+        }))
+    }
+
+    /// Records the outcome of a lookup by a code's digits (a USSD keypad
+    /// entry), counted like [`AbuseGuard::record_lookup`]: unknown digits
+    /// count toward the sender's scan threshold, and the digits toward the
+    /// code's distinct senders. Returns how many distinct senders asked for
+    /// them the first time that crosses `code_flag_senders`.
+    ///
+    /// # Errors
+    ///
+    /// [`AbuseError::Database`] when SQLite fails.
+    pub async fn record_keypad_lookup(
+        &self,
+        sender: &Msisdn,
+        digits: &str,
+        found: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, AbuseError> {
+        self.record_lookup_of(sender, digits, found, now).await
+    }
+
+    async fn record_lookup_of(
+        &self,
+        sender: &Msisdn,
+        code: &str,
+        found: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, AbuseError> {
         let key = sender.as_international();
         if !self.inner.limits.enabled
             || self.inner.own.contains(key)
@@ -315,8 +374,8 @@ impl AbuseGuard {
             let mut memory = self.memory();
             memory.maintain(now_ms);
             (
-                memory.record_scan(key, code.as_str(), found, now_ms),
-                memory.record_code(code.as_str(), key, now_ms),
+                memory.record_scan(key, code, found, now_ms),
+                memory.record_code(code, key, now_ms),
             )
         };
         if let Some(trip) = trip {
@@ -325,15 +384,12 @@ impl AbuseGuard {
         Ok(flagged.map(|senders| {
             let senders = u32::try_from(senders).unwrap_or(u32::MAX);
             warn!(
-                code = %code,
+                code,
                 senders,
                 window_minutes = self.inner.limits.scan_window_minutes,
                 "dossier code looked up by many numbers: possible probing"
             );
-            CodeFlag {
-                code: code.clone(),
-                senders,
-            }
+            senders
         }))
     }
 

@@ -38,6 +38,10 @@ pub fn sample_file() -> PathBuf {
 pub struct TestApp {
     /// The SMPP listener's address.
     pub listener: SocketAddr,
+    /// The operations HTTP port (`/metrics`), when enabled.
+    pub http: Option<SocketAddr>,
+    /// The USSD callback, when enabled (`ussd.http.enabled`).
+    pub ussd_http: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -91,6 +95,8 @@ pub struct AppOptions {
     /// Changes to `[smpp.listener]`, applied after the test defaults (port 0,
     /// the demo account as `accounts[0]`); default: none.
     pub listener: Box<dyn FnOnce(&mut ListenerSettings) + Send>,
+    /// Portal records (JSON lines) imported after the sample file.
+    pub extra_dossiers: Vec<String>,
 }
 
 impl Default for AppOptions {
@@ -102,6 +108,7 @@ impl Default for AppOptions {
             rate_limit: motcua_sms::abuse::RateLimitSettings::default(),
             tweak: None,
             listener: Box::new(|_| {}),
+            extra_dossiers: Vec::new(),
         }
     }
 }
@@ -123,6 +130,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.service.number = SERVICE_NUMBER.to_owned();
     config.smpp.listener.bind = "127.0.0.1:0".parse().unwrap();
     config.http.bind = "127.0.0.1:0".parse().unwrap();
+    config.ussd.http.bind = "127.0.0.1:0".parse().unwrap();
     config.smpp.listener.accounts = vec![ListenerAccount {
         system_id: SYSTEM_ID.to_owned(),
         password: PASSWORD.to_owned(),
@@ -148,14 +156,29 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         "sample file has bad lines: {:?}",
         report.bad
     );
+    if !options.extra_dossiers.is_empty() {
+        let lines = options.extra_dossiers.join("\n");
+        let report = import_json_lines(&store, std::io::Cursor::new(lines))
+            .await
+            .unwrap();
+        assert!(
+            report.bad.is_empty(),
+            "bad extra dossiers: {:?}",
+            report.bad
+        );
+    }
     store.close().await;
 
     let gateway = Gateway::build(&config).await.expect("gateway starts");
     let listener = gateway.listener_addr().expect("listener runs");
+    let http = gateway.http_addr();
+    let ussd_http = gateway.ussd_http_addr();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gateway.run(shutdown.clone()));
     TestApp {
         listener,
+        http,
+        ussd_http,
         shutdown,
         task,
         _dir: dir,

@@ -1,0 +1,426 @@
+//! USSD behind an aggregator: the HTTP callback (`sessionId`, `serviceCode`,
+//! `phoneNumber`, `text` with `*`-joined inputs → `CON …` / `END …`) of a
+//! running gateway, over a real socket: menu navigation, direct dial,
+//! keypad digits matching two dossiers, invalid input at each step,
+//! retries, bad requests, rate limits, the journal, the release of an
+//! abandoned dialogue, and a table that stays bounded under 10,000
+//! abandoned dialogues.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use motcua_sms::config::Config;
+use support::{spawn_app_with, AppOptions, TestApp, KNOWN_CODE};
+
+/// The sample dossier's digits (000.00.12.H58-240315-0007).
+const KNOWN_DIGITS: &str = "0000012582403150007";
+/// The sample dossier's owner.
+const OWNER: &str = "0912345678";
+/// A stranger.
+const STRANGER: &str = "0987000111";
+
+fn ussd_on(config: &mut Config) {
+    config.ussd.http.enabled = true;
+    config.service.hotline = Some("0273 3 873 999".into());
+}
+
+async fn app_with(tweak: fn(&mut Config), extra: Vec<String>) -> TestApp {
+    spawn_app_with(AppOptions {
+        tweak: Some(tweak),
+        extra_dossiers: extra,
+        ..AppOptions::default()
+    })
+    .await
+}
+
+async fn app() -> TestApp {
+    app_with(ussd_on, Vec::new()).await
+}
+
+/// One callback request: (status, body).
+async fn post(addr: SocketAddr, session: &str, phone: &str, text: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/ussd"))
+        .form(&[
+            ("sessionId", session),
+            ("serviceCode", "*8058#"),
+            ("phoneNumber", phone),
+            ("text", text),
+            ("networkCode", "45204"),
+        ])
+        .send()
+        .await
+        .expect("callback answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// The screen for `text`, which must succeed.
+async fn screen(app: &TestApp, session: &str, phone: &str, text: &str) -> String {
+    let (status, body) = post(app.ussd_http.expect("callback on"), session, phone, text).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("CON ") || body.starts_with("END "),
+        "{body}"
+    );
+    body
+}
+
+async fn metrics(app: &TestApp) -> String {
+    reqwest::get(format!("http://{}/metrics", app.http.expect("ops port")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == name).then(|| value.parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no {name} in metrics"))
+}
+
+#[tokio::test]
+async fn the_menu_leads_to_the_status_and_the_name_only_for_the_owner() {
+    let app = app().await;
+    let menu = screen(&app, "s1", STRANGER, "").await;
+    assert!(menu.starts_with("CON Tra cuu ho so"), "{menu}");
+    assert!(menu.contains("1. Tra cuu theo ma ho so"), "{menu}");
+    assert!(menu.contains("3. Duong day nong"), "{menu}");
+    let ask = screen(&app, "s1", STRANGER, "1").await;
+    assert!(ask.starts_with("CON Nhap cac chu so"), "{ask}");
+    let status = screen(&app, "s1", STRANGER, &format!("1*{KNOWN_DIGITS}")).await;
+    assert!(
+        status.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{status}"
+    );
+    assert!(status.contains("Dang xu ly"), "{status}");
+    assert!(
+        !status.contains("Nguyen"),
+        "no name for a stranger: {status}"
+    );
+
+    screen(&app, "s2", OWNER, "").await;
+    screen(&app, "s2", OWNER, "1").await;
+    let own = screen(&app, "s2", OWNER, &format!("1*{KNOWN_CODE}")).await;
+    assert!(own.starts_with("END HS"), "{own}");
+    assert!(own.contains("Nguyen Van An"), "the owner's name: {own}");
+
+    // Each finished dialogue is in the journal with its answer (written
+    // once the answer has left).
+    let pool = app.journal().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rows = loop {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT m.channel, m.text, r.outcome, r.state FROM messages m \
+             JOIN replies r ON r.message_id = m.id ORDER BY m.id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if rows.len() >= 2 || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    pool.close().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].0, "ussd:http");
+    assert_eq!(rows[0].1, format!("*8058# > 1 > {KNOWN_DIGITS}"));
+    assert_eq!((rows[0].2.as_str(), rows[0].3.as_str()), ("found", "sent"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_direct_dial_answers_at_once_whatever_separates_the_digits() {
+    let app = app().await;
+    // Each from its own number (the rate limit counts dials per number).
+    for (session, phone, text) in [
+        ("d1", "0987000201", KNOWN_DIGITS.to_owned()),
+        ("d2", "0987000202", "000*00*12*58*240315*0007".to_owned()),
+        ("d3", "0987000203", KNOWN_CODE.to_owned()),
+    ] {
+        let answer = screen(&app, session, phone, &text).await;
+        assert!(
+            answer.starts_with(&format!("END HS {KNOWN_CODE}")),
+            "{text}: {answer}"
+        );
+    }
+    let missing = screen(&app, "d4", STRANGER, "0000012582403159999").await;
+    assert!(
+        missing.starts_with("END Khong tim thay ho so 0000012582403159999"),
+        "{missing}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn help_and_hotline_close_the_dialogue() {
+    let app = app().await;
+    screen(&app, "h1", STRANGER, "").await;
+    let help = screen(&app, "h1", STRANGER, "2").await;
+    assert!(help.starts_with("END Bam *8058*"), "{help}");
+    screen(&app, "h2", STRANGER, "").await;
+    let hotline = screen(&app, "h2", STRANGER, "3").await;
+    assert_eq!(hotline, "END Duong day nong: 0273 3 873 999");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_dossiers_sharing_the_digits_are_offered_to_choose() {
+    let twin = r#"{"MaHoSo":"000.00.12.G58-240315-0007","TenTTHC":"Đăng ký khai sinh","TrangThaiHoSo":9,"NgayHenTra":"20240320170000","NgayKetThucXuLy":"20240319100000","version":1}"#;
+    let app = app_with(ussd_on, vec![twin.to_owned()]).await;
+    screen(&app, "c1", STRANGER, "").await;
+    screen(&app, "c1", STRANGER, "1").await;
+    let choose = screen(&app, "c1", STRANGER, &format!("1*{KNOWN_DIGITS}")).await;
+    assert!(choose.starts_with("CON Co 2 ho so trung so"), "{choose}");
+    assert!(choose.contains("1. 000.00.12.G58-240315-0007"), "{choose}");
+    assert!(choose.contains("2. 000.00.12.H58-240315-0007"), "{choose}");
+    let bad = screen(&app, "c1", STRANGER, &format!("1*{KNOWN_DIGITS}*7")).await;
+    assert!(bad.starts_with("CON Lua chon khong hop le"), "{bad}");
+    assert!(bad.contains("2. 000.00.12.H58-240315-0007"), "{bad}");
+    let picked = screen(&app, "c1", STRANGER, &format!("1*{KNOWN_DIGITS}*7*1")).await;
+    assert!(
+        picked.starts_with("END HS 000.00.12.G58-240315-0007"),
+        "{picked}"
+    );
+    // A direct dial of the shared digits asks too.
+    let direct = screen(&app, "c2", STRANGER, KNOWN_DIGITS).await;
+    assert!(direct.starts_with("CON Co 2 ho so"), "{direct}");
+    let second = screen(&app, "c2", STRANGER, &format!("{KNOWN_DIGITS}*2")).await;
+    assert!(
+        second.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{second}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_input_at_each_step_is_asked_again_then_answered_with_help() {
+    let app = app().await;
+    // The menu.
+    screen(&app, "i1", STRANGER, "").await;
+    let again = screen(&app, "i1", STRANGER, "9").await;
+    assert!(again.starts_with("CON Lua chon khong hop le"), "{again}");
+    assert!(again.contains("1. Tra cuu theo ma ho so"), "{again}");
+    screen(&app, "i1", STRANGER, "9*x").await;
+    let gave_up = screen(&app, "i1", STRANGER, "9*x*").await;
+    assert!(gave_up.starts_with("END Bam *8058*"), "{gave_up}");
+
+    // The code: too short, an impossible date, order 0000, then help.
+    screen(&app, "i2", STRANGER, "").await;
+    screen(&app, "i2", STRANGER, "1").await;
+    let short = screen(&app, "i2", STRANGER, "1*12345").await;
+    assert!(short.starts_with("CON Ma chua dung"), "{short}");
+    let date = screen(&app, "i2", STRANGER, "1*12345*0000012582402310007").await;
+    assert!(
+        date.starts_with("CON Ngay trong ma khong co that"),
+        "{date}"
+    );
+    let third = screen(
+        &app,
+        "i2",
+        STRANGER,
+        "1*12345*0000012582402310007*0000012582403150000",
+    )
+    .await;
+    assert!(third.starts_with("END Bam *8058*"), "{third}");
+
+    // A direct dial of a bad code opens the code prompt to type it again.
+    let direct = screen(&app, "i3", OWNER, "12345").await;
+    assert!(direct.starts_with("CON Ma chua dung"), "{direct}");
+    let fixed = screen(&app, "i3", OWNER, &format!("12345*{KNOWN_DIGITS}")).await;
+    assert!(
+        fixed.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{fixed}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retried_request_gets_the_same_screen_and_a_lost_dialogue_is_walked_again() {
+    let app = app().await;
+    let first = screen(&app, "r1", STRANGER, "").await;
+    assert_eq!(screen(&app, "r1", STRANGER, "").await, first);
+    let ask = screen(&app, "r1", STRANGER, "1").await;
+    assert_eq!(screen(&app, "r1", STRANGER, "1").await, ask);
+    // A session this gateway never saw (restart) with a menu walk in it.
+    let resumed = screen(&app, "r2-unknown", STRANGER, &format!("1*{KNOWN_DIGITS}")).await;
+    assert!(
+        resumed.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{resumed}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_what_is_wrong() {
+    let app = app().await;
+    let addr = app.ussd_http.unwrap();
+    let (status, body) = post(addr, "", STRANGER, "").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("sessionId is missing"), "{body}");
+    let (status, body) = post(addr, "x", "", "").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("phoneNumber is missing"), "{body}");
+    let (status, body) = post(addr, "x", STRANGER, &"1".repeat(2000)).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("text is longer"), "{body}");
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/ussd"))
+        .header("content-type", "application/json")
+        .body(r#"{"sessionId":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("application/x-www-form-urlencoded"), "{body}");
+    // A number that is not a phone number gets help, not an error.
+    let help = screen(&app, "n1", "not-a-number", KNOWN_DIGITS).await;
+    assert!(help.starts_with("END Bam *8058*"), "{help}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dials_over_the_rate_limit_get_the_notice() {
+    let app = spawn_app_with(AppOptions {
+        tweak: Some(ussd_on),
+        rate_limit: motcua_sms::abuse::RateLimitSettings {
+            burst: 2,
+            per_hour: 2,
+            ..Default::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    for n in 0..2 {
+        let answer = screen(&app, &format!("l{n}"), STRANGER, KNOWN_DIGITS).await;
+        assert!(answer.starts_with("END HS"), "{answer}");
+    }
+    let limited = screen(&app, "l3", STRANGER, KNOWN_DIGITS).await;
+    assert!(
+        limited.starts_with("END Ban da tra cuu qua nhieu lan"),
+        "{limited}"
+    );
+    // Another citizen is not limited.
+    let other = screen(&app, "l4", OWNER, KNOWN_DIGITS).await;
+    assert!(other.starts_with("END HS"), "{other}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_abandoned_dialogue_is_released_and_journaled() {
+    fn short_sessions(config: &mut Config) {
+        ussd_on(config);
+        config.ussd.session_timeout_secs = 1;
+    }
+    let app = app_with(short_sessions, Vec::new()).await;
+    screen(&app, "t1", STRANGER, "").await;
+    screen(&app, "t1", STRANGER, "1").await;
+    let text = metrics(&app).await;
+    assert_eq!(metric(&text, "motcua_ussd_sessions_open"), 1.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics(&app).await;
+        if metric(&text, "motcua_ussd_sessions_expired_total") == 1.0 {
+            assert_eq!(metric(&text, "motcua_ussd_sessions_open"), 0.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never expired: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pool = app.journal().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let outcome: Option<String> = sqlx::query_scalar(
+            "SELECT r.outcome FROM messages m JOIN replies r ON r.message_id = m.id \
+             WHERE m.channel = 'ussd:http'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if let Some(outcome) = outcome {
+            assert_eq!(outcome, "abandoned");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not journaled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_abandoned_dialogues_leave_the_table_bounded() {
+    fn bounded(config: &mut Config) {
+        ussd_on(config);
+        config.ussd.max_sessions = 2_000;
+        config.ussd.session_timeout_secs = 3;
+    }
+    let app = app_with(bounded, Vec::new()).await;
+    let addr = app.ussd_http.unwrap();
+    let client = reqwest::Client::new();
+    let mut most_open = 0.0f64;
+    for batch in 0..20 {
+        let mut requests = tokio::task::JoinSet::new();
+        for i in 0..500 {
+            let n = batch * 500 + i;
+            let client = client.clone();
+            requests.spawn(async move {
+                let session = format!("abandon-{n}");
+                let phone = format!("09{:08}", 10_000_000 + n);
+                let body = client
+                    .post(format!("http://{addr}/ussd"))
+                    .form(&[
+                        ("sessionId", session.as_str()),
+                        ("serviceCode", "*8058#"),
+                        ("phoneNumber", phone.as_str()),
+                        ("text", ""),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                assert!(body.starts_with("CON Tra cuu"), "{body}");
+            });
+        }
+        while let Some(done) = requests.join_next().await {
+            done.expect("request task");
+        }
+        let open = metric(&metrics(&app).await, "motcua_ussd_sessions_open");
+        assert!(open <= 2_000.0, "batch {batch}: {open} open");
+        most_open = most_open.max(open);
+    }
+    let text = metrics(&app).await;
+    let evicted = metric(&text, "motcua_ussd_sessions_evicted_total");
+    let expired = metric(&text, "motcua_ussd_sessions_expired_total");
+    assert_eq!(most_open, 2_000.0, "the table filled up to its capacity");
+    assert_eq!(
+        evicted + expired + metric(&text, "motcua_ussd_sessions_open"),
+        10_000.0,
+        "{text}"
+    );
+    // Then every one left is released after the timeout.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = metrics(&app).await;
+        if metric(&text, "motcua_ussd_sessions_open") == 0.0 {
+            let released = metric(&text, "motcua_ussd_sessions_evicted_total")
+                + metric(&text, "motcua_ussd_sessions_expired_total");
+            assert_eq!(released, 10_000.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not released: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
