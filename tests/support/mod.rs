@@ -5,6 +5,7 @@
 
 pub mod core;
 pub mod gateway;
+pub mod node_peer;
 pub mod peer_esme;
 pub mod peer_smsc;
 pub mod script_smsc;
