@@ -14,20 +14,19 @@
 //! with nothing, that USSD turns never reach the SMS journal, and that a
 //! `data_sm` without `ussd_service_op` is still refused as before.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use motcua_sms::smpp::esme::EsmeClient;
 use motcua_sms::smpp::listener::Listener;
-use motcua_sms::smpp::receipt::DeliveryReport;
 use motcua_sms::smpp::routes::Routes;
-use motcua_sms::smpp::ussd::{ServiceOp, TurnKind, UssdAnswer, UssdTurn};
-use motcua_sms::smpp::{
-    IncomingSms, ListenerAccount, ListenerSettings, Receipt, ReceiveError, SessionSettings,
-    SmsHandler, SmscSettings,
-};
+use motcua_sms::smpp::ussd::{ServiceOp, TurnKind, UssdTurn};
+use motcua_sms::smpp::{ListenerAccount, ListenerSettings, SessionSettings, SmscSettings};
 use smpp34::{bind_transceiver, data_sm, deliver_sm, submit_sm, CommandHeader, Tlv};
+use support::ussd_menu::{Menu, SMS_ID};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -49,65 +48,8 @@ const USSD_SERVICE_OP: u16 = 0x0501;
 const ITS_SESSION_INFO: u16 = 0x1383;
 const MESSAGE_PAYLOAD: u16 = 0x0424;
 
-/// The scripted handler: the menu, and what it was given.
-struct Menu {
-    turns: mpsc::UnboundedSender<UssdTurn>,
-    sms: Mutex<Vec<IncomingSms>>,
-}
-
-impl Menu {
-    fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<UssdTurn>) {
-        let (turns, seen) = mpsc::unbounded_channel();
-        (
-            Arc::new(Menu {
-                turns,
-                sms: Mutex::new(Vec::new()),
-            }),
-            seen,
-        )
-    }
-
-    fn sms_count(&self) -> usize {
-        self.sms.lock().unwrap().len()
-    }
-}
-
-impl SmsHandler for Menu {
-    async fn receive(&self, sms: IncomingSms) -> Result<Receipt, ReceiveError> {
-        self.sms.lock().unwrap().push(sms);
-        Ok(Receipt::Accepted {
-            message_id: "sms-1".into(),
-        })
-    }
-
-    async fn delivery_report(
-        &self,
-        _channel: String,
-        _report: DeliveryReport,
-    ) -> Result<(), ReceiveError> {
-        Ok(())
-    }
-
-    async fn ussd(&self, turn: UssdTurn) -> Option<UssdAnswer> {
-        let answer = match turn.kind {
-            TurnKind::Open => Some(("1. A\n2. B", false)),
-            TurnKind::Continue if turn.text.trim() == "1" => Some(("A!", true)),
-            TurnKind::Continue => Some(("Sai", true)),
-            TurnKind::Release => None,
-        };
-        let _ = self.turns.send(turn);
-        answer.map(|(text, end)| UssdAnswer {
-            text: text.into(),
-            end,
-        })
-    }
-}
-
 async fn next_turn(seen: &mut mpsc::UnboundedReceiver<UssdTurn>) -> UssdTurn {
-    tokio::time::timeout(WAIT, seen.recv())
-        .await
-        .expect("the handler sees the turn")
-        .expect("handler alive")
+    support::ussd_menu::next_turn(seen, WAIT).await
 }
 
 /// One PDU as read: its header and all its bytes.
@@ -533,7 +475,7 @@ async fn listener_serves_a_menu_over_submit_sm_and_data_sm() {
     assert_eq!(menu.sms_count(), 0, "USSD turns are not journaled");
     let seq = wire.seq();
     let pdu = message_pdu(false, seq, citizen, "TC 1", Vec::new());
-    assert_eq!(send_turn(&mut wire, &pdu, SUBMIT_SM).await, "sms-1");
+    assert_eq!(send_turn(&mut wire, &pdu, SUBMIT_SM).await, SMS_ID);
     assert_eq!(menu.sms_count(), 1);
     assert!(seen.try_recv().is_err(), "no other USSD turn");
     shutdown.cancel();
