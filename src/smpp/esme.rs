@@ -6,7 +6,10 @@
 //! so replies leave as `submit_sm` on them, within the link's window and
 //! TPS cap ([`Pacing`], shared by all its binds). Each bind keeps alive with
 //! enquire_link, reconnects with exponential backoff and jitter on its own,
-//! and unbinds after draining on shutdown.
+//! and unbinds after draining on shutdown. A `deliver_sm` or `data_sm`
+//! carrying `ussd_service_op` is a USSD turn ([`super::ussd`]):
+//! acknowledged at once, not journaled, answered on the link with
+//! `submit_sm` (`data_sm` for `data_sm`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand, SessionError,
 };
 use super::text::is_receipt;
+use super::ussd;
 use super::{BindMode, DefaultAlphabet, IncomingSms, SessionSettings, SmsHandler, SmscSettings};
 
 /// Numbers the connections of every carrier link, for route bookkeeping.
@@ -306,6 +310,16 @@ impl<H: SmsHandler> EsmeClient<H> {
                         ));
                         continue;
                     }
+                    if let Some(turn) =
+                        ussd::turn_from(&channel, &sm, false, self.session.default_alphabet)
+                    {
+                        let _ = link.send(Pdu::deliver_sm_resp(seq, status::ESME_ROK)).await;
+                        receiving.spawn(
+                            ussd::serve_turn(self.handler.clone(), self.routes.clone(), turn)
+                                .in_current_span(),
+                        );
+                        continue;
+                    }
                     receiving.spawn(receive(
                         self.handler.clone(),
                         link.clone(),
@@ -314,6 +328,35 @@ impl<H: SmsHandler> EsmeClient<H> {
                         seq,
                         sm,
                     ));
+                }
+                Body::DataSm(ref sm) => {
+                    let Some(turn) =
+                        ussd::turn_from(&channel, sm, true, self.session.default_alphabet)
+                    else {
+                        // Only USSD comes as data_sm here; anything else as before.
+                        if let Some(answer) = answer_unsupported(&pdu) {
+                            let _ = link.send(answer).await;
+                        }
+                        continue;
+                    };
+                    if draining {
+                        let _ = link
+                            .send(Pdu::data_sm_resp(
+                                seq,
+                                String::new(),
+                                status::ESME_RX_T_APPN,
+                            ))
+                            .await;
+                        continue;
+                    }
+                    let id = ussd::acknowledgement_id();
+                    let _ = link
+                        .send(Pdu::data_sm_resp(seq, id, status::ESME_ROK))
+                        .await;
+                    receiving.spawn(
+                        ussd::serve_turn(self.handler.clone(), self.routes.clone(), turn)
+                            .in_current_span(),
+                    );
                 }
                 Body::EnquireLink => {
                     let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;

@@ -4,6 +4,9 @@
 //! handler has made it durable. Connections that can receive are registered
 //! in [`Routes`] as channel `listener:<account>`; replies reach the account
 //! as `deliver_sm` on any of them, tagged with the answered message's id.
+//! A `submit_sm` or `data_sm` carrying `ussd_service_op` is a USSD turn
+//! ([`super::ussd`]): acknowledged at once, not journaled, answered on the
+//! same channel with the same command (`data_sm` for `data_sm`).
 //!
 //! Peers may misbehave or be hostile; [`super::listener_guard`] decides, and
 //! this loop applies: a connection from outside `allowed_ips` is closed
@@ -28,6 +31,7 @@ use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand,
 };
+use super::ussd;
 use super::{IncomingSms, ListenerSettings, Receipt, SessionSettings, SmsHandler};
 
 struct Shared<H> {
@@ -336,9 +340,73 @@ async fn serve<H: SmsHandler>(
                     continue;
                 }
                 throttling = false;
+                let channel = channel_of(&account);
+                if let Some(turn) =
+                    ussd::turn_from(&channel, &sm, false, shared.session.default_alphabet)
+                {
+                    let id = ussd::acknowledgement_id();
+                    let _ = link
+                        .send(Pdu::submit_sm_resp(seq, id, status::ESME_ROK))
+                        .await;
+                    receiving.spawn(
+                        ussd::serve_turn(shared.handler.clone(), shared.routes.clone(), turn)
+                            .in_current_span(),
+                    );
+                    continue;
+                }
                 let shared = shared.clone();
                 let link = link.clone();
                 receiving.spawn(receive(shared, account, link, seq, sm));
+            }
+            Body::DataSm(ref sm) => {
+                let Some(b) = bound.as_ref() else {
+                    if let Some(answer) = answer_unsupported(&pdu) {
+                        let _ = link.send(answer).await;
+                    }
+                    continue;
+                };
+                let channel = channel_of(&b.account);
+                let Some(turn) =
+                    ussd::turn_from(&channel, sm, true, shared.session.default_alphabet)
+                else {
+                    // Only USSD comes as data_sm here; anything else as before.
+                    if let Some(answer) = answer_unsupported(&pdu) {
+                        let _ = link.send(answer).await;
+                    }
+                    continue;
+                };
+                let refusal = if !b.kind.can_send() {
+                    Some(status::ESME_RINVBNDSTS)
+                } else if draining {
+                    Some(status::ESME_RMSGQFUL)
+                } else if !shared.guard.try_submit(b.index) {
+                    if !throttling {
+                        warn!(
+                            system_id = %b.account,
+                            max_tps = shared.settings.accounts[b.index].max_tps,
+                            "data_sm over the account's max_tps answered ESME_RTHROTTLED (logged once per burst)"
+                        );
+                        throttling = true;
+                    }
+                    Some(status::ESME_RTHROTTLED)
+                } else {
+                    throttling = false;
+                    None
+                };
+                if let Some(refusal) = refusal {
+                    let _ = link
+                        .send(Pdu::data_sm_resp(seq, String::new(), refusal))
+                        .await;
+                    continue;
+                }
+                let id = ussd::acknowledgement_id();
+                let _ = link
+                    .send(Pdu::data_sm_resp(seq, id, status::ESME_ROK))
+                    .await;
+                receiving.spawn(
+                    ussd::serve_turn(shared.handler.clone(), shared.routes.clone(), turn)
+                        .in_current_span(),
+                );
             }
             Body::EnquireLink => {
                 let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;

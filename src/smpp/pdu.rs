@@ -374,7 +374,10 @@ impl std::fmt::Debug for Bind {
     }
 }
 
-/// submit_sm and deliver_sm share this body.
+/// submit_sm and deliver_sm share this body; data_sm uses it too, with only
+/// its own fields (service_type, the addresses, esm_class,
+/// registered_delivery, data_coding and the TLVs; the rest stay zero or
+/// empty, and the text travels in `message_payload`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ShortMessage {
     /// Service type (≤ 5 characters).
@@ -453,6 +456,15 @@ pub enum Body {
         /// Normally empty.
         message_id: String,
     },
+    /// data_sm (SMPP 3.4 §4.7.1): the fields of a [`ShortMessage`] that
+    /// data_sm has, the text in `message_payload`.
+    DataSm(ShortMessage),
+    /// data_sm_resp. Its TLVs (delivery_failure_reason, network_error_code,
+    /// …) are read and dropped.
+    DataSmResp {
+        /// The receiver's id for the message (may be empty).
+        message_id: String,
+    },
     /// unbind.
     Unbind,
     /// unbind_resp.
@@ -508,6 +520,8 @@ impl Body {
             Body::SubmitSmResp { .. } => SUBMIT_SM | RESPONSE_BIT,
             Body::DeliverSm(_) => DELIVER_SM,
             Body::DeliverSmResp { .. } => DELIVER_SM | RESPONSE_BIT,
+            Body::DataSm(_) => DATA_SM,
+            Body::DataSmResp { .. } => DATA_SM | RESPONSE_BIT,
             Body::Unbind => UNBIND,
             Body::UnbindResp => UNBIND | RESPONSE_BIT,
             Body::EnquireLink => ENQUIRE_LINK,
@@ -550,6 +564,11 @@ impl Pdu {
             },
         )
         .with_status(status)
+    }
+
+    /// The answer to a data_sm: `message_id` on success, `status` otherwise.
+    pub fn data_sm_resp(sequence_number: u32, message_id: String, status: u32) -> Self {
+        Pdu::new(sequence_number, Body::DataSmResp { message_id }).with_status(status)
     }
 
     /// A request or response with status 0.
@@ -624,7 +643,22 @@ impl Pdu {
                 out.put_slice(&sm.short_message[..len]);
                 put_tlvs(out, &sm.tlvs);
             }
-            Body::SubmitSmResp { message_id } | Body::DeliverSmResp { message_id } => {
+            Body::DataSm(sm) => {
+                put_cstr(out, &sm.service_type);
+                out.put_u8(sm.source_addr_ton);
+                out.put_u8(sm.source_addr_npi);
+                put_cstr(out, &sm.source_addr);
+                out.put_u8(sm.dest_addr_ton);
+                out.put_u8(sm.dest_addr_npi);
+                put_cstr(out, &sm.destination_addr);
+                out.put_u8(sm.esm_class);
+                out.put_u8(sm.registered_delivery);
+                out.put_u8(sm.data_coding);
+                put_tlvs(out, &sm.tlvs);
+            }
+            Body::SubmitSmResp { message_id }
+            | Body::DeliverSmResp { message_id }
+            | Body::DataSmResp { message_id } => {
                 // An error submit_sm_resp carries no body (SMPP 3.4 §4.4.2).
                 if self.command_status == status::ESME_ROK || !message_id.is_empty() {
                     put_cstr(out, message_id);
@@ -715,6 +749,10 @@ impl Pdu {
                     Body::DeliverSmResp { message_id }
                 }
             }
+            DATA_SM => Body::DataSm(r.data_sm()?),
+            _ if id == DATA_SM | RESPONSE_BIT => Body::DataSmResp {
+                message_id: r.data_sm_resp(header.command_status)?,
+            },
             UNBIND => Body::Unbind,
             ENQUIRE_LINK => Body::EnquireLink,
             GENERIC_NACK => Body::GenericNack,
@@ -866,6 +904,56 @@ impl<'a> Reader<'a> {
         Ok(tlvs)
     }
 
+    /// The body of a data_sm: its mandatory fields, then the TLVs.
+    fn data_sm(&mut self) -> Result<ShortMessage, DecodeError> {
+        let service_type = self.cstr("service_type", 6, status::ESME_RINVSERTYP)?;
+        let source_addr_ton = self.u8("source_addr_ton")?;
+        let source_addr_npi = self.u8("source_addr_npi")?;
+        let source_addr = self.cstr("source_addr", 65, status::ESME_RINVSRCADR)?;
+        let dest_addr_ton = self.u8("dest_addr_ton")?;
+        let dest_addr_npi = self.u8("dest_addr_npi")?;
+        let destination_addr = self.cstr("destination_addr", 65, status::ESME_RINVDSTADR)?;
+        let esm_class = self.u8("esm_class")?;
+        let registered_delivery = self.u8("registered_delivery")?;
+        let data_coding = self.u8("data_coding")?;
+        let tlvs = self.tlvs()?;
+        Ok(ShortMessage {
+            service_type,
+            source_addr_ton,
+            source_addr_npi,
+            source_addr,
+            dest_addr_ton,
+            dest_addr_npi,
+            destination_addr,
+            esm_class,
+            registered_delivery,
+            data_coding,
+            tlvs,
+            ..ShortMessage::default()
+        })
+    }
+
+    /// The message id of a data_sm_resp; its TLVs are read and dropped. A
+    /// failed one may carry TLVs with no message id before them (as some
+    /// SMSCs write it): when its body does not read as a message id and
+    /// TLVs, the body is dropped and the id left empty.
+    fn data_sm_resp(&mut self, command_status: u32) -> Result<String, DecodeError> {
+        if self.buf.is_empty() {
+            return Ok(String::new());
+        }
+        let whole = self.buf;
+        let read = self
+            .cstr("message_id", 65, status::ESME_RINVMSGID)
+            .and_then(|id| self.tlvs().map(|_| id));
+        match read {
+            Err(_) if command_status != status::ESME_ROK => {
+                self.buf = &whole[whole.len()..];
+                Ok(String::new())
+            }
+            other => other,
+        }
+    }
+
     fn short_message(&mut self) -> Result<ShortMessage, DecodeError> {
         let service_type = self.cstr("service_type", 6, status::ESME_RINVSERTYP)?;
         let source_addr_ton = self.u8("source_addr_ton")?;
@@ -975,6 +1063,10 @@ mod tests {
             Body::DeliverSmResp {
                 message_id: String::new(),
             },
+            Body::DataSm(sample_data_sm()),
+            Body::DataSmResp {
+                message_id: "d-9".into(),
+            },
             Body::Unbind,
             Body::UnbindResp,
             Body::EnquireLink,
@@ -994,6 +1086,96 @@ mod tests {
             );
             assert_eq!(Pdu::decode(&bytes).unwrap(), pdu);
         }
+    }
+
+    fn sample_data_sm() -> ShortMessage {
+        ShortMessage {
+            service_type: "USSD".into(),
+            source_addr_ton: 1,
+            source_addr_npi: 1,
+            source_addr: "84912345678".into(),
+            destination_addr: "*8058#".into(),
+            data_coding: 0,
+            tlvs: vec![
+                Tlv {
+                    tag: tag::USSD_SERVICE_OP,
+                    value: vec![1],
+                },
+                Tlv {
+                    tag: tag::MESSAGE_PAYLOAD,
+                    value: b"*8058#".to_vec(),
+                },
+            ],
+            ..ShortMessage::default()
+        }
+    }
+
+    #[test]
+    fn data_sm_has_only_its_own_fields_on_the_wire() {
+        let bytes = Pdu::new(7, Body::DataSm(sample_data_sm())).to_bytes();
+        let mut expected = vec![
+            0, 0, 0, 0, // command_length, checked below
+            0, 0, 0x01, 0x03, // data_sm
+            0, 0, 0, 0, // command_status
+            0, 0, 0, 7, // sequence_number
+        ];
+        expected.extend_from_slice(b"USSD\0");
+        expected.extend_from_slice(&[1, 1]);
+        expected.extend_from_slice(b"84912345678\0");
+        expected.extend_from_slice(&[0, 0]);
+        expected.extend_from_slice(b"*8058#\0");
+        // esm_class, registered_delivery, data_coding: no protocol_id,
+        // schedule, validity, sm_length or short_message.
+        expected.extend_from_slice(&[0, 0, 0]);
+        expected.extend_from_slice(&[0x05, 0x01, 0, 1, 1]);
+        expected.extend_from_slice(&[0x04, 0x24, 0, 6]);
+        expected.extend_from_slice(b"*8058#");
+        let len = expected.len() as u32;
+        expected[..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(&bytes[..], &expected[..]);
+        let decoded = Pdu::decode(&bytes).unwrap();
+        assert_eq!(decoded.command_id, command_id::DATA_SM);
+        assert_eq!(decoded.body, Body::DataSm(sample_data_sm()));
+    }
+
+    #[test]
+    fn data_sm_resp_tlvs_are_read_and_dropped() {
+        let frame = |status: u32, body: &[u8]| {
+            let mut f = BytesMut::new();
+            f.put_u32((HEADER_LEN + body.len()) as u32);
+            f.put_u32(command_id::DATA_SM | command_id::RESPONSE_BIT);
+            f.put_u32(status);
+            f.put_u32(9);
+            f.extend_from_slice(body);
+            f
+        };
+        // A message id, then network_error_code.
+        let ok = Pdu::decode(&frame(0, b"abc\0\x04\x23\x00\x03\x03\x00\x1f")).unwrap();
+        assert_eq!(
+            ok.body,
+            Body::DataSmResp {
+                message_id: "abc".into()
+            }
+        );
+        // A refusal with TLVs only, as smpp34 writes it.
+        let refused = Pdu::decode(&frame(0x45, b"\x04\x23\x00\x03\x03\x00\x1f")).unwrap();
+        assert_eq!(refused.command_status, 0x45);
+        assert_eq!(
+            refused.body,
+            Body::DataSmResp {
+                message_id: String::new()
+            }
+        );
+        // A bare header.
+        assert_eq!(
+            Pdu::decode(&frame(0x45, b"")).unwrap().body,
+            Body::DataSmResp {
+                message_id: String::new()
+            }
+        );
+        // A successful one whose TLVs are cut short is malformed.
+        let err = Pdu::decode(&frame(0, b"abc\0\x04\x23\x00")).unwrap_err();
+        assert_eq!(err.status, status::ESME_RINVOPTPARSTREAM);
     }
 
     #[test]
@@ -1116,12 +1298,52 @@ mod tests {
             )
     }
 
-    /// Every body the codec knows. Commands it does not serve (data_sm,
-    /// query_sm, outbind, …, and their responses) travel as raw bodies.
+    /// A data_sm: only the fields data_sm has; the others stay at their defaults.
+    fn any_data_sm() -> impl Strategy<Value = ShortMessage> {
+        (
+            (
+                cstr(5),
+                any::<[u8; 2]>(),
+                cstr(64),
+                any::<[u8; 2]>(),
+                cstr(64),
+            ),
+            any::<[u8; 3]>(),
+            any_tlvs(),
+        )
+            .prop_map(
+                |(
+                    (
+                        service_type,
+                        [source_addr_ton, source_addr_npi],
+                        source_addr,
+                        [dest_addr_ton, dest_addr_npi],
+                        destination_addr,
+                    ),
+                    [esm_class, registered_delivery, data_coding],
+                    tlvs,
+                )| ShortMessage {
+                    service_type,
+                    source_addr_ton,
+                    source_addr_npi,
+                    source_addr,
+                    dest_addr_ton,
+                    dest_addr_npi,
+                    destination_addr,
+                    esm_class,
+                    registered_delivery,
+                    data_coding,
+                    tlvs,
+                    ..ShortMessage::default()
+                },
+            )
+    }
+
+    /// Every body the codec knows. Commands it does not serve (query_sm,
+    /// outbind, …, and their responses) travel as raw bodies.
     fn any_body() -> impl Strategy<Value = Body> {
         use command_id::*;
         let raw_ids: Vec<u32> = [
-            DATA_SM,
             QUERY_SM,
             REPLACE_SM,
             CANCEL_SM,
@@ -1175,6 +1397,8 @@ mod tests {
             any_short_message().prop_map(Body::DeliverSm),
             cstr(64).prop_map(|message_id| Body::SubmitSmResp { message_id }),
             cstr(64).prop_map(|message_id| Body::DeliverSmResp { message_id }),
+            any_data_sm().prop_map(Body::DataSm),
+            cstr(64).prop_map(|message_id| Body::DataSmResp { message_id }),
             Just(Body::Unbind),
             Just(Body::UnbindResp),
             Just(Body::EnquireLink),

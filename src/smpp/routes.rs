@@ -285,17 +285,22 @@ impl Routes {
             .find_map(|(_, fallback)| Some((fallback.clone(), self.pick(fallback)?)))
     }
 
+    /// An open SMPP connection of `channel` itself (the first registered
+    /// that is open), with no fallback to another channel: where a USSD
+    /// answer leaves.
+    pub fn route_for(&self, channel: &str) -> Option<Route> {
+        self.lock()
+            .get(channel)
+            .and_then(|list| list.iter().find(|r| r.link.is_open()).cloned())
+    }
+
     /// Notified whenever a connection registers (replies waiting for a peer retry then).
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
     }
 
     fn pick(&self, channel: &str) -> Option<Way> {
-        let smpp = self
-            .lock()
-            .get(channel)
-            .and_then(|list| list.iter().find(|r| r.link.is_open()).cloned());
-        if let Some(route) = smpp {
+        if let Some(route) = self.route_for(channel) {
             return Some(Way::Smpp(route));
         }
         self.pick_outlet(channel).map(Way::Outlet)

@@ -5,9 +5,11 @@
 
 pub mod core;
 pub mod gateway;
+pub mod node_peer;
 pub mod peer_esme;
 pub mod peer_smsc;
 pub mod script_smsc;
+pub mod ussd_menu;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

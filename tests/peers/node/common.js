@@ -60,8 +60,34 @@ function describe(pdu) {
     udh,
     text: typeof sm.message === 'string' ? sm.message : null,
     message_payload: pdu.message_payload !== undefined ? String(pdu.message_payload.message || pdu.message_payload) : null,
+    service_type: pdu.service_type,
+    ussd_service_op: pdu.ussd_service_op !== undefined ? pdu.ussd_service_op : null,
+    its_session_info: pdu.its_session_info ? Array.from(pdu.its_session_info) : null,
     unknown_tlvs: unknownTlvs,
   };
+}
+
+// The USSD fields a command may ask for, added to a submit_sm / deliver_sm /
+// data_sm's options: service_type, ussd_service_op, its_session_info (two
+// octets, as an array).
+function ussdOptions(c, options) {
+  if (c.service_type !== undefined) options.service_type = c.service_type;
+  if (c.ussd_service_op !== undefined) options.ussd_service_op = c.ussd_service_op;
+  if (c.its_session_info !== undefined) options.its_session_info = Buffer.from(c.its_session_info);
+  return options;
+}
+
+// Sends a short message as `command` ("data_sm": the text in message_payload,
+// else the usual short_message) and calls done(resp).
+function sendMessage(session, command, c, options, done) {
+  ussdOptions(c, options);
+  if (command === 'data_sm') {
+    options.message_payload = options.short_message;
+    delete options.short_message;
+    session.data_sm(options, done);
+  } else {
+    session[command](options, done);
+  }
 }
 
 // Concatenation information element of a part: 8-bit (IEI 0x00) or 16-bit
@@ -107,4 +133,4 @@ class Reassembler {
   }
 }
 
-module.exports = { smpp, smppVersion, emit, onCommands, describe, Reassembler };
+module.exports = { smpp, smppVersion, emit, onCommands, describe, sendMessage, Reassembler };

@@ -4,20 +4,25 @@
 // usage: node esme.js HOST PORT
 // Commands (stdin, one JSON object a line):
 //   {"cmd":"bind","system_id":..,"password":..}        -> {"event":"bind_resp","status","system_id"}
-//   {"cmd":"submit","id":..,"from":..,"to":..,"text":..[,"data_coding":n]}
-//        (no data_coding: node-smpp picks the encoding itself) -> {"event":"submit_sm_resp","id","status","message_id"}
+//   {"cmd":"submit","id":..,"from":..,"to":..,"text":..[,"data_coding":n]
+//        [,"service_type":..][,"ussd_service_op":n][,"its_session_info":[a,b]][,"command":"data_sm"]}
+//        (no data_coding: node-smpp picks the encoding itself; "data_sm": the
+//        text in message_payload) -> {"event":"submit_sm_resp" (or
+//        "data_sm_resp"),"id","status","message_id"}
 //   {"cmd":"enquire_link"}                               -> {"event":"enquire_link_resp","status"}
 //   {"cmd":"unbind"}                                     -> {"event":"unbind_resp","status"}, then {"event":"closed"}
 // Unprompted events: "connected" (with smpp_version), "part" for every
-// deliver_sm (answered with deliver_sm_resp), "message" once all parts of a
+// deliver_sm (answered with deliver_sm_resp) and every data_sm (answered with
+// data_sm_resp, message id "node-d-N"), "message" once all parts of a
 // reply are in, "enquire_link_received", "unbind_received", "closed", "error".
 'use strict';
 
-const { smpp, smppVersion, emit, onCommands, describe, Reassembler } = require('./common');
+const { smpp, smppVersion, emit, onCommands, describe, sendMessage, Reassembler } = require('./common');
 
 const [host, port] = process.argv.slice(2);
 const session = smpp.connect({ host, port: Number(port) });
 const reassembler = new Reassembler();
+let dataSmIds = 0;
 
 session.on('connect', () => {
   session.socket.setNoDelay(true);
@@ -30,6 +35,12 @@ session.on('deliver_sm', (pdu) => {
   emit({ event: 'part', ...part });
   const message = reassembler.add(part);
   if (message) emit({ event: 'message', ...message });
+});
+
+session.on('data_sm', (pdu) => {
+  const messageId = `node-d-${++dataSmIds}`;
+  session.send(pdu.response({ message_id: messageId }));
+  emit({ event: 'part', ...describe(pdu), message_id: messageId });
 });
 
 session.on('enquire_link', (pdu) => {
@@ -70,8 +81,9 @@ onCommands((c) => {
         short_message: c.text,
       };
       if (c.data_coding !== undefined) options.data_coding = c.data_coding;
-      session.submit_sm(options, (resp) => {
-        emit({ event: 'submit_sm_resp', id: c.id, status: resp.command_status, message_id: resp.message_id || '' });
+      const command = c.command === 'data_sm' ? 'data_sm' : 'submit_sm';
+      sendMessage(session, command, c, options, (resp) => {
+        emit({ event: `${command}_resp`, id: c.id, status: resp.command_status, message_id: resp.message_id || '' });
       });
       break;
     }

@@ -7,8 +7,10 @@
 // "system_id","interface_version"}; others get ESME_RINVPASWD, other bind kinds
 // ESME_RBINDFAIL, both with no body -> {"event":"bind_refused"}.
 // Commands act on the latest bound session:
-//   {"cmd":"deliver","id":..,"from":..,"to":..,"text":..[,"data_coding":n][,"esm_class":n]}
-//        -> {"event":"deliver_sm_resp","id","status"}
+//   {"cmd":"deliver","id":..,"from":..,"to":..,"text":..[,"data_coding":n][,"esm_class":n]
+//        [,"service_type":..][,"ussd_service_op":n][,"its_session_info":[a,b]][,"command":"data_sm"]}
+//        ("data_sm": the text in message_payload)
+//        -> {"event":"deliver_sm_resp" (or "data_sm_resp"),"id","status"[,"message_id"]}
 //   {"cmd":"enquire_link"} -> {"event":"enquire_link_resp","status"}
 //   {"cmd":"unbind"}       -> {"event":"unbind_resp","status"}; the ESME is expected to close
 //   {"cmd":"drop"}         -> the TCP connection is destroyed without a word
@@ -16,12 +18,13 @@
 //   {"cmd":"refuse_submits","count":n,"status":s} -> the next n submit_sm are
 //        answered with status s and no body ("refused_part" events)
 // Unprompted events: "connected", "part" for every submit_sm (answered with
-// submit_sm_resp and a message id "node-N", reported as message_id),
+// submit_sm_resp and a message id "node-N", reported as message_id) and
+// every data_sm (answered with data_sm_resp, message id "node-d-N"),
 // "message" once all parts of a reply are in, "enquire_link_received",
 // "unbind_received" (the ESME unbinds), "disconnected", "error".
 'use strict';
 
-const { smpp, smppVersion, emit, onCommands, describe, Reassembler } = require('./common');
+const { smpp, smppVersion, emit, onCommands, describe, sendMessage, Reassembler } = require('./common');
 
 const [systemId, initialPassword] = process.argv.slice(2);
 let password = initialPassword;
@@ -30,6 +33,7 @@ const refusals = { count: 0, status: 0 };
 const reassembler = new Reassembler();
 let sessions = 0;
 let messageIds = 0;
+let dataSmIds = 0;
 let current = null;
 
 const server = smpp.createServer((session) => {
@@ -70,6 +74,12 @@ const server = smpp.createServer((session) => {
     emit({ event: 'part', ...part });
     const message = reassembler.add(part);
     if (message) emit({ event: 'message', ...message });
+  });
+
+  session.on('data_sm', (pdu) => {
+    const messageId = `node-d-${++dataSmIds}`;
+    session.send(pdu.response({ message_id: messageId }));
+    emit({ event: 'part', ...describe(pdu), message_id: messageId, session: id });
   });
 
   session.on('enquire_link', (pdu) => {
@@ -127,9 +137,15 @@ onCommands((c) => {
         short_message: c.text,
       };
       if (c.data_coding !== undefined) options.data_coding = c.data_coding;
-      session.deliver_sm(options, (resp) => {
-        emit({ event: 'deliver_sm_resp', id: c.id, status: resp.command_status });
-      });
+      if (c.command === 'data_sm') {
+        sendMessage(session, 'data_sm', c, options, (resp) => {
+          emit({ event: 'data_sm_resp', id: c.id, status: resp.command_status, message_id: resp.message_id || '' });
+        });
+      } else {
+        sendMessage(session, 'deliver_sm', c, options, (resp) => {
+          emit({ event: 'deliver_sm_resp', id: c.id, status: resp.command_status });
+        });
+      }
       break;
     }
     case 'enquire_link': {
