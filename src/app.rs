@@ -29,6 +29,7 @@ use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
 use crate::smpp::listener::Listener;
 use crate::smpp::routes::Routes;
+use crate::smpp::ussd::send_answer;
 use crate::store::{DossierStore, ReadModel, StoreError};
 use crate::sync::follower::FeedFollower;
 use crate::sync::jetstream::follower::JetStreamFollower;
@@ -173,7 +174,19 @@ impl Gateway {
                 guard.clone(),
                 journal.clone(),
             );
-            Some(Arc::new(service))
+            let metrics = service.metrics().clone();
+            let release_routes = routes.clone();
+            let releaser: crate::ussd::Releaser = Arc::new(move |ret, answer| {
+                let routes = release_routes.clone();
+                let metrics = metrics.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = send_answer(&routes, &ret, &answer).await {
+                        metrics.release_failed();
+                        tracing::debug!(%error, channel = %ret.channel, "USSD release not sent");
+                    }
+                });
+            });
+            Some(Arc::new(service.with_releaser(releaser)))
         } else {
             None
         };

@@ -331,3 +331,206 @@ async fn node_smpp_smsc_gets_ussd_answers_over_submit_sm_and_data_sm() {
         .unwrap();
     smsc.assert_no_trouble();
 }
+
+/// Sends a USSD `deliver_sm` turn from `citizen` and returns the gateway's
+/// answer to it (see [`next_to`]).
+async fn ask(peer: &mut NodePeer, citizen: &str, turn: Value) -> (String, u64, Value, String) {
+    send_turn(peer, turn, "deliver_sm_resp").await;
+    next_to(peer, citizen).await
+}
+
+/// Waits for the next PDU the gateway sends to `citizen` and returns
+/// (command, op, session octets, text), whatever they are.
+async fn next_to(peer: &mut NodePeer, citizen: &str) -> (String, u64, Value, String) {
+    let part = peer
+        .expect_where("part", |e| e["destination_addr"] == citizen)
+        .await;
+    let command = part["command"].as_str().unwrap_or_default().to_owned();
+    let text = if command == "data_sm" {
+        &part["message_payload"]
+    } else {
+        &part["text"]
+    };
+    (
+        command,
+        part["ussd_service_op"].as_u64().unwrap_or(u64::MAX),
+        part["its_session_info"].clone(),
+        text.as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The gateway's own dialogue, bound as an ESME to node-smpp playing the
+/// carrier's USSD centre: menu navigation with invalid input at each step,
+/// the status by the code's digits, a choice between two dossiers sharing
+/// them, a direct dial as data_sm, a release by the network, and a
+/// dialogue left unanswered released by the gateway.
+#[tokio::test]
+async fn the_gateway_dialogue_through_node_smpp_as_the_ussd_centre() {
+    let Some(dir) = node_dir() else { return };
+    let mut smsc = NodePeer::start(&dir, "smsc.js", &["motcua".into(), "secret".into()]).await;
+    let port = smsc.expect("listening").await["port"]
+        .as_u64()
+        .expect("port") as u16;
+    fn short_sessions(config: &mut motcua_sms::config::Config) {
+        config.ussd.session_timeout_secs = 2;
+        config.rate_limit.burst = 20;
+    }
+    let twin = r#"{"MaHoSo":"000.00.12.G58-240315-0007","TenTTHC":"Đăng ký khai sinh","TrangThaiHoSo":2,"version":1}"#;
+    let app = support::spawn_app_with(support::AppOptions {
+        smsc: vec![support::smsc_settings(port)],
+        tweak: Some(short_sessions),
+        extra_dossiers: vec![twin.to_owned()],
+        ..support::AppOptions::default()
+    })
+    .await;
+    expect_bind(&mut smsc).await;
+
+    let citizen = "84987000111";
+    let mut step = 0u8;
+    let mut turn = |text: &str, op: u8| {
+        let session = [0x61, step << 1];
+        step += 2;
+        ussd_command("deliver", None, citizen, text, op, session)
+    };
+    // Dial: the menu.
+    let (command, op, session, text) = ask(&mut smsc, citizen, turn(SERVICE, 1)).await;
+    assert_eq!((command.as_str(), op), ("submit_sm", 2));
+    assert_eq!(session, json!([0x61, 1 << 1]));
+    assert!(text.starts_with("Tra cuu ho so"), "{text}");
+    // An invalid choice: the menu again, saying so.
+    let (_, op, _, text) = ask(&mut smsc, citizen, turn("7", 18)).await;
+    assert_eq!(op, 2);
+    assert!(text.starts_with("Lua chon khong hop le"), "{text}");
+    // 1: the code prompt; an impossible date: asked again.
+    let (_, _, _, text) = ask(&mut smsc, citizen, turn("1", 18)).await;
+    assert!(text.starts_with("Nhap cac chu so"), "{text}");
+    let (_, op, _, text) = ask(&mut smsc, citizen, turn("0000012582402310007", 18)).await;
+    assert_eq!(op, 2);
+    assert!(text.starts_with("Ngay trong ma khong co that"), "{text}");
+    // Digits two dossiers share: the choice; a wrong pick, then the right one.
+    let (_, op, _, text) = ask(&mut smsc, citizen, turn("0000012582403150007", 18)).await;
+    assert_eq!(op, 2);
+    assert!(text.starts_with("Co 2 ho so trung so"), "{text}");
+    let (_, _, _, text) = ask(&mut smsc, citizen, turn("5", 18)).await;
+    assert!(text.starts_with("Lua chon khong hop le"), "{text}");
+    let (_, op, session, text) = ask(&mut smsc, citizen, turn("2", 18)).await;
+    assert_eq!(op, 17, "the final screen closes the dialogue");
+    assert_eq!(session[1].as_u64().unwrap() & 1, 1, "end bit: {session}");
+    assert!(text.starts_with("HS 000.00.12.H58-240315-0007"), "{text}");
+
+    // A direct dial as data_sm, answered as data_sm.
+    let other = "84987000222";
+    send_turn(
+        &mut smsc,
+        ussd_command(
+            "deliver",
+            Some("data_sm"),
+            other,
+            "*8058*000*00*12*58*240315*0007#",
+            1,
+            [0x62, 0],
+        ),
+        "data_sm_resp",
+    )
+    .await;
+    let (command, op, _, text) = next_to(&mut smsc, other).await;
+    assert_eq!(
+        (command.as_str(), op),
+        ("data_sm", 2),
+        "two dossiers share the digits"
+    );
+    assert!(text.starts_with("Co 2 ho so"), "{text}");
+
+    // The network releases that dialogue: nothing more is sent to it.
+    send_turn(
+        &mut smsc,
+        ussd_command(
+            "deliver",
+            Some("data_sm"),
+            other,
+            "",
+            18,
+            [0x62, (2 << 1) | 1],
+        ),
+        "data_sm_resp",
+    )
+    .await;
+
+    // A dialogue left unanswered: released by the gateway after 2 s.
+    let idle = "84987000333";
+    send_turn(
+        &mut smsc,
+        ussd_command("deliver", None, idle, SERVICE, 1, [0x63, 0]),
+        "deliver_sm_resp",
+    )
+    .await;
+    let (_, op, _, _) = next_to(&mut smsc, idle).await;
+    assert_eq!(op, 2);
+    let (command, op, session, text) = next_to(&mut smsc, idle).await;
+    assert_eq!((command.as_str(), op), ("submit_sm", 17));
+    assert_eq!(session, json!([0x63, (1 << 1) | 1]));
+    assert!(text.starts_with("Het thoi gian"), "{text}");
+    let to_released = smsc
+        .history
+        .iter()
+        .filter(|e| e["event"] == "part" && e["destination_addr"] == other)
+        .count();
+    assert_eq!(to_released, 1, "nothing after the network's release");
+    app.stop().await;
+    smsc.assert_no_trouble();
+}
+
+/// node-smpp as an aggregator's ESME bound to the gateway's listener: a
+/// direct dial answered at once with the status, and the menu's help.
+#[tokio::test]
+async fn the_gateway_dialogue_to_a_node_smpp_esme_on_the_listener() {
+    let Some(dir) = node_dir() else { return };
+    let app = support::spawn_app().await;
+    let mut peer = node_esme(&dir, app.listener).await;
+    peer.send(
+        json!({"cmd": "bind", "system_id": support::SYSTEM_ID, "password": support::PASSWORD}),
+    )
+    .await;
+    assert_eq!(peer.expect("bind_resp").await["status"], 0);
+    let citizen = "84912345678";
+    send_turn(
+        &mut peer,
+        ussd_command(
+            "submit",
+            None,
+            citizen,
+            "*8058*0000012582403150007#",
+            1,
+            [0x71, 0],
+        ),
+        "submit_sm_resp",
+    )
+    .await;
+    let (command, op, session, text) = next_to(&mut peer, citizen).await;
+    assert_eq!((command.as_str(), op), ("deliver_sm", 17));
+    assert_eq!(session, json!([0x71, (1 << 1) | 1]));
+    assert!(text.starts_with("HS 000.00.12.H58-240315-0007"), "{text}");
+    assert!(text.contains("Nguyen Van An"), "the owner: {text}");
+
+    send_turn(
+        &mut peer,
+        ussd_command("submit", None, citizen, SERVICE, 1, [0x72, 0]),
+        "submit_sm_resp",
+    )
+    .await;
+    let (_, op, _, _) = next_to(&mut peer, citizen).await;
+    assert_eq!(op, 2);
+    send_turn(
+        &mut peer,
+        ussd_command("submit", None, citizen, "2", 18, [0x72, 2 << 1]),
+        "submit_sm_resp",
+    )
+    .await;
+    let (_, op, _, text) = next_to(&mut peer, citizen).await;
+    assert_eq!(op, 17);
+    assert!(text.starts_with("Bam *8058*"), "{text}");
+    peer.send(json!({"cmd": "unbind"})).await;
+    assert_eq!(peer.expect("unbind_resp").await["status"], 0);
+    peer.assert_no_trouble();
+    app.stop().await;
+}

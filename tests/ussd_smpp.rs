@@ -574,3 +574,137 @@ async fn esme_serves_a_menu_over_deliver_sm_and_data_sm() {
     assert_eq!(menu.sms_count(), 0, "USSD turns are not journaled");
     shutdown.cancel();
 }
+
+/// The gateway's own dialogue (not the scripted menu) to a peer bound to
+/// its listener, with the peer's PDUs written by smpp34: menu navigation to
+/// a status by the code's digits, invalid input at each step, a direct dial,
+/// a release by the citizen, and a dialogue left unanswered released by the
+/// gateway with the "ended" screen (PSSR response, end bit).
+#[tokio::test]
+async fn the_gateway_dialogue_over_smpp_from_dial_to_status_and_release() {
+    fn ussd(config: &mut motcua_sms::config::Config) {
+        config.ussd.session_timeout_secs = 1;
+        config.rate_limit.burst = 20;
+    }
+    let app = support::spawn_app_with(support::AppOptions {
+        tweak: Some(ussd),
+        ..support::AppOptions::default()
+    })
+    .await;
+    let mut wire = Wire::new(TcpStream::connect(app.listener).await.unwrap());
+    let seq = wire.seq();
+    wire.write(&bind_pdu(seq, support::SYSTEM_ID, support::PASSWORD))
+        .await;
+    assert_eq!(
+        wire.expect(BIND_TRANSCEIVER | RESP)
+            .await
+            .header
+            .command_status,
+        0
+    );
+    let text = |answer: &Answer| String::from_utf8_lossy(&answer.text).into_owned();
+
+    // Dial, pick 1, type the digits: the status, with the owner's name (the
+    // citizen is the dossier's number).
+    let citizen = "84912345678";
+    let mut turn = |op: u8, session: [u8; 2], input: &str| {
+        let seq = wire.seq();
+        message_pdu(false, seq, citizen, input, ussd_tlvs(op, session))
+    };
+    let dial = turn(1, [0x31, 0], SERVICE);
+    let pick = turn(18, [0x31, 2 << 1], "9");
+    let pick_again = turn(18, [0x31, 4 << 1], "1");
+    let bad_code = turn(18, [0x31, 6 << 1], "12345");
+    let digits = turn(18, [0x31, 8 << 1], "0000012582403150007");
+    send_turn(&mut wire, &dial, SUBMIT_SM).await;
+    let menu = answer_from(&mut wire, DELIVER_SM).await;
+    assert_eq!(
+        (menu.op(), menu.session()),
+        (Some(2), Some(&[0x31, 1 << 1][..]))
+    );
+    assert!(text(&menu).starts_with("Tra cuu ho so"), "{}", text(&menu));
+    send_turn(&mut wire, &pick, SUBMIT_SM).await;
+    let again = answer_from(&mut wire, DELIVER_SM).await;
+    assert_eq!(again.op(), Some(2));
+    assert!(
+        text(&again).starts_with("Lua chon khong hop le"),
+        "{}",
+        text(&again)
+    );
+    send_turn(&mut wire, &pick_again, SUBMIT_SM).await;
+    let ask = answer_from(&mut wire, DELIVER_SM).await;
+    assert!(text(&ask).starts_with("Nhap cac chu so"), "{}", text(&ask));
+    send_turn(&mut wire, &bad_code, SUBMIT_SM).await;
+    let retry = answer_from(&mut wire, DELIVER_SM).await;
+    assert_eq!(retry.op(), Some(2));
+    assert!(text(&retry).starts_with("Ma chua dung"), "{}", text(&retry));
+    send_turn(&mut wire, &digits, SUBMIT_SM).await;
+    let status = answer_from(&mut wire, DELIVER_SM).await;
+    assert_eq!(
+        (status.op(), status.session()),
+        (Some(17), Some(&[0x31, (9 << 1) | 1][..]))
+    );
+    let status = text(&status);
+    assert!(
+        status.starts_with("HS 000.00.12.H58-240315-0007"),
+        "{status}"
+    );
+    assert!(status.contains("Nguyen Van An"), "{status}");
+
+    // A direct dial as data_sm: the status at once, as data_sm.
+    let seq = wire.seq();
+    let direct = data_sm_pdu(
+        seq,
+        "84987000111",
+        "*8058*0000012582403150007#",
+        ussd_tlvs(1, [0x32, 0]),
+    );
+    send_turn(&mut wire, &direct, DATA_SM).await;
+    let answer = answer_from(&mut wire, DATA_SM).await;
+    assert_eq!(answer.op(), Some(17));
+    assert!(
+        text(&answer).starts_with("HS 000.00.12.H58"),
+        "{}",
+        text(&answer)
+    );
+    assert!(
+        !text(&answer).contains("Nguyen"),
+        "a stranger: {}",
+        text(&answer)
+    );
+
+    // The citizen hangs up: nothing is sent.
+    let seq = wire.seq();
+    let open = message_pdu(false, seq, "84987000112", SERVICE, ussd_tlvs(1, [0x33, 0]));
+    send_turn(&mut wire, &open, SUBMIT_SM).await;
+    assert_eq!(answer_from(&mut wire, DELIVER_SM).await.op(), Some(2));
+    let seq = wire.seq();
+    let hang_up = message_pdu(
+        false,
+        seq,
+        "84987000112",
+        "",
+        ussd_tlvs(18, [0x33, (2 << 1) | 1]),
+    );
+    send_turn(&mut wire, &hang_up, SUBMIT_SM).await;
+    wire.expect_quiet().await;
+
+    // Left unanswered past session_timeout_secs: released by the gateway.
+    let seq = wire.seq();
+    let open = message_pdu(false, seq, "84987000113", SERVICE, ussd_tlvs(1, [0x34, 0]));
+    send_turn(&mut wire, &open, SUBMIT_SM).await;
+    assert_eq!(answer_from(&mut wire, DELIVER_SM).await.op(), Some(2));
+    let released = answer_from(&mut wire, DELIVER_SM).await;
+    assert_eq!(released.destination_addr, "84987000113");
+    assert_eq!(released.op(), Some(17));
+    assert_eq!(
+        released.session().map(|s| (s[0], s[1] & 1)),
+        Some((0x34, 1))
+    );
+    assert!(
+        text(&released).starts_with("Het thoi gian"),
+        "{}",
+        text(&released)
+    );
+    app.stop().await;
+}
