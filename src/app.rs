@@ -24,6 +24,7 @@ use crate::journal::{Journal, JournalError};
 use crate::modem::{ModemBoard, ModemChannel};
 use crate::ops_http::{MetricsSource, OpsServer};
 use crate::outbox::Outbox;
+use crate::public_http::PublicHttp;
 use crate::reply::{Renderer, TemplateError};
 use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
@@ -79,6 +80,15 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The public port could not be bound.
+    #[error("cannot listen for the public lookup on {address} (key public.bind): {source}")]
+    Public {
+        /// The configured address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The SMPP listener could not bind its port.
     #[error("cannot listen for SMPP on {address}: {source}")]
     Listen {
@@ -105,6 +115,7 @@ pub struct Gateway {
     ops: Option<OpsServer>,
     ussd: Option<Arc<UssdService<ReadModel>>>,
     ussd_http: Option<UssdHttp>,
+    public: Option<PublicHttp>,
     drain_timeout: std::time::Duration,
 }
 
@@ -234,12 +245,29 @@ impl Gateway {
         } else {
             None
         };
+        let public = if config.public.enabled {
+            let address = config.public.bind;
+            let responder = Arc::new(
+                Responder::new(store.clone(), renderer.clone()).with_freshness(freshness.clone()),
+            );
+            Some((address, responder))
+        } else {
+            None
+        };
         let outbox = Outbox::new(
             journal.clone(),
             Responder::new(store.clone(), renderer).with_freshness(freshness),
             guard,
             routes.clone(),
         );
+        let public = match public {
+            Some((address, responder)) => Some(
+                PublicHttp::bind(config.public.clone(), responder, outbox.clone())
+                    .await
+                    .map_err(|source| StartError::Public { address, source })?,
+            ),
+            None => None,
+        };
         let mut handler = SmsGateway::new(journal.clone(), outbox.clone());
         if let Some(service) = &ussd {
             handler = handler.with_ussd(service.clone());
@@ -293,6 +321,7 @@ impl Gateway {
             ops,
             ussd,
             ussd_http,
+            public,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
     }
@@ -310,6 +339,11 @@ impl Gateway {
     /// The USSD callback's address, when it runs.
     pub fn ussd_http_addr(&self) -> Option<SocketAddr> {
         self.ussd_http.as_ref().and_then(|u| u.local_addr().ok())
+    }
+
+    /// The public port's address, when it runs.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public.as_ref().and_then(|p| p.local_addr().ok())
     }
 
     /// The USSD service, when enabled (its metrics and open dialogues).
@@ -363,6 +397,9 @@ impl Gateway {
         }
         if let Some(ussd_http) = self.ussd_http {
             background.spawn(ussd_http.run(sync_stop.clone()));
+        }
+        if let Some(public) = self.public {
+            background.spawn(public.run(sync_stop.clone()));
         }
         background.close();
         let dossiers = self.store.count().await.unwrap_or(-1);

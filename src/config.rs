@@ -41,6 +41,8 @@ pub struct Config {
     pub modem: crate::modem::ModemSettings,
     /// `[ussd]`: USSD dialogues over SMPP and the aggregators' HTTP callback.
     pub ussd: crate::ussd::UssdSettings,
+    /// `[public]`: the lookup page and JSON for portals, Kannel's get-url drop-in.
+    pub public: crate::public_http::PublicSettings,
     /// `[log]`
     pub log: LogConfig,
 }

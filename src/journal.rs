@@ -299,6 +299,7 @@ enum Op {
         message: NewMessage,
         outcome: String,
         text: String,
+        state: ReplyState,
         done: oneshot::Sender<Result<Recorded, JournalError>>,
     },
     QueueReply {
@@ -467,19 +468,21 @@ impl Journal {
         self.call(|done| Op::Record(message, done)).await
     }
 
-    /// Records a message that was answered on the spot (a USSD turn: the
-    /// dialogue cannot wait for the outbox) with its answer, as sent, in one
-    /// write. The outbox never sees it; the message log does.
+    /// Records a message that was answered on the spot (a USSD turn, a
+    /// Kannel get-url request: the peer cannot wait for the outbox) with its
+    /// answer and `state` (sent, or suppressed), in one write. The outbox never sees it; the message log does.
     pub async fn record_exchange(
         &self,
         message: NewMessage,
         outcome: &str,
         text: &str,
+        state: ReplyState,
     ) -> Result<Recorded, JournalError> {
         self.call(|done| Op::Exchange {
             message,
             outcome: outcome.to_owned(),
             text: text.to_owned(),
+            state,
             done,
         })
         .await
@@ -950,8 +953,9 @@ impl Writer {
                     message,
                     outcome,
                     text,
+                    state,
                     ..
-                } => record_exchange(&tx, message, outcome, text, window_ms, now)
+                } => record_exchange(&tx, message, outcome, text, *state, window_ms, now)
                     .map(Produced::Recorded),
                 Op::Purge { cutoff, .. } => {
                     unmatched.recheck = true;
@@ -1538,6 +1542,7 @@ fn record_exchange(
     message: &NewMessage,
     outcome: &str,
     text: &str,
+    state: ReplyState,
     window_ms: i64,
     now: i64,
 ) -> rusqlite::Result<Recorded> {
@@ -1545,10 +1550,10 @@ fn record_exchange(
     if let Recorded::New(id) = recorded {
         tx.prepare_cached(
             "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
-             created_at, updated_at) VALUES (?, ?, ?, 'sent', 1, ?, ?, ?) \
+             created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?) \
              ON CONFLICT (message_id) DO NOTHING",
         )?
-        .execute(params![id, outcome, text, now, now, now])?;
+        .execute(params![id, outcome, text, state.as_str(), now, now, now])?;
     }
     Ok(recorded)
 }
@@ -1689,7 +1694,12 @@ mod tests {
         let mut turn = message("84912345678", "*8058*0000012582403150007#", now_ms());
         turn.channel = "ussd:http".into();
         let Recorded::New(id) = j
-            .record_exchange(turn, "found", "HS 000.00.12.H58-240315-0007 ...")
+            .record_exchange(
+                turn,
+                "found",
+                "HS 000.00.12.H58-240315-0007 ...",
+                ReplyState::Sent,
+            )
             .await
             .unwrap()
         else {

@@ -22,6 +22,10 @@
 //!   fanout` publishes the feed to a stream, gateways follow it with durable
 //!   consumers), freshness for the "last updated" label, sync metrics.
 //! - [`ops_http`]: the operations HTTP port: `/healthz`, `/metrics`, push.
+//! - [`public_http`]: the public port: the lookup page and JSON for portals
+//!   and kiosks, Kannel's `get-url` drop-in.
+//! - [`ussd`]: USSD dialogues (menu, direct dial, keypad digits) over SMPP
+//!   and the aggregators' HTTP callback.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`journal`]: the durable record of messages and the reply outbox (group
@@ -64,6 +68,7 @@ pub mod modem;
 pub mod ops_http;
 pub mod outbox;
 pub mod portal_record;
+pub mod public_http;
 pub mod relay;
 pub mod reply;
 pub mod responder;

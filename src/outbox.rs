@@ -21,7 +21,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::domain::Msisdn;
-use crate::journal::{now_ms, Journal, PendingReply, ReplyState, Settlement, StoredMessage};
+use crate::journal::{
+    now_ms, Journal, JournalError, NewMessage, PendingReply, Recorded, ReplyState, Settlement,
+    StoredMessage,
+};
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::pdu::{classify_status, status_name, StatusClass};
@@ -47,6 +50,17 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// The id a message is known by outside (submit_sm_resp, the reply's tag).
 pub fn external_id(id: i64) -> String {
     format!("{id:x}")
+}
+
+/// The answer to a message answered at once ([`Outbox::answer_now`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectAnswer {
+    /// The journal's id for the message.
+    pub message_id: String,
+    /// found, not_found, help, rate_limited, silenced: …
+    pub outcome: String,
+    /// The reply; empty when the message gets none.
+    pub text: String,
 }
 
 /// Answers recorded messages and delivers their replies.
@@ -246,7 +260,10 @@ impl<S: DossierStore> Outbox<S> {
                     ReplyState::Suppressed,
                 )
             }
-            Ok(sender) => self.decide(id, &m.channel, &sender, &m.text, started).await,
+            Ok(sender) => {
+                self.decide(&external_id(id), &m.channel, &sender, &m.text, started)
+                    .await
+            }
         };
         if state == ReplyState::Queued {
             // Sent first, recorded once with how the attempt ended: a crash in
@@ -308,10 +325,55 @@ impl<S: DossierStore> Outbox<S> {
         }
     }
 
+    /// Answers `message` at once, for a channel that waits for the reply
+    /// text itself (Kannel's `get-url`): the same abuse rules and responder
+    /// as a journaled message, then the message and its answer recorded in
+    /// one write (the outbox never sends it). An empty text means no reply
+    /// (a blocked or rate-limited number, not a phone number).
+    ///
+    /// # Errors
+    ///
+    /// The journal's, when the exchange cannot be recorded (the answer is
+    /// not given then: the caller reports a failure).
+    pub async fn answer_now(&self, message: NewMessage) -> Result<DirectAnswer, JournalError> {
+        let started = Instant::now();
+        let (outcome, text, state) = match Msisdn::parse(&message.sender.addr) {
+            Err(reason) => {
+                info!(channel = %message.channel, %reason, "sender is not a phone number; no reply");
+                (
+                    "not_a_phone_number".to_owned(),
+                    String::new(),
+                    ReplyState::Suppressed,
+                )
+            }
+            Ok(sender) => {
+                self.decide("direct", &message.channel, &sender, &message.text, started)
+                    .await
+            }
+        };
+        let state = if state == ReplyState::Queued {
+            ReplyState::Sent
+        } else {
+            state
+        };
+        let recorded = self
+            .journal
+            .record_exchange(message, &outcome, &text, state)
+            .await?;
+        let id = match recorded {
+            Recorded::New(id) | Recorded::Duplicate(id) => id,
+        };
+        Ok(DirectAnswer {
+            message_id: external_id(id),
+            outcome,
+            text,
+        })
+    }
+
     /// Applies the abuse rules, then answers: (outcome, reply text, state).
     async fn decide(
         &self,
-        id: i64,
+        message: &str,
         channel: &str,
         sender: &Msisdn,
         text: &str,
@@ -329,7 +391,7 @@ impl<S: DossierStore> Outbox<S> {
             });
         let response = match verdict {
             Verdict::Silence { reason } => {
-                info!(%channel, message = %external_id(id), sender = %sender, reason, "not answered");
+                info!(%channel, %message, sender = %sender, reason, "not answered");
                 return (
                     format!("silenced: {reason}"),
                     String::new(),
@@ -353,7 +415,7 @@ impl<S: DossierStore> Outbox<S> {
         let reply = &response.reply;
         info!(
             %channel,
-            message = %external_id(id),
+            %message,
             sender = %sender,
             outcome = reply.kind.as_str(),
             dossier = response.code.as_ref().map(|c| c.as_str()),

@@ -91,7 +91,7 @@ impl<S: DossierStore> Responder<S> {
                 (ReplyKind::InvalidDate, ctx, None, false)
             }
             Ok(code) => {
-                let lookup = self.lookup(sender, &code).await;
+                let lookup = self.lookup(Some(sender), &code).await;
                 (
                     lookup.kind,
                     lookup.context,
@@ -110,15 +110,15 @@ impl<S: DossierStore> Responder<S> {
 
     /// Looks `code` up for `sender` and fills the template variables, the
     /// privacy rule applied (the applicant's name only for the dossier's own
-    /// number); the kind is found, not found or unavailable. Any channel's
-    /// templates can render the context.
-    pub async fn lookup(&self, sender: &Msisdn, code: &DossierCode) -> Lookup {
+    /// number; `None`, a web visitor, never sees it); the kind is found, not
+    /// found or unavailable. Any channel's templates can render the context.
+    pub async fn lookup(&self, sender: Option<&Msisdn>, code: &DossierCode) -> Lookup {
         let mut ctx = self.renderer.base_context();
         ctx.code = Some(code.to_string());
         ctx.data_as_of = self.data_as_of();
         let (kind, owner) = match self.store.find(code).await {
             Ok(Some(dossier)) => {
-                let owner = dossier.is_owned_by(sender);
+                let owner = sender.is_some_and(|sender| dossier.is_owned_by(sender));
                 self.fill_found(&mut ctx, &dossier, owner);
                 (ReplyKind::Found, owner)
             }

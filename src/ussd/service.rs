@@ -30,7 +30,7 @@ use super::UssdSettings;
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::address::Address;
 use crate::domain::{DossierCode, Msisdn};
-use crate::journal::{now_ms, Journal, NewMessage};
+use crate::journal::{now_ms, Journal, NewMessage, ReplyState};
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdReturn, UssdTurn};
@@ -603,7 +603,7 @@ impl<S: DossierStore> UssdService<S> {
 
     /// Looks one dossier up: the final screen.
     async fn lookup(&self, msisdn: &Msisdn, code: &DossierCode) -> Step {
-        let lookup = self.responder.lookup(msisdn, code).await;
+        let lookup = self.responder.lookup(Some(msisdn), code).await;
         let screen = match lookup.kind {
             ReplyKind::Found => Screen::Found,
             ReplyKind::NotFound => Screen::NotFound,
@@ -708,7 +708,10 @@ impl<S: DossierStore> UssdService<S> {
         let outcome = outcome.to_owned();
         let answer = answer.to_owned();
         tokio::spawn(async move {
-            if let Err(error) = journal.record_exchange(message, &outcome, &answer).await {
+            let recorded = journal
+                .record_exchange(message, &outcome, &answer, ReplyState::Sent)
+                .await;
+            if let Err(error) = recorded {
                 tracing::error!(%error, "cannot journal a USSD dialogue");
             }
         });

@@ -44,6 +44,8 @@ pub struct TestApp {
     pub http: Option<SocketAddr>,
     /// The USSD callback, when enabled (`ussd.http.enabled`).
     pub ussd_http: Option<SocketAddr>,
+    /// The public port (lookup page, JSON, Kannel drop-in), when enabled.
+    pub public: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -133,6 +135,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.smpp.listener.bind = "127.0.0.1:0".parse().unwrap();
     config.http.bind = "127.0.0.1:0".parse().unwrap();
     config.ussd.http.bind = "127.0.0.1:0".parse().unwrap();
+    config.public.bind = "127.0.0.1:0".parse().unwrap();
     config.smpp.listener.accounts = vec![ListenerAccount {
         system_id: SYSTEM_ID.to_owned(),
         password: PASSWORD.to_owned(),
@@ -175,12 +178,14 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let listener = gateway.listener_addr().expect("listener runs");
     let http = gateway.http_addr();
     let ussd_http = gateway.ussd_http_addr();
+    let public = gateway.public_addr();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gateway.run(shutdown.clone()));
     TestApp {
         listener,
         http,
         ussd_http,
+        public,
         shutdown,
         task,
         _dir: dir,
