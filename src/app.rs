@@ -25,6 +25,7 @@ use crate::modem::{ModemBoard, ModemChannel};
 use crate::ops_http::{MetricsSource, OpsServer};
 use crate::outbox::Outbox;
 use crate::public_http::PublicHttp;
+use crate::reload::Swappable;
 use crate::reply::{Renderer, TemplateError};
 use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
@@ -116,7 +117,53 @@ pub struct Gateway {
     ussd: Option<Arc<UssdService<ReadModel>>>,
     ussd_http: Option<UssdHttp>,
     public: Option<PublicHttp>,
+    reloader: Reloader,
     drain_timeout: std::time::Duration,
+}
+
+/// Reloads the SMS and USSD templates from disk while the gateway runs
+/// (SIGHUP): both sets are loaded and checked first, and replace the ones in
+/// use only if both pass; links, dialogues and queued replies are untouched.
+#[derive(Clone)]
+pub struct Reloader {
+    templates: Arc<Swappable<Renderer>>,
+    screens: Option<Arc<Swappable<ScreenRenderer>>>,
+    templates_dir: std::path::PathBuf,
+    reply: crate::reply::ReplySettings,
+    ussd_accents: bool,
+}
+
+impl Reloader {
+    fn load_screens(&self) -> Result<ScreenRenderer, TemplateError> {
+        let dir = self.templates_dir.join("ussd");
+        ScreenRenderer::load(dir.is_dir().then_some(dir.as_path()), self.ussd_accents)
+    }
+
+    /// Loads and checks every template again; on success the new sets are
+    /// in use for the next message. On failure nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// The first template that fails its checks, with its name and why.
+    pub fn reload(&self) -> Result<(), TemplateError> {
+        let dir = self.templates_dir.as_path();
+        let renderer = Renderer::load(dir.is_dir().then_some(dir), self.reply.clone())?;
+        let screens = match &self.screens {
+            Some(_) => Some(self.load_screens()?),
+            None => None,
+        };
+        let files = renderer
+            .sources()
+            .iter()
+            .filter(|(_, origin)| origin != "built-in")
+            .count();
+        self.templates.replace(renderer);
+        if let (Some(held), Some(screens)) = (&self.screens, screens) {
+            held.replace(screens);
+        }
+        info!(dir = %dir.display(), files, "templates reloaded");
+        Ok(())
+    }
 }
 
 impl Gateway {
@@ -166,19 +213,26 @@ impl Gateway {
                 sync_metrics.clone(),
             )
         });
-        let renderer = Arc::new(renderer);
+        let templates = Arc::new(Swappable::new(renderer));
+        let mut reloader = Reloader {
+            templates: templates.clone(),
+            screens: None,
+            templates_dir: config.reply.templates_dir.clone(),
+            reply: config.reply.settings(&config.service),
+            ussd_accents: config.ussd.accents,
+        };
         let ussd = if config.ussd.enabled {
-            let dir = templates_dir.join("ussd");
-            let screens =
-                ScreenRenderer::load(dir.is_dir().then_some(dir.as_path()), config.ussd.accents)?;
+            let screens = reloader.load_screens()?;
             for (screen, origin) in screens.sources() {
                 tracing::debug!(template = screen.template_name(), %origin, "USSD template loaded");
             }
+            let screens = Arc::new(Swappable::new(screens));
+            reloader.screens = Some(screens.clone());
             let service = UssdService::new(
                 config.ussd.clone(),
                 ServiceCode::parse(&config.ussd.service_code)?,
                 Arc::new(
-                    Responder::new(store.clone(), renderer.clone())
+                    Responder::with_templates(store.clone(), templates.clone())
                         .with_freshness(freshness.clone()),
                 ),
                 screens,
@@ -248,7 +302,8 @@ impl Gateway {
         let public = if config.public.enabled {
             let address = config.public.bind;
             let responder = Arc::new(
-                Responder::new(store.clone(), renderer.clone()).with_freshness(freshness.clone()),
+                Responder::with_templates(store.clone(), templates.clone())
+                    .with_freshness(freshness.clone()),
             );
             Some((address, responder))
         } else {
@@ -256,7 +311,7 @@ impl Gateway {
         };
         let outbox = Outbox::new(
             journal.clone(),
-            Responder::new(store.clone(), renderer).with_freshness(freshness),
+            Responder::with_templates(store.clone(), templates).with_freshness(freshness),
             guard,
             routes.clone(),
         );
@@ -322,6 +377,7 @@ impl Gateway {
             ussd,
             ussd_http,
             public,
+            reloader,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
     }
@@ -339,6 +395,11 @@ impl Gateway {
     /// The USSD callback's address, when it runs.
     pub fn ussd_http_addr(&self) -> Option<SocketAddr> {
         self.ussd_http.as_ref().and_then(|u| u.local_addr().ok())
+    }
+
+    /// Reloads the templates while running (see [`Reloader`]).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The public port's address, when it runs.

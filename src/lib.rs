@@ -33,6 +33,7 @@
 //! - `inline_reads` (internal): the per-message one-row lookups (dossier,
 //!   sender's abuse state) on the calling thread, without sqlx's thread hop.
 //! - [`sms_text`]: GSM-7 / UCS-2 encodings, segment counting and splitting.
+//! - [`reload`]: values swapped whole while running (template sets on SIGHUP).
 //! - [`reply`]: templates (minijinja), checked at load, rendered within a segment budget.
 //! - [`responder`]: text → parse → look up → privacy rule → render. No I/O types.
 //! - [`smpp`]: SMPP codec and sessions, listener and carrier (ESME) roles; knows no dossiers.
@@ -70,6 +71,7 @@ pub mod outbox;
 pub mod portal_record;
 pub mod public_http;
 pub mod relay;
+pub mod reload;
 pub mod reply;
 pub mod responder;
 pub mod smpp;

@@ -396,6 +396,7 @@ async fn run(config: &Config, import_first: Option<&Path>) -> anyhow::Result<Exi
     let gateway = Gateway::build(config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(reload_on_hangup(gateway.reloader()));
     gateway.run(shutdown).await;
     Ok(ExitCode::SUCCESS)
 }
@@ -632,6 +633,30 @@ async fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     publisher.run(shutdown).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads the templates on every SIGHUP (`systemctl reload motcua-sms`);
+/// a set that fails its checks is refused and the one in use stays.
+async fn reload_on_hangup(reloader: motcua_sms::app::Reloader) {
+    #[cfg(unix)]
+    {
+        let mut hangups = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        ) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; templates reload only on restart");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            if let Err(error) = reloader.reload() {
+                tracing::error!(%error, "templates not reloaded; the ones in use stay");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

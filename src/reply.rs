@@ -226,6 +226,7 @@ pub(crate) fn describe(err: &minijinja::Error) -> String {
 }
 
 /// Renders replies from a checked set of templates.
+#[derive(Clone)]
 pub struct Renderer {
     env: Environment<'static>,
     settings: ReplySettings,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{FixedOffset, NaiveDateTime, Utc};
 
 use crate::domain::{Dossier, DossierCode, ExtractError, Msisdn, Timeliness};
+use crate::reload::Swappable;
 use crate::reply::{RenderedReply, Renderer, ReplyContext, ReplyKind};
 use crate::sms_text;
 use crate::store::DossierStore;
@@ -51,7 +52,7 @@ pub struct Lookup {
 /// Turns a citizen's text into a reply.
 pub struct Responder<S> {
     store: S,
-    renderer: Arc<Renderer>,
+    templates: Arc<Swappable<Renderer>>,
     clock: Clock,
     freshness: Arc<Freshness>,
 }
@@ -59,9 +60,16 @@ pub struct Responder<S> {
 impl<S: DossierStore> Responder<S> {
     /// A responder answering from `store` with `renderer`'s templates.
     pub fn new(store: S, renderer: Arc<Renderer>) -> Self {
+        let renderer = Arc::try_unwrap(renderer).unwrap_or_else(|shared| (*shared).clone());
+        Self::with_templates(store, Arc::new(Swappable::new(renderer)))
+    }
+
+    /// A responder answering from `store` with whatever template set
+    /// `templates` holds at each message (replaced on SIGHUP).
+    pub fn with_templates(store: S, templates: Arc<Swappable<Renderer>>) -> Self {
         Responder {
             store,
-            renderer,
+            templates,
             clock: Arc::new(vietnam_now),
             freshness: Arc::new(Freshness::always_fresh()),
         }
@@ -82,11 +90,14 @@ impl<S: DossierStore> Responder<S> {
     /// The reply to `text` sent by `sender`.
     pub async fn respond(&self, sender: &Msisdn, text: &str) -> Response {
         let (kind, ctx, code, owner) = match DossierCode::extract(text) {
-            Err(ExtractError::NoCode) => {
-                (ReplyKind::Help, self.renderer.base_context(), None, false)
-            }
+            Err(ExtractError::NoCode) => (
+                ReplyKind::Help,
+                self.templates.current().base_context(),
+                None,
+                false,
+            ),
             Err(ExtractError::ImpossibleDate { found }) => {
-                let mut ctx = self.renderer.base_context();
+                let mut ctx = self.templates.current().base_context();
                 ctx.typed_code = Some(found);
                 (ReplyKind::InvalidDate, ctx, None, false)
             }
@@ -113,7 +124,7 @@ impl<S: DossierStore> Responder<S> {
     /// number; `None`, a web visitor, never sees it); the kind is found, not
     /// found or unavailable. Any channel's templates can render the context.
     pub async fn lookup(&self, sender: Option<&Msisdn>, code: &DossierCode) -> Lookup {
-        let mut ctx = self.renderer.base_context();
+        let mut ctx = self.templates.current().base_context();
         ctx.code = Some(code.to_string());
         ctx.data_as_of = self.data_as_of();
         let (kind, owner) = match self.store.find(code).await {
@@ -151,12 +162,12 @@ impl<S: DossierStore> Responder<S> {
 
     /// A context with only the service-wide fields, for other channels' templates.
     pub fn base_context(&self) -> ReplyContext {
-        self.renderer.base_context()
+        self.templates.current().base_context()
     }
 
     /// The one notice to a sender over the rate limit: try again after `retry_at` (local time).
     pub fn rate_limited(&self, retry_at: NaiveDateTime) -> Response {
-        let mut ctx = self.renderer.base_context();
+        let mut ctx = self.templates.current().base_context();
         ctx.retry_at = Some(retry_at.format("%H:%M").to_string());
         Response {
             code: None,
@@ -196,7 +207,7 @@ impl<S: DossierStore> Responder<S> {
     /// Renders, falling back to a fixed text should a template fail at run
     /// time (templates are checked at load, so this is a last resort).
     fn render(&self, kind: ReplyKind, ctx: &ReplyContext) -> RenderedReply {
-        self.renderer.render(kind, ctx).unwrap_or_else(|error| {
+        self.templates.current().render(kind, ctx).unwrap_or_else(|error| {
             tracing::error!(%error, template = kind.template_name(), "template failed at run time; sending the fixed fallback text");
             let text = format!(
                 "He thong tra cuu tam gian doan. Vui long thu lai sau. Soan TC <ma ho so> gui {}",

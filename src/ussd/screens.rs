@@ -150,6 +150,7 @@ pub struct RenderedScreen {
 }
 
 /// Renders the USSD screens from a checked set of templates.
+#[derive(Clone)]
 pub struct ScreenRenderer {
     env: Environment<'static>,
     accents: bool,

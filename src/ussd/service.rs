@@ -31,6 +31,7 @@ use crate::abuse::{AbuseGuard, Verdict};
 use crate::address::Address;
 use crate::domain::{DossierCode, Msisdn};
 use crate::journal::{now_ms, Journal, NewMessage, ReplyState};
+use crate::reload::Swappable;
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdReturn, UssdTurn};
@@ -169,7 +170,7 @@ pub struct UssdService<S> {
     settings: UssdSettings,
     service: ServiceCode,
     responder: Arc<Responder<S>>,
-    screens: ScreenRenderer,
+    screens: Arc<Swappable<ScreenRenderer>>,
     guard: AbuseGuard,
     journal: Journal,
     releaser: Option<Releaser>,
@@ -184,7 +185,7 @@ impl<S: DossierStore> UssdService<S> {
         settings: UssdSettings,
         service: ServiceCode,
         responder: Arc<Responder<S>>,
-        screens: ScreenRenderer,
+        screens: Arc<Swappable<ScreenRenderer>>,
         guard: AbuseGuard,
         journal: Journal,
     ) -> Self {
@@ -626,7 +627,7 @@ impl<S: DossierStore> UssdService<S> {
 
     fn base_context(&self) -> ScreenContext {
         let mut reply = self.responder.base_context();
-        reply.accents = self.screens.accents();
+        reply.accents = self.screens.current().accents();
         ScreenContext {
             reply,
             service_code: self.service.dialled(),
@@ -666,7 +667,7 @@ impl<S: DossierStore> UssdService<S> {
                 screen: screen.as_str(),
             })
             .inc();
-        let text = match self.screens.render(screen, ctx) {
+        let text = match self.screens.current().render(screen, ctx) {
             Ok(shown) => shown.text,
             Err(error) => {
                 tracing::error!(%error, template = screen.template_name(), "USSD template failed at run time; sending the fixed fallback text");
@@ -898,7 +899,7 @@ mod tests {
             settings,
             ServiceCode::parse("*8058#").unwrap(),
             Arc::new(Responder::new(SlowStore { inner, delay }, renderer)),
-            ScreenRenderer::load(None, false).unwrap(),
+            Arc::new(Swappable::new(ScreenRenderer::load(None, false).unwrap())),
             guard,
             journal,
         )

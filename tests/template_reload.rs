@@ -1,0 +1,89 @@
+//! Templates reloaded on SIGHUP while the gateway process runs: an edited
+//! reply template is in use for the next message, with the SMPP link kept;
+//! a broken one is refused (named in the log) and the set in use stays.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use motcua_sms::import::import_json_lines;
+use support::gateway::GatewayProcess;
+use support::{sample_file, KNOWN_CODE};
+
+fn hangup(gateway: &GatewayProcess) {
+    let pid = gateway.child.as_ref().expect("running").id();
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Asks until the reply satisfies `want` (the reload is asynchronous).
+async fn answer_until(gateway: &GatewayProcess, want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = gateway.answer(KNOWN_CODE).await;
+        if want(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "last reply: {text}\n{}",
+            gateway.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_templates_and_refuses_a_broken_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let templates_dir = templates.display().to_string();
+    let mut gateway = GatewayProcess::new(
+        dir.path(),
+        "http://127.0.0.1:9/",
+        &[
+            ("MOTCUA_SYNC__MODE", "off"),
+            ("MOTCUA_REPLY__TEMPLATES_DIR", templates_dir.as_str()),
+        ],
+    );
+    let store = gateway.store().await;
+    let file = std::fs::File::open(sample_file()).unwrap();
+    import_json_lines(&store, std::io::BufReader::new(file))
+        .await
+        .unwrap();
+    store.close().await;
+    gateway.start();
+
+    let before = gateway.answer(KNOWN_CODE).await;
+    assert!(before.starts_with(&format!("HS {KNOWN_CODE}")), "{before}");
+
+    std::fs::write(
+        templates.join("found.j2"),
+        "Ho so {{ code }}: {{ status }}{{ ', hen ' ~ appointment if appointment else '' }}",
+    )
+    .unwrap();
+    hangup(&gateway);
+    let after = answer_until(&gateway, |t| t.starts_with("Ho so ")).await;
+    assert_eq!(
+        after,
+        format!("Ho so {KNOWN_CODE}: Đang xử lý, hen 29/03/2024")
+    );
+
+    // An unknown variable: refused, the edited set stays in use.
+    std::fs::write(templates.join("found.j2"), "{{ cod }}").unwrap();
+    hangup(&gateway);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gateway.logs().contains("templates not reloaded") {
+        assert!(Instant::now() < deadline, "{}", gateway.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gateway.logs().contains("found.j2"), "{}", gateway.logs());
+    let still = gateway.answer(KNOWN_CODE).await;
+    assert!(still.starts_with("Ho so "), "{still}");
+    gateway.stop();
+}
