@@ -267,6 +267,11 @@ impl Gateway {
             _ => None,
         };
         let ops = if config.http.enabled {
+            let readiness = crate::ops_http::readiness_router(
+                store.clone(),
+                journal.clone(),
+                freshness.clone(),
+            );
             let push = config.sync.push.enabled.then(|| {
                 PushEndpoint::new(
                     store.clone(),
@@ -291,7 +296,10 @@ impl Gateway {
                             None => metrics,
                         }
                     },
-                    push,
+                    Some(match push {
+                        Some(push) => readiness.merge(push),
+                        None => readiness,
+                    }),
                 )
                 .await
                 .map_err(|source| StartError::Http { address, source })?,

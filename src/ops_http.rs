@@ -1,5 +1,6 @@
-//! The gateway's HTTP port for operations (`[http]`): `/healthz`,
-//! `/metrics` in the Prometheus text format, and the sync push webhook
+//! The gateway's HTTP port for operations (`[http]`): `/healthz` (alive),
+//! `/readyz` (the read model and the journal answer), `/metrics` in the
+//! Prometheus text format, and the sync push webhook
 //! (`POST /v1/push`, [`crate::sync::push`]) when enabled. Bound to loopback
 //! by default; put it behind the agency's reverse proxy to expose it.
 
@@ -84,6 +85,77 @@ impl MetricsSource {
     }
 }
 
+/// `/readyz`: whether this gateway can answer citizens now. Ready when the
+/// read model answers a lookup and the journal a query; stale data (the core
+/// unreachable) does not make it unready, since it keeps answering with the
+/// data's date, but is reported.
+pub fn readiness_router<S: crate::store::DossierStore>(
+    store: S,
+    journal: crate::journal::Journal,
+    freshness: Arc<Freshness>,
+) -> Router {
+    let state = Arc::new((store, journal, freshness));
+    Router::new()
+        .route("/readyz", get(readiness::<S>))
+        .with_state(state)
+}
+
+/// What `/readyz` found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    /// Every check passed.
+    pub ready: bool,
+    /// "ok", or why the read model failed.
+    pub read_model: String,
+    /// "ok", or why the journal failed.
+    pub journal: String,
+    /// The read model's data is older than `sync.stale_after_secs`.
+    pub data_stale: bool,
+}
+
+impl Readiness {
+    /// From the checks' outcomes.
+    pub fn from_checks(
+        read_model: Result<(), String>,
+        journal: Result<(), String>,
+        data_stale: bool,
+    ) -> Self {
+        let ok = |r: &Result<(), String>| r.as_ref().err().cloned().unwrap_or_else(|| "ok".into());
+        Readiness {
+            ready: read_model.is_ok() && journal.is_ok(),
+            read_model: ok(&read_model),
+            journal: ok(&journal),
+            data_stale,
+        }
+    }
+}
+
+async fn readiness<S: crate::store::DossierStore>(
+    State(state): State<Arc<(S, crate::journal::Journal, Arc<Freshness>)>>,
+) -> impl IntoResponse {
+    let (store, journal, freshness) = &*state;
+    let probe =
+        crate::domain::DossierCode::parse("000.00.00.H00-000101-0001").expect("a valid probe code");
+    let read_model = store
+        .find(&probe)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let journal = sqlx::query("SELECT 1")
+        .execute(journal.pool())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("journal query failed: {e}"));
+    let stale = freshness.stale_as_of(crate::store::now_ms()).is_some();
+    let report = Readiness::from_checks(read_model, journal, stale);
+    let status = if report.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report))
+}
+
 /// The bound operations port.
 pub struct OpsServer {
     listener: TcpListener,
@@ -99,6 +171,7 @@ impl OpsServer {
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await?;
         let mut router = Router::new()
+            // Alive: the process answers. Readiness (/readyz) checks the stores.
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics_text))
             .with_state(Arc::new(metrics));
@@ -116,7 +189,7 @@ impl OpsServer {
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let addr = self.listener.local_addr().ok();
-        tracing::info!(address = ?addr, "operations HTTP port listening (/healthz, /metrics)");
+        tracing::info!(address = ?addr, "operations HTTP port listening (/healthz, /readyz, /metrics)");
         if let Err(error) = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
@@ -139,6 +212,17 @@ async fn metrics_text(State(metrics): State<Arc<MetricsSource>>) -> impl IntoRes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_fails_on_either_store_and_reports_stale_data_without_failing() {
+        let ok = Readiness::from_checks(Ok(()), Ok(()), true);
+        assert!(ok.ready && ok.data_stale);
+        let broken = Readiness::from_checks(Err("database is locked".into()), Ok(()), false);
+        assert!(!broken.ready);
+        assert_eq!(broken.read_model, "database is locked");
+        assert_eq!(broken.journal, "ok");
+        assert!(!Readiness::from_checks(Ok(()), Err("disk full".into()), false).ready);
+    }
 
     #[test]
     fn the_sync_metrics_are_exposed_under_their_names() {
