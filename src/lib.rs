@@ -26,6 +26,7 @@
 //!   and kiosks, Kannel's `get-url` drop-in.
 //! - [`ussd`]: USSD dialogues (menu, direct dial, keypad digits) over SMPP
 //!   and the aggregators' HTTP callback.
+//! - [`admin`]: the admin console's back end (accounts, roles, audit log).
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`journal`]: the durable record of messages and the reply outbox (group
@@ -56,6 +57,7 @@
 
 pub mod abuse;
 pub mod address;
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod domain;

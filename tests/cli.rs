@@ -243,3 +243,92 @@ fn run_then_sms_send_then_sigterm_drains() {
         "{log}"
     );
 }
+
+/// `motcua-sms account …` with the password on standard input.
+fn account(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = motcua(dir)
+        .env(
+            "MOTCUA_JOURNAL__URL",
+            format!("sqlite://{}/journal.db", dir.display()),
+        )
+        .arg("account")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn accounts_are_managed_from_the_command_line_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = account(
+        dir.path(),
+        &["add", "boss", "--role", "administrator"],
+        "Mot-cua-2026-chinh\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created boss (administrator)"), "{out}");
+    let (ok, _, err) = account(
+        dir.path(),
+        &["add", "an.nguyen", "--role", "viewer"],
+        "short\n",
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("password refused: at least 12 characters"),
+        "{err}"
+    );
+    let (ok, _, err) = account(dir.path(), &["add", "an.nguyen", "--role", "root"], "");
+    assert!(!ok);
+    assert!(
+        err.contains("not one of administrator, operator, viewer"),
+        "{err}"
+    );
+    let (ok, _, err) = account(dir.path(), &["add", "an.nguyen", "--role", "viewer"], "");
+    assert!(!ok);
+    assert!(err.contains("no password on standard input"), "{err}");
+    assert!(
+        account(
+            dir.path(),
+            &["add", "an.nguyen", "--role", "viewer"],
+            "Tra-cuu-ho-so-1\n"
+        )
+        .0
+    );
+    assert!(account(dir.path(), &["role", "an.nguyen", "operator"], "").0);
+    let (ok, _, err) = account(dir.path(), &["role", "boss", "viewer"], "");
+    assert!(!ok);
+    assert!(err.contains("boss is the last administrator"), "{err}");
+    let (_, list, _) = account(dir.path(), &["list"], "");
+    assert_eq!(
+        list,
+        "an.nguyen\toperator\tmust change password\nboss\tadministrator\tmust change password\n"
+    );
+    let (_, audit, _) = account(dir.path(), &["audit"], "");
+    let actions: Vec<String> = audit
+        .lines()
+        .map(|l| l.split('\t').skip(1).take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "cli account.role an.nguyen",
+            "cli account.create an.nguyen",
+            "cli account.create boss",
+        ]
+    );
+}
