@@ -1617,7 +1617,7 @@ fn record(tx: &Connection, m: &NewMessage, window_ms: i64) -> rusqlite::Result<R
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn message(sender: &str, text: &str, at: i64) -> NewMessage {
@@ -1640,7 +1640,8 @@ mod tests {
         }
     }
 
-    async fn journal(dir: &tempfile::TempDir) -> Journal {
+    /// A journal in `dir`, migrated (also for other modules' tests).
+    pub(crate) async fn journal(dir: &tempfile::TempDir) -> Journal {
         Journal::open(JournalSettings {
             url: format!("sqlite://{}/journal.db", dir.path().display()),
             ..JournalSettings::default()

@@ -6,9 +6,15 @@
 //!   change.
 //! - [`sessions`]: browser sessions (cookie + CSRF token) and scripts'
 //!   bearer tokens, stored as hashes.
+//! - [`templates`]: versions of the reply templates: preview against sample
+//!   dossiers, save, activate, roll back; a text that fails to compile, uses
+//!   an unknown variable or exceeds its segment budget never reaches citizens.
+//! - [`traffic`]: the message log's search (numbers masked for viewers) and
+//!   traffic statistics.
 //! - [`http`]: the console's HTTP port: the JSON API with its OpenAPI
 //!   document, role checks per handler.
 
 pub mod accounts;
 pub mod http;
 pub mod sessions;
+pub mod templates;
