@@ -18,3 +18,4 @@ pub mod accounts;
 pub mod http;
 pub mod sessions;
 pub mod templates;
+pub mod traffic;
