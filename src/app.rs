@@ -30,7 +30,7 @@ use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
 use crate::modem::{ModemBoard, ModemChannel};
 use crate::ops_http::{MetricsSource, OpsServer};
-use crate::outbox::Outbox;
+use crate::outbox::{AnswerMetrics, Outbox};
 use crate::public_http::PublicHttp;
 use crate::reload::Swappable;
 use crate::reply::{Renderer, TemplateError};
@@ -234,6 +234,7 @@ impl Gateway {
         });
         let sync_metrics = SyncMetrics::default();
         let admin_metrics = AdminMetrics::default();
+        let answer_metrics = AnswerMetrics::default();
         let modem_board = ModemBoard::default();
         let follower = match config.sync.mode {
             SyncMode::Off | SyncMode::Jetstream => None,
@@ -342,6 +343,7 @@ impl Gateway {
                         );
                         let metrics = metrics
                             .with_admin(&admin_metrics)
+                            .with_answers(&answer_metrics)
                             .with_links(routes.clone());
                         match &ussd {
                             Some(service) => metrics.with_ussd(service.metrics()),
@@ -409,6 +411,7 @@ impl Gateway {
             Responder::with_templates(store.clone(), templates).with_freshness(freshness),
             guard,
             routes.clone(),
+            answer_metrics,
         );
         let public = match public {
             Some((address, responder)) => Some(

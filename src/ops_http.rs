@@ -129,6 +129,12 @@ impl MetricsSource {
         self
     }
 
+    /// Adds the answers' counters and timing.
+    pub fn with_answers(mut self, answers: &crate::outbox::AnswerMetrics) -> Self {
+        answers.register(&mut self.registry);
+        self
+    }
+
     /// Adds the SMPP connections' gauges (sessions, window use per channel).
     pub fn with_links(mut self, routes: Arc<crate::smpp::routes::Routes>) -> Self {
         let gauges = LinkGauges::default();

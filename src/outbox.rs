@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
@@ -95,6 +99,7 @@ pub struct Outbox<S> {
     order: CitizenOrder,
     answering: Arc<tokio::sync::Semaphore>,
     tasks: TaskTracker,
+    metrics: AnswerMetrics,
 }
 
 /// Where a reply stands after an attempt.
@@ -213,13 +218,14 @@ impl CitizenOrder {
 }
 
 impl<S: DossierStore> Outbox<S> {
-    /// An outbox answering with `responder` (within `guard`'s limits) and
-    /// sending through `routes`.
+    /// An outbox answering with `responder` (within `guard`'s limits),
+    /// sending through `routes` and counting its answers in `metrics`.
     pub fn new(
         journal: Journal,
         responder: Responder<S>,
         guard: AbuseGuard,
         routes: Arc<Routes>,
+        metrics: AnswerMetrics,
     ) -> Arc<Self> {
         Arc::new(Outbox {
             journal,
@@ -231,7 +237,13 @@ impl<S: DossierStore> Outbox<S> {
             order: CitizenOrder::default(),
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
             tasks: TaskTracker::new(),
+            metrics,
         })
+    }
+
+    /// The answers' metrics (`motcua_answers_total`, `motcua_answer_seconds`).
+    pub fn metrics(&self) -> &AnswerMetrics {
+        &self.metrics
     }
 
     fn lock_claimed(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
@@ -395,8 +407,24 @@ impl<S: DossierStore> Outbox<S> {
         })
     }
 
-    /// Applies the abuse rules, then answers.
+    /// Applies the abuse rules, then answers; counts the outcome.
     async fn decide(
+        &self,
+        message: &str,
+        channel: &str,
+        sender: &Msisdn,
+        text: &str,
+        started: Instant,
+    ) -> Decision {
+        let decision = self
+            .decide_uncounted(message, channel, sender, text, started)
+            .await;
+        self.metrics
+            .answered(channel, &decision.outcome, started.elapsed());
+        decision
+    }
+
+    async fn decide_uncounted(
         &self,
         message: &str,
         channel: &str,
@@ -760,5 +788,56 @@ mod tests {
         order.enter("84911", 4);
         order.hold("84911", 2);
         assert!(!order.wait_turn("84911", 4).await);
+    }
+}
+
+/// Messages answered, by channel and outcome, and how long deciding the
+/// answer took (abuse rules, lookup, rendering), for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct AnswerMetrics {
+    answers: Family<Vec<(String, String)>, Counter>,
+    seconds: Histogram,
+}
+
+impl Default for AnswerMetrics {
+    fn default() -> Self {
+        AnswerMetrics {
+            answers: Family::default(),
+            seconds: Histogram::new(
+                [
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+                ]
+                .into_iter(),
+            ),
+        }
+    }
+}
+
+impl AnswerMetrics {
+    fn answered(&self, channel: &str, outcome: &str, took: Duration) {
+        // "silenced: <reason>" counts as "silenced".
+        let outcome = outcome.split(':').next().unwrap_or(outcome);
+        self.answers
+            .get_or_create(&vec![
+                ("channel".to_owned(), channel.to_owned()),
+                ("outcome".to_owned(), outcome.to_owned()),
+            ])
+            .inc();
+        self.seconds.observe(took.as_secs_f64());
+    }
+
+    /// Registers `motcua_answers_total` and `motcua_answer_seconds`.
+    pub fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("motcua");
+        sub.register(
+            "answers",
+            "Messages answered, by channel and outcome (found, not_found, help, silenced, ...)",
+            self.answers.clone(),
+        );
+        sub.register(
+            "answer_seconds",
+            "Time to decide an answer: abuse rules, lookup, rendering",
+            self.seconds.clone(),
+        );
     }
 }
