@@ -803,12 +803,9 @@ impl Default for AnswerMetrics {
     fn default() -> Self {
         AnswerMetrics {
             answers: Family::default(),
-            seconds: Histogram::new(
-                [
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
-                ]
-                .into_iter(),
-            ),
+            seconds: Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+            ]),
         }
     }
 }
