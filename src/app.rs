@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::abuse::{AbuseError, AbuseGuard};
+use crate::admin::templates::TemplateVersions;
 use crate::config::Config;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
@@ -124,6 +125,8 @@ pub struct Gateway {
 /// Reloads the SMS and USSD templates from disk while the gateway runs
 /// (SIGHUP): both sets are loaded and checked first, and replace the ones in
 /// use only if both pass; links, dialogues and queued replies are untouched.
+/// With [`TemplateVersions`], the reply versions put in use in the admin
+/// console stay in place of their files.
 #[derive(Clone)]
 pub struct Reloader {
     templates: Arc<Swappable<Renderer>>,
@@ -131,9 +134,17 @@ pub struct Reloader {
     templates_dir: std::path::PathBuf,
     reply: crate::reply::ReplySettings,
     ussd_accents: bool,
+    versions: Option<TemplateVersions>,
 }
 
 impl Reloader {
+    /// Reloads the reply templates through `versions` (the admin console's
+    /// versions in use kept) rather than from the files alone.
+    pub fn with_versions(mut self, versions: TemplateVersions) -> Self {
+        self.versions = Some(versions);
+        self
+    }
+
     fn load_screens(&self) -> Result<ScreenRenderer, TemplateError> {
         let dir = self.templates_dir.join("ussd");
         ScreenRenderer::load(dir.is_dir().then_some(dir.as_path()), self.ussd_accents)
@@ -147,17 +158,25 @@ impl Reloader {
     /// The first template that fails its checks, with its name and why.
     pub fn reload(&self) -> Result<(), TemplateError> {
         let dir = self.templates_dir.as_path();
-        let renderer = Renderer::load(dir.is_dir().then_some(dir), self.reply.clone())?;
         let screens = match &self.screens {
             Some(_) => Some(self.load_screens()?),
             None => None,
         };
-        let files = renderer
+        // The screens are not in use until the reply templates have passed.
+        match &self.versions {
+            Some(versions) => versions.reload()?,
+            None => self.templates.replace(Renderer::load(
+                dir.is_dir().then_some(dir),
+                self.reply.clone(),
+            )?),
+        }
+        let files = self
+            .templates
+            .current()
             .sources()
             .iter()
-            .filter(|(_, origin)| origin != "built-in")
+            .filter(|(_, origin)| origin != "built-in" && !origin.starts_with("version "))
             .count();
-        self.templates.replace(renderer);
         if let (Some(held), Some(screens)) = (&self.screens, screens) {
             held.replace(screens);
         }
@@ -220,6 +239,7 @@ impl Gateway {
             templates_dir: config.reply.templates_dir.clone(),
             reply: config.reply.settings(&config.service),
             ussd_accents: config.ussd.accents,
+            versions: None,
         };
         let ussd = if config.ussd.enabled {
             let screens = reloader.load_screens()?;

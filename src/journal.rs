@@ -233,6 +233,15 @@ impl ReplyState {
         }
     }
 
+    /// True once the reply has been handed to the channel (sent to a
+    /// peer, accepted by an SMSC, delivered): when `replies.sent_at` is set.
+    fn handed_over(self) -> bool {
+        matches!(
+            self,
+            ReplyState::Sent | ReplyState::Accepted | ReplyState::Delivered
+        )
+    }
+
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "queued" => ReplyState::Queued,
@@ -255,6 +264,18 @@ pub struct StoredMessage {
     pub message: NewMessage,
 }
 
+/// What a reply looked up, recorded with the reply (table `reply_lookups`)
+/// for the admin console's message log and statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupNote {
+    /// The canonical dossier code found in the citizen's text.
+    pub code: String,
+    /// The dossier's agency, when it was found.
+    pub agency: Option<String>,
+    /// The dossier's procedure, when it was found.
+    pub procedure: Option<String>,
+}
+
 /// A reply waiting to be sent, with where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReply {
@@ -275,6 +296,9 @@ pub struct PendingReply {
     /// True once the reply is in the journal (a fresh reply is sent first
     /// and recorded with the outcome of that first attempt).
     pub stored: bool,
+    /// What the reply looked up, written with the reply when it is first
+    /// stored; `None` when read back from the journal (already written).
+    pub lookup: Option<LookupNote>,
 }
 
 /// Where one attempt to send a reply ended, to record in one write.
@@ -300,6 +324,7 @@ enum Op {
         outcome: String,
         text: String,
         state: ReplyState,
+        lookup: Option<LookupNote>,
         done: oneshot::Sender<Result<Recorded, JournalError>>,
     },
     QueueReply {
@@ -332,6 +357,7 @@ enum Op {
         outcome: String,
         text: String,
         settlement: Settlement,
+        lookup: Option<LookupNote>,
         done: oneshot::Sender<Result<(), JournalError>>,
     },
     Receipt(
@@ -470,19 +496,23 @@ impl Journal {
 
     /// Records a message that was answered on the spot (a USSD turn, a
     /// Kannel get-url request: the peer cannot wait for the outbox) with its
-    /// answer and `state` (sent, or suppressed), in one write. The outbox never sees it; the message log does.
+    /// answer and `state` (sent, or suppressed), in one write, with what the
+    /// answer looked up, if anything (`lookup`). A sent answer's `sent_at` is
+    /// the time of the write. The outbox never sees it; the message log does.
     pub async fn record_exchange(
         &self,
         message: NewMessage,
         outcome: &str,
         text: &str,
         state: ReplyState,
+        lookup: Option<LookupNote>,
     ) -> Result<Recorded, JournalError> {
         self.call(|done| Op::Exchange {
             message,
             outcome: outcome.to_owned(),
             text: text.to_owned(),
             state,
+            lookup,
             done,
         })
         .await
@@ -550,6 +580,8 @@ impl Journal {
     /// row is created if the reply was sent before it was ever stored (the
     /// fast path: computed, sent, then recorded once), or updated while it is
     /// still queued. Parts accepted by a carrier are recorded for receipts.
+    /// The reply's lookup ([`PendingReply::lookup`]) is written with it, and
+    /// `sent_at` the first time the reply is sent or accepted.
     pub async fn settle_reply(
         &self,
         reply: &PendingReply,
@@ -560,6 +592,7 @@ impl Journal {
             outcome: reply.outcome.clone(),
             text: reply.text.clone(),
             settlement,
+            lookup: reply.lookup.clone(),
             done,
         })
         .await
@@ -666,6 +699,7 @@ impl Journal {
                     outcome: row.try_get("outcome")?,
                     attempts: row.try_get::<i64, _>("attempts")? as u32,
                     stored: true,
+                    lookup: None,
                 })
             })
             .collect()
@@ -683,6 +717,8 @@ impl Journal {
 
     /// Erases texts and phone numbers of messages received before `cutoff`
     /// (Unix ms), keeping channel, times, outcomes and states for statistics.
+    /// The dossier code a reply looked up goes with the text (`reply_lookups.code`
+    /// set to ''); the agency and procedure it found, which name no one, stay.
     /// Messages whose reply is still queued are kept whole. Returns how many
     /// messages were purged. Runs on the writer like every other write.
     pub async fn purge_before(&self, cutoff: i64) -> Result<u64, JournalError> {
@@ -954,9 +990,17 @@ impl Writer {
                     outcome,
                     text,
                     state,
+                    lookup,
                     ..
-                } => record_exchange(&tx, message, outcome, text, *state, window_ms, now)
-                    .map(Produced::Recorded),
+                } => record_exchange(
+                    &tx,
+                    message,
+                    (outcome, text, *state),
+                    lookup.as_ref(),
+                    window_ms,
+                    now,
+                )
+                .map(Produced::Recorded),
                 Op::Purge { cutoff, .. } => {
                     unmatched.recheck = true;
                     purge(&tx, *cutoff).map(Produced::Purged)
@@ -973,9 +1017,18 @@ impl Writer {
                     outcome,
                     text,
                     settlement,
+                    lookup,
                     ..
-                } => settle(&tx, unmatched, *message_id, outcome, text, settlement, now)
-                    .map(|_| Produced::Done),
+                } => settle(
+                    &tx,
+                    unmatched,
+                    *message_id,
+                    (outcome, text),
+                    settlement,
+                    lookup.as_ref(),
+                    now,
+                )
+                .map(|_| Produced::Done),
                 Op::Receipt(receipt, _) => {
                     apply_receipt(&tx, unmatched, receipt, now).map(Produced::Receipt)
                 }
@@ -993,8 +1046,8 @@ impl Writer {
                     ..
                 } => tx
                     .prepare_cached(
-                        "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                        "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, created_at, updated_at, sent_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
                     )
                     .and_then(|mut statement| {
                         statement.execute(params![
@@ -1004,7 +1057,8 @@ impl Writer {
                             state.as_str(),
                             now,
                             now,
-                            now
+                            now,
+                            state.handed_over().then_some(now)
                         ])
                     })
                     .map(|_| Produced::Done),
@@ -1018,8 +1072,8 @@ impl Writer {
                 } => tx
                     .prepare_cached(
                         "UPDATE replies SET state = ?, peer_ids = COALESCE(?, peer_ids), last_error = ?, \
-                         attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? \
-                         WHERE message_id = ?",
+                         attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?, \
+                         sent_at = COALESCE(sent_at, ?) WHERE message_id = ?",
                     )
                     .and_then(|mut statement| {
                         statement.execute(params![
@@ -1028,6 +1082,7 @@ impl Writer {
                             error,
                             next_attempt_at,
                             now,
+                            state.handed_over().then_some(now),
                             message_id
                         ])
                     })
@@ -1062,23 +1117,39 @@ pub fn canonical_peer_id(id: &str) -> String {
     }
 }
 
+/// Records what a reply looked up (once: a reply's first write carries it).
+fn note_lookup(tx: &Connection, message_id: i64, lookup: &LookupNote) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO reply_lookups (message_id, code, agency, procedure) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (message_id) DO NOTHING",
+    )?
+    .execute(params![
+        message_id,
+        lookup.code,
+        lookup.agency,
+        lookup.procedure
+    ])?;
+    Ok(())
+}
+
 fn settle(
     tx: &Connection,
     unmatched: &mut UnmatchedReceipts,
     message_id: i64,
-    outcome: &str,
-    text: &str,
+    (outcome, text): (&str, &str),
     settlement: &Settlement,
+    lookup: Option<&LookupNote>,
     now: i64,
 ) -> rusqlite::Result<()> {
     let peer_ids = settlement.left_on.as_ref().map(|(_, ids)| ids.join(" "));
     tx.prepare_cached(
         "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
-         last_error, peer_ids, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         last_error, peer_ids, created_at, updated_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, \
          attempts = replies.attempts + excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
          last_error = excluded.last_error, peer_ids = coalesce(excluded.peer_ids, replies.peer_ids), \
-         updated_at = excluded.updated_at WHERE replies.state = 'queued'",
+         updated_at = excluded.updated_at, sent_at = coalesce(replies.sent_at, excluded.sent_at) \
+         WHERE replies.state = 'queued'",
     )?
     .execute(params![
         message_id,
@@ -1090,8 +1161,12 @@ fn settle(
         settlement.error,
         peer_ids,
         now,
-        now
+        now,
+        settlement.state.handed_over().then_some(now)
     ])?;
+    if let Some(lookup) = lookup {
+        note_lookup(tx, message_id, lookup)?;
+    }
     if let (ReplyState::Accepted, Some((channel, ids))) = (settlement.state, &settlement.left_on) {
         record_parts(tx, unmatched, message_id, channel, ids, now)?;
     }
@@ -1108,9 +1183,10 @@ fn accepted(
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE replies SET state = 'accepted', peer_ids = ?, last_error = NULL, \
-         attempts = attempts + 1, updated_at = ? WHERE message_id = ? AND state = 'queued'",
+         attempts = attempts + 1, updated_at = ?, sent_at = coalesce(sent_at, ?) \
+         WHERE message_id = ? AND state = 'queued'",
     )?
-    .execute(params![peer_ids.join(" "), now, message_id])?;
+    .execute(params![peer_ids.join(" "), now, now, message_id])?;
     record_parts(tx, unmatched, message_id, channel, peer_ids, now)
 }
 
@@ -1528,6 +1604,13 @@ fn purge(tx: &Connection, cutoff: i64) -> rusqlite::Result<u64> {
          AND state <> 'queued'",
     )?
     .execute(params![cutoff])?;
+    // The code was part of the text; agency and procedure name no one.
+    tx.prepare_cached(
+        "UPDATE reply_lookups SET code = '' WHERE message_id IN \
+         (SELECT m.id FROM messages m JOIN replies r ON r.message_id = m.id \
+          WHERE m.received_at < ? AND m.purged = 0 AND r.state <> 'queued')",
+    )?
+    .execute(params![cutoff])?;
     Ok(tx
         .prepare_cached(
             "UPDATE messages SET text = '', sender = '', recipient = '', peer_ref = NULL, purged = 1 \
@@ -1540,9 +1623,8 @@ fn purge(tx: &Connection, cutoff: i64) -> rusqlite::Result<u64> {
 fn record_exchange(
     tx: &Connection,
     message: &NewMessage,
-    outcome: &str,
-    text: &str,
-    state: ReplyState,
+    (outcome, text, state): (&str, &str, ReplyState),
+    lookup: Option<&LookupNote>,
     window_ms: i64,
     now: i64,
 ) -> rusqlite::Result<Recorded> {
@@ -1550,10 +1632,22 @@ fn record_exchange(
     if let Recorded::New(id) = recorded {
         tx.prepare_cached(
             "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?) \
+             created_at, updated_at, sent_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?) \
              ON CONFLICT (message_id) DO NOTHING",
         )?
-        .execute(params![id, outcome, text, state.as_str(), now, now, now])?;
+        .execute(params![
+            id,
+            outcome,
+            text,
+            state.as_str(),
+            now,
+            now,
+            now,
+            state.handed_over().then_some(now)
+        ])?;
+        if let Some(lookup) = lookup {
+            note_lookup(tx, id, lookup)?;
+        }
     }
     Ok(recorded)
 }
@@ -1617,7 +1711,7 @@ fn record(tx: &Connection, m: &NewMessage, window_ms: i64) -> rusqlite::Result<R
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn message(sender: &str, text: &str, at: i64) -> NewMessage {
@@ -1640,7 +1734,8 @@ mod tests {
         }
     }
 
-    async fn journal(dir: &tempfile::TempDir) -> Journal {
+    /// A journal in `dir`, migrated (also for other modules' tests).
+    pub(crate) async fn journal(dir: &tempfile::TempDir) -> Journal {
         Journal::open(JournalSettings {
             url: format!("sqlite://{}/journal.db", dir.path().display()),
             ..JournalSettings::default()
@@ -1688,7 +1783,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_exchange_is_recorded_answered_and_never_reaches_the_outbox() {
+    async fn an_exchange_is_recorded_answered_with_its_lookup_and_never_reaches_the_outbox() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(&dir).await;
         let mut turn = message("84912345678", "*8058*0000012582403150007#", now_ms());
@@ -1699,6 +1794,7 @@ mod tests {
                 "found",
                 "HS 000.00.12.H58-240315-0007 ...",
                 ReplyState::Sent,
+                Some(note("000.00.12.H58-240315-0007", Some("UBND"))),
             )
             .await
             .unwrap()
@@ -1712,6 +1808,157 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(j.reply_state(id).await.unwrap(), Some(ReplyState::Sent));
+        assert_eq!(
+            lookup_of(&j, id).await,
+            Some((
+                "000.00.12.H58-240315-0007".into(),
+                Some("UBND".into()),
+                Some("procedure".into())
+            ))
+        );
+        assert!(sent_at(&j, id).await.is_some());
+        // Retention erases the code with the text; agency and procedure stay.
+        assert_eq!(j.purge_before(now_ms() + 1000).await.unwrap(), 1);
+        assert_eq!(
+            lookup_of(&j, id).await,
+            Some((String::new(), Some("UBND".into()), Some("procedure".into())))
+        );
+    }
+
+    fn note(code: &str, agency: Option<&str>) -> LookupNote {
+        LookupNote {
+            code: code.into(),
+            agency: agency.map(Into::into),
+            procedure: agency.map(|_| "procedure".into()),
+        }
+    }
+
+    async fn lookup_of(j: &Journal, id: i64) -> Option<(String, Option<String>, Option<String>)> {
+        sqlx::query_as("SELECT code, agency, procedure FROM reply_lookups WHERE message_id = ?")
+            .bind(id)
+            .fetch_optional(j.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn sent_at(j: &Journal, id: i64) -> Option<i64> {
+        sqlx::query_scalar("SELECT sent_at FROM replies WHERE message_id = ?")
+            .bind(id)
+            .fetch_one(j.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_settled_reply_records_its_lookup_and_when_it_was_first_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let record = |text: &'static str| {
+            let j = j.clone();
+            async move {
+                let Recorded::New(id) = j
+                    .record(message("84912345678", text, now_ms()))
+                    .await
+                    .unwrap()
+                else {
+                    panic!("new")
+                };
+                id
+            }
+        };
+        let pending = |id: i64, lookup| PendingReply {
+            message_id: id,
+            channel: "smsc:c".into(),
+            to: Address::new("84912345678", 1, 1),
+            from: Address::new("8058", 0, 0),
+            text: "reply".into(),
+            outcome: "found".into(),
+            attempts: 0,
+            stored: false,
+            lookup,
+        };
+        let settlement = |state, left_on: Option<(String, Vec<String>)>| Settlement {
+            state,
+            left_on,
+            error: None,
+            next_attempt_at: None,
+            counts: true,
+        };
+        // Sent at the first attempt: the lookup and sent_at in the same write.
+        let first = record("TC 1").await;
+        j.settle_reply(
+            &pending(first, Some(note("000.00.12.H58-240315-0007", Some("UBND")))),
+            settlement(
+                ReplyState::Accepted,
+                Some(("smsc:c".into(), vec!["a".into()])),
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(lookup_of(&j, first).await.is_some());
+        let sent = sent_at(&j, first).await.expect("sent_at set");
+        // A receipt does not move it.
+        j.apply_receipt(ReceiptUpdate {
+            channel: "smsc:c".into(),
+            peer_ids: vec!["a".into()],
+            state: "delivered".into(),
+            is_final: true,
+            success: true,
+            error: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(sent_at(&j, first).await, Some(sent));
+        // Waiting for its channel: the lookup is written, sent_at only once sent.
+        let second = record("TC 2").await;
+        let reply = pending(second, Some(note("000.00.12.H58-240315-0008", None)));
+        j.settle_reply(&reply, settlement(ReplyState::Queued, None))
+            .await
+            .unwrap();
+        assert_eq!(sent_at(&j, second).await, None);
+        assert_eq!(
+            lookup_of(&j, second).await,
+            Some(("000.00.12.H58-240315-0008".into(), None, None))
+        );
+        let mut retried = reply.clone();
+        retried.stored = true;
+        retried.lookup = None;
+        j.settle_reply(
+            &retried,
+            settlement(ReplyState::Sent, Some(("listener:demo".into(), vec![]))),
+        )
+        .await
+        .unwrap();
+        assert!(sent_at(&j, second).await.is_some());
+        assert!(lookup_of(&j, second).await.is_some(), "kept");
+        // Failed: never sent.
+        let third = record("TC 3").await;
+        j.settle_reply(&pending(third, None), settlement(ReplyState::Failed, None))
+            .await
+            .unwrap();
+        assert_eq!(sent_at(&j, third).await, None);
+        assert_eq!(lookup_of(&j, third).await, None);
+        // The other paths: accepted after queueing, update_reply.
+        let fourth = record("TC 4").await;
+        j.queue_reply(fourth, "found", "r", ReplyState::Queued)
+            .await
+            .unwrap();
+        j.reply_accepted(fourth, "smsc:c", vec!["b".into()])
+            .await
+            .unwrap();
+        assert!(sent_at(&j, fourth).await.is_some());
+        let fifth = record("TC 5").await;
+        j.queue_reply(fifth, "found", "r", ReplyState::Queued)
+            .await
+            .unwrap();
+        j.update_reply(fifth, ReplyState::Queued, None, Some("x".into()), None)
+            .await
+            .unwrap();
+        assert_eq!(sent_at(&j, fifth).await, None);
+        j.update_reply(fifth, ReplyState::Sent, None, None, None)
+            .await
+            .unwrap();
+        assert!(sent_at(&j, fifth).await.is_some());
     }
 
     #[tokio::test]

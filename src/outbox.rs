@@ -22,8 +22,8 @@ use tracing::{debug, error, info, warn};
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::domain::Msisdn;
 use crate::journal::{
-    now_ms, Journal, JournalError, NewMessage, PendingReply, Recorded, ReplyState, Settlement,
-    StoredMessage,
+    now_ms, Journal, JournalError, LookupNote, NewMessage, PendingReply, Recorded, ReplyState,
+    Settlement, StoredMessage,
 };
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
@@ -61,6 +61,27 @@ pub struct DirectAnswer {
     pub outcome: String,
     /// The reply; empty when the message gets none.
     pub text: String,
+}
+
+/// How a message is answered: what it earned, the reply, the reply's
+/// first state, and what the reply looked up.
+struct Decision {
+    outcome: String,
+    text: String,
+    state: ReplyState,
+    lookup: Option<LookupNote>,
+}
+
+impl Decision {
+    /// No reply, for `outcome`.
+    fn suppressed(outcome: String) -> Self {
+        Decision {
+            outcome,
+            text: String::new(),
+            state: ReplyState::Suppressed,
+            lookup: None,
+        }
+    }
 }
 
 /// Answers recorded messages and delivers their replies.
@@ -251,20 +272,22 @@ impl<S: DossierStore> Outbox<S> {
         }
         let started = Instant::now();
         let m = &stored.message;
-        let (outcome, text, state) = match Msisdn::parse(&m.sender.addr) {
+        let decision = match Msisdn::parse(&m.sender.addr) {
             Err(reason) => {
                 info!(channel = %m.channel, message = %external_id(id), %reason, "sender is not a phone number; no reply");
-                (
-                    "not_a_phone_number".to_owned(),
-                    String::new(),
-                    ReplyState::Suppressed,
-                )
+                Decision::suppressed("not_a_phone_number".to_owned())
             }
             Ok(sender) => {
                 self.decide(&external_id(id), &m.channel, &sender, &m.text, started)
                     .await
             }
         };
+        let Decision {
+            outcome,
+            text,
+            state,
+            lookup,
+        } = decision;
         if state == ReplyState::Queued {
             // Sent first, recorded once with how the attempt ended: a crash in
             // between leaves the message unanswered in the journal, and the
@@ -278,6 +301,7 @@ impl<S: DossierStore> Outbox<S> {
                 outcome,
                 attempts: 0,
                 stored: false,
+                lookup,
             };
             self.send_in_turn(&pending).await;
         } else {
@@ -337,14 +361,15 @@ impl<S: DossierStore> Outbox<S> {
     /// not given then: the caller reports a failure).
     pub async fn answer_now(&self, message: NewMessage) -> Result<DirectAnswer, JournalError> {
         let started = Instant::now();
-        let (outcome, text, state) = match Msisdn::parse(&message.sender.addr) {
+        let Decision {
+            outcome,
+            text,
+            state,
+            lookup,
+        } = match Msisdn::parse(&message.sender.addr) {
             Err(reason) => {
                 info!(channel = %message.channel, %reason, "sender is not a phone number; no reply");
-                (
-                    "not_a_phone_number".to_owned(),
-                    String::new(),
-                    ReplyState::Suppressed,
-                )
+                Decision::suppressed("not_a_phone_number".to_owned())
             }
             Ok(sender) => {
                 self.decide("direct", &message.channel, &sender, &message.text, started)
@@ -358,7 +383,7 @@ impl<S: DossierStore> Outbox<S> {
         };
         let recorded = self
             .journal
-            .record_exchange(message, &outcome, &text, state)
+            .record_exchange(message, &outcome, &text, state, lookup)
             .await?;
         let id = match recorded {
             Recorded::New(id) | Recorded::Duplicate(id) => id,
@@ -370,7 +395,7 @@ impl<S: DossierStore> Outbox<S> {
         })
     }
 
-    /// Applies the abuse rules, then answers: (outcome, reply text, state).
+    /// Applies the abuse rules, then answers.
     async fn decide(
         &self,
         message: &str,
@@ -378,7 +403,7 @@ impl<S: DossierStore> Outbox<S> {
         sender: &Msisdn,
         text: &str,
         started: Instant,
-    ) -> (String, String, ReplyState) {
+    ) -> Decision {
         let now = chrono::Utc::now();
         let verdict = self
             .guard
@@ -392,11 +417,7 @@ impl<S: DossierStore> Outbox<S> {
         let response = match verdict {
             Verdict::Silence { reason } => {
                 info!(%channel, %message, sender = %sender, reason, "not answered");
-                return (
-                    format!("silenced: {reason}"),
-                    String::new(),
-                    ReplyState::Suppressed,
-                );
+                return Decision::suppressed(format!("silenced: {reason}"));
             }
             Verdict::Notice { retry_at } => self.responder.rate_limited(retry_at),
             Verdict::Allow => {
@@ -425,11 +446,17 @@ impl<S: DossierStore> Outbox<S> {
             latency_us = started.elapsed().as_micros() as u64,
             "answered"
         );
-        (
-            reply.kind.as_str().to_owned(),
-            response.reply.text,
-            ReplyState::Queued,
-        )
+        let lookup = response.code.as_ref().map(|code| LookupNote {
+            code: code.to_string(),
+            agency: response.agency,
+            procedure: response.procedure,
+        });
+        Decision {
+            outcome: reply.kind.as_str().to_owned(),
+            text: response.reply.text,
+            state: ReplyState::Queued,
+            lookup,
+        }
     }
 
     /// Sends a claimed reply and records what happened.

@@ -4,6 +4,11 @@
 //! instead of reaching citizens. The renderer picks the encoding (GSM-7 when
 //! unaccented, UCS-2 otherwise), counts segments, and shortens the procedure
 //! name until the reply fits its segment budget.
+//!
+//! Texts edited in the admin console (`admin::templates`) take the place of
+//! files through [`Renderer::load_with_overrides`], and must also fit their
+//! budgets for every sample dossier ([`Renderer::check_budget`]); start-up
+//! does not refuse a file over its budget.
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +69,14 @@ impl ReplyKind {
         }
     }
 
+    /// The kind named `name`, as [`ReplyKind::as_str`] spells it (`found`,
+    /// `not_found`, `help`, `invalid_date`, `unavailable`, `rate_limited`).
+    pub fn parse(name: &str) -> Option<Self> {
+        ReplyKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     fn embedded_source(self) -> &'static str {
         match self {
             ReplyKind::Found => include_str!("../templates/found.j2"),
@@ -114,6 +127,28 @@ pub struct ReplyContext {
     pub hotline: Option<String>,
     /// True when replies keep Vietnamese diacritics.
     pub accents: bool,
+}
+
+impl ReplyContext {
+    /// The variables a template may use: the fields above, by name.
+    pub const FIELDS: [&'static str; 16] = [
+        "code",
+        "typed_code",
+        "procedure",
+        "agency",
+        "status",
+        "status_code",
+        "appointment",
+        "received",
+        "finished",
+        "timeliness",
+        "owner_name",
+        "data_as_of",
+        "retry_at",
+        "service_number",
+        "hotline",
+        "accents",
+    ];
 }
 
 /// How replies are written.
@@ -171,9 +206,61 @@ pub enum TemplateError {
     Invalid {
         /// Template file name.
         name: &'static str,
+        /// The line at fault, when known.
+        line: Option<usize>,
         /// minijinja's message, with the line.
         detail: String,
     },
+    /// A sample dossier renders past the segment budget even with the
+    /// procedure name shortened (checked for texts edited in the admin
+    /// console, see [`Renderer::check_budget`]; never at start-up).
+    #[error(
+        "template {name} needs {segments} {encoding} segments for the sample dossier `{sample}`, \
+         over its budget of {budget} even with the procedure name shortened: shorten the text"
+    )]
+    OverBudget {
+        /// Template file name.
+        name: &'static str,
+        /// The sample's id (see [`Renderer::named_samples`]).
+        sample: String,
+        /// `GSM-7` or `UCS-2`.
+        encoding: &'static str,
+        /// Segments the reply needs.
+        segments: usize,
+        /// Segments allowed for that encoding.
+        budget: usize,
+    },
+}
+
+impl TemplateError {
+    /// A template that minijinja refused, with the line it names.
+    pub(crate) fn invalid(name: &'static str, error: &minijinja::Error) -> Self {
+        TemplateError::Invalid {
+            name,
+            line: error.line(),
+            detail: describe(error),
+        }
+    }
+
+    /// The template line at fault, when known (a syntax error or an unknown variable).
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            TemplateError::Invalid { line, .. } => *line,
+            _ => None,
+        }
+    }
+}
+
+/// A template text that replaces the file or built-in one (a version saved
+/// in the admin console, or a candidate being previewed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateOverride {
+    /// The reply kind it replaces.
+    pub kind: ReplyKind,
+    /// The minijinja text.
+    pub source: String,
+    /// What [`Renderer::sources`] says for it, e.g. `version 7`.
+    pub origin: String,
 }
 
 /// A template environment as every channel's templates use it: unknown
@@ -207,10 +294,7 @@ pub(crate) fn add_template(
         None => (embedded.to_owned(), "built-in".to_owned()),
     };
     env.add_template_owned(name, source)
-        .map_err(|e| TemplateError::Invalid {
-            name,
-            detail: describe(&e),
-        })?;
+        .map_err(|e| TemplateError::invalid(name, &e))?;
     Ok(origin)
 }
 
@@ -247,12 +331,41 @@ impl Renderer {
     /// Loads the templates: a file `dir/<kind>.j2` overrides the default
     /// built into the binary; a missing `dir` means all built-in defaults.
     /// Every template is compiled and rendered against sample data first.
+    ///
+    /// # Errors
+    ///
+    /// The first template that cannot be read, compiled or rendered.
     pub fn load(dir: Option<&Path>, settings: ReplySettings) -> Result<Self, TemplateError> {
+        Self::load_with_overrides(dir, &[], settings)
+    }
+
+    /// As [`Renderer::load`], with `overrides` in place of the file or
+    /// built-in text of their kinds (the last one wins for a kind). An
+    /// override must also use only the reply variables, even in branches
+    /// the samples do not reach. Segment budgets are not checked here: see
+    /// [`Renderer::check_budget`].
+    ///
+    /// # Errors
+    ///
+    /// The first template that cannot be read, compiled or rendered, or an
+    /// override using a variable the replies do not have.
+    pub fn load_with_overrides(
+        dir: Option<&Path>,
+        overrides: &[TemplateOverride],
+        settings: ReplySettings,
+    ) -> Result<Self, TemplateError> {
         let mut env = template_environment();
         let mut sources = Vec::new();
         for kind in ReplyKind::ALL {
             let name = kind.template_name();
-            let origin = add_template(&mut env, dir, name, kind.embedded_source())?;
+            let origin = match overrides.iter().rev().find(|o| o.kind == kind) {
+                Some(replacement) => {
+                    env.add_template_owned(name, replacement.source.clone())
+                        .map_err(|e| TemplateError::invalid(name, &e))?;
+                    replacement.origin.clone()
+                }
+                None => add_template(&mut env, dir, name, kind.embedded_source())?,
+            };
             sources.push((kind, origin));
         }
         let renderer = Renderer {
@@ -260,13 +373,33 @@ impl Renderer {
             settings,
             sources,
         };
+        for replacement in overrides {
+            renderer.refuse_unknown_variables(replacement.kind)?;
+        }
         renderer.check()?;
         Ok(renderer)
     }
 
-    /// Where each template was loaded from.
+    /// Where each template was loaded from: `built-in`, a file's path, or an
+    /// override's origin (`version 7`).
     pub fn sources(&self) -> &[(ReplyKind, String)] {
         &self.sources
+    }
+
+    /// Where `kind`'s template was loaded from (see [`Renderer::sources`]).
+    pub fn origin(&self, kind: ReplyKind) -> &str {
+        self.sources
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or("built-in", |(_, origin)| origin.as_str())
+    }
+
+    /// The text of `kind`'s template in this set.
+    pub fn source(&self, kind: ReplyKind) -> String {
+        self.env
+            .get_template(kind.template_name())
+            .map(|template| template.source().to_owned())
+            .unwrap_or_default()
     }
 
     /// The settings in force.
@@ -290,19 +423,109 @@ impl Renderer {
         for kind in ReplyKind::ALL {
             for ctx in self.sample_contexts() {
                 self.render_raw(kind, &ctx)
-                    .map_err(|e| TemplateError::Invalid {
-                        name: kind.template_name(),
-                        detail: describe(&e),
-                    })?;
+                    .map_err(|e| self.render_error(kind, &e))?;
             }
         }
         Ok(())
     }
 
-    /// Sample contexts covering the optional fields both set and unset.
+    /// Checks that every sample dossier's reply from `kind`, rendered as a
+    /// citizen would get it (the procedure shortened when too long), fits
+    /// the segment budget of its encoding (one segment more while the data
+    /// is stale, see [`Renderer::budget_for`]).
+    ///
+    /// # Errors
+    ///
+    /// [`TemplateError::OverBudget`] for the first sample that does not
+    /// fit; [`TemplateError::Invalid`] if a sample cannot be rendered.
+    pub fn check_budget(&self, kind: ReplyKind) -> Result<(), TemplateError> {
+        for (sample, _, ctx) in self.named_samples() {
+            let reply = self
+                .render(kind, &ctx)
+                .map_err(|e| self.render_error(kind, &e))?;
+            let budget = self.budget_for(&ctx, reply.info.encoding);
+            if reply.info.segments > budget {
+                return Err(TemplateError::OverBudget {
+                    name: kind.template_name(),
+                    sample: sample.to_owned(),
+                    encoding: reply.info.encoding.name(),
+                    segments: reply.info.segments,
+                    budget,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A render failure as a [`TemplateError`]: an undefined value is
+    /// reported as the unknown variable(s) behind it when they can be named.
+    fn render_error(&self, kind: ReplyKind, error: &minijinja::Error) -> TemplateError {
+        if error.kind() == minijinja::ErrorKind::UndefinedError {
+            if let Err(unknown) = self.refuse_unknown_variables(kind) {
+                return unknown;
+            }
+        }
+        TemplateError::invalid(kind.template_name(), error)
+    }
+
+    /// Refuses a template that uses a name which is neither a reply variable
+    /// ([`ReplyContext::FIELDS`]) nor a template global (`range`, …),
+    /// wherever it stands, naming each with the first line it appears on.
+    fn refuse_unknown_variables(&self, kind: ReplyKind) -> Result<(), TemplateError> {
+        let name = kind.template_name();
+        let Ok(template) = self.env.get_template(name) else {
+            return Ok(());
+        };
+        let mut unknown: Vec<(Option<usize>, String)> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|var| {
+                !ReplyContext::FIELDS.contains(&var.as_str())
+                    && !self.env.globals().any(|(global, _)| global == var)
+            })
+            .map(|var| (first_line_with(template.source(), &var), var))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort();
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|(line, var)| match line {
+                Some(line) => format!("`{var}` (line {line})"),
+                None => format!("`{var}`"),
+            })
+            .collect();
+        let plural = if unknown.len() > 1 { "s" } else { "" };
+        Err(TemplateError::Invalid {
+            name,
+            line: unknown[0].0,
+            detail: format!(
+                "unknown variable{plural} {}; the replies have: {}",
+                listed.join(", "),
+                ReplyContext::FIELDS.join(", ")
+            ),
+        })
+    }
+
+    /// Sample contexts covering the optional fields both set and unset
+    /// (those of [`Renderer::named_samples`]).
     pub fn sample_contexts(&self) -> Vec<ReplyContext> {
+        self.named_samples()
+            .into_iter()
+            .map(|(_, _, ctx)| ctx)
+            .collect()
+    }
+
+    /// The sample dossiers every template is rendered against, each with a
+    /// stable id and a label for the admin console: `owner` (found, asked
+    /// from the applicant's own number), `stranger` (found, from another
+    /// number), `stale` (found while the read model is stale), `sparse` (a
+    /// new dossier with few fields), `none` (no dossier: only the
+    /// service-wide fields).
+    pub fn named_samples(&self) -> Vec<(&'static str, &'static str, ReplyContext)> {
         let base = self.base_context();
-        let full = ReplyContext {
+        let owner = ReplyContext {
             code: Some("000.00.12.H58-240315-0007".into()),
             typed_code: Some("000.00.12.H58-240231-0007".into()),
             procedure: Some("Cấp giấy phép xây dựng nhà ở riêng lẻ".into()),
@@ -317,10 +540,14 @@ impl Renderer {
             retry_at: Some("14:35".into()),
             ..base.clone()
         };
+        let stranger = ReplyContext {
+            owner_name: None,
+            ..owner.clone()
+        };
         // The read model stale: the "last updated" branch rendered too.
         let stale = ReplyContext {
             data_as_of: Some("14:05 27/11".into()),
-            ..full.clone()
+            ..owner.clone()
         };
         let sparse = ReplyContext {
             code: Some("000.00.12.H58-240315-0007".into()),
@@ -328,7 +555,17 @@ impl Renderer {
             status_code: Some(1),
             ..base.clone()
         };
-        vec![full, sparse, base, stale]
+        vec![
+            (
+                "owner",
+                "found, asked from the applicant's own number",
+                owner,
+            ),
+            ("stranger", "found, asked from another number", stranger),
+            ("stale", "found while the data is not current", stale),
+            ("sparse", "a new dossier with few details", sparse),
+            ("none", "no dossier: only the service-wide details", base),
+        ]
     }
 
     fn render_raw(&self, kind: ReplyKind, ctx: &ReplyContext) -> Result<String, minijinja::Error> {
@@ -342,11 +579,25 @@ impl Renderer {
         })
     }
 
-    fn budget(&self, encoding: Encoding) -> usize {
+    /// The segment budget for a reply in `encoding`.
+    pub fn budget(&self, encoding: Encoding) -> usize {
         match encoding {
             Encoding::Gsm7 => self.settings.max_segments_gsm7,
             Encoding::Ucs2 => self.settings.max_segments_ucs2,
         }
+    }
+
+    /// The segment budget an edited template must keep for a reply to
+    /// `ctx` in `encoding`: [`Renderer::budget`], and
+    /// [`STALE_EXTRA_SEGMENTS`] more while the data is stale (the "last
+    /// updated" label matters more than one segment).
+    pub fn budget_for(&self, ctx: &ReplyContext, encoding: Encoding) -> usize {
+        let extra = if ctx.data_as_of.is_some() {
+            STALE_EXTRA_SEGMENTS
+        } else {
+            0
+        };
+        self.budget(encoding) + extra
     }
 
     /// Renders a reply. When it exceeds its segment budget, the procedure name
@@ -386,6 +637,25 @@ impl Renderer {
         Ok(RenderedReply { kind, text, info })
     }
 }
+
+/// The first line (1-based) where `word` stands as a whole identifier.
+fn first_line_with(source: &str, word: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    source
+        .lines()
+        .position(|line| {
+            line.match_indices(word).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + word.len()..].chars().next();
+                !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+            })
+        })
+        .map(|index| index + 1)
+}
+
+/// Segments a reply may take beyond its budget while the read model is
+/// stale, to carry the "last updated" label.
+pub const STALE_EXTRA_SEGMENTS: usize = 1;
 
 /// The procedure name is never shortened below this many characters.
 const MIN_PROCEDURE_CHARS: usize = 12;
@@ -548,6 +818,75 @@ mod tests {
         let r = Renderer::load(Some(dir.path()), ReplySettings::default()).unwrap();
         let reply = r.render(ReplyKind::Help, &r.base_context()).unwrap();
         assert_eq!(reply.text, "Gửi TC mã hồ sơ tới 8058");
+    }
+
+    #[test]
+    fn built_in_templates_pass_the_admin_budget_check() {
+        for accents in [true, false] {
+            let r = renderer(accents);
+            for kind in ReplyKind::ALL {
+                r.check_budget(kind)
+                    .unwrap_or_else(|e| panic!("accents={accents}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn kinds_parse_from_their_names_and_fields_are_the_context() {
+        for kind in ReplyKind::ALL {
+            assert_eq!(ReplyKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ReplyKind::parse("found.j2"), None);
+        let serialized = serde_json::to_value(ReplyContext::default()).unwrap();
+        let keys: Vec<&str> = serialized
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut fields = ReplyContext::FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(keys, fields);
+    }
+
+    #[test]
+    fn an_override_replaces_the_file_and_says_where_it_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("help.j2"),
+            "From the file {{ service_number }}",
+        )
+        .unwrap();
+        let overrides = [TemplateOverride {
+            kind: ReplyKind::Help,
+            source: "Version {{ service_number }}".into(),
+            origin: "version 3".into(),
+        }];
+        let r =
+            Renderer::load_with_overrides(Some(dir.path()), &overrides, ReplySettings::default())
+                .unwrap();
+        let reply = r.render(ReplyKind::Help, &r.base_context()).unwrap();
+        assert_eq!(reply.text, "Version 8058");
+        assert_eq!(r.origin(ReplyKind::Help), "version 3");
+        assert_eq!(r.source(ReplyKind::Help), "Version {{ service_number }}");
+        assert_eq!(r.origin(ReplyKind::Found), "built-in");
+        // An override may not use an unknown name even where no sample goes;
+        // a file may (start-up behaviour unchanged).
+        let hidden = "{% if status_code == 99 %}{{ nope }}{% endif %}ok";
+        let err = Renderer::load_with_overrides(
+            None,
+            &[TemplateOverride {
+                kind: ReplyKind::Found,
+                source: hidden.into(),
+                origin: "version 4".into(),
+            }],
+            ReplySettings::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.line(), Some(1), "{err}");
+        assert!(err.to_string().contains("`nope`"), "{err}");
+        std::fs::write(dir.path().join("found.j2"), hidden).unwrap();
+        assert!(Renderer::load(Some(dir.path()), ReplySettings::default()).is_ok());
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct Response {
     pub code: Option<DossierCode>,
     /// True when the sender is the dossier's own phone number.
     pub sender_is_owner: bool,
+    /// The dossier's agency, when it was found.
+    pub agency: Option<String>,
+    /// The dossier's procedure, when it was found.
+    pub procedure: Option<String>,
     /// The reply to send.
     pub reply: RenderedReply,
 }
@@ -89,7 +93,7 @@ impl<S: DossierStore> Responder<S> {
 
     /// The reply to `text` sent by `sender`.
     pub async fn respond(&self, sender: &Msisdn, text: &str) -> Response {
-        let (kind, ctx, code, owner) = match DossierCode::extract(text) {
+        let (kind, mut ctx, code, owner) = match DossierCode::extract(text) {
             Err(ExtractError::NoCode) => (
                 ReplyKind::Help,
                 self.templates.current().base_context(),
@@ -115,6 +119,8 @@ impl<S: DossierStore> Responder<S> {
         Response {
             code,
             sender_is_owner: owner,
+            agency: ctx.agency.take(),
+            procedure: ctx.procedure.take(),
             reply,
         }
     }
@@ -172,6 +178,8 @@ impl<S: DossierStore> Responder<S> {
         Response {
             code: None,
             sender_is_owner: false,
+            agency: None,
+            procedure: None,
             reply: self.render(ReplyKind::RateLimited, &ctx),
         }
     }
@@ -270,6 +278,7 @@ mod tests {
             .await;
         assert_eq!(resp.reply.kind, ReplyKind::Found);
         assert!(!resp.sender_is_owner);
+        assert_eq!(resp.procedure.as_deref(), Some("Cấp giấy phép xây dựng"));
         let text = &resp.reply.text;
         assert!(text.contains("000.00.12.H58-240315-0007"), "{text}");
         assert!(text.contains("Đang xử lý"), "{text}");

@@ -1,19 +1,68 @@
 //! A message delivered twice is answered once (listener and carrier roles),
 //! and a reply for a listener account with no receiving connection waits in
-//! the journal until the account binds again.
+//! the journal until the account binds again. Either way the reply is
+//! recorded with what it looked up and when it was sent (the admin
+//! console's message log and statistics).
 
 mod support;
 
 use std::time::Duration;
 
+use motcua_sms::admin::traffic::{Bucket, LoggedMessage, MessageQuery, StatsQuery, Traffic};
 use motcua_sms::smpp::pdu::{Bind, BindKind, Body, ShortMessage};
 use motcua_sms::smpp::session::{next_request, Connection};
 use motcua_sms::smpp::SessionSettings;
 use support::peer_esme::PeerEsme;
 use support::peer_smsc::PeerSmsc;
-use support::{spawn_app, spawn_app_with, AppOptions, KNOWN_CODE, PASSWORD, SYSTEM_ID};
+use support::{spawn_app, spawn_app_with, AppOptions, TestApp, KNOWN_CODE, PASSWORD, SYSTEM_ID};
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// The message from `sender` (any spelling) asking for the known dossier,
+/// once its reply is recorded as sent, and the app's traffic.
+async fn logged_reply(app: &TestApp, sender: &str) -> (LoggedMessage, Traffic) {
+    let traffic = Traffic::new(app.journal().await);
+    let query = MessageQuery {
+        sender: Some(sender.into()),
+        code: Some(KNOWN_CODE.to_lowercase()),
+        ..MessageQuery::default()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page = traffic.search(&query).await.unwrap();
+        if let Some(sent) = page.messages.into_iter().find(|m| m.sent_at.is_some()) {
+            return (sent, traffic);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reply to {sender} is never recorded as sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The reply looked the known dossier up, found it, and was sent.
+async fn assert_found_and_sent(app: &TestApp, sender: &str) -> LoggedMessage {
+    let (logged, traffic) = logged_reply(app, sender).await;
+    assert_eq!(logged.outcome.as_deref(), Some("found"));
+    assert_eq!(logged.state.as_deref(), Some("sent"));
+    assert!(logged.latency_ms.unwrap() >= 0);
+    let stats = traffic
+        .stats(&StatsQuery {
+            since_ms: Some(logged.received_at - 1),
+            until_ms: Some(logged.received_at + 1),
+            bucket: Bucket::Hour,
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.top_agencies[0].name, "UBND huyện Cái Bè");
+    assert_eq!(
+        stats.top_procedures[0].name,
+        "Cấp giấy phép xây dựng nhà ở riêng lẻ"
+    );
+    assert_eq!(stats.latency_ms.samples, 1);
+    logged
+}
 
 #[tokio::test]
 async fn a_resubmitted_message_gets_the_same_id_and_one_reply() {
@@ -53,6 +102,8 @@ async fn a_resubmitted_message_gets_the_same_id_and_one_reply() {
         .await
         .unwrap();
     assert_ne!(id3, id1);
+    // Stored as "0987000222", found in the international spelling.
+    assert_found_and_sent(&app, "84987000222").await;
     peer.unbind().await;
     app.stop().await;
 }
@@ -133,6 +184,9 @@ async fn a_reply_waits_until_the_account_can_receive_again() {
         .await
         .expect("the reply that waited");
     assert_eq!(reply.destination_addr, "84987000444");
+    // Looked up when the message came; sent_at when it finally left.
+    let logged = assert_found_and_sent(&app, "0987000444").await;
+    assert!(logged.latency_ms.unwrap() >= 500, "{logged:?}");
     peer.unbind().await;
     reader.abort();
     app.stop().await;

@@ -129,11 +129,26 @@ async fn the_menu_leads_to_the_status_and_the_name_only_for_the_owner() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    pool.close().await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0].0, "ussd:http");
     assert_eq!(rows[0].1, format!("*8058# > 1 > {KNOWN_DIGITS}"));
     assert_eq!((rows[0].2.as_str(), rows[0].3.as_str()), ("found", "sent"));
+    // With what each looked up, and when it was answered.
+    let lookups: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT l.code, l.agency, r.sent_at >= m.received_at FROM messages m \
+         JOIN replies r ON r.message_id = m.id JOIN reply_lookups l ON l.message_id = m.id \
+         ORDER BY m.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let found = (
+        KNOWN_CODE.to_owned(),
+        Some("UBND huyện Cái Bè".to_owned()),
+        true,
+    );
+    assert_eq!(lookups, vec![found.clone(), found]);
     app.stop().await;
 }
 

@@ -469,6 +469,40 @@ impl AbuseGuard {
         Ok(())
     }
 
+    /// The allow list, newest first: each sender and when it was added.
+    ///
+    /// # Errors
+    ///
+    /// [`AbuseError::Database`] when SQLite fails, [`AbuseError::Corrupt`]
+    /// for a row that is not a phone number.
+    pub async fn allowed(&self) -> Result<Vec<(Msisdn, DateTime<Utc>)>, AbuseError> {
+        let rows = self.inner.store.allowed().await?;
+        rows.into_iter()
+            .map(|(sender, created_at)| {
+                Ok((stored_sender(&sender, "allowed sender")?, utc(created_at)?))
+            })
+            .collect()
+    }
+
+    /// Senders silenced now for going over a rate limit, with when their
+    /// silence ends (the SQLite record, which every gateway keeps).
+    ///
+    /// # Errors
+    ///
+    /// As [`AbuseGuard::allowed`].
+    pub async fn silenced(&self) -> Result<Vec<(Msisdn, DateTime<Utc>)>, AbuseError> {
+        let rows = self
+            .inner
+            .store
+            .silenced(Utc::now().timestamp_millis())
+            .await?;
+        rows.into_iter()
+            .map(|(sender, until)| {
+                Ok((stored_sender(&sender, "rate-limited sender")?, utc(until)?))
+            })
+            .collect()
+    }
+
     /// The blocks in force now (by the system clock), newest first, for the
     /// admin console.
     ///
@@ -484,12 +518,7 @@ impl AbuseGuard {
             .await?;
         rows.into_iter()
             .map(|row| {
-                let sender = Msisdn::parse(&format!("+{}", row.sender)).map_err(|_| {
-                    AbuseError::Corrupt {
-                        what: "block",
-                        problem: "its sender is not a phone number",
-                    }
-                })?;
+                let sender = stored_sender(&row.sender, "block")?;
                 Ok(Block {
                     sender,
                     until: row.until.map(utc).transpose()?,
@@ -644,4 +673,12 @@ fn vietnam_local(ms: i64) -> Result<NaiveDateTime, AbuseError> {
                 .checked_add_signed(TimeDelta::hours(VIETNAM_UTC_OFFSET_HOURS))
         })
         .ok_or(AbuseError::TimeOutOfRange { ms })
+}
+
+/// A sender as the abuse tables store it (international digits).
+fn stored_sender(digits: &str, what: &'static str) -> Result<Msisdn, AbuseError> {
+    Msisdn::parse(&format!("+{digits}")).map_err(|_| AbuseError::Corrupt {
+        what,
+        problem: "its sender is not a phone number",
+    })
 }

@@ -283,6 +283,25 @@ impl Store {
             .collect())
     }
 
+    /// The allow list, newest first: (sender, created_at).
+    pub async fn allowed(&self) -> Result<Vec<(String, i64)>, AbuseError> {
+        Ok(sqlx::query_as(
+            "SELECT sender, created_at FROM allow_list ORDER BY created_at DESC, sender",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Senders silenced for a rate limit at `now_ms`, soonest end first: (sender, until).
+    pub async fn silenced(&self, now_ms: i64) -> Result<Vec<(String, i64)>, AbuseError> {
+        Ok(sqlx::query_as(
+            "SELECT sender, until FROM rate_limited WHERE until > ?1 ORDER BY until, sender",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Deletes blocks and rate-limit rows that ended before `now_ms`.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<(), AbuseError> {
         sqlx::query("DELETE FROM blocks WHERE until IS NOT NULL AND until <= ?1")

@@ -13,7 +13,9 @@ use argon2::Argon2;
 use sqlx::SqlitePool;
 
 /// What an account may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including accounts.
@@ -216,7 +218,7 @@ pub struct Login {
 }
 
 /// An account as listed (no hash).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AccountInfo {
     /// The username.
     pub username: String,
@@ -267,6 +269,27 @@ fn verifies(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Appends to the audit log through `db` (the pool, or a transaction so
+/// that the entry is written with the change it records).
+pub(crate) async fn append_audit<'e>(
+    db: impl sqlx::SqliteExecutor<'e>,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)")
+        .bind(at)
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Hashing is slow on purpose: off the async threads.
 async fn blocking<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(job)
@@ -293,17 +316,7 @@ impl Accounts {
         target: &str,
         detail: &str,
     ) -> Result<(), AccountError> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Ok(append_audit(&self.pool, at, actor, action, target, detail).await?)
     }
 
     /// The audit log, newest first: (at, actor, action, target, detail).

@@ -1,11 +1,24 @@
-//! The admin console's back end, room by room. So far:
+//! The admin console's back end, room by room:
 //!
 //! - [`accounts`]: personal accounts with roles (administrator, operator,
 //!   viewer), Argon2id password hashes, forced change of a first password,
 //!   lockout after repeated wrong passwords, and the audit log of every
-//!   change. The console's HTTP API and web UI build on it.
+//!   change.
+//! - [`sessions`]: browser sessions (cookie + CSRF token) and scripts'
+//!   bearer tokens, stored as hashes.
+//! - [`templates`]: versions of the reply templates: preview against sample
+//!   dossiers, save, activate, roll back; a text that fails to compile, uses
+//!   an unknown variable or exceeds its segment budget never reaches citizens.
+//! - [`traffic`]: the message log's search (numbers masked for viewers) and
+//!   traffic statistics.
+//! - [`http`]: the console's HTTP port: the JSON API with its OpenAPI
+//!   document, role checks per handler.
 //! - [`web`]: the console's web UI (one page, script and stylesheet built
 //!   into the binary), a single-page app over the JSON API.
 
 pub mod accounts;
+pub mod http;
+pub mod sessions;
+pub mod templates;
+pub mod traffic;
 pub mod web;

@@ -187,16 +187,22 @@ impl Msisdn {
 
     /// The number with its middle masked, for logs and viewers: `091****678`.
     pub fn redacted(&self) -> String {
-        let national = self.national();
-        let chars: Vec<char> = national.chars().collect();
-        let keep_head = 3.min(chars.len());
-        let keep_tail = 3.min(chars.len() - keep_head);
-        let masked = chars.len() - keep_head - keep_tail;
-        let mut out: String = chars[..keep_head].iter().collect();
-        out.extend(std::iter::repeat_n('*', masked));
-        out.extend(&chars[chars.len() - keep_tail..]);
-        out
+        mask_middle(&self.national())
     }
+}
+
+/// `text` with all but its first three and last three characters replaced
+/// by `*` (how [`Msisdn::redacted`] masks a number; also for numbers that
+/// do not parse).
+pub fn mask_middle(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let keep_head = 3.min(chars.len());
+    let keep_tail = 3.min(chars.len() - keep_head);
+    let masked = chars.len() - keep_head - keep_tail;
+    let mut out: String = chars[..keep_head].iter().collect();
+    out.extend(std::iter::repeat_n('*', masked));
+    out.extend(&chars[chars.len() - keep_tail..]);
+    out
 }
 
 impl fmt::Display for Msisdn {

@@ -153,6 +153,25 @@ pub struct OutgoingReply<'a> {
     pub reply_to: &'a str,
 }
 
+/// One SMPP connection as [`Routes::links`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    /// Its channel (`listener:<system_id>`, `smsc:<name>`).
+    pub channel: String,
+    /// The session number.
+    pub session: u64,
+    /// `listener` (a peer bound to us) or `carrier` (our link to an SMSC).
+    pub role: &'static str,
+    /// Its writer still runs.
+    pub open: bool,
+    /// Requests awaiting their response now.
+    pub outstanding: usize,
+    /// The most that may await at once.
+    pub window: usize,
+    /// The link's configured pace, if any.
+    pub max_tps: Option<u32>,
+}
+
 /// Every channel's live connections.
 pub struct Routes {
     routes: Mutex<HashMap<String, Vec<Route>>>,
@@ -255,6 +274,31 @@ impl Routes {
             .collect();
         routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         *self.prefixes.write().unwrap_or_else(|e| e.into_inner()) = routes;
+    }
+
+    /// Every SMPP connection up now, by channel, for the admin console
+    /// and `/metrics`.
+    pub fn links(&self) -> Vec<LinkState> {
+        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut links: Vec<LinkState> = routes
+            .iter()
+            .flat_map(|(channel, list)| {
+                list.iter().map(move |route| LinkState {
+                    channel: channel.clone(),
+                    session: route.session,
+                    role: match route.command {
+                        ReplyCommand::DeliverSm => "listener",
+                        ReplyCommand::SubmitSm => "carrier",
+                    },
+                    open: route.link.is_open(),
+                    outstanding: route.link.outstanding(),
+                    window: route.link.window_size(),
+                    max_tps: route.pacing.max_tps().map(|n| n.get()),
+                })
+            })
+            .collect();
+        links.sort_by(|a, b| (&a.channel, a.session).cmp(&(&b.channel, b.session)));
+        links
     }
 
     /// True when `channel` has an open connection.

@@ -79,6 +79,7 @@ pub struct Link {
     response_timeout: Duration,
     reference: Arc<AtomicU16>,
     window: Arc<Semaphore>,
+    window_size: usize,
     registered_delivery: u8,
 }
 
@@ -159,6 +160,11 @@ impl Link {
         self.lock_pending().clear();
     }
 
+    /// How many requests may await their response at once.
+    pub fn window_size(&self) -> usize {
+        self.window_size
+    }
+
     /// Requests now awaiting their response.
     pub fn outstanding(&self) -> usize {
         self.lock_pending().len()
@@ -221,6 +227,7 @@ impl Connection {
                 response_timeout: settings.response_timeout(),
                 reference: Arc::new(AtomicU16::new(1)),
                 window: Arc::new(Semaphore::new(settings.window.max(1) as usize)),
+                window_size: settings.window.max(1) as usize,
                 registered_delivery: 0,
             },
             peer,

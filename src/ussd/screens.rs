@@ -10,9 +10,7 @@ use std::path::Path;
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::reply::{
-    add_template, describe, shorten, template_environment, ReplyContext, TemplateError,
-};
+use crate::reply::{add_template, shorten, template_environment, ReplyContext, TemplateError};
 use crate::sms_text::{self, Encoding};
 
 /// Characters on one USSD screen in GSM-7 (160 octets of packed septets).
@@ -227,6 +225,7 @@ impl ScreenRenderer {
                 if length > limit {
                     return Err(TemplateError::Invalid {
                         name: screen.template_name(),
+                        line: None,
                         detail: format!(
                             "renders to {length} characters ({}) with the sample dossier, over the USSD \
                              screen limit of {limit}: shorten the text",
@@ -338,10 +337,7 @@ fn fits(text: &str) -> bool {
 }
 
 fn invalid(screen: Screen, error: &minijinja::Error) -> TemplateError {
-    TemplateError::Invalid {
-        name: screen.template_name(),
-        detail: describe(error),
-    }
+    TemplateError::invalid(screen.template_name(), error)
 }
 
 /// Sample contexts with the optional fields set and unset, long values

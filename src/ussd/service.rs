@@ -30,7 +30,7 @@ use super::UssdSettings;
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::address::Address;
 use crate::domain::{DossierCode, Msisdn};
-use crate::journal::{now_ms, Journal, NewMessage, ReplyState};
+use crate::journal::{now_ms, Journal, LookupNote, NewMessage, ReplyState};
 use crate::reload::Swappable;
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
@@ -231,7 +231,7 @@ impl<S: DossierStore> UssdService<S> {
                 let open = self.lock().remove(&turn.dialogue);
                 if let Some(dialogue) = open {
                     debug!(channel = %turn.ret.channel, "USSD dialogue released by the peer");
-                    self.journal_dialogue(dialogue, "released", "");
+                    self.journal_dialogue(dialogue, "released", "", None);
                 }
                 self.note_open();
                 None
@@ -420,7 +420,7 @@ impl<S: DossierStore> UssdService<S> {
             Err(error) => {
                 warn!(%error, "USSD turn from a number that is not a phone number: answered with help");
                 let answer = self.final_screen(Screen::Help, self.base_context(), transport);
-                self.journal_dialogue(dialogue, Screen::Help.as_str(), &answer.text);
+                self.journal_dialogue(dialogue, Screen::Help.as_str(), &answer.text, None);
                 return answer;
             }
         };
@@ -463,7 +463,15 @@ impl<S: DossierStore> UssdService<S> {
                     latency_us = now.elapsed().as_micros() as u64,
                     "USSD answered"
                 );
-                self.journal_dialogue(dialogue, step.screen.as_str(), &answer.text);
+                // A dossier looked up (found, not found, unavailable): its code,
+                // and agency and procedure when found, go with the dialogue.
+                let reply = &step.ctx.reply;
+                let lookup = reply.code.clone().map(|code| LookupNote {
+                    code,
+                    agency: reply.agency.clone(),
+                    procedure: reply.procedure.clone(),
+                });
+                self.journal_dialogue(dialogue, step.screen.as_str(), &answer.text, lookup);
             }
         }
         answer
@@ -694,8 +702,15 @@ impl<S: DossierStore> UssdService<S> {
         self.metrics.open.set(open);
     }
 
-    /// Journals a finished dialogue (in the background: the answer does not wait).
-    fn journal_dialogue(&self, dialogue: Dialogue, outcome: &str, answer: &str) {
+    /// Journals a finished dialogue with what it looked up (in the
+    /// background: the answer does not wait).
+    fn journal_dialogue(
+        &self,
+        dialogue: Dialogue,
+        outcome: &str,
+        answer: &str,
+        lookup: Option<LookupNote>,
+    ) {
         let message = NewMessage {
             channel: format!("ussd:{}", dialogue.channel),
             peer_ref: None,
@@ -710,7 +725,7 @@ impl<S: DossierStore> UssdService<S> {
         let answer = answer.to_owned();
         tokio::spawn(async move {
             let recorded = journal
-                .record_exchange(message, &outcome, &answer, ReplyState::Sent)
+                .record_exchange(message, &outcome, &answer, ReplyState::Sent, lookup)
                 .await;
             if let Err(error) = recorded {
                 tracing::error!(%error, "cannot journal a USSD dialogue");
@@ -723,7 +738,7 @@ impl<S: DossierStore> UssdService<S> {
     fn release(&self, dropped: Dropped<Dialogue>, why: &'static str) {
         let dialogue = dropped.value;
         let ret = dialogue.ret.clone();
-        self.journal_dialogue(dialogue, why, "");
+        self.journal_dialogue(dialogue, why, "", None);
         let (Some(ret), Some(releaser)) = (ret, &self.releaser) else {
             return;
         };

@@ -1,0 +1,1332 @@
+//! Traffic for the admin console: the message log (search, newest first,
+//! paged by id, numbers masked for viewers) and statistics over a window
+//! (messages per hour or day in Vietnam time, by channel and outcome; the
+//! found / not found ratio; reply latency percentiles; the agencies and
+//! procedures most looked up; the busiest channels).
+//!
+//! Reads only, on the journal's pool: `messages`, `replies` (outcome, state,
+//! reply text, `sent_at`) and `reply_lookups` (the dossier code each reply
+//! looked up, and the agency and procedure when found), which the outbox, the
+//! USSD service and the Kannel drop-in write with every reply. Latency is
+//! `replies.sent_at - messages.received_at`: for SMS the time to the first
+//! hand-over to the channel (sent to a peer, accepted by an SMSC); for the
+//! Kannel drop-in the time to the answer; for USSD the dialogue's length
+//! (from the dial to the final screen). Replies recorded before `sent_at`
+//! existed have no latency.
+//!
+//! After retention (`Journal::purge_before`) a message keeps its channel,
+//! times, outcome and state, and its lookup's agency and procedure: it still
+//! counts in the statistics, but its texts, numbers and code are empty, so a
+//! search by sender or code no longer finds it.
+//!
+//! The structs are the console's JSON (`GET /api/v1/messages`,
+//! `GET /api/v1/stats`, see docs/admin-api.md); the HTTP handlers live
+//! elsewhere.
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::domain::msisdn::mask_middle;
+use crate::domain::{DossierCode, Msisdn};
+use crate::journal::now_ms;
+
+/// Messages per page when the query does not say.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Most messages per page.
+pub const MAX_LIMIT: u32 = 500;
+/// Longest statistics window, in days.
+pub const MAX_WINDOW_DAYS: i64 = 400;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// Vietnam's offset from UTC (no daylight saving), in ms.
+const VIETNAM_OFFSET_MS: i64 = 7 * HOUR_MS;
+/// Entries in the top agencies and top procedures.
+const TOP: i64 = 10;
+/// Up to this many latency samples are sorted in memory; beyond, each
+/// percentile is one query (`ORDER BY … LIMIT 1 OFFSET k`).
+const IN_MEMORY_SAMPLES: i64 = 200_000;
+/// Digits from which a run in a text is taken for a phone number and masked.
+const MASKED_RUN: usize = 9;
+
+/// Why a traffic query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    /// The query asks for something refused (an empty or too long window);
+    /// the text says what, for the console to show.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// The journal could not be read.
+    #[error("journal database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl TrafficError {
+    /// The API's error code: `invalid_query` or `internal`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TrafficError::InvalidQuery(_) => "invalid_query",
+            TrafficError::Database(_) => "internal",
+        }
+    }
+}
+
+/// A search of the message log. Every filter is optional; empty strings
+/// count as absent. Unix ms times; `since` / `until` / `before` are accepted
+/// for `since_ms` / `until_ms` / `before_id` (the API's query parameters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageQuery {
+    /// A dossier code in any spelling a citizen could type (read like an
+    /// SMS, `DossierCode::extract`), matched exactly against the code the
+    /// reply looked up; text that holds no code matches as a substring of
+    /// the canonical code, case-insensitively (`h58-240315`).
+    pub code: Option<String>,
+    /// The citizen's number in any spelling (`0912345678`, `84912345678`,
+    /// `+84 912 345 678`), matched against every spelling a channel may have
+    /// stored; text that is not a phone number (an alphanumeric sender)
+    /// matches exactly.
+    pub sender: Option<String>,
+    /// The channel: exact (`kannel`, `smsc:viettel`), or a prefix when it
+    /// ends with `:` or `*` (`smsc:`, `ussd*`).
+    pub channel: Option<String>,
+    /// The outcome (`found`, `not_found`, `help`, …): exact, also matching
+    /// outcomes with a reason (`silenced` matches `silenced: blocked`), or a
+    /// prefix when it ends with `:` or `*`.
+    pub outcome: Option<String>,
+    /// Received at or after (Unix ms).
+    #[serde(alias = "since")]
+    pub since_ms: Option<i64>,
+    /// Received before (Unix ms).
+    #[serde(alias = "until")]
+    pub until_ms: Option<i64>,
+    /// Only messages with a smaller id: the previous page's `next_before`.
+    #[serde(alias = "before")]
+    pub before_id: Option<i64>,
+    /// Messages per page, 1 to [`MAX_LIMIT`] (clamped); [`DEFAULT_LIMIT`]
+    /// when absent.
+    pub limit: u32,
+}
+
+impl Default for MessageQuery {
+    fn default() -> Self {
+        MessageQuery {
+            code: None,
+            sender: None,
+            channel: None,
+            outcome: None,
+            since_ms: None,
+            until_ms: None,
+            before_id: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// One page of the message log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    /// The messages, by decreasing id.
+    pub messages: Vec<LoggedMessage>,
+    /// The `before_id` of the next page; `None` on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// A message as the log shows it, with its reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedMessage {
+    /// The journal's id.
+    pub id: i64,
+    /// When it was received (Unix ms).
+    pub received_at: i64,
+    /// Where it came from (`smsc:<name>`, `listener:<account>`, `kannel`, `ussd:<transport>`).
+    pub channel: String,
+    /// The citizen's number as received ('' once purged).
+    pub sender: String,
+    /// The number texted ('' once purged).
+    pub recipient: String,
+    /// The text ('' once purged; a USSD dialogue's dial and inputs).
+    pub text: String,
+    /// The canonical dossier code the reply looked up.
+    pub code: Option<String>,
+    /// What the message earned (`found`, `not_found`, `help`, …); `None`
+    /// while no reply is recorded (being answered, or after a crash).
+    pub outcome: Option<String>,
+    /// The reply's state (`queued`, `sent`, `accepted`, `delivered`, `failed`, `suppressed`).
+    pub state: Option<String>,
+    /// The reply's text ('' when none is sent, or once purged).
+    pub reply_text: Option<String>,
+    /// When the reply was first handed to the channel (Unix ms).
+    pub sent_at: Option<i64>,
+    /// `sent_at - received_at`.
+    pub latency_ms: Option<i64>,
+    /// Texts and numbers erased after retention.
+    pub purged: bool,
+}
+
+impl LoggedMessage {
+    /// The message as a viewer sees it: sender and recipient redacted like
+    /// [`Msisdn::redacted`] (`091****678`; short numbers like `8058` and
+    /// alphanumeric names stay), and every run of 9 or more digits in the
+    /// text and the reply masked the same way (numbers typed in a message).
+    /// Numbers written with separators inside (`0912 345 678`) are not
+    /// recognised, and the applicant's name, which a reply to the dossier's
+    /// own number carries, is not removed from `reply_text`.
+    pub fn masked(mut self) -> Self {
+        self.sender = mask_number(&self.sender);
+        self.recipient = mask_number(&self.recipient);
+        self.text = mask_digit_runs(&self.text);
+        self.reply_text = self.reply_text.map(|text| mask_digit_runs(&text));
+        self
+    }
+
+    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+        let received_at: i64 = row.try_get("received_at")?;
+        let sent_at: Option<i64> = row.try_get("sent_at")?;
+        Ok(LoggedMessage {
+            id: row.try_get("id")?,
+            received_at,
+            channel: row.try_get("channel")?,
+            sender: row.try_get("sender")?,
+            recipient: row.try_get("recipient")?,
+            text: row.try_get("text")?,
+            code: row
+                .try_get::<Option<String>, _>("code")?
+                .filter(|code| !code.is_empty()),
+            outcome: row.try_get("outcome")?,
+            state: row.try_get("state")?,
+            reply_text: row.try_get("reply_text")?,
+            sent_at,
+            latency_ms: sent_at.map(|sent| sent - received_at),
+            purged: row.try_get::<i64, _>("purged")? != 0,
+        })
+    }
+}
+
+/// The width of a statistics bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// One hour.
+    #[default]
+    Hour,
+    /// One day, midnight to midnight in Vietnam (UTC+7).
+    Day,
+}
+
+impl Bucket {
+    fn millis(self) -> i64 {
+        match self {
+            Bucket::Hour => HOUR_MS,
+            Bucket::Day => DAY_MS,
+        }
+    }
+
+    /// The window when the query gives no `since`: a day of hours, or 30 days.
+    fn default_window(self) -> i64 {
+        match self {
+            Bucket::Hour => DAY_MS,
+            Bucket::Day => 30 * DAY_MS,
+        }
+    }
+}
+
+/// A statistics query: messages received in `[since_ms, until_ms)`.
+/// `until_ms` defaults to now, `since_ms` to a day (hour buckets) or 30
+/// days (day buckets) before it; `since` / `until` are accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatsQuery {
+    /// Start of the window (Unix ms).
+    #[serde(alias = "since")]
+    pub since_ms: Option<i64>,
+    /// End of the window, excluded (Unix ms).
+    #[serde(alias = "until")]
+    pub until_ms: Option<i64>,
+    /// Hour or day buckets.
+    pub bucket: Bucket,
+}
+
+impl StatsQuery {
+    /// The window `[since, until)` this query asks for at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`TrafficError::InvalidQuery`] when it is empty or longer than
+    /// [`MAX_WINDOW_DAYS`].
+    fn window(&self, now: i64) -> Result<(i64, i64), TrafficError> {
+        let until = self.until_ms.unwrap_or(now);
+        let since = self
+            .since_ms
+            .unwrap_or_else(|| until.saturating_sub(self.bucket.default_window()));
+        if since >= until {
+            return Err(TrafficError::InvalidQuery(format!(
+                "since ({since}) must be before until ({until})"
+            )));
+        }
+        if until.saturating_sub(since) > MAX_WINDOW_DAYS * DAY_MS {
+            return Err(TrafficError::InvalidQuery(format!(
+                "the window is longer than {MAX_WINDOW_DAYS} days"
+            )));
+        }
+        Ok((since, until))
+    }
+}
+
+/// Traffic statistics over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Start of the window (Unix ms).
+    pub since: i64,
+    /// End of the window, excluded (Unix ms).
+    pub until: i64,
+    /// The buckets' width.
+    pub bucket: Bucket,
+    /// Messages per bucket, channel and outcome, by bucket then channel then
+    /// outcome; only non-zero counts. The first bucket may start before `since`.
+    pub series: Vec<SeriesPoint>,
+    /// The window's totals.
+    pub totals: Totals,
+    /// found / (found + not_found); `None` without either.
+    pub found_ratio: Option<f64>,
+    /// Reply latency over the replies sent in the window.
+    pub latency_ms: Latency,
+    /// The 10 agencies most looked up (dossiers found), most first.
+    pub top_agencies: Vec<Ranked>,
+    /// The 10 procedures most looked up (dossiers found), most first.
+    pub top_procedures: Vec<Ranked>,
+    /// Messages per channel, most first.
+    pub channels: Vec<Ranked>,
+}
+
+/// Messages of one channel and outcome in one bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    /// The bucket's start (Unix ms): a whole hour, or midnight in Vietnam.
+    pub start: i64,
+    /// The channel.
+    pub channel: String,
+    /// The outcome; `None` for messages without a recorded reply.
+    pub outcome: Option<String>,
+    /// How many messages.
+    pub count: i64,
+}
+
+/// A window's totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    /// Messages received.
+    pub messages: i64,
+    /// Of which answered: a reply sent, accepted or delivered.
+    pub answered: i64,
+    /// Of which found their dossier.
+    pub found: i64,
+    /// Of which asked for a dossier that is not known.
+    pub not_found: i64,
+    /// The others (help, invalid date, unavailable, rate limited, silenced,
+    /// USSD menus left, no reply yet, …).
+    pub other: i64,
+}
+
+/// Latency percentiles (nearest rank), in ms; `None` without samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Latency {
+    /// Replies with a latency.
+    pub samples: i64,
+    /// Median.
+    pub p50: Option<i64>,
+    /// 90th percentile.
+    pub p90: Option<i64>,
+    /// 99th percentile.
+    pub p99: Option<i64>,
+    /// Slowest.
+    pub max: Option<i64>,
+}
+
+/// A name and how many messages it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ranked {
+    /// The agency, procedure or channel.
+    pub name: String,
+    /// Messages.
+    pub count: i64,
+}
+
+/// The message log and statistics, on the journal's database.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pool: SqlitePool,
+}
+
+/// Joins every message to its reply and lookup.
+const LOG_FROM: &str = "FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+                        LEFT JOIN reply_lookups l ON l.message_id = m.id";
+
+impl Traffic {
+    /// The traffic of the journal whose pool is `pool` (`Journal::pool`,
+    /// migrated by the journal).
+    pub fn new(pool: SqlitePool) -> Self {
+        Traffic { pool }
+    }
+
+    /// One page of the messages matching `q`, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`TrafficError::Database`] when the journal cannot be read.
+    pub async fn search(&self, q: &MessageQuery) -> Result<MessagePage, TrafficError> {
+        let limit = q.limit.clamp(1, MAX_LIMIT);
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT m.id, m.received_at, m.channel, m.sender, m.recipient, m.text, m.purged, \
+             l.code, r.outcome, r.state, r.text AS reply_text, r.sent_at ",
+        );
+        sql.push(LOG_FROM).push(" WHERE 1 = 1");
+        if let Some(code) = non_empty(&q.code) {
+            match DossierCode::extract(code) {
+                Ok(code) => {
+                    sql.push(" AND l.code = ").push_bind(code.to_string());
+                }
+                Err(_) => {
+                    let pattern = format!("%{}%", escape_like(&code.to_uppercase()));
+                    sql.push(" AND l.code LIKE ")
+                        .push_bind(pattern)
+                        .push(" ESCAPE '\\'");
+                }
+            }
+        }
+        if let Some(sender) = non_empty(&q.sender) {
+            sql.push(" AND m.sender IN (");
+            let mut spellings = sql.separated(", ");
+            for spelling in sender_spellings(sender) {
+                spellings.push_bind(spelling);
+            }
+            sql.push(")");
+        }
+        if let Some(channel) = non_empty(&q.channel) {
+            sql.push(" AND ");
+            exact_or_prefix(&mut sql, "m.channel", channel);
+        }
+        if let Some(outcome) = non_empty(&q.outcome) {
+            sql.push(" AND (");
+            exact_or_prefix(&mut sql, "r.outcome", outcome);
+            if prefix_of(outcome).is_none() {
+                // "silenced" also matches "silenced: <reason>".
+                sql.push(" OR r.outcome LIKE ")
+                    .push_bind(format!("{}:%", escape_like(outcome)))
+                    .push(" ESCAPE '\\'");
+            }
+            sql.push(")");
+        }
+        if let Some(since) = q.since_ms {
+            sql.push(" AND m.received_at >= ").push_bind(since);
+        }
+        if let Some(until) = q.until_ms {
+            sql.push(" AND m.received_at < ").push_bind(until);
+        }
+        if let Some(before) = q.before_id {
+            sql.push(" AND m.id < ").push_bind(before);
+        }
+        // One more than asked: whether there is a next page.
+        sql.push(" ORDER BY m.id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        let mut messages = rows
+            .iter()
+            .map(LoggedMessage::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        let next_before = more.then(|| messages.last().map(|m| m.id)).flatten();
+        Ok(MessagePage {
+            messages,
+            next_before,
+        })
+    }
+
+    /// Statistics of the messages received in `q`'s window.
+    ///
+    /// # Errors
+    ///
+    /// [`TrafficError::InvalidQuery`] for an empty window or one longer than
+    /// [`MAX_WINDOW_DAYS`]; [`TrafficError::Database`] when the journal
+    /// cannot be read.
+    pub async fn stats(&self, q: &StatsQuery) -> Result<Stats, TrafficError> {
+        let (since, until) = q.window(now_ms())?;
+        let width = q.bucket.millis();
+        // Buckets aligned to Vietnam's midnight (and so its whole hours).
+        let series_sql = format!(
+            "SELECT ((m.received_at + {VIETNAM_OFFSET_MS}) / {width}) * {width} - {VIETNAM_OFFSET_MS} AS start, \
+             m.channel, r.outcome, count(*) AS count \
+             FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+             WHERE m.received_at >= ? AND m.received_at < ? \
+             GROUP BY start, m.channel, r.outcome ORDER BY start, m.channel, r.outcome"
+        );
+        let series = sqlx::query_as::<_, (i64, String, Option<String>, i64)>(&series_sql)
+            .bind(since)
+            .bind(until)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(start, channel, outcome, count)| SeriesPoint {
+                start,
+                channel,
+                outcome,
+                count,
+            })
+            .collect();
+        let (messages, answered, found, not_found): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*), \
+             coalesce(sum(r.state IN ('sent', 'accepted', 'delivered')), 0), \
+             coalesce(sum(r.outcome = 'found'), 0), \
+             coalesce(sum(r.outcome = 'not_found'), 0) \
+             FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+             WHERE m.received_at >= ? AND m.received_at < ?",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_one(&self.pool)
+        .await?;
+        let looked_up = found + not_found;
+        Ok(Stats {
+            since,
+            until,
+            bucket: q.bucket,
+            series,
+            totals: Totals {
+                messages,
+                answered,
+                found,
+                not_found,
+                other: messages - looked_up,
+            },
+            found_ratio: (looked_up > 0).then(|| found as f64 / looked_up as f64),
+            latency_ms: self.latency(since, until, IN_MEMORY_SAMPLES).await?,
+            top_agencies: self.ranked("l.agency", since, until, TOP).await?,
+            top_procedures: self.ranked("l.procedure", since, until, TOP).await?,
+            channels: self.ranked("m.channel", since, until, -1).await?,
+        })
+    }
+
+    /// Latency percentiles of the replies to messages received in
+    /// `[since, until)`: sorted in memory up to `in_memory` samples, one
+    /// query per percentile beyond.
+    async fn latency(
+        &self,
+        since: i64,
+        until: i64,
+        in_memory: i64,
+    ) -> Result<Latency, TrafficError> {
+        const SAMPLES: &str = "FROM messages m JOIN replies r ON r.message_id = m.id \
+                               WHERE m.received_at >= ? AND m.received_at < ? AND r.sent_at IS NOT NULL";
+        let samples: i64 = sqlx::query_scalar(&format!("SELECT count(*) {SAMPLES}"))
+            .bind(since)
+            .bind(until)
+            .fetch_one(&self.pool)
+            .await?;
+        if samples == 0 {
+            return Ok(Latency::default());
+        }
+        let ordered =
+            format!("SELECT r.sent_at - m.received_at AS latency {SAMPLES} ORDER BY latency");
+        let ranks = [50, 90, 99, 100].map(|p| nearest_rank(p, samples));
+        let values: Vec<i64> = if samples <= in_memory {
+            let sorted: Vec<i64> = sqlx::query_scalar(&ordered)
+                .bind(since)
+                .bind(until)
+                .fetch_all(&self.pool)
+                .await?;
+            ranks
+                .iter()
+                .map(|&rank| sorted.get(rank as usize).copied().unwrap_or_default())
+                .collect()
+        } else {
+            let one = format!("{ordered} LIMIT 1 OFFSET ?");
+            let mut values = Vec::with_capacity(ranks.len());
+            for rank in ranks {
+                let value: Option<i64> = sqlx::query_scalar(&one)
+                    .bind(since)
+                    .bind(until)
+                    .bind(rank)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                values.push(value.unwrap_or_default());
+            }
+            values
+        };
+        Ok(Latency {
+            samples,
+            p50: Some(values[0]),
+            p90: Some(values[1]),
+            p99: Some(values[2]),
+            max: Some(values[3]),
+        })
+    }
+
+    /// The values of `column` (over messages received in `[since, until)`
+    /// with their lookups) by how many messages had them, most first, at
+    /// most `limit` (-1: all).
+    async fn ranked(
+        &self,
+        column: &str,
+        since: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<Ranked>, TrafficError> {
+        let sql = format!(
+            "SELECT {column} AS name, count(*) AS count {LOG_FROM} \
+             WHERE m.received_at >= ? AND m.received_at < ? AND {column} IS NOT NULL \
+             GROUP BY {column} ORDER BY count DESC, name LIMIT ?"
+        );
+        Ok(sqlx::query_as::<_, (String, i64)>(&sql)
+            .bind(since)
+            .bind(until)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(name, count)| Ranked { name, count })
+            .collect())
+    }
+}
+
+/// The 0-based index of the `percent`th percentile of `n` sorted samples
+/// (nearest rank).
+fn nearest_rank(percent: i64, n: i64) -> i64 {
+    ((percent * n + 99) / 100 - 1).clamp(0, n - 1)
+}
+
+/// The trimmed text, unless empty.
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `value` without its trailing `:`-keeping prefix mark: `smsc:` is a
+/// prefix as is, `ussd*` is the prefix `ussd`.
+fn prefix_of(value: &str) -> Option<&str> {
+    if let Some(prefix) = value.strip_suffix('*') {
+        Some(prefix)
+    } else if value.ends_with(':') {
+        Some(value)
+    } else {
+        None
+    }
+}
+
+/// `column = value`, or `column LIKE 'value%'` for a prefix.
+fn exact_or_prefix(sql: &mut QueryBuilder<'_, Sqlite>, column: &str, value: &str) {
+    match prefix_of(value) {
+        Some(prefix) => {
+            sql.push(format!("{column} LIKE "))
+                .push_bind(format!("{}%", escape_like(prefix)))
+                .push(" ESCAPE '\\'");
+        }
+        None => {
+            sql.push(format!("{column} = ")).push_bind(value.to_owned());
+        }
+    }
+}
+
+/// `text` with LIKE's wildcards escaped (escape character `\`).
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Every spelling a channel may have stored the number `typed` in (SMPP
+/// source addresses, Kannel's `%p`, modems, USSD aggregators): with or
+/// without `+` or `00`, national with or without the trunk zero. Text
+/// that is not a phone number is its own only spelling.
+fn sender_spellings(typed: &str) -> Vec<String> {
+    let Ok(number) = Msisdn::parse(typed) else {
+        return vec![typed.to_owned()];
+    };
+    let international = number.as_international();
+    let mut spellings = vec![
+        international.to_owned(),
+        format!("+{international}"),
+        format!("00{international}"),
+    ];
+    if number.is_vietnamese() {
+        let national = number.national();
+        spellings.push(national[1..].to_owned());
+        spellings.push(national);
+    }
+    spellings
+}
+
+/// A number redacted for viewers; short numbers (service numbers like
+/// `8058`), names and erased ('') numbers as they are.
+fn mask_number(address: &str) -> String {
+    if address.chars().filter(char::is_ascii_digit).count() < MASKED_RUN {
+        return address.to_owned();
+    }
+    match Msisdn::parse(address) {
+        Ok(number) => number.redacted(),
+        Err(_) => mask_middle(address),
+    }
+}
+
+/// `text` with each run of [`MASKED_RUN`] or more digits (with a `+` just
+/// before it) masked like a number.
+fn mask_digit_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let run_len = rest[start..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - start);
+        let end = start + run_len;
+        let start = if rest[..start].ends_with('+') {
+            start - 1
+        } else {
+            start
+        };
+        out.push_str(&rest[..start]);
+        let run = &rest[start..end];
+        if run_len >= MASKED_RUN {
+            out.push_str(&mask_number(run));
+        } else {
+            out.push_str(run);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{
+        Address, Journal, JournalSettings, LookupNote, NewMessage, PendingReply, Recorded,
+        ReplyState, Settlement,
+    };
+
+    const CODE_7: &str = "000.00.12.H58-240315-0007";
+    const CAI_BE: &str = "UBND huyện Cái Bè";
+    const BUILDING: &str = "Cấp phép xây dựng";
+    const MARRIAGE: &str = "Đăng ký kết hôn";
+
+    /// Unix ms of a UTC time on March 2024.
+    fn utc(day: u32, hour: u32, minute: u32, second: u32) -> i64 {
+        chrono::NaiveDate::from_ymd_opt(2024, 3, day)
+            .unwrap()
+            .and_hms_opt(hour, minute, second)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    }
+
+    async fn journal(dir: &tempfile::TempDir) -> (Journal, Traffic) {
+        let journal = Journal::open(JournalSettings {
+            url: format!("sqlite://{}/journal.db", dir.path().display()),
+            ..JournalSettings::default()
+        })
+        .await
+        .unwrap();
+        let traffic = Traffic::new(journal.pool().clone());
+        (journal, traffic)
+    }
+
+    fn message(channel: &str, sender: &str, text: &str, received_at: i64) -> NewMessage {
+        NewMessage {
+            channel: channel.into(),
+            peer_ref: None,
+            peer_ref_lasting: false,
+            sender: Address::new(sender, 1, 1),
+            recipient: Address::new("8058", 0, 0),
+            text: text.into(),
+            received_at,
+        }
+    }
+
+    fn lookup(code: &str, found: Option<(&str, &str)>) -> Option<LookupNote> {
+        Some(LookupNote {
+            code: code.into(),
+            agency: found.map(|(agency, _)| agency.into()),
+            procedure: found.map(|(_, procedure)| procedure.into()),
+        })
+    }
+
+    /// A message answered by the outbox: recorded, then its reply settled
+    /// in `state` with its lookup.
+    async fn outbox(
+        j: &Journal,
+        m: NewMessage,
+        outcome: &str,
+        lookup: Option<LookupNote>,
+        state: ReplyState,
+    ) -> i64 {
+        let Recorded::New(id) = j.record(m.clone()).await.unwrap() else {
+            panic!("new")
+        };
+        let reply = PendingReply {
+            message_id: id,
+            channel: m.channel.clone(),
+            to: m.sender,
+            from: m.recipient,
+            text: format!("{outcome} reply, hotline 0987654321"),
+            outcome: outcome.into(),
+            attempts: 0,
+            stored: false,
+            lookup,
+        };
+        let left_on = (state != ReplyState::Queued).then(|| (m.channel, vec!["1".to_owned()]));
+        j.settle_reply(
+            &reply,
+            Settlement {
+                state,
+                left_on,
+                error: None,
+                next_attempt_at: None,
+                counts: true,
+            },
+        )
+        .await
+        .unwrap();
+        id
+    }
+
+    /// A message answered on the spot (USSD, Kannel).
+    async fn exchange(
+        j: &Journal,
+        m: NewMessage,
+        outcome: &str,
+        lookup: Option<LookupNote>,
+    ) -> i64 {
+        let Recorded::New(id) = j
+            .record_exchange(m, outcome, "answer", ReplyState::Sent, lookup)
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        id
+    }
+
+    /// Seven messages over two days in Vietnam (20 and 21 March 2024),
+    /// ids 1 to 7.
+    async fn traffic(dir: &tempfile::TempDir) -> (Journal, Traffic) {
+        let (j, t) = journal(dir).await;
+        let found = |code: &str, procedure| lookup(code, Some((CAI_BE, procedure)));
+        outbox(
+            &j,
+            message(
+                "smsc:viettel",
+                "84912345678",
+                &format!("TC {CODE_7}"),
+                utc(20, 1, 0, 0),
+            ),
+            "found",
+            found(CODE_7, BUILDING),
+            ReplyState::Accepted,
+        )
+        .await;
+        outbox(
+            &j,
+            message(
+                "smsc:vina",
+                "0912345678",
+                "tc 000 00 12 h58 240315 8",
+                utc(20, 2, 10, 0),
+            ),
+            "not_found",
+            lookup("000.00.12.H58-240315-0008", None),
+            ReplyState::Accepted,
+        )
+        .await;
+        outbox(
+            &j,
+            message(
+                "listener:demo",
+                "+84912345678",
+                "xin chao",
+                utc(20, 2, 20, 0),
+            ),
+            "help",
+            None,
+            ReplyState::Sent,
+        )
+        .await;
+        // 23:30 UTC on the 20th is 06:30 on the 21st in Vietnam.
+        exchange(
+            &j,
+            message(
+                "kannel",
+                "84987000111",
+                "TC 000.00.12.H58-240315-0009 goi +84987654321",
+                utc(20, 23, 30, 0),
+            ),
+            "found",
+            found("000.00.12.H58-240315-0009", MARRIAGE),
+        )
+        .await;
+        exchange(
+            &j,
+            message(
+                "ussd:http",
+                "84987000222",
+                "*8058*1*0000012582403150007#",
+                utc(21, 3, 0, 0),
+            ),
+            "found",
+            lookup(CODE_7, Some(("Sở Tư pháp", MARRIAGE))),
+        )
+        .await;
+        outbox(
+            &j,
+            message(
+                "smsc:viettel",
+                "84987000333",
+                "TC 000.00.12.H58-240315-0010",
+                utc(21, 4, 0, 0),
+            ),
+            "not_found",
+            lookup("000.00.12.H58-240315-0010", None),
+            ReplyState::Queued,
+        )
+        .await;
+        // 16:59:59 UTC is still the 20th in Vietnam (23:59:59).
+        outbox(
+            &j,
+            message(
+                "listener:demo",
+                "84912345678",
+                "TC 38.98.H29-210519-0003",
+                utc(20, 16, 59, 59),
+            ),
+            "found",
+            found("38.98.H29-210519-0003", BUILDING),
+            ReplyState::Sent,
+        )
+        .await;
+        (j, t)
+    }
+
+    async fn ids(t: &Traffic, q: MessageQuery) -> Vec<i64> {
+        t.search(&q)
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    fn query() -> MessageQuery {
+        MessageQuery::default()
+    }
+
+    #[tokio::test]
+    async fn the_log_is_searched_by_code_sender_channel_outcome_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, t) = traffic(&dir).await;
+        assert_eq!(ids(&t, query()).await, vec![7, 6, 5, 4, 3, 2, 1]);
+        // A code as a citizen types it; the USSD lookup of the same dossier too.
+        let code = |c: &str| MessageQuery {
+            code: Some(c.into()),
+            ..query()
+        };
+        assert_eq!(ids(&t, code("tc 000 00 12 h58 24O315 7")).await, vec![5, 1]);
+        assert_eq!(ids(&t, code("0000012H582403150007")).await, vec![5, 1]);
+        // Not a code: a piece of the canonical code, any case.
+        assert_eq!(ids(&t, code("h58-240315")).await, vec![6, 5, 4, 2, 1]);
+        assert_eq!(ids(&t, code("h29")).await, vec![7]);
+        assert_eq!(ids(&t, code("%")).await, Vec::<i64>::new());
+        assert_eq!(ids(&t, code("  ")).await.len(), 7, "empty is no filter");
+        // A sender in any spelling finds every stored spelling.
+        for spelling in ["0912345678", "84912345678", "+84 912 345 678", "912345678"] {
+            let q = MessageQuery {
+                sender: Some(spelling.into()),
+                ..query()
+            };
+            assert_eq!(ids(&t, q).await, vec![7, 3, 2, 1], "{spelling}");
+        }
+        let q = MessageQuery {
+            sender: Some("VIETTEL".into()),
+            ..query()
+        };
+        assert!(ids(&t, q).await.is_empty());
+        // Channels: exact, or a prefix.
+        let channel = |c: &str| MessageQuery {
+            channel: Some(c.into()),
+            ..query()
+        };
+        assert_eq!(ids(&t, channel("smsc:")).await, vec![6, 2, 1]);
+        assert_eq!(ids(&t, channel("smsc:viettel")).await, vec![6, 1]);
+        assert_eq!(ids(&t, channel("smsc")).await, Vec::<i64>::new());
+        assert_eq!(ids(&t, channel("ussd*")).await, vec![5]);
+        assert_eq!(ids(&t, channel("kannel")).await, vec![4]);
+        // Outcomes, also combined.
+        let outcome = |o: &str| MessageQuery {
+            outcome: Some(o.into()),
+            ..query()
+        };
+        assert_eq!(ids(&t, outcome("found")).await, vec![7, 5, 4, 1]);
+        assert_eq!(ids(&t, outcome("not_found")).await, vec![6, 2]);
+        let q = MessageQuery {
+            channel: Some("smsc:".into()),
+            ..outcome("found")
+        };
+        assert_eq!(ids(&t, q).await, vec![1]);
+        // A time window: [since, until).
+        let q = MessageQuery {
+            since_ms: Some(utc(20, 2, 10, 0)),
+            until_ms: Some(utc(20, 16, 59, 59)),
+            ..query()
+        };
+        assert_eq!(ids(&t, q).await, vec![3, 2]);
+    }
+
+    #[tokio::test]
+    async fn an_outcome_matches_the_outcomes_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, t) = journal(&dir).await;
+        let Recorded::New(id) = j
+            .record(message("smsc:a", "84912345678", "TC", 1_000))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        j.queue_reply(id, "silenced: blocked", "", ReplyState::Suppressed)
+            .await
+            .unwrap();
+        for outcome in ["silenced", "silenced:", "silenced: blocked", "sil*"] {
+            let q = MessageQuery {
+                outcome: Some(outcome.into()),
+                ..query()
+            };
+            assert_eq!(ids(&t, q).await, vec![id], "{outcome}");
+        }
+        let q = MessageQuery {
+            outcome: Some("silenced: rate".into()),
+            ..query()
+        };
+        assert!(ids(&t, q).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn pages_follow_each_other_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, t) = traffic(&dir).await;
+        let mut before = None;
+        let mut pages = Vec::new();
+        loop {
+            let page = t
+                .search(&MessageQuery {
+                    before_id: before,
+                    limit: 2,
+                    ..query()
+                })
+                .await
+                .unwrap();
+            pages.push(page.messages.iter().map(|m| m.id).collect::<Vec<_>>());
+            match page.next_before {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, vec![vec![7, 6], vec![5, 4], vec![3, 2], vec![1]]);
+        // A page exactly full has no next page.
+        let page = t
+            .search(&MessageQuery {
+                before_id: Some(3),
+                limit: 2,
+                ..query()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.messages.len(), 2);
+        assert_eq!(page.next_before, None);
+        // The limit is clamped.
+        let all = t
+            .search(&MessageQuery {
+                limit: 0,
+                ..query()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.messages.len(), 1);
+        assert_eq!(all.next_before, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_logged_message_carries_its_reply_and_viewers_see_numbers_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, t) = traffic(&dir).await;
+        let page = t.search(&query()).await.unwrap();
+        let by_id = |id: i64| page.messages.iter().find(|m| m.id == id).unwrap().clone();
+        let first = by_id(1);
+        assert_eq!(first.received_at, utc(20, 1, 0, 0));
+        assert_eq!(first.channel, "smsc:viettel");
+        assert_eq!(first.code.as_deref(), Some(CODE_7));
+        assert_eq!(first.outcome.as_deref(), Some("found"));
+        assert_eq!(first.state.as_deref(), Some("accepted"));
+        let sent_at = first.sent_at.expect("sent");
+        assert_eq!(first.latency_ms, Some(sent_at - first.received_at));
+        assert!(!first.purged);
+        let queued = by_id(6);
+        assert_eq!(queued.state.as_deref(), Some("queued"));
+        assert_eq!((queued.sent_at, queued.latency_ms), (None, None));
+        assert_eq!(by_id(3).code, None);
+
+        let kannel = by_id(4).masked();
+        assert_eq!(kannel.sender, "098****111");
+        assert_eq!(kannel.recipient, "8058");
+        assert_eq!(
+            kannel.text, "TC 000.00.12.H58-240315-0009 goi 098****321",
+            "a typed number is masked, the code is not"
+        );
+        let national = by_id(2).masked();
+        assert_eq!(national.sender, "091****678");
+        assert_eq!(
+            national.reply_text.as_deref(),
+            Some("not_found reply, hotline 098****321")
+        );
+        // A code typed without separators is a long digit run: masked too
+        // (the code itself is in `code`).
+        let ussd = by_id(5).masked();
+        assert!(ussd.text.starts_with("*8058*1*000*"), "{}", ussd.text);
+        assert!(!ussd.text.contains("2403150"), "{}", ussd.text);
+        assert_eq!(ussd.code.as_deref(), Some(CODE_7));
+        // Unmasked, everything is there.
+        assert_eq!(
+            by_id(4).text,
+            "TC 000.00.12.H58-240315-0009 goi +84987654321"
+        );
+    }
+
+    #[test]
+    fn masking_keeps_short_numbers_and_names() {
+        assert_eq!(mask_number("8058"), "8058");
+        assert_eq!(mask_number("VIETTEL"), "VIETTEL");
+        assert_eq!(mask_number(""), "");
+        assert_eq!(mask_number("+14155550100"), "+14******100");
+        assert_eq!(mask_digit_runs("12345678 is short"), "12345678 is short");
+        assert_eq!(mask_digit_runs("goi 0912345678."), "goi 091****678.");
+        assert_eq!(mask_digit_runs("999999999999999999"), "999************999");
+    }
+
+    #[tokio::test]
+    async fn stats_count_per_day_and_hour_in_vietnam_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, t) = traffic(&dir).await;
+        // The 20th and 21st in Vietnam: from 17:00 UTC the day before.
+        let day_20 = utc(19, 17, 0, 0);
+        let day_21 = utc(20, 17, 0, 0);
+        let window = |bucket| StatsQuery {
+            since_ms: Some(day_20),
+            until_ms: Some(utc(21, 17, 0, 0)),
+            bucket,
+        };
+        let stats = t.stats(&window(Bucket::Day)).await.unwrap();
+        assert_eq!((stats.since, stats.until), (day_20, utc(21, 17, 0, 0)));
+        let per_day = |start: i64| -> i64 {
+            stats
+                .series
+                .iter()
+                .filter(|p| p.start == start)
+                .map(|p| p.count)
+                .sum()
+        };
+        assert_eq!(per_day(day_20), 4, "{:?}", stats.series);
+        assert_eq!(
+            per_day(day_21),
+            3,
+            "the message at 23:30 UTC counts on the 21st"
+        );
+        assert_eq!(stats.series.len(), 7);
+        assert!(stats.series.contains(&SeriesPoint {
+            start: day_21,
+            channel: "kannel".into(),
+            outcome: Some("found".into()),
+            count: 1,
+        }));
+        assert_eq!(
+            stats.totals,
+            Totals {
+                messages: 7,
+                answered: 6,
+                found: 4,
+                not_found: 2,
+                other: 1,
+            }
+        );
+        assert_eq!(stats.found_ratio, Some(4.0 / 6.0));
+        assert_eq!(stats.latency_ms.samples, 6, "the queued reply has none");
+        let ranked = |list: &[Ranked]| -> Vec<(String, i64)> {
+            list.iter().map(|r| (r.name.clone(), r.count)).collect()
+        };
+        assert_eq!(
+            ranked(&stats.top_agencies),
+            vec![(CAI_BE.into(), 3), ("Sở Tư pháp".into(), 1)]
+        );
+        assert_eq!(
+            ranked(&stats.top_procedures),
+            vec![(BUILDING.into(), 2), (MARRIAGE.into(), 2)]
+        );
+        assert_eq!(
+            ranked(&stats.channels),
+            vec![
+                ("listener:demo".into(), 2),
+                ("smsc:viettel".into(), 2),
+                ("kannel".into(), 1),
+                ("smsc:vina".into(), 1),
+                ("ussd:http".into(), 1),
+            ]
+        );
+        // Hours: the two messages at 02:10 and 02:20 UTC share one.
+        let stats = t.stats(&window(Bucket::Hour)).await.unwrap();
+        let starts: Vec<i64> = stats.series.iter().map(|p| p.start).collect();
+        assert_eq!(
+            starts,
+            vec![
+                utc(20, 1, 0, 0),
+                utc(20, 2, 0, 0),
+                utc(20, 2, 0, 0),
+                utc(20, 16, 0, 0),
+                utc(20, 23, 0, 0),
+                utc(21, 3, 0, 0),
+                utc(21, 4, 0, 0),
+            ]
+        );
+        // A window that starts later leaves the earlier ones out.
+        let late = t
+            .stats(&StatsQuery {
+                since_ms: Some(day_21),
+                until_ms: Some(utc(21, 17, 0, 0)),
+                bucket: Bucket::Day,
+            })
+            .await
+            .unwrap();
+        assert_eq!(late.totals.messages, 3);
+        assert_eq!(late.found_ratio, Some(2.0 / 3.0));
+    }
+
+    #[tokio::test]
+    async fn latency_percentiles_are_the_nearest_ranks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, t) = journal(&dir).await;
+        let base = now_ms();
+        // Message k waited k × 10 s (plus the test's own time).
+        for k in 1..=100i64 {
+            let m = message(
+                "kannel",
+                "84912345678",
+                &format!("TC {k}"),
+                base - k * 10_000,
+            );
+            exchange(&j, m, "help", None).await;
+        }
+        let q = StatsQuery {
+            since_ms: Some(base - 2_000_000),
+            until_ms: Some(base + 1),
+            bucket: Bucket::Hour,
+        };
+        let latency = t.stats(&q).await.unwrap().latency_ms;
+        assert_eq!(latency.samples, 100);
+        let about = |value: Option<i64>, k: i64| {
+            let value = value.unwrap();
+            assert!(
+                (k * 10_000..(k + 1) * 10_000).contains(&value),
+                "{value} for {k}"
+            );
+        };
+        about(latency.p50, 50);
+        about(latency.p90, 90);
+        about(latency.p99, 99);
+        about(latency.max, 100);
+        // Over the in-memory cap each percentile is a query: the same values.
+        let (since, until) = q.window(now_ms()).unwrap();
+        assert_eq!(t.latency(since, until, 10).await.unwrap(), latency);
+        // No samples: no percentiles.
+        let empty = t.latency(0, 1, 10).await.unwrap();
+        assert_eq!(empty, Latency::default());
+        assert_eq!(nearest_rank(50, 1), 0);
+        assert_eq!(nearest_rank(99, 1000), 989);
+    }
+
+    #[tokio::test]
+    async fn empty_and_too_long_windows_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, t) = journal(&dir).await;
+        for (since, until) in [(10, 10), (20, 10), (0, 401 * DAY_MS)] {
+            let error = t
+                .stats(&StatsQuery {
+                    since_ms: Some(since),
+                    until_ms: Some(until),
+                    bucket: Bucket::Day,
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(error, TrafficError::InvalidQuery(_)), "{error}");
+            assert_eq!(error.code(), "invalid_query");
+        }
+        // 400 days exactly, and the defaults, are fine; an empty journal has no ratio.
+        let stats = t
+            .stats(&StatsQuery {
+                since_ms: Some(0),
+                until_ms: Some(400 * DAY_MS),
+                bucket: Bucket::Day,
+            })
+            .await
+            .unwrap();
+        assert_eq!(stats.found_ratio, None);
+        assert_eq!(stats.latency_ms.p50, None);
+        let stats = t.stats(&StatsQuery::default()).await.unwrap();
+        assert_eq!(stats.until - stats.since, DAY_MS);
+    }
+
+    #[test]
+    fn queries_read_the_api_json() {
+        let q: MessageQuery =
+            serde_json::from_str(r#"{"sender":"0912345678","before":42,"since":5}"#).unwrap();
+        assert_eq!(q.sender.as_deref(), Some("0912345678"));
+        assert_eq!(
+            (q.before_id, q.since_ms, q.limit),
+            (Some(42), Some(5), DEFAULT_LIMIT)
+        );
+        let q: StatsQuery = serde_json::from_str(r#"{"bucket":"day","since_ms":1}"#).unwrap();
+        assert_eq!(
+            (q.bucket, q.since_ms, q.until_ms),
+            (Bucket::Day, Some(1), None)
+        );
+        let json = serde_json::to_value(Latency::default()).unwrap();
+        assert_eq!(json["p50"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn purged_messages_count_but_are_not_found_by_code_or_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, t) = traffic(&dir).await;
+        j.purge_before(utc(20, 12, 0, 0)).await.unwrap();
+        let page = t.search(&query()).await.unwrap();
+        let first = page.messages.iter().find(|m| m.id == 1).unwrap();
+        assert!(first.purged);
+        assert_eq!((first.sender.as_str(), first.text.as_str()), ("", ""));
+        assert_eq!(first.code, None);
+        let q = MessageQuery {
+            code: Some(CODE_7.into()),
+            ..query()
+        };
+        assert_eq!(ids(&t, q).await, vec![5]);
+        let stats = t
+            .stats(&StatsQuery {
+                since_ms: Some(utc(19, 17, 0, 0)),
+                until_ms: Some(utc(21, 17, 0, 0)),
+                bucket: Bucket::Day,
+            })
+            .await
+            .unwrap();
+        assert_eq!(stats.totals.found, 4);
+        assert_eq!(stats.top_agencies[0].count, 3, "agencies are kept");
+    }
+}
