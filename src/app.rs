@@ -18,7 +18,13 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::abuse::{AbuseError, AbuseGuard};
+use crate::admin::accounts::{Accounts, LockoutPolicy};
+use crate::admin::http::{
+    AdminHttp, AdminMetrics, AdminParts, AdminState, ChannelConfig, SyncConfig,
+};
+use crate::admin::sessions::Sessions;
 use crate::admin::templates::TemplateVersions;
+use crate::admin::traffic::Traffic;
 use crate::config::Config;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
@@ -82,6 +88,18 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The admin console's port could not be bound.
+    #[error("cannot listen for the admin console on {address} (key admin.bind): {source}")]
+    Admin {
+        /// The configured address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The template versions could not be read.
+    #[error(transparent)]
+    TemplateVersions(#[from] crate::admin::templates::TemplateAdminError),
     /// The public port could not be bound.
     #[error("cannot listen for the public lookup on {address} (key public.bind): {source}")]
     Public {
@@ -118,6 +136,7 @@ pub struct Gateway {
     ussd: Option<Arc<UssdService<ReadModel>>>,
     ussd_http: Option<UssdHttp>,
     public: Option<PublicHttp>,
+    admin: Option<AdminHttp>,
     reloader: Reloader,
     drain_timeout: std::time::Duration,
 }
@@ -214,6 +233,7 @@ impl Gateway {
             Freshness::always_fresh()
         });
         let sync_metrics = SyncMetrics::default();
+        let admin_metrics = AdminMetrics::default();
         let modem_board = ModemBoard::default();
         let follower = match config.sync.mode {
             SyncMode::Off | SyncMode::Jetstream => None,
@@ -233,13 +253,22 @@ impl Gateway {
             )
         });
         let templates = Arc::new(Swappable::new(renderer));
+        // Versions put in use from the console replace the files' texts
+        // whether or not the console runs.
+        let versions = TemplateVersions::open(
+            journal.pool().clone(),
+            templates.clone(),
+            config.reply.templates_dir.clone(),
+            config.reply.settings(&config.service),
+        )
+        .await?;
         let mut reloader = Reloader {
             templates: templates.clone(),
             screens: None,
             templates_dir: config.reply.templates_dir.clone(),
             reply: config.reply.settings(&config.service),
             ussd_accents: config.ussd.accents,
-            versions: None,
+            versions: Some(versions.clone()),
         };
         let ussd = if config.ussd.enabled {
             let screens = reloader.load_screens()?;
@@ -311,6 +340,9 @@ impl Gateway {
                             freshness.clone(),
                             Some(&modem_board),
                         );
+                        let metrics = metrics
+                            .with_admin(&admin_metrics)
+                            .with_links(routes.clone());
                         match &ussd {
                             Some(service) => metrics.with_ussd(service.metrics()),
                             None => metrics,
@@ -334,6 +366,41 @@ impl Gateway {
                     .with_freshness(freshness.clone()),
             );
             Some((address, responder))
+        } else {
+            None
+        };
+        let admin = if config.admin.enabled {
+            let state = AdminState::new(AdminParts {
+                settings: config.admin.clone(),
+                accounts: Accounts::new(journal.pool().clone(), LockoutPolicy::default()),
+                sessions: Sessions::new(journal.pool().clone(), config.admin.session_policy()),
+                guard: guard.clone(),
+                templates: versions,
+                traffic: Traffic::new(journal.pool().clone()),
+                responder: Arc::new(
+                    Responder::with_templates(store.clone(), templates.clone())
+                        .with_freshness(freshness.clone()),
+                ),
+                store: store.clone(),
+                journal_pool: journal.pool().clone(),
+                routes: routes.clone(),
+                modems: (!config.modem.devices.is_empty()).then(|| modem_board.clone()),
+                freshness: freshness.clone(),
+                channel_config: ChannelConfig {
+                    carriers: config.smpp.smsc.iter().map(|s| s.name.clone()).collect(),
+                },
+                sync_config: SyncConfig {
+                    mode: sync_mode_label(config),
+                    stale_after_secs: config.sync.stale_after().map(|d| d.as_secs()),
+                },
+                metrics: admin_metrics,
+            });
+            let address = config.admin.bind;
+            Some(
+                AdminHttp::bind(state)
+                    .await
+                    .map_err(|source| StartError::Admin { address, source })?,
+            )
         } else {
             None
         };
@@ -405,6 +472,7 @@ impl Gateway {
             ussd,
             ussd_http,
             public,
+            admin,
             reloader,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
@@ -428,6 +496,11 @@ impl Gateway {
     /// Reloads the templates while running (see [`Reloader`]).
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
+    }
+
+    /// The admin console's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
     /// The public port's address, when it runs.
@@ -490,6 +563,9 @@ impl Gateway {
         if let Some(public) = self.public {
             background.spawn(public.run(sync_stop.clone()));
         }
+        if let Some(admin) = self.admin {
+            background.spawn(admin.run(sync_stop.clone()));
+        }
         background.close();
         let dossiers = self.store.count().await.unwrap_or(-1);
         info!(dossiers, "gateway running");
@@ -505,6 +581,20 @@ impl Gateway {
         self.journal.close().await;
         self.store.close().await;
         info!("gateway stopped");
+    }
+}
+
+/// The sync mode as the console shows it.
+fn sync_mode_label(config: &Config) -> String {
+    let mode = match config.sync.mode {
+        SyncMode::Off => "off",
+        SyncMode::Feed => "feed",
+        SyncMode::Jetstream => "jetstream",
+    };
+    if config.sync.push.enabled {
+        format!("{mode}+push")
+    } else {
+        mode.to_owned()
     }
 }
 

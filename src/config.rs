@@ -43,6 +43,8 @@ pub struct Config {
     pub ussd: crate::ussd::UssdSettings,
     /// `[public]`: the lookup page and JSON for portals, Kannel's get-url drop-in.
     pub public: crate::public_http::PublicSettings,
+    /// `[admin]`: the admin console (web UI and API).
+    pub admin: crate::admin::http::AdminSettings,
     /// `[log]`
     pub log: LogConfig,
 }

@@ -12,6 +12,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -43,6 +45,57 @@ pub struct MetricsSource {
     registry: Registry,
     sync: SyncMetrics,
     freshness: Arc<Freshness>,
+    links: Option<(Arc<crate::smpp::routes::Routes>, LinkGauges)>,
+}
+
+type Labels = Vec<(String, String)>;
+
+/// The SMPP connections' gauges, read from the routes when scraped.
+#[derive(Debug, Clone, Default)]
+struct LinkGauges {
+    sessions: Family<Labels, Gauge>,
+    window_in_use: Family<Labels, Gauge>,
+    window_size: Family<Labels, Gauge>,
+}
+
+impl LinkGauges {
+    fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("motcua_smpp");
+        sub.register(
+            "sessions",
+            "SMPP connections up, by channel",
+            self.sessions.clone(),
+        );
+        sub.register(
+            "window_in_use",
+            "Requests awaiting their response, by channel",
+            self.window_in_use.clone(),
+        );
+        sub.register(
+            "window_size",
+            "Requests that may await their response at once, by channel",
+            self.window_size.clone(),
+        );
+    }
+
+    fn refresh(&self, routes: &crate::smpp::routes::Routes) {
+        self.sessions.clear();
+        self.window_in_use.clear();
+        self.window_size.clear();
+        for link in routes.links() {
+            let labels = vec![
+                ("channel".to_owned(), link.channel.clone()),
+                ("role".to_owned(), link.role.to_owned()),
+            ];
+            self.sessions.get_or_create(&labels).inc();
+            self.window_in_use
+                .get_or_create(&labels)
+                .inc_by(link.outstanding as i64);
+            self.window_size
+                .get_or_create(&labels)
+                .inc_by(link.window as i64);
+        }
+    }
 }
 
 impl MetricsSource {
@@ -66,7 +119,22 @@ impl MetricsSource {
             registry,
             sync,
             freshness,
+            links: None,
         }
+    }
+
+    /// Adds the admin console's metrics.
+    pub fn with_admin(mut self, admin: &crate::admin::http::AdminMetrics) -> Self {
+        admin.register(&mut self.registry);
+        self
+    }
+
+    /// Adds the SMPP connections' gauges (sessions, window use per channel).
+    pub fn with_links(mut self, routes: Arc<crate::smpp::routes::Routes>) -> Self {
+        let gauges = LinkGauges::default();
+        gauges.register(&mut self.registry);
+        self.links = Some((routes, gauges));
+        self
     }
 
     /// Adds the USSD metrics.
@@ -78,6 +146,9 @@ impl MetricsSource {
     /// The text exposition, time-derived gauges brought up to date first.
     pub fn encode(&self) -> String {
         self.sync.refresh(&self.freshness, crate::store::now_ms());
+        if let Some((routes, gauges)) = &self.links {
+            gauges.refresh(routes);
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

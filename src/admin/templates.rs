@@ -117,7 +117,7 @@ impl From<TemplateError> for TemplateAdminError {
 }
 
 /// A template as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TemplateSummary {
     /// The reply kind (`found`, `not_found`, …).
     pub name: &'static str,
@@ -140,7 +140,7 @@ pub struct TemplateSummary {
 }
 
 /// A saved version of a template.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct VersionInfo {
     /// The version's id (`version N`).
     pub id: i64,
@@ -160,7 +160,7 @@ pub struct VersionInfo {
 }
 
 /// A template with its text in use and its versions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TemplateDetail {
     /// The reply kind.
     pub name: &'static str,
@@ -179,7 +179,7 @@ pub struct TemplateDetail {
 }
 
 /// One sample dossier rendered by a candidate text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PreviewSample {
     /// The sample's id (`owner`, `stranger`, `stale`, `sparse`, `none`).
     pub sample: &'static str,
@@ -200,7 +200,7 @@ pub struct PreviewSample {
 }
 
 /// A candidate text rendered against every sample dossier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     /// Each sample's reply.
     pub samples: Vec<PreviewSample>,

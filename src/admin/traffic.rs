@@ -125,7 +125,7 @@ impl Default for MessageQuery {
 }
 
 /// One page of the message log, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessagePage {
     /// The messages, by decreasing id.
     pub messages: Vec<LoggedMessage>,
@@ -134,7 +134,7 @@ pub struct MessagePage {
 }
 
 /// A message as the log shows it, with its reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoggedMessage {
     /// The journal's id.
     pub id: i64,
@@ -205,7 +205,7 @@ impl LoggedMessage {
 }
 
 /// The width of a statistics bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Bucket {
     /// One hour.
@@ -275,7 +275,7 @@ impl StatsQuery {
 }
 
 /// Traffic statistics over a window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Start of the window (Unix ms).
     pub since: i64,
@@ -301,7 +301,7 @@ pub struct Stats {
 }
 
 /// Messages of one channel and outcome in one bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeriesPoint {
     /// The bucket's start (Unix ms): a whole hour, or midnight in Vietnam.
     pub start: i64,
@@ -314,7 +314,7 @@ pub struct SeriesPoint {
 }
 
 /// A window's totals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Totals {
     /// Messages received.
     pub messages: i64,
@@ -330,7 +330,7 @@ pub struct Totals {
 }
 
 /// Latency percentiles (nearest rank), in ms; `None` without samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Latency {
     /// Replies with a latency.
     pub samples: i64,
@@ -345,7 +345,7 @@ pub struct Latency {
 }
 
 /// A name and how many messages it had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ranked {
     /// The agency, procedure or channel.
     pub name: String,

@@ -46,6 +46,8 @@ pub struct TestApp {
     pub ussd_http: Option<SocketAddr>,
     /// The public port (lookup page, JSON, Kannel drop-in), when enabled.
     pub public: Option<SocketAddr>,
+    /// The admin console (always on in tests, plain HTTP cookies).
+    pub admin: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -72,6 +74,37 @@ impl TestApp {
                 .expect("replies readable");
         pool.close().await;
         rows
+    }
+
+    /// Makes a console account ready to use (its first password already
+    /// changed) and returns its password.
+    pub async fn admin_account(
+        &self,
+        name: &str,
+        role: motcua_sms::admin::accounts::Role,
+    ) -> String {
+        use motcua_sms::admin::accounts::{Accounts, LockoutPolicy, NewPassword, Username};
+        let pool = self.journal().await;
+        let accounts = Accounts::new(pool.clone(), LockoutPolicy::default());
+        let username = Username::parse(name).expect("valid username");
+        let first = "Tam-thoi-2026-abc".to_owned();
+        let password = "Mat-khau-that-2026".to_owned();
+        accounts
+            .create(
+                "test",
+                &username,
+                role,
+                NewPassword::parse(&first, &username).expect("policy"),
+                motcua_sms::journal::now_ms(),
+            )
+            .await
+            .expect("account made");
+        accounts
+            .change_password(name, &first, &password, motcua_sms::journal::now_ms())
+            .await
+            .expect("password changed");
+        pool.close().await;
+        password
     }
 
     /// Stops the gateway and waits for it to drain.
@@ -136,6 +169,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.http.bind = "127.0.0.1:0".parse().unwrap();
     config.ussd.http.bind = "127.0.0.1:0".parse().unwrap();
     config.public.bind = "127.0.0.1:0".parse().unwrap();
+    config.admin.enabled = true;
+    config.admin.bind = "127.0.0.1:0".parse().unwrap();
+    config.admin.cookie_secure = false;
     config.smpp.listener.accounts = vec![ListenerAccount {
         system_id: SYSTEM_ID.to_owned(),
         password: PASSWORD.to_owned(),
@@ -179,6 +215,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let http = gateway.http_addr();
     let ussd_http = gateway.ussd_http_addr();
     let public = gateway.public_addr();
+    let admin = gateway.admin_addr().expect("admin console runs");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gateway.run(shutdown.clone()));
     TestApp {
@@ -186,6 +223,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         http,
         ussd_http,
         public,
+        admin,
         shutdown,
         task,
         _dir: dir,

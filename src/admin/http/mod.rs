@@ -9,6 +9,8 @@ pub mod auth;
 pub mod error;
 pub mod lists;
 pub mod status;
+pub mod templates;
+pub mod traffic;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -29,6 +31,8 @@ use utoipa::{Modify, OpenApi};
 use crate::abuse::AbuseGuard;
 use crate::admin::accounts::Accounts;
 use crate::admin::sessions::{SessionPolicy, Sessions};
+use crate::admin::templates::TemplateVersions;
+use crate::admin::traffic::Traffic;
 use crate::modem::ModemBoard;
 use crate::responder::Responder;
 use crate::smpp::routes::Routes;
@@ -61,7 +65,7 @@ pub struct AdminSettings {
 impl Default for AdminSettings {
     fn default() -> Self {
         AdminSettings {
-            enabled: true,
+            enabled: false,
             bind: SocketAddr::from(([127, 0, 0, 1], 8089)),
             cookie_secure: true,
             session_idle_minutes: 30,
@@ -133,6 +137,10 @@ pub struct AdminParts {
     pub sessions: Sessions,
     /// Rate limits and lists.
     pub guard: AbuseGuard,
+    /// Template versions.
+    pub templates: TemplateVersions,
+    /// The message log and statistics.
+    pub traffic: Traffic,
     /// Answers the simulator, with the templates in use.
     pub responder: Arc<Responder<ReadModel>>,
     /// The read model (sync positions).
@@ -192,6 +200,14 @@ impl AdminState {
     /// Rate limits and lists.
     pub fn guard(&self) -> &AbuseGuard {
         &self.inner.parts.guard
+    }
+    /// Template versions.
+    pub fn templates(&self) -> &TemplateVersions {
+        &self.inner.parts.templates
+    }
+    /// The message log and statistics.
+    pub fn traffic(&self) -> &Traffic {
+        &self.inner.parts.traffic
     }
     /// The simulator's responder.
     pub fn responder(&self) -> &Responder<ReadModel> {
@@ -266,6 +282,9 @@ impl Modify for Security {
         auth::login, auth::current, auth::logout, auth::change_password, auth::token,
         accounts::list, accounts::create, accounts::update, accounts::audit,
         lists::lists, lists::block, lists::unblock, lists::allow, lists::disallow,
+        templates::list, templates::detail, templates::preview, templates::save,
+        templates::activate, templates::rollback,
+        traffic::messages, traffic::stats,
         status::simulate, status::channels, status::sync,
     ),
     tags(
@@ -311,6 +330,17 @@ pub fn router(state: AdminState) -> Router {
             "/lists/allowed/{number}",
             axum::routing::delete(lists::disallow),
         )
+        .route("/templates", get(templates::list))
+        .route("/templates/{name}", get(templates::detail))
+        .route("/templates/{name}/preview", post(templates::preview))
+        .route("/templates/{name}/versions", post(templates::save))
+        .route(
+            "/templates/{name}/versions/{id}/activate",
+            post(templates::activate),
+        )
+        .route("/templates/{name}/rollback", post(templates::rollback))
+        .route("/messages", get(traffic::messages))
+        .route("/stats", get(traffic::stats))
         .route("/simulate", post(status::simulate))
         .route("/channels", get(status::channels))
         .route("/sync", get(status::sync))

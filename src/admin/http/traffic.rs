@@ -1,0 +1,114 @@
+//! The message log and the traffic statistics over HTTP
+//! ([`crate::admin::traffic`] does the work); viewers get numbers masked.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiQuery, ErrorBody};
+use super::AdminState;
+use crate::admin::traffic::{
+    Bucket, MessagePage, MessageQuery, Stats, StatsQuery, TrafficError, DEFAULT_LIMIT,
+};
+
+impl From<TrafficError> for ApiError {
+    fn from(error: TrafficError) -> Self {
+        match error {
+            TrafficError::InvalidQuery(message) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Filters of the message log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LogFilter {
+    /// A dossier code in any spelling, or part of one.
+    pub code: Option<String>,
+    /// The sender's number, any usual spelling (operators and administrators).
+    pub sender: Option<String>,
+    /// A channel (`smsc:viettel`), or a prefix ending in `:` (`smsc:`).
+    pub channel: Option<String>,
+    /// `found`, `not_found`, `help`, `invalid_date`, `rate_limited`, `silenced`, …
+    pub outcome: Option<String>,
+    /// From (Unix ms).
+    pub since: Option<i64>,
+    /// Until (Unix ms).
+    pub until: Option<i64>,
+    /// Messages older than this id (the previous page's `next_before`).
+    pub before: Option<i64>,
+    /// Messages per page, 1–500 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// The statistics' window.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatsWindow {
+    /// From (Unix ms); default 24 hours (hour buckets) or 30 days (day buckets) before `until`.
+    pub since: Option<i64>,
+    /// Until (Unix ms); default now.
+    pub until: Option<i64>,
+    /// `hour` (default) or `day`, in Vietnam time.
+    pub bucket: Option<Bucket>,
+}
+
+/// The message log, newest first.
+#[utoipa::path(get, path = "/api/v1/messages", tag = "traffic",
+    security(("cookie" = []), ("bearer" = [])),
+    params(LogFilter),
+    responses((status = 200, body = MessagePage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn messages(
+    State(state): State<AdminState>,
+    caller: Caller,
+    ApiQuery(filter): ApiQuery<LogFilter>,
+) -> Result<Json<MessagePage>, ApiError> {
+    let sees_numbers = caller.role().sees_numbers();
+    if filter.sender.is_some() && !sees_numbers {
+        return Err(ApiError::forbidden("search by phone number"));
+    }
+    let query = MessageQuery {
+        code: filter.code,
+        sender: filter.sender,
+        channel: filter.channel,
+        outcome: filter.outcome,
+        since_ms: filter.since,
+        until_ms: filter.until,
+        before_id: filter.before,
+        limit: filter.limit.unwrap_or(DEFAULT_LIMIT),
+    };
+    let mut page = state.traffic().search(&query).await?;
+    if !sees_numbers {
+        page.messages = page.messages.into_iter().map(|m| m.masked()).collect();
+    }
+    Ok(Json(page))
+}
+
+/// Messages per hour or day, channel and outcome; found ratio; reply
+/// latency; top agencies and procedures.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "traffic",
+    security(("cookie" = []), ("bearer" = [])),
+    params(StatsWindow),
+    responses((status = 200, body = Stats), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn stats(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    ApiQuery(window): ApiQuery<StatsWindow>,
+) -> Result<Json<Stats>, ApiError> {
+    let query = StatsQuery {
+        since_ms: window.since,
+        until_ms: window.until,
+        bucket: window.bucket.unwrap_or_default(),
+    };
+    Ok(Json(state.traffic().stats(&query).await?))
+}
