@@ -89,8 +89,8 @@
       outcome_invalid_date: "Ngày không hợp lệ",
       outcome_rate_limited: "Bị giới hạn",
       outcome_unavailable: "Gián đoạn",
-      outcome_blocked: "Bị chặn",
-      outcome_other: "Khác",
+      outcome_silenced: "Không trả lời",
+      outcome_none: "Chưa có trả lời",
       // templates
       tpl_title: "Mẫu tin nhắn",
       tpl_name: "Mẫu",
@@ -305,8 +305,8 @@
       outcome_invalid_date: "Invalid date",
       outcome_rate_limited: "Rate limited",
       outcome_unavailable: "Unavailable",
-      outcome_blocked: "Blocked",
-      outcome_other: "Other",
+      outcome_silenced: "Silenced",
+      outcome_none: "No reply yet",
       tpl_title: "Reply templates",
       tpl_name: "Template",
       tpl_file: "File",
@@ -447,8 +447,9 @@
   const HOUR = 3600e3;
   const DAY = 24 * HOUR;
   const VN_OFFSET = 7 * HOUR; // Vietnam has no daylight saving time
-  const OUTCOME_ORDER = ["found", "not_found", "help", "invalid_date", "rate_limited", "unavailable", "blocked"];
-  const CHANNEL_HINTS = ["smpp", "modem", "kannel", "ussd", "public"];
+  const OUTCOME_ORDER = ["found", "not_found", "help", "invalid_date", "rate_limited", "unavailable", "silenced", "none"];
+  // Channel names start with these (`smsc:<link>`, `listener:<account>`, …); the log filters by prefix.
+  const CHANNEL_HINTS = ["smsc:", "listener:", "modem:", "kannel", "ussd:"];
   const ROLE_RANK = { viewer: 0, operator: 1, administrator: 2 };
   const PAGES = [
     { name: "dashboard", role: "viewer", render: renderDashboard },
@@ -587,9 +588,12 @@
     return Number.isNaN(ms) ? null : ms - VN_OFFSET;
   }
 
+  /** An outcome's words: `found`, or one with a reason (`silenced: blocked`). */
   function outcomeLabel(o) {
-    const k = "outcome_" + o;
-    return I18N.vi[k] ? t(k) : o;
+    const [base, ...reason] = String(o).split(":");
+    const k = "outcome_" + base.trim();
+    if (!I18N.vi[k]) return o;
+    return reason.length ? `${t(k)} (${reason.join(":").trim()})` : t(k);
   }
 
   function roleLabel(r) {
@@ -688,7 +692,7 @@
       state.session = null;
       if (!location.hash.startsWith("#/login")) {
         state.after = location.hash;
-        flash(t("err_not_logged_in"), "error");
+        flash(t("err_not_logged_in"), "error", true);
         location.hash = "#/login";
       }
       throw new Redirected();
@@ -732,10 +736,11 @@
   }
 
   let flashTimer = null;
-  let flashAt = 0;
-  function flash(msg, kind) {
+  let flashKeep = false;
+  /** Says `msg` under the header; `keep`: through the next change of page. */
+  function flash(msg, kind, keep) {
     const el = document.getElementById("flash");
-    flashAt = Date.now();
+    flashKeep = !!(msg && keep);
     clear(el);
     el.dataset.kind = msg ? kind || "ok" : "";
     el.className = msg ? "flash " + (kind || "ok") : "flash";
@@ -810,7 +815,8 @@
     for (const fn of state.cleanup.splice(0)) fn();
     closeNav();
     // A message belongs to the page it was said on, or to the move that led here.
-    if (Date.now() - flashAt > 1500) flash("");
+    if (flashKeep) flashKeep = false;
+    else flash("");
     const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
     const name = parts[0] || "dashboard";
     if (name === "login") {
@@ -917,7 +923,7 @@
       try {
         await api("POST", "session/password", { current: current.value, new: next.value }, { noRedirect: true });
         state.session = await api("GET", "session");
-        flash(t("password_changed"), "ok");
+        flash(t("password_changed"), "ok", true);
         location.hash = "#/dashboard";
       } catch (e) {
         if (!(e instanceof Redirected)) showError(error, errorText(e));
@@ -1045,14 +1051,14 @@
     const sums = new Array(n).fill(0);
     const cells = Array.from({ length: n }, () => Object.create(null));
     for (const p of series) {
-      const key = (by === "channel" ? p.channel : p.outcome) || "other";
+      const key = (by === "channel" ? p.channel : p.outcome) || "none";
       if (!keys.includes(key)) keys.push(key);
       const i = Math.min(n - 1, Math.max(0, Math.floor((p.start - first) / step)));
       cells[i][key] = (cells[i][key] || 0) + (p.count || 0);
       sums[i] += p.count || 0;
     }
     const order = by === "outcome" ? OUTCOME_ORDER : [];
-    keys.sort((a, b) => rank(order, a) - rank(order, b) || a.localeCompare(b));
+    keys.sort((a, b) => rank(order, a.split(":")[0]) - rank(order, b.split(":")[0]) || a.localeCompare(b));
     const label = (k) => (by === "outcome" ? outcomeLabel(k) : k);
     const W = width || 720;
     const H = 220;
@@ -1706,7 +1712,7 @@
     }
     clear(body).append(
       card(t("acc_title"), "accounts", table("accounts-table", [t("username"), t("acc_role"), t("acc_status"), t("acc_actions")], rows), rowError),
-      card(t("acc_create"), "account-create", create),
+      card(t("acc_create"), "account-create-card", create),
       auditBox);
   }
 
