@@ -5,23 +5,31 @@
 //   CHROMIUM=/usr/bin/chromium CONSOLE_URL=http://127.0.0.1:8089/ \
 //   OPERATOR_USER=… OPERATOR_PASSWORD=… VIEWER_USER=… VIEWER_PASSWORD=… \
 //   UNKNOWN_CODE=000.00.99.H58-250101-0001 [ADMIN_USER=… ADMIN_PASSWORD=…] \
-//   [FRESH_USER=… FRESH_PASSWORD=…] [SCREENSHOTS_DIR=dir] node console.mjs
+//   [SCREENSHOTS_DIR=dir] node console.mjs
 //
 // The walk: log in as the operator, the dashboard renders, open the
 // not_found template, add a marker word and see it in the preview with its
 // encoding and segment count, try an unknown variable and see the error
 // with its line, save a version and activate it, have the simulator answer
 // an unknown code with the marker, roll back, see the marker gone, log out;
-// then as the viewer the template editor is read-only (and, given those
-// accounts, an administrator sees the accounts and the audit log, and an
-// account with a first password is made to change it). One JSON line per
+// then as the viewer the template editor is read-only. Given an
+// administrator, it also lists the accounts and the audit log, creates an
+// operator whose first password the browser is then made to change. One JSON line per
 // step on stdout; on a failure the last line says which step, why, and
 // where its screenshot is, and the exit code is 1.
 
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { fileURLToPath } from "node:url";
+
+// playwright-core from the node_modules of TEST_NODE_SMPP_DIR when set (as
+// common.js finds smpp), else beside this script.
+const here = path.dirname(fileURLToPath(import.meta.url));
+const modules = createRequire(path.join(process.env.TEST_NODE_SMPP_DIR || here, "package.json"));
+const { chromium } = modules("playwright-core");
+const PLAYWRIGHT_VERSION = modules("playwright-core/package.json").version;
 
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback;
@@ -37,8 +45,8 @@ const BASE = env("CONSOLE_URL").replace(/\/?$/, "/");
 const OPERATOR = { user: env("OPERATOR_USER"), password: env("OPERATOR_PASSWORD") };
 const VIEWER = { user: env("VIEWER_USER"), password: env("VIEWER_PASSWORD") };
 const ADMIN = process.env.ADMIN_USER ? { user: process.env.ADMIN_USER, password: env("ADMIN_PASSWORD") } : null;
-// Optional: an account whose first password must be changed at login.
-const FRESH = process.env.FRESH_USER ? { user: process.env.FRESH_USER, password: env("FRESH_PASSWORD") } : null;
+// The account the administrator creates (its first password must be changed).
+const FRESH = { user: `moi${String(Date.now()).slice(-6)}`, password: `Dau-tien-${String(Date.now()).slice(-5)}!` };
 const UNKNOWN_CODE = env("UNKNOWN_CODE");
 const SHOTS = process.env.SCREENSHOTS_DIR || "";
 const TEMPLATE = process.env.TEMPLATE || "not_found";
@@ -170,10 +178,11 @@ let savedId = null;
 
 await step("login-page", async () => {
   await page.goto(BASE);
+  const version = browser.version();
   await page.locator(tid("login-form")).waitFor();
   const lang = await page.getAttribute("html", "lang");
   check(lang === "vi", `Vietnamese by default, html lang=${lang}`);
-  return { screenshot: await shot(page, "login") };
+  return { chromium: version, playwright: PLAYWRIGHT_VERSION, screenshot: await shot(page, "login") };
 });
 
 await step("login-operator", async () => ({ whoami: await login(page, OPERATOR) }));
@@ -346,12 +355,17 @@ if (ADMIN) {
     const audit = await page.locator(tid("audit-row")).count();
     check(audit > 0, "the audit log has entries");
     const file = await shot(page, "accounts");
+    await page.fill(tid("new-username"), FRESH.user);
+    await page.selectOption(tid("new-role"), "operator");
+    await page.fill(tid("new-password"), FRESH.password);
+    await page.click(tid("account-create"));
+    const row = page.locator(`${tid("account-row")}[data-username="${FRESH.user}"]`);
+    await row.waitFor();
+    check((await row.locator(tid("account-role")).inputValue()) === "operator", "created as an operator");
     await logout(page);
-    return { accounts: users, audit_rows: audit, screenshot: file };
+    return { accounts: users, audit_rows: audit, created: FRESH.user, screenshot: file };
   });
-}
 
-if (FRESH) {
   await step("forced-password-change", async () => {
     await submitLogin(page, FRESH);
     await page.locator(tid("password-forced")).waitFor();
@@ -368,7 +382,7 @@ if (FRESH) {
     await login(page, { user: FRESH.user, password: next });
     check((await page.locator(tid("password-form")).count()) === 0, "the new password is not forced again");
     await logout(page);
-    return {};
+    return { account: FRESH.user };
   });
 }
 
