@@ -13,9 +13,12 @@
 //!   traffic statistics.
 //! - [`http`]: the console's HTTP port: the JSON API with its OpenAPI
 //!   document, role checks per handler.
+//! - [`web`]: the console's web UI (one page, script and stylesheet built
+//!   into the binary), a single-page app over the JSON API.
 
 pub mod accounts;
 pub mod http;
 pub mod sessions;
 pub mod templates;
 pub mod traffic;
+pub mod web;

@@ -346,7 +346,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/sync", get(status::sync))
         .fallback(no_such_endpoint)
         .with_state(state);
-    Router::new().nest("/api/v1", api)
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(crate::admin::web::router())
 }
 
 /// The console's port, bound.
