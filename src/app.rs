@@ -154,6 +154,21 @@ pub struct Reloader {
     reply: crate::reply::ReplySettings,
     ussd_accents: bool,
     versions: Option<TemplateVersions>,
+    guard: Option<AbuseGuard>,
+}
+
+/// Why a new configuration was not put in force on SIGHUP.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A `[rate_limit]` value is wrong.
+    #[error(transparent)]
+    Limits(#[from] AbuseError),
+    /// The templates fail their checks under the new `[reply]` settings.
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    /// `[log] level` is not a filter.
+    #[error("{0}")]
+    Log(String),
 }
 
 impl Reloader {
@@ -167,6 +182,51 @@ impl Reloader {
     fn load_screens(&self) -> Result<ScreenRenderer, TemplateError> {
         let dir = self.templates_dir.join("ussd");
         ScreenRenderer::load(dir.is_dir().then_some(dir.as_path()), self.ussd_accents)
+    }
+
+    /// Puts a re-read `config.toml` in force (SIGHUP): `[rate_limit]`
+    /// (limits, not Redis or our own numbers), `[reply]` (accents, segment
+    /// budgets, service number, hotline: the templates are reloaded and
+    /// checked under them) and `[log] level`. Everything is checked before
+    /// anything changes. Other sections (`reply.templates_dir` included)
+    /// take effect at the next start.
+    ///
+    /// # Errors
+    ///
+    /// The first value or template that fails its checks; nothing changed.
+    pub fn apply_config(&mut self, config: &Config) -> Result<(), ReloadError> {
+        let level = config.log.level.clone();
+        tracing_subscriber::EnvFilter::try_new(&level)
+            .map_err(|e| ReloadError::Log(format!("[log] level {level:?}: {e}")))?;
+        config.rate_limit.check()?;
+        let reply = config.reply.settings(&config.service);
+        let previous_reply = std::mem::replace(&mut self.reply, reply.clone());
+        let reloaded = match &self.versions {
+            Some(versions) => versions.reload_with(reply),
+            None => Ok(()),
+        }
+        .and_then(|()| self.reload());
+        if let Err(error) = reloaded {
+            self.reply = previous_reply;
+            if let Some(versions) = &self.versions {
+                // The previous settings passed before; put them back.
+                let _ = versions.reload_with(self.reply.clone());
+            }
+            return Err(error.into());
+        }
+        if let Some(guard) = &self.guard {
+            guard.update_limits(&config.rate_limit)?;
+        }
+        let level_applied = crate::telemetry::set_level(&level).map_err(ReloadError::Log)?;
+        info!(
+            accents = self.reply.accents,
+            max_segments_gsm7 = self.reply.max_segments_gsm7,
+            max_segments_ucs2 = self.reply.max_segments_ucs2,
+            rate_limits = config.rate_limit.enabled,
+            log_level = if level_applied { level.as_str() } else { "RUST_LOG" },
+            "configuration reloaded: [reply], [rate_limit], [log]; other sections at the next start"
+        );
+        Ok(())
     }
 
     /// Loads and checks every template again; on success the new sets are
@@ -270,6 +330,7 @@ impl Gateway {
             reply: config.reply.settings(&config.service),
             ussd_accents: config.ussd.accents,
             versions: Some(versions.clone()),
+            guard: Some(guard.clone()),
         };
         let ussd = if config.ussd.enabled {
             let screens = reloader.load_screens()?;

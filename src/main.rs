@@ -381,7 +381,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Run { import: None }) {
-            Command::Run { import } => run(&config, import.as_deref()).await,
+            Command::Run { import } => run(&config, cli.config.clone(), import.as_deref()).await,
             Command::Import { file } => import(&config, &file).await,
             Command::Block { command } => edit_list(&config, true, command).await,
             Command::Allow { command } => edit_list(&config, false, command).await,
@@ -441,7 +441,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: &Config, import_first: Option<&Path>) -> anyhow::Result<ExitCode> {
+async fn run(
+    config: &Config,
+    config_path: Option<PathBuf>,
+    import_first: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     if let Some(file) = import_first {
         let code = import(config, file).await?;
         if code != ExitCode::SUCCESS {
@@ -451,7 +455,7 @@ async fn run(config: &Config, import_first: Option<&Path>) -> anyhow::Result<Exi
     let gateway = Gateway::build(config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    tokio::spawn(reload_on_hangup(gateway.reloader()));
+    tokio::spawn(reload_on_hangup(gateway.reloader(), config_path));
     gateway.run(shutdown).await;
     Ok(ExitCode::SUCCESS)
 }
@@ -783,9 +787,11 @@ async fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reloads the templates on every SIGHUP (`systemctl reload motcua-sms`);
-/// a set that fails its checks is refused and the one in use stays.
-async fn reload_on_hangup(reloader: motcua_sms::app::Reloader) {
+/// On every SIGHUP (`systemctl reload motcua-sms`) reads `config.toml` again
+/// and puts its `[reply]`, `[rate_limit]` and `[log]` in force with the
+/// templates reloaded; a file or template that fails its checks is refused
+/// and what is in use stays.
+async fn reload_on_hangup(mut reloader: motcua_sms::app::Reloader, config_path: Option<PathBuf>) {
     #[cfg(unix)]
     {
         let mut hangups = match tokio::signal::unix::signal(
@@ -798,13 +804,26 @@ async fn reload_on_hangup(reloader: motcua_sms::app::Reloader) {
             }
         };
         while hangups.recv().await.is_some() {
-            if let Err(error) = reloader.reload() {
-                tracing::error!(%error, "templates not reloaded; the ones in use stay");
+            let config = match Config::load(config_path.as_deref()) {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::error!(%error, "configuration not reloaded; the one in use stays");
+                    continue;
+                }
+            };
+            match reloader.apply_config(&config) {
+                Ok(()) => {}
+                Err(error @ motcua_sms::app::ReloadError::Templates(_)) => {
+                    tracing::error!(%error, "templates not reloaded; the ones in use stay")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "configuration not reloaded; the one in use stays")
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    drop(reloader);
+    drop((reloader, config_path));
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

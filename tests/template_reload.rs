@@ -1,6 +1,8 @@
-//! Templates reloaded on SIGHUP while the gateway process runs: an edited
-//! reply template is in use for the next message, with the SMPP link kept;
-//! a broken one is refused (named in the log) and the set in use stays.
+//! Templates and configuration reloaded on SIGHUP while the gateway process
+//! runs: an edited reply template is in use for the next message, with the
+//! SMPP link kept; a broken one is refused (named in the log) and the set in
+//! use stays; a changed `config.toml` (`[service]` hotline) reaches the
+//! replies, and a bad value in it is refused by name.
 
 mod support;
 
@@ -85,5 +87,47 @@ async fn sighup_reloads_templates_and_refuses_a_broken_set() {
     assert!(gateway.logs().contains("found.j2"), "{}", gateway.logs());
     let still = gateway.answer(KNOWN_CODE).await;
     assert!(still.starts_with("Ho so "), "{still}");
+
+    // config.toml changed: the hotline ([service]) reaches the replies on
+    // the next SIGHUP, with the templates reloaded under it.
+    std::fs::write(
+        templates.join("found.j2"),
+        "Ho so {{ code }}: {{ status }}{{ ' - goi ' ~ hotline if hotline else '' }}",
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{original}\n[service]\nhotline = \"1900 8058\"\n"),
+    )
+    .unwrap();
+    hangup(&gateway);
+    let with_hotline = answer_until(&gateway, |t| t.contains("goi 1900 8058")).await;
+    assert_eq!(
+        with_hotline,
+        format!("Ho so {KNOWN_CODE}: Đang xử lý - goi 1900 8058")
+    );
+    assert!(
+        gateway.logs().contains("configuration reloaded"),
+        "{}",
+        gateway.logs()
+    );
+
+    // A bad value: refused with its name, and what is in use stays.
+    std::fs::write(
+        &config,
+        format!("{original}\n[service]\nhotline = \"1900 0000\"\n[rate_limit]\nburst = 0\n"),
+    )
+    .unwrap();
+    hangup(&gateway);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gateway.logs().contains("configuration not reloaded") {
+        assert!(Instant::now() < deadline, "{}", gateway.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gateway.logs().contains("burst"), "{}", gateway.logs());
+    let kept = gateway.answer(KNOWN_CODE).await;
+    assert!(kept.contains("goi 1900 8058"), "{kept}");
     gateway.stop();
 }

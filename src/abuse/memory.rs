@@ -87,6 +87,11 @@ pub(crate) struct Memory {
 }
 
 impl Memory {
+    /// Replaces the limits; the histories are kept.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     pub fn new(limits: Limits, max_keys: usize) -> Self {
         Memory {
             limits,

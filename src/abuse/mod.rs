@@ -174,7 +174,8 @@ pub struct AbuseGuard {
 }
 
 struct Inner {
-    limits: settings::Limits,
+    /// Replaced whole by [`AbuseGuard::update_limits`] (SIGHUP).
+    limits: std::sync::RwLock<settings::Limits>,
     /// Our own numbers, international digits.
     own: HashSet<String>,
     store: Store,
@@ -188,7 +189,7 @@ impl fmt::Debug for AbuseGuard {
     /// Settings only: the state holds phone numbers.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AbuseGuard")
-            .field("limits", &self.inner.limits)
+            .field("limits", &self.limits())
             .field("service_numbers", &self.inner.own.len())
             .field("redis", &self.inner.redis)
             .finish_non_exhaustive()
@@ -220,8 +221,8 @@ impl AbuseGuard {
         };
         Ok(AbuseGuard {
             inner: Arc::new(Inner {
-                memory: Mutex::new(Memory::new(limits.clone(), MAX_KEYS)),
-                limits,
+                memory: Mutex::new(Memory::new(limits, MAX_KEYS)),
+                limits: std::sync::RwLock::new(limits),
                 own,
                 store,
                 redis,
@@ -229,6 +230,25 @@ impl AbuseGuard {
                 last_redis_warning_ms: AtomicI64::new(i64::MIN),
             }),
         })
+    }
+
+    /// The limits in force.
+    fn limits(&self) -> settings::Limits {
+        *self.inner.limits.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts new `[rate_limit]` values in force for the next message (SIGHUP),
+    /// after checking them all. The senders' histories are kept. Our own
+    /// numbers and the Redis connection stay as they were at start.
+    ///
+    /// # Errors
+    ///
+    /// [`AbuseError::Settings`] naming the first bad value; nothing changes then.
+    pub fn update_limits(&self, settings: &RateLimitSettings) -> Result<(), AbuseError> {
+        let (limits, _own) = settings.validate()?;
+        *self.inner.limits.write().unwrap_or_else(|e| e.into_inner()) = limits;
+        self.memory().set_limits(limits);
+        Ok(())
     }
 
     /// Decides whether a message from `sender` gets an answer; call it before
@@ -291,7 +311,7 @@ impl AbuseGuard {
         if state.blocked {
             return Ok(Verdict::Silence { reason: "blocked" });
         }
-        if !self.inner.limits.enabled {
+        if !self.limits().enabled {
             return Ok(Verdict::Allow);
         }
         if text.is_some_and(|text| self.memory().is_loop(key, text, now_ms)) {
@@ -363,7 +383,7 @@ impl AbuseGuard {
         now: DateTime<Utc>,
     ) -> Result<Option<u32>, AbuseError> {
         let key = sender.as_international();
-        if !self.inner.limits.enabled
+        if !self.limits().enabled
             || self.inner.own.contains(key)
             || self.inner.store.is_allowed(key).await?
         {
@@ -386,7 +406,7 @@ impl AbuseGuard {
             warn!(
                 code,
                 senders,
-                window_minutes = self.inner.limits.scan_window_minutes,
+                window_minutes = self.limits().scan_window_minutes,
                 "dossier code looked up by many numbers: possible probing"
             );
             senders
@@ -581,7 +601,7 @@ impl AbuseGuard {
     async fn shared_decision(&self, key: &str, now_ms: i64) -> Option<Outcome> {
         let redis = self.inner.redis.as_ref()?;
         match redis
-            .decide(key, &self.inner.limits.tiers, NOTICE_COOLDOWN_MS, now_ms)
+            .decide(key, &self.limits().tiers, NOTICE_COOLDOWN_MS, now_ms)
             .await
         {
             Ok(outcome) => Some(outcome),
@@ -608,7 +628,7 @@ impl AbuseGuard {
         now_ms: i64,
     ) -> Result<(), AbuseError> {
         let key = sender.as_international();
-        let limits = &self.inner.limits;
+        let limits = self.limits();
         let until_ms = now_ms.saturating_add(limits.block_ms);
         let window = limits.scan_window_minutes;
         let reason = match trip {

@@ -128,7 +128,7 @@ impl fmt::Debug for RateLimitSettings {
 }
 
 /// The settings, checked and converted to milliseconds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub enabled: bool,
     /// `burst` at the `per_hour` pace, then `per_day` at the daily pace.
@@ -144,6 +144,15 @@ pub(crate) struct Limits {
 }
 
 impl RateLimitSettings {
+    /// Checks every value.
+    ///
+    /// # Errors
+    ///
+    /// [`AbuseError::Settings`] or [`AbuseError::ServiceNumber`] naming the first bad one.
+    pub fn check(&self) -> Result<(), AbuseError> {
+        self.validate().map(|_| ())
+    }
+
     /// Checks every value; returns the limits and our own numbers
     /// (international form).
     pub(crate) fn validate(&self) -> Result<(Limits, HashSet<String>), AbuseError> {

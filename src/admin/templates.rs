@@ -218,7 +218,8 @@ pub struct TemplateVersions {
     pool: SqlitePool,
     templates: Arc<Swappable<Renderer>>,
     dir: PathBuf,
-    settings: ReplySettings,
+    /// Replaced by [`TemplateVersions::reload_with`] when `[reply]` changes.
+    settings: Arc<Mutex<ReplySettings>>,
     /// The versions in use, by kind; changed together with `templates`.
     active: Arc<Mutex<Active>>,
     /// Activations and roll backs one at a time.
@@ -229,7 +230,7 @@ impl std::fmt::Debug for TemplateVersions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TemplateVersions")
             .field("dir", &self.dir)
-            .field("settings", &self.settings)
+            .field("settings", &self.settings())
             .finish_non_exhaustive()
     }
 }
@@ -282,7 +283,7 @@ impl TemplateVersions {
             pool,
             templates,
             dir,
-            settings,
+            settings: Arc::new(Mutex::new(settings)),
             active: Arc::default(),
             changes: Arc::default(),
         };
@@ -335,7 +336,7 @@ impl TemplateVersions {
     /// within its budget.
     fn build(&self, active: &[(ReplyKind, String, i64)]) -> Result<Renderer, TemplateError> {
         let renderer =
-            Renderer::load_with_overrides(self.dir(), &overrides(active), self.settings.clone())?;
+            Renderer::load_with_overrides(self.dir(), &overrides(active), self.settings())?;
         for (kind, ..) in active {
             renderer.check_budget(*kind)?;
         }
@@ -364,6 +365,39 @@ impl TemplateVersions {
         let renderer = self.build(&active)?;
         self.templates.replace(renderer);
         Ok(())
+    }
+
+    /// The `[reply]` settings in force.
+    pub fn settings(&self) -> ReplySettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// As [`TemplateVersions::reload`], with new `[reply]` settings (SIGHUP
+    /// after `config.toml` changed): the whole set, the versions in use
+    /// included, must pass its checks under them, or nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// As [`TemplateVersions::reload`].
+    pub fn reload_with(&self, settings: ReplySettings) -> Result<(), TemplateError> {
+        let active = self.lock_active();
+        let previous = std::mem::replace(
+            &mut *self.settings.lock().unwrap_or_else(|e| e.into_inner()),
+            settings,
+        );
+        match self.build(&active) {
+            Ok(renderer) => {
+                self.templates.replace(renderer);
+                Ok(())
+            }
+            Err(error) => {
+                *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = previous;
+                Err(error)
+            }
+        }
     }
 
     /// Puts `version` (its text and id; `None`: the file or built-in) in use
@@ -403,7 +437,7 @@ impl TemplateVersions {
         Ok(Renderer::load_with_overrides(
             self.dir(),
             &set,
-            self.settings.clone(),
+            self.settings(),
         )?)
     }
 
@@ -421,6 +455,7 @@ impl TemplateVersions {
         .fetch_all(&self.pool)
         .await?;
         let renderer = self.templates.current();
+        let settings = self.settings();
         Ok(ReplyKind::ALL
             .into_iter()
             .map(|kind| {
@@ -432,9 +467,9 @@ impl TemplateVersions {
                     active_version: self.active_version(kind),
                     updated_at: last.map(|(_, at, _)| *at),
                     updated_by: last.map(|(.., actor)| actor.clone()),
-                    max_segments_gsm7: self.settings.max_segments_gsm7,
-                    max_segments_ucs2: self.settings.max_segments_ucs2,
-                    accents: self.settings.accents,
+                    max_segments_gsm7: settings.max_segments_gsm7,
+                    max_segments_ucs2: settings.max_segments_ucs2,
+                    accents: settings.accents,
                 }
             })
             .collect())

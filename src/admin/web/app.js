@@ -125,6 +125,11 @@
       tpl_readonly: "Chỉ xem: vai trò của bạn không được sửa mẫu.",
       tpl_builtin: "có sẵn",
       tpl_fits: "Vừa",
+      sample_owner: "Hỏi từ chính số điện thoại của người nộp hồ sơ",
+      sample_stranger: "Hỏi từ một số khác",
+      sample_stale: "Khi dữ liệu chưa được cập nhật",
+      sample_sparse: "Hồ sơ mới, ít thông tin",
+      sample_none: "Không có hồ sơ: chỉ thông tin chung",
       tpl_over: "Quá giới hạn",
       tpl_chars: "{n} ký tự",
       tpl_segments: "{n}/{budget} SMS",
@@ -340,6 +345,11 @@
       tpl_readonly: "Read only: your role may not change templates.",
       tpl_builtin: "built-in",
       tpl_fits: "Fits",
+      sample_owner: "Asked from the applicant's own number",
+      sample_stranger: "Asked from another number",
+      sample_stale: "While the data is not current",
+      sample_sparse: "A new dossier with few details",
+      sample_none: "No dossier: only the service-wide details",
       tpl_over: "Over budget",
       tpl_chars: "{n} characters",
       tpl_segments: "{n}/{budget} SMS",
@@ -477,6 +487,14 @@
       for (const [k, v] of Object.entries(vars)) s = s.split("{" + k + "}").join(String(v));
     }
     return s;
+  }
+
+  /** A preview sample's caption in the console's language (the server's
+   *  English label for a sample this page does not know). */
+  function sampleLabel(x) {
+    const key = "sample_" + (x.sample || "");
+    const text = t(key);
+    return text !== key ? text : (x.label || x.sample || "");
   }
 
   function locale() {
@@ -1362,7 +1380,7 @@
     for (const x of res.samples || []) {
       const fits = x.fits !== false;
       phone.append(h("div", { class: "sample", "data-test": "preview-sample", "data-sample": x.sample ?? "" },
-        h("p", { class: "sample-label" }, x.label || x.sample || ""),
+        h("p", { class: "sample-label" }, sampleLabel(x)),
         h("div", { class: "bubble in" + (fits ? "" : " over"), "data-test": "sample-text" }, x.text ?? ""),
         h("p", { class: "sample-meta" },
           badge(x.encoding, x.encoding === "GSM-7" ? "gsm" : "ucs", "sample-encoding"), " ",
