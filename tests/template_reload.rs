@@ -39,6 +39,15 @@ async fn answer_until(gateway: &GatewayProcess, want: impl Fn(&str) -> bool) -> 
     }
 }
 
+/// Waits until the gateway's log says `needle`.
+async fn log_until(gateway: &GatewayProcess, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gateway.logs().contains(needle) {
+        assert!(Instant::now() < deadline, "{}", gateway.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_templates_and_refuses_a_broken_set() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,11 +88,7 @@ async fn sighup_reloads_templates_and_refuses_a_broken_set() {
     // An unknown variable: refused, the edited set stays in use.
     std::fs::write(templates.join("found.j2"), "{{ cod }}").unwrap();
     hangup(&gateway);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !gateway.logs().contains("templates not reloaded") {
-        assert!(Instant::now() < deadline, "{}", gateway.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    log_until(&gateway, "templates not reloaded").await;
     assert!(gateway.logs().contains("found.j2"), "{}", gateway.logs());
     let still = gateway.answer(KNOWN_CODE).await;
     assert!(still.starts_with("Ho so "), "{still}");
@@ -121,11 +126,7 @@ async fn sighup_reloads_templates_and_refuses_a_broken_set() {
     )
     .unwrap();
     hangup(&gateway);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !gateway.logs().contains("configuration not reloaded") {
-        assert!(Instant::now() < deadline, "{}", gateway.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    log_until(&gateway, "configuration not reloaded").await;
     assert!(gateway.logs().contains("burst"), "{}", gateway.logs());
     let kept = gateway.answer(KNOWN_CODE).await;
     assert!(kept.contains("goi 1900 8058"), "{kept}");
