@@ -26,7 +26,10 @@
 //!   and kiosks, Kannel's `get-url` drop-in.
 //! - [`ussd`]: USSD dialogues (menu, direct dial, keypad digits) over SMPP
 //!   and the aggregators' HTTP callback.
-//! - [`admin`]: the admin console's back end (accounts, roles, audit log).
+//! - [`admin`]: the admin console: accounts with roles and the audit log,
+//!   sessions (cookie + CSRF, bearer tokens), template versions, the message
+//!   log and statistics, its HTTP API (OpenAPI) and the web UI built into
+//!   the binary.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`journal`]: the durable record of messages and the reply outbox (group
