@@ -78,7 +78,8 @@ pub struct NewAllowed {
     pub number: String,
 }
 
-fn number(text: &str) -> Result<Msisdn, ApiError> {
+/// A phone number from the request, or 400 `invalid_number`.
+pub(super) fn number(text: &str) -> Result<Msisdn, ApiError> {
     Msisdn::parse(text).map_err(|error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -86,6 +87,21 @@ fn number(text: &str) -> Result<Msisdn, ApiError> {
             format!("{text:?} is not a phone number: {error}"),
         )
     })
+}
+
+/// Writes a list change to the audit log (the number redacted).
+async fn audit(
+    state: &AdminState,
+    caller: &Caller,
+    action: &str,
+    sender: &Msisdn,
+    detail: &str,
+) -> Result<(), ApiError> {
+    state
+        .accounts()
+        .audit(now_ms(), caller.name(), action, &sender.redacted(), detail)
+        .await?;
+    Ok(())
 }
 
 /// Shown in full, or masked for a viewer.
@@ -175,16 +191,7 @@ pub async fn block(
         Some(m) => format!("{m} min: {reason}"),
         None => format!("permanent: {reason}"),
     };
-    state
-        .accounts()
-        .audit(
-            now_ms(),
-            caller.name(),
-            "list.block",
-            &sender.redacted(),
-            &detail,
-        )
-        .await?;
+    audit(&state, &caller, "list.block", &sender, &detail).await?;
     Ok((
         StatusCode::CREATED,
         Json(BlockedNumber {
@@ -210,16 +217,7 @@ pub async fn unblock(
     caller.must_edit("change the lists")?;
     let sender = number(&text)?;
     state.guard().unblock(&sender).await?;
-    state
-        .accounts()
-        .audit(
-            now_ms(),
-            caller.name(),
-            "list.unblock",
-            &sender.redacted(),
-            "",
-        )
-        .await?;
+    audit(&state, &caller, "list.unblock", &sender, "").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -237,16 +235,7 @@ pub async fn allow(
     caller.must_edit("change the lists")?;
     let sender = number(&body.number)?;
     state.guard().allow(&sender).await?;
-    state
-        .accounts()
-        .audit(
-            now_ms(),
-            caller.name(),
-            "list.allow",
-            &sender.redacted(),
-            "",
-        )
-        .await?;
+    audit(&state, &caller, "list.allow", &sender, "").await?;
     Ok((
         StatusCode::CREATED,
         Json(AllowedNumber {
@@ -270,15 +259,6 @@ pub async fn disallow(
     caller.must_edit("change the lists")?;
     let sender = number(&text)?;
     state.guard().disallow(&sender).await?;
-    state
-        .accounts()
-        .audit(
-            now_ms(),
-            caller.name(),
-            "list.disallow",
-            &sender.redacted(),
-            "",
-        )
-        .await?;
+    audit(&state, &caller, "list.disallow", &sender, "").await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +12,6 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
-use crate::domain::Msisdn;
 use crate::journal::now_ms;
 use crate::sms_text::Encoding;
 use crate::store::{DossierStore, SyncStage};
@@ -68,13 +66,7 @@ pub async fn simulate(
     ApiJson(body): ApiJson<SimulatedMessage>,
 ) -> Result<Json<SimulatedReply>, ApiError> {
     caller.must_edit("use the simulator")?;
-    let from = Msisdn::parse(&body.from).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_number",
-            format!("{:?} is not a phone number: {error}", body.from),
-        )
-    })?;
+    let from = super::lists::number(&body.from)?;
     if body.text.chars().count() > 1_600 {
         return Err(ApiError::bad_request(
             "a message is at most 1,600 characters",
