@@ -231,11 +231,24 @@ async fn each_role_gets_what_it_may_and_is_refused_the_rest() {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     // The log: numbers in full for operators, masked for viewers.
+    // The citizen is the dossier's owner, so the reply names them.
     let (_, log) = operator.get(&format!("/messages?code={KNOWN_CODE}")).await;
     assert_eq!(log["messages"][0]["sender"], "0912345678", "{log}");
+    let reply = log["messages"][0]["reply_text"].as_str().unwrap();
+    let name = if reply.contains("Nguyễn Văn An") {
+        "Nguyễn Văn An"
+    } else {
+        "Nguyen Van An"
+    };
+    assert!(reply.contains(name), "{log}");
     let (_, log) = viewer.get(&format!("/messages?code={KNOWN_CODE}")).await;
     let shown = log["messages"][0]["sender"].as_str().unwrap();
     assert!(!shown.contains("2345678") && shown.contains('*'), "{log}");
+    let reply = log["messages"][0]["reply_text"].as_str().unwrap();
+    assert!(
+        !reply.contains(name) && reply.contains(&format!("{}***** V** A*", &name[..1])),
+        "a viewer sees the applicant's initials only: {log}"
+    );
     let (status, _) = viewer.get("/messages?sender=0912345678").await;
     assert_eq!(
         status,

@@ -9,8 +9,10 @@
 //! - [`templates`]: versions of the reply templates: preview against sample
 //!   dossiers, save, activate, roll back; a text that fails to compile, uses
 //!   an unknown variable or exceeds its segment budget never reaches citizens.
-//! - [`traffic`]: the message log's search (numbers masked for viewers) and
-//!   traffic statistics.
+//! - [`traffic`]: the message log's search and traffic statistics.
+//! - [`masking`]: what a viewer sees of personal data in the log: phone
+//!   numbers masked however they are written, the applicant's name cut to
+//!   initials.
 //! - [`http`]: the console's HTTP port: the JSON API with its OpenAPI
 //!   document, role checks per handler.
 //! - [`web`]: the console's web UI (one page, script and stylesheet built
@@ -18,6 +20,7 @@
 
 pub mod accounts;
 pub mod http;
+pub mod masking;
 pub mod sessions;
 pub mod templates;
 pub mod traffic;

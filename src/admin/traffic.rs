@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use crate::domain::msisdn::mask_middle;
+use super::masking::{mask_name, mask_number, mask_numbers_in};
 use crate::domain::{DossierCode, Msisdn};
 use crate::journal::now_ms;
 
@@ -47,8 +47,6 @@ const TOP: i64 = 10;
 /// Up to this many latency samples are sorted in memory; beyond, each
 /// percentile is one query (`ORDER BY … LIMIT 1 OFFSET k`).
 const IN_MEMORY_SAMPLES: i64 = 200_000;
-/// Digits from which a run in a text is taken for a phone number and masked.
-const MASKED_RUN: usize = 9;
 
 /// Why a traffic query failed.
 #[derive(Debug, thiserror::Error)]
@@ -166,18 +164,24 @@ pub struct LoggedMessage {
 }
 
 impl LoggedMessage {
-    /// The message as a viewer sees it: sender and recipient redacted like
-    /// [`Msisdn::redacted`] (`091****678`; short numbers like `8058` and
-    /// alphanumeric names stay), and every run of 9 or more digits in the
-    /// text and the reply masked the same way (numbers typed in a message).
-    /// Numbers written with separators inside (`0912 345 678`) are not
-    /// recognised, and the applicant's name, which a reply to the dossier's
-    /// own number carries, is not removed from `reply_text`.
-    pub fn masked(mut self) -> Self {
+    /// The message as a viewer sees it (see [`super::masking`]): sender and
+    /// recipient redacted like [`Msisdn::redacted`] (`091****678`; short
+    /// numbers like `8058` and alphanumeric names stay), phone numbers in
+    /// the text and the reply masked however they are written, and
+    /// `owner_name`, the applicant's name of the dossier `code` (a reply to
+    /// the dossier's own number carries it), cut to initials.
+    pub fn masked(mut self, owner_name: Option<&str>) -> Self {
+        let hide = |text: &str| {
+            let text = mask_numbers_in(text);
+            match owner_name {
+                Some(name) => mask_name(&text, name),
+                None => text,
+            }
+        };
         self.sender = mask_number(&self.sender);
         self.recipient = mask_number(&self.recipient);
-        self.text = mask_digit_runs(&self.text);
-        self.reply_text = self.reply_text.map(|text| mask_digit_runs(&text));
+        self.text = hide(&self.text);
+        self.reply_text = self.reply_text.as_deref().map(hide);
         self
     }
 
@@ -661,46 +665,6 @@ fn sender_spellings(typed: &str) -> Vec<String> {
     spellings
 }
 
-/// A number redacted for viewers; short numbers (service numbers like
-/// `8058`), names and erased ('') numbers as they are.
-fn mask_number(address: &str) -> String {
-    if address.chars().filter(char::is_ascii_digit).count() < MASKED_RUN {
-        return address.to_owned();
-    }
-    match Msisdn::parse(address) {
-        Ok(number) => number.redacted(),
-        Err(_) => mask_middle(address),
-    }
-}
-
-/// `text` with each run of [`MASKED_RUN`] or more digits (with a `+` just
-/// before it) masked like a number.
-fn mask_digit_runs(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
-        let run_len = rest[start..]
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len() - start);
-        let end = start + run_len;
-        let start = if rest[..start].ends_with('+') {
-            start - 1
-        } else {
-            start
-        };
-        out.push_str(&rest[..start]);
-        let run = &rest[start..end];
-        if run_len >= MASKED_RUN {
-            out.push_str(&mask_number(run));
-        } else {
-            out.push_str(run);
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1078,14 +1042,14 @@ mod tests {
         assert_eq!((queued.sent_at, queued.latency_ms), (None, None));
         assert_eq!(by_id(3).code, None);
 
-        let kannel = by_id(4).masked();
+        let kannel = by_id(4).masked(None);
         assert_eq!(kannel.sender, "098****111");
         assert_eq!(kannel.recipient, "8058");
         assert_eq!(
             kannel.text, "TC 000.00.12.H58-240315-0009 goi 098****321",
             "a typed number is masked, the code is not"
         );
-        let national = by_id(2).masked();
+        let national = by_id(2).masked(None);
         assert_eq!(national.sender, "091****678");
         assert_eq!(
             national.reply_text.as_deref(),
@@ -1093,7 +1057,7 @@ mod tests {
         );
         // A code typed without separators is a long digit run: masked too
         // (the code itself is in `code`).
-        let ussd = by_id(5).masked();
+        let ussd = by_id(5).masked(None);
         assert!(ussd.text.starts_with("*8058*1*000*"), "{}", ussd.text);
         assert!(!ussd.text.contains("2403150"), "{}", ussd.text);
         assert_eq!(ussd.code.as_deref(), Some(CODE_7));
@@ -1102,17 +1066,6 @@ mod tests {
             by_id(4).text,
             "TC 000.00.12.H58-240315-0009 goi +84987654321"
         );
-    }
-
-    #[test]
-    fn masking_keeps_short_numbers_and_names() {
-        assert_eq!(mask_number("8058"), "8058");
-        assert_eq!(mask_number("VIETTEL"), "VIETTEL");
-        assert_eq!(mask_number(""), "");
-        assert_eq!(mask_number("+14155550100"), "+14******100");
-        assert_eq!(mask_digit_runs("12345678 is short"), "12345678 is short");
-        assert_eq!(mask_digit_runs("goi 0912345678."), "goi 091****678.");
-        assert_eq!(mask_digit_runs("999999999999999999"), "999************999");
     }
 
     #[tokio::test]

@@ -1,5 +1,8 @@
 //! The message log and the traffic statistics over HTTP
-//! ([`crate::admin::traffic`] does the work); viewers get numbers masked.
+//! ([`crate::admin::traffic`] does the work); viewers get numbers masked and
+//! applicants' names as initials ([`crate::admin::masking`]).
+
+use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,6 +16,8 @@ use super::AdminState;
 use crate::admin::traffic::{
     Bucket, MessagePage, MessageQuery, Stats, StatsQuery, TrafficError, DEFAULT_LIMIT,
 };
+use crate::domain::DossierCode;
+use crate::store::{DossierStore, ReadModel};
 
 impl From<TrafficError> for ApiError {
     fn from(error: TrafficError) -> Self {
@@ -88,9 +93,46 @@ pub async fn messages(
     };
     let mut page = state.traffic().search(&query).await?;
     if !sees_numbers {
-        page.messages = page.messages.into_iter().map(|m| m.masked()).collect();
+        let owners = owner_names(state.store(), &page).await?;
+        page.messages = page
+            .messages
+            .into_iter()
+            .map(|message| {
+                let owner = message
+                    .code
+                    .as_ref()
+                    .and_then(|code| owners.get(code))
+                    .map(String::as_str);
+                message.masked(owner)
+            })
+            .collect();
     }
     Ok(Json(page))
+}
+
+/// The applicants' names of the dossiers the page's messages looked up, by
+/// code, from the read model (for a viewer's masking).
+async fn owner_names(
+    store: &ReadModel,
+    page: &MessagePage,
+) -> Result<HashMap<String, String>, ApiError> {
+    let mut owners = HashMap::new();
+    for code in page.messages.iter().filter_map(|m| m.code.as_ref()) {
+        if owners.contains_key(code) {
+            continue;
+        }
+        let Ok(parsed) = DossierCode::parse(code) else {
+            continue;
+        };
+        let dossier = store
+            .find(&parsed)
+            .await
+            .map_err(|error| ApiError::internal(&error))?;
+        if let Some(name) = dossier.and_then(|d| d.owner_name) {
+            owners.insert(code.clone(), name);
+        }
+    }
+    Ok(owners)
 }
 
 /// Messages per hour or day, channel and outcome; found ratio; reply
