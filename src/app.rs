@@ -445,7 +445,6 @@ impl Gateway {
                         .with_freshness(freshness.clone()),
                 ),
                 store: store.clone(),
-                journal_pool: journal.pool().clone(),
                 routes: routes.clone(),
                 modems: (!config.modem.devices.is_empty()).then(|| modem_board.clone()),
                 freshness: freshness.clone(),

@@ -23,6 +23,8 @@
 //! `GET /api/v1/stats`, see docs/admin-api.md); the HTTP handlers live
 //! elsewhere.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -357,6 +359,17 @@ pub struct Ranked {
     pub count: i64,
 }
 
+/// A channel's recent traffic, for the console's channel page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecentActivity {
+    /// Messages received in the last hour.
+    pub last_hour: i64,
+    /// Messages received in the last minute.
+    pub last_minute: i64,
+    /// Of the last hour's messages, those whose reply failed.
+    pub failed_last_hour: i64,
+}
+
 /// The message log and statistics, on the journal's database.
 #[derive(Debug, Clone)]
 pub struct Traffic {
@@ -372,6 +385,40 @@ impl Traffic {
     /// migrated by the journal).
     pub fn new(pool: SqlitePool) -> Self {
         Traffic { pool }
+    }
+
+    /// Messages received in the hour and the minute before `now_ms`, and
+    /// the hour's failed replies, per channel (channels with none are absent).
+    ///
+    /// # Errors
+    ///
+    /// [`TrafficError::Database`] when the journal cannot be read.
+    pub async fn recent_by_channel(
+        &self,
+        now_ms: i64,
+    ) -> Result<BTreeMap<String, RecentActivity>, TrafficError> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT m.channel, count(*), \
+                    coalesce(sum(m.received_at >= ?2), 0), \
+                    coalesce(sum(r.state = 'failed'), 0) \
+             FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+             WHERE m.received_at >= ?1 GROUP BY m.channel",
+        )
+        .bind(now_ms - HOUR_MS)
+        .bind(now_ms - 60_000)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(channel, last_hour, last_minute, failed_last_hour)| {
+                let activity = RecentActivity {
+                    last_hour,
+                    last_minute,
+                    failed_last_hour,
+                };
+                (channel, activity)
+            })
+            .collect())
     }
 
     /// One page of the messages matching `q`, newest first.
@@ -1066,6 +1113,34 @@ mod tests {
             by_id(4).text,
             "TC 000.00.12.H58-240315-0009 goi +84987654321"
         );
+    }
+
+    #[tokio::test]
+    async fn recent_activity_counts_the_last_hour_and_minute_per_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, t) = traffic(&dir).await;
+        // 30 s after the queued message on smsc:viettel (04:00 on the 21st);
+        // the USSD dial at 03:00 is more than an hour before.
+        let recent = t.recent_by_channel(utc(21, 4, 0, 30)).await.unwrap();
+        assert_eq!(
+            recent.into_iter().collect::<Vec<_>>(),
+            vec![(
+                "smsc:viettel".to_owned(),
+                RecentActivity {
+                    last_hour: 1,
+                    last_minute: 1,
+                    failed_last_hour: 0,
+                }
+            )]
+        );
+        let recent = t.recent_by_channel(utc(21, 3, 30, 0)).await.unwrap();
+        assert_eq!(recent["ussd:http"].last_hour, 1);
+        assert_eq!(recent["ussd:http"].last_minute, 0);
+        assert!(t
+            .recent_by_channel(utc(22, 6, 0, 0))
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]

@@ -143,10 +143,8 @@ pub struct AdminParts {
     pub traffic: Traffic,
     /// Answers the simulator, with the templates in use.
     pub responder: Arc<Responder<ReadModel>>,
-    /// The read model (sync positions).
+    /// The read model (sync positions, applicants' names to mask).
     pub store: ReadModel,
-    /// The journal's pool (traffic per channel).
-    pub journal_pool: sqlx::SqlitePool,
     /// The live SMPP connections.
     pub routes: Arc<Routes>,
     /// The modems, if any.
@@ -216,10 +214,6 @@ impl AdminState {
     /// The read model.
     pub fn store(&self) -> &ReadModel {
         &self.inner.parts.store
-    }
-    /// The journal's pool.
-    pub fn journal_pool(&self) -> &sqlx::SqlitePool {
-        &self.inner.parts.journal_pool
     }
     /// Live SMPP connections.
     pub fn routes(&self) -> &Routes {

@@ -169,9 +169,7 @@ pub async fn channels(
     _caller: Caller,
 ) -> Result<Json<Channels>, ApiError> {
     let now = now_ms();
-    let activity = channel_activity(state.journal_pool(), now)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let activity = state.traffic().recent_by_channel(now).await?;
     let mut smpp: BTreeMap<String, SmppChannel> = BTreeMap::new();
     let empty = |channel: &str, role: &str| SmppChannel {
         channel: channel.to_owned(),
@@ -202,9 +200,9 @@ pub async fn channels(
     let mut other = Vec::new();
     for (channel, counts) in activity {
         if let Some(entry) = smpp.get_mut(&channel) {
-            entry.received_last_hour = counts.hour;
-            entry.tps_last_minute = counts.minute as f64 / 60.0;
-            entry.failed_last_hour = counts.failed;
+            entry.received_last_hour = counts.last_hour;
+            entry.tps_last_minute = counts.last_minute as f64 / 60.0;
+            entry.failed_last_hour = counts.failed_last_hour;
         } else if channel.starts_with("listener:") || channel.starts_with("smsc:") {
             let mut entry = empty(
                 &channel,
@@ -214,15 +212,15 @@ pub async fn channels(
                     "listener"
                 },
             );
-            entry.received_last_hour = counts.hour;
-            entry.tps_last_minute = counts.minute as f64 / 60.0;
-            entry.failed_last_hour = counts.failed;
+            entry.received_last_hour = counts.last_hour;
+            entry.tps_last_minute = counts.last_minute as f64 / 60.0;
+            entry.failed_last_hour = counts.failed_last_hour;
             smpp.insert(channel, entry);
         } else if !channel.starts_with("modem") {
             other.push(OtherChannel {
                 channel,
-                received_last_hour: counts.hour,
-                failed_last_hour: counts.failed,
+                received_last_hour: counts.last_hour,
+                failed_last_hour: counts.failed_last_hour,
             });
         }
     }
@@ -251,42 +249,6 @@ pub async fn channels(
         modems,
         other,
     }))
-}
-
-struct Activity {
-    hour: i64,
-    minute: i64,
-    failed: i64,
-}
-
-async fn channel_activity(
-    pool: &sqlx::SqlitePool,
-    now: i64,
-) -> Result<BTreeMap<String, Activity>, sqlx::Error> {
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT m.channel, count(*), \
-                coalesce(sum(m.received_at >= ?2), 0), \
-                coalesce(sum(r.state = 'failed'), 0) \
-         FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
-         WHERE m.received_at >= ?1 GROUP BY m.channel",
-    )
-    .bind(now - 3_600_000)
-    .bind(now - 60_000)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(channel, hour, minute, failed)| {
-            (
-                channel,
-                Activity {
-                    hour,
-                    minute,
-                    failed,
-                },
-            )
-        })
-        .collect())
 }
 
 /// One source the read model follows.
