@@ -7,8 +7,10 @@
 //! simulator answering an unknown code with the new text, rolled back and
 //! answered as before; the message log, lists, channels; the accounts page
 //! creating an operator whose first password the browser then changes; a
-//! viewer's read-only editor; the editor on a phone-sized screen. The
-//! server's own records are checked afterwards.
+//! viewer's read-only editor; the editor on a phone-sized screen; the
+//! channel page re-reading itself every 30 s (on a page whose clock the
+//! walk moves) until its switch is turned off. The server's own records are
+//! checked afterwards.
 //!
 //! Runs when `TEST_CHROMIUM` names a Chromium binary (Debian's
 //! `/usr/bin/chromium`) and `TEST_NODE_SMPP_DIR` the directory whose
@@ -57,6 +59,7 @@ const STEPS: &[&str] = &[
     "login-viewer",
     "viewer-read-only",
     "phone-viewport",
+    "auto-refresh",
     "done",
 ];
 /// The whole walk, generously: the machine is shared.

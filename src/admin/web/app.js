@@ -16,6 +16,7 @@
       logout: "Đăng xuất",
       loading: "Đang tải…",
       refresh: "Làm mới",
+      auto_refresh: "Tự làm mới mỗi 30 giây",
       none: "Không có",
       yes: "Có",
       you: "bạn",
@@ -242,6 +243,7 @@
       logout: "Log out",
       loading: "Loading…",
       refresh: "Refresh",
+      auto_refresh: "Refresh every 30 s",
       none: "None",
       yes: "Yes",
       you: "you",
@@ -457,6 +459,7 @@
   const HOUR = 3600e3;
   const DAY = 24 * HOUR;
   const VN_OFFSET = 7 * HOUR; // Vietnam has no daylight saving time
+  const AUTO_REFRESH_MS = 30e3;
   const OUTCOME_ORDER = ["found", "not_found", "help", "invalid_date", "rate_limited", "unavailable", "silenced", "none"];
   // Channel names start with these (`smsc:<link>`, `listener:<account>`, …); the log filters by prefix.
   const CHANNEL_HINTS = ["smsc:", "listener:", "modem:", "kannel", "ussd:"];
@@ -478,6 +481,7 @@
     cleanup: [], // timers of the page on screen
     drafts: Object.create(null), // template name -> text being edited
     stackBy: "outcome",
+    autoRefresh: true, // the dashboard and channels re-read themselves
   };
 
   // ---------------------------------------------------------------- helpers
@@ -882,6 +886,33 @@
   }
 
   // ---------------------------------------------------------------- login
+  // The switch that re-reads the page on screen every AUTO_REFRESH_MS while
+  // it is on and the tab is visible (a hidden tab waits for its next turn),
+  // keeping the reader's scroll position. Leaving the page stops it.
+  function autoRefreshSwitch() {
+    const box = h("input", { type: "checkbox", "data-test": "auto-refresh", checked: state.autoRefresh });
+    let timer = null;
+    const arm = () => {
+      clearTimeout(timer);
+      if (!state.autoRefresh) return;
+      timer = setTimeout(async () => {
+        if (document.hidden) return arm();
+        const y = window.scrollY;
+        await route();
+        window.scrollTo(0, y);
+        return undefined;
+      }, AUTO_REFRESH_MS);
+    };
+    box.addEventListener("change", () => {
+      state.autoRefresh = box.checked;
+      localStorage.setItem("motcua.autoRefresh", box.checked ? "on" : "off");
+      arm();
+    });
+    state.cleanup.push(() => clearTimeout(timer));
+    arm();
+    return h("label", { class: "switch" }, box, t("auto_refresh"));
+  }
+
   function renderLogin() {
     const user = h("input", { name: "username", autocomplete: "username", required: true, "data-test": "login-username", autocapitalize: "none", spellcheck: "false" });
     const pass = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true, "data-test": "login-password" });
@@ -966,7 +997,8 @@
     const status = h("div", { class: "cards two" });
     page("dashboard", t("dash_title"),
       h("div", { class: "toolbar" }, field(t("stack_by"), by),
-        h("button", { type: "button", "data-test": "refresh", onclick: () => route() }, t("refresh"))),
+        h("button", { type: "button", "data-test": "refresh", onclick: () => route() }, t("refresh")),
+        autoRefreshSwitch()),
       totals, hourBox, dayBox, tops, status);
 
     const now = Date.now();
@@ -1621,7 +1653,9 @@
 
   async function renderChannels() {
     const body = h("div", null, loadingEl());
-    page("channels", t("ch_title"), h("div", { class: "toolbar" }, h("button", { type: "button", "data-test": "refresh", onclick: () => route() }, t("refresh"))), body);
+    page("channels", t("ch_title"), h("div", { class: "toolbar" },
+      h("button", { type: "button", "data-test": "refresh", onclick: () => route() }, t("refresh")),
+      autoRefreshSwitch()), body);
     const [channels, sync] = await Promise.all([api("GET", "channels").catch(keep), api("GET", "sync").catch(keep)]);
     clear(body);
     const smppBox = card(t("ch_smpp"), "channels-smpp");
@@ -1738,6 +1772,7 @@
   function start() {
     const saved = localStorage.getItem("motcua.lang");
     state.lang = saved === "en" || saved === "vi" ? saved : "vi";
+    state.autoRefresh = localStorage.getItem("motcua.autoRefresh") !== "off";
     applyStaticStrings();
     document.getElementById("lang").addEventListener("change", (ev) => {
       state.lang = ev.target.value === "en" ? "en" : "vi";

@@ -14,7 +14,9 @@
 // an unknown code with the marker, roll back, see the marker gone, log out;
 // then as the viewer the template editor is read-only. Given an
 // administrator, it also lists the accounts and the audit log, creates an
-// operator whose first password the browser is then made to change. One JSON line per
+// operator whose first password the browser is then made to change. On a
+// page whose clock it moves, the channel page re-reads itself every 30 s
+// until its switch is turned off. One JSON line per
 // step on stdout; on a failure the last line says which step, why, and
 // where its screenshot is, and the exit code is 1.
 
@@ -54,6 +56,8 @@ const TEMPLATE = process.env.TEMPLATE || "not_found";
 // unchanged from any encoding.
 const MARKER = process.env.MARKER || `KIEMTRA${String(Date.now()).slice(-5)}`;
 const TIMEOUT = Number(process.env.STEP_TIMEOUT_MS || 20000);
+// The dashboard's and channel page's refresh period (app.js AUTO_REFRESH_MS).
+const AUTO_REFRESH_MS = 30000;
 
 if (SHOTS) fs.mkdirSync(SHOTS, { recursive: true });
 
@@ -431,6 +435,41 @@ await step("phone-viewport", async () => {
   await phone.close();
   current = page;
   return { scroll_width: width, screenshot: file };
+});
+
+await step("auto-refresh", async () => {
+  // A page whose clock the test moves: the channel page re-reads itself
+  // after 30 s while the switch is on, and not at all once it is off.
+  const wall = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "vi-VN" });
+  const board = await wall.newPage();
+  board.setDefaultTimeout(TIMEOUT);
+  watch(board, "auto-refresh");
+  current = board;
+  await board.clock.install();
+  await login(board, OPERATOR);
+  await board.click(tid("nav-channels"));
+  await board.locator(tid("sync-card")).waitFor();
+  check(await board.locator(tid("auto-refresh")).isChecked(), "auto-refresh is on by default");
+  let reads = 0;
+  board.on("request", (r) => {
+    if (new URL(r.url()).pathname === "/api/v1/channels") reads += 1;
+  });
+  const reread = board.waitForResponse((r) => new URL(r.url()).pathname === "/api/v1/channels");
+  await board.clock.runFor(AUTO_REFRESH_MS + 1000);
+  await reread;
+  await board.locator(tid("sync-card")).waitFor();
+  const afterOne = reads;
+  check(afterOne >= 1, "the channel page was read again");
+  await board.uncheck(tid("auto-refresh"));
+  await board.clock.runFor(3 * AUTO_REFRESH_MS);
+  await board.waitForTimeout(500);
+  check(reads === afterOne, `no reads once switched off (${reads - afterOne} more)`);
+  await board.reload();
+  await board.locator(tid("sync-card")).waitFor();
+  check(!(await board.locator(tid("auto-refresh")).isChecked()), "the choice is remembered");
+  await wall.close();
+  current = page;
+  return { rereads: afterOne };
 });
 
 await browser.close();
