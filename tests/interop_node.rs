@@ -5,10 +5,12 @@
 //!   submit_sm of a found code (two UCS-2 parts, reassembled by node-smpp's
 //!   own UDH and UCS-2 decoding), the owner's lookup, an unknown code, a help
 //!   text, the longest reply (a shortened procedure name and the owner's
-//!   name); unaccented GSM-7 replies; enquire_link; unbind; a refused bind.
+//!   name), a code sent as data_sm; unaccented GSM-7 replies; enquire_link;
+//!   unbind; a refused bind.
 //! - node-smpp as the carrier's SMSC the gateway binds to
 //!   (`tests/peers/node/smsc.js`): deliver_sm of the same cases answered with
-//!   submit_sm, a delivery receipt that is acknowledged and not answered, and
+//!   submit_sm, a code and its receipt delivered as data_sm, a delivery
+//!   receipt that is acknowledged and not answered, and
 //!   the gateway binding again after the SMSC unbinds it and after the SMSC
 //!   drops the connection.
 //!
@@ -164,6 +166,25 @@ async fn node_smpp_esme_gets_found_not_found_help_and_long_replies() {
         "{text}"
     );
 
+    // The request as data_sm (SMPP 3.4 §4.7, the text in message_payload):
+    // taken like submit_sm, acknowledged with data_sm_resp and the
+    // journal's id, answered with deliver_sm.
+    let from = "84987000444";
+    peer.send(json!({
+        "cmd": "submit", "id": from, "from": from, "to": SERVICE_NUMBER,
+        "text": format!("TC {KNOWN_CODE}"), "command": "data_sm",
+    }))
+    .await;
+    let resp = peer.expect_where("data_sm_resp", |e| e["id"] == from).await;
+    assert_eq!(resp["status"], 0, "{resp}");
+    assert!(
+        !resp["message_id"].as_str().unwrap_or_default().is_empty(),
+        "{resp}"
+    );
+    let reply = peer.expect_where("message", is_reply_to(from)).await;
+    let (_, _, text) = check_reply(&reply, from);
+    assert!(text.starts_with(&format!("HS {KNOWN_CODE}")), "{text}");
+
     // No code: help.
     let from = "84987000333";
     let reply = esme_asks(&mut peer, from, "xin chào").await;
@@ -309,6 +330,37 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
         "{text}"
     );
 
+    // The same request as data_sm (SMPP 3.4 §4.7, the text in
+    // message_payload): acknowledged with data_sm_resp, answered with
+    // submit_sm; then its receipt, as data_sm too, acknowledged and not
+    // answered (checked at the end).
+    let by_data_sm = "84987000444";
+    smsc.send(json!({
+        "cmd": "deliver", "id": by_data_sm, "from": by_data_sm, "to": SERVICE_NUMBER,
+        "text": format!("TC {KNOWN_CODE}"), "command": "data_sm",
+    }))
+    .await;
+    let resp = smsc
+        .expect_where("data_sm_resp", |e| e["id"] == by_data_sm)
+        .await;
+    assert_eq!(resp["status"], 0, "{resp}");
+    let reply = smsc.expect_where("message", is_reply_to(by_data_sm)).await;
+    let (data_sm_parts, _, text) = check_reply(&reply, by_data_sm);
+    assert!(text.starts_with(&format!("HS {KNOWN_CODE}")), "{text}");
+    let reply_id = reply["parts"][0]["message_id"]
+        .as_str()
+        .expect("message id");
+    smsc.send(json!({
+        "cmd": "deliver", "id": "receipt-data-sm", "from": by_data_sm, "to": SERVICE_NUMBER,
+        "esm_class": 0x04, "data_coding": 0, "command": "data_sm",
+        "text": format!("id:{reply_id} sub:001 dlvrd:001 submit date:2603291200 done date:2603291201 stat:DELIVRD err:000 text:"),
+    }))
+    .await;
+    let resp = smsc
+        .expect_where("data_sm_resp", |e| e["id"] == "receipt-data-sm")
+        .await;
+    assert_eq!(resp["status"], 0, "{resp}");
+
     // The handset's delivery receipt for the first reply: acknowledged, not
     // answered (checked at the end, after many later replies went out).
     smsc.send(json!({
@@ -359,6 +411,17 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
         to_citizen,
         2,
         "only the two parts of the first reply; the receipt was not answered\n{}",
+        smsc.report()
+    );
+    let to_data_sm_citizen = smsc
+        .history
+        .iter()
+        .filter(|e| e["event"] == "part" && e["destination_addr"] == by_data_sm)
+        .count();
+    assert_eq!(
+        to_data_sm_citizen,
+        data_sm_parts,
+        "the data_sm receipt was not answered\n{}",
         smsc.report()
     );
 }

@@ -12,7 +12,9 @@
 //! Each checks the operation, the echoed session number with its sequence
 //! and end bit, the addressing, that a release from the peer is answered
 //! with nothing, that USSD turns never reach the SMS journal, and that a
-//! `data_sm` without `ussd_service_op` is still refused as before.
+//! `data_sm` without `ussd_service_op` is a citizen's SMS (SMPP 3.4 §4.7),
+//! journaled and acknowledged with `data_sm_resp`, while one from a peer
+//! not yet bound is refused with ESME_RINVBNDSTS.
 
 mod support;
 
@@ -43,7 +45,7 @@ const DELIVER_SM: u32 = 0x0000_0005;
 const DATA_SM: u32 = 0x0000_0103;
 const ENQUIRE_LINK: u32 = 0x0000_0015;
 const RESP: u32 = 0x8000_0000;
-const ESME_RINVCMDID: u32 = 0x03;
+const ESME_RINVBNDSTS: u32 = 0x04;
 const USSD_SERVICE_OP: u16 = 0x0501;
 const ITS_SESSION_INFO: u16 = 0x1383;
 const MESSAGE_PAYLOAD: u16 = 0x0424;
@@ -403,6 +405,12 @@ async fn listener_serves_a_menu_over_submit_sm_and_data_sm() {
     let (menu, mut seen) = Menu::new();
     let (addr, shutdown) = start_listener(menu.clone()).await;
     let mut wire = Wire::new(TcpStream::connect(addr).await.unwrap());
+    // Before the bind, a data_sm (SMS or USSD) is out of place.
+    let seq = wire.seq();
+    wire.write(&data_sm_pdu(seq, "84912345678", "TC 1", Vec::new()))
+        .await;
+    let early = wire.expect(DATA_SM | RESP).await;
+    assert_eq!(early.header.command_status, ESME_RINVBNDSTS);
     let seq = wire.seq();
     wire.write(&bind_pdu(seq, "demo", "demo")).await;
     let bound = wire.expect(BIND_TRANSCEIVER | RESP).await;
@@ -466,17 +474,18 @@ async fn listener_serves_a_menu_over_submit_sm_and_data_sm() {
     assert_eq!(release.kind, TurnKind::Release);
     wire.expect_quiet().await;
 
-    // A data_sm that is not USSD is refused as before; a plain SMS is journaled.
-    let seq = wire.seq();
-    let pdu = data_sm_pdu(seq, citizen, "TC 1", Vec::new());
-    wire.write(&pdu).await;
-    let refused = wire.expect(DATA_SM | RESP).await;
-    assert_eq!(refused.header.command_status, ESME_RINVCMDID);
+    // A data_sm that is not USSD is a citizen's SMS, journaled like a
+    // submit_sm and acknowledged with the journal's id.
     assert_eq!(menu.sms_count(), 0, "USSD turns are not journaled");
     let seq = wire.seq();
-    let pdu = message_pdu(false, seq, citizen, "TC 1", Vec::new());
-    assert_eq!(send_turn(&mut wire, &pdu, SUBMIT_SM).await, SMS_ID);
+    let pdu = data_sm_pdu(seq, citizen, "TC 1", Vec::new());
+    assert_eq!(send_turn(&mut wire, &pdu, DATA_SM).await, SMS_ID);
     assert_eq!(menu.sms_count(), 1);
+    assert_eq!(menu.sms_texts(), vec!["TC 1".to_owned()]);
+    let seq = wire.seq();
+    let pdu = message_pdu(false, seq, citizen, "TC 2", Vec::new());
+    assert_eq!(send_turn(&mut wire, &pdu, SUBMIT_SM).await, SMS_ID);
+    assert_eq!(menu.sms_count(), 2);
     assert!(seen.try_recv().is_err(), "no other USSD turn");
     shutdown.cancel();
 }
@@ -565,13 +574,16 @@ async fn esme_serves_a_menu_over_deliver_sm_and_data_sm() {
     );
     wire.expect_quiet().await;
 
-    // A data_sm that is not USSD is refused as before.
+    // A data_sm that is not USSD is a citizen's SMS delivered that way:
+    // journaled, then acknowledged.
+    assert_eq!(menu.sms_count(), 0, "USSD turns are not journaled");
     let seq = wire.seq();
     wire.write(&data_sm_pdu(seq, citizen, "TC 1", Vec::new()))
         .await;
-    let refused = wire.expect(DATA_SM | RESP).await;
-    assert_eq!(refused.header.command_status, ESME_RINVCMDID);
-    assert_eq!(menu.sms_count(), 0, "USSD turns are not journaled");
+    let acknowledged = wire.expect(DATA_SM | RESP).await;
+    assert_eq!(acknowledged.header.command_status, 0);
+    assert_eq!(menu.sms_count(), 1);
+    assert_eq!(menu.sms_texts(), vec!["TC 1".to_owned()]);
     shutdown.cancel();
 }
 

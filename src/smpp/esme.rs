@@ -1,7 +1,8 @@
 //! The gateway in the ESME role toward a carrier's SMSC: one or more binds
 //! per configured link, each a transceiver or a transmitter+receiver pair.
-//! `deliver_sm` is a citizen's message, acknowledged once the handler has
-//! made it durable, or a delivery receipt, acknowledged once recorded; the
+//! `deliver_sm` (or `data_sm`, which SMPP 3.4 §4.7 lets an SMSC use instead)
+//! is a citizen's message, acknowledged once the handler has made it
+//! durable, or a delivery receipt, acknowledged once recorded; the
 //! connections that can send are registered in [`Routes`] as `smsc:<name>`,
 //! so replies leave as `submit_sm` on them, within the link's window and
 //! TPS cap ([`Pacing`], shared by all its binds). Each bind keeps alive with
@@ -305,7 +306,7 @@ impl<H: SmsHandler> EsmeClient<H> {
                             self.handler.clone(),
                             link.clone(),
                             channel.clone(),
-                            seq,
+                            Acknowledge::DeliverSm(seq),
                             sm,
                         ));
                         continue;
@@ -325,21 +326,13 @@ impl<H: SmsHandler> EsmeClient<H> {
                         link.clone(),
                         channel.clone(),
                         self.session.default_alphabet,
-                        seq,
+                        Acknowledge::DeliverSm(seq),
                         sm,
                     ));
                 }
-                Body::DataSm(ref sm) => {
-                    let Some(turn) =
-                        ussd::turn_from(&channel, sm, true, self.session.default_alphabet)
-                    else {
-                        // Only USSD comes as data_sm here; anything else as before.
-                        if let Some(answer) = answer_unsupported(&pdu) {
-                            let _ = link.send(answer).await;
-                        }
-                        continue;
-                    };
+                Body::DataSm(sm) => {
                     if draining {
+                        // Not recorded: a temporary error makes the SMSC send it again later.
                         let _ = link
                             .send(Pdu::data_sm_resp(
                                 seq,
@@ -349,14 +342,40 @@ impl<H: SmsHandler> EsmeClient<H> {
                             .await;
                         continue;
                     }
-                    let id = ussd::acknowledgement_id();
-                    let _ = link
-                        .send(Pdu::data_sm_resp(seq, id, status::ESME_ROK))
-                        .await;
-                    receiving.spawn(
-                        ussd::serve_turn(self.handler.clone(), self.routes.clone(), turn)
-                            .in_current_span(),
-                    );
+                    if let Some(turn) =
+                        ussd::turn_from(&channel, &sm, true, self.session.default_alphabet)
+                    {
+                        let id = ussd::acknowledgement_id();
+                        let _ = link
+                            .send(Pdu::data_sm_resp(seq, id, status::ESME_ROK))
+                            .await;
+                        receiving.spawn(
+                            ussd::serve_turn(self.handler.clone(), self.routes.clone(), turn)
+                                .in_current_span(),
+                        );
+                        continue;
+                    }
+                    // SMPP 3.4 §4.7: an SMSC may deliver a citizen's message,
+                    // or a receipt, as data_sm instead of deliver_sm.
+                    let ack = Acknowledge::DataSm(seq);
+                    if is_receipt(&sm) {
+                        receiving.spawn(record_receipt(
+                            self.handler.clone(),
+                            link.clone(),
+                            channel.clone(),
+                            ack,
+                            sm,
+                        ));
+                    } else {
+                        receiving.spawn(receive(
+                            self.handler.clone(),
+                            link.clone(),
+                            channel.clone(),
+                            self.session.default_alphabet,
+                            ack,
+                            sm,
+                        ));
+                    }
                 }
                 Body::EnquireLink => {
                     let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;
@@ -404,7 +423,7 @@ async fn receive<H: SmsHandler>(
     link: Link,
     channel: String,
     alphabet: DefaultAlphabet,
-    sequence: u32,
+    ack: Acknowledge,
     sm: ShortMessage,
 ) {
     let incoming = IncomingSms::from_short_message(channel, &sm, alphabet);
@@ -415,7 +434,24 @@ async fn receive<H: SmsHandler>(
             status::ESME_RX_T_APPN
         }
     };
-    let _ = link.send(Pdu::deliver_sm_resp(sequence, status)).await;
+    let _ = link.send(ack.with_status(status)).await;
+}
+
+/// The response a message from the SMSC is owed: `deliver_sm_resp` or
+/// `data_sm_resp` (with an empty message id), by its sequence number.
+#[derive(Debug, Clone, Copy)]
+enum Acknowledge {
+    DeliverSm(u32),
+    DataSm(u32),
+}
+
+impl Acknowledge {
+    fn with_status(self, status: u32) -> Pdu {
+        match self {
+            Acknowledge::DeliverSm(sequence) => Pdu::deliver_sm_resp(sequence, status),
+            Acknowledge::DataSm(sequence) => Pdu::data_sm_resp(sequence, String::new(), status),
+        }
+    }
 }
 
 /// Records a delivery receipt and acknowledges it; a receipt that cannot be
@@ -425,7 +461,7 @@ async fn record_receipt<H: SmsHandler>(
     handler: Arc<H>,
     link: Link,
     channel: String,
-    sequence: u32,
+    ack: Acknowledge,
     sm: ShortMessage,
 ) {
     let status = match DeliveryReport::parse(&sm) {
@@ -444,7 +480,7 @@ async fn record_receipt<H: SmsHandler>(
             status::ESME_ROK
         }
     };
-    let _ = link.send(Pdu::deliver_sm_resp(sequence, status)).await;
+    let _ = link.send(ack.with_status(status)).await;
 }
 
 /// A number in [0, 1) for backoff jitter, without a random-number crate.

@@ -4,7 +4,9 @@
 //! handler has made it durable. Connections that can receive are registered
 //! in [`Routes`] as channel `listener:<account>`; replies reach the account
 //! as `deliver_sm` on any of them, tagged with the answered message's id.
-//! A `submit_sm` or `data_sm` carrying `ussd_service_op` is a USSD turn
+//! A `data_sm` (SMPP 3.4 §4.7) is taken like a `submit_sm` and answered
+//! with `data_sm_resp`; before a bind that may send, either is refused with
+//! ESME_RINVBNDSTS. A `submit_sm` or `data_sm` carrying `ussd_service_op` is a USSD turn
 //! ([`super::ussd`]): acknowledged at once, not journaled, answered on the
 //! same channel with the same command (`data_sm` for `data_sm`).
 //!
@@ -13,7 +15,7 @@
 //! unanswered; one that does not bind within `bind_timeout_secs` is closed;
 //! binds are refused for a locked-out address, bad credentials, an account's
 //! own `allowed_ips` or its `max_binds`; a submit_sm over the account's
-//! `max_tps` is answered ESME_RTHROTTLED and not recorded; a bound session
+//! `max_tps` (or data_sm) is answered ESME_RTHROTTLED and not recorded; a bound session
 //! silent for `idle_timeout_secs` is unbound.
 
 use std::net::SocketAddr;
@@ -26,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use super::listener_guard::{Authorized, BindRefusal, BindSlot, ListenerGuard};
-use super::pdu::{status, status_name, tag, BindKind, Body, Pdu, ShortMessage, Tlv};
+use super::pdu::{command_id, status, status_name, tag, BindKind, Body, Pdu, ShortMessage, Tlv};
 use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand,
@@ -297,27 +299,26 @@ async fn serve<H: SmsHandler>(
                     }
                 }
             }
-            Body::SubmitSm(sm) => {
+            // SMPP 3.4 §4.7: data_sm may carry a citizen's message as
+            // submit_sm does (the text in message_payload); both take one path.
+            Body::SubmitSm(sm) | Body::DataSm(sm) => {
+                let ack = if pdu.command_id == command_id::DATA_SM {
+                    Acknowledge::DataSm(seq)
+                } else {
+                    Acknowledge::SubmitSm(seq)
+                };
                 let (account, index) = match &bound {
                     Some(b) if b.kind.can_send() => (b.account.clone(), b.index),
                     _ => {
                         let _ = link
-                            .send(Pdu::submit_sm_resp(
-                                seq,
-                                String::new(),
-                                status::ESME_RINVBNDSTS,
-                            ))
+                            .send(ack.with(String::new(), status::ESME_RINVBNDSTS))
                             .await;
                         continue;
                     }
                 };
                 if draining {
                     let _ = link
-                        .send(Pdu::submit_sm_resp(
-                            seq,
-                            String::new(),
-                            status::ESME_RMSGQFUL,
-                        ))
+                        .send(ack.with(String::new(), status::ESME_RMSGQFUL))
                         .await;
                     continue;
                 }
@@ -326,28 +327,24 @@ async fn serve<H: SmsHandler>(
                         warn!(
                             system_id = %account,
                             max_tps = shared.settings.accounts[index].max_tps,
-                            "submit_sm over the account's max_tps answered ESME_RTHROTTLED, not recorded (logged once per burst)"
+                            command = ack.command(),
+                            "message over the account's max_tps answered ESME_RTHROTTLED, not recorded (logged once per burst)"
                         );
                         throttling = true;
                     }
                     let _ = link
-                        .send(Pdu::submit_sm_resp(
-                            seq,
-                            String::new(),
-                            status::ESME_RTHROTTLED,
-                        ))
+                        .send(ack.with(String::new(), status::ESME_RTHROTTLED))
                         .await;
                     continue;
                 }
                 throttling = false;
                 let channel = channel_of(&account);
+                let as_data_sm = matches!(ack, Acknowledge::DataSm(_));
                 if let Some(turn) =
-                    ussd::turn_from(&channel, &sm, false, shared.session.default_alphabet)
+                    ussd::turn_from(&channel, &sm, as_data_sm, shared.session.default_alphabet)
                 {
                     let id = ussd::acknowledgement_id();
-                    let _ = link
-                        .send(Pdu::submit_sm_resp(seq, id, status::ESME_ROK))
-                        .await;
+                    let _ = link.send(ack.with(id, status::ESME_ROK)).await;
                     receiving.spawn(
                         ussd::serve_turn(shared.handler.clone(), shared.routes.clone(), turn)
                             .in_current_span(),
@@ -356,57 +353,7 @@ async fn serve<H: SmsHandler>(
                 }
                 let shared = shared.clone();
                 let link = link.clone();
-                receiving.spawn(receive(shared, account, link, seq, sm));
-            }
-            Body::DataSm(ref sm) => {
-                let Some(b) = bound.as_ref() else {
-                    if let Some(answer) = answer_unsupported(&pdu) {
-                        let _ = link.send(answer).await;
-                    }
-                    continue;
-                };
-                let channel = channel_of(&b.account);
-                let Some(turn) =
-                    ussd::turn_from(&channel, sm, true, shared.session.default_alphabet)
-                else {
-                    // Only USSD comes as data_sm here; anything else as before.
-                    if let Some(answer) = answer_unsupported(&pdu) {
-                        let _ = link.send(answer).await;
-                    }
-                    continue;
-                };
-                let refusal = if !b.kind.can_send() {
-                    Some(status::ESME_RINVBNDSTS)
-                } else if draining {
-                    Some(status::ESME_RMSGQFUL)
-                } else if !shared.guard.try_submit(b.index) {
-                    if !throttling {
-                        warn!(
-                            system_id = %b.account,
-                            max_tps = shared.settings.accounts[b.index].max_tps,
-                            "data_sm over the account's max_tps answered ESME_RTHROTTLED (logged once per burst)"
-                        );
-                        throttling = true;
-                    }
-                    Some(status::ESME_RTHROTTLED)
-                } else {
-                    throttling = false;
-                    None
-                };
-                if let Some(refusal) = refusal {
-                    let _ = link
-                        .send(Pdu::data_sm_resp(seq, String::new(), refusal))
-                        .await;
-                    continue;
-                }
-                let id = ussd::acknowledgement_id();
-                let _ = link
-                    .send(Pdu::data_sm_resp(seq, id, status::ESME_ROK))
-                    .await;
-                receiving.spawn(
-                    ussd::serve_turn(shared.handler.clone(), shared.routes.clone(), turn)
-                        .in_current_span(),
-                );
+                receiving.spawn(receive(shared, account, link, ack, sm));
             }
             Body::EnquireLink => {
                 let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;
@@ -461,23 +408,46 @@ async fn receive<H: SmsHandler>(
     shared: Arc<Shared<H>>,
     account: String,
     link: Link,
-    sequence: u32,
+    ack: Acknowledge,
     sm: ShortMessage,
 ) {
     let incoming =
         IncomingSms::from_short_message(channel_of(&account), &sm, shared.session.default_alphabet);
     let resp = match shared.handler.receive(incoming).await {
-        Ok(Receipt::Accepted { message_id }) => {
-            Pdu::submit_sm_resp(sequence, message_id, status::ESME_ROK)
-        }
+        Ok(Receipt::Accepted { message_id }) => ack.with(message_id, status::ESME_ROK),
         Ok(Receipt::Duplicate { message_id }) => {
             debug!(%message_id, "redelivered message acknowledged again, not answered twice");
-            Pdu::submit_sm_resp(sequence, message_id, status::ESME_ROK)
+            ack.with(message_id, status::ESME_ROK)
         }
         Err(error) => {
             warn!(%error, "message refused for now; the peer will retry");
-            Pdu::submit_sm_resp(sequence, String::new(), status::ESME_RMSGQFUL)
+            ack.with(String::new(), status::ESME_RMSGQFUL)
         }
     };
     let _ = link.send(resp).await;
+}
+
+/// The response a peer's message is owed: `submit_sm_resp` or
+/// `data_sm_resp`, by its sequence number.
+#[derive(Debug, Clone, Copy)]
+enum Acknowledge {
+    SubmitSm(u32),
+    DataSm(u32),
+}
+
+impl Acknowledge {
+    /// The command being answered, for logs.
+    fn command(self) -> &'static str {
+        match self {
+            Acknowledge::SubmitSm(_) => "submit_sm",
+            Acknowledge::DataSm(_) => "data_sm",
+        }
+    }
+
+    fn with(self, message_id: String, status: u32) -> Pdu {
+        match self {
+            Acknowledge::SubmitSm(sequence) => Pdu::submit_sm_resp(sequence, message_id, status),
+            Acknowledge::DataSm(sequence) => Pdu::data_sm_resp(sequence, message_id, status),
+        }
+    }
 }

@@ -38,6 +38,16 @@ impl Menu {
     pub fn sms_count(&self) -> usize {
         self.sms.lock().unwrap().len()
     }
+
+    /// The texts of the SMS given to `receive`, in order.
+    pub fn sms_texts(&self) -> Vec<String> {
+        self.sms
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|sms| sms.text.clone())
+            .collect()
+    }
 }
 
 impl SmsHandler for Menu {
