@@ -10,9 +10,10 @@
 //! USSD service and the Kannel drop-in write with every reply. Latency is
 //! `replies.sent_at - messages.received_at`: for SMS the time to the first
 //! hand-over to the channel (sent to a peer, accepted by an SMSC); for the
-//! Kannel drop-in the time to the answer; for USSD the dialogue's length
-//! (from the dial to the final screen). Replies recorded before `sent_at`
-//! existed have no latency.
+//! Kannel drop-in the time to the answer. A USSD dialogue's length (from the
+//! dial to the final screen) is mostly the citizen's typing, so it has its
+//! own percentiles and does not count as reply latency. Replies recorded
+//! before `sent_at` existed have no latency.
 //!
 //! After retention (`Journal::purge_before`) a message keeps its channel,
 //! times, outcome and state, and its lookup's agency and procedure: it still
@@ -296,8 +297,11 @@ pub struct Stats {
     pub totals: Totals,
     /// found / (found + not_found); `None` without either.
     pub found_ratio: Option<f64>,
-    /// Reply latency over the replies sent in the window.
+    /// Reply latency over the SMS (and Kannel drop-in) replies sent in the window.
     pub latency_ms: Latency,
+    /// The length of the USSD dialogues finished in the window, from the
+    /// dial to the final screen.
+    pub ussd_dialogue_ms: Latency,
     /// The 10 agencies most looked up (dossiers found), most first.
     pub top_agencies: Vec<Ranked>,
     /// The 10 procedures most looked up (dossiers found), most first.
@@ -348,6 +352,15 @@ pub struct Latency {
     pub p99: Option<i64>,
     /// Slowest.
     pub max: Option<i64>,
+}
+
+/// Which replies a latency is measured over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timed {
+    /// SMS and Kannel drop-in replies: the gateway's own speed.
+    Replies,
+    /// USSD dialogues: mostly the citizen's typing.
+    UssdDialogues,
 }
 
 /// A name and how many messages it had.
@@ -552,25 +565,38 @@ impl Traffic {
                 other: messages - looked_up,
             },
             found_ratio: (looked_up > 0).then(|| found as f64 / looked_up as f64),
-            latency_ms: self.latency(since, until, IN_MEMORY_SAMPLES).await?,
+            latency_ms: self
+                .latency(Timed::Replies, since, until, IN_MEMORY_SAMPLES)
+                .await?,
+            ussd_dialogue_ms: self
+                .latency(Timed::UssdDialogues, since, until, IN_MEMORY_SAMPLES)
+                .await?,
             top_agencies: self.ranked("l.agency", since, until, TOP).await?,
             top_procedures: self.ranked("l.procedure", since, until, TOP).await?,
             channels: self.ranked("m.channel", since, until, -1).await?,
         })
     }
 
-    /// Latency percentiles of the replies to messages received in
-    /// `[since, until)`: sorted in memory up to `in_memory` samples, one
-    /// query per percentile beyond.
+    /// Latency percentiles of what `timed` picks among the replies to
+    /// messages received in `[since, until)`: sorted in memory up to
+    /// `in_memory` samples, one query per percentile beyond.
     async fn latency(
         &self,
+        timed: Timed,
         since: i64,
         until: i64,
         in_memory: i64,
     ) -> Result<Latency, TrafficError> {
-        const SAMPLES: &str = "FROM messages m JOIN replies r ON r.message_id = m.id \
-                               WHERE m.received_at >= ? AND m.received_at < ? AND r.sent_at IS NOT NULL";
-        let samples: i64 = sqlx::query_scalar(&format!("SELECT count(*) {SAMPLES}"))
+        let channels = match timed {
+            Timed::Replies => "m.channel NOT LIKE 'ussd:%'",
+            Timed::UssdDialogues => "m.channel LIKE 'ussd:%'",
+        };
+        let samples_from = format!(
+            "FROM messages m JOIN replies r ON r.message_id = m.id \
+             WHERE m.received_at >= ? AND m.received_at < ? AND r.sent_at IS NOT NULL \
+             AND {channels}"
+        );
+        let samples: i64 = sqlx::query_scalar(&format!("SELECT count(*) {samples_from}"))
             .bind(since)
             .bind(until)
             .fetch_one(&self.pool)
@@ -579,7 +605,7 @@ impl Traffic {
             return Ok(Latency::default());
         }
         let ordered =
-            format!("SELECT r.sent_at - m.received_at AS latency {SAMPLES} ORDER BY latency");
+            format!("SELECT r.sent_at - m.received_at AS latency {samples_from} ORDER BY latency");
         let ranks = [50, 90, 99, 100].map(|p| nearest_rank(p, samples));
         let values: Vec<i64> = if samples <= in_memory {
             let sorted: Vec<i64> = sqlx::query_scalar(&ordered)
@@ -1189,7 +1215,11 @@ mod tests {
             }
         );
         assert_eq!(stats.found_ratio, Some(4.0 / 6.0));
-        assert_eq!(stats.latency_ms.samples, 6, "the queued reply has none");
+        assert_eq!(
+            stats.latency_ms.samples, 5,
+            "the queued reply has none, the USSD dialogue is apart"
+        );
+        assert_eq!(stats.ussd_dialogue_ms.samples, 1);
         let ranked = |list: &[Ranked]| -> Vec<(String, i64)> {
             list.iter().map(|r| (r.name.clone(), r.count)).collect()
         };
@@ -1274,10 +1304,16 @@ mod tests {
         about(latency.max, 100);
         // Over the in-memory cap each percentile is a query: the same values.
         let (since, until) = q.window(now_ms()).unwrap();
-        assert_eq!(t.latency(since, until, 10).await.unwrap(), latency);
+        assert_eq!(
+            t.latency(Timed::Replies, since, until, 10).await.unwrap(),
+            latency
+        );
         // No samples: no percentiles.
-        let empty = t.latency(0, 1, 10).await.unwrap();
+        let empty = t.latency(Timed::Replies, 0, 1, 10).await.unwrap();
         assert_eq!(empty, Latency::default());
+        // Kannel replies are no USSD dialogues.
+        let dialogues = t.stats(&q).await.unwrap().ussd_dialogue_ms;
+        assert_eq!(dialogues, Latency::default());
         assert_eq!(nearest_rank(50, 1), 0);
         assert_eq!(nearest_rank(99, 1000), 989);
     }

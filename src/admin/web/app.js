@@ -71,6 +71,7 @@
       found_ratio_hint: "trong số tin có mã hồ sơ",
       latency: "Thời gian trả lời",
       samples: "mẫu đo",
+      ussd_dialogue: "Phiên USSD (quay số đến màn hình cuối, không tính vào trên)",
       top_agencies: "Cơ quan được tra cứu nhiều nhất",
       top_procedures: "Thủ tục được tra cứu nhiều nhất",
       channels_card: "Kênh",
@@ -294,6 +295,7 @@
       found_ratio_hint: "of messages with a dossier code",
       latency: "Reply latency",
       samples: "samples",
+      ussd_dialogue: "USSD dialogues (dial to final screen, not counted above)",
       top_agencies: "Most looked-up agencies",
       top_procedures: "Most looked-up procedures",
       channels_card: "Channels",
@@ -1048,13 +1050,21 @@
             h("dt", null, "p90"), h("dd", null, fmtMs(lat.p90)),
             h("dt", null, "p99"), h("dd", null, fmtMs(lat.p99)),
             h("dt", null, "max"), h("dd", null, fmtMs(lat.max))),
-          h("p", { class: "hint" }, fmtNum(lat.samples || 0), " ", t("samples"))));
+          h("p", { class: "hint" }, fmtNum(lat.samples || 0), " ", t("samples")),
+          ussdDialogues(src.ussd_dialogue_ms)));
       tops.append(topList(t("top_agencies"), "top-agencies", src.top_agencies),
         topList(t("top_procedures"), "top-procedures", src.top_procedures));
     } else {
       totals.append(failed(daily));
     }
     status.append(channelSummary(channels), syncSummary(sync));
+  }
+
+  // The USSD dialogues' length under the reply latency, when there were any.
+  function ussdDialogues(d) {
+    if (!d || !d.samples) return null;
+    return h("p", { class: "hint", "data-test": "ussd-dialogue" }, t("ussd_dialogue"), ": p50 ", fmtMs(d.p50),
+      " · p90 ", fmtMs(d.p90), " · max ", fmtMs(d.max), " (", fmtNum(d.samples), " ", t("samples"), ")");
   }
 
   // Keeps a failed request's error in place of its answer.
