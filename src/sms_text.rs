@@ -6,36 +6,11 @@
 //! ever cutting a GSM-7 escape pair or a UTF-16 surrogate pair.
 //!
 //! SMPP, the modem channel and the reply renderer all speak through this room,
-//! so the segment count an admin sees is the one a carrier bills.
+//! so the segment count an admin sees is the one a carrier bills. The
+//! alphabet's table itself is `gsm_modem::pdu::gsm7`'s, so the modem's PDUs
+//! and SMPP's texts can never disagree on a character.
 
-/// GSM 03.38 basic character set, indexed by septet value.
-const GSM7_BASIC: [char; 128] = [
-    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
-    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1b}', 'Æ', 'æ', 'ß', 'É', //
-    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
-    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
-    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
-    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
-    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
-];
-
-/// The escape septet that announces a character of the extension table.
-const GSM7_ESCAPE: u8 = 0x1b;
-
-/// GSM 03.38 extension table: (septet after the escape, character).
-const GSM7_EXTENSION: [(u8, char); 10] = [
-    (0x0a, '\u{0c}'),
-    (0x14, '^'),
-    (0x28, '{'),
-    (0x29, '}'),
-    (0x2f, '\\'),
-    (0x3c, '['),
-    (0x3d, '~'),
-    (0x3e, ']'),
-    (0x40, '|'),
-    (0x65, '€'),
-];
+use gsm_modem::pdu::gsm7::{self as alphabet, ESCAPE as GSM7_ESCAPE};
 
 /// Septets in one GSM-7 message that is not concatenated.
 pub const GSM7_SINGLE: usize = 160;
@@ -77,17 +52,17 @@ pub struct SegmentInfo {
 }
 
 fn gsm7_basic_septet(c: char) -> Option<u8> {
-    if c == '\u{1b}' {
-        return None;
+    match alphabet::encode_char(c) {
+        Some((None, septet)) => Some(septet),
+        _ => None,
     }
-    GSM7_BASIC.iter().position(|&b| b == c).map(|i| i as u8)
 }
 
 fn gsm7_extension_septet(c: char) -> Option<u8> {
-    GSM7_EXTENSION
-        .iter()
-        .find(|(_, e)| *e == c)
-        .map(|(septet, _)| *septet)
+    match alphabet::encode_char(c) {
+        Some((Some(_), septet)) => Some(septet),
+        _ => None,
+    }
 }
 
 /// Septets one character takes in GSM-7, or `None` when it has no GSM-7 form.
@@ -164,15 +139,11 @@ pub fn gsm7_decode_unpacked(bytes: &[u8]) -> String {
             match iter.next() {
                 Some(GSM7_ESCAPE) | None => out.push(' '),
                 Some(next) => {
-                    let ext = GSM7_EXTENSION
-                        .iter()
-                        .find(|(s, _)| *s == next)
-                        .map(|(_, c)| *c);
-                    out.push(ext.unwrap_or(GSM7_BASIC[next as usize]));
+                    out.push(alphabet::extension_char(next).unwrap_or(alphabet::basic_char(next)));
                 }
             }
         } else {
-            out.push(GSM7_BASIC[septet as usize]);
+            out.push(alphabet::basic_char(septet));
         }
     }
     out

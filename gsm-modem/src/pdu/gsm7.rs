@@ -3,7 +3,7 @@
 //! text ⇄ septets ⇄ octets, nothing about where the septets sit in a PDU.
 
 /// The escape to the extension table.
-pub(crate) const ESCAPE: u8 = 0x1B;
+pub const ESCAPE: u8 = 0x1B;
 
 /// The default alphabet, indexed by septet. 0x1B (the escape) is never
 /// produced as a character; its slot holds a placeholder.
@@ -43,9 +43,24 @@ pub fn characters() -> impl Iterator<Item = char> {
         .chain(EXTENSION.iter().map(|&(_, c)| c))
 }
 
+/// The character of `septet` (its low 7 bits) in the default alphabet. The
+/// escape's own slot (0x1B) reads as U+001B; what an escape means is the
+/// caller's to decide.
+pub fn basic_char(septet: u8) -> char {
+    BASIC[usize::from(septet & 0x7F)]
+}
+
+/// The character the extension table gives `septet` after an escape, if any.
+pub fn extension_char(septet: u8) -> Option<char> {
+    EXTENSION
+        .iter()
+        .find(|&&(s, _)| s == septet)
+        .map(|&(_, c)| c)
+}
+
 /// The septets that write `c`: one from the default alphabet, or the escape
 /// and one from the extension table; `None` when neither has it.
-pub(crate) fn encode_char(c: char) -> Option<(Option<u8>, u8)> {
+pub fn encode_char(c: char) -> Option<(Option<u8>, u8)> {
     if c != '\u{1B}' {
         if let Some(septet) = BASIC.iter().position(|&b| b == c) {
             return Some((None, septet as u8));
@@ -89,12 +104,7 @@ pub(crate) fn decode_septets(septets: &[u8]) -> String {
         match iter.next() {
             None => break,
             Some(ESCAPE) => text.push(' '),
-            Some(next) => text.push(
-                EXTENSION
-                    .iter()
-                    .find(|&&(s, _)| s == next)
-                    .map_or(BASIC[usize::from(next)], |&(_, c)| c),
-            ),
+            Some(next) => text.push(extension_char(next).unwrap_or(basic_char(next))),
         }
     }
     text
