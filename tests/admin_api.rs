@@ -114,6 +114,22 @@ impl Console {
         self.call(Method::GET, path, None).await
     }
 
+    /// A GET whose answer is not JSON: status, content type, body.
+    async fn get_text(&self, path: &str) -> (StatusCode, String, String) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, content_type, response.text().await.unwrap())
+    }
+
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }
@@ -749,6 +765,7 @@ async fn scripts_use_bearer_tokens_without_csrf_and_the_openapi_document_lists_e
         "/api/v1/templates/{name}/rollback",
         "/api/v1/messages",
         "/api/v1/stats",
+        "/api/v1/stats.csv",
         "/api/v1/simulate",
         "/api/v1/lists",
         "/api/v1/lists/blocked",
@@ -792,6 +809,25 @@ async fn statistics_channels_and_sync_describe_the_traffic() {
         stats["latency_ms"]["samples"].as_i64().unwrap() >= 2,
         "{stats}"
     );
+    // The same series as CSV for a spreadsheet: every message in a row.
+    let (status, content_type, csv) = console.get_text("/stats.csv?bucket=hour").await;
+    assert_eq!(status, StatusCode::OK, "{csv}");
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("bucket_start,channel,outcome,messages"));
+    let mut counted = 0;
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 4, "{csv}");
+        assert!(fields[0].ends_with("+07:00"), "Vietnam time: {csv}");
+        counted += fields[3].parse::<i64>().unwrap();
+    }
+    assert_eq!(counted, 3, "{csv}");
+    let (status, _, refused) = console.get_text("/stats.csv?since=5&until=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("invalid_query"), "{refused}");
+    let (status, _, _) = Console::new(app.admin).get_text("/stats.csv").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         !stats["top_agencies"].as_array().unwrap().is_empty(),
         "{stats}"

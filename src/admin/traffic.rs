@@ -310,6 +310,36 @@ pub struct Stats {
     pub channels: Vec<Ranked>,
 }
 
+impl Stats {
+    /// The series as CSV (RFC 4180, a header line first) for spreadsheets:
+    /// `bucket_start` (the bucket's start in Vietnam time, ISO 8601 with
+    /// `+07:00`), `channel`, `outcome` (empty for messages without a
+    /// recorded reply) and `messages`, in the series' order.
+    pub fn series_csv(&self) -> String {
+        let vietnam = chrono::FixedOffset::east_opt((VIETNAM_OFFSET_MS / 1000) as i32)
+            .expect("+07:00 is a valid offset");
+        // Writing to memory cannot fail: the expects below never fire.
+        let mut out = csv::Writer::from_writer(Vec::new());
+        out.write_record(["bucket_start", "channel", "outcome", "messages"])
+            .expect("written to memory");
+        for point in &self.series {
+            let start = chrono::DateTime::from_timestamp_millis(point.start)
+                .map(|t| t.with_timezone(&vietnam).to_rfc3339())
+                .unwrap_or_else(|| point.start.to_string());
+            let count = point.count.to_string();
+            out.write_record([
+                start.as_str(),
+                point.channel.as_str(),
+                point.outcome.as_deref().unwrap_or(""),
+                count.as_str(),
+            ])
+            .expect("written to memory");
+        }
+        let bytes = out.into_inner().expect("flushed to memory");
+        String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+    }
+}
+
 /// Messages of one channel and outcome in one bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeriesPoint {
@@ -752,6 +782,15 @@ mod tests {
     const MARRIAGE: &str = "Đăng ký kết hôn";
 
     /// Unix ms of a UTC time on March 2024.
+    /// The fixture's two days (the 20th and 21st, Vietnam time), by day.
+    fn the_20th_and_21st_by_day() -> StatsQuery {
+        StatsQuery {
+            since_ms: Some(utc(19, 17, 0, 0)),
+            until_ms: Some(utc(21, 17, 0, 0)),
+            bucket: Bucket::Day,
+        }
+    }
+
     fn utc(day: u32, hour: u32, minute: u32, second: u32) -> i64 {
         chrono::NaiveDate::from_ymd_opt(2024, 3, day)
             .unwrap()
@@ -1170,6 +1209,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_series_exports_as_csv_in_vietnam_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_j, t) = traffic(&dir).await;
+        let stats = t.stats(&the_20th_and_21st_by_day()).await.unwrap();
+        let csv = stats.series_csv();
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("bucket_start,channel,outcome,messages"));
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), stats.series.len());
+        // 16:59:59 UTC on the 20th is the 20th in Vietnam; 23:30 UTC is the 21st.
+        assert!(
+            rows.contains(&"2024-03-20T00:00:00+07:00,listener:demo,found,1"),
+            "{csv}"
+        );
+        assert!(
+            rows.contains(&"2024-03-21T00:00:00+07:00,kannel,found,1"),
+            "{csv}"
+        );
+        assert!(
+            rows.contains(&"2024-03-21T00:00:00+07:00,smsc:viettel,not_found,1"),
+            "{csv}"
+        );
+        let total: i64 = rows
+            .iter()
+            .map(|row| row.rsplit(',').next().unwrap().parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(total, stats.totals.messages);
+    }
+
+    #[tokio::test]
     async fn stats_count_per_day_and_hour_in_vietnam_time() {
         let dir = tempfile::tempdir().unwrap();
         let (_j, t) = traffic(&dir).await;
@@ -1382,14 +1451,7 @@ mod tests {
             ..query()
         };
         assert_eq!(ids(&t, q).await, vec![5]);
-        let stats = t
-            .stats(&StatsQuery {
-                since_ms: Some(utc(19, 17, 0, 0)),
-                until_ms: Some(utc(21, 17, 0, 0)),
-                bucket: Bucket::Day,
-            })
-            .await
-            .unwrap();
+        let stats = t.stats(&the_20th_and_21st_by_day()).await.unwrap();
         assert_eq!(stats.totals.found, 4);
         assert_eq!(stats.top_agencies[0].count, 3, "agencies are kept");
     }

@@ -278,7 +278,7 @@ impl Modify for Security {
         lists::lists, lists::block, lists::unblock, lists::allow, lists::disallow,
         templates::list, templates::detail, templates::preview, templates::save,
         templates::activate, templates::rollback,
-        traffic::messages, traffic::stats,
+        traffic::messages, traffic::stats, traffic::stats_csv,
         status::simulate, status::channels, status::sync,
     ),
     tags(
@@ -335,6 +335,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/templates/{name}/rollback", post(templates::rollback))
         .route("/messages", get(traffic::messages))
         .route("/stats", get(traffic::stats))
+        .route("/stats.csv", get(traffic::stats_csv))
         .route("/simulate", post(status::simulate))
         .route("/channels", get(status::channels))
         .route("/sync", get(status::sync))

@@ -17,6 +17,7 @@
       loading: "Đang tải…",
       refresh: "Làm mới",
       auto_refresh: "Tự làm mới mỗi 30 giây",
+      download_csv: "Tải CSV 30 ngày",
       none: "Không có",
       yes: "Có",
       you: "bạn",
@@ -245,6 +246,7 @@
       loading: "Loading…",
       refresh: "Refresh",
       auto_refresh: "Refresh every 30 s",
+      download_csv: "30 days as CSV",
       none: "None",
       yes: "Yes",
       you: "you",
@@ -997,16 +999,16 @@
     const totals = h("div", { class: "cards" }, loadingEl());
     const tops = h("div", { class: "cards two" });
     const status = h("div", { class: "cards two" });
-    page("dashboard", t("dash_title"),
-      h("div", { class: "toolbar" }, field(t("stack_by"), by),
-        h("button", { type: "button", "data-test": "refresh", onclick: () => route() }, t("refresh")),
-        autoRefreshSwitch()),
-      totals, hourBox, dayBox, tops, status);
-
     const now = Date.now();
     const hourSince = Math.floor(now / HOUR) * HOUR - 23 * HOUR;
     const vnMidnight = Math.floor((now + VN_OFFSET) / DAY) * DAY - VN_OFFSET;
     const daySince = vnMidnight - 29 * DAY;
+    page("dashboard", t("dash_title"),
+      h("div", { class: "toolbar" }, field(t("stack_by"), by),
+        h("button", { type: "button", "data-test": "refresh", onclick: () => route() }, t("refresh")),
+        h("a", { class: "button", "data-test": "stats-csv", download: "", href: `api/v1/stats.csv?since=${daySince}&until=${now}&bucket=day` }, t("download_csv")),
+        autoRefreshSwitch()),
+      totals, hourBox, dayBox, tops, status);
     const [hourly, daily, channels, sync] = await Promise.all([
       api("GET", `stats?since=${hourSince}&until=${now}&bucket=hour`).catch(keep),
       api("GET", `stats?since=${daySince}&until=${now}&bucket=day`).catch(keep),

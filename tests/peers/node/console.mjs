@@ -7,7 +7,8 @@
 //   UNKNOWN_CODE=000.00.99.H58-250101-0001 [ADMIN_USER=… ADMIN_PASSWORD=…] \
 //   [SCREENSHOTS_DIR=dir] node console.mjs
 //
-// The walk: log in as the operator, the dashboard renders, open the
+// The walk: log in as the operator, the dashboard renders (and its 30 days
+// download as CSV), open the
 // not_found template, add a marker word and see it in the preview with its
 // encoding and segment count, try an unknown variable and see the error
 // with its line, save a version and activate it, have the simulator answer
@@ -201,7 +202,15 @@ await step("dashboard", async () => {
   const dayBars = await page.locator(`${tid("chart-day")} svg g.bar`).count();
   check(hourBars >= 23 && hourBars <= 25, `24 hourly bars, got ${hourBars}`);
   check(dayBars >= 29 && dayBars <= 31, `30 daily bars, got ${dayBars}`);
-  return { hour_bars: hourBars, day_bars: dayBars, screenshot: await shot(page, "dashboard") };
+  const file = await shot(page, "dashboard");
+  // The 30 days as CSV, downloaded as a spreadsheet would be.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click(tid("stats-csv"))]);
+  const csv = fs.readFileSync(await download.path(), "utf8").trim().split("\n");
+  check(csv[0] === "bucket_start,channel,outcome,messages", `CSV header: ${csv[0]}`);
+  check(/^motcua-stats-day-\d+-\d+\.csv$/.test(download.suggestedFilename()), `CSV name: ${download.suggestedFilename()}`);
+  const rows = csv.slice(1).map((line) => line.split(","));
+  check(rows.length > 0 && rows.every((r) => r.length === 4 && r[0].endsWith("+07:00")), `CSV rows: ${csv.join(" | ")}`);
+  return { hour_bars: hourBars, day_bars: dayBars, csv_rows: rows.length, screenshot: file };
 });
 
 await step("language-switch", async () => {
