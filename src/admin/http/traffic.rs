@@ -2,7 +2,7 @@
 //! ([`crate::admin::traffic`] does the work); viewers get numbers masked and
 //! applicants' names as initials ([`crate::admin::masking`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -118,8 +118,9 @@ async fn owner_names(
     page: &MessagePage,
 ) -> Result<HashMap<String, String>, ApiError> {
     let mut owners = HashMap::new();
+    let mut looked_up = HashSet::new();
     for code in page.messages.iter().filter_map(|m| m.code.as_ref()) {
-        if owners.contains_key(code) {
+        if !looked_up.insert(code) {
             continue;
         }
         let Ok(parsed) = DossierCode::parse(code) else {
