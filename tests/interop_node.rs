@@ -260,6 +260,11 @@ async fn node_smpp_esme_reads_unaccented_gsm7_replies_and_a_refused_bind() {
     app.stop().await;
 }
 
+/// A handset's delivery receipt text saying the reply `id` was delivered.
+fn delivered_receipt(id: &str) -> String {
+    format!("id:{id} sub:001 dlvrd:001 submit date:2603291200 done date:2603291201 stat:DELIVRD err:000 text:")
+}
+
 /// The SMSC script delivers `text` from `from` (node-smpp chooses the
 /// data_coding); returns the reply the gateway submitted.
 async fn smsc_delivers(smsc: &mut NodePeer, from: &str, text: &str) -> Value {
@@ -353,7 +358,7 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
     smsc.send(json!({
         "cmd": "deliver", "id": "receipt-data-sm", "from": by_data_sm, "to": SERVICE_NUMBER,
         "esm_class": 0x04, "data_coding": 0, "command": "data_sm",
-        "text": format!("id:{reply_id} sub:001 dlvrd:001 submit date:2603291200 done date:2603291201 stat:DELIVRD err:000 text:"),
+        "text": delivered_receipt(reply_id),
     }))
     .await;
     let resp = smsc
@@ -366,7 +371,7 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
     smsc.send(json!({
         "cmd": "deliver", "id": "receipt", "from": citizen, "to": SERVICE_NUMBER,
         "esm_class": 0x04, "data_coding": 0,
-        "text": format!("id:{first_reply_id} sub:001 dlvrd:001 submit date:2603291200 done date:2603291201 stat:DELIVRD err:000 text:"),
+        "text": delivered_receipt(&first_reply_id),
     }))
     .await;
     let resp = smsc
@@ -402,24 +407,14 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
     smsc.expect_where("unbind_received", |e| e["session"] == third["session"])
         .await;
     smsc.assert_no_trouble();
-    let to_citizen = smsc
-        .history
-        .iter()
-        .filter(|e| e["event"] == "part" && e["destination_addr"] == citizen)
-        .count();
     assert_eq!(
-        to_citizen,
+        smsc.parts_sent_to(citizen),
         2,
         "only the two parts of the first reply; the receipt was not answered\n{}",
         smsc.report()
     );
-    let to_data_sm_citizen = smsc
-        .history
-        .iter()
-        .filter(|e| e["event"] == "part" && e["destination_addr"] == by_data_sm)
-        .count();
     assert_eq!(
-        to_data_sm_citizen,
+        smsc.parts_sent_to(by_data_sm),
         data_sm_parts,
         "the data_sm receipt was not answered\n{}",
         smsc.report()

@@ -108,12 +108,12 @@ async fn nothing_sent_to(peer: &mut NodePeer, citizen: &str, round_trip: Value, 
     tokio::time::sleep(QUIET).await;
     peer.send(round_trip).await;
     peer.expect(resp).await;
-    let sent = peer
-        .history
-        .iter()
-        .filter(|e| e["event"] == "part" && e["destination_addr"] == citizen)
-        .count();
-    assert_eq!(sent, 0, "nothing answers a release\n{}", peer.report());
+    assert_eq!(
+        peer.parts_sent_to(citizen),
+        0,
+        "nothing answers a release\n{}",
+        peer.report()
+    );
 }
 
 #[tokio::test]

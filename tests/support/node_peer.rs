@@ -187,6 +187,14 @@ impl NodePeer {
         );
     }
 
+    /// Parts of messages the gateway sent to `citizen` so far.
+    pub fn parts_sent_to(&self, citizen: &str) -> usize {
+        self.history
+            .iter()
+            .filter(|e| e["event"] == "part" && e["destination_addr"] == citizen)
+            .count()
+    }
+
     pub fn report(&self) -> String {
         let events: Vec<String> = self.history.iter().map(Value::to_string).collect();
         format!(
