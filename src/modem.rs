@@ -680,7 +680,10 @@ impl Outlet for ModemOutlet {
                 || !destination.number.chars().all(|c| c.is_ascii_digit())
             {
                 return Err(OutletError {
-                    reason: format!("a modem cannot send to {:?}", reply.to.addr),
+                    reason: format!(
+                        "a modem cannot send to {:?}",
+                        crate::domain::msisdn::mask_middle(&reply.to.addr)
+                    ),
                     gone: false,
                     permanent: true,
                 });

@@ -75,6 +75,11 @@ pub fn carrier_prefixes(carrier: &str) -> Option<&'static [&'static str]> {
 pub struct Msisdn(String);
 
 /// Why a text is not a phone number.
+///
+/// Errors end up in log lines and in the journal's `last_error`, so they
+/// never carry the number as given: `Display` and `Debug` show its digits
+/// with the middle masked ([`mask_middle`]: `091*******901`) and how many
+/// there are, enough to see what was wrong without naming anyone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MsisdnError {
     /// Nothing but separators.
@@ -84,19 +89,50 @@ pub enum MsisdnError {
     #[error("phone number contains {0:?}, which is not a digit (alphanumeric senders such as brand names are not phone numbers)")]
     NotDigits(char),
     /// A Vietnamese number with the wrong number of digits or an unused prefix.
-    #[error("{digits} is not a Vietnamese phone number: expected 0 followed by 9 digits (mobile) or 10 digits (landline 02x)")]
+    #[error("{digits} ({len} digits) is not a Vietnamese phone number: expected 0 followed by 9 digits (mobile) or 10 digits (landline 02x)")]
     NotVietnamese {
-        /// The digits as given.
-        digits: String,
+        /// The digits as given, masked.
+        digits: MaskedDigits,
+        /// Their count.
+        len: usize,
     },
     /// An international number outside E.164's 8–15 digits.
     #[error("international number {digits} has {len} digits; E.164 allows 8 to 15")]
     BadLength {
-        /// The digits as given.
-        digits: String,
+        /// The digits as given, masked.
+        digits: MaskedDigits,
         /// Their count.
         len: usize,
     },
+}
+
+/// Digits that did not make a phone number, kept only in masked form
+/// (`091*******901`), so that an error can be logged whatever it holds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaskedDigits(String);
+
+impl MaskedDigits {
+    /// Masks `digits` at once; the full text is not kept.
+    pub fn new(digits: &str) -> Self {
+        MaskedDigits(mask_middle(digits))
+    }
+
+    /// The masked text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MaskedDigits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for MaskedDigits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
 }
 
 impl Msisdn {
@@ -133,7 +169,10 @@ impl Msisdn {
             }
             let len = digits.len();
             if !(8..=15).contains(&len) {
-                return Err(MsisdnError::BadLength { digits, len });
+                return Err(MsisdnError::BadLength {
+                    digits: MaskedDigits::new(&digits),
+                    len,
+                });
             }
             return Ok(Msisdn(digits));
         }
@@ -149,7 +188,8 @@ impl Msisdn {
     /// `national` is the number without country code and without trunk zero.
     fn from_vietnamese_national(national: &str, as_given: &str) -> Result<Self, MsisdnError> {
         let bad = || MsisdnError::NotVietnamese {
-            digits: as_given.to_owned(),
+            digits: MaskedDigits::new(as_given),
+            len: as_given.len(),
         };
         let national = match national.len() {
             9 if matches!(national.as_bytes()[0], b'3' | b'5' | b'7' | b'8' | b'9') => {
@@ -191,17 +231,17 @@ impl Msisdn {
     }
 }
 
-/// `text` with all but its first three and last three characters replaced
-/// by `*` (how [`Msisdn::redacted`] masks a number; also for numbers that
-/// do not parse).
+/// `text` with its middle replaced by `*` (how [`Msisdn::redacted`] masks a
+/// number; also for numbers that do not parse): the first and last three
+/// characters are kept when at least four stay hidden (`091****678`),
+/// fewer when the text is shorter, none below five characters.
 pub fn mask_middle(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
-    let keep_head = 3.min(chars.len());
-    let keep_tail = 3.min(chars.len() - keep_head);
-    let masked = chars.len() - keep_head - keep_tail;
-    let mut out: String = chars[..keep_head].iter().collect();
+    let keep = 3.min(chars.len().saturating_sub(4) / 2);
+    let masked = chars.len() - 2 * keep;
+    let mut out: String = chars[..keep].iter().collect();
     out.extend(std::iter::repeat_n('*', masked));
-    out.extend(&chars[chars.len() - keep_tail..]);
+    out.extend(&chars[chars.len() - keep..]);
     out
 }
 
@@ -301,7 +341,63 @@ mod tests {
         ));
     }
 
+    /// True when `shown` holds four or more consecutive digits of `input`.
+    fn shows_digits_of(shown: &str, input: &str) -> bool {
+        let digits: Vec<char> = input.chars().filter(char::is_ascii_digit).collect();
+        digits
+            .windows(4)
+            .any(|w| shown.contains(&w.iter().collect::<String>()))
+    }
+
+    #[test]
+    fn errors_never_show_the_number_as_given() {
+        for input in [
+            "0912345678901",
+            "09123456789 0987654321",
+            "0112345678",
+            "+1234567890123456789",
+            "84 1987 654 321",
+            "0273 123 45",
+        ] {
+            let error = Msisdn::parse(input).unwrap_err();
+            for shown in [error.to_string(), format!("{error:?}")] {
+                assert!(
+                    !shows_digits_of(&shown, input),
+                    "{input:?} shown as {shown:?}"
+                );
+            }
+        }
+        let error = Msisdn::parse("0912345678901").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "091*******901 (13 digits) is not a Vietnamese phone number: expected 0 followed by 9 digits (mobile) or 10 digits (landline 02x)"
+        );
+        let error = Msisdn::parse("+1234567890123456789").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "international number 123*************789 has 19 digits; E.164 allows 8 to 15"
+        );
+    }
+
+    #[test]
+    fn masking_hides_at_least_four_characters() {
+        assert_eq!(mask_middle("0912345678"), "091****678");
+        assert_eq!(mask_middle("123456789"), "12*****89");
+        assert_eq!(mask_middle("12345678"), "12****78");
+        assert_eq!(mask_middle("123456"), "1****6");
+        assert_eq!(mask_middle("0123"), "****");
+        assert_eq!(mask_middle(""), "");
+    }
+
     proptest! {
+        #[test]
+        fn no_error_shows_four_digits_of_its_input(input in "(\\+|00)?[0-9 .()-]{0,30}") {
+            if let Err(error) = Msisdn::parse(&input) {
+                prop_assert!(!shows_digits_of(&error.to_string(), &input), "{}", error);
+                prop_assert!(!shows_digits_of(&format!("{error:?}"), &input), "{:?}", error);
+            }
+        }
+
         #[test]
         fn vietnamese_mobiles_round_trip(first in "[35789]", rest in "[0-9]{8}") {
             let national = format!("0{first}{rest}");
