@@ -1,11 +1,13 @@
 //! `motcua-sms import FILE`: loads JSON Lines of portal records into the read
 //! model. Good lines are stored (version-guarded, so a second run changes
-//! nothing); bad lines are reported with their line number and reason.
+//! nothing); bad lines are reported with their line number and reason. A
+//! line whose optional field cannot be used (a `SoDienThoai` that is not a
+//! number, a date that does not parse) is stored without that field, and
+//! the field is reported and logged.
 
 use std::io::BufRead;
 
-use crate::domain::Dossier;
-use crate::portal_record::{PortalRecord, RecordError};
+use crate::portal_record::{Checked, FieldWarning, PortalRecord, RecordError};
 use crate::store::{DossierStore, StoreError, UpsertOutcome};
 
 /// Lines written to the store per transaction.
@@ -20,6 +22,17 @@ pub struct BadLine {
     pub reason: String,
 }
 
+/// An optional field a stored line was kept without.
+#[derive(Debug)]
+pub struct LeftOutLine {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// The dossier's canonical code.
+    pub code: String,
+    /// What was left out and why (never shows a number in full).
+    pub warning: FieldWarning,
+}
+
 /// What an import did.
 #[derive(Debug, Default)]
 pub struct ImportReport {
@@ -31,6 +44,8 @@ pub struct ImportReport {
     pub unchanged: usize,
     /// Lines rejected, in file order.
     pub bad: Vec<BadLine>,
+    /// Optional fields left out of stored lines, in file order.
+    pub left_out: Vec<LeftOutLine>,
 }
 
 impl ImportReport {
@@ -61,12 +76,12 @@ pub enum ImportError {
 }
 
 /// Parses one line: `Ok(None)` for a blank line.
-fn parse_line(text: &str) -> Result<Option<Dossier>, RecordError> {
+fn parse_line(text: &str) -> Result<Option<Checked>, RecordError> {
     let text = text.trim_start_matches('\u{feff}').trim();
     if text.is_empty() {
         return Ok(None);
     }
-    PortalRecord::from_json(text)?.into_dossier().map(Some)
+    PortalRecord::from_json(text)?.into_checked().map(Some)
 }
 
 /// Reads JSON Lines from `input` and writes every valid record to `store`.
@@ -83,7 +98,18 @@ pub async fn import_json_lines<S: DossierStore>(
             source,
         })?;
         match parse_line(&text) {
-            Ok(Some(dossier)) => batch.push(dossier),
+            Ok(Some(checked)) => {
+                let code = checked.dossier.code.to_string();
+                for warning in checked.warnings {
+                    crate::sync::log_left_out("import", &code, &warning);
+                    report.left_out.push(LeftOutLine {
+                        line: number,
+                        code: code.clone(),
+                        warning,
+                    });
+                }
+                batch.push(checked.dossier);
+            }
             Ok(None) => {}
             Err(e) => report.bad.push(BadLine {
                 line: number,
@@ -133,5 +159,50 @@ mod tests {
         let again = import_json_lines(&store, INPUT.as_bytes()).await.unwrap();
         assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 2));
         assert_eq!(store.count().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_record_with_an_unusable_phone_or_date_is_stored_without_it() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let input = concat!(
+            r#"{"MaHoSo":"000.00.12.H58-240315-0011","TrangThaiHoSo":4,"SoDienThoai":"0273 123 45","ChuHoSo":"Trần Thị Bình"}"#,
+            "\n",
+            r#"{"MaHoSo":"000.00.12.H58-240315-0012","TrangThaiHoSo":4,"SoDienThoai":"0912345678 - 0987654321"}"#,
+            "\n",
+            r#"{"MaHoSo":"000.00.12.H58-240315-0013","TrangThaiHoSo":4,"NgayHenTra":"29/03/2024"}"#,
+            "\n",
+        );
+        let report = import_json_lines(&store, input.as_bytes()).await.unwrap();
+        assert!(report.bad.is_empty(), "{:?}", report.bad);
+        assert_eq!(report.inserted, 3);
+        for (code, phone) in [
+            ("000.00.12.H58-240315-0011", None),
+            ("000.00.12.H58-240315-0012", Some("0912345678")),
+            ("000.00.12.H58-240315-0013", None),
+        ] {
+            let code = crate::domain::DossierCode::parse(code).unwrap();
+            let dossier = store
+                .find(&code)
+                .await
+                .unwrap()
+                .expect("the dossier is kept");
+            assert_eq!(
+                dossier
+                    .owner_phone
+                    .as_ref()
+                    .map(|p| p.national())
+                    .as_deref(),
+                phone
+            );
+        }
+        let noted: Vec<(usize, &str)> = report
+            .left_out
+            .iter()
+            .map(|l| (l.line, l.warning.field()))
+            .collect();
+        assert_eq!(
+            noted,
+            [(1, "SoDienThoai"), (2, "SoDienThoai"), (3, "NgayHenTra")]
+        );
     }
 }

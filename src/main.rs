@@ -468,13 +468,23 @@ async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
     for bad in &report.bad {
         eprintln!("{}:{}: {}", file.display(), bad.line, bad.reason);
     }
+    for kept in &report.left_out {
+        eprintln!(
+            "{}:{}: {} kept: {}",
+            file.display(),
+            kept.line,
+            kept.code,
+            kept.warning
+        );
+    }
     eprintln!(
-        "{}: {} inserted, {} updated, {} unchanged, {} bad line(s)",
+        "{}: {} inserted, {} updated, {} unchanged, {} bad line(s), {} field(s) left out",
         file.display(),
         report.inserted,
         report.updated,
         report.unchanged,
-        report.bad.len()
+        report.bad.len(),
+        report.left_out.len()
     );
     store.close().await;
     Ok(if report.bad.is_empty() {

@@ -216,6 +216,13 @@ impl Msisdn {
         self.0.starts_with(VN_COUNTRY_CODE)
     }
 
+    /// True for a Vietnamese landline (`02x…`), which cannot send an SMS.
+    pub fn is_vietnamese_landline(&self) -> bool {
+        self.0
+            .strip_prefix(VN_COUNTRY_CODE)
+            .is_some_and(|national| national.starts_with('2'))
+    }
+
     /// The number as Vietnamese people write it: `0912345678`; other
     /// countries as `+<digits>`.
     pub fn national(&self) -> String {
@@ -320,6 +327,13 @@ mod tests {
         assert_eq!(foreign.as_international(), "14155550100");
         assert_eq!(foreign.national(), "+14155550100");
         assert!(!foreign.is_vietnamese());
+        assert!(!foreign.is_vietnamese_landline());
+        assert!(Msisdn::parse("02438251234")
+            .unwrap()
+            .is_vietnamese_landline());
+        assert!(!Msisdn::parse("0912345678")
+            .unwrap()
+            .is_vietnamese_landline());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::domain::Dossier;
-use crate::portal_record::{PortalRecord, RecordError};
+use crate::portal_record::{Checked, PortalRecord, RecordError};
 
 /// Most records in one changes or snapshot page.
 pub const MAX_LIMIT: usize = 1000;
@@ -61,8 +61,9 @@ impl FeedRecord {
     }
 
     /// Validates a live record into a dossier, as `motcua-sms import` does
-    /// with a JSON line. A tombstone has no dossier: `Ok(None)`.
-    pub fn to_dossier(&self) -> Result<Option<Dossier>, RecordError> {
+    /// with a JSON line, with the optional fields it is kept without. A
+    /// tombstone has no dossier: `Ok(None)`.
+    pub fn to_checked(&self) -> Result<Option<Checked>, RecordError> {
         if self.deleted {
             return Ok(None);
         }
@@ -70,7 +71,12 @@ impl FeedRecord {
         object.insert("MaHoSo".to_owned(), Value::String(self.code.clone()));
         object.insert("version".to_owned(), Value::from(self.version));
         let record: PortalRecord = serde_json::from_value(Value::Object(object))?;
-        record.into_dossier().map(Some)
+        record.into_checked().map(Some)
+    }
+
+    /// [`FeedRecord::to_checked`] without the warnings.
+    pub fn to_dossier(&self) -> Result<Option<Dossier>, RecordError> {
+        Ok(self.to_checked()?.map(|checked| checked.dossier))
     }
 }
 

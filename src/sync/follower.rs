@@ -28,8 +28,8 @@ use tracing::{debug, error, info, warn};
 
 use super::client::{FeedClient, FeedClientError};
 use super::{
-    changes_of, report_rejected, sleep_unless_shutdown, Backoff, FeedSettings, Freshness,
-    SyncMetrics,
+    changes_of, report_left_out, report_rejected, sleep_unless_shutdown, Backoff, FeedSettings,
+    Freshness, SyncMetrics, Validated,
 };
 use crate::feed::{bucket_of, digest, FeedRecord};
 use crate::store::{
@@ -349,8 +349,13 @@ impl<S: DossierStore> FeedFollower<S> {
                 } else {
                     ApplyMode::Snapshot { generation }
                 };
-                let (changes, rejected) = changes_of(&page.records);
+                let Validated {
+                    changes,
+                    rejected,
+                    left_out,
+                } = changes_of(&page.records);
                 report_rejected(SOURCE, &rejected, &self.metrics);
+                report_left_out(SOURCE, &left_out, &self.metrics);
                 let snapshot_stage = |token: Option<String>| SyncStage::Snapshot {
                     head_cursor: head_cursor.clone(),
                     page_token: token,
@@ -438,8 +443,13 @@ impl<S: DossierStore> FeedFollower<S> {
                     *position = position.resnapshot(true);
                     return Ok(Progress::More);
                 }
-                let (changes, rejected) = changes_of(&page.records);
+                let Validated {
+                    changes,
+                    rejected,
+                    left_out,
+                } = changes_of(&page.records);
                 report_rejected(SOURCE, &rejected, &self.metrics);
+                report_left_out(SOURCE, &left_out, &self.metrics);
                 let pending = page.pending;
                 let checkpoint = SyncCheckpoint {
                     source: SOURCE.to_owned(),
@@ -597,8 +607,13 @@ impl<S: DossierStore> FeedFollower<S> {
                 .into_iter()
                 .filter(|r| wanted.remove(&r.code))
                 .collect();
-            let (changes, rejected) = changes_of(&found);
+            let Validated {
+                changes,
+                rejected,
+                left_out,
+            } = changes_of(&found);
             report_rejected(SOURCE, &rejected, &self.metrics);
+            report_left_out(SOURCE, &left_out, &self.metrics);
             if !changes.is_empty() {
                 let report = self
                     .store

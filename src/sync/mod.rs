@@ -35,6 +35,7 @@ use serde::Deserialize;
 
 use crate::domain::DossierCode;
 use crate::feed::FeedRecord;
+use crate::portal_record::FieldWarning;
 use crate::store::{ApplyReport, Change};
 
 /// `[sync]`: where the read model's changes come from.
@@ -342,6 +343,8 @@ pub struct SyncMetrics {
     pub applied: Family<Vec<(String, String)>, Counter>,
     /// Records refused because they fail validation.
     pub rejected: Counter,
+    /// Optional fields left out of dossiers that were kept, by field.
+    pub left_out: Family<Vec<(String, String)>, Counter>,
     /// Snapshots started, by reason.
     pub snapshots: Family<Vec<(String, String)>, Counter>,
     /// Dossiers corrected by digest repair.
@@ -371,6 +374,11 @@ impl SyncMetrics {
             "records_rejected",
             "Records from the core refused by validation (logged with the reason)",
             self.rejected.clone(),
+        );
+        sub.register(
+            "fields_left_out",
+            "Unusable optional fields (a bad SoDienThoai, a date, ...) the dossiers from the core were kept without, by field",
+            self.left_out.clone(),
         );
         sub.register(
             "snapshots",
@@ -407,6 +415,13 @@ impl SyncMetrics {
             "1 while replies carry the 'last updated' label",
             self.stale.clone(),
         );
+    }
+
+    /// Counts an optional field a dossier was kept without.
+    pub fn count_left_out(&self, warning: &FieldWarning) {
+        self.left_out
+            .get_or_create(&vec![("field".to_owned(), warning.field().to_owned())])
+            .inc();
     }
 
     /// Counts a batch's outcome.
@@ -633,11 +648,35 @@ pub struct RejectedRecord {
     pub reason: String,
 }
 
+/// An optional field a dossier from the core was applied without (or with
+/// only part of): the dossier is kept, the field is logged and counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOutField {
+    /// The dossier's canonical code.
+    pub code: String,
+    /// What was left out and why (its `Display` never shows a number in full).
+    pub warning: FieldWarning,
+}
+
+/// Feed records validated into changes.
+#[derive(Debug, Default)]
+pub struct Validated {
+    /// The changes to apply, in record order.
+    pub changes: Vec<Change>,
+    /// The records refused (a required field unusable).
+    pub rejected: Vec<RejectedRecord>,
+    /// The optional fields the applied dossiers were kept without.
+    pub left_out: Vec<LeftOutField>,
+}
+
 /// Validates feed records into changes, in order; the invalid ones come
-/// back apart, with the reason.
-pub fn changes_of(records: &[FeedRecord]) -> (Vec<Change>, Vec<RejectedRecord>) {
-    let mut changes = Vec::with_capacity(records.len());
-    let mut rejected = Vec::new();
+/// back apart, with the reason, and the optional fields left out of valid
+/// ones are listed.
+pub fn changes_of(records: &[FeedRecord]) -> Validated {
+    let mut validated = Validated {
+        changes: Vec::with_capacity(records.len()),
+        ..Validated::default()
+    };
     for record in records {
         let change = if record.deleted {
             DossierCode::parse(&record.code)
@@ -647,25 +686,34 @@ pub fn changes_of(records: &[FeedRecord]) -> (Vec<Change>, Vec<RejectedRecord>) 
                 })
                 .map_err(|e| e.to_string())
         } else {
-            match record.to_dossier() {
-                Ok(Some(dossier)) => Ok(Change::Upsert(dossier)),
+            match record.to_checked() {
+                Ok(Some(checked)) => {
+                    let code = checked.dossier.code.to_string();
+                    validated
+                        .left_out
+                        .extend(checked.warnings.into_iter().map(|warning| LeftOutField {
+                            code: code.clone(),
+                            warning,
+                        }));
+                    Ok(Change::Upsert(checked.dossier))
+                }
                 Ok(None) => Err("no dossier in a live record".to_owned()),
                 Err(e) => Err(e.to_string()),
             }
         };
         match change {
-            Ok(change) if change.version() >= 1 => changes.push(change),
-            Ok(_) => rejected.push(RejectedRecord {
+            Ok(change) if change.version() >= 1 => validated.changes.push(change),
+            Ok(_) => validated.rejected.push(RejectedRecord {
                 code: record.code.clone(),
                 reason: format!("version {} is below 1", record.version),
             }),
-            Err(reason) => rejected.push(RejectedRecord {
+            Err(reason) => validated.rejected.push(RejectedRecord {
                 code: record.code.chars().take(64).collect(),
                 reason,
             }),
         }
     }
-    (changes, rejected)
+    validated
 }
 
 /// Logs and counts `rejected` records from `source`.
@@ -679,6 +727,27 @@ pub(crate) fn report_rejected(source: &str, rejected: &[RejectedRecord], metrics
         );
         metrics.rejected.inc();
     }
+}
+
+/// Logs (at WARN, numbers redacted) and counts the optional fields
+/// dossiers from `source` were kept without.
+pub(crate) fn report_left_out(source: &str, left_out: &[LeftOutField], metrics: &SyncMetrics) {
+    for field in left_out {
+        log_left_out(source, &field.code, &field.warning);
+        metrics.count_left_out(&field.warning);
+    }
+}
+
+/// The log line for a dossier kept without an unusable optional field
+/// (every path in: import, feed, push, JetStream).
+pub fn log_left_out(source: &str, code: &str, warning: &FieldWarning) {
+    tracing::warn!(
+        source,
+        dossier = %code,
+        field = warning.field(),
+        problem = %warning,
+        "dossier kept without an unusable field"
+    );
 }
 
 #[cfg(test)]
@@ -744,7 +813,9 @@ mod tests {
                 {"MaHoSo":"000.00.12.H58-240315-0010","TrangThaiHoSo":4,"version":0}]"#,
         )
         .unwrap();
-        let (changes, rejected) = changes_of(&records);
+        let Validated {
+            changes, rejected, ..
+        } = changes_of(&records);
         assert_eq!(changes.len(), 2);
         assert!(matches!(changes[1], Change::Delete { version: 3, .. }));
         assert_eq!(
@@ -759,6 +830,39 @@ mod tests {
             rejected[0].reason.contains("TrangThaiHoSo"),
             "{:?}",
             rejected[0]
+        );
+    }
+
+    #[test]
+    fn a_record_with_an_unusable_phone_is_applied_without_it_and_counted() {
+        let records: Vec<FeedRecord> = serde_json::from_str(
+            r#"[{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":4,"version":2,
+                 "SoDienThoai":"0273 123 45","NgayHenTra":"29/03/2024"}]"#,
+        )
+        .unwrap();
+        let validated = changes_of(&records);
+        assert!(validated.rejected.is_empty(), "{:?}", validated.rejected);
+        let [Change::Upsert(dossier)] = validated.changes.as_slice() else {
+            panic!("{:?}", validated.changes);
+        };
+        assert_eq!(dossier.owner_phone, None);
+        assert_eq!(dossier.appointment_at, None);
+        let fields: Vec<&str> = validated
+            .left_out
+            .iter()
+            .map(|f| f.warning.field())
+            .collect();
+        assert_eq!(fields, ["NgayHenTra", "SoDienThoai"]);
+        assert_eq!(validated.left_out[0].code, "000.00.12.H58-240315-0007");
+        let metrics = SyncMetrics::default();
+        report_left_out("feed", &validated.left_out, &metrics);
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"motcua_sync_fields_left_out_total{field="SoDienThoai"} 1"#),
+            "{text}"
         );
     }
 

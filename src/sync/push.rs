@@ -26,7 +26,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{changes_of, report_rejected, Freshness, SyncMetrics};
+use super::{changes_of, report_left_out, report_rejected, Freshness, SyncMetrics, Validated};
 use crate::feed::FeedRecord;
 use crate::store::{now_ms, ApplyMode, DossierStore, SyncCheckpoint, SyncStage};
 
@@ -52,7 +52,8 @@ pub struct PushBatch {
     pub records: Vec<FeedRecord>,
 }
 
-/// A record refused by validation.
+/// A record refused by validation, or one of its fields left out: its
+/// `MaHoSo` and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refused {
     /// `MaHoSo` as sent.
@@ -75,6 +76,11 @@ pub struct PushOutcome {
     pub unchanged: u64,
     /// Records refused by validation.
     pub rejected: Vec<Refused>,
+    /// Optional fields the applied dossiers were kept without (a
+    /// `SoDienThoai` that is not a number, a date that does not parse, …),
+    /// one entry per field; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<Refused>,
 }
 
 /// An error answer.
@@ -224,8 +230,13 @@ async fn receive<S: DossierStore + Clone>(
             ),
         ));
     }
-    let (changes, rejected) = changes_of(&batch.records);
+    let Validated {
+        changes,
+        rejected,
+        left_out,
+    } = changes_of(&batch.records);
     report_rejected(SOURCE, &rejected, &endpoint.metrics);
+    report_left_out(SOURCE, &left_out, &endpoint.metrics);
     let checkpoint = SyncCheckpoint {
         source: SOURCE.to_owned(),
         epoch: batch.epoch.clone(),
@@ -266,6 +277,13 @@ async fn receive<S: DossierStore + Clone>(
             .map(|r| Refused {
                 code: r.code,
                 reason: r.reason,
+            })
+            .collect(),
+        left_out: left_out
+            .into_iter()
+            .map(|field| Refused {
+                code: field.code,
+                reason: field.warning.to_string(),
             })
             .collect(),
     }))

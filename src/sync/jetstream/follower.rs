@@ -43,8 +43,8 @@ use super::{
 use crate::feed::FeedRecord;
 use crate::store::{now_ms, ApplyMode, DossierStore, SyncCheckpoint, SyncStage, SyncStatus};
 use crate::sync::{
-    changes_of, report_rejected, sleep_unless_shutdown, Backoff, Freshness, JetStreamSettings,
-    RejectedRecord, SyncMetrics,
+    changes_of, report_left_out, report_rejected, sleep_unless_shutdown, Backoff, Freshness,
+    JetStreamSettings, RejectedRecord, SyncMetrics, Validated,
 };
 
 /// With nothing to read for this long, the consumer is asked for its state
@@ -512,9 +512,14 @@ impl<S: DossierStore> JetStreamFollower<S> {
                     Err(r) => rejected.push(r),
                 }
             }
-            let (changes, invalid) = changes_of(&records);
+            let Validated {
+                changes,
+                rejected: invalid,
+                left_out,
+            } = changes_of(&records);
             rejected.extend(invalid);
             report_rejected(SOURCE, &rejected, &self.metrics);
+            report_left_out(SOURCE, &left_out, &self.metrics);
             let report = self
                 .store
                 .apply(
@@ -615,9 +620,14 @@ impl<S: DossierStore> JetStreamFollower<S> {
         let Some((index, seq, pending)) = last else {
             return Ok(end);
         };
-        let (changes, invalid) = changes_of(&records);
+        let Validated {
+            changes,
+            rejected: invalid,
+            left_out,
+        } = changes_of(&records);
         rejected.extend(invalid);
         report_rejected(SOURCE, &rejected, &self.metrics);
+        report_left_out(SOURCE, &left_out, &self.metrics);
         if seq > position.seq {
             let checkpoint = SyncCheckpoint {
                 source: SOURCE.to_owned(),
