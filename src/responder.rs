@@ -47,6 +47,9 @@ pub struct Response {
 pub struct Lookup {
     /// Found, not found or unavailable.
     pub kind: ReplyKind,
+    /// The code answered about: the dossier's when it was found (perhaps a
+    /// look-alike of the code asked for), otherwise the code asked for.
+    pub code: DossierCode,
     /// The template variables, privacy rule applied.
     pub context: ReplyContext,
     /// True when the sender is the dossier's own phone number.
@@ -110,7 +113,7 @@ impl<S: DossierStore> Responder<S> {
                 (
                     lookup.kind,
                     lookup.context,
-                    Some(code),
+                    Some(lookup.code),
                     lookup.sender_is_owner,
                 )
             }
@@ -128,15 +131,21 @@ impl<S: DossierStore> Responder<S> {
     /// Looks `code` up for `sender` and fills the template variables, the
     /// privacy rule applied (the applicant's name only for the dossier's own
     /// number; `None`, a web visitor, never sees it); the kind is found, not
-    /// found or unavailable. Any channel's templates can render the context.
+    /// found or unavailable. A code not found as typed is looked up as its
+    /// look-alikes (`O`↔`0`, `I`/`l`↔`1` in the agency groups, at most
+    /// [`crate::domain::dossier_code::MAX_LOOK_ALIKES`] more lookups) before
+    /// it is "not found". Any channel's templates can render the context.
     pub async fn lookup(&self, sender: Option<&Msisdn>, code: &DossierCode) -> Lookup {
         let mut ctx = self.templates.current().base_context();
         ctx.code = Some(code.to_string());
         ctx.data_as_of = self.data_as_of();
-        let (kind, owner) = match self.store.find(code).await {
+        let mut answered = code.clone();
+        let (kind, owner) = match self.find(code).await {
             Ok(Some(dossier)) => {
                 let owner = sender.is_some_and(|sender| dossier.is_owned_by(sender));
                 self.fill_found(&mut ctx, &dossier, owner);
+                ctx.code = Some(dossier.code.to_string());
+                answered = dossier.code;
                 (ReplyKind::Found, owner)
             }
             Ok(None) => (ReplyKind::NotFound, false),
@@ -147,9 +156,24 @@ impl<S: DossierStore> Responder<S> {
         };
         Lookup {
             kind,
+            code: answered,
             context: ctx,
             sender_is_owner: owner,
         }
+    }
+
+    /// The dossier `code` names, or the first of its look-alikes found.
+    async fn find(&self, code: &DossierCode) -> Result<Option<Dossier>, crate::store::StoreError> {
+        if let Some(dossier) = self.store.find(code).await? {
+            return Ok(Some(dossier));
+        }
+        for alike in code.look_alikes() {
+            if let Some(dossier) = self.store.find(&alike).await? {
+                tracing::debug!(typed = %code, found = %alike, "dossier found under a look-alike of the code typed");
+                return Ok(Some(dossier));
+            }
+        }
+        Ok(None)
     }
 
     /// The codes of the dossiers whose digits are `digits` (a phone
@@ -268,6 +292,71 @@ mod tests {
 
     fn msisdn(s: &str) -> Msisdn {
         Msisdn::parse(s).unwrap()
+    }
+
+    /// A responder whose read model also holds dossiers `codes` (status 4).
+    async fn responder_with(codes: &[&str]) -> Responder<SqliteStore> {
+        let r = responder(true).await;
+        let dossiers: Vec<Dossier> = codes
+            .iter()
+            .map(|code| {
+                PortalRecord::from_json(&format!(r#"{{"MaHoSo":"{code}","TrangThaiHoSo":4}}"#))
+                    .unwrap()
+                    .into_dossier()
+                    .unwrap()
+            })
+            .collect();
+        r.store.upsert_batch(&dossiers).await.unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn any_symbol_between_the_groups_is_a_separator() {
+        let r = responder(true).await;
+        for text in [
+            "TC 000§00§12§H58§240315§0007",
+            "TC 000·00·12·H58·240315·0007",
+            "TC 000+00+12+H58+240315+0007",
+            "TC 000#00#12#H58#240315#0007",
+            "TC 000*00*12*H58*240315*0007",
+            "TC 000~00~12~H58~240315~0007",
+        ] {
+            let resp = r.respond(&msisdn("0987654321"), text).await;
+            assert_eq!(resp.reply.kind, ReplyKind::Found, "{text}");
+            assert_eq!(
+                resp.code.as_ref().map(DossierCode::as_str),
+                Some("000.00.12.H58-240315-0007")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_not_found_as_typed_is_found_as_its_look_alike() {
+        let r = responder_with(&["000.00.30.H58-240315-0008", "000.0I.01.H26-210212-9090"]).await;
+        let sender = msisdn("0987654321");
+        for (typed, found) in [
+            ("TC 000.00.3O.H58-240315-0008", "000.00.30.H58-240315-0008"),
+            ("TC OOO.OO.3O.H58-240315-0008", "000.00.30.H58-240315-0008"),
+            ("TC 000.0I.0l.H26-210212-9090", "000.0I.01.H26-210212-9090"),
+            ("TC 000.01.01.H26-210212-9090", "000.0I.01.H26-210212-9090"),
+            ("TC 000.00.I2.H58-240315-0007", "000.00.12.H58-240315-0007"),
+        ] {
+            let resp = r.respond(&sender, typed).await;
+            assert_eq!(resp.reply.kind, ReplyKind::Found, "{typed}");
+            assert_eq!(
+                resp.code.as_ref().map(DossierCode::as_str),
+                Some(found),
+                "{typed}"
+            );
+            assert!(resp.reply.text.contains(found), "{}", resp.reply.text);
+        }
+        // No look-alike exists: not found, naming the code as typed.
+        let resp = r.respond(&sender, "TC 000.00.3O.H58-240315-0009").await;
+        assert_eq!(resp.reply.kind, ReplyKind::NotFound);
+        assert_eq!(
+            resp.code.as_ref().map(DossierCode::as_str),
+            Some("000.00.3O.H58-240315-0009")
+        );
     }
 
     #[tokio::test]

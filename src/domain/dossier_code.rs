@@ -36,6 +36,10 @@ use super::vietnamese::fold_diacritics;
 /// Length of the `-YYMMDD-XXXX` tail of a canonical code.
 const TAIL_LEN: usize = 12;
 
+/// Most look-alike variants [`DossierCode::look_alikes`] gives: the lookups
+/// a code not found as typed may cost.
+pub const MAX_LOOK_ALIKES: usize = 16;
+
 /// A validated dossier code, e.g. `000.00.12.H58-240315-0007`.
 ///
 /// The canonical text (upper case, dots between agency groups, dashes before
@@ -122,11 +126,15 @@ impl DossierCode {
     ///   `HS`, `TRA CUU`, `tra cứu hồ sơ`, `mã hồ sơ`, `MHS` (with or without
     ///   diacritics, even glued to the code as in `TC000.00.12.H58-…`),
     ///   greetings after it, surrounding punctuation, a URL around it;
-    /// * spaces, `,` `_` `/` `-` `–` `—` `.` `:` (one or several, in any mix)
-    ///   between the groups, or no separators at all;
+    /// * any run of spaces and symbols between the groups (`.` `-` `_` `/`
+    ///   `,` `:` `–` `—`, and any other character that is not a letter or a
+    ///   digit: `§` as an ASCII `_` arrives under the GSM-7 alphabet, `·`,
+    ///   `+`, `#`, `*`, `~`, …), or no separators at all;
     /// * `O` for `0` and `I`/`l` for `1` in the digit groups (the two digits
     ///   of the province code, the date and the order number); the other
-    ///   agency groups may legitimately hold letters and are kept as typed;
+    ///   agency groups may legitimately hold letters and are kept as typed
+    ///   (a code not found as typed is looked up again as its
+    ///   [`DossierCode::look_alikes`]);
     /// * an order number without its leading zeros when a separator comes
     ///   before it (`…-240315-12` is order `0012`).
     ///
@@ -168,6 +176,62 @@ impl DossierCode {
             Some(found) => ExtractError::ImpossibleDate { found },
             None => ExtractError::NoCode,
         })
+    }
+
+    /// The codes this one may have been meant as, when it is not found as
+    /// typed: the agency groups that may hold letters (all but the province
+    /// group, whose digits [`DossierCode::extract`] already reads) read with
+    /// look-alike characters swapped, `O`↔`0` and `I`/`L`↔`1`. Most likely
+    /// first: the look-alike letters typed read as digits (all of them, then
+    /// fewer), then one `0` or `1` read as a letter. At most
+    /// [`MAX_LOOK_ALIKES`], never this code itself, no repeats.
+    pub fn look_alikes(&self) -> Vec<DossierCode> {
+        let groups_end = self.agency().rfind('.').unwrap_or(0);
+        let bytes = self.code.as_bytes();
+        let letters: Vec<usize> = (0..groups_end)
+            .filter(|&i| matches!(bytes[i], b'O' | b'I' | b'L'))
+            .collect();
+        let digits: Vec<usize> = (0..groups_end)
+            .filter(|&i| matches!(bytes[i], b'0' | b'1'))
+            .collect();
+        let mut variants: Vec<DossierCode> = Vec::new();
+        let mut offer = |changes: &[(usize, u8)]| {
+            if variants.len() >= MAX_LOOK_ALIKES || changes.is_empty() {
+                return;
+            }
+            let mut text = self.code.clone().into_bytes();
+            for &(at, to) in changes {
+                text[at] = to;
+            }
+            let Ok(text) = String::from_utf8(text) else {
+                return;
+            };
+            if let Ok(code) = Self::from_canonical(text) {
+                if code != *self && !variants.contains(&code) {
+                    variants.push(code);
+                }
+            }
+        };
+        // Typed letters read as digits: every subset, larger ones first.
+        let mut subsets: Vec<u32> = (1..1u32 << letters.len().min(16)).collect();
+        subsets.sort_by_key(|subset| std::cmp::Reverse(subset.count_ones()));
+        for subset in subsets {
+            let changes: Vec<(usize, u8)> = letters
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| subset & (1 << bit) != 0)
+                .map(|(_, &at)| (at, if bytes[at] == b'O' { b'0' } else { b'1' }))
+                .collect();
+            offer(&changes);
+        }
+        // One digit read as a letter.
+        for &at in &digits {
+            let alternatives: &[u8] = if bytes[at] == b'0' { b"O" } else { b"IL" };
+            for &to in alternatives {
+                offer(&[(at, to)]);
+            }
+        }
+        variants
     }
 
     /// The agency part, e.g. `000.00.12.H58` or `38.98.H29`.
@@ -287,9 +351,12 @@ fn date_from_yymmdd(yymmdd: &str) -> Option<NaiveDate> {
 //
 // The text is first normalized to a plain ASCII string:
 //   * diacritics folded, letters upper-cased;
-//   * every run of separators becomes one ' ' if it holds whitespace,
-//     otherwise one '.';
-//   * any other character becomes '#', which no code may span.
+//   * every run of separators (whitespace, and any character that is not a
+//     letter or a digit: punctuation, symbols such as `§` (an ASCII `_`
+//     read as GSM-7), `·`, `+`, `#`, `*`, `~`, emoji, controls) becomes one
+//     ' ' if it holds whitespace, otherwise one '.';
+//   * a letter or digit outside ASCII (after folding) becomes '#', which no
+//     code may span.
 // A single regex then finds code candidates in that string. The regex
 // engine guarantees linear time; candidates are short and bounded, so
 // resuming after each candidate's start keeps the whole search linear.
@@ -332,7 +399,7 @@ fn normalize(text: &str) -> String {
     for c in folded.chars() {
         if c.is_whitespace() {
             pending_separator = Some(' ');
-        } else if is_separator(c) {
+        } else if !c.is_alphanumeric() {
             pending_separator.get_or_insert('.');
         } else {
             if let Some(separator) = pending_separator.take() {
@@ -347,14 +414,6 @@ fn normalize(text: &str) -> String {
     }
     out.extend(pending_separator);
     out
-}
-
-/// Characters people use between the groups of a code (besides whitespace).
-fn is_separator(c: char) -> bool {
-    matches!(
-        c,
-        '.' | ',' | '_' | '/' | ':' | ';' | '-' | '\u{2010}'..='\u{2015}' | '\u{2212}'
-    )
 }
 
 /// Turns a regex match into a canonical code text, or `None` when the
@@ -768,6 +827,70 @@ mod tests {
     }
 
     #[test]
+    fn any_symbol_between_the_groups_is_a_separator() {
+        assert_extracts(
+            CODE,
+            &[
+                // An ASCII `_` read under the GSM-7 default alphabet.
+                "TC 000§00§12§H58§240315§0007",
+                "000·00·12·H58·240315·0007",
+                "000+00+12+H58+240315+0007",
+                "000#00#12#H58#240315#0007",
+                "000*00*12*H58*240315*0007",
+                "000~00~12~H58~240315~0007",
+                "000|00|12|H58|240315|0007",
+                "000 § 00 § 12 § H58 § 240315 § 7",
+                "000😀00😀12😀H58😀240315😀0007",
+                "000.00.12.H58=240315=0007",
+                "[000.00.12.H58-240315-0007]",
+            ],
+        );
+        assert_extracts(REAL_THREE_GROUPS, &["38§98§H29§210519§0003"]);
+    }
+
+    #[test]
+    fn look_alikes_read_typed_letters_as_digits_first_then_one_digit_as_a_letter() {
+        let typed = code("000.00.3O.H58-240315-0007");
+        let alikes: Vec<String> = typed
+            .look_alikes()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(alikes[0], "000.00.30.H58-240315-0007");
+        assert!(
+            alikes.contains(&"O00.00.3O.H58-240315-0007".to_owned()),
+            "{alikes:?}"
+        );
+        assert!(!alikes.contains(&typed.to_string()));
+        // Every typed letter read as a digit comes first.
+        let typed = code("OOO.OO.I2.H58-240315-0007");
+        assert_eq!(typed.look_alikes()[0].as_str(), "000.00.12.H58-240315-0007");
+        // A digit typed for a letter.
+        let typed = code("000.01.01.H26-210212-9090");
+        let alikes: Vec<String> = typed
+            .look_alikes()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            alikes.contains(&"000.0I.01.H26-210212-9090".to_owned()),
+            "{alikes:?}"
+        );
+        assert!(
+            alikes.contains(&"000.0L.01.H26-210212-9090".to_owned()),
+            "{alikes:?}"
+        );
+        // The province group, the date and the order number never change.
+        assert!(
+            alikes.iter().all(|a| a.ends_with(".H26-210212-9090")),
+            "{alikes:?}"
+        );
+        // Nothing to swap: no variant.
+        assert!(code("234.56.78.H58-240315-0007").look_alikes().is_empty());
+        assert!(code("ABC.DE.FG.H58-240315-0007").look_alikes().is_empty());
+    }
+
+    #[test]
     fn extracts_without_separators() {
         assert_extracts(CODE, &["0000012H582403150007", "0000012h582403150007"]);
         assert_extracts(REAL_LETTERS, &["000A001H262102129090"]);
@@ -1089,8 +1212,12 @@ mod tests {
         /// What comes between the prefix and the code.
         const JOINERS: &[&str] = &["", " ", ":", ": ", " : ", " - ", "  ", "\t", "="];
 
-        /// Separator characters (besides the ones around them).
-        const SEPARATORS: &[char] = &[' ', ',', '_', '/', '-', '–', '—', '.', ':'];
+        /// Separator characters (besides the ones around them): the usual
+        /// ones and any other symbol (`§` is an ASCII `_` read as GSM-7).
+        const SEPARATORS: &[char] = &[
+            ' ', ',', '_', '/', '-', '–', '—', '.', ':', '§', '·', '+', '#', '*', '~', '|', '=',
+            '&', '\'', '"', '(', ')', '[', '!', '?', '€', '¤', '😀', '\u{7f}',
+        ];
 
         /// What comes after the code: punctuation and words.
         const TRAILERS: &[&str] = &[
@@ -1301,6 +1428,101 @@ mod tests {
                 let text = noisy(&parts, &noise);
                 let found = DossierCode::extract(&text).map(|c| c.to_string());
                 prop_assert_eq!(found, Ok(parts.canonical()), "text: {:?}", text);
+            }
+        }
+
+        /// Agency groups typed with `O` for `0` and `I`/`L` for `1`, driven by `tape`.
+        fn misspell_groups(parts: &Parts, tape: &mut impl Iterator<Item = u8>) -> Parts {
+            Parts {
+                groups: parts.groups.iter().map(|g| misspell(g, tape)).collect(),
+                ..parts.clone()
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            #[test]
+            fn look_alikes_are_valid_distinct_and_bounded(
+                parts in parts(),
+                tape in proptest::collection::vec(any::<u8>(), 16),
+            ) {
+                let typed = misspell_groups(&parts, &mut tape.iter().copied().cycle());
+                let Ok(code) = DossierCode::parse(&typed.canonical()) else {
+                    return Err(TestCaseError::fail(format!("{:?}", typed.canonical())));
+                };
+                let alikes = code.look_alikes();
+                prop_assert!(alikes.len() <= MAX_LOOK_ALIKES);
+                let class = |c: char| match c {
+                    'O' | '0' => '0',
+                    'I' | 'L' | '1' => '1',
+                    c => c,
+                };
+                for (i, alike) in alikes.iter().enumerate() {
+                    prop_assert_eq!(DossierCode::parse(alike.as_str()), Ok(alike.clone()));
+                    prop_assert_ne!(alike, &code);
+                    prop_assert!(!alikes[..i].contains(alike));
+                    prop_assert_eq!(alike.as_str().len(), code.as_str().len());
+                    let agency_groups = code.agency().rfind('.').unwrap_or(0);
+                    for (at, (a, b)) in alike.as_str().chars().zip(code.as_str().chars()).enumerate() {
+                        if a != b {
+                            prop_assert!(at < agency_groups, "{} vs {}", alike, code);
+                            prop_assert_eq!(class(a), class(b));
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn a_code_typed_with_letters_for_digits_has_its_digits_first(
+                parts in parts(),
+                tape in proptest::collection::vec(any::<u8>(), 16),
+            ) {
+                // Real agency groups without look-alike letters (most codes).
+                let real = Parts {
+                    groups: parts
+                        .groups
+                        .iter()
+                        .map(|g| g.replace('O', "0").replace(['I', 'L'], "1"))
+                        .collect(),
+                    ..parts
+                };
+                let typed = misspell_groups(&real, &mut tape.iter().copied().cycle());
+                let code = DossierCode::parse(&typed.canonical())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                if code.as_str() != real.canonical() {
+                    let first = code.look_alikes().first().map(ToString::to_string);
+                    prop_assert_eq!(first, Some(real.canonical()));
+                }
+            }
+
+            #[test]
+            fn one_digit_typed_for_a_letter_is_among_the_look_alikes(
+                parts in parts(),
+                at in any::<proptest::sample::Index>(),
+                letter in select(&['O', 'I', 'L'][..]),
+            ) {
+                let canonical = parts.canonical();
+                let agency_groups = canonical.rfind('.').unwrap_or(0);
+                let positions: Vec<usize> = canonical[..agency_groups]
+                    .char_indices()
+                    .filter(|(_, c)| *c != '.')
+                    .map(|(i, _)| i)
+                    .collect();
+                let i = positions[at.index(positions.len())];
+                let mut real = canonical.into_bytes();
+                real[i] = letter as u8;
+                let real = String::from_utf8(real).unwrap_or_default();
+                // Within the bound: at most two other look-alike letters.
+                prop_assume!(
+                    real[..agency_groups].chars().filter(|c| matches!(c, 'O' | 'I' | 'L')).count() <= 3
+                );
+                let mut typed = real.clone().into_bytes();
+                typed[i] = if letter == 'O' { b'0' } else { b'1' };
+                let typed = DossierCode::parse(std::str::from_utf8(&typed).unwrap_or_default())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let alikes: Vec<String> = typed.look_alikes().iter().map(ToString::to_string).collect();
+                prop_assert!(alikes.contains(&real), "{} not in {:?}", real, alikes);
             }
         }
 
