@@ -234,6 +234,9 @@ impl Config {
                 self.journal.url
             )));
         }
+        if let Some((key, problem)) = self.journal.problems().into_iter().next() {
+            return Err(invalid(format!("key `{key}`: {problem}")));
+        }
         if let Some((key, problem)) = self.sync.problems().into_iter().next() {
             return Err(invalid(format!("key `{key}`: {problem}")));
         }

@@ -1,6 +1,7 @@
 //! The durable journal: every citizen's message is recorded here before the
 //! carrier or peer is acknowledged, and its reply is an outbox entry with a
-//! state (queued → sent / accepted → delivered, or failed / suppressed).
+//! state (queued → sent / accepted → delivered, or failed / suppressed, or
+//! expired when it waited longer than `reply_expiry_secs` for its channel).
 //! Writes go through one writer that commits whatever has queued up in a
 //! single transaction (group commit), so an fsync is shared by every
 //! message that arrived meanwhile. The writer is a dedicated OS thread with
@@ -41,6 +42,11 @@ pub struct JournalSettings {
     /// Message texts and phone numbers are erased after this many days;
     /// outcomes and times are kept for statistics.
     pub retention_days: u64,
+    /// A reply not handed to its channel within this many seconds of the
+    /// message's arrival (its channel never came back, or the gateway was
+    /// down) is not sent any more: recorded `expired`, then purged with the
+    /// rest. At most `retention_days`.
+    pub reply_expiry_secs: u64,
     /// A reply that could not be sent is retried this many times before it is failed.
     pub max_attempts: u32,
     /// A concatenated message still missing parts this many seconds after
@@ -55,9 +61,38 @@ impl Default for JournalSettings {
             synchronous: Durability::Full,
             redelivery_window_secs: 600,
             retention_days: 90,
+            reply_expiry_secs: 86_400,
             max_attempts: 20,
             reassembly_timeout_secs: 30,
         }
+    }
+}
+
+impl JournalSettings {
+    /// The problems of these settings, as (key, problem).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let retention_secs = self.retention_days.saturating_mul(86_400);
+        let mut problems = Vec::new();
+        if self.reply_expiry_secs == 0 {
+            problems.push((
+                "journal.reply_expiry_secs".to_owned(),
+                "must be at least 1".to_owned(),
+            ));
+        } else if self.reply_expiry_secs > retention_secs {
+            problems.push((
+                "journal.reply_expiry_secs".to_owned(),
+                format!(
+                    "{} s is longer than journal.retention_days ({} days = {retention_secs} s): a waiting reply would outlive the retention",
+                    self.reply_expiry_secs, self.retention_days
+                ),
+            ));
+        }
+        problems
+    }
+
+    /// How long a reply may wait for its channel (`reply_expiry_secs`).
+    pub fn reply_expiry(&self) -> Duration {
+        Duration::from_secs(self.reply_expiry_secs)
     }
 }
 
@@ -218,6 +253,9 @@ pub enum ReplyState {
     Failed,
     /// Deliberately not answered (not a phone number, rate limited, …).
     Suppressed,
+    /// Not handed to its channel within `reply_expiry_secs` of the message:
+    /// never sent (the status would be stale).
+    Expired,
 }
 
 impl ReplyState {
@@ -230,6 +268,7 @@ impl ReplyState {
             ReplyState::Delivered => "delivered",
             ReplyState::Failed => "failed",
             ReplyState::Suppressed => "suppressed",
+            ReplyState::Expired => "expired",
         }
     }
 
@@ -250,6 +289,7 @@ impl ReplyState {
             "delivered" => ReplyState::Delivered,
             "failed" => ReplyState::Failed,
             "suppressed" => ReplyState::Suppressed,
+            "expired" => ReplyState::Expired,
             _ => return None,
         })
     }
@@ -371,6 +411,10 @@ enum Op {
     JoinStale {
         received_before: i64,
         done: oneshot::Sender<Result<Vec<StoredMessage>, JournalError>>,
+    },
+    Expire {
+        message_ids: Vec<i64>,
+        done: oneshot::Sender<Result<u64, JournalError>>,
     },
     /// Commit what came before, then stop.
     Close,
@@ -725,6 +769,34 @@ impl Journal {
         self.call(|done| Op::Purge { cutoff, done }).await
     }
 
+    /// Queued replies whose message was received before `received_before`
+    /// (Unix ms): those [`Journal::expire_replies`] should take, as
+    /// (message id, citizen's address), oldest first.
+    pub async fn overdue_replies(
+        &self,
+        received_before: i64,
+    ) -> Result<Vec<(i64, String)>, JournalError> {
+        Ok(sqlx::query_as(
+            "SELECT r.message_id, m.sender FROM replies r JOIN messages m ON m.id = r.message_id \
+             WHERE r.state = 'queued' AND m.received_at < ? ORDER BY r.message_id",
+        )
+        .bind(received_before)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records that the messages `message_ids` will get no reply because it
+    /// would come too late (`reply_expiry_secs`): a queued reply becomes
+    /// `expired` (its text stays until the retention purge), a message
+    /// without a reply gets an `expired` one. Replies in any other state
+    /// are left alone. Returns how many replies expired.
+    pub async fn expire_replies(&self, message_ids: Vec<i64>) -> Result<u64, JournalError> {
+        if message_ids.is_empty() {
+            return Ok(0);
+        }
+        self.call(|done| Op::Expire { message_ids, done }).await
+    }
+
     /// Stops the writer once it has committed and answered everything
     /// submitted before, waits for its thread to end (without blocking the
     /// runtime), then closes the read pool. Writes submitted afterwards, by
@@ -914,6 +986,7 @@ fn duplicate(error: &rusqlite::Error) -> rusqlite::Error {
 enum Produced {
     Recorded(Recorded),
     Purged(u64),
+    Expired(u64),
     Receipt(ReceiptApplied),
     Fragment(FragmentRecorded),
     Joined(Vec<StoredMessage>),
@@ -931,9 +1004,9 @@ fn answer(op: Op, result: OpResult) {
                 Err(e) => Err(JournalError::Write(e)),
             });
         }
-        Op::Purge { done, .. } => {
+        Op::Purge { done, .. } | Op::Expire { done, .. } => {
             let _ = done.send(match result {
-                Ok(Produced::Purged(n)) => Ok(n),
+                Ok(Produced::Purged(n) | Produced::Expired(n)) => Ok(n),
                 Ok(_) => Ok(0),
                 Err(e) => Err(JournalError::Write(e)),
             });
@@ -1038,6 +1111,9 @@ impl Writer {
                 Op::JoinStale {
                     received_before, ..
                 } => join_stale(&tx, *received_before, window_ms, now).map(Produced::Joined),
+                Op::Expire { message_ids, .. } => {
+                    expire(&tx, message_ids, now).map(Produced::Expired)
+                }
                 Op::QueueReply {
                     message_id,
                     outcome,
@@ -1620,6 +1696,21 @@ fn purge(tx: &Connection, cutoff: i64) -> rusqlite::Result<u64> {
         .execute(params![cutoff])? as u64)
 }
 
+/// Expires the replies to `message_ids` (see [`Journal::expire_replies`]).
+fn expire(tx: &Connection, message_ids: &[i64], now: i64) -> rusqlite::Result<u64> {
+    let mut statement = tx.prepare_cached(
+        "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, last_error, \
+         created_at, updated_at) VALUES (?1, 'expired', '', 'expired', ?2, ?3, ?2, ?2) \
+         ON CONFLICT (message_id) DO UPDATE SET state = 'expired', last_error = excluded.last_error, \
+         updated_at = excluded.updated_at WHERE replies.state = 'queued'",
+    )?;
+    let mut expired = 0;
+    for id in message_ids {
+        expired += statement.execute(params![id, now, "not sent within reply_expiry_secs"])? as u64;
+    }
+    Ok(expired)
+}
+
 fn record_exchange(
     tx: &Connection,
     message: &NewMessage,
@@ -2089,6 +2180,128 @@ pub(crate) mod tests {
             .await
             .unwrap();
         assert_eq!(kept, "TC new");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reply_expires_and_is_then_purged_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let day = 86_400_000;
+        let now = now_ms();
+        let record = |sender: &'static str, text: &'static str, at: i64| {
+            let j = j.clone();
+            async move {
+                match j.record(message(sender, text, at)).await.unwrap() {
+                    Recorded::New(id) => id,
+                    Recorded::Duplicate(_) => panic!("new"),
+                }
+            }
+        };
+        let waiting = record("84912345678", "TC waiting", now - 2 * day).await;
+        let sent = record("84912345678", "TC sent", now - 2 * day).await;
+        let unanswered = record("84912345679", "TC unanswered", now - 2 * day).await;
+        let fresh = record("84912345678", "TC fresh", now).await;
+        for id in [waiting, sent, fresh] {
+            j.queue_reply(id, "found", "the status", ReplyState::Queued)
+                .await
+                .unwrap();
+        }
+        j.update_reply(sent, ReplyState::Sent, None, None, None)
+            .await
+            .unwrap();
+
+        let cutoff = now - day;
+        assert_eq!(
+            j.overdue_replies(cutoff).await.unwrap(),
+            vec![(waiting, "84912345678".to_owned())]
+        );
+        assert_eq!(
+            j.expire_replies(vec![waiting, sent, unanswered])
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            j.reply_state(waiting).await.unwrap(),
+            Some(ReplyState::Expired)
+        );
+        assert_eq!(j.reply_state(sent).await.unwrap(), Some(ReplyState::Sent));
+        assert_eq!(
+            j.reply_state(unanswered).await.unwrap(),
+            Some(ReplyState::Expired)
+        );
+        assert!(j.overdue_replies(cutoff).await.unwrap().is_empty());
+        assert!(j.unanswered().await.unwrap().is_empty());
+        let due: Vec<i64> = j
+            .due_replies(now + 1_000, None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.message_id)
+            .collect();
+        assert_eq!(due, vec![fresh]);
+        // Expired is final: an attempt that ends later does not revive it.
+        let late = PendingReply {
+            message_id: waiting,
+            channel: "listener:demo".into(),
+            to: message("84912345678", "", 0).sender,
+            from: message("84912345678", "", 0).recipient,
+            text: "the status".into(),
+            outcome: "found".into(),
+            attempts: 0,
+            stored: true,
+            lookup: None,
+        };
+        let sent_late = Settlement {
+            state: ReplyState::Sent,
+            left_on: Some(("listener:demo".into(), vec![])),
+            error: None,
+            next_attempt_at: None,
+            counts: true,
+        };
+        j.settle_reply(&late, sent_late).await.unwrap();
+        assert_eq!(
+            j.reply_state(waiting).await.unwrap(),
+            Some(ReplyState::Expired)
+        );
+
+        // The retention purge now erases the expired reply's message too.
+        assert_eq!(j.purge_before(cutoff).await.unwrap(), 3);
+        let row = sqlx::query("SELECT sender, text, purged FROM messages WHERE id = ?")
+            .bind(waiting)
+            .fetch_one(j.pool())
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("sender"), "");
+        assert_eq!(row.get::<String, _>("text"), "");
+        let reply_text: String =
+            sqlx::query_scalar("SELECT text FROM replies WHERE message_id = ?")
+                .bind(waiting)
+                .fetch_one(j.pool())
+                .await
+                .unwrap();
+        assert_eq!(reply_text, "");
+    }
+
+    #[test]
+    fn the_reply_expiry_is_at_least_a_second_and_at_most_the_retention() {
+        let settings = JournalSettings::default();
+        assert!(settings.problems().is_empty());
+        assert_eq!(settings.reply_expiry(), Duration::from_secs(86_400));
+        for reply_expiry_secs in [0, 91 * 86_400] {
+            let problems = JournalSettings {
+                reply_expiry_secs,
+                ..JournalSettings::default()
+            }
+            .problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].0, "journal.reply_expiry_secs");
+        }
+        let at_retention = JournalSettings {
+            reply_expiry_secs: 90 * 86_400,
+            ..JournalSettings::default()
+        };
+        assert!(at_retention.problems().is_empty());
     }
 
     #[tokio::test]

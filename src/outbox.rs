@@ -7,7 +7,10 @@
 //! never send the same reply. Replies to one citizen leave in the order of
 //! their messages ([`CitizenOrder`]), also across throttling and reconnects,
 //! and a multipart reply interrupted by a dropped link resumes with the
-//! parts not yet accepted.
+//! parts not yet accepted. A reply that has not left within
+//! `journal.reply_expiry_secs` of its message (a channel that never came
+//! back, a gateway down for long) is recorded `expired` and never sent: a
+//! status that late would mislead, and the retention purge can then erase it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -280,6 +283,12 @@ impl<S: DossierStore> Outbox<S> {
         let citizen = stored.message.sender.addr.clone();
         if !self.claim(id) {
             self.order.leave(&citizen, id);
+            return;
+        }
+        if self.overdue(stored.message.received_at) {
+            // Recorded long ago (the gateway was down): a status now would
+            // answer a question the citizen asked too long ago.
+            self.expire_claimed(vec![(id, citizen)]).await;
             return;
         }
         let started = Instant::now();
@@ -638,6 +647,67 @@ impl<S: DossierStore> Outbox<S> {
         }
     }
 
+    /// True when a message received at `received_at` (Unix ms) may no
+    /// longer be answered (`journal.reply_expiry_secs`).
+    fn overdue(&self, received_at: i64) -> bool {
+        let expiry = self.journal.settings().reply_expiry();
+        received_at < now_ms().saturating_sub(expiry.as_millis() as i64)
+    }
+
+    /// Expires the queued replies that waited longer than
+    /// `journal.reply_expiry_secs` (those being sent right now are left for
+    /// the next pass).
+    async fn expire_overdue(&self) {
+        let expiry = self.journal.settings().reply_expiry();
+        let cutoff = now_ms().saturating_sub(expiry.as_millis() as i64);
+        let overdue = match self.journal.overdue_replies(cutoff).await {
+            Ok(overdue) => overdue,
+            Err(error) => {
+                error!(%error, "cannot read the replies waiting too long");
+                return;
+            }
+        };
+        let claimed = overdue
+            .into_iter()
+            .filter(|(id, _)| self.claim(*id))
+            .collect();
+        self.expire_claimed(claimed).await;
+    }
+
+    /// Records the claimed replies (message id, citizen) as expired, then
+    /// lets younger replies to the same citizens go.
+    async fn expire_claimed(&self, replies: Vec<(i64, String)>) {
+        if replies.is_empty() {
+            return;
+        }
+        let ids = replies.iter().map(|(id, _)| *id).collect();
+        let recorded = self.journal.expire_replies(ids).await;
+        match &recorded {
+            Ok(0) => {}
+            Ok(expired) => {
+                self.metrics.expired.inc_by(*expired);
+                info!(
+                    expired,
+                    reply_expiry_secs = self.journal.settings().reply_expiry_secs,
+                    "replies not handed to their channel within journal.reply_expiry_secs expired; they are not sent"
+                );
+            }
+            Err(error) => {
+                error!(%error, "cannot record expired replies; tried again at the next pass")
+            }
+        }
+        for (id, citizen) in replies {
+            if recorded.is_ok() {
+                self.order.leave(&citizen, id);
+                self.progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+            }
+            self.release(id);
+        }
+    }
+
     /// Sends queued replies that are due and whose channel is up.
     async fn sweep(self: &Arc<Self>) {
         let due = match self.journal.due_replies(now_ms(), None, SWEEP_BATCH).await {
@@ -688,6 +758,7 @@ impl<S: DossierStore> Outbox<S> {
         let reassembly = Duration::from_secs(self.journal.settings().reassembly_timeout_secs);
         loop {
             self.join_stale_fragments(reassembly).await;
+            self.expire_overdue().await;
             self.sweep().await;
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -797,12 +868,14 @@ mod tests {
 pub struct AnswerMetrics {
     answers: Family<Vec<(String, String)>, Counter>,
     seconds: Histogram,
+    expired: Counter,
 }
 
 impl Default for AnswerMetrics {
     fn default() -> Self {
         AnswerMetrics {
             answers: Family::default(),
+            expired: Counter::default(),
             seconds: Histogram::new([
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
             ]),
@@ -823,7 +896,8 @@ impl AnswerMetrics {
         self.seconds.observe(took.as_secs_f64());
     }
 
-    /// Registers `motcua_answers_total` and `motcua_answer_seconds`.
+    /// Registers `motcua_answers_total`, `motcua_answer_seconds` and
+    /// `motcua_replies_expired_total`.
     pub fn register(&self, registry: &mut Registry) {
         let sub = registry.sub_registry_with_prefix("motcua");
         sub.register(
@@ -835,6 +909,11 @@ impl AnswerMetrics {
             "answer_seconds",
             "Time to decide an answer: abuse rules, lookup, rendering",
             self.seconds.clone(),
+        );
+        sub.register(
+            "replies_expired",
+            "Replies not handed to their channel within journal.reply_expiry_secs: recorded expired, never sent",
+            self.expired.clone(),
         );
     }
 }

@@ -9,11 +9,9 @@ mod support;
 use std::time::Duration;
 
 use motcua_sms::admin::traffic::{Bucket, LoggedMessage, MessageQuery, StatsQuery, Traffic};
-use motcua_sms::smpp::pdu::{Bind, BindKind, Body, ShortMessage};
-use motcua_sms::smpp::session::{next_request, Connection};
-use motcua_sms::smpp::SessionSettings;
 use support::peer_esme::PeerEsme;
 use support::peer_smsc::PeerSmsc;
+use support::transmitter::submit_on_a_transmitter;
 use support::{spawn_app, spawn_app_with, AppOptions, TestApp, KNOWN_CODE, PASSWORD, SYSTEM_ID};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -141,38 +139,8 @@ async fn a_carrier_redelivery_is_not_answered_twice() {
 async fn a_reply_waits_until_the_account_can_receive_again() {
     let app = spawn_app().await;
     // A transmitter-only connection: the account has nowhere to receive.
-    let stream = tokio::net::TcpStream::connect(app.listener).await.unwrap();
-    let mut conn = Connection::new(stream, &SessionSettings::default()).unwrap();
-    let link = conn.link.clone();
-    let exchange = tokio::spawn(async move {
-        link.request(Body::Bind(Bind::new(
-            BindKind::Transmitter,
-            SYSTEM_ID,
-            PASSWORD,
-        )))
-        .await
-        .expect("bind_transmitter accepted");
-        link.request(Body::SubmitSm(ShortMessage {
-            source_addr_ton: 1,
-            source_addr_npi: 1,
-            source_addr: "84987000444".into(),
-            destination_addr: "8058".into(),
-            short_message: format!("TC {KNOWN_CODE}").into_bytes(),
-            ..ShortMessage::default()
-        }))
-        .await
-        .expect("submit accepted")
-    });
-    let reader = tokio::spawn(async move {
-        // Routes the responses; a transmitter receives nothing else.
-        while let Some(pdu) = next_request(&mut conn).await {
-            assert!(
-                !matches!(pdu.body, Body::DeliverSm(_)),
-                "a transmitter got a deliver_sm"
-            );
-        }
-    });
-    exchange.await.unwrap();
+    let reader =
+        submit_on_a_transmitter(app.listener, "84987000444", &format!("TC {KNOWN_CODE}")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // The account binds a receiving connection: the waiting reply arrives.

@@ -9,6 +9,7 @@ pub mod node_peer;
 pub mod peer_esme;
 pub mod peer_smsc;
 pub mod script_smsc;
+pub mod transmitter;
 pub mod ussd_menu;
 
 use std::net::SocketAddr;
