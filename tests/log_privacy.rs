@@ -1,0 +1,394 @@
+//! Phone numbers never reach the log in full, whatever the error: the
+//! gateway binary, logging at debug level, is fed numbers that do not parse
+//! on every channel path a test can reach (an SMS and a USSD dial on the
+//! SMPP listener, an SMS from a carrier's SMSC, a GSM modem, the USSD HTTP
+//! callback, the Kannel drop-in) and agency records whose `SoDienThoai` is
+//! not a usable number (`run --import`, the push webhook). Its whole log
+//! (stderr, with the import's listing) is then searched for each number.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gsm_modem::sim::{Delivery, Profile, SimModem, SimSettings};
+use motcua_sms::smpp::pdu::{tag, Bind, BindKind, Body, ShortMessage, Tlv};
+use motcua_sms::smpp::session::Connection;
+use motcua_sms::smpp::SessionSettings;
+use motcua_sms::sync::push::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use support::gateway::free_port;
+use support::peer_esme::PeerEsme;
+use support::peer_smsc::PeerSmsc;
+use support::{KNOWN_CODE, PASSWORD, SYSTEM_ID};
+
+const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
+const WAIT: Duration = Duration::from_secs(30);
+const PUSH_SECRET: &str = "push-secret-0123456789";
+
+/// Senders that are not phone numbers (13 digits), one per channel path.
+const LISTENER_SMS: &str = "0917350246813";
+const LISTENER_USSD: &str = "0928461357924";
+const CARRIER_SMS: &str = "0939572468035";
+const MODEM_SMS: &str = "0940683579146";
+const USSD_HTTP: &str = "0951794680257";
+const KANNEL: &str = "0962805791368";
+/// An international number longer than E.164 allows.
+const TOO_LONG: &str = "+19173502468135792";
+/// `SoDienThoai` values that are not one usable number.
+const IMPORTED_BAD: &str = "0973916802479";
+/// Two valid numbers in one field: the first is kept (and logged redacted).
+const IMPORTED_TWO: [&str; 2] = ["0984027913", "0995138024"];
+const PUSHED_BAD: &str = "0906249135702";
+const PUSHED_TWO: [&str; 2] = ["0913572046", "0986420135"];
+
+/// A gateway process with every channel a test can reach.
+struct Gateway {
+    dir: PathBuf,
+    listener: u16,
+    http: u16,
+    ussd_http: u16,
+    public: u16,
+    child: Child,
+}
+
+impl Gateway {
+    fn start(dir: &Path, smsc_port: u16, modem: &Path, import: &Path) -> Gateway {
+        let (listener, http, ussd_http, public) =
+            (free_port(), free_port(), free_port(), free_port());
+        let config = format!(
+            "[smpp.listener]\nbind = \"127.0.0.1:{listener}\"\n\n\
+             [[smpp.listener.accounts]]\nsystem_id = \"{SYSTEM_ID}\"\npassword = \"{PASSWORD}\"\n\n\
+             [[smpp.smsc]]\nname = \"carrier-test\"\nhost = \"127.0.0.1\"\nport = {smsc_port}\n\
+             system_id = \"motcua\"\npassword = \"secret\"\nreconnect_delay_ms = 100\n\n\
+             [http]\nbind = \"127.0.0.1:{http}\"\n\n\
+             [sync.push]\nenabled = true\nsecret = \"{PUSH_SECRET}\"\n\n\
+             [ussd.http]\nenabled = true\nbind = \"127.0.0.1:{ussd_http}\"\n\n\
+             [public]\nenabled = true\nbind = \"127.0.0.1:{public}\"\nkannel = true\n\n\
+             [admin]\nenabled = false\n\n\
+             [modem]\ncommand_timeout_secs = 2\nsweep_interval_secs = 2\n\n\
+             [[modem.devices]]\nname = \"m1\"\ndevice = \"{}\"\n\n\
+             [rate_limit]\nenabled = false\n\n\
+             [log]\nlevel = \"debug\"\n",
+            modem.display()
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+        let child = Command::new(BIN)
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .env(
+                "MOTCUA_DATABASE__URL",
+                format!("sqlite://{}/read.db", dir.display()),
+            )
+            .env(
+                "MOTCUA_JOURNAL__URL",
+                format!("sqlite://{}/journal.db", dir.display()),
+            )
+            .args(["run", "--import"])
+            .arg(import)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gateway starts");
+        Gateway {
+            dir: dir.to_owned(),
+            listener,
+            http,
+            ussd_http,
+            public,
+            child,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the drain.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.log()
+    }
+
+    /// The channels of the messages journaled so far, with their outcome.
+    async fn journaled(&self) -> Vec<(String, String)> {
+        let url = format!("sqlite://{}/journal.db?mode=ro", self.dir.display());
+        let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
+            return Vec::new();
+        };
+        let rows = sqlx::query_as(
+            "SELECT m.channel, r.outcome FROM messages m JOIN replies r ON r.message_id = m.id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        pool.close().await;
+        rows
+    }
+
+    /// Waits until `ready` holds, failing with the log after [`WAIT`].
+    async fn until<F: AsyncFn() -> bool>(&self, what: &str, ready: F) {
+        let deadline = Instant::now() + WAIT;
+        while !ready().await {
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {WAIT:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A record (JSON) for `code` with `phone` as `SoDienThoai`.
+fn record(code: &str, phone: &str) -> serde_json::Value {
+    serde_json::json!({
+        "MaHoSo": code, "TrangThaiHoSo": 4, "version": 2,
+        "SoDienThoai": phone, "ChuHoSo": "Trần Thị Bình",
+    })
+}
+
+/// Binds a transceiver to the listener and dials the USSD service from `citizen`.
+async fn dial_ussd(listener: u16, citizen: &str) {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", listener))
+        .await
+        .unwrap();
+    let conn = Connection::new(stream, &SessionSettings::default()).unwrap();
+    let link = conn.link.clone();
+    let reader = tokio::spawn(async move {
+        let mut conn = conn;
+        while motcua_sms::smpp::session::next_request(&mut conn)
+            .await
+            .is_some()
+        {}
+    });
+    link.request(Body::Bind(Bind::new(
+        BindKind::Transceiver,
+        SYSTEM_ID,
+        PASSWORD,
+    )))
+    .await
+    .expect("bind accepted");
+    link.request(Body::SubmitSm(ShortMessage {
+        source_addr: citizen.into(),
+        destination_addr: "8058".into(),
+        short_message: b"*8058#".to_vec(),
+        tlvs: vec![Tlv {
+            tag: tag::USSD_SERVICE_OP,
+            value: vec![1],
+        }],
+        ..ShortMessage::default()
+    }))
+    .await
+    .expect("USSD dial accepted");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    reader.abort();
+}
+
+/// Posts a signed push batch; its JSON answer.
+async fn push(http: u16, records: Vec<serde_json::Value>) -> serde_json::Value {
+    let body =
+        serde_json::json!({"batch_id": "b-1", "epoch": "core-1", "records": records}).to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http}/v1/push"))
+        .header(TIMESTAMP_HEADER, now.to_string())
+        .header(
+            SIGNATURE_HEADER,
+            sign(PUSH_SECRET.as_bytes(), now, body.as_bytes()),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("push webhook answers");
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Asserts that `text` (the log, or the answer named `place`) holds neither
+/// `number` nor any 8 consecutive digits of it.
+fn assert_not_shown(text: &str, number: &str, place: &str) {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    for window in digits.windows(8) {
+        let run: String = window.iter().collect();
+        if let Some(at) = text.find(&run) {
+            let line = text[..at].rsplit('\n').next().unwrap_or_default();
+            let rest = text[at..].split('\n').next().unwrap_or_default();
+            panic!("{number} shows in {place}: {line}{rest}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let smsc = PeerSmsc::start("motcua", "secret").await;
+    let modem = SimModem::start(
+        &dir.path().join("tty0"),
+        SimSettings {
+            profile: Profile::Generic,
+            delivery: Delivery::Store,
+            ..SimSettings::default()
+        },
+    )
+    .await
+    .expect("simulator starts");
+    let import = dir.path().join("dossiers.jsonl");
+    let lines = [
+        record("000.00.12.H58-240315-0101", IMPORTED_BAD),
+        record(
+            "000.00.12.H58-240315-0102",
+            &format!("{} / {}", IMPORTED_TWO[0], IMPORTED_TWO[1]),
+        ),
+    ];
+    std::fs::write(
+        &import,
+        lines
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let gateway = Gateway::start(dir.path(), smsc.local_addr().port(), modem.path(), &import);
+    let asked = format!("TC {KNOWN_CODE}");
+
+    // The SMPP listener: an SMS and a USSD dial.
+    let mut peer = loop {
+        match PeerEsme::bind_transceiver(
+            format!("127.0.0.1:{}", gateway.listener).parse().unwrap(),
+            SYSTEM_ID,
+            PASSWORD,
+        )
+        .await
+        {
+            Ok(peer) => break peer,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    for sender in [LISTENER_SMS, TOO_LONG] {
+        let (status, _) = peer
+            .submit(sender, "8058", 0, asked.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(status, 0);
+    }
+    dial_ussd(gateway.listener, LISTENER_USSD).await;
+
+    // A carrier's SMSC.
+    assert!(smsc.wait_bound(WAIT).await, "bound to the test SMSC");
+    let status = smsc
+        .deliver(CARRIER_SMS, "8058", 0, 0, asked.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(status, 0);
+
+    // A GSM modem.
+    assert_eq!(modem.phone_sends(MODEM_SMS, &asked), 1);
+
+    // The USSD HTTP callback and the Kannel drop-in.
+    let http = reqwest::Client::new();
+    let ussd = http
+        .post(format!("http://127.0.0.1:{}/ussd", gateway.ussd_http))
+        .form(&[
+            ("sessionId", "s-1"),
+            ("serviceCode", "*8058#"),
+            ("phoneNumber", USSD_HTTP),
+            ("text", ""),
+        ])
+        .send()
+        .await
+        .expect("USSD callback answers");
+    assert_eq!(ussd.status(), 200);
+    let kannel = http
+        .get(format!("http://127.0.0.1:{}/kannel", gateway.public))
+        .query(&[("from", KANNEL), ("to", "8058"), ("text", &asked)])
+        .send()
+        .await
+        .expect("Kannel drop-in answers");
+    assert_eq!(kannel.status(), 200);
+
+    // The push webhook.
+    let outcome = push(
+        gateway.http,
+        vec![
+            record("000.00.12.H58-240315-0201", PUSHED_BAD),
+            record(
+                "000.00.12.H58-240315-0202",
+                &format!("{}, {}", PUSHED_TWO[0], PUSHED_TWO[1]),
+            ),
+        ],
+    )
+    .await;
+
+    // Every message was taken and judged.
+    let expected = [
+        "listener:demo",
+        "ussd:listener:demo",
+        "smsc:carrier-test",
+        "modem",
+        "ussd:http",
+        "kannel",
+    ];
+    gateway
+        .until("every channel journals its message", async || {
+            let journaled = gateway.journaled().await;
+            expected
+                .iter()
+                .all(|channel| journaled.iter().any(|(c, _)| c == channel))
+                && journaled
+                    .iter()
+                    .filter(|(c, o)| c == "listener:demo" && o == "not_a_phone_number")
+                    .count()
+                    == 2
+        })
+        .await;
+    peer.unbind().await;
+
+    let log = gateway.stop();
+    for number in [
+        LISTENER_SMS,
+        LISTENER_USSD,
+        CARRIER_SMS,
+        MODEM_SMS,
+        USSD_HTTP,
+        KANNEL,
+        TOO_LONG,
+        IMPORTED_BAD,
+        IMPORTED_TWO[0],
+        IMPORTED_TWO[1],
+        PUSHED_BAD,
+        PUSHED_TWO[0],
+        PUSHED_TWO[1],
+    ] {
+        assert_not_shown(&log, number, "the log");
+    }
+    for refused in outcome["rejected"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(outcome["left_out"].as_array().into_iter().flatten())
+    {
+        let reason = refused["reason"].as_str().unwrap_or_default();
+        for number in [PUSHED_BAD, PUSHED_TWO[0], PUSHED_TWO[1]] {
+            assert_not_shown(reason, number, "the push webhook's answer");
+        }
+    }
+    for line in [
+        "sender is not a phone number",
+        "USSD turn from a number that is not a phone number",
+        "is not a Vietnamese phone number",
+        "dossier kept without an unusable field",
+    ] {
+        assert!(log.contains(line), "the log lacks {line:?}:\n{log}");
+    }
+    modem.shutdown();
+}
