@@ -16,7 +16,6 @@ use gsm_modem::sim::{Delivery, Profile, SimModem, SimSettings};
 use motcua_sms::smpp::pdu::{tag, Bind, BindKind, Body, ShortMessage, Tlv};
 use motcua_sms::smpp::session::Connection;
 use motcua_sms::smpp::SessionSettings;
-use motcua_sms::sync::push::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use support::gateway::free_port;
 use support::peer_esme::PeerEsme;
 use support::peer_smsc::PeerSmsc;
@@ -193,22 +192,7 @@ async fn dial_ussd(listener: u16, citizen: &str) {
 async fn push(http: u16, records: Vec<serde_json::Value>) -> serde_json::Value {
     let body =
         serde_json::json!({"batch_id": "b-1", "epoch": "core-1", "records": records}).to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{http}/v1/push"))
-        .header(TIMESTAMP_HEADER, now.to_string())
-        .header(
-            SIGNATURE_HEADER,
-            sign(PUSH_SECRET.as_bytes(), now, body.as_bytes()),
-        )
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("push webhook answers");
+    let response = support::gateway::push(http, PUSH_SECRET, &body, None).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }

@@ -291,23 +291,13 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back(
 }
 
 async fn pushed_batches_apply_once_and_unsigned_ones_are_refused(database: Option<&str>) {
-    use motcua_sms::sync::push::{sign, PushOutcome, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    use motcua_sms::sync::push::PushOutcome;
+    use support::gateway::push;
     let dir = tempfile::tempdir().unwrap();
     let secret = "push-secret-0123456789";
     // No feed: the core pushes.
-    let mut gateway = GatewayProcess::new(
-        dir.path(),
-        "http://127.0.0.1:9/",
-        &[
-            ("MOTCUA_SYNC__MODE", "off"),
-            ("MOTCUA_SYNC__PUSH__ENABLED", "true"),
-            ("MOTCUA_SYNC__PUSH__SECRET", secret),
-        ],
-    )
-    .with_database(database);
+    let mut gateway = GatewayProcess::pushed_to(dir.path(), secret).with_database(database);
     gateway.start();
-    let url = format!("http://127.0.0.1:{}/v1/push", gateway.http_port);
-    let http = reqwest::Client::new();
     let body = serde_json::json!({
         "batch_id": "b-1",
         "epoch": "core-1",
@@ -321,30 +311,8 @@ async fn pushed_batches_apply_once_and_unsigned_ones_are_refused(database: Optio
     })
     .to_string();
     let post = |body: String, signature: Option<String>| {
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64;
-            let signature =
-                signature.unwrap_or_else(|| sign(secret.as_bytes(), now, body.as_bytes()));
-            loop {
-                let sent = http
-                    .post(&url)
-                    .header(TIMESTAMP_HEADER, now.to_string())
-                    .header(SIGNATURE_HEADER, &signature)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(response) => return response,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        }
+        let port = gateway.http_port;
+        async move { push(port, secret, &body, signature).await }
     };
     let first = post(body.clone(), None).await;
     assert_eq!(first.status(), 200);

@@ -56,14 +56,7 @@ struct TestStream {
 
 impl TestStream {
     fn new(url: &str) -> Self {
-        let suffix: String = format!(
-            "{:x}{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
+        let suffix = support::gateway::unique_suffix();
         TestStream {
             url: url.to_owned(),
             name: format!("MOTCUA_TEST_{suffix}"),

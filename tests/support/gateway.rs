@@ -18,6 +18,49 @@ pub const STALE_LABEL: &str = "cập nhật lúc";
 /// Messages asked so far (each from its own number).
 static ASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// A suffix no other test run uses (stream names, subject prefixes).
+pub fn unique_suffix() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// POSTs `body` to the push webhook on `http_port`, signed with `secret`
+/// now (or carrying `signature` as given), until the port answers.
+pub async fn push(
+    http_port: u16,
+    secret: &str,
+    body: &str,
+    signature: Option<String>,
+) -> reqwest::Response {
+    use motcua_sms::sync::push::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signature = signature.unwrap_or_else(|| sign(secret.as_bytes(), now, body.as_bytes()));
+    let http = reqwest::Client::new();
+    loop {
+        let sent = http
+            .post(format!("http://127.0.0.1:{http_port}/v1/push"))
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, &signature)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => return response,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -65,6 +108,20 @@ impl GatewayProcess {
             },
             database: None,
         }
+    }
+
+    /// A gateway without a feed that takes batches pushed to its HTTP
+    /// port, signed with `secret`.
+    pub fn pushed_to(dir: &Path, secret: &str) -> Self {
+        Self::new(
+            dir,
+            "http://127.0.0.1:9/",
+            &[
+                ("MOTCUA_SYNC__MODE", "off"),
+                ("MOTCUA_SYNC__PUSH__ENABLED", "true"),
+                ("MOTCUA_SYNC__PUSH__SECRET", secret),
+            ],
+        )
     }
 
     pub fn db_url(&self) -> String {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod core;
+pub mod fixed_core;
 pub mod gateway;
 pub mod node_peer;
 pub mod peer_esme;
