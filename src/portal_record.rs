@@ -9,6 +9,7 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::admin::masking::mask_numbers_in;
 use crate::domain::{Dossier, DossierCode, DossierStatus, Msisdn, MsisdnError};
 
 /// Format of the portal's timestamps (`yyyyMMddHHmmss`, Asia/Ho_Chi_Minh).
@@ -57,8 +58,9 @@ enum NumberOrText {
 /// unusable. Each names the field at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    /// Not JSON, or a required field of the wrong JSON type.
-    #[error("not a valid JSON record: {0}")]
+    /// Not JSON, or a required field of the wrong JSON type. serde quotes
+    /// the value it could not take, so numbers in it are masked when shown.
+    #[error("not a valid JSON record: {}", mask_numbers_in(&.0.to_string()))]
     Json(#[from] serde_json::Error),
     /// `MaHoSo` absent or empty.
     #[error("MaHoSo is missing")]
@@ -66,7 +68,7 @@ pub enum RecordError {
     /// `MaHoSo` is not a dossier code.
     #[error("MaHoSo {value:?}: {source}")]
     BadCode {
-        /// The value found.
+        /// The value found, phone numbers in it masked (it is logged).
         value: String,
         /// What is wrong with it.
         source: crate::domain::DossierCodeError,
@@ -74,7 +76,7 @@ pub enum RecordError {
     /// `TrangThaiHoSo` absent.
     #[error("TrangThaiHoSo is missing")]
     MissingStatus,
-    /// `TrangThaiHoSo` not 1–10.
+    /// `TrangThaiHoSo` not 1–10 (the value found, numbers in it masked).
     #[error("TrangThaiHoSo {0:?} is not a status code from 1 to 10")]
     BadStatus(String),
     /// `version` below 1.
@@ -92,7 +94,9 @@ pub enum FieldWarning {
     BadDate {
         /// The field's portal name.
         field: &'static str,
-        /// The value found (at most 40 characters).
+        /// The value found (at most 40 characters), runs of nine digits or
+        /// more masked: a phone number typed in the wrong column stays out
+        /// of the log.
         value: String,
     },
     /// `SoDienThoai` holds no usable phone number: left out, so nobody gets
@@ -151,7 +155,7 @@ impl PortalRecord {
     pub fn into_checked(self) -> Result<Checked, RecordError> {
         let raw_code = non_empty(self.ma_ho_so).ok_or(RecordError::MissingCode)?;
         let code = DossierCode::parse(&raw_code).map_err(|source| RecordError::BadCode {
-            value: raw_code.clone(),
+            value: mask_numbers_in(&raw_code),
             source,
         })?;
         let status = match self.trang_thai_ho_so {
@@ -164,7 +168,7 @@ impl PortalRecord {
                 .parse::<i64>()
                 .ok()
                 .and_then(|n| DossierStatus::from_code(n).ok())
-                .ok_or(RecordError::BadStatus(t))?,
+                .ok_or_else(|| RecordError::BadStatus(mask_numbers_in(&t)))?,
         };
         let version = self.version.unwrap_or(1);
         if version < 1 {
@@ -274,7 +278,7 @@ fn portal_time(
         .map(Some)
         .map_err(|_| FieldWarning::BadDate {
             field,
-            value: value.chars().take(QUOTED_CHARS).collect(),
+            value: mask_numbers_in(&value.chars().take(QUOTED_CHARS).collect::<String>()),
         })
 }
 
@@ -529,5 +533,25 @@ mod tests {
             c.warnings[2].to_string(),
             "ChuHoSo is a number, not text; left out"
         );
+    }
+
+    #[test]
+    fn a_phone_number_in_a_date_or_the_code_is_not_shown() {
+        let c = checked(
+            r#"{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":4,"NgayHenTra":"0912345678"}"#,
+        );
+        let shown = c.warnings[0].to_string();
+        assert!(!shown.contains("0912345678"), "{shown}");
+        assert!(shown.contains("091****678"), "{shown}");
+        let e = parse(r#"{"MaHoSo":"0912345678","TrangThaiHoSo":4}"#).unwrap_err();
+        assert!(!e.to_string().contains("0912345678"), "{e}");
+        assert!(e.to_string().starts_with("MaHoSo \"091****678\""), "{e}");
+        for wrong_column in [
+            r#"{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":"0912345678"}"#,
+            r#"{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":4,"version":"0912345678"}"#,
+        ] {
+            let e = parse(wrong_column).unwrap_err();
+            assert!(!e.to_string().contains("0912345678"), "{e}");
+        }
     }
 }

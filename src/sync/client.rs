@@ -222,7 +222,11 @@ impl FeedClient {
         if status == StatusCode::OK {
             return serde_json::from_slice(&body).map_err(|e| FeedClientError::Protocol {
                 url: shown.clone(),
-                reason: format!("body is not the expected JSON: {e}"),
+                // serde quotes the value it could not take: mask numbers in it.
+                reason: format!(
+                    "body is not the expected JSON: {}",
+                    crate::admin::masking::mask_numbers_in(&e.to_string())
+                ),
             });
         }
         let error: Option<FeedError> = serde_json::from_slice(&body).ok();

@@ -721,7 +721,7 @@ pub(crate) fn report_rejected(source: &str, rejected: &[RejectedRecord], metrics
     for record in rejected {
         tracing::error!(
             source,
-            dossier = %record.code,
+            dossier = %crate::admin::masking::mask_numbers_in(&record.code),
             reason = %record.reason,
             "record from the core refused; the rest of its batch is applied"
         );

@@ -73,7 +73,8 @@ pub enum Dial {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dial string {dialled:?} is not for service code {service}")]
 pub struct DialError {
-    /// What was dialled.
+    /// What was dialled, phone numbers in it masked (`*101*091****678#`):
+    /// the error is logged.
     pub dialled: String,
     /// Our service code.
     pub service: String,
@@ -87,7 +88,7 @@ impl Dial {
     /// [`DialError`] when it does not start with the service code.
     pub fn parse(dialled: &str, service: &ServiceCode) -> Result<Dial, DialError> {
         let error = || DialError {
-            dialled: dialled.to_owned(),
+            dialled: crate::admin::masking::mask_numbers_in(dialled),
             service: service.dialled(),
         };
         let text = dialled.trim();
@@ -247,6 +248,16 @@ mod tests {
 
     fn service() -> ServiceCode {
         ServiceCode::parse("*8058#").unwrap()
+    }
+
+    #[test]
+    fn a_dial_for_another_service_is_logged_without_the_number_in_it() {
+        let error = Dial::parse("*101*0912345678#", &service()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "dial string \"*101*091****678#\" is not for service code *8058#"
+        );
+        assert!(!format!("{error:?}").contains("0912345678"));
     }
 
     #[test]

@@ -667,7 +667,11 @@ impl<S: DossierStore> JetStreamFollower<S> {
     fn decode(&self, message: &Message) -> Result<FeedRecord, RejectedRecord> {
         serde_json::from_slice::<FeedRecord>(&message.payload).map_err(|e| RejectedRecord {
             code: message.subject.chars().take(64).collect(),
-            reason: format!("not a feed record: {e}"),
+            // serde quotes the value it could not take: mask numbers in it.
+            reason: format!(
+                "not a feed record: {}",
+                crate::admin::masking::mask_numbers_in(&e.to_string())
+            ),
         })
     }
 
