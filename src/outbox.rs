@@ -287,8 +287,10 @@ impl<S: DossierStore> Outbox<S> {
         }
         if self.overdue(stored.message.received_at) {
             // Recorded long ago (the gateway was down): a status now would
-            // answer a question the citizen asked too long ago.
-            self.expire_claimed(vec![(id, citizen)]).await;
+            // answer a question the citizen asked too long ago. Should the
+            // write fail, the message stays unanswered for the next start.
+            self.expire_claimed(vec![(id, citizen.clone())]).await;
+            self.order.leave(&citizen, id);
             return;
         }
         let started = Instant::now();
@@ -675,7 +677,8 @@ impl<S: DossierStore> Outbox<S> {
     }
 
     /// Records the claimed replies (message id, citizen) as expired, then
-    /// lets younger replies to the same citizens go.
+    /// lets younger replies to the same citizens go. Should the write fail,
+    /// a queued reply stays held (and overdue: the next pass tries again).
     async fn expire_claimed(&self, replies: Vec<(i64, String)>) {
         if replies.is_empty() {
             return;
