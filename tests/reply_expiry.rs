@@ -78,7 +78,7 @@ async fn a_peer_that_binds_again_after_the_expiry_gets_no_stale_reply() {
     if let Some(stale) = peer.next_deliver(Duration::from_secs(3)).await {
         panic!(
             "a reply waiting 100 days was sent when the account bound again: {:?}",
-            String::from_utf8_lossy(&stale.short_message)
+            support::decode_parts(&[stale])
         );
     }
     wait_for_state(&app, &asked, "expired").await;
