@@ -41,8 +41,10 @@ pub struct Config {
     pub modem: crate::modem::ModemSettings,
     /// `[ussd]`: USSD dialogues over SMPP and the aggregators' HTTP callback.
     pub ussd: crate::ussd::UssdSettings,
-    /// `[public]`: the lookup page and JSON for portals, Kannel's get-url drop-in.
+    /// `[public]`: the lookup page and JSON for portals and kiosks.
     pub public: crate::public_http::PublicSettings,
+    /// `[kannel]`: Kannel's get-url drop-in, on its own port.
+    pub kannel: crate::kannel_http::KannelSettings,
     /// `[admin]`: the admin console (web UI and API).
     pub admin: crate::admin::http::AdminSettings,
     /// `[log]`
@@ -234,7 +236,13 @@ impl Config {
                 self.journal.url
             )));
         }
-        if let Some((key, problem)) = self.sync.problems().into_iter().next() {
+        let problems = [
+            self.sync.problems(),
+            self.ussd.problems(),
+            self.kannel.problems(),
+            self.public.problems(),
+        ];
+        if let Some((key, problem)) = problems.into_iter().flatten().next() {
             return Err(invalid(format!("key `{key}`: {problem}")));
         }
         if self.sync.push.enabled && !self.http.enabled {

@@ -23,7 +23,10 @@
 //!   consumers), freshness for the "last updated" label, sync metrics.
 //! - [`ops_http`]: the operations HTTP port: `/healthz`, `/metrics`, push.
 //! - [`public_http`]: the public port: the lookup page and JSON for portals
-//!   and kiosks, Kannel's `get-url` drop-in.
+//!   and kiosks.
+//! - [`kannel_http`]: Kannel's `get-url` drop-in, on a port of its own.
+//! - [`trusted_caller`]: who may call an HTTP port that names the citizen
+//!   (the USSD callback, the Kannel drop-in): allow list and shared secret.
 //! - [`ussd`]: USSD dialogues (menu, direct dial, keypad digits) over SMPP
 //!   and the aggregators' HTTP callback.
 //! - [`admin`]: the admin console: accounts with roles and the audit log,
@@ -69,6 +72,7 @@ pub mod gateway;
 pub mod import;
 mod inline_reads;
 pub mod journal;
+pub mod kannel_http;
 pub mod loadgen;
 pub mod modem;
 pub mod ops_http;
@@ -84,4 +88,5 @@ pub mod sms_text;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod trusted_caller;
 pub mod ussd;

@@ -443,7 +443,7 @@ impl<S: DossierStore> Outbox<S> {
                 Verdict::Allow
             });
         let response = match verdict {
-            Verdict::Silence { reason } => {
+            Verdict::Silence { reason, .. } => {
                 info!(%channel, %message, sender = %sender, reason, "not answered");
                 return Decision::suppressed(format!("silenced: {reason}"));
             }

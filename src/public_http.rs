@@ -6,10 +6,9 @@
 //!   English captions), embeddable in an iframe.
 //! - `GET /api/v1/lookup?code=…` — the same as JSON, for a portal's own
 //!   page (CORS open).
-//! - `GET /kannel?from=%p&to=%P&text=%a` — Kannel's `get-url` drop-in: the
-//!   reply text in the body, so a site running Kannel gains templates, rate
-//!   limits and the read model by pointing its `sms-service` here. Only the
-//!   addresses in `kannel_allow` may call it.
+//!
+//! Kannel's `get-url` drop-in is not here: it names the citizen, so it has
+//! a port of its own that only the smsbox may call ([`crate::kannel_http`]).
 //!
 //! The page and the JSON read the same read model as SMS with the same
 //! privacy rule, stricter: never a name or a phone number. Each client
@@ -35,10 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::address::Address;
 use crate::domain::{DossierCode, ExtractError};
-use crate::journal::{now_ms, NewMessage};
-use crate::outbox::Outbox;
 use crate::reply::{ReplyContext, ReplyKind};
 use crate::responder::Responder;
 use crate::store::DossierStore;
@@ -62,10 +58,13 @@ pub struct PublicSettings {
     /// when the port sits behind the agency's reverse proxy, never otherwise:
     /// anyone can write that header).
     pub trust_forwarded_for: bool,
-    /// Serve Kannel's `get-url` drop-in at `/kannel`.
-    pub kannel: bool,
-    /// Addresses allowed to call `/kannel` (the smsbox's host).
-    pub kannel_allow: Vec<IpAddr>,
+    /// Moved to `[kannel]` (its own port); set here, the gateway refuses to
+    /// start saying so.
+    #[doc(hidden)]
+    pub kannel: Option<serde::de::IgnoredAny>,
+    /// Moved to `kannel.allow`, as [`Self::kannel`].
+    #[doc(hidden)]
+    pub kannel_allow: Option<serde::de::IgnoredAny>,
 }
 
 impl Default for PublicSettings {
@@ -77,12 +76,37 @@ impl Default for PublicSettings {
             per_ip_per_hour: 120,
             misses_per_hour: 20,
             trust_forwarded_for: false,
-            kannel: false,
-            kannel_allow: vec![
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-            ],
+            kannel: None,
+            kannel_allow: None,
         }
+    }
+}
+
+impl PublicSettings {
+    /// What is wrong with the settings, as (key, problem).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let moved = [
+            ("public.kannel", self.kannel.is_some(), "kannel.enabled"),
+            (
+                "public.kannel_allow",
+                self.kannel_allow.is_some(),
+                "kannel.allow",
+            ),
+        ];
+        moved
+            .into_iter()
+            .filter(|(_, set, _)| *set)
+            .map(|(key, _, now)| {
+                (
+                    key.to_owned(),
+                    format!(
+                        "the Kannel drop-in has a port of its own now, out of the public page's reach: \
+                         remove this key, set {now} in [kannel] and point get-url at kannel.bind \
+                         (docs/operations.md, \"The Kannel drop-in\")"
+                    ),
+                )
+            })
+            .collect()
     }
 }
 
@@ -268,18 +292,13 @@ impl Limits {
 struct Shared<S> {
     settings: PublicSettings,
     responder: Arc<Responder<S>>,
-    outbox: Arc<Outbox<S>>,
     limits: Limits,
     pages: Environment<'static>,
     service_number: String,
 }
 
-/// The public port's routes over `responder` (lookups) and `outbox` (Kannel).
-pub fn router<S: DossierStore>(
-    settings: PublicSettings,
-    responder: Arc<Responder<S>>,
-    outbox: Arc<Outbox<S>>,
-) -> Router {
+/// The public port's routes over `responder`.
+pub fn router<S: DossierStore>(settings: PublicSettings, responder: Arc<Responder<S>>) -> Router {
     let mut pages = Environment::new();
     pages.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     pages
@@ -290,14 +309,12 @@ pub fn router<S: DossierStore>(
         limits: Limits::new(&settings),
         settings,
         responder,
-        outbox,
         pages,
         service_number,
     });
     Router::new()
         .route("/", get(page::<S>))
         .route("/api/v1/lookup", get(lookup_json::<S>))
-        .route("/kannel", get(kannel::<S>))
         .with_state(shared)
 }
 
@@ -506,78 +523,6 @@ async fn lookup_json<S: DossierStore>(
     response
 }
 
-#[derive(Debug, Deserialize)]
-struct KannelQuery {
-    from: Option<String>,
-    to: Option<String>,
-    text: Option<String>,
-}
-
-fn plain(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-async fn kannel<S: DossierStore>(
-    State(shared): State<Arc<Shared<S>>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<KannelQuery>,
-) -> Response {
-    if !shared.settings.kannel {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "the Kannel drop-in is off (public.kannel = false)".into(),
-        );
-    }
-    if !shared.settings.kannel_allow.contains(&peer.ip()) {
-        tracing::warn!(client = %peer.ip(), "Kannel drop-in called from an address not in public.kannel_allow");
-        return plain(
-            StatusCode::FORBIDDEN,
-            format!("{} is not in public.kannel_allow", peer.ip()),
-        );
-    }
-    let Some(from) = query.from.filter(|f| !f.trim().is_empty()) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "from is missing: set get-url to ...?from=%p&to=%P&text=%a".into(),
-        );
-    };
-    let message = NewMessage {
-        channel: "kannel".to_owned(),
-        peer_ref: None,
-        peer_ref_lasting: false,
-        sender: Address::new(from.trim().to_owned(), 0, 0),
-        recipient: Address::new(query.to.unwrap_or_default().trim().to_owned(), 0, 0),
-        text: query.text.unwrap_or_default(),
-        received_at: now_ms(),
-    };
-    match shared.outbox.answer_now(message).await {
-        Ok(answer) => {
-            let coding = if crate::sms_text::is_gsm7(&answer.text) {
-                "0"
-            } else {
-                "2"
-            };
-            let mut response = plain(StatusCode::OK, answer.text);
-            response
-                .headers_mut()
-                .insert("x-kannel-coding", HeaderValue::from_static(coding));
-            response
-        }
-        Err(error) => {
-            tracing::error!(%error, "Kannel drop-in: cannot record the message; no reply");
-            plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the journal cannot record the message now".into(),
-            )
-        }
-    }
-}
-
 /// The public port's listener.
 pub struct PublicHttp {
     listener: TcpListener,
@@ -593,12 +538,11 @@ impl PublicHttp {
     pub async fn bind<S: DossierStore>(
         settings: PublicSettings,
         responder: Arc<Responder<S>>,
-        outbox: Arc<Outbox<S>>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(PublicHttp {
             listener,
-            router: router(settings, responder, outbox),
+            router: router(settings, responder),
         })
     }
 

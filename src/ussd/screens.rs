@@ -37,8 +37,10 @@ pub enum Screen {
     Hotline,
     /// The lookup took longer than USSD allows. Closes.
     Slow,
-    /// Over the rate limit. Closes.
+    /// Over the rate limit: says when to try again. Closes.
     TooMany,
+    /// The number is blocked. Closes.
+    Blocked,
     /// The read model failed. Closes.
     Unavailable,
     /// The gateway released a dialogue left unanswered. Closes.
@@ -47,7 +49,7 @@ pub enum Screen {
 
 impl Screen {
     /// Every screen, for loading and checking.
-    pub const ALL: [Screen; 11] = [
+    pub const ALL: [Screen; 12] = [
         Screen::Menu,
         Screen::AskCode,
         Screen::Choose,
@@ -57,6 +59,7 @@ impl Screen {
         Screen::Hotline,
         Screen::Slow,
         Screen::TooMany,
+        Screen::Blocked,
         Screen::Unavailable,
         Screen::Ended,
     ];
@@ -73,6 +76,7 @@ impl Screen {
             Screen::Hotline => "hotline.j2",
             Screen::Slow => "slow.j2",
             Screen::TooMany => "too_many.j2",
+            Screen::Blocked => "blocked.j2",
             Screen::Unavailable => "unavailable.j2",
             Screen::Ended => "ended.j2",
         }
@@ -90,6 +94,7 @@ impl Screen {
             Screen::Hotline => "hotline",
             Screen::Slow => "slow",
             Screen::TooMany => "rate_limited",
+            Screen::Blocked => "blocked",
             Screen::Unavailable => "unavailable",
             Screen::Ended => "ended",
         }
@@ -111,6 +116,7 @@ impl Screen {
             Screen::Hotline => include_str!("../../templates/ussd/hotline.j2"),
             Screen::Slow => include_str!("../../templates/ussd/slow.j2"),
             Screen::TooMany => include_str!("../../templates/ussd/too_many.j2"),
+            Screen::Blocked => include_str!("../../templates/ussd/blocked.j2"),
             Screen::Unavailable => include_str!("../../templates/ussd/unavailable.j2"),
             Screen::Ended => include_str!("../../templates/ussd/ended.j2"),
         }

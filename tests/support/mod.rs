@@ -44,8 +44,10 @@ pub struct TestApp {
     pub http: Option<SocketAddr>,
     /// The USSD callback, when enabled (`ussd.http.enabled`).
     pub ussd_http: Option<SocketAddr>,
-    /// The public port (lookup page, JSON, Kannel drop-in), when enabled.
+    /// The public port (lookup page, JSON), when enabled.
     pub public: Option<SocketAddr>,
+    /// Kannel's get-url drop-in, when enabled (`kannel.enabled`).
+    pub kannel: Option<SocketAddr>,
     /// The admin console (always on in tests, plain HTTP cookies).
     pub admin: SocketAddr,
     shutdown: CancellationToken,
@@ -169,6 +171,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.http.bind = "127.0.0.1:0".parse().unwrap();
     config.ussd.http.bind = "127.0.0.1:0".parse().unwrap();
     config.public.bind = "127.0.0.1:0".parse().unwrap();
+    config.kannel.bind = "127.0.0.1:0".parse().unwrap();
     config.admin.enabled = true;
     config.admin.bind = "127.0.0.1:0".parse().unwrap();
     config.admin.cookie_secure = false;
@@ -215,6 +218,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let http = gateway.http_addr();
     let ussd_http = gateway.ussd_http_addr();
     let public = gateway.public_addr();
+    let kannel = gateway.kannel_addr();
     let admin = gateway.admin_addr().expect("admin console runs");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gateway.run(shutdown.clone()));
@@ -223,6 +227,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         http,
         ussd_http,
         public,
+        kannel,
         admin,
         shutdown,
         task,
