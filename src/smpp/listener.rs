@@ -11,12 +11,17 @@
 //! same channel with the same command (`data_sm` for `data_sm`).
 //!
 //! Peers may misbehave or be hostile; [`super::listener_guard`] decides, and
-//! this loop applies: a connection from outside `allowed_ips` is closed
-//! unanswered; one that does not bind within `bind_timeout_secs` is closed;
+//! this loop applies: a connection from outside `allowed_ips`, or past
+//! `max_connections` / `max_connections_per_ip`, is closed unanswered as
+//! soon as it is accepted; one that does not bind within `bind_timeout_secs` is closed;
 //! binds are refused for a locked-out address, bad credentials, an account's
 //! own `allowed_ips` or its `max_binds`; a submit_sm over the account's
 //! `max_tps` (or data_sm) is answered ESME_RTHROTTLED and not recorded; a bound session
-//! silent for `idle_timeout_secs` is unbound.
+//! silent for `idle_timeout_secs` is unbound. Past `inbound_window`
+//! messages being recorded, a session stops reading its socket until one is
+//! done. An acknowledgement the peer is seen to read (it answered a later
+//! request on the connection) is reported to the handler: copies of that
+//! message are then new messages.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
