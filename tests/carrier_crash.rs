@@ -270,4 +270,22 @@ async fn sigkill_while_bound_to_a_redelivering_smsc_repeats_at_most_one_reply_pe
         logs(dir.path(), starts)
     );
     assert_eq!(kills.len(), KILLS);
+    // Redelivered messages were taken as the same message: one journal
+    // row per citizen, however many deliveries.
+    let journal =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}/journal.db", dir.path().display()))
+            .await
+            .unwrap();
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT sender, count(*) FROM messages GROUP BY sender")
+            .fetch_all(&journal)
+            .await
+            .unwrap();
+    journal.close().await;
+    let twice: Vec<&(String, i64)> = rows.iter().filter(|(_, n)| *n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "messages recorded more than once: {twice:?}"
+    );
+    assert_eq!(rows.len(), MESSAGES);
 }

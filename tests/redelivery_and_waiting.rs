@@ -285,6 +285,87 @@ async fn a_citizen_asking_a_carrier_again_is_answered_again() {
     app.stop().await;
 }
 
+/// The `ack_read_at` the journal holds for message `id` (hex, as acknowledged).
+async fn ack_read_at(app: &TestApp, id: &str) -> Option<i64> {
+    let pool = app.journal().await;
+    let at = sqlx::query_scalar("SELECT ack_read_at FROM messages WHERE id = ?")
+        .bind(i64::from_str_radix(id, 16).unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    at
+}
+
+#[tokio::test]
+async fn a_transmitter_that_answers_the_gateways_enquire_link_is_answered_when_it_asks_again() {
+    let app = spawn_app().await;
+    // Replies reach the account on a receiving connection of its own.
+    let mut receiver = PeerEsme::bind_transceiver(app.listener, SYSTEM_ID, PASSWORD)
+        .await
+        .unwrap();
+    // The citizen's messages come on a transmitter, which gets no reply
+    // whose response could show it read the acknowledgement: only the
+    // gateway's own enquire_link can.
+    let stream = tokio::net::TcpStream::connect(app.listener).await.unwrap();
+    let mut conn = Connection::new(stream, &SessionSettings::default()).unwrap();
+    let link = conn.link.clone();
+    let answering = conn.link.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(pdu) = next_request(&mut conn).await {
+            if pdu.body == Body::EnquireLink {
+                let _ = answering
+                    .send(Pdu::new(pdu.sequence_number, Body::EnquireLinkResp))
+                    .await;
+            }
+        }
+    });
+    link.request(Body::Bind(Bind::new(
+        BindKind::Transmitter,
+        SYSTEM_ID,
+        PASSWORD,
+    )))
+    .await
+    .expect("bind_transmitter accepted");
+    let submit = || {
+        Body::SubmitSm(ShortMessage {
+            source_addr_ton: 1,
+            source_addr_npi: 1,
+            source_addr: "84987000666".into(),
+            destination_addr: "8058".into(),
+            short_message: format!("TC {KNOWN_CODE}").into_bytes(),
+            ..ShortMessage::default()
+        })
+    };
+    let first = message_id(link.request(submit()).await.expect("submit accepted"));
+    next_reply(&mut receiver, WAIT)
+        .await
+        .expect("the first reply");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ack_read_at(&app, &first).await.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the acknowledgement was never shown read"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = message_id(link.request(submit()).await.expect("submit accepted"));
+    assert_ne!(first, second, "asked again: a new message");
+    next_reply(&mut receiver, WAIT)
+        .await
+        .expect("the second ask is answered");
+    reader.abort();
+    receiver.unbind().await;
+    app.stop().await;
+}
+
+fn message_id(resp: Pdu) -> String {
+    match resp.body {
+        Body::SubmitSmResp { message_id } => message_id,
+        other => panic!("not a submit_sm_resp: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_reply_waits_until_the_account_can_receive_again() {
     let app = spawn_app().await;

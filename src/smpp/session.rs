@@ -55,6 +55,10 @@ const RETAINED_BUFFER: usize = 16 * 1024;
 /// writer sends an `enquire_link` to prove it.
 pub const PROBE_AFTER: Duration = Duration::from_secs(1);
 
+/// Acknowledgements a connection keeps waiting for proof at most (a peer
+/// that reads nothing cannot make the list grow).
+const MAX_UNREAD: usize = 10_000;
+
 /// Failures of a session.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -285,6 +289,7 @@ impl Link {
 
     /// Hands a response to the request waiting for it; false when none waits.
     pub fn complete(&self, pdu: Pdu) -> bool {
+        self.lock_tracker().requests.remove(&pdu.sequence_number);
         match self.lock_pending().remove(&pdu.sequence_number) {
             Some(waiter) => waiter.send(pdu).is_ok(),
             None => false,
@@ -412,6 +417,10 @@ async fn write_loop(
             let mut t = lock_tracker(&tracker);
             for (ordinal, token, arrived) in written_acks.drain(..) {
                 if now.saturating_duration_since(arrived) <= ack_deadline {
+                    if t.unread.len() >= MAX_UNREAD {
+                        // The oldest stays unproven: its copies are redeliveries.
+                        t.unread.pop_front();
+                    }
                     t.unread.push_back((ordinal, token));
                     t.newest_unread_at = Some(now);
                 }
@@ -521,7 +530,12 @@ impl Connection {
                         }
                         return Some(Ok(item));
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        if self.buffer.is_empty() {
+                            // Skipped as garbage: no frame has started.
+                            self.frame_started = None;
+                        }
+                    }
                     Err(error) => return Some(Err(error)),
                 }
             }
@@ -905,4 +919,66 @@ pub async fn send_text(
     };
     send_parts(link, &Pacing::default(), &envelope, &parts, &mut ids).await?;
     Ok(ids.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes like the writer task: `item` at the next ordinal.
+    fn write(t: &mut AckTracker, request: Option<u32>, ack: Option<&str>) {
+        t.written += 1;
+        let ordinal = t.written;
+        if let Some(sequence) = request {
+            t.requests.insert(sequence, ordinal);
+        }
+        if let Some(token) = ack {
+            t.tracking = true;
+            t.unread.push_back((ordinal, token.to_owned()));
+            t.newest_unread_at = Some(Instant::now());
+        }
+    }
+
+    #[test]
+    fn a_response_proves_read_only_the_acknowledgements_written_before_its_request() {
+        let mut t = AckTracker::default();
+        write(&mut t, Some(1), None); // a request before any acknowledgement
+        write(&mut t, None, Some("a"));
+        write(&mut t, Some(2), None);
+        write(&mut t, None, Some("b"));
+        assert!(t.answered(1).is_empty(), "written before both");
+        assert_eq!(t.answered(2), vec!["a".to_owned()]);
+        assert!(t.answered(2).is_empty(), "once");
+        assert!(t.answered(99).is_empty(), "not a request of ours");
+        write(&mut t, Some(3), None);
+        assert_eq!(t.answered(3), vec!["b".to_owned()]);
+        assert!(t.unread.is_empty() && t.newest_unread_at.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_is_due_only_when_no_later_request_will_prove_the_acknowledgement() {
+        let give_up = Duration::from_secs(10);
+        let mut t = AckTracker::default();
+        assert_eq!(t.probe_due(give_up), None, "nothing to prove");
+        write(&mut t, Some(1), None);
+        write(&mut t, None, Some("a"));
+        let due = t.probe_due(give_up).expect("a probe is due");
+        assert_eq!(due, t.newest_unread_at.unwrap() + PROBE_AFTER);
+        // A reply written after it will prove it when answered: no probe.
+        write(&mut t, Some(2), None);
+        assert_eq!(t.probe_due(give_up), None);
+        // That request timed out (Link::request forgets it): probe again.
+        t.requests.remove(&2);
+        assert!(t.probe_due(give_up).is_some());
+        // The probe goes out; none more while it is out...
+        write(&mut t, Some(3), None);
+        t.probe = Some((3, Instant::now()));
+        assert_eq!(t.probe_due(give_up), None);
+        // ... and when it is never answered, what it was for stays
+        // unproven and is not probed for again.
+        tokio::time::advance(give_up).await;
+        assert_eq!(t.probe_due(give_up), None);
+        assert!(t.unread.is_empty());
+        assert!(t.answered(3).is_empty());
+    }
 }
