@@ -127,10 +127,8 @@ struct AckTracker {
     /// Requests written and not yet answered: sequence number → ordinal.
     requests: HashMap<u32, u64>,
     /// Acknowledgements written in time, not yet known to be read, in
-    /// stream order: (ordinal, token).
-    unread: VecDeque<(u64, String)>,
-    /// When the newest of them was written.
-    newest_unread_at: Option<Instant>,
+    /// stream order: (ordinal, token, when written).
+    unread: VecDeque<(u64, String, Instant)>,
     /// The writer's own enquire_link awaiting its response: (sequence, when).
     probe: Option<(u32, Instant)>,
     /// Set once acknowledgements are tracked at all (a session that never
@@ -149,24 +147,20 @@ impl AckTracker {
             return Vec::new();
         };
         let mut read = Vec::new();
-        while self.unread.front().is_some_and(|(at, _)| *at < ordinal) {
-            if let Some((_, token)) = self.unread.pop_front() {
+        while self.unread.front().is_some_and(|(at, _, _)| *at < ordinal) {
+            if let Some((_, token, _)) = self.unread.pop_front() {
                 read.push(token);
             }
-        }
-        if self.unread.is_empty() {
-            self.newest_unread_at = None;
         }
         read
     }
 
-    /// When the writer should send a probe: acknowledgements wait to be
-    /// proven read, no unanswered request written after the newest of them
-    /// will prove it, and no probe is out (or the last one went unanswered
-    /// for `give_up`).
+    /// When the writer should send a probe: [`PROBE_AFTER`] after the
+    /// oldest acknowledgement waiting to be proven read, when no unanswered
+    /// request written after it will prove it and no probe is out (or the
+    /// last one went unanswered for `give_up`). Under a steady stream of
+    /// acknowledgements, at most one probe per round trip.
     fn probe_due(&mut self, give_up: Duration) -> Option<Instant> {
-        let written_at = self.newest_unread_at?;
-        let newest = self.unread.back()?.0;
         if let Some((sequence, sent)) = self.probe {
             if sent.elapsed() < give_up {
                 return None;
@@ -175,17 +169,14 @@ impl AckTracker {
             // for stays unproven, and is not probed for again.
             self.probe = None;
             if let Some(ordinal) = self.requests.remove(&sequence) {
-                self.unread.retain(|(at, _)| *at > ordinal);
-            }
-            if self.unread.is_empty() {
-                self.newest_unread_at = None;
-                return None;
+                self.unread.retain(|(at, _, _)| *at > ordinal);
             }
         }
-        if self.requests.values().any(|at| *at > newest) {
+        let (oldest, _, written_at) = self.unread.front()?;
+        if self.requests.values().any(|at| at > oldest) {
             return None;
         }
-        Some(written_at + PROBE_AFTER)
+        Some(*written_at + PROBE_AFTER)
     }
 }
 
@@ -310,7 +301,6 @@ impl Link {
         let mut tracker = self.lock_tracker();
         tracker.requests.clear();
         tracker.unread.clear();
-        tracker.newest_unread_at = None;
     }
 
     /// How many requests may await their response at once.
@@ -421,8 +411,7 @@ async fn write_loop(
                         // The oldest stays unproven: its copies are redeliveries.
                         t.unread.pop_front();
                     }
-                    t.unread.push_back((ordinal, token));
-                    t.newest_unread_at = Some(now);
+                    t.unread.push_back((ordinal, token, now));
                 }
             }
         }
@@ -934,8 +923,8 @@ mod tests {
         }
         if let Some(token) = ack {
             t.tracking = true;
-            t.unread.push_back((ordinal, token.to_owned()));
-            t.newest_unread_at = Some(Instant::now());
+            t.unread
+                .push_back((ordinal, token.to_owned(), Instant::now()));
         }
     }
 
@@ -952,7 +941,7 @@ mod tests {
         assert!(t.answered(99).is_empty(), "not a request of ours");
         write(&mut t, Some(3), None);
         assert_eq!(t.answered(3), vec!["b".to_owned()]);
-        assert!(t.unread.is_empty() && t.newest_unread_at.is_none());
+        assert!(t.unread.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -962,9 +951,14 @@ mod tests {
         assert_eq!(t.probe_due(give_up), None, "nothing to prove");
         write(&mut t, Some(1), None);
         write(&mut t, None, Some("a"));
+        let first = t.unread[0].2;
+        tokio::time::advance(Duration::from_millis(300)).await;
+        write(&mut t, None, Some("b"));
+        // Timed from the oldest waiting: a stream of acknowledgements does
+        // not put it off.
         let due = t.probe_due(give_up).expect("a probe is due");
-        assert_eq!(due, t.newest_unread_at.unwrap() + PROBE_AFTER);
-        // A reply written after it will prove it when answered: no probe.
+        assert_eq!(due, first + PROBE_AFTER);
+        // A reply written after them will prove them when answered: no probe.
         write(&mut t, Some(2), None);
         assert_eq!(t.probe_due(give_up), None);
         // That request timed out (Link::request forgets it): probe again.
