@@ -312,12 +312,22 @@ impl Config {
                 "lockout_max_addresses",
                 listener.lockout_max_addresses as u64,
             ),
+            ("max_connections", listener.max_connections as u64),
+            (
+                "max_connections_per_ip",
+                listener.max_connections_per_ip as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(format!(
                     "key `smpp.listener.{key}`: must be at least 1"
                 )));
             }
+        }
+        if self.smpp.session.inbound_window == 0 {
+            return Err(invalid(
+                "key `smpp.session.inbound_window`: must be at least 1".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, smsc) in self.smpp.smsc.iter().enumerate() {
@@ -517,6 +527,14 @@ mod tests {
         assert_eq!(shipped.lockout_window_secs, default.lockout_window_secs);
         assert_eq!(shipped.lockout_secs, default.lockout_secs);
         assert_eq!(shipped.lockout_max_addresses, default.lockout_max_addresses);
+        assert_eq!(shipped.max_connections, default.max_connections);
+        assert_eq!(
+            shipped.max_connections_per_ip,
+            default.max_connections_per_ip
+        );
+        let session = crate::smpp::SessionSettings::default();
+        assert_eq!(config.smpp.session.inbound_window, session.inbound_window);
+        assert_eq!(config.smpp.session.ack_deadline_ms, session.ack_deadline_ms);
         let demo = &shipped.accounts[0];
         let account = crate::smpp::ListenerAccount::default();
         assert_eq!(demo.max_binds, account.max_binds);

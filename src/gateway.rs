@@ -2,7 +2,9 @@
 //! message from any channel (SMPP today; modem and USSD later) is recorded
 //! in the journal — only then may the channel acknowledge it — and handed to
 //! the outbox, which answers it. A redelivery of a recorded message is
-//! recognised here and not answered again. One part of a concatenated
+//! recognised here and not answered again; a channel that sees the peer
+//! read an acknowledgement says so, and copies of that message are then new
+//! messages (the journal's rule, [`Journal::record`]). One part of a concatenated
 //! message is recorded as a fragment; the part that completes it makes the
 //! message. Delivery receipts go to the journal's record of the reply.
 
@@ -103,6 +105,18 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
                 message_id: external_id(id),
             }),
             Err(error) => Err(ReceiveError(error.to_string())),
+        }
+    }
+
+    async fn acknowledgements_read(&self, message_ids: Vec<String>) {
+        // Ids as the peer got them (hex); parts waiting for the rest of
+        // their message ("p…") and redelivered parts ("") are not messages.
+        let ids: Vec<i64> = message_ids
+            .iter()
+            .filter_map(|id| i64::from_str_radix(id, 16).ok())
+            .collect();
+        if let Err(error) = self.journal.acknowledgements_read(ids).await {
+            tracing::warn!(%error, "cannot note acknowledgements read; copies of these messages stay redeliveries");
         }
     }
 

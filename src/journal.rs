@@ -35,8 +35,10 @@ pub struct JournalSettings {
     /// `full` (every commit reaches the disk before a message is acknowledged),
     /// `normal` (survives a gateway crash, not a power cut), `off` (benchmarks only).
     pub synchronous: Durability,
-    /// A message from the same sender with the same text on the same channel
-    /// within this many seconds is a redelivery: acknowledged, not answered again.
+    /// A copy of a message (same channel, sender, text and peer reference)
+    /// within this many seconds is a redelivery — acknowledged with the
+    /// first one's id, not answered again — unless the peer was seen to
+    /// read the first one's acknowledgement (then it is a new message).
     pub redelivery_window_secs: u64,
     /// Message texts and phone numbers are erased after this many days;
     /// outcomes and times are kept for statistics.
@@ -122,8 +124,10 @@ pub struct NewMessage {
     /// `peer_ref` identifies the message for good (a GSM modem's
     /// fingerprint: sender, service-centre time, text), so a delivery with
     /// it is a redelivery however late. Otherwise (an SMPP peer's
-    /// `user_message_reference`, a 16-bit number peers reuse) it counts only
-    /// from the same sender within the redelivery window.
+    /// `user_message_reference`, a 16-bit number peers reuse) a copy is a
+    /// redelivery only with the same sender and text, within the
+    /// redelivery window, while its acknowledgement is not known to be
+    /// read (see [`Journal::record`]).
     pub peer_ref_lasting: bool,
     /// The citizen.
     pub sender: Address,
@@ -372,6 +376,8 @@ enum Op {
         received_before: i64,
         done: oneshot::Sender<Result<Vec<StoredMessage>, JournalError>>,
     },
+    /// The peer read these messages' acknowledgements (nobody waits).
+    AcksRead(Vec<i64>),
     /// Commit what came before, then stop.
     Close,
 }
@@ -490,8 +496,29 @@ impl Journal {
     }
 
     /// Records a message durably; returns when it is on disk (per `synchronous`).
+    ///
+    /// A copy of a recorded message is a redelivery ([`Recorded::Duplicate`]):
+    /// with a lasting `peer_ref` (a modem's fingerprint), any message with
+    /// that `peer_ref` on the channel; otherwise a message on the same
+    /// channel with the same sender, text and `peer_ref` (both without one,
+    /// or the same `user_message_reference`), received within
+    /// `redelivery_window_secs` before it, whose acknowledgement is not
+    /// known to have been read ([`Journal::acknowledgements_read`]). A copy
+    /// of a message whose acknowledgement the peer read is a new message:
+    /// the citizen asked again.
     pub async fn record(&self, message: NewMessage) -> Result<Recorded, JournalError> {
         self.call(|done| Op::Record(message, done)).await
+    }
+
+    /// Notes that the peer read the acknowledgements of these messages, so
+    /// that their copies are new messages from now on. Returns once the
+    /// note is queued: anything recorded after it sees it. A note lost to a
+    /// crash only makes a later copy count as a redelivery.
+    pub async fn acknowledgements_read(&self, message_ids: Vec<i64>) -> Result<(), JournalError> {
+        if message_ids.is_empty() {
+            return Ok(());
+        }
+        self.submit(Op::AcksRead(message_ids)).await
     }
 
     /// Records a message that was answered on the spot (a USSD turn, a
@@ -965,6 +992,11 @@ fn answer(op: Op, result: OpResult) {
                 Err(e) => Err(JournalError::Write(e)),
             });
         }
+        Op::AcksRead(ids) => {
+            if let Err(error) = result {
+                tracing::warn!(%error, messages = ids.len(), "cannot note acknowledgements read; copies of these messages stay redeliveries");
+            }
+        }
         Op::Close => {}
     }
 }
@@ -1087,6 +1119,7 @@ impl Writer {
                         ])
                     })
                     .map(|_| Produced::Done),
+                Op::AcksRead(ids) => acks_read(&tx, ids, now).map(|_| Produced::Done),
                 Op::Close => Ok(Produced::Done),
             };
             results.push(result);
@@ -1630,6 +1663,9 @@ fn record_exchange(
 ) -> rusqlite::Result<Recorded> {
     let recorded = record(tx, message, window_ms)?;
     if let Recorded::New(id) = recorded {
+        // Answered on the spot: nothing of it can come again as a
+        // redelivery, so the same text later is the citizen asking again.
+        acks_read(tx, &[id], now)?;
         tx.prepare_cached(
             "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
              created_at, updated_at, sent_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?) \
@@ -1652,36 +1688,37 @@ fn record_exchange(
     Ok(recorded)
 }
 
+/// Marks acknowledgements as read (the first time only).
+fn acks_read(tx: &Connection, ids: &[i64], now: i64) -> rusqlite::Result<()> {
+    let mut statement = tx.prepare_cached(
+        "UPDATE messages SET ack_read_at = ? WHERE id = ? AND ack_read_at IS NULL",
+    )?;
+    for id in ids {
+        statement.execute(params![now, id])?;
+    }
+    Ok(())
+}
+
+/// The rule of [`Journal::record`].
 fn record(tx: &Connection, m: &NewMessage, window_ms: i64) -> rusqlite::Result<Recorded> {
     let existing: Option<i64> = if let (Some(peer_ref), true) = (&m.peer_ref, m.peer_ref_lasting) {
         tx.prepare_cached("SELECT id FROM messages WHERE channel = ? AND peer_ref = ? LIMIT 1")?
             .query_row(params![m.channel, peer_ref], |row| row.get(0))
             .optional()?
-    } else if let Some(peer_ref) = &m.peer_ref {
-        tx.prepare_cached(
-            "SELECT id FROM messages WHERE channel = ? AND peer_ref = ? AND sender = ? \
-             AND received_at >= ? ORDER BY id DESC LIMIT 1",
-        )?
-        .query_row(
-            params![
-                m.channel,
-                peer_ref,
-                m.sender.addr,
-                m.received_at.saturating_sub(window_ms)
-            ],
-            |row| row.get(0),
-        )
-        .optional()?
     } else {
+        // The same message (text included: peers reuse their references),
+        // recently, whose acknowledgement the peer may not have read.
         tx.prepare_cached(
             "SELECT id FROM messages WHERE channel = ? AND sender = ? AND text = ? \
-             AND received_at >= ? ORDER BY id DESC LIMIT 1",
+             AND peer_ref IS ? AND received_at >= ? AND ack_read_at IS NULL \
+             ORDER BY id DESC LIMIT 1",
         )?
         .query_row(
             params![
                 m.channel,
                 m.sender.addr,
                 m.text,
+                m.peer_ref,
                 m.received_at.saturating_sub(window_ms)
             ],
             |row| row.get(0),
@@ -1984,23 +2021,32 @@ pub(crate) mod tests {
             Recorded::New(_)
         ));
         let mut with_ref = message("84900000000", "A", 5);
-        with_ref.peer_ref = Some("peer-7".into());
+        with_ref.peer_ref = Some("7".into());
         let Recorded::New(r) = j.record(with_ref.clone()).await.unwrap() else {
             panic!()
         };
-        with_ref.text = "different text, same peer id".into();
         assert_eq!(
             j.record(with_ref.clone()).await.unwrap(),
             Recorded::Duplicate(r)
         );
-        // Peers reuse their 16-bit references: from another sender, or from
-        // the same one after the window, the same reference is a new message.
+        // Peers reuse their 16-bit references: another text under the same
+        // reference, another sender, the same text without the reference,
+        // or the same one after the window, is a new message.
+        let mut other_text = with_ref.clone();
+        other_text.text = "different text, same peer reference".into();
+        assert!(matches!(
+            j.record(other_text).await.unwrap(),
+            Recorded::New(_)
+        ));
         let mut other_sender = with_ref.clone();
         other_sender.sender.addr = "84900000001".into();
         assert!(matches!(
             j.record(other_sender).await.unwrap(),
             Recorded::New(_)
         ));
+        let mut no_ref = with_ref.clone();
+        no_ref.peer_ref = None;
+        assert!(matches!(j.record(no_ref).await.unwrap(), Recorded::New(_)));
         let mut much_later = with_ref.clone();
         much_later.received_at += 601_000;
         assert!(matches!(
@@ -2016,9 +2062,62 @@ pub(crate) mod tests {
         };
         fingerprinted.received_at += 86_400_000;
         assert_eq!(
+            j.record(fingerprinted.clone()).await.unwrap(),
+            Recorded::Duplicate(f)
+        );
+        // ... even once its acknowledgement was read.
+        j.acknowledgements_read(vec![f]).await.unwrap();
+        assert_eq!(
             j.record(fingerprinted).await.unwrap(),
             Recorded::Duplicate(f)
         );
+    }
+
+    #[tokio::test]
+    async fn a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let ask = message("84912345678", "TC 1", 1_000_000);
+        let Recorded::New(first) = j.record(ask.clone()).await.unwrap() else {
+            panic!()
+        };
+        // Not known to be read: a copy is the same message.
+        let mut copy = ask.clone();
+        copy.received_at += 20_000;
+        assert_eq!(
+            j.record(copy.clone()).await.unwrap(),
+            Recorded::Duplicate(first)
+        );
+        // Read: the same text again is the citizen asking again...
+        j.acknowledgements_read(vec![first]).await.unwrap();
+        let Recorded::New(second) = j.record(copy.clone()).await.unwrap() else {
+            panic!("a second ask is a new message")
+        };
+        // ... and a copy of that second ask, not yet known to be read, is
+        // a redelivery of it.
+        copy.received_at += 1_000;
+        assert_eq!(
+            j.record(copy.clone()).await.unwrap(),
+            Recorded::Duplicate(second)
+        );
+        // The note survives a restart.
+        j.acknowledgements_read(vec![second]).await.unwrap();
+        j.close().await;
+        let j = journal(&dir).await;
+        assert!(matches!(j.record(copy).await.unwrap(), Recorded::New(_)));
+        // An exchange (answered on the spot) is never redelivered.
+        let kannel = NewMessage {
+            channel: "kannel".into(),
+            ..message("84912345678", "TC 1", 2_000_000)
+        };
+        for _ in 0..2 {
+            assert!(matches!(
+                j.record_exchange(kannel.clone(), "found", "HS 1", ReplyState::Sent, None)
+                    .await
+                    .unwrap(),
+                Recorded::New(_)
+            ));
+        }
     }
 
     #[tokio::test]

@@ -36,11 +36,13 @@ use crate::smpp::routes::{OutgoingReply, ReplyProgress, RouteError, Routes};
 use crate::smpp::session::SessionError;
 use crate::store::DossierStore;
 
-/// Messages being answered at once. When replies fall behind (a slow or
-/// throttling SMSC), taking a new message waits for room, which delays its
-/// acknowledgement and so holds the peer to its window: memory stays bounded
-/// and the backlog stays in the peer's queue, not ours.
-const MAX_ANSWERING: usize = 4096;
+/// Messages of one channel being answered at once. When a channel's
+/// replies fall behind (a slow or throttling SMSC, a peer that does not
+/// read), taking a new message of that channel waits for room, which
+/// delays its acknowledgement and so holds the peer to its window: memory
+/// stays bounded, the backlog stays in the peer's queue, not ours, and the
+/// other channels are answered meanwhile.
+const MAX_ANSWERING: usize = 1024;
 
 /// How often queued replies are looked at when nothing else wakes the outbox.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -97,7 +99,8 @@ pub struct Outbox<S> {
     claimed: Mutex<HashSet<i64>>,
     progress: Mutex<HashMap<i64, ReplyProgress>>,
     order: CitizenOrder,
-    answering: Arc<tokio::sync::Semaphore>,
+    /// Room for messages being answered, per channel.
+    answering: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     tasks: TaskTracker,
     metrics: AnswerMetrics,
 }
@@ -235,7 +238,7 @@ impl<S: DossierStore> Outbox<S> {
             claimed: Mutex::default(),
             progress: Mutex::default(),
             order: CitizenOrder::default(),
-            answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
+            answering: Mutex::default(),
             tasks: TaskTracker::new(),
             metrics,
         })
@@ -259,10 +262,18 @@ impl<S: DossierStore> Outbox<S> {
     }
 
     /// Answers a freshly recorded message in the background, once fewer than
-    /// [`MAX_ANSWERING`] messages are being answered (the caller acknowledges
-    /// the message after this returns, so a backlog slows the peer down).
+    /// [`MAX_ANSWERING`] messages of its channel are being answered (the
+    /// caller acknowledges the message after this returns, so a backlog
+    /// slows that peer down, and only that channel's).
     pub async fn answer_later(self: &Arc<Self>, stored: StoredMessage) {
-        let Ok(permit) = self.answering.clone().acquire_owned().await else {
+        let room = self
+            .answering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(stored.message.channel.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)))
+            .clone();
+        let Ok(permit) = room.acquire_owned().await else {
             return; // never closed
         };
         // Taken now, in the order messages were recorded.

@@ -124,25 +124,26 @@ fn configuration_errors_exit_78_with_one_line_naming_key_and_file() {
     );
 }
 
-#[test]
-fn run_then_sms_send_then_sigterm_drains() {
-    let dir = tempfile::tempdir().unwrap();
+/// `motcua-sms run --import` of the sample dossiers in `dir`, its listener
+/// on a free port with the demo account, `env` added; the process and the
+/// listener's address once it accepts connections.
+fn run_gateway(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let bind = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.toml");
     std::fs::write(
-        &config,
+        dir.join("config.toml"),
         format!(
             "[smpp.listener]\nbind = \"{bind}\"\n[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n"
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-    let mut gateway = motcua(dir.path())
+    let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+    let gateway = motcua(dir)
+        .envs(env.iter().copied())
         .arg("run")
         .arg("--import")
         .arg(sample())
@@ -158,6 +159,13 @@ fn run_then_sms_send_then_sigterm_drains() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (gateway, bind)
+}
+
+#[test]
+fn run_then_sms_send_then_sigterm_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut gateway, _) = run_gateway(dir.path(), &[]);
     let out = motcua(dir.path())
         .args([
             "sms",
@@ -330,5 +338,76 @@ fn accounts_are_managed_from_the_command_line_and_audited() {
             "cli account.create an.nguyen",
             "cli account.create boss",
         ]
+    );
+}
+
+/// Two `sms send` at once on the same account, twenty rounds: each prints
+/// the reply to its own message (matched by the citizen's number and the
+/// reply's concatenation reference), never the other one's.
+#[test]
+fn concurrent_sms_sends_each_print_their_own_reply() {
+    const ROUNDS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = format!("sqlite://{}/journal.db", dir.path().display());
+    let (mut gateway, bind) = run_gateway(
+        dir.path(),
+        &[
+            ("MOTCUA_JOURNAL__URL", journal.as_str()),
+            ("MOTCUA_RATE_LIMIT__ENABLED", "false"),
+        ],
+    );
+    // Two dossiers, two citizens per round: a two-part UCS-2 reply each.
+    let asks = [
+        (
+            "0987100",
+            "000.00.12.H58-240315-0007",
+            "Cấp giấy phép xây dựng",
+        ),
+        ("0987200", "38.98.H29-210519-0003", "Đăng ký khai sinh"),
+    ];
+    let mut crossed = Vec::new();
+    for round in 0..ROUNDS {
+        let children: Vec<_> = asks
+            .iter()
+            .map(|(prefix, code, _)| {
+                motcua(dir.path())
+                    .args([
+                        "sms",
+                        "send",
+                        "--addr",
+                        &bind,
+                        "--wait",
+                        "10",
+                        "--from",
+                        &format!("{prefix}{round:03}"),
+                        &format!("TC {code}"),
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (child, (_, code, procedure)) in children.into_iter().zip(asks) {
+            let out = child.wait_with_output().unwrap();
+            let reply = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !out.status.success() {
+                crossed.push(format!(
+                    "round {round}, asked {code}, failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            } else if !(reply.contains(&format!("HS {code}")) && reply.contains(procedure)) {
+                crossed.push(format!("round {round}, asked {code}, printed: {reply}"));
+            }
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status();
+    let _ = gateway.wait();
+    assert!(
+        crossed.is_empty(),
+        "replies crossed:\n{}",
+        crossed.join("\n")
     );
 }

@@ -2,7 +2,8 @@
 //! `listener:<account>` (peers bound to the listener that can receive) and
 //! `smsc:<name>` (carrier links). Sessions register when they bind and
 //! unregister when they go; [`Routes::send`] picks an open connection of the
-//! channel the message came in on, and when that carrier link is down, the
+//! channel the message came in on (the very connection the citizen's latest
+//! message came in on, while it is open), and when that carrier link is down, the
 //! carrier link whose number prefixes match the citizen's number (the
 //! prefix table); [`Routes::watch`] tells waiting replies that a channel
 //! came up. Channels that are not SMPP (the GSM modems) register an
@@ -184,7 +185,14 @@ pub struct Routes {
     /// Concatenation references, shared by every connection so a reply
     /// resumed on another connection keeps its own.
     reference: AtomicU16,
+    /// The session each citizen's latest message came in on, by channel
+    /// and number: a reply goes back there while it is open.
+    origins: Mutex<HashMap<(String, String), u64>>,
 }
+
+/// Citizens whose session is remembered at most; past it, entries of
+/// sessions gone are dropped, then all (the next messages fill it again).
+const MAX_ORIGINS: usize = 100_000;
 
 impl Default for Routes {
     fn default() -> Self {
@@ -194,6 +202,7 @@ impl Default for Routes {
             prefixes: RwLock::default(),
             generation: watch::channel(0).0,
             reference: AtomicU16::new(1),
+            origins: Mutex::default(),
         }
     }
 }
@@ -244,6 +253,43 @@ impl Routes {
         self.outlets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A message from `citizen` came in on connection `session` of
+    /// `channel`, which can receive: replies to that citizen prefer it (so
+    /// that peers sharing an account, such as two `motcua-sms sms send`
+    /// at once, each get the replies to their own messages).
+    pub fn note_origin(&self, channel: &str, citizen: &str, session: u64) {
+        let mut origins = self.lock_origins();
+        if origins.len() >= MAX_ORIGINS {
+            let live: std::collections::HashSet<(String, u64)> = self
+                .lock()
+                .iter()
+                .flat_map(|(channel, list)| list.iter().map(|r| (channel.clone(), r.session)))
+                .collect();
+            origins.retain(|(channel, _), session| live.contains(&(channel.clone(), *session)));
+            if origins.len() >= MAX_ORIGINS {
+                origins.clear();
+            }
+        }
+        origins.insert((channel.to_owned(), citizen.to_owned()), session);
+    }
+
+    fn lock_origins(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), u64>> {
+        self.origins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The open connection of `channel` the citizen's latest message came
+    /// in on, if it is still registered.
+    fn origin_of(&self, channel: &str, citizen: &str) -> Option<Route> {
+        let session = *self
+            .lock_origins()
+            .get(&(channel.to_owned(), citizen.to_owned()))?;
+        self.lock()
+            .get(channel)?
+            .iter()
+            .find(|r| r.session == session && r.link.is_open())
+            .cloned()
+    }
+
     /// The connection or outlet `session` of `channel` is gone.
     pub fn unregister(&self, channel: &str, session: u64) {
         let mut routes = self.lock();
@@ -254,6 +300,8 @@ impl Routes {
             }
         }
         drop(routes);
+        self.lock_origins()
+            .retain(|(of, _), origin| !(of == channel && *origin == session));
         let mut outlets = self.lock_outlets();
         if let Some(list) = outlets.get_mut(channel) {
             list.retain(|(id, _)| *id != session);
@@ -370,9 +418,12 @@ impl Routes {
         reply: &OutgoingReply<'_>,
         progress: &mut ReplyProgress,
     ) -> Result<SentReply, RouteError> {
-        let (used, way) = self
-            .choose(channel, reply.to)
-            .ok_or_else(|| RouteError::NotConnected(channel.to_owned()))?;
+        let (used, way) = match self.origin_of(channel, &reply.to.addr) {
+            Some(route) => (channel.to_owned(), Way::Smpp(route)),
+            None => self
+                .choose(channel, reply.to)
+                .ok_or_else(|| RouteError::NotConnected(channel.to_owned()))?,
+        };
         let route = match way {
             Way::Smpp(route) => route,
             Way::Outlet(outlet) => {
