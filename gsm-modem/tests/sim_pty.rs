@@ -350,10 +350,7 @@ async fn huawei_prints_boot_lines_in_normal_use_and_keeps_its_settings() {
     );
     // Nothing was reset: echo stays off, indications stay on.
     assert_eq!(port.cmd("AT").await, "\r\nOK\r\n");
-    assert!(port
-        .cmd("AT+CNMI?")
-        .await
-        .contains("+CNMI: 2,1,0,1,0"));
+    assert!(port.cmd("AT+CNMI?").await.contains("+CNMI: 2,1,0,1,0"));
 }
 
 #[tokio::test]
@@ -688,7 +685,11 @@ async fn fault_hang_after_sends_lets_the_first_parts_through() {
     let (modem, mut port) = start("sendhang3", SimSettings::default()).await;
     port.init().await;
     modem.fault(Fault::HangAfterSends(1));
-    let parts = submit_pdus("84987654321", &"cut short ".repeat(20), SubmitOptions::default());
+    let parts = submit_pdus(
+        "84987654321",
+        &"cut short ".repeat(20),
+        SubmitOptions::default(),
+    );
     assert!(parts.len() >= 2);
     let (hex, len) = &parts[0];
     assert!(port.send_pdu(hex, *len).await.contains("+CMGS: 0"));
@@ -698,6 +699,21 @@ async fn fault_hang_after_sends_lets_the_first_parts_through() {
     port.write(format!("{hex}\x1a").as_bytes()).await;
     assert_eq!(port.quiet(Duration::from_millis(500)).await, "");
     assert_eq!(modem.submitted().len(), 1, "only the first part went");
+}
+
+#[tokio::test]
+async fn fault_lose_indications_stores_without_cmti() {
+    let (modem, mut port) = start("nocmti", SimSettings::default()).await;
+    port.init().await;
+    modem.fault(Fault::LoseIndications);
+    modem.phone_sends("+84987654321", "unannounced");
+    assert_eq!(port.quiet(Duration::from_millis(300)).await, "");
+    assert_eq!(modem.storage(), vec![1]);
+    let listing = port.cmd("AT+CMGL=4").await;
+    assert_eq!(deliver_text(&pdu_lines(&listing)[0]), "unannounced");
+    modem.fault(Fault::Recover);
+    modem.phone_sends("+84987654321", "announced");
+    port.until("+CMTI: \"SM\",2\r\n").await;
 }
 
 #[tokio::test]

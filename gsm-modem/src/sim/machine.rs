@@ -112,6 +112,8 @@ pub(crate) struct Machine {
     cms_on_send: Option<(u16, u32)>,
     /// `AT+CMGD` answers `+CMS ERROR: 500` (until [`Fault::Recover`]).
     refuse_delete: bool,
+    /// Messages are stored without `+CMTI` (until [`Fault::Recover`]).
+    lose_indications: bool,
     mr: u8,
     next_reference: u16,
     submitted: Vec<Submitted>,
@@ -154,6 +156,7 @@ impl Machine {
             hang_after_sends: None,
             cms_on_send: None,
             refuse_delete: false,
+            lose_indications: false,
             mr: 0,
             next_reference: 1,
             submitted: Vec::new(),
@@ -251,10 +254,12 @@ impl Machine {
                 self.cms_on_send = (times > 0).then_some((code, times));
             }
             Fault::RefuseDelete => self.refuse_delete = true,
+            Fault::LoseIndications => self.lose_indications = true,
             Fault::Recover => {
                 self.hang = Hang::No;
                 self.hang_after_sends = None;
                 self.refuse_delete = false;
+                self.lose_indications = false;
                 self.timers.retain(|(_, t)| !matches!(t, Timer::Boot));
                 self.resume();
             }
@@ -586,7 +591,7 @@ impl Machine {
                     tpdu_len: message.tpdu_len,
                 },
             );
-            if self.indications() {
+            if self.indications() && !self.lose_indications {
                 self.urc(&format!("+CMTI: \"SM\",{index}"));
             }
         }

@@ -270,9 +270,13 @@ pub enum Fault {
     /// `AT+CMGD` fails with `+CMS ERROR: 500` until [`Fault::Recover`]:
     /// messages stay on the SIM after the gateway has taken them.
     RefuseDelete,
+    /// Store incoming messages without `+CMTI` until [`Fault::Recover`],
+    /// as when an indication is lost on a busy line: only listing the
+    /// storage finds them.
+    LoseIndications,
     /// End [`Fault::Hang`], [`Fault::HangAtNextSend`],
-    /// [`Fault::HangAfterSends`] (armed or in force) and
-    /// [`Fault::RefuseDelete`].
+    /// [`Fault::HangAfterSends`] (armed or in force),
+    /// [`Fault::RefuseDelete`] and [`Fault::LoseIndications`].
     Recover,
 }
 
