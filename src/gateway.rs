@@ -10,14 +10,17 @@ use std::sync::Arc;
 
 use crate::journal::{
     now_ms, FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate,
-    Recorded, StoredMessage,
+    Recorded, ReplyState, StoredMessage,
 };
 use crate::outbox::{external_id, Outbox};
 use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
-use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
+use crate::smpp::{Address, IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
 use crate::store::DossierStore;
 use crate::ussd::UssdService;
+
+/// The outcome of a message that arrived but could not be read.
+pub const UNDECODABLE: &str = "undecodable";
 
 /// Takes citizens' messages from the channels.
 pub struct SmsGateway<S> {
@@ -95,6 +98,37 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
                 self.outbox
                     .answer_later(StoredMessage { id, message })
                     .await;
+                Ok(Receipt::Accepted {
+                    message_id: external_id(id),
+                })
+            }
+            Ok(Recorded::Duplicate(id)) => Ok(Receipt::Duplicate {
+                message_id: external_id(id),
+            }),
+            Err(error) => Err(ReceiveError(error.to_string())),
+        }
+    }
+
+    /// Recorded with its raw text (hex) as the message and the outcome
+    /// `undecodable`, with no reply: visible in the console's message log,
+    /// erased with the rest after retention.
+    async fn undecodable(&self, sms: UndecodableSms) -> Result<Receipt, ReceiveError> {
+        let message = NewMessage {
+            channel: sms.channel,
+            peer_ref: Some(sms.fingerprint),
+            peer_ref_lasting: true,
+            sender: Address::new("", 0, 0),
+            recipient: sms.destination,
+            text: sms.raw_hex,
+            received_at: now_ms(),
+        };
+        match self
+            .journal
+            .record_exchange(message, UNDECODABLE, "", ReplyState::Suppressed, None)
+            .await
+        {
+            Ok(Recorded::New(id)) => {
+                tracing::warn!(message = %external_id(id), error = %sms.error, "unreadable message recorded (outcome undecodable)");
                 Ok(Receipt::Accepted {
                     message_id: external_id(id),
                 })
