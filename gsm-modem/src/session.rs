@@ -8,9 +8,10 @@
 //! watch that doubles as a liveness probe, and re-initialisation when the
 //! modem restarted. A line such as `RDY`, `+CPIN: READY` or `^SIMST` (or the
 //! echo coming back) is only a hint: the session then checks that what it
-//! set is still in force (`AT+CNMI?`, `AT+CPIN?`; the watch checks it too)
-//! and initialises the modem again only when it is not. Huawei's `^BOOT:`,
-//! which sticks print over and over in normal use, is no hint at all.
+//! set is still in force (`AT+CNMI?`, `AT+CMGF?`, `AT+CPIN?`; every watch
+//! checks the first two) and initialises the modem again only when it is
+//! not. Huawei's `^BOOT:`, which sticks print over and over in normal use,
+//! is no hint at all.
 //!
 //! Received messages leave as [`ModemEvent::Received`] with their storage
 //! index and PDU; they stay on the SIM until the owner has recorded them and
@@ -47,7 +48,7 @@ use tracing::{debug, info, warn};
 
 use crate::at::command::{self, PinState, SignalQuality, StorageUse};
 use crate::at::urc::Registration;
-use crate::at::{AtCodec, AtError, AtEvent, FinalResult, Urc};
+use crate::at::{AtCodec, AtError, AtEvent, ErrorCode, FinalResult, Urc};
 use crate::pdu::{self, Deliver, Direction, EncodedPdu, PduError, StatusReport, Tpdu};
 
 /// How a session talks to its modem.
@@ -468,7 +469,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 let result = self.delete_if_holding(index, &pdu).await;
                 // Deleted, or not: a slot still holding it may be handed
                 // over again (the owner recognises it and deletes it then).
-                if self.handed_over.get(&index) == Some(&pdu) {
+                if self.holds_handed_over(index, &pdu) {
                     self.handed_over.remove(&index);
                 }
                 let fatal = escalate(&result);
@@ -480,7 +481,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 // Answered first: the owner may be waiting for the answer
                 // while the event queue is full.
                 if let Some(other) = now_held {
-                    if self.handed_over.get(&index) != Some(&other) {
+                    if !self.holds_handed_over(index, &other) {
                         self.hand_over(Some(index), other).await;
                     }
                 }
@@ -499,6 +500,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         }
     }
 
+    /// True when `pdu` is what slot `index` held when it was handed over.
+    fn holds_handed_over(&self, index: u32, pdu: &[u8]) -> bool {
+        self.handed_over
+            .get(&index)
+            .is_some_and(|handed| same_message(handed, pdu))
+    }
+
     /// Reads slot `index` and deletes it only if it holds `pdu`; with what
     /// it holds instead, when that is another message. One request, so no
     /// other command comes between the read and the delete; and the modem
@@ -510,15 +518,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         pdu: &[u8],
     ) -> Result<(Deletion, Option<Vec<u8>>), ModemError> {
         let timeout = self.settings.command_timeout;
-        let lines = self.execute(&command::cmgr(index), timeout).await?;
+        let lines = match self.execute(&command::cmgr(index), timeout).await {
+            Ok(lines) => lines,
+            // Some modems answer an empty slot so ("invalid memory index").
+            Err(error) if error.cms_error() == Some(&ErrorCode::Number(321)) => {
+                return Ok((Deletion::AlreadyGone, None))
+            }
+            Err(error) => return Err(error),
+        };
         match command::parse_cmgr(index, &lines)? {
             None => Ok((Deletion::AlreadyGone, None)),
-            Some(stored) if stored.pdu == pdu => {
+            Some(stored) if same_message(&stored.pdu, pdu) => {
                 self.execute(&command::cmgd(index), timeout).await?;
                 Ok((Deletion::Deleted, None))
             }
             Some(stored) => {
-                info!(index, "the slot holds another message now; not deleted");
+                debug!(index, "the slot holds another message now; not deleted");
                 Ok((Deletion::Replaced, Some(stored.pdu)))
             }
         }
@@ -792,7 +807,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         };
         let stored = command::parse_cmgl(&lines)?;
         for message in stored {
-            if self.handed_over.get(&message.index) == Some(&message.pdu) {
+            if self.holds_handed_over(message.index, &message.pdu) {
                 continue;
             }
             self.hand_over(Some(message.index), message.pdu).await;
@@ -866,7 +881,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             Err(error) => return Err(error),
         };
         if let Some(stored) = command::parse_cmgr(index, &lines)? {
-            if self.handed_over.get(&index) != Some(&stored.pdu) {
+            if !self.holds_handed_over(index, &stored.pdu) {
                 self.hand_over(Some(index), stored.pdu).await;
             }
         }
@@ -1138,6 +1153,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     }
 }
 
+/// True when two PDUs read from a slot are the same message: the same
+/// octets, or (a modem that writes its stored PDU a little differently from
+/// one read to the next) the same TPDU once decoded: sender, time stamp,
+/// headers and text. A new message in the slot differs in those.
+fn same_message(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        pdu::decode(a, Direction::ToMobile),
+        pdu::decode(b, Direction::ToMobile),
+    ) {
+        (Ok(a), Ok(b)) => a.tpdu == b.tpdu,
+        _ => false,
+    }
+}
+
 /// A routine job (sweep, watch, reading an indicated message) that failed
 /// with a timeout the probe answered, or a refusal, is tried again at its
 /// next turn: the session goes on. Anything worse ends it.
@@ -1167,5 +1199,48 @@ fn escalate<T>(result: &Result<T, ModemError>) -> Result<(), ModemError> {
             error.to_string(),
         )))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu::{PduAddress, SubmitOptions, Timestamp};
+
+    fn stored(smsc: &str, text: &str) -> Vec<u8> {
+        let time = Timestamp {
+            year: 26,
+            month: 11,
+            day: 27,
+            hour: 10,
+            minute: 0,
+            second: 1,
+            tz_quarters: 28,
+        };
+        let deliver = pdu::deliver_parts(
+            &PduAddress::international("84912345678"),
+            text,
+            1,
+            time,
+            SubmitOptions::default(),
+        )
+        .remove(0);
+        pdu::encode(&pdu::Pdu {
+            smsc: Some(PduAddress::international(smsc)),
+            tpdu: Tpdu::Deliver(deliver),
+        })
+        .unwrap()
+        .bytes
+    }
+
+    #[test]
+    fn a_slot_holds_the_same_message_by_its_octets_or_its_tpdu() {
+        let a = stored("84980200030", "TC 1");
+        assert!(same_message(&a, &a.clone()));
+        // Another service centre written in front: the same message.
+        assert!(same_message(&a, &stored("84980200031", "TC 1")));
+        assert!(!same_message(&a, &stored("84980200030", "TC 2")));
+        assert!(!same_message(&[0x00, 0x01], &[0x00, 0x02]));
+        assert!(same_message(&[0x00, 0x01], &[0x00, 0x01]));
     }
 }
