@@ -12,14 +12,17 @@ use std::sync::Arc;
 
 use crate::journal::{
     now_ms, FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate,
-    Recorded, StoredMessage,
+    Recorded, ReplyState, StoredMessage,
 };
 use crate::outbox::{external_id, Outbox};
 use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
-use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
+use crate::smpp::{Address, IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
 use crate::store::DossierStore;
 use crate::ussd::UssdService;
+
+/// The outcome of a message that arrived but could not be read.
+pub const UNDECODABLE: &str = "undecodable";
 
 /// Takes citizens' messages from the channels.
 pub struct SmsGateway<S> {
@@ -117,6 +120,37 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
             .collect();
         if let Err(error) = self.journal.acknowledgements_read(ids).await {
             tracing::warn!(%error, "cannot note acknowledgements read; copies of these messages stay redeliveries");
+        }
+    }
+
+    /// Recorded with its raw text (hex) as the message and the outcome
+    /// `undecodable`, with no reply: visible in the console's message log,
+    /// erased with the rest after retention.
+    async fn undecodable(&self, sms: UndecodableSms) -> Result<Receipt, ReceiveError> {
+        let message = NewMessage {
+            channel: sms.channel,
+            peer_ref: Some(sms.fingerprint),
+            peer_ref_lasting: true,
+            sender: Address::new("", 0, 0),
+            recipient: sms.destination,
+            text: sms.raw_hex,
+            received_at: now_ms(),
+        };
+        match self
+            .journal
+            .record_exchange(message, UNDECODABLE, "", ReplyState::Suppressed, None)
+            .await
+        {
+            Ok(Recorded::New(id)) => {
+                tracing::warn!(message = %external_id(id), error = %sms.error, "unreadable message recorded (outcome undecodable)");
+                Ok(Receipt::Accepted {
+                    message_id: external_id(id),
+                })
+            }
+            Ok(Recorded::Duplicate(id)) => Ok(Receipt::Duplicate {
+                message_id: external_id(id),
+            }),
+            Err(error) => Err(ReceiveError(error.to_string())),
         }
     }
 

@@ -321,6 +321,28 @@ pub struct Settlement {
     pub counts: bool,
 }
 
+/// Where a reply sent one part at a time (a GSM modem) got to: its
+/// parts' reference before the first leaves, then each part as it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    /// The channel it leaves on.
+    pub channel: String,
+    /// The concatenation reference of the reply's parts.
+    pub reference: u16,
+    /// The part that left (1-based) and the id the channel gave it;
+    /// `None` before the first part leaves.
+    pub sent: Option<(u32, String)>,
+}
+
+/// How far a reply sent one part at a time had got, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedParts {
+    /// The concatenation reference of its parts.
+    pub reference: u16,
+    /// (part, 1-based; the id the channel gave it) of each part that left.
+    pub sent: Vec<(u32, String)>,
+}
+
 enum Op {
     Record(NewMessage, oneshot::Sender<Result<Recorded, JournalError>>),
     Exchange {
@@ -362,6 +384,14 @@ enum Op {
         text: String,
         settlement: Settlement,
         lookup: Option<LookupNote>,
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
+    PartSent {
+        message_id: i64,
+        outcome: String,
+        text: String,
+        lookup: Option<LookupNote>,
+        part: PartRecord,
         done: oneshot::Sender<Result<(), JournalError>>,
     },
     Receipt(
@@ -623,6 +653,60 @@ impl Journal {
             done,
         })
         .await
+    }
+
+    /// Records how far `reply` got on a channel that sends one part at a
+    /// time (a GSM modem): before its first part leaves, and after each
+    /// part before the next. The reply is stored (still queued, with its
+    /// lookup) if it was not, with the reference of its parts, and the part
+    /// that left, if any, in `reply_parts` (receipts that came first are
+    /// applied). After a crash the outbox resumes it from
+    /// [`Journal::recorded_parts`].
+    pub async fn record_part_sent(
+        &self,
+        reply: &PendingReply,
+        part: PartRecord,
+    ) -> Result<(), JournalError> {
+        self.call(|done| Op::PartSent {
+            message_id: reply.message_id,
+            outcome: reply.outcome.clone(),
+            text: reply.text.clone(),
+            lookup: reply.lookup.clone(),
+            part,
+            done,
+        })
+        .await
+    }
+
+    /// The parts of a still queued reply recorded by
+    /// [`Journal::record_part_sent`]; `None` when it has none.
+    pub async fn recorded_parts(
+        &self,
+        message_id: i64,
+    ) -> Result<Option<RecordedParts>, JournalError> {
+        let reference: Option<i64> = sqlx::query_scalar(
+            "SELECT part_reference FROM replies WHERE message_id = ? AND state = 'queued'",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        let Some(reference) = reference else {
+            return Ok(None);
+        };
+        let sent: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT part, peer_id FROM reply_parts WHERE message_id = ? ORDER BY part",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(RecordedParts {
+            reference: reference as u16,
+            sent: sent
+                .into_iter()
+                .map(|(part, id)| (part as u32, id))
+                .collect(),
+        }))
     }
 
     /// Applies a delivery receipt to the reply part it reports on.
@@ -968,7 +1052,8 @@ fn answer(op: Op, result: OpResult) {
         Op::QueueReply { done, .. }
         | Op::Update { done, .. }
         | Op::Accepted { done, .. }
-        | Op::Settle { done, .. } => {
+        | Op::Settle { done, .. }
+        | Op::PartSent { done, .. } => {
             let _ = done.send(result.map(|_| ()).map_err(JournalError::Write));
         }
         Op::Receipt(_, done) => {
@@ -1058,6 +1143,23 @@ impl Writer {
                     (outcome, text),
                     settlement,
                     lookup.as_ref(),
+                    now,
+                )
+                .map(|_| Produced::Done),
+                Op::PartSent {
+                    message_id,
+                    outcome,
+                    text,
+                    lookup,
+                    part,
+                    ..
+                } => part_sent(
+                    &tx,
+                    unmatched,
+                    *message_id,
+                    (outcome, text),
+                    lookup.as_ref(),
+                    part,
                     now,
                 )
                 .map(|_| Produced::Done),
@@ -1234,46 +1336,112 @@ fn record_parts(
     now: i64,
 ) -> rusqlite::Result<()> {
     for (index, id) in peer_ids.iter().enumerate() {
-        let peer_id = canonical_peer_id(id);
-        tx.prepare_cached(
-            "INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
-             VALUES (?, ?, ?, ?, 'accepted', ?) ON CONFLICT (message_id, part) DO NOTHING",
+        record_part(
+            tx,
+            unmatched,
+            message_id,
+            index as i64 + 1,
+            channel,
+            id,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// A reply sent one part at a time: the reply row (queued, with the
+/// reference of its parts) and the part that left, if one did.
+fn part_sent(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
+    message_id: i64,
+    (outcome, text): (&str, &str),
+    lookup: Option<&LookupNote>,
+    part: &PartRecord,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
+         created_at, updated_at, part_reference) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?) \
+         ON CONFLICT (message_id) DO UPDATE SET part_reference = excluded.part_reference, \
+         updated_at = excluded.updated_at WHERE replies.state = 'queued'",
+    )?
+    .execute(params![
+        message_id,
+        outcome,
+        text,
+        now,
+        now,
+        now,
+        i64::from(part.reference)
+    ])?;
+    if let Some(lookup) = lookup {
+        note_lookup(tx, message_id, lookup)?;
+    }
+    match &part.sent {
+        Some((number, id)) => record_part(
+            tx,
+            unmatched,
+            message_id,
+            i64::from(*number),
+            &part.channel,
+            id,
+            now,
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Records part `part` (1-based) of a reply, accepted with `id` on
+/// `channel`, applying a receipt that arrived before it.
+fn record_part(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
+    message_id: i64,
+    part: i64,
+    channel: &str,
+    id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let peer_id = canonical_peer_id(id);
+    tx.prepare_cached(
+        "INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
+         VALUES (?, ?, ?, ?, 'accepted', ?) ON CONFLICT (message_id, part) DO NOTHING",
+    )?
+    .execute(params![message_id, part, channel, peer_id, now])?;
+    if !unmatched.may_exist {
+        return Ok(());
+    }
+    // A receipt that overtook the submit_sm_resp.
+    let early: Option<(i64, String, i64, i64, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT receipt, state, final, success, error FROM unmatched_receipts \
+             WHERE channel = ? AND peer_id = ? ORDER BY final DESC, received_at DESC LIMIT 1",
         )?
-        .execute(params![message_id, index as i64 + 1, channel, peer_id, now])?;
-        if !unmatched.may_exist {
-            continue;
-        }
-        // A receipt that overtook the submit_sm_resp.
-        let early: Option<(i64, String, i64, i64, Option<String>)> = tx
-            .prepare_cached(
-                "SELECT receipt, state, final, success, error FROM unmatched_receipts \
-                 WHERE channel = ? AND peer_id = ? ORDER BY final DESC, received_at DESC LIMIT 1",
-            )?
-            .query_row(params![channel, peer_id], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })
-            .optional()?;
-        if let Some((receipt, state, is_final, success, error)) = early {
-            tx.prepare_cached("DELETE FROM unmatched_receipts WHERE receipt = ?")?
-                .execute(params![receipt])?;
-            unmatched.recheck = true;
-            set_part_state(
-                tx,
-                message_id,
-                index as i64 + 1,
-                &state,
-                is_final != 0,
-                success != 0,
-                error.as_deref(),
-                now,
-            )?;
-        }
+        .query_row(params![channel, peer_id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .optional()?;
+    if let Some((receipt, state, is_final, success, error)) = early {
+        tx.prepare_cached("DELETE FROM unmatched_receipts WHERE receipt = ?")?
+            .execute(params![receipt])?;
+        unmatched.recheck = true;
+        set_part_state(
+            tx,
+            message_id,
+            part,
+            &state,
+            is_final != 0,
+            success != 0,
+            error.as_deref(),
+            now,
+        )?;
     }
     Ok(())
 }
@@ -1884,6 +2052,84 @@ pub(crate) mod tests {
             .fetch_one(j.pool())
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reply_sent_part_by_part_is_recorded_as_it_goes_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let Recorded::New(id) = j
+            .record(message("84912345678", "TC 1", now_ms()))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        let reply = PendingReply {
+            message_id: id,
+            channel: "modem".into(),
+            to: Address::new("84912345678", 1, 1),
+            from: Address::new("8058", 0, 0),
+            text: "a reply in three parts".into(),
+            outcome: "found".into(),
+            attempts: 0,
+            stored: false,
+            lookup: Some(note("000.00.12.H58-240315-0007", Some("UBND"))),
+        };
+        assert_eq!(j.recorded_parts(id).await.unwrap(), None);
+        let progress = |sent| PartRecord {
+            channel: "modem".into(),
+            reference: 517,
+            sent,
+        };
+        // Before the first part: the reply is stored, queued, with its reference.
+        j.record_part_sent(&reply, progress(None)).await.unwrap();
+        assert_eq!(j.reply_state(id).await.unwrap(), Some(ReplyState::Queued));
+        assert!(lookup_of(&j, id).await.is_some());
+        assert!(
+            j.unanswered().await.unwrap().is_empty(),
+            "not answered again"
+        );
+        assert_eq!(
+            j.recorded_parts(id).await.unwrap(),
+            Some(RecordedParts {
+                reference: 517,
+                sent: vec![]
+            })
+        );
+        // Each part as it leaves.
+        for part in 1..=2 {
+            let sent = Some((part, format!("m1:{part}")));
+            j.record_part_sent(&reply, progress(sent)).await.unwrap();
+        }
+        let recorded = j.recorded_parts(id).await.unwrap().unwrap();
+        assert_eq!(
+            recorded.sent,
+            vec![(1, "m1:1".to_owned()), (2, "m1:2".to_owned())]
+        );
+        // Settled with the last part: every part once, nothing left to resume.
+        let mut settled = reply.clone();
+        settled.stored = true;
+        j.settle_reply(
+            &settled,
+            Settlement {
+                state: ReplyState::Accepted,
+                left_on: Some((
+                    "modem".into(),
+                    vec!["m1:1".into(), "m1:2".into(), "m1:3".into()],
+                )),
+                error: None,
+                next_attempt_at: None,
+                counts: true,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(j.recorded_parts(id).await.unwrap(), None);
+        assert_eq!(
+            j.part_states(id).await.unwrap(),
+            vec!["accepted", "accepted", "accepted"]
+        );
     }
 
     #[tokio::test]

@@ -26,14 +26,16 @@ use tracing::{debug, error, info, warn};
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::domain::Msisdn;
 use crate::journal::{
-    now_ms, Journal, JournalError, LookupNote, NewMessage, PendingReply, Recorded, ReplyState,
-    Settlement, StoredMessage,
+    now_ms, Journal, JournalError, LookupNote, NewMessage, PartRecord, PendingReply, Recorded,
+    ReplyState, Settlement, StoredMessage,
 };
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::pdu::{classify_status, status_name, StatusClass};
-use crate::smpp::routes::{OutgoingReply, ReplyProgress, RouteError, Routes};
-use crate::smpp::session::SessionError;
+use crate::smpp::routes::{
+    OutgoingReply, PartLog, PartLogFuture, PartSent, ReplyProgress, RouteError, Routes,
+};
+use crate::smpp::session::{PartIds, SessionError};
 use crate::store::DossierStore;
 
 /// Messages of one channel being answered at once. When a channel's
@@ -509,9 +511,17 @@ impl<S: DossierStore> Outbox<S> {
             reply_to: &reply_to,
         };
         let mut progress = self.take_progress(id);
+        if !progress.is_started() && reply.stored {
+            // Cut short before a restart: where its parts got to.
+            progress = self.recorded_progress(id).await;
+        }
+        let log = JournalParts {
+            journal: &self.journal,
+            reply,
+        };
         let result = self
             .routes
-            .send(&reply.channel, &outgoing, &mut progress)
+            .send(&reply.channel, &outgoing, &mut progress, &log)
             .await;
         let settle = |state, left_on, error, next_attempt_at| Settlement {
             state,
@@ -632,6 +642,30 @@ impl<S: DossierStore> Outbox<S> {
         attempt
     }
 
+    /// The progress the journal recorded for reply `id` (parts sent one at
+    /// a time before a crash); none when it has none.
+    async fn recorded_progress(&self, id: i64) -> ReplyProgress {
+        match self.journal.recorded_parts(id).await {
+            Ok(Some(recorded)) => {
+                let mut ids = PartIds::new();
+                for (part, peer_id) in recorded.sent {
+                    let at = (part as usize).saturating_sub(1);
+                    if ids.len() <= at {
+                        ids.resize(at + 1, None);
+                    }
+                    ids[at] = Some(peer_id);
+                }
+                info!(message = %external_id(id), parts_sent = ids.iter().flatten().count(), "resuming a reply cut short by a restart");
+                ReplyProgress::recorded(recorded.reference, ids)
+            }
+            Ok(None) => ReplyProgress::default(),
+            Err(error) => {
+                error!(%error, message = %external_id(id), "cannot read how far the reply got; it is sent whole");
+                ReplyProgress::default()
+            }
+        }
+    }
+
     fn take_progress(&self, id: i64) -> ReplyProgress {
         self.progress
             .lock()
@@ -735,6 +769,50 @@ impl<S: DossierStore> Outbox<S> {
                 "replies still in flight at shutdown; they are sent after the next start"
             );
         }
+    }
+}
+
+/// Records how far `reply` got on an outlet (a modem) that sends one part
+/// at a time: the reference of a multipart reply before its first part
+/// leaves, and each part before the next, so that a reply cut short by a
+/// crash resumes with its missing parts under the same reference. A
+/// single-part reply and the last part are left to the settlement, written
+/// as soon as the send returns.
+struct JournalParts<'a> {
+    journal: &'a Journal,
+    reply: &'a PendingReply,
+}
+
+impl JournalParts<'_> {
+    async fn record(&self, reference: u16, sent: Option<(u32, String)>) {
+        let part = sent.as_ref().map(|(number, _)| *number);
+        let record = PartRecord {
+            channel: self.reply.channel.clone(),
+            reference,
+            sent,
+        };
+        if let Err(error) = self.journal.record_part_sent(self.reply, record).await {
+            error!(%error, message = %external_id(self.reply.message_id), ?part, "cannot record how far the reply got; after a crash it may go again");
+        }
+    }
+}
+
+impl PartLog for JournalParts<'_> {
+    fn starting(&self, reference: u16, total: usize) -> PartLogFuture<'_> {
+        Box::pin(async move {
+            if total > 1 {
+                self.record(reference, None).await;
+            }
+        })
+    }
+
+    fn part_sent<'a>(&'a self, part: PartSent<'a>) -> PartLogFuture<'a> {
+        Box::pin(async move {
+            if part.index + 1 < part.total {
+                let sent = (part.index as u32 + 1, part.id.to_owned());
+                self.record(part.reference, Some(sent)).await;
+            }
+        })
     }
 }
 

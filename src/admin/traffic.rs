@@ -32,6 +32,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::masking::{mask_name, mask_number, mask_numbers_in};
 use crate::domain::{DossierCode, Msisdn};
+use crate::gateway::UNDECODABLE;
 use crate::journal::now_ms;
 
 /// Messages per page when the query does not say.
@@ -183,6 +184,10 @@ impl LoggedMessage {
         };
         self.sender = mask_number(&self.sender);
         self.recipient = mask_number(&self.recipient);
+        if self.outcome.as_deref() == Some(UNDECODABLE) {
+            // A raw PDU: the sender's number and text, only encoded.
+            self.text.clear();
+        }
         self.text = hide(&self.text);
         self.reply_text = self.reply_text.as_deref().map(hide);
         self
@@ -1178,6 +1183,35 @@ mod tests {
             by_id(4).text,
             "TC 000.00.12.H58-240315-0009 goi +84987654321"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_message_is_in_the_log_with_its_raw_pdu_hidden_from_viewers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, t) = journal(&dir).await;
+        let raw = "07914889200030F0040B914819010203F40000622170129144828AC8329BFD06";
+        let m = NewMessage {
+            peer_ref: Some("raw:0123".into()),
+            peer_ref_lasting: true,
+            ..message("modem", "", raw, utc(20, 1, 0, 0))
+        };
+        j.record_exchange(m, UNDECODABLE, "", ReplyState::Suppressed, None)
+            .await
+            .unwrap();
+        let page = t
+            .search(&MessageQuery {
+                outcome: Some(UNDECODABLE.into()),
+                ..query()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.messages.len(), 1);
+        let logged = page.messages[0].clone();
+        assert_eq!(logged.channel, "modem");
+        assert_eq!(logged.text, raw);
+        assert_eq!(logged.state.as_deref(), Some("suppressed"));
+        assert_eq!(logged.reply_text.as_deref(), Some(""));
+        assert_eq!(logged.masked(None).text, "");
     }
 
     #[tokio::test]

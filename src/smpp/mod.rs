@@ -104,6 +104,23 @@ impl IncomingSms {
     }
 }
 
+/// A message that arrived but cannot be read, kept as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndecodableSms {
+    /// Which channel it came in on (`modem`).
+    pub channel: String,
+    /// The number it was sent to (our own), when known.
+    pub destination: Address,
+    /// The message as received, in hex (a modem's PDU, service centre
+    /// address first).
+    pub raw_hex: String,
+    /// What identifies it for good (a hash of the raw message): read again
+    /// after a crash, it is recognised and not recorded twice.
+    pub fingerprint: String,
+    /// Why it could not be read.
+    pub error: String,
+}
+
 /// How the gateway took a message; only then is the peer acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
@@ -142,6 +159,22 @@ pub trait SmsHandler: Send + Sync + 'static {
     fn acknowledgements_read(&self, message_ids: Vec<String>) -> impl Future<Output = ()> + Send {
         async move {
             let _ = message_ids;
+        }
+    }
+
+    /// Takes a message that arrived but cannot be read (a GSM modem's PDU
+    /// that does not decode): returns once it is recorded as it came, so
+    /// the channel may let go of it (delete it from the SIM). It is never
+    /// answered. The default records nothing: the channel keeps it.
+    fn undecodable(
+        &self,
+        message: UndecodableSms,
+    ) -> impl Future<Output = Result<Receipt, ReceiveError>> + Send {
+        async move {
+            tracing::warn!(channel = %message.channel, "unreadable messages are not recorded here; the channel keeps it");
+            Err(ReceiveError(
+                "unreadable messages are not recorded by this handler".to_owned(),
+            ))
         }
     }
 

@@ -58,15 +58,48 @@ pub trait Outlet: Send + Sync + 'static {
     /// True while it can take replies.
     fn is_open(&self) -> bool;
 
-    /// Sends `reply` as parts joined by `reference`, skipping the parts
-    /// that already have an id in `ids` and filling in the id of each part
-    /// it gets out (also when a later part fails).
+    /// Sends `reply` as parts joined by `reference`, one at a time,
+    /// skipping the parts that already have an id in `ids`, filling in the
+    /// id of each part it gets out (also when a later part fails), telling
+    /// `log` before the first part leaves and of each part before the next
+    /// leaves.
     fn send<'a>(
         &'a self,
         reply: &'a OutgoingReply<'a>,
         reference: u16,
         ids: &'a mut PartIds,
+        log: &'a dyn PartLog,
     ) -> OutletFuture<'a>;
+}
+
+/// A part of a reply that an [`Outlet`] got out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSent<'a> {
+    /// The concatenation reference of the reply's parts.
+    pub reference: u16,
+    /// The part, 0-based.
+    pub index: usize,
+    /// How many parts the reply has.
+    pub total: usize,
+    /// The id the channel gave it.
+    pub id: &'a str,
+}
+
+/// What a [`PartLog`] returns: done once recorded (or failed to be).
+pub type PartLogFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Where the parts an [`Outlet`] sends are recorded as they leave, so that
+/// a reply cut short, even by a crash, resumes with the parts not yet
+/// accepted under the same reference ([`ReplyProgress::recorded`]).
+pub trait PartLog: Send + Sync {
+    /// The reply's first part is about to leave under `reference`, one of
+    /// `total`; returns once that is recorded (or failed to be: after a
+    /// crash the reply would then go whole under a new reference).
+    fn starting(&self, reference: u16, total: usize) -> PartLogFuture<'_>;
+
+    /// `part` left; returns once it is recorded (or failed to be: a part
+    /// not recorded goes again after a crash, under the same reference).
+    fn part_sent<'a>(&'a self, part: PartSent<'a>) -> PartLogFuture<'a>;
 }
 
 /// Each channel's outlets, with the session id they registered under.
@@ -120,6 +153,16 @@ impl ReplyProgress {
     /// True when some part already got through.
     pub fn is_started(&self) -> bool {
         self.ids.iter().any(Option::is_some)
+    }
+
+    /// The progress an [`Outlet`]'s reply had made as its [`PartLog`]
+    /// recorded it: its parts' `reference`, and the id of each part that
+    /// got out (by 0-based part).
+    pub fn recorded(reference: u16, ids: PartIds) -> Self {
+        ReplyProgress {
+            encoding: Some(PartEncoding::Outlet(reference)),
+            ids,
+        }
     }
 }
 
@@ -411,12 +454,15 @@ impl Routes {
     }
 
     /// Sends a reply for a message of `channel`, resuming from `progress`
-    /// (updated as parts are accepted, also on failure).
+    /// (updated as parts are accepted, also on failure). An outlet (a
+    /// modem) tells `log` of each part as it leaves; SMPP links send their
+    /// parts back to back and `log` hears nothing of them.
     pub async fn send(
         &self,
         channel: &str,
         reply: &OutgoingReply<'_>,
         progress: &mut ReplyProgress,
+        log: &dyn PartLog,
     ) -> Result<SentReply, RouteError> {
         let (used, way) = match self.origin_of(channel, &reply.to.addr) {
             Some(route) => (channel.to_owned(), Way::Smpp(route)),
@@ -438,7 +484,9 @@ impl Routes {
                         reference
                     }
                 };
-                outlet.send(reply, reference, &mut progress.ids).await?;
+                outlet
+                    .send(reply, reference, &mut progress.ids, log)
+                    .await?;
                 return Ok(SentReply {
                     channel: used,
                     ids: progress.ids.iter().flatten().cloned().collect(),
