@@ -242,6 +242,16 @@ impl Config {
                 "key `sync.push.enabled`: the push webhook is served on the HTTP port; set http.enabled = true".into(),
             ));
         }
+        for (port, limits) in [
+            ("http", &self.http.limits),
+            ("public", &self.public.limits),
+            ("admin", &self.admin.limits),
+            ("ussd.http", &self.ussd.http.limits),
+        ] {
+            if let Some((key, problem)) = limits.problem() {
+                return Err(invalid(format!("key `{port}.limits.{key}`: {problem}")));
+            }
+        }
         if let Err(error) = crate::ussd::dial::ServiceCode::parse(&self.ussd.service_code) {
             return Err(invalid(format!("key `ussd.service_code`: {error}")));
         }
@@ -599,6 +609,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("smpp.listener.accounts[1].system_id"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_load_per_port_and_bad_ones_name_the_key() {
+        let config = load_text(
+            "[public.limits]\nmax_connections = 20\nmax_connections_per_ip = 4\n[ussd.http.limits]\nheader_read_timeout_secs = 3\n",
+        )
+        .unwrap();
+        assert_eq!(config.public.limits.max_connections, 20);
+        assert_eq!(config.public.limits.max_connections_per_ip, 4);
+        assert_eq!(config.ussd.http.limits.header_read_timeout_secs, 3);
+        let default = crate::http_server::HttpLimits::default();
+        assert_eq!(
+            config.public.limits.request_timeout_secs,
+            default.request_timeout_secs
+        );
+        assert_eq!(config.admin.limits, default);
+        assert_eq!(config.http.limits, default);
+        let err = load_text("[admin.limits]\nrequest_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.limits.request_timeout_secs"), "{err}");
+        let err = load_text("[http.limits]\nmax_connections = 8\nmax_connections_per_ip = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.limits.max_connections_per_ip"), "{err}");
+        let err = load_text("[http.limits]\nmax_conections = 8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
     }
 
     #[test]

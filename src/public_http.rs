@@ -66,6 +66,8 @@ pub struct PublicSettings {
     pub kannel: bool,
     /// Addresses allowed to call `/kannel` (the smsbox's host).
     pub kannel_allow: Vec<IpAddr>,
+    /// `[public.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for PublicSettings {
@@ -82,6 +84,7 @@ impl Default for PublicSettings {
                 IpAddr::from([127, 0, 0, 1]),
                 IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
             ],
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }
@@ -303,19 +306,7 @@ pub fn router<S: DossierStore>(
 
 /// The client's address: the peer, or the last `X-Forwarded-For` entry when trusted.
 fn client_ip(settings: &PublicSettings, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if settings.trust_forwarded_for {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|v| v.trim().parse::<IpAddr>().ok())
-            .next_back();
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    peer.ip()
+    crate::client_addr::client_ip(settings.trust_forwarded_for, peer, headers)
 }
 
 impl<S: DossierStore> Shared<S> {
@@ -582,6 +573,7 @@ async fn kannel<S: DossierStore>(
 pub struct PublicHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl PublicHttp {
@@ -598,6 +590,7 @@ impl PublicHttp {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(PublicHttp {
             listener,
+            limits: settings.limits.clone(),
             router: router(settings, responder, outbox),
         })
     }
@@ -613,15 +606,6 @@ impl PublicHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "public HTTP server failed");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }

@@ -89,6 +89,8 @@ pub struct UssdHttpSettings {
     pub bind: SocketAddr,
     /// The path aggregators POST to.
     pub path: String,
+    /// `[ussd.http.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for UssdHttpSettings {
@@ -97,6 +99,7 @@ impl Default for UssdHttpSettings {
             enabled: false,
             bind: SocketAddr::from(([127, 0, 0, 1], 8090)),
             path: "/ussd".to_owned(),
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct AdminSettings {
     pub token_days: u32,
     /// Login attempts one client address may make per minute.
     pub logins_per_minute: u32,
+    /// `[admin.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for AdminSettings {
@@ -72,6 +74,7 @@ impl Default for AdminSettings {
             session_max_hours: 12,
             token_days: 90,
             logins_per_minute: 20,
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }
@@ -350,6 +353,7 @@ pub fn router(state: AdminState) -> Router {
 pub struct AdminHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl AdminHttp {
@@ -362,6 +366,7 @@ impl AdminHttp {
         let listener = TcpListener::bind(state.settings().bind).await?;
         Ok(AdminHttp {
             listener,
+            limits: state.settings().limits.clone(),
             router: router(state),
         })
     }
@@ -373,15 +378,6 @@ impl AdminHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "admin console stopped");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }
