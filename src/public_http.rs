@@ -19,7 +19,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,14 +27,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::address::Address;
+use crate::client_addr::{at_least_one, limit_key, ClientLimiter};
 use crate::domain::{DossierCode, ExtractError};
 use crate::journal::{now_ms, NewMessage};
 use crate::outbox::Outbox;
@@ -200,22 +199,23 @@ impl Lang {
     }
 }
 
-/// Per-address limits: lookups, and unknown codes.
+/// Per-address limits: lookups, and unknown codes. An address is a
+/// [`limit_key`]: an IPv6 visitor counts with its /64.
 struct Limits {
-    lookups: DefaultKeyedRateLimiter<IpAddr>,
-    misses: DefaultKeyedRateLimiter<IpAddr>,
+    lookups: ClientLimiter,
+    misses: ClientLimiter,
     /// Addresses refused until the instant, after too many unknown codes.
     refused: Mutex<HashMap<IpAddr, Instant>>,
-    /// Requests since the last clean-up of the tables.
+    /// Requests since the last clean-up of `refused`.
     requests: std::sync::atomic::AtomicU64,
 }
 
-/// Requests between two clean-ups of the per-address tables.
+/// Requests between two clean-ups of the refused addresses.
 const CLEANUP_EVERY: u64 = 4096;
 
 impl Limits {
     fn new(settings: &PublicSettings) -> Self {
-        let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+        let nz = at_least_one;
         let lookups =
             Quota::per_hour(nz(settings.per_ip_per_hour)).allow_burst(nz(settings.per_ip_burst));
         // The miss that finds no cell left refuses the address: after
@@ -223,8 +223,8 @@ impl Limits {
         let misses = Quota::per_hour(nz(settings.misses_per_hour))
             .allow_burst(nz(settings.misses_per_hour.saturating_sub(1)));
         Limits {
-            lookups: RateLimiter::keyed(lookups),
-            misses: RateLimiter::keyed(misses),
+            lookups: ClientLimiter::new(lookups),
+            misses: ClientLimiter::new(misses),
             refused: Mutex::new(HashMap::new()),
             requests: std::sync::atomic::AtomicU64::new(0),
         }
@@ -241,28 +241,23 @@ impl Limits {
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if seen % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
-            self.lookups.retain_recent();
-            self.misses.retain_recent();
             self.refused().retain(|_, until| *until > now);
         }
-        if let Some(until) = self.refused().get(&ip).copied() {
+        if let Some(until) = self.refused().get(&limit_key(ip)).copied() {
             if until > now {
                 return Err(until - now);
             }
         }
-        self.lookups
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        self.lookups.check(ip)
     }
 
     /// Counts an unknown code for `ip`; past the limit it is refused for the hour.
     fn missed(&self, ip: IpAddr) {
-        if let Err(not_until) = self.misses.check_key(&ip) {
-            let wait = not_until
-                .wait_time_from(DefaultClock::default().now())
-                .max(Duration::from_secs(60));
-            tracing::warn!(client = %ip, "public lookup: too many unknown codes from one address; refused for a while");
-            self.refused().insert(ip, Instant::now() + wait);
+        if let Err(wait) = self.misses.check(ip) {
+            let wait = wait.max(Duration::from_secs(60));
+            let client = limit_key(ip);
+            tracing::warn!(%client, "public lookup: too many unknown codes from one address; refused for a while");
+            self.refused().insert(client, Instant::now() + wait);
         }
     }
 }

@@ -454,6 +454,101 @@ async fn repeated_wrong_passwords_lock_the_account_until_an_administrator_unlock
     app.stop().await;
 }
 
+/// A gateway whose configuration `tweak` changed.
+async fn app_with(tweak: fn(&mut motcua_sms::config::Config)) -> support::TestApp {
+    support::spawn_app_with(support::AppOptions {
+        tweak: Some(tweak),
+        ..support::AppOptions::default()
+    })
+    .await
+}
+
+/// A login attempt, from `forwarded` as the proxy says when given.
+async fn login_status(
+    admin: SocketAddr,
+    forwarded: Option<&str>,
+    user: &str,
+    password: &str,
+) -> StatusCode {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{admin}/api/v1/session"))
+        .json(&json!({"username": user, "password": password}));
+    if let Some(client) = forwarded {
+        request = request.header("x-forwarded-for", client);
+    }
+    request.send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_wrong_passwords_at_once_lock_the_account() {
+    fn many_logins(config: &mut motcua_sms::config::Config) {
+        config.admin.logins_per_minute = 100;
+    }
+    let app = app_with(many_logins).await;
+    let password = app.admin_account("lan", Role::Operator).await;
+    let guesses: Vec<_> = (0..20)
+        .map(|n| {
+            let admin = app.admin;
+            tokio::spawn(
+                async move { login_status(admin, None, "lan", &format!("doan-sai-{n}")).await },
+            )
+        })
+        .collect();
+    for guess in guesses {
+        let status = guess.await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::LOCKED,
+            "{status}"
+        );
+    }
+    assert_eq!(
+        login_status(app.admin, None, "lan", &password).await,
+        StatusCode::LOCKED,
+        "20 wrong passwords at once count as 20: the account is locked"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_proxy_logins_are_limited_per_visitor_and_per_ipv6_64() {
+    fn behind_proxy(config: &mut motcua_sms::config::Config) {
+        config.admin.trust_forwarded_for = true;
+        config.admin.logins_per_minute = 3;
+    }
+    let app = app_with(behind_proxy).await;
+    let password = app.admin_account("lan", Role::Operator).await;
+    let outsider = Some("203.0.113.5");
+    for _ in 0..3 {
+        let status = login_status(app.admin, outsider, "khongai", "doan-mo").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_status(app.admin, outsider, "khongai", "doan-mo").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Every connection comes from the proxy; the officer is another visitor.
+    assert_eq!(
+        login_status(app.admin, Some("198.51.100.7"), "lan", &password).await,
+        StatusCode::OK,
+        "one outsider locked everyone behind the proxy out"
+    );
+    // An IPv6 outsider hopping addresses inside its /64 shares one limit.
+    for host in 1..=3 {
+        let from = format!("2001:db8:1:2::{host}");
+        let status = login_status(app.admin, Some(&from), "khongai", "doan-mo").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_status(app.admin, Some("2001:db8:1:2:ffff::9"), "lan", &password).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_status(app.admin, Some("2001:db8:1:3::1"), "lan", &password).await,
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_first_password_must_be_changed_before_anything_else() {
     let app = spawn_app().await;
