@@ -10,13 +10,13 @@ mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use support::gateway::{free_port, BIN};
+use support::gateway::{binary, free_port};
 
 /// The defaults the ports are tested against (`[*.limits]` in config.toml).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,10 +46,8 @@ fn local(port: u16) -> SocketAddr {
 }
 
 fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)], log: &str) -> Process {
-    let mut command = Command::new(BIN);
+    let mut command = binary(dir);
     command
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
         .args(args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(log)).unwrap());
@@ -66,14 +64,6 @@ async fn start() -> Ports {
         dir.path(),
         &["run"],
         &[
-            (
-                "MOTCUA_DATABASE__URL",
-                format!("sqlite://{}/read.db", dir.path().display()),
-            ),
-            (
-                "MOTCUA_JOURNAL__URL",
-                format!("sqlite://{}/journal.db", dir.path().display()),
-            ),
             ("MOTCUA_SMPP__LISTENER__BIND", "127.0.0.1:0".into()),
             ("MOTCUA_HTTP__BIND", local(ops).to_string()),
             ("MOTCUA_PUBLIC__ENABLED", "true".into()),
