@@ -195,6 +195,11 @@ pub struct RenderedReply {
     pub text: String,
     /// Its encoding and segment count.
     pub info: SegmentInfo,
+    /// Where the applicant's name stands in `text` (character offsets, end
+    /// exclusive), as it was rendered (perhaps cut to its last words,
+    /// unaccented); empty when the reply names nobody. Recorded with the
+    /// reply so that the console masks what the reply carried.
+    pub name_spans: Vec<(usize, usize)>,
 }
 
 /// A template that cannot be used, with where and why.
@@ -749,7 +754,17 @@ impl Renderer {
             text = self.render_raw(kind, &ctx)?;
             info = sms_text::segment_info(&text);
         }
-        Ok(RenderedReply { kind, text, info })
+        let name_spans = ctx
+            .owner_name
+            .as_deref()
+            .map(|name| crate::domain::vietnamese::find_name(&text, name))
+            .unwrap_or_default();
+        Ok(RenderedReply {
+            kind,
+            text,
+            info,
+            name_spans,
+        })
     }
 }
 
@@ -983,6 +998,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The text of each of `reply`'s name spans.
+    fn spanned(reply: &RenderedReply) -> Vec<String> {
+        let chars: Vec<char> = reply.text.chars().collect();
+        reply
+            .name_spans
+            .iter()
+            .map(|&(start, end)| chars[start..end].iter().collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_says_where_it_carries_the_applicants_name_as_rendered() {
+        for accents in [true, false] {
+            let r = renderer(accents);
+            let owner = r.named_samples()[0].2.clone();
+            let reply = r.render(ReplyKind::Found, &owner).unwrap();
+            let named = spanned(&reply);
+            let expected = if accents {
+                "Nguyễn Văn An"
+            } else {
+                "Nguyen Van An"
+            };
+            assert_eq!(named, [expected], "{}", reply.text);
+            let stranger = r.named_samples()[1].2.clone();
+            assert!(r
+                .render(ReplyKind::Found, &stranger)
+                .unwrap()
+                .name_spans
+                .is_empty());
+        }
+        // A name cut to its last two words to fit: those are found.
+        let r = renderer(false);
+        let long = ReplyContext {
+            owner_name: Some("Nguyễn Thị Ngọc Phương Thảo".into()),
+            procedure: Some("Thủ tục ".repeat(40)),
+            ..r.named_samples()[0].2.clone()
+        };
+        let reply = r.render(ReplyKind::Found, &long).unwrap();
+        let named = spanned(&reply);
+        assert!(
+            named == ["Nguyen Thi Ngoc Phuong Thao"] || named == ["Phuong Thao"],
+            "{named:?} in {}",
+            reply.text
+        );
     }
 
     #[test]

@@ -454,6 +454,70 @@ async fn repeated_wrong_passwords_lock_the_account_until_an_administrator_unlock
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_viewer_sees_the_name_a_reply_carried_masked_after_its_dossier_changed_or_went() {
+    use motcua_sms::store::{ApplyMode, Change, DossierStore};
+    const OTHER_CODE: &str = "38.98.H29-210519-0003";
+    let app = spawn_app().await;
+    let viewer_password = app.admin_account("xem", Role::Viewer).await;
+    let viewer = Console::login(app.admin, "xem", &viewer_password).await;
+    // Each owner asks about their own dossier: the replies carry the names.
+    let mut peer = PeerEsme::bind_transceiver(app.listener, SYSTEM_ID, PASSWORD)
+        .await
+        .unwrap();
+    for (owner, code) in [("0912345678", KNOWN_CODE), ("0987654321", OTHER_CODE)] {
+        peer.submit(owner, "8058", 0, format!("TC {code}").as_bytes())
+            .await
+            .unwrap();
+        let first = peer.next_deliver(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(first.destination_addr, owner);
+        // The other parts of a long reply.
+        while let Some(part) = peer.next_deliver(Duration::from_millis(500)).await {
+            assert_eq!(part.destination_addr, owner);
+        }
+    }
+    // Then the applicant's name of one changes and the other dossier goes.
+    let store = app.read_model().await;
+    let renamed = format!(
+        r#"{{"MaHoSo": "{KNOWN_CODE}", "TrangThaiHoSo": 4, "SoDienThoai": "0912345678", "ChuHoSo": "Lê Thị Hoa", "version": 50}}"#
+    );
+    let report = motcua_sms::import::import_json_lines(&store, std::io::Cursor::new(renamed))
+        .await
+        .unwrap();
+    assert!(report.bad.is_empty(), "{:?}", report.bad);
+    let gone = Change::Delete {
+        code: motcua_sms::domain::DossierCode::parse(OTHER_CODE).unwrap(),
+        version: 50,
+    };
+    store
+        .apply(&[gone], ApplyMode::Guarded, None)
+        .await
+        .unwrap();
+    store.close().await;
+
+    let (status, log) = viewer.get("/messages").await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let replies: Vec<&str> = log["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["reply_text"].as_str())
+        .collect();
+    assert_eq!(replies.len(), 2, "{log}");
+    let all = replies.join("\n");
+    for name in [
+        "Nguyễn Văn An",
+        "Nguyen Van An",
+        "Trần Thị Bích Ngọc",
+        "Tran Thi Bich Ngoc",
+    ] {
+        assert!(!all.contains(name), "a viewer reads {name:?}: {all}");
+    }
+    assert!(all.contains("N***** V** A*"), "{all}");
+    assert!(all.contains("T*** T** B*** N***"), "{all}");
+    app.stop().await;
+}
+
 /// A gateway whose configuration `tweak` changed.
 async fn app_with(tweak: fn(&mut motcua_sms::config::Config)) -> support::TestApp {
     support::spawn_app_with(support::AppOptions {
