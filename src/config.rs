@@ -304,6 +304,19 @@ impl Config {
                     "key `smpp.listener.accounts[{i}].max_tps`: must be at least 1; leave the key out for no cap"
                 )));
             }
+            let exposed = listener.enabled && !listener.bind.ip().is_loopback();
+            if let Some(weakness) = exposed
+                .then(|| weak_listener_password(&account.system_id, &account.password))
+                .flatten()
+            {
+                return Err(invalid(format!(
+                    "key `smpp.listener.accounts[{i}].password`: the password of account {:?} {weakness}, \
+                     and smpp.listener.bind = {} is reachable from the network, where a bound peer \
+                     is trusted as the citizen it names; choose 6 to 8 characters that are neither \
+                     the account's name nor a common password, or bind to 127.0.0.1",
+                    account.system_id, listener.bind
+                )));
+            }
         }
         for (key, value) in [
             ("bind_timeout_secs", listener.bind_timeout_secs),
@@ -366,6 +379,85 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Passwords anyone would try first on an SMPP port (compared in lower case).
+const COMMON_PASSWORDS: &[&str] = &[
+    "demo",
+    "demo1234",
+    "password",
+    "passw0rd",
+    "pass",
+    "pass1234",
+    "secret",
+    "secret12",
+    "smpp",
+    "smpp1234",
+    "smppclnt",
+    "smppuser",
+    "test",
+    "test1234",
+    "tester",
+    "testing",
+    "admin",
+    "admin123",
+    "root",
+    "guest",
+    "default",
+    "changeme",
+    "welcome",
+    "letmein",
+    "qwerty",
+    "qwertyui",
+    "abc123",
+    "abcd1234",
+    "iloveyou",
+    "monkey",
+    "dragon",
+    "master",
+    "motcua",
+    "esme",
+    "smsc",
+    "kannel",
+    "bearerbox",
+    "viettel",
+    "mobifone",
+    "vinaphone",
+    "123456",
+    "1234567",
+    "12345678",
+    "123123",
+    "654321",
+    "111111",
+    "000000",
+    "888888",
+];
+
+/// Why `password` will not do for a listener account reachable from the
+/// network, if it will not: shorter than 6 characters, the account's name
+/// (or contains it), a common password, one character repeated, or a run
+/// of consecutive letters or digits (`abcdef`, `876543`).
+fn weak_listener_password(system_id: &str, password: &str) -> Option<&'static str> {
+    let lower = password.to_lowercase();
+    let id = system_id.to_lowercase();
+    let bytes = lower.as_bytes();
+    let steps: Vec<i16> = bytes
+        .windows(2)
+        .map(|pair| i16::from(pair[1]) - i16::from(pair[0]))
+        .collect();
+    if password.chars().count() < 6 {
+        Some("is shorter than 6 characters")
+    } else if !id.is_empty() && lower.contains(&id) {
+        Some("contains the account's name")
+    } else if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        Some("is a common password")
+    } else if steps.iter().all(|&step| step == 0) {
+        Some("is one character repeated")
+    } else if steps.iter().all(|&step| step == 1) || steps.iter().all(|&step| step == -1) {
+        Some("is a run of consecutive characters")
+    } else {
+        None
     }
 }
 
@@ -639,6 +731,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn weak_listener_passwords_are_named_and_good_ones_pass() {
+        for (id, password, why) in [
+            ("demo", "demo", "shorter than 6"),
+            ("agg", "ab12", "shorter than 6"),
+            ("carrier1", "Carrier1", "account's name"),
+            ("agg", "xagg99", "account's name"),
+            ("agg", "Password", "common password"),
+            ("agg", "12345678", "common password"),
+            ("agg", "zzzzzzzz", "one character repeated"),
+            ("agg", "abcdefg", "consecutive"),
+            ("agg", "987654", "consecutive"),
+        ] {
+            let weakness = weak_listener_password(id, password).unwrap_or("none");
+            assert!(weakness.contains(why), "{id}/{password}: {weakness}");
+        }
+        for (id, password) in [
+            ("agg", "Xk7#q9Lm"),
+            ("viettel", "v9T!k2pQ"),
+            ("a", "h7Gm2x"),
+        ] {
+            assert_eq!(weak_listener_password(id, password), None, "{password}");
+        }
+    }
+
+    #[test]
+    fn a_weak_listener_password_is_refused_only_where_the_network_reaches_it() {
+        let demo = "[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n";
+        assert!(load_text(demo).is_ok(), "loopback, the default bind");
+        let err = load_text(&format!("[smpp.listener]\nbind = \"0.0.0.0:2775\"\n{demo}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smpp.listener.accounts[0].password"), "{err}");
+        assert!(err.contains("0.0.0.0:2775"), "{err}");
+        let err = load_text(&format!("[smpp.listener]\nbind = \"[::]:2775\"\n{demo}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smpp.listener.accounts[0].password"), "{err}");
+        let off = format!("[smpp.listener]\nenabled = false\nbind = \"0.0.0.0:2775\"\n{demo}");
+        assert!(load_text(&off).is_ok(), "a listener that does not run");
     }
 
     #[test]
