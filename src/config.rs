@@ -775,6 +775,157 @@ mod tests {
         assert!(load_text(&off).is_ok(), "a listener that does not run");
     }
 
+    /// One step of a key's path in config.toml: a key, or an array's index.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Step {
+        Key(String),
+        Index(usize),
+    }
+
+    fn path_text(path: &[Step]) -> String {
+        let mut text = String::new();
+        for step in path {
+            match step {
+                Step::Key(key) if text.is_empty() => text.push_str(key),
+                Step::Key(key) => text.push_str(&format!(".{key}")),
+                Step::Index(index) => text.push_str(&format!("[{index}]")),
+            }
+        }
+        text
+    }
+
+    /// Every value that is not a table, with its path.
+    fn leaves(value: &figment::value::Value, path: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+        use figment::value::Value;
+        match value {
+            Value::Dict(_, dict) => {
+                for (key, value) in dict {
+                    path.push(Step::Key(key.clone()));
+                    leaves(value, path, out);
+                    path.pop();
+                }
+            }
+            Value::Array(_, items)
+                if items.iter().all(|v| matches!(v, Value::Dict(..))) && !items.is_empty() =>
+            {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(Step::Index(index));
+                    leaves(item, path, out);
+                    path.pop();
+                }
+            }
+            _ => out.push(path.clone()),
+        }
+    }
+
+    /// `value` without what `path` leads to.
+    fn without(value: &figment::value::Value, path: &[Step]) -> figment::value::Value {
+        use figment::value::Value;
+        let mut value = value.clone();
+        let mut at = &mut value;
+        for (n, step) in path.iter().enumerate() {
+            let last = n + 1 == path.len();
+            match (step, at) {
+                (Step::Key(key), Value::Dict(_, dict)) if last => {
+                    dict.remove(key);
+                    break;
+                }
+                (Step::Index(index), Value::Array(_, items)) if last => {
+                    items.remove(*index);
+                    break;
+                }
+                (Step::Key(key), Value::Dict(_, dict)) => at = dict.get_mut(key).unwrap(),
+                (Step::Index(index), Value::Array(_, items)) => at = &mut items[*index],
+                (step, other) => panic!("{step:?} in {other:?}"),
+            }
+        }
+        value
+    }
+
+    /// The keys and tables config.toml marks `# changed (default: …)`, as paths.
+    fn marked_as_changed(text: &str) -> Vec<String> {
+        let mut table = String::new();
+        let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+        let mut marked = Vec::new();
+        for line in text.lines().map(str::trim) {
+            let (code, comment) = line.split_once('#').unwrap_or((line, ""));
+            let code = code.trim();
+            let changed = comment.trim_start().starts_with("changed");
+            if let Some(name) = code.strip_prefix("[[").and_then(|c| c.strip_suffix("]]")) {
+                let index = arrays.entry(name.to_owned()).or_insert(0);
+                table = format!("{name}[{index}]");
+                *index += 1;
+            } else if let Some(name) = code.strip_prefix('[').and_then(|c| c.strip_suffix(']')) {
+                table = name.to_owned();
+            } else if let Some((key, _)) = code.split_once('=') {
+                if changed {
+                    marked.push(format!("{table}.{}", key.trim()));
+                }
+                continue;
+            } else {
+                continue;
+            }
+            if changed {
+                marked.push(table.clone());
+            }
+        }
+        marked
+    }
+
+    #[test]
+    fn every_value_config_toml_shows_is_the_built_in_default_unless_marked_changed() {
+        use figment::providers::Serialized;
+        use figment::value::Value;
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
+                .unwrap();
+        let file: Value = Figment::new().merge(Toml::string(&text)).extract().unwrap();
+        let loaded = |value: &Value| {
+            Figment::from(Serialized::defaults(value))
+                .extract::<Config>()
+                .map(|config| format!("{config:?}"))
+                .ok()
+        };
+        let shipped = loaded(&file).expect("config.toml loads");
+        let marked = marked_as_changed(&text);
+        let is_marked = |path: &str| {
+            marked.iter().any(|m| {
+                path == m
+                    || path.starts_with(&format!("{m}."))
+                    || path.starts_with(&format!("{m}["))
+            })
+        };
+        let mut found = Vec::new();
+        leaves(&file, &mut Vec::new(), &mut found);
+        assert!(found.len() > 100, "{} keys", found.len());
+        let mut problems = Vec::new();
+        for path in &found {
+            let key = path_text(path);
+            let differs = loaded(&without(&file, path)).as_deref() != Some(shipped.as_str());
+            if differs && !is_marked(&key) {
+                problems.push(format!(
+                    "`{key}` is shown as a default, but leaving it out changes the configuration"
+                ));
+            }
+            if !differs && marked.contains(&key) {
+                problems.push(format!(
+                    "`{key}` is marked changed but is the built-in default"
+                ));
+            }
+        }
+        for table in marked.iter().filter(|m| m.ends_with(']')) {
+            let (name, index) = table.trim_end_matches(']').rsplit_once('[').unwrap();
+            let mut path: Vec<Step> = name.split('.').map(|k| Step::Key(k.into())).collect();
+            path.push(Step::Index(index.parse().unwrap()));
+            assert_ne!(
+                loaded(&without(&file, &path)).as_deref(),
+                Some(shipped.as_str()),
+                "{table}"
+            );
+        }
+        assert!(problems.is_empty(), "config.toml:\n{}", problems.join("\n"));
+    }
+
     #[test]
     fn a_missing_named_file_is_an_error() {
         let err = Config::load(Some(Path::new("/nonexistent/motcua.toml"))).unwrap_err();
