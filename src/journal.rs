@@ -278,6 +278,33 @@ pub struct LookupNote {
     pub agency: Option<String>,
     /// The dossier's procedure, when it was found.
     pub procedure: Option<String>,
+    /// Where the applicant's name stands in the reply's text (character
+    /// offsets, end exclusive; see [`spans_text`]); empty when it names nobody.
+    pub name_spans: Vec<(usize, usize)>,
+}
+
+/// Name spans as `reply_lookups.name_spans` keeps them: `start-end`
+/// joined by commas ('' for none).
+pub fn spans_text(spans: &[(usize, usize)]) -> String {
+    spans
+        .iter()
+        .map(|(start, end)| format!("{start}-{end}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Name spans read back from [`spans_text`]; `None` when the text is not
+/// in that form.
+pub fn spans_from_text(text: &str) -> Option<Vec<(usize, usize)>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',')
+        .map(|span| {
+            let (start, end) = span.split_once('-')?;
+            Some((start.parse().ok()?, end.parse().ok()?))
+        })
+        .collect()
 }
 
 /// A reply waiting to be sent, with where it goes.
@@ -1255,14 +1282,15 @@ pub fn canonical_peer_id(id: &str) -> String {
 /// Records what a reply looked up (once: a reply's first write carries it).
 fn note_lookup(tx: &Connection, message_id: i64, lookup: &LookupNote) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO reply_lookups (message_id, code, agency, procedure) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (message_id) DO NOTHING",
+        "INSERT INTO reply_lookups (message_id, code, agency, procedure, name_spans) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
     )?
     .execute(params![
         message_id,
         lookup.code,
         lookup.agency,
-        lookup.procedure
+        lookup.procedure,
+        spans_text(&lookup.name_spans)
     ])?;
     Ok(())
 }
@@ -2035,6 +2063,7 @@ pub(crate) mod tests {
             code: code.into(),
             agency: agency.map(Into::into),
             procedure: agency.map(|_| "procedure".into()),
+            name_spans: Vec::new(),
         }
     }
 

@@ -53,6 +53,8 @@ pub struct KannelSettings {
     pub secret: String,
     /// Requests answered at once; more wait their turn.
     pub max_in_flight: usize,
+    /// `[kannel.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for KannelSettings {
@@ -63,6 +65,7 @@ impl Default for KannelSettings {
             allow: crate::trusted_caller::loopback(),
             secret: String::new(),
             max_in_flight: 32,
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }
@@ -155,6 +158,7 @@ async fn kannel<S: DossierStore>(
 pub struct KannelHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl KannelHttp {
@@ -171,6 +175,7 @@ impl KannelHttp {
         Ok(KannelHttp {
             listener,
             router: router(settings, outbox),
+            limits: settings.limits.clone(),
         })
     }
 
@@ -185,15 +190,6 @@ impl KannelHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "Kannel drop-in server failed");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }

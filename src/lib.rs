@@ -21,6 +21,12 @@
 //!   webhook, the NATS JetStream fan-out (`sync::jetstream`: `motcua-sms
 //!   fanout` publishes the feed to a stream, gateways follow it with durable
 //!   consumers), freshness for the "last updated" label, sync metrics.
+//! - [`http_server`]: serves every HTTP port (operations, public, admin,
+//!   USSD callback, the feed of relay and core-sim) with the same limits:
+//!   connection caps, header and request timeouts, body size.
+//! - [`client_addr`]: who an HTTP client is (peer or trusted
+//!   `X-Forwarded-For`), the key per-client limits use (IPv6 per /64), a
+//!   pruned keyed rate limiter.
 //! - [`ops_http`]: the operations HTTP port: `/healthz`, `/metrics`, push.
 //! - [`public_http`]: the public port: the lookup page and JSON for portals
 //!   and kiosks.
@@ -65,10 +71,12 @@ pub mod abuse;
 pub mod address;
 pub mod admin;
 pub mod app;
+pub mod client_addr;
 pub mod config;
 pub mod domain;
 pub mod feed;
 pub mod gateway;
+pub mod http_server;
 pub mod import;
 mod inline_reads;
 pub mod journal;

@@ -491,6 +491,7 @@ impl<S: DossierStore> Outbox<S> {
             code: code.to_string(),
             agency: response.agency,
             procedure: response.procedure,
+            name_spans: response.reply.name_spans.clone(),
         });
         Decision {
             outcome: reply.kind.as_str().to_owned(),

@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,13 +26,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::client_addr::{at_least_one, limit_key, ClientLimiter};
 use crate::domain::{DossierCode, ExtractError};
 use crate::reply::{ReplyContext, ReplyKind};
 use crate::responder::Responder;
@@ -65,6 +64,8 @@ pub struct PublicSettings {
     /// Moved to `kannel.allow`, as [`Self::kannel`].
     #[doc(hidden)]
     pub kannel_allow: Option<serde::de::IgnoredAny>,
+    /// `[public.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for PublicSettings {
@@ -78,6 +79,7 @@ impl Default for PublicSettings {
             trust_forwarded_for: false,
             kannel: None,
             kannel_allow: None,
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }
@@ -221,22 +223,23 @@ impl Lang {
     }
 }
 
-/// Per-address limits: lookups, and unknown codes.
+/// Per-address limits: lookups, and unknown codes. An address is a
+/// [`limit_key`]: an IPv6 visitor counts with its /64.
 struct Limits {
-    lookups: DefaultKeyedRateLimiter<IpAddr>,
-    misses: DefaultKeyedRateLimiter<IpAddr>,
+    lookups: ClientLimiter,
+    misses: ClientLimiter,
     /// Addresses refused until the instant, after too many unknown codes.
     refused: Mutex<HashMap<IpAddr, Instant>>,
-    /// Requests since the last clean-up of the tables.
+    /// Requests since the last clean-up of `refused`.
     requests: std::sync::atomic::AtomicU64,
 }
 
-/// Requests between two clean-ups of the per-address tables.
+/// Requests between two clean-ups of the refused addresses.
 const CLEANUP_EVERY: u64 = 4096;
 
 impl Limits {
     fn new(settings: &PublicSettings) -> Self {
-        let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+        let nz = at_least_one;
         let lookups =
             Quota::per_hour(nz(settings.per_ip_per_hour)).allow_burst(nz(settings.per_ip_burst));
         // The miss that finds no cell left refuses the address: after
@@ -244,8 +247,8 @@ impl Limits {
         let misses = Quota::per_hour(nz(settings.misses_per_hour))
             .allow_burst(nz(settings.misses_per_hour.saturating_sub(1)));
         Limits {
-            lookups: RateLimiter::keyed(lookups),
-            misses: RateLimiter::keyed(misses),
+            lookups: ClientLimiter::new(lookups),
+            misses: ClientLimiter::new(misses),
             refused: Mutex::new(HashMap::new()),
             requests: std::sync::atomic::AtomicU64::new(0),
         }
@@ -262,28 +265,23 @@ impl Limits {
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if seen % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
-            self.lookups.retain_recent();
-            self.misses.retain_recent();
             self.refused().retain(|_, until| *until > now);
         }
-        if let Some(until) = self.refused().get(&ip).copied() {
+        if let Some(until) = self.refused().get(&limit_key(ip)).copied() {
             if until > now {
                 return Err(until - now);
             }
         }
-        self.lookups
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        self.lookups.check(ip)
     }
 
     /// Counts an unknown code for `ip`; past the limit it is refused for the hour.
     fn missed(&self, ip: IpAddr) {
-        if let Err(not_until) = self.misses.check_key(&ip) {
-            let wait = not_until
-                .wait_time_from(DefaultClock::default().now())
-                .max(Duration::from_secs(60));
-            tracing::warn!(client = %ip, "public lookup: too many unknown codes from one address; refused for a while");
-            self.refused().insert(ip, Instant::now() + wait);
+        if let Err(wait) = self.misses.check(ip) {
+            let wait = wait.max(Duration::from_secs(60));
+            let client = limit_key(ip);
+            tracing::warn!(%client, "public lookup: too many unknown codes from one address; refused for a while");
+            self.refused().insert(client, Instant::now() + wait);
         }
     }
 }
@@ -320,19 +318,7 @@ pub fn router<S: DossierStore>(settings: PublicSettings, responder: Arc<Responde
 
 /// The client's address: the peer, or the last `X-Forwarded-For` entry when trusted.
 fn client_ip(settings: &PublicSettings, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if settings.trust_forwarded_for {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|v| v.trim().parse::<IpAddr>().ok())
-            .next_back();
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    peer.ip()
+    crate::client_addr::client_ip(settings.trust_forwarded_for, peer, headers)
 }
 
 impl<S: DossierStore> Shared<S> {
@@ -527,6 +513,7 @@ async fn lookup_json<S: DossierStore>(
 pub struct PublicHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl PublicHttp {
@@ -542,6 +529,7 @@ impl PublicHttp {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(PublicHttp {
             listener,
+            limits: settings.limits.clone(),
             router: router(settings, responder),
         })
     }
@@ -557,15 +545,6 @@ impl PublicHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "public HTTP server failed");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }

@@ -124,15 +124,104 @@ fn configuration_errors_exit_78_with_one_line_naming_key_and_file() {
     );
 }
 
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `motcua-sms run` with `config`; its exit code and stderr, or `None`
+/// when it was still running after 5 s (then it is killed).
+fn run_briefly(dir: &Path, config: &str) -> Option<(Option<i32>, String)> {
+    std::fs::write(dir.join("gateway.toml"), config).unwrap();
+    let mut gateway = motcua(dir)
+        .env(
+            "MOTCUA_JOURNAL__URL",
+            format!("sqlite://{}/journal.db", dir.display()),
+        )
+        .env("MOTCUA_HTTP__ENABLED", "false")
+        .args(["--config", "gateway.toml", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if gateway.try_wait().unwrap().is_some() {
+            let out = gateway.wait_with_output().unwrap();
+            return Some((
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    None
+}
+
+#[test]
+fn a_known_or_weak_listener_password_on_a_network_address_stops_the_gateway_with_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listener = |bind: &str, accounts: &[(&str, &str)]| {
+        let mut text = format!("[smpp.listener]\nbind = \"{bind}:{port}\"\n");
+        for (system_id, password) in accounts {
+            text.push_str(&format!(
+                "[[smpp.listener.accounts]]\nsystem_id = \"{system_id}\"\npassword = \"{password}\"\n"
+            ));
+        }
+        text
+    };
+    for (accounts, key) in [
+        (vec![("demo", "demo")], "smpp.listener.accounts[0].password"),
+        (
+            vec![("agg", "Xk7#q9Lm"), ("carrier1", "carrier1")],
+            "smpp.listener.accounts[1].password",
+        ),
+        (vec![("agg", "Xk7")], "smpp.listener.accounts[0].password"),
+        (
+            vec![("agg", "12345678")],
+            "smpp.listener.accounts[0].password",
+        ),
+        (
+            vec![("agg", "password")],
+            "smpp.listener.accounts[0].password",
+        ),
+    ] {
+        let config = listener("0.0.0.0", &accounts);
+        let (code, stderr) = run_briefly(dir.path(), &config)
+            .unwrap_or_else(|| panic!("the gateway started on 0.0.0.0 with {accounts:?}"));
+        assert_eq!(code, Some(78), "{accounts:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(key), "{stderr}");
+        assert!(stderr.contains("gateway.toml"), "{stderr}");
+        for (system_id, password) in &accounts {
+            assert!(
+                password == system_id || !stderr.contains(&format!("{password:?}")),
+                "the password is not repeated: {stderr}"
+            );
+        }
+    }
+    // A strong password on a network address, and the demo account on
+    // loopback, start.
+    for config in [
+        listener("0.0.0.0", &[("agg", "Xk7#q9Lm")]),
+        listener("127.0.0.1", &[("demo", "demo")]),
+    ] {
+        assert_eq!(run_briefly(dir.path(), &config), None, "{config}");
+    }
+}
+
 /// `motcua-sms run --import` of the sample dossiers in `dir`, its listener
 /// on a free port with the demo account, `env` added; the process and the
 /// listener's address once it accepts connections.
 fn run_gateway(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     std::fs::write(
         dir.join("config.toml"),

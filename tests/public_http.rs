@@ -155,3 +155,45 @@ async fn one_address_is_limited_and_refused_after_unknown_codes() {
     assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429, 429]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_proxy_an_ipv6_visitor_is_limited_with_its_whole_64() {
+    fn behind_proxy(config: &mut Config) {
+        public_on(config);
+        config.public.trust_forwarded_for = true;
+    }
+    let app = spawn_app_with(AppOptions {
+        tweak: Some(behind_proxy),
+        ..AppOptions::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let lookup = |visitor: &'static str| {
+        client
+            .get(format!(
+                "http://{}/api/v1/lookup?code={KNOWN_CODE}",
+                app.public.expect("public port")
+            ))
+            .header("x-forwarded-for", visitor)
+            .send()
+    };
+    // per_ip_burst (6) lookups, each from another address of one /64.
+    let hopping = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::2",
+        "2001:db8:1:2::3",
+        "2001:db8:1:2:ffff::4",
+        "2001:db8:1:2:aaaa:bbbb:cccc:5",
+        "2001:db8:1:2::6",
+        "2001:db8:1:2::7",
+    ];
+    let mut statuses = Vec::new();
+    for visitor in hopping {
+        statuses.push(lookup(visitor).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429]);
+    // The next /64, and an IPv4 visitor, have limits of their own.
+    assert_eq!(lookup("2001:db8:1:3::1").await.unwrap().status(), 200);
+    assert_eq!(lookup("198.51.100.7").await.unwrap().status(), 200);
+    app.stop().await;
+}

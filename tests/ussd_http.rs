@@ -395,6 +395,9 @@ async fn ten_thousand_abandoned_dialogues_leave_the_table_bounded() {
         ussd_on(config);
         config.ussd.max_sessions = 2_000;
         config.ussd.session_timeout_secs = 3;
+        // One aggregator sends 500 requests at once: room for them all.
+        config.ussd.http.limits.max_connections = 1_000;
+        config.ussd.http.limits.max_connections_per_ip = 1_000;
     }
     let app = app_with(bounded, Vec::new()).await;
     let addr = app.ussd_http.unwrap();

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -226,13 +226,7 @@ impl LockoutTable {
     /// The address failures are counted under: the IPv4 address, or the
     /// /64 of an IPv6 one.
     pub fn key(ip: IpAddr) -> IpAddr {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => IpAddr::V4(v4),
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(Ipv6Addr::from(bits))
-            }
-        }
+        crate::client_addr::limit_key(ip)
     }
 
     /// Until when binds from `ip` are refused; `None` when they are not.

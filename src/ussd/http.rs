@@ -125,6 +125,7 @@ async fn callback<S: DossierStore>(
 pub struct UssdHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl UssdHttp {
@@ -141,6 +142,7 @@ impl UssdHttp {
         Ok(UssdHttp {
             listener,
             router: router(settings, service),
+            limits: settings.limits.clone(),
         })
     }
 
@@ -155,16 +157,7 @@ impl UssdHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "USSD callback server failed");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }
 

@@ -131,6 +131,8 @@ pub struct UssdHttpSettings {
     /// Most dialogues one calling address keeps waiting for input; a new
     /// one beyond drops that address's oldest.
     pub max_sessions_per_address: usize,
+    /// `[ussd.http.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for UssdHttpSettings {
@@ -142,6 +144,7 @@ impl Default for UssdHttpSettings {
             allow: crate::trusted_caller::loopback(),
             secret: String::new(),
             max_sessions_per_address: 10_000,
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }

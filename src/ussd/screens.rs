@@ -10,7 +10,9 @@ use std::path::Path;
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::reply::{add_template, shorten, template_environment, ReplyContext, TemplateError};
+use crate::reply::{
+    add_template, render_bounded, shorten, template_environment, ReplyContext, TemplateError,
+};
 use crate::sms_text::{self, Encoding};
 
 /// Characters on one USSD screen in GSM-7 (160 octets of packed septets).
@@ -250,7 +252,7 @@ impl ScreenRenderer {
         ctx: &ScreenContext,
         accents: bool,
     ) -> Result<String, minijinja::Error> {
-        let text = self.env.get_template(screen.template_name())?.render(ctx)?;
+        let (text, _) = render_bounded(&self.env.get_template(screen.template_name())?, ctx)?;
         let text = text.trim();
         Ok(if accents {
             text.to_owned()

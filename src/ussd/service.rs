@@ -484,6 +484,9 @@ impl<S: DossierStore> UssdService<S> {
                     code,
                     agency: reply.agency.clone(),
                     procedure: reply.procedure.clone(),
+                    name_spans: reply.owner_name.as_deref().map_or_else(Vec::new, |name| {
+                        crate::domain::vietnamese::find_name(&answer.text, name)
+                    }),
                 });
                 self.journal_dialogue(dialogue, step.screen.as_str(), &answer.text, lookup);
             }

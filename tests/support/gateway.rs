@@ -18,6 +18,23 @@ pub const STALE_LABEL: &str = "cập nhật lúc";
 /// Messages asked so far (each from its own number).
 static ASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The binary run in `dir`, its read model and journal there, `RUST_LOG` unset.
+pub fn binary(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env(
+            "MOTCUA_DATABASE__URL",
+            format!("sqlite://{}/read.db", dir.display()),
+        )
+        .env(
+            "MOTCUA_JOURNAL__URL",
+            format!("sqlite://{}/journal.db", dir.display()),
+        );
+    command
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

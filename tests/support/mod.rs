@@ -66,6 +66,16 @@ impl TestApp {
         .expect("journal opens")
     }
 
+    /// The read model, opened beside the running gateway (to change dossiers).
+    pub async fn read_model(&self) -> motcua_sms::store::ReadModel {
+        motcua_sms::store::ReadModel::open(&format!(
+            "sqlite://{}/read.db",
+            self._dir.path().display()
+        ))
+        .await
+        .expect("read model opens")
+    }
+
     /// The state of the reply to the message whose reply text contains `needle`.
     pub async fn reply_states(&self) -> Vec<(String, String, Option<String>)> {
         let pool = self.journal().await;
