@@ -28,6 +28,7 @@ use crate::admin::traffic::Traffic;
 use crate::config::Config;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
+use crate::kannel_http::KannelHttp;
 use crate::modem::{ModemBoard, ModemChannel};
 use crate::ops_http::{MetricsSource, OpsServer};
 use crate::outbox::{AnswerMetrics, Outbox};
@@ -109,6 +110,15 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The Kannel drop-in's port could not be bound.
+    #[error("cannot listen for Kannel's get-url on {address} (key kannel.bind): {source}")]
+    Kannel {
+        /// The configured address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The SMPP listener could not bind its port.
     #[error("cannot listen for SMPP on {address}: {source}")]
     Listen {
@@ -136,6 +146,7 @@ pub struct Gateway {
     ussd: Option<Arc<UssdService<ReadModel>>>,
     ussd_http: Option<UssdHttp>,
     public: Option<PublicHttp>,
+    kannel: Option<KannelHttp>,
     admin: Option<AdminHttp>,
     reloader: Reloader,
     drain_timeout: std::time::Duration,
@@ -475,11 +486,21 @@ impl Gateway {
         );
         let public = match public {
             Some((address, responder)) => Some(
-                PublicHttp::bind(config.public.clone(), responder, outbox.clone())
+                PublicHttp::bind(config.public.clone(), responder)
                     .await
                     .map_err(|source| StartError::Public { address, source })?,
             ),
             None => None,
+        };
+        let kannel = if config.kannel.enabled {
+            let address = config.kannel.bind;
+            Some(
+                KannelHttp::bind(&config.kannel, outbox.clone())
+                    .await
+                    .map_err(|source| StartError::Kannel { address, source })?,
+            )
+        } else {
+            None
         };
         let mut handler = SmsGateway::new(journal.clone(), outbox.clone());
         if let Some(service) = &ussd {
@@ -535,6 +556,7 @@ impl Gateway {
             ussd,
             ussd_http,
             public,
+            kannel,
             admin,
             reloader,
             drain_timeout: config.smpp.session.drain_timeout(),
@@ -569,6 +591,11 @@ impl Gateway {
     /// The public port's address, when it runs.
     pub fn public_addr(&self) -> Option<SocketAddr> {
         self.public.as_ref().and_then(|p| p.local_addr().ok())
+    }
+
+    /// The Kannel drop-in's address, when it runs.
+    pub fn kannel_addr(&self) -> Option<SocketAddr> {
+        self.kannel.as_ref().and_then(|k| k.local_addr().ok())
     }
 
     /// The USSD service, when enabled (its metrics and open dialogues).
@@ -625,6 +652,9 @@ impl Gateway {
         }
         if let Some(public) = self.public {
             background.spawn(public.run(sync_stop.clone()));
+        }
+        if let Some(kannel) = self.kannel {
+            background.spawn(kannel.run(sync_stop.clone()));
         }
         if let Some(admin) = self.admin {
             background.spawn(admin.run(sync_stop.clone()));

@@ -41,8 +41,10 @@ pub struct Config {
     pub modem: crate::modem::ModemSettings,
     /// `[ussd]`: USSD dialogues over SMPP and the aggregators' HTTP callback.
     pub ussd: crate::ussd::UssdSettings,
-    /// `[public]`: the lookup page and JSON for portals, Kannel's get-url drop-in.
+    /// `[public]`: the lookup page and JSON for portals and kiosks.
     pub public: crate::public_http::PublicSettings,
+    /// `[kannel]`: Kannel's get-url drop-in, on its own port.
+    pub kannel: crate::kannel_http::KannelSettings,
     /// `[admin]`: the admin console (web UI and API).
     pub admin: crate::admin::http::AdminSettings,
     /// `[log]`
@@ -234,16 +236,31 @@ impl Config {
                 self.journal.url
             )));
         }
-        if let Some((key, problem)) = self.journal.problems().into_iter().next() {
-            return Err(invalid(format!("key `{key}`: {problem}")));
-        }
-        if let Some((key, problem)) = self.sync.problems().into_iter().next() {
+        let problems = [
+            self.journal.problems(),
+            self.sync.problems(),
+            self.ussd.problems(),
+            self.kannel.problems(),
+            self.public.problems(),
+        ];
+        if let Some((key, problem)) = problems.into_iter().flatten().next() {
             return Err(invalid(format!("key `{key}`: {problem}")));
         }
         if self.sync.push.enabled && !self.http.enabled {
             return Err(invalid(
                 "key `sync.push.enabled`: the push webhook is served on the HTTP port; set http.enabled = true".into(),
             ));
+        }
+        for (port, limits) in [
+            ("http", &self.http.limits),
+            ("public", &self.public.limits),
+            ("admin", &self.admin.limits),
+            ("ussd.http", &self.ussd.http.limits),
+            ("kannel", &self.kannel.limits),
+        ] {
+            if let Some((key, problem)) = limits.problem() {
+                return Err(invalid(format!("key `{port}.limits.{key}`: {problem}")));
+            }
         }
         if let Err(error) = crate::ussd::dial::ServiceCode::parse(&self.ussd.service_code) {
             return Err(invalid(format!("key `ussd.service_code`: {error}")));
@@ -297,6 +314,19 @@ impl Config {
                     "key `smpp.listener.accounts[{i}].max_tps`: must be at least 1; leave the key out for no cap"
                 )));
             }
+            let exposed = listener.enabled && !listener.bind.ip().is_loopback();
+            if let Some(weakness) = exposed
+                .then(|| weak_listener_password(&account.system_id, &account.password))
+                .flatten()
+            {
+                return Err(invalid(format!(
+                    "key `smpp.listener.accounts[{i}].password`: the password of account {:?} {weakness}, \
+                     and smpp.listener.bind = {} is reachable from the network, where a bound peer \
+                     is trusted as the citizen it names; choose 6 to 8 characters that are neither \
+                     the account's name nor a common password, or bind to 127.0.0.1",
+                    account.system_id, listener.bind
+                )));
+            }
         }
         for (key, value) in [
             ("bind_timeout_secs", listener.bind_timeout_secs),
@@ -307,12 +337,22 @@ impl Config {
                 "lockout_max_addresses",
                 listener.lockout_max_addresses as u64,
             ),
+            ("max_connections", listener.max_connections as u64),
+            (
+                "max_connections_per_ip",
+                listener.max_connections_per_ip as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(format!(
                     "key `smpp.listener.{key}`: must be at least 1"
                 )));
             }
+        }
+        if self.smpp.session.inbound_window == 0 {
+            return Err(invalid(
+                "key `smpp.session.inbound_window`: must be at least 1".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for (i, smsc) in self.smpp.smsc.iter().enumerate() {
@@ -359,6 +399,85 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Passwords anyone would try first on an SMPP port (compared in lower case).
+const COMMON_PASSWORDS: &[&str] = &[
+    "demo",
+    "demo1234",
+    "password",
+    "passw0rd",
+    "pass",
+    "pass1234",
+    "secret",
+    "secret12",
+    "smpp",
+    "smpp1234",
+    "smppclnt",
+    "smppuser",
+    "test",
+    "test1234",
+    "tester",
+    "testing",
+    "admin",
+    "admin123",
+    "root",
+    "guest",
+    "default",
+    "changeme",
+    "welcome",
+    "letmein",
+    "qwerty",
+    "qwertyui",
+    "abc123",
+    "abcd1234",
+    "iloveyou",
+    "monkey",
+    "dragon",
+    "master",
+    "motcua",
+    "esme",
+    "smsc",
+    "kannel",
+    "bearerbox",
+    "viettel",
+    "mobifone",
+    "vinaphone",
+    "123456",
+    "1234567",
+    "12345678",
+    "123123",
+    "654321",
+    "111111",
+    "000000",
+    "888888",
+];
+
+/// Why `password` will not do for a listener account reachable from the
+/// network, if it will not: shorter than 6 characters, the account's name
+/// (or contains it), a common password, one character repeated, or a run
+/// of consecutive letters or digits (`abcdef`, `876543`).
+fn weak_listener_password(system_id: &str, password: &str) -> Option<&'static str> {
+    let lower = password.to_lowercase();
+    let id = system_id.to_lowercase();
+    let bytes = lower.as_bytes();
+    let steps: Vec<i16> = bytes
+        .windows(2)
+        .map(|pair| i16::from(pair[1]) - i16::from(pair[0]))
+        .collect();
+    if password.chars().count() < 6 {
+        Some("is shorter than 6 characters")
+    } else if !id.is_empty() && lower.contains(&id) {
+        Some("contains the account's name")
+    } else if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        Some("is a common password")
+    } else if steps.iter().all(|&step| step == 0) {
+        Some("is one character repeated")
+    } else if steps.iter().all(|&step| step == 1) || steps.iter().all(|&step| step == -1) {
+        Some("is a run of consecutive characters")
+    } else {
+        None
     }
 }
 
@@ -512,6 +631,14 @@ mod tests {
         assert_eq!(shipped.lockout_window_secs, default.lockout_window_secs);
         assert_eq!(shipped.lockout_secs, default.lockout_secs);
         assert_eq!(shipped.lockout_max_addresses, default.lockout_max_addresses);
+        assert_eq!(shipped.max_connections, default.max_connections);
+        assert_eq!(
+            shipped.max_connections_per_ip,
+            default.max_connections_per_ip
+        );
+        let session = crate::smpp::SessionSettings::default();
+        assert_eq!(config.smpp.session.inbound_window, session.inbound_window);
+        assert_eq!(config.smpp.session.ack_deadline_ms, session.ack_deadline_ms);
         let demo = &shipped.accounts[0];
         let account = crate::smpp::ListenerAccount::default();
         assert_eq!(demo.max_binds, account.max_binds);
@@ -602,6 +729,229 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("smpp.listener.accounts[1].system_id"), "{err}");
+    }
+
+    #[test]
+    fn http_limits_load_per_port_and_bad_ones_name_the_key() {
+        let config = load_text(
+            "[public.limits]\nmax_connections = 20\nmax_connections_per_ip = 4\n[ussd.http.limits]\nheader_read_timeout_secs = 3\n",
+        )
+        .unwrap();
+        assert_eq!(config.public.limits.max_connections, 20);
+        assert_eq!(config.public.limits.max_connections_per_ip, 4);
+        assert_eq!(config.ussd.http.limits.header_read_timeout_secs, 3);
+        let default = crate::http_server::HttpLimits::default();
+        assert_eq!(
+            config.public.limits.request_timeout_secs,
+            default.request_timeout_secs
+        );
+        assert_eq!(config.admin.limits, default);
+        assert_eq!(config.http.limits, default);
+        let err = load_text("[admin.limits]\nrequest_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.limits.request_timeout_secs"), "{err}");
+        let err = load_text("[http.limits]\nmax_connections = 8\nmax_connections_per_ip = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.limits.max_connections_per_ip"), "{err}");
+        let err = load_text("[http.limits]\nmax_conections = 8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn weak_listener_passwords_are_named_and_good_ones_pass() {
+        for (id, password, why) in [
+            ("demo", "demo", "shorter than 6"),
+            ("agg", "ab12", "shorter than 6"),
+            ("carrier1", "Carrier1", "account's name"),
+            ("agg", "xagg99", "account's name"),
+            ("agg", "Password", "common password"),
+            ("agg", "12345678", "common password"),
+            ("agg", "zzzzzzzz", "one character repeated"),
+            ("agg", "abcdefg", "consecutive"),
+            ("agg", "987654", "consecutive"),
+        ] {
+            let weakness = weak_listener_password(id, password).unwrap_or("none");
+            assert!(weakness.contains(why), "{id}/{password}: {weakness}");
+        }
+        for (id, password) in [
+            ("agg", "Xk7#q9Lm"),
+            ("viettel", "v9T!k2pQ"),
+            ("a", "h7Gm2x"),
+        ] {
+            assert_eq!(weak_listener_password(id, password), None, "{password}");
+        }
+    }
+
+    #[test]
+    fn a_weak_listener_password_is_refused_only_where_the_network_reaches_it() {
+        let demo = "[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n";
+        assert!(load_text(demo).is_ok(), "loopback, the default bind");
+        let err = load_text(&format!("[smpp.listener]\nbind = \"0.0.0.0:2775\"\n{demo}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smpp.listener.accounts[0].password"), "{err}");
+        assert!(err.contains("0.0.0.0:2775"), "{err}");
+        let err = load_text(&format!("[smpp.listener]\nbind = \"[::]:2775\"\n{demo}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smpp.listener.accounts[0].password"), "{err}");
+        let off = format!("[smpp.listener]\nenabled = false\nbind = \"0.0.0.0:2775\"\n{demo}");
+        assert!(load_text(&off).is_ok(), "a listener that does not run");
+    }
+
+    /// One step of a key's path in config.toml: a key, or an array's index.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Step {
+        Key(String),
+        Index(usize),
+    }
+
+    fn path_text(path: &[Step]) -> String {
+        let mut text = String::new();
+        for step in path {
+            match step {
+                Step::Key(key) if text.is_empty() => text.push_str(key),
+                Step::Key(key) => text.push_str(&format!(".{key}")),
+                Step::Index(index) => text.push_str(&format!("[{index}]")),
+            }
+        }
+        text
+    }
+
+    /// Every value that is not a table, with its path.
+    fn leaves(value: &figment::value::Value, path: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+        use figment::value::Value;
+        match value {
+            Value::Dict(_, dict) => {
+                for (key, value) in dict {
+                    path.push(Step::Key(key.clone()));
+                    leaves(value, path, out);
+                    path.pop();
+                }
+            }
+            Value::Array(_, items)
+                if items.iter().all(|v| matches!(v, Value::Dict(..))) && !items.is_empty() =>
+            {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(Step::Index(index));
+                    leaves(item, path, out);
+                    path.pop();
+                }
+            }
+            _ => out.push(path.clone()),
+        }
+    }
+
+    /// `value` without what `path` leads to.
+    fn without(value: &figment::value::Value, path: &[Step]) -> figment::value::Value {
+        use figment::value::Value;
+        let mut value = value.clone();
+        let mut at = &mut value;
+        for (n, step) in path.iter().enumerate() {
+            let last = n + 1 == path.len();
+            match (step, at) {
+                (Step::Key(key), Value::Dict(_, dict)) if last => {
+                    dict.remove(key);
+                    break;
+                }
+                (Step::Index(index), Value::Array(_, items)) if last => {
+                    items.remove(*index);
+                    break;
+                }
+                (Step::Key(key), Value::Dict(_, dict)) => at = dict.get_mut(key).unwrap(),
+                (Step::Index(index), Value::Array(_, items)) => at = &mut items[*index],
+                (step, other) => panic!("{step:?} in {other:?}"),
+            }
+        }
+        value
+    }
+
+    /// The keys and tables config.toml marks `# changed (default: …)`, as paths.
+    fn marked_as_changed(text: &str) -> Vec<String> {
+        let mut table = String::new();
+        let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+        let mut marked = Vec::new();
+        for line in text.lines().map(str::trim) {
+            let (code, comment) = line.split_once('#').unwrap_or((line, ""));
+            let code = code.trim();
+            let changed = comment.trim_start().starts_with("changed");
+            if let Some(name) = code.strip_prefix("[[").and_then(|c| c.strip_suffix("]]")) {
+                let index = arrays.entry(name.to_owned()).or_insert(0);
+                table = format!("{name}[{index}]");
+                *index += 1;
+            } else if let Some(name) = code.strip_prefix('[').and_then(|c| c.strip_suffix(']')) {
+                table = name.to_owned();
+            } else if let Some((key, _)) = code.split_once('=') {
+                if changed {
+                    marked.push(format!("{table}.{}", key.trim()));
+                }
+                continue;
+            } else {
+                continue;
+            }
+            if changed {
+                marked.push(table.clone());
+            }
+        }
+        marked
+    }
+
+    #[test]
+    fn every_value_config_toml_shows_is_the_built_in_default_unless_marked_changed() {
+        use figment::providers::Serialized;
+        use figment::value::Value;
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
+                .unwrap();
+        let file: Value = Figment::new().merge(Toml::string(&text)).extract().unwrap();
+        let loaded = |value: &Value| {
+            Figment::from(Serialized::defaults(value))
+                .extract::<Config>()
+                .map(|config| format!("{config:?}"))
+                .ok()
+        };
+        let shipped = loaded(&file).expect("config.toml loads");
+        let marked = marked_as_changed(&text);
+        let is_marked = |path: &str| {
+            marked.iter().any(|m| {
+                path == m
+                    || path.starts_with(&format!("{m}."))
+                    || path.starts_with(&format!("{m}["))
+            })
+        };
+        let mut found = Vec::new();
+        leaves(&file, &mut Vec::new(), &mut found);
+        assert!(found.len() > 100, "{} keys", found.len());
+        let mut problems = Vec::new();
+        for path in &found {
+            let key = path_text(path);
+            let differs = loaded(&without(&file, path)).as_deref() != Some(shipped.as_str());
+            if differs && !is_marked(&key) {
+                problems.push(format!(
+                    "`{key}` is shown as a default, but leaving it out changes the configuration"
+                ));
+            }
+            if !differs && marked.contains(&key) {
+                problems.push(format!(
+                    "`{key}` is marked changed but is the built-in default"
+                ));
+            }
+        }
+        for table in marked.iter().filter(|m| m.ends_with(']')) {
+            let (name, index) = table.trim_end_matches(']').rsplit_once('[').unwrap();
+            let mut path: Vec<Step> = name.split('.').map(|k| Step::Key(k.into())).collect();
+            path.push(Step::Index(index.parse().unwrap()));
+            assert_ne!(
+                loaded(&without(&file, &path)).as_deref(),
+                Some(shipped.as_str()),
+                "{table}"
+            );
+        }
+        assert!(problems.is_empty(), "config.toml:\n{}", problems.join("\n"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! message from any channel (SMPP today; modem and USSD later) is recorded
 //! in the journal — only then may the channel acknowledge it — and handed to
 //! the outbox, which answers it. A redelivery of a recorded message is
-//! recognised here and not answered again. One part of a concatenated
+//! recognised here and not answered again; a channel that sees the peer
+//! read an acknowledgement says so, and copies of that message are then new
+//! messages (the journal's rule, [`Journal::record`]). One part of a concatenated
 //! message is recorded as a fragment; the part that completes it makes the
 //! message. Delivery receipts go to the journal's record of the reply.
 
@@ -10,14 +12,17 @@ use std::sync::Arc;
 
 use crate::journal::{
     now_ms, FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate,
-    Recorded, StoredMessage,
+    Recorded, ReplyState, StoredMessage,
 };
 use crate::outbox::{external_id, Outbox};
 use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
-use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
+use crate::smpp::{Address, IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
 use crate::store::DossierStore;
 use crate::ussd::UssdService;
+
+/// The outcome of a message that arrived but could not be read.
+pub const UNDECODABLE: &str = "undecodable";
 
 /// Takes citizens' messages from the channels.
 pub struct SmsGateway<S> {
@@ -95,6 +100,49 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
                 self.outbox
                     .answer_later(StoredMessage { id, message })
                     .await;
+                Ok(Receipt::Accepted {
+                    message_id: external_id(id),
+                })
+            }
+            Ok(Recorded::Duplicate(id)) => Ok(Receipt::Duplicate {
+                message_id: external_id(id),
+            }),
+            Err(error) => Err(ReceiveError(error.to_string())),
+        }
+    }
+
+    async fn acknowledgements_read(&self, message_ids: Vec<String>) {
+        // Ids as the peer got them (hex); parts waiting for the rest of
+        // their message ("p…") and redelivered parts ("") are not messages.
+        let ids: Vec<i64> = message_ids
+            .iter()
+            .filter_map(|id| i64::from_str_radix(id, 16).ok())
+            .collect();
+        if let Err(error) = self.journal.acknowledgements_read(ids).await {
+            tracing::warn!(%error, "cannot note acknowledgements read; copies of these messages stay redeliveries");
+        }
+    }
+
+    /// Recorded with its raw text (hex) as the message and the outcome
+    /// `undecodable`, with no reply: visible in the console's message log,
+    /// erased with the rest after retention.
+    async fn undecodable(&self, sms: UndecodableSms) -> Result<Receipt, ReceiveError> {
+        let message = NewMessage {
+            channel: sms.channel,
+            peer_ref: Some(sms.fingerprint),
+            peer_ref_lasting: true,
+            sender: Address::new("", 0, 0),
+            recipient: sms.destination,
+            text: sms.raw_hex,
+            received_at: now_ms(),
+        };
+        match self
+            .journal
+            .record_exchange(message, UNDECODABLE, "", ReplyState::Suppressed, None)
+            .await
+        {
+            Ok(Recorded::New(id)) => {
+                tracing::warn!(message = %external_id(id), error = %sms.error, "unreadable message recorded (outcome undecodable)");
                 Ok(Receipt::Accepted {
                     message_id: external_id(id),
                 })

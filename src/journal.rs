@@ -36,8 +36,10 @@ pub struct JournalSettings {
     /// `full` (every commit reaches the disk before a message is acknowledged),
     /// `normal` (survives a gateway crash, not a power cut), `off` (benchmarks only).
     pub synchronous: Durability,
-    /// A message from the same sender with the same text on the same channel
-    /// within this many seconds is a redelivery: acknowledged, not answered again.
+    /// A copy of a message (same channel, sender, text and peer reference)
+    /// within this many seconds is a redelivery — acknowledged with the
+    /// first one's id, not answered again — unless the peer was seen to
+    /// read the first one's acknowledgement (then it is a new message).
     pub redelivery_window_secs: u64,
     /// Message texts and phone numbers are erased after this many days;
     /// outcomes and times are kept for statistics.
@@ -157,8 +159,10 @@ pub struct NewMessage {
     /// `peer_ref` identifies the message for good (a GSM modem's
     /// fingerprint: sender, service-centre time, text), so a delivery with
     /// it is a redelivery however late. Otherwise (an SMPP peer's
-    /// `user_message_reference`, a 16-bit number peers reuse) it counts only
-    /// from the same sender within the redelivery window.
+    /// `user_message_reference`, a 16-bit number peers reuse) a copy is a
+    /// redelivery only with the same sender and text, within the
+    /// redelivery window, while its acknowledgement is not known to be
+    /// read (see [`Journal::record`]).
     pub peer_ref_lasting: bool,
     /// The citizen.
     pub sender: Address,
@@ -314,6 +318,33 @@ pub struct LookupNote {
     pub agency: Option<String>,
     /// The dossier's procedure, when it was found.
     pub procedure: Option<String>,
+    /// Where the applicant's name stands in the reply's text (character
+    /// offsets, end exclusive; see [`spans_text`]); empty when it names nobody.
+    pub name_spans: Vec<(usize, usize)>,
+}
+
+/// Name spans as `reply_lookups.name_spans` keeps them: `start-end`
+/// joined by commas ('' for none).
+pub fn spans_text(spans: &[(usize, usize)]) -> String {
+    spans
+        .iter()
+        .map(|(start, end)| format!("{start}-{end}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Name spans read back from [`spans_text`]; `None` when the text is not
+/// in that form.
+pub fn spans_from_text(text: &str) -> Option<Vec<(usize, usize)>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',')
+        .map(|span| {
+            let (start, end) = span.split_once('-')?;
+            Some((start.parse().ok()?, end.parse().ok()?))
+        })
+        .collect()
 }
 
 /// A reply waiting to be sent, with where it goes.
@@ -355,6 +386,28 @@ pub struct Settlement {
     /// Whether this attempt counts toward `max_attempts` (waiting for a
     /// channel to come up does not).
     pub counts: bool,
+}
+
+/// Where a reply sent one part at a time (a GSM modem) got to: its
+/// parts' reference before the first leaves, then each part as it left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    /// The channel it leaves on.
+    pub channel: String,
+    /// The concatenation reference of the reply's parts.
+    pub reference: u16,
+    /// The part that left (1-based) and the id the channel gave it;
+    /// `None` before the first part leaves.
+    pub sent: Option<(u32, String)>,
+}
+
+/// How far a reply sent one part at a time had got, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedParts {
+    /// The concatenation reference of its parts.
+    pub reference: u16,
+    /// (part, 1-based; the id the channel gave it) of each part that left.
+    pub sent: Vec<(u32, String)>,
 }
 
 enum Op {
@@ -400,6 +453,14 @@ enum Op {
         lookup: Option<LookupNote>,
         done: oneshot::Sender<Result<(), JournalError>>,
     },
+    PartSent {
+        message_id: i64,
+        outcome: String,
+        text: String,
+        lookup: Option<LookupNote>,
+        part: PartRecord,
+        done: oneshot::Sender<Result<(), JournalError>>,
+    },
     Receipt(
         ReceiptUpdate,
         oneshot::Sender<Result<ReceiptApplied, JournalError>>,
@@ -416,6 +477,8 @@ enum Op {
         message_ids: Vec<i64>,
         done: oneshot::Sender<Result<u64, JournalError>>,
     },
+    /// The peer read these messages' acknowledgements (nobody waits).
+    AcksRead(Vec<i64>),
     /// Commit what came before, then stop.
     Close,
 }
@@ -534,8 +597,29 @@ impl Journal {
     }
 
     /// Records a message durably; returns when it is on disk (per `synchronous`).
+    ///
+    /// A copy of a recorded message is a redelivery ([`Recorded::Duplicate`]):
+    /// with a lasting `peer_ref` (a modem's fingerprint), any message with
+    /// that `peer_ref` on the channel; otherwise a message on the same
+    /// channel with the same sender, text and `peer_ref` (both without one,
+    /// or the same `user_message_reference`), received within
+    /// `redelivery_window_secs` before it, whose acknowledgement is not
+    /// known to have been read ([`Journal::acknowledgements_read`]). A copy
+    /// of a message whose acknowledgement the peer read is a new message:
+    /// the citizen asked again.
     pub async fn record(&self, message: NewMessage) -> Result<Recorded, JournalError> {
         self.call(|done| Op::Record(message, done)).await
+    }
+
+    /// Notes that the peer read the acknowledgements of these messages, so
+    /// that their copies are new messages from now on. Returns once the
+    /// note is queued: anything recorded after it sees it. A note lost to a
+    /// crash only makes a later copy count as a redelivery.
+    pub async fn acknowledgements_read(&self, message_ids: Vec<i64>) -> Result<(), JournalError> {
+        if message_ids.is_empty() {
+            return Ok(());
+        }
+        self.submit(Op::AcksRead(message_ids)).await
     }
 
     /// Records a message that was answered on the spot (a USSD turn, a
@@ -640,6 +724,60 @@ impl Journal {
             done,
         })
         .await
+    }
+
+    /// Records how far `reply` got on a channel that sends one part at a
+    /// time (a GSM modem): before its first part leaves, and after each
+    /// part before the next. The reply is stored (still queued, with its
+    /// lookup) if it was not, with the reference of its parts, and the part
+    /// that left, if any, in `reply_parts` (receipts that came first are
+    /// applied). After a crash the outbox resumes it from
+    /// [`Journal::recorded_parts`].
+    pub async fn record_part_sent(
+        &self,
+        reply: &PendingReply,
+        part: PartRecord,
+    ) -> Result<(), JournalError> {
+        self.call(|done| Op::PartSent {
+            message_id: reply.message_id,
+            outcome: reply.outcome.clone(),
+            text: reply.text.clone(),
+            lookup: reply.lookup.clone(),
+            part,
+            done,
+        })
+        .await
+    }
+
+    /// The parts of a still queued reply recorded by
+    /// [`Journal::record_part_sent`]; `None` when it has none.
+    pub async fn recorded_parts(
+        &self,
+        message_id: i64,
+    ) -> Result<Option<RecordedParts>, JournalError> {
+        let reference: Option<i64> = sqlx::query_scalar(
+            "SELECT part_reference FROM replies WHERE message_id = ? AND state = 'queued'",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        let Some(reference) = reference else {
+            return Ok(None);
+        };
+        let sent: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT part, peer_id FROM reply_parts WHERE message_id = ? ORDER BY part",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(RecordedParts {
+            reference: reference as u16,
+            sent: sent
+                .into_iter()
+                .map(|(part, id)| (part as u32, id))
+                .collect(),
+        }))
     }
 
     /// Applies a delivery receipt to the reply part it reports on.
@@ -1014,7 +1152,8 @@ fn answer(op: Op, result: OpResult) {
         Op::QueueReply { done, .. }
         | Op::Update { done, .. }
         | Op::Accepted { done, .. }
-        | Op::Settle { done, .. } => {
+        | Op::Settle { done, .. }
+        | Op::PartSent { done, .. } => {
             let _ = done.send(result.map(|_| ()).map_err(JournalError::Write));
         }
         Op::Receipt(_, done) => {
@@ -1037,6 +1176,11 @@ fn answer(op: Op, result: OpResult) {
                 Ok(_) => Ok(Vec::new()),
                 Err(e) => Err(JournalError::Write(e)),
             });
+        }
+        Op::AcksRead(ids) => {
+            if let Err(error) = result {
+                tracing::warn!(%error, messages = ids.len(), "cannot note acknowledgements read; copies of these messages stay redeliveries");
+            }
         }
         Op::Close => {}
     }
@@ -1102,6 +1246,23 @@ impl Writer {
                     now,
                 )
                 .map(|_| Produced::Done),
+                Op::PartSent {
+                    message_id,
+                    outcome,
+                    text,
+                    lookup,
+                    part,
+                    ..
+                } => part_sent(
+                    &tx,
+                    unmatched,
+                    *message_id,
+                    (outcome, text),
+                    lookup.as_ref(),
+                    part,
+                    now,
+                )
+                .map(|_| Produced::Done),
                 Op::Receipt(receipt, _) => {
                     apply_receipt(&tx, unmatched, receipt, now).map(Produced::Receipt)
                 }
@@ -1163,6 +1324,7 @@ impl Writer {
                         ])
                     })
                     .map(|_| Produced::Done),
+                Op::AcksRead(ids) => acks_read(&tx, ids, now).map(|_| Produced::Done),
                 Op::Close => Ok(Produced::Done),
             };
             results.push(result);
@@ -1196,14 +1358,15 @@ pub fn canonical_peer_id(id: &str) -> String {
 /// Records what a reply looked up (once: a reply's first write carries it).
 fn note_lookup(tx: &Connection, message_id: i64, lookup: &LookupNote) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO reply_lookups (message_id, code, agency, procedure) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (message_id) DO NOTHING",
+        "INSERT INTO reply_lookups (message_id, code, agency, procedure, name_spans) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
     )?
     .execute(params![
         message_id,
         lookup.code,
         lookup.agency,
-        lookup.procedure
+        lookup.procedure,
+        spans_text(&lookup.name_spans)
     ])?;
     Ok(())
 }
@@ -1277,46 +1440,112 @@ fn record_parts(
     now: i64,
 ) -> rusqlite::Result<()> {
     for (index, id) in peer_ids.iter().enumerate() {
-        let peer_id = canonical_peer_id(id);
-        tx.prepare_cached(
-            "INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
-             VALUES (?, ?, ?, ?, 'accepted', ?) ON CONFLICT (message_id, part) DO NOTHING",
+        record_part(
+            tx,
+            unmatched,
+            message_id,
+            index as i64 + 1,
+            channel,
+            id,
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// A reply sent one part at a time: the reply row (queued, with the
+/// reference of its parts) and the part that left, if one did.
+fn part_sent(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
+    message_id: i64,
+    (outcome, text): (&str, &str),
+    lookup: Option<&LookupNote>,
+    part: &PartRecord,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
+         created_at, updated_at, part_reference) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?) \
+         ON CONFLICT (message_id) DO UPDATE SET part_reference = excluded.part_reference, \
+         updated_at = excluded.updated_at WHERE replies.state = 'queued'",
+    )?
+    .execute(params![
+        message_id,
+        outcome,
+        text,
+        now,
+        now,
+        now,
+        i64::from(part.reference)
+    ])?;
+    if let Some(lookup) = lookup {
+        note_lookup(tx, message_id, lookup)?;
+    }
+    match &part.sent {
+        Some((number, id)) => record_part(
+            tx,
+            unmatched,
+            message_id,
+            i64::from(*number),
+            &part.channel,
+            id,
+            now,
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Records part `part` (1-based) of a reply, accepted with `id` on
+/// `channel`, applying a receipt that arrived before it.
+fn record_part(
+    tx: &Connection,
+    unmatched: &mut UnmatchedReceipts,
+    message_id: i64,
+    part: i64,
+    channel: &str,
+    id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let peer_id = canonical_peer_id(id);
+    tx.prepare_cached(
+        "INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
+         VALUES (?, ?, ?, ?, 'accepted', ?) ON CONFLICT (message_id, part) DO NOTHING",
+    )?
+    .execute(params![message_id, part, channel, peer_id, now])?;
+    if !unmatched.may_exist {
+        return Ok(());
+    }
+    // A receipt that overtook the submit_sm_resp.
+    let early: Option<(i64, String, i64, i64, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT receipt, state, final, success, error FROM unmatched_receipts \
+             WHERE channel = ? AND peer_id = ? ORDER BY final DESC, received_at DESC LIMIT 1",
         )?
-        .execute(params![message_id, index as i64 + 1, channel, peer_id, now])?;
-        if !unmatched.may_exist {
-            continue;
-        }
-        // A receipt that overtook the submit_sm_resp.
-        let early: Option<(i64, String, i64, i64, Option<String>)> = tx
-            .prepare_cached(
-                "SELECT receipt, state, final, success, error FROM unmatched_receipts \
-                 WHERE channel = ? AND peer_id = ? ORDER BY final DESC, received_at DESC LIMIT 1",
-            )?
-            .query_row(params![channel, peer_id], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })
-            .optional()?;
-        if let Some((receipt, state, is_final, success, error)) = early {
-            tx.prepare_cached("DELETE FROM unmatched_receipts WHERE receipt = ?")?
-                .execute(params![receipt])?;
-            unmatched.recheck = true;
-            set_part_state(
-                tx,
-                message_id,
-                index as i64 + 1,
-                &state,
-                is_final != 0,
-                success != 0,
-                error.as_deref(),
-                now,
-            )?;
-        }
+        .query_row(params![channel, peer_id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .optional()?;
+    if let Some((receipt, state, is_final, success, error)) = early {
+        tx.prepare_cached("DELETE FROM unmatched_receipts WHERE receipt = ?")?
+            .execute(params![receipt])?;
+        unmatched.recheck = true;
+        set_part_state(
+            tx,
+            message_id,
+            part,
+            &state,
+            is_final != 0,
+            success != 0,
+            error.as_deref(),
+            now,
+        )?;
     }
     Ok(())
 }
@@ -1721,6 +1950,9 @@ fn record_exchange(
 ) -> rusqlite::Result<Recorded> {
     let recorded = record(tx, message, window_ms)?;
     if let Recorded::New(id) = recorded {
+        // Answered on the spot: nothing of it can come again as a
+        // redelivery, so the same text later is the citizen asking again.
+        acks_read(tx, &[id], now)?;
         tx.prepare_cached(
             "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
              created_at, updated_at, sent_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?) \
@@ -1743,36 +1975,37 @@ fn record_exchange(
     Ok(recorded)
 }
 
+/// Marks acknowledgements as read (the first time only).
+fn acks_read(tx: &Connection, ids: &[i64], now: i64) -> rusqlite::Result<()> {
+    let mut statement = tx.prepare_cached(
+        "UPDATE messages SET ack_read_at = ? WHERE id = ? AND ack_read_at IS NULL",
+    )?;
+    for id in ids {
+        statement.execute(params![now, id])?;
+    }
+    Ok(())
+}
+
+/// The rule of [`Journal::record`].
 fn record(tx: &Connection, m: &NewMessage, window_ms: i64) -> rusqlite::Result<Recorded> {
     let existing: Option<i64> = if let (Some(peer_ref), true) = (&m.peer_ref, m.peer_ref_lasting) {
         tx.prepare_cached("SELECT id FROM messages WHERE channel = ? AND peer_ref = ? LIMIT 1")?
             .query_row(params![m.channel, peer_ref], |row| row.get(0))
             .optional()?
-    } else if let Some(peer_ref) = &m.peer_ref {
-        tx.prepare_cached(
-            "SELECT id FROM messages WHERE channel = ? AND peer_ref = ? AND sender = ? \
-             AND received_at >= ? ORDER BY id DESC LIMIT 1",
-        )?
-        .query_row(
-            params![
-                m.channel,
-                peer_ref,
-                m.sender.addr,
-                m.received_at.saturating_sub(window_ms)
-            ],
-            |row| row.get(0),
-        )
-        .optional()?
     } else {
+        // The same message (text included: peers reuse their references),
+        // recently, whose acknowledgement the peer may not have read.
         tx.prepare_cached(
             "SELECT id FROM messages WHERE channel = ? AND sender = ? AND text = ? \
-             AND received_at >= ? ORDER BY id DESC LIMIT 1",
+             AND peer_ref IS ? AND received_at >= ? AND ack_read_at IS NULL \
+             ORDER BY id DESC LIMIT 1",
         )?
         .query_row(
             params![
                 m.channel,
                 m.sender.addr,
                 m.text,
+                m.peer_ref,
                 m.received_at.saturating_sub(window_ms)
             ],
             |row| row.get(0),
@@ -1921,6 +2154,7 @@ pub(crate) mod tests {
             code: code.into(),
             agency: agency.map(Into::into),
             procedure: agency.map(|_| "procedure".into()),
+            name_spans: Vec::new(),
         }
     }
 
@@ -1938,6 +2172,84 @@ pub(crate) mod tests {
             .fetch_one(j.pool())
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reply_sent_part_by_part_is_recorded_as_it_goes_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let Recorded::New(id) = j
+            .record(message("84912345678", "TC 1", now_ms()))
+            .await
+            .unwrap()
+        else {
+            panic!("new")
+        };
+        let reply = PendingReply {
+            message_id: id,
+            channel: "modem".into(),
+            to: Address::new("84912345678", 1, 1),
+            from: Address::new("8058", 0, 0),
+            text: "a reply in three parts".into(),
+            outcome: "found".into(),
+            attempts: 0,
+            stored: false,
+            lookup: Some(note("000.00.12.H58-240315-0007", Some("UBND"))),
+        };
+        assert_eq!(j.recorded_parts(id).await.unwrap(), None);
+        let progress = |sent| PartRecord {
+            channel: "modem".into(),
+            reference: 517,
+            sent,
+        };
+        // Before the first part: the reply is stored, queued, with its reference.
+        j.record_part_sent(&reply, progress(None)).await.unwrap();
+        assert_eq!(j.reply_state(id).await.unwrap(), Some(ReplyState::Queued));
+        assert!(lookup_of(&j, id).await.is_some());
+        assert!(
+            j.unanswered().await.unwrap().is_empty(),
+            "not answered again"
+        );
+        assert_eq!(
+            j.recorded_parts(id).await.unwrap(),
+            Some(RecordedParts {
+                reference: 517,
+                sent: vec![]
+            })
+        );
+        // Each part as it leaves.
+        for part in 1..=2 {
+            let sent = Some((part, format!("m1:{part}")));
+            j.record_part_sent(&reply, progress(sent)).await.unwrap();
+        }
+        let recorded = j.recorded_parts(id).await.unwrap().unwrap();
+        assert_eq!(
+            recorded.sent,
+            vec![(1, "m1:1".to_owned()), (2, "m1:2".to_owned())]
+        );
+        // Settled with the last part: every part once, nothing left to resume.
+        let mut settled = reply.clone();
+        settled.stored = true;
+        j.settle_reply(
+            &settled,
+            Settlement {
+                state: ReplyState::Accepted,
+                left_on: Some((
+                    "modem".into(),
+                    vec!["m1:1".into(), "m1:2".into(), "m1:3".into()],
+                )),
+                error: None,
+                next_attempt_at: None,
+                counts: true,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(j.recorded_parts(id).await.unwrap(), None);
+        assert_eq!(
+            j.part_states(id).await.unwrap(),
+            vec!["accepted", "accepted", "accepted"]
+        );
     }
 
     #[tokio::test]
@@ -2075,23 +2387,32 @@ pub(crate) mod tests {
             Recorded::New(_)
         ));
         let mut with_ref = message("84900000000", "A", 5);
-        with_ref.peer_ref = Some("peer-7".into());
+        with_ref.peer_ref = Some("7".into());
         let Recorded::New(r) = j.record(with_ref.clone()).await.unwrap() else {
             panic!()
         };
-        with_ref.text = "different text, same peer id".into();
         assert_eq!(
             j.record(with_ref.clone()).await.unwrap(),
             Recorded::Duplicate(r)
         );
-        // Peers reuse their 16-bit references: from another sender, or from
-        // the same one after the window, the same reference is a new message.
+        // Peers reuse their 16-bit references: another text under the same
+        // reference, another sender, the same text without the reference,
+        // or the same one after the window, is a new message.
+        let mut other_text = with_ref.clone();
+        other_text.text = "different text, same peer reference".into();
+        assert!(matches!(
+            j.record(other_text).await.unwrap(),
+            Recorded::New(_)
+        ));
         let mut other_sender = with_ref.clone();
         other_sender.sender.addr = "84900000001".into();
         assert!(matches!(
             j.record(other_sender).await.unwrap(),
             Recorded::New(_)
         ));
+        let mut no_ref = with_ref.clone();
+        no_ref.peer_ref = None;
+        assert!(matches!(j.record(no_ref).await.unwrap(), Recorded::New(_)));
         let mut much_later = with_ref.clone();
         much_later.received_at += 601_000;
         assert!(matches!(
@@ -2107,9 +2428,62 @@ pub(crate) mod tests {
         };
         fingerprinted.received_at += 86_400_000;
         assert_eq!(
+            j.record(fingerprinted.clone()).await.unwrap(),
+            Recorded::Duplicate(f)
+        );
+        // ... even once its acknowledgement was read.
+        j.acknowledgements_read(vec![f]).await.unwrap();
+        assert_eq!(
             j.record(fingerprinted).await.unwrap(),
             Recorded::Duplicate(f)
         );
+    }
+
+    #[tokio::test]
+    async fn a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let ask = message("84912345678", "TC 1", 1_000_000);
+        let Recorded::New(first) = j.record(ask.clone()).await.unwrap() else {
+            panic!()
+        };
+        // Not known to be read: a copy is the same message.
+        let mut copy = ask.clone();
+        copy.received_at += 20_000;
+        assert_eq!(
+            j.record(copy.clone()).await.unwrap(),
+            Recorded::Duplicate(first)
+        );
+        // Read: the same text again is the citizen asking again...
+        j.acknowledgements_read(vec![first]).await.unwrap();
+        let Recorded::New(second) = j.record(copy.clone()).await.unwrap() else {
+            panic!("a second ask is a new message")
+        };
+        // ... and a copy of that second ask, not yet known to be read, is
+        // a redelivery of it.
+        copy.received_at += 1_000;
+        assert_eq!(
+            j.record(copy.clone()).await.unwrap(),
+            Recorded::Duplicate(second)
+        );
+        // The note survives a restart.
+        j.acknowledgements_read(vec![second]).await.unwrap();
+        j.close().await;
+        let j = journal(&dir).await;
+        assert!(matches!(j.record(copy).await.unwrap(), Recorded::New(_)));
+        // An exchange (answered on the spot) is never redelivered.
+        let kannel = NewMessage {
+            channel: "kannel".into(),
+            ..message("84912345678", "TC 1", 2_000_000)
+        };
+        for _ in 0..2 {
+            assert!(matches!(
+                j.record_exchange(kannel.clone(), "found", "HS 1", ReplyState::Sent, None)
+                    .await
+                    .unwrap(),
+                Recorded::New(_)
+            ));
+        }
     }
 
     #[tokio::test]

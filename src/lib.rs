@@ -21,9 +21,18 @@
 //!   webhook, the NATS JetStream fan-out (`sync::jetstream`: `motcua-sms
 //!   fanout` publishes the feed to a stream, gateways follow it with durable
 //!   consumers), freshness for the "last updated" label, sync metrics.
+//! - [`http_server`]: serves every HTTP port (operations, public, admin,
+//!   USSD callback, the feed of relay and core-sim) with the same limits:
+//!   connection caps, header and request timeouts, body size.
+//! - [`client_addr`]: who an HTTP client is (peer or trusted
+//!   `X-Forwarded-For`), the key per-client limits use (IPv6 per /64), a
+//!   pruned keyed rate limiter.
 //! - [`ops_http`]: the operations HTTP port: `/healthz`, `/metrics`, push.
 //! - [`public_http`]: the public port: the lookup page and JSON for portals
-//!   and kiosks, Kannel's `get-url` drop-in.
+//!   and kiosks.
+//! - [`kannel_http`]: Kannel's `get-url` drop-in, on a port of its own.
+//! - [`trusted_caller`]: who may call an HTTP port that names the citizen
+//!   (the USSD callback, the Kannel drop-in): allow list and shared secret.
 //! - [`ussd`]: USSD dialogues (menu, direct dial, keypad digits) over SMPP
 //!   and the aggregators' HTTP callback.
 //! - [`admin`]: the admin console: accounts with roles and the audit log,
@@ -62,13 +71,16 @@ pub mod abuse;
 pub mod address;
 pub mod admin;
 pub mod app;
+pub mod client_addr;
 pub mod config;
 pub mod domain;
 pub mod feed;
 pub mod gateway;
+pub mod http_server;
 pub mod import;
 mod inline_reads;
 pub mod journal;
+pub mod kannel_http;
 pub mod loadgen;
 pub mod modem;
 pub mod ops_http;
@@ -84,4 +96,5 @@ pub mod sms_text;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod trusted_caller;
 pub mod ussd;

@@ -13,6 +13,7 @@ use motcua_sms::abuse::AbuseGuard;
 use motcua_sms::app::Gateway;
 use motcua_sms::config::Config;
 use motcua_sms::domain::Msisdn;
+use motcua_sms::http_server::HttpLimits;
 use motcua_sms::import::{import_json_lines, ImportReport};
 use motcua_sms::journal::Journal;
 use motcua_sms::smpp::client::send_and_receive;
@@ -122,6 +123,37 @@ struct RelayArgs {
     /// Milliseconds between re-checks of the log's head (besides NOTIFY).
     #[arg(long, default_value_t = 250)]
     recheck_ms: u64,
+    #[command(flatten)]
+    http: HttpLimitArgs,
+}
+
+/// The HTTP port's limits of `relay` and `core-sim` (src/http_server.rs).
+#[derive(clap::Args)]
+struct HttpLimitArgs {
+    /// HTTP connections open at once, from everyone.
+    #[arg(long, default_value_t = HttpLimits::feed().max_connections)]
+    http_max_connections: usize,
+    /// HTTP connections open at once from one client address (IPv6: its /64).
+    #[arg(long, default_value_t = HttpLimits::feed().max_connections_per_ip)]
+    http_max_connections_per_ip: usize,
+    /// Seconds a request's headers may take to arrive whole.
+    #[arg(long, default_value_t = HttpLimits::feed().header_read_timeout_secs)]
+    http_header_read_timeout_secs: u64,
+    /// Seconds a request may take, a long-poll's wait included.
+    #[arg(long, default_value_t = HttpLimits::feed().request_timeout_secs)]
+    http_request_timeout_secs: u64,
+}
+
+impl HttpLimitArgs {
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_connections: self.http_max_connections,
+            max_connections_per_ip: self.http_max_connections_per_ip,
+            header_read_timeout_secs: self.http_header_read_timeout_secs,
+            request_timeout_secs: self.http_request_timeout_secs,
+            ..HttpLimits::feed()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -189,6 +221,8 @@ struct CoreSimArgs {
     /// Changes the log keeps; an older cursor gets 410 Gone.
     #[arg(long, default_value_t = 100_000)]
     retain: usize,
+    #[command(flatten)]
+    http: HttpLimitArgs,
 }
 
 #[derive(clap::Args)]
@@ -733,7 +767,8 @@ async fn core_sim(args: CoreSimArgs) -> anyhow::Result<ExitCode> {
         token: args.token,
         retain: args.retain,
     })
-    .await?;
+    .await?
+    .with_limits(args.http.limits())?;
     eprintln!(
         "core-sim: serving the core feed on http://{}/v1/ ({} dossiers, {} changes/s)",
         core.local_addr(),
@@ -752,6 +787,7 @@ async fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     let mut settings = RelaySettings::new(args.database_url, args.listen, args.token);
     settings.max_connections = args.max_connections;
     settings.recheck = Duration::from_millis(args.recheck_ms);
+    settings.limits = args.http.limits();
     let relay = Relay::bind(settings).await?;
     eprintln!(
         "relay: serving the core feed on http://{}/v1/",

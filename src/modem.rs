@@ -4,12 +4,20 @@
 //! any modem that is up, the least recently used first).
 //!
 //! A received message is given to the gateway (journaled) and only then
-//! deleted from the SIM; a crash between the two leaves it on the SIM, the
-//! next sweep hands it over again and the journal knows it by its
-//! fingerprint (sender, service-centre time stamp, part, text), so it is
-//! not answered twice. The same fingerprint makes a message that a modem
-//! both pushes (`+CMT`) and stores count once. Parts of a long message are
-//! joined by the journal (and answered anyway, partial, after its timeout).
+//! deleted from the SIM, and only while its slot still holds that very PDU
+//! (the session reads the slot again first): a slot number from an old
+//! listing never deletes a newer message. A crash between the two leaves
+//! it on the SIM, the next sweep hands it over again and the journal knows
+//! it by its fingerprint (sender, service-centre time stamp, part, text),
+//! so it is not answered twice. The same fingerprint makes a message that a
+//! modem both pushes (`+CMT`) and stores count once. Parts of a long
+//! message are joined by the journal (and answered anyway, partial, after
+//! its timeout). A message that is no PDU the gateway can read is
+//! journaled raw (outcome `undecodable`, no reply) before it is deleted.
+//!
+//! A reply goes one part at a time, each part recorded in the journal
+//! before the next leaves, so a reply cut short by a crash resumes with its
+//! missing parts under the same concatenation reference.
 //!
 //! A modem that fails (port gone, hung, SIM refused) is set aside and tried
 //! again after a growing pause; after a hang the next session starts with a
@@ -23,7 +31,7 @@ use std::time::Duration;
 
 use gsm_modem::pdu::{self, Body, Deliver, Pdu, PduAddress, StatusReport, SubmitOptions, Tpdu};
 use gsm_modem::session::{
-    ModemError, ModemEvent, ModemHandle, ReceivedSms, Session, SessionSettings,
+    Deletion, ModemError, ModemEvent, ModemHandle, ReceivedSms, Session, SessionSettings,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -37,10 +45,12 @@ use tracing::{debug, info, warn};
 
 use crate::address::Address;
 use crate::smpp::receipt::{DeliveryReport, ReceiptState};
-use crate::smpp::routes::{OutgoingReply, Outlet, OutletError, OutletFuture, Routes};
+use crate::smpp::routes::{
+    OutgoingReply, Outlet, OutletError, OutletFuture, PartLog, PartSent, Routes,
+};
 use crate::smpp::session::PartIds;
 use crate::smpp::text::PartInfo;
-use crate::smpp::{IncomingSms, Receipt, SmsHandler};
+use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
 
 /// The channel every modem's messages arrive on and replies leave from.
 pub const CHANNEL: &str = "modem";
@@ -429,15 +439,25 @@ impl<H: SmsHandler> Supervisor<H> {
                     }
                     self.take(&handle, sms).await;
                 }
-                ModemEvent::StatusReport { location, report } => {
+                ModemEvent::StatusReport {
+                    location,
+                    report,
+                    pdu,
+                } => {
                     self.report(&report).await;
                     if let Some(index) = location {
-                        self.delete(&handle, index).await;
+                        self.delete(&handle, index, &pdu).await;
                     }
                 }
-                ModemEvent::Unreadable { location, error } => {
-                    warn!(modem = %self.device.name, location, %error, "unreadable stored message deleted");
-                    self.delete(&handle, location).await;
+                ModemEvent::Unreadable {
+                    location,
+                    pdu,
+                    error,
+                } => {
+                    if shutdown.is_cancelled() {
+                        continue;
+                    }
+                    self.keep_unreadable(&handle, location, pdu, error).await;
                 }
                 ModemEvent::Signal(signal) => {
                     self.board
@@ -488,21 +508,59 @@ impl<H: SmsHandler> Supervisor<H> {
     /// Records a message, then deletes it from the storage.
     async fn take(&self, handle: &ModemHandle, sms: ReceivedSms) {
         let incoming = incoming_sms(&sms.deliver, self.device.number.as_deref());
+        let Some(receipt) = self
+            .record(sms.location, || self.handler.receive(incoming.clone()))
+            .await
+        else {
+            return;
+        };
+        if let Receipt::Duplicate { .. } = receipt {
+            debug!(modem = %self.device.name, location = ?sms.location, "message already recorded");
+        } else {
+            self.board
+                .update(&self.device.name, |state| state.received += 1);
+        }
+        if let Some(index) = sms.location {
+            self.delete(handle, index, &sms.pdu).await;
+        }
+    }
+
+    /// Records a message that is no PDU the gateway can read, as it came
+    /// (outcome `undecodable`), then deletes it from the storage.
+    async fn keep_unreadable(
+        &self,
+        handle: &ModemHandle,
+        location: Option<u32>,
+        pdu: Vec<u8>,
+        error: String,
+    ) {
+        warn!(modem = %self.device.name, ?location, %error, octets = pdu.len(), "unreadable message; recording it as it came");
+        let message = UndecodableSms {
+            channel: CHANNEL.to_owned(),
+            destination: Address::new(self.device.number.as_deref().unwrap_or_default(), 0, 0),
+            raw_hex: pdu::to_hex(&pdu),
+            fingerprint: raw_fingerprint(&pdu),
+            error,
+        };
+        let recorded = self
+            .record(location, || self.handler.undecodable(message.clone()))
+            .await;
+        if let (Some(_), Some(index)) = (recorded, location) {
+            self.delete(handle, index, &pdu).await;
+        }
+    }
+
+    /// Runs `record` (the journal's write of a received message) until it
+    /// succeeds, five times at most with a growing pause; `None` when it
+    /// never did (the message stays on the modem).
+    async fn record<F>(&self, location: Option<u32>, record: impl Fn() -> F) -> Option<Receipt>
+    where
+        F: std::future::Future<Output = Result<Receipt, ReceiveError>>,
+    {
         let mut pause = Duration::from_millis(200);
         for attempt in 1..=5 {
-            match self.handler.receive(incoming.clone()).await {
-                Ok(receipt) => {
-                    if let Receipt::Duplicate { .. } = receipt {
-                        debug!(modem = %self.device.name, location = ?sms.location, "message already recorded");
-                    } else {
-                        self.board
-                            .update(&self.device.name, |state| state.received += 1);
-                    }
-                    if let Some(index) = sms.location {
-                        self.delete(handle, index).await;
-                    }
-                    return;
-                }
+            match record().await {
+                Ok(receipt) => return Some(receipt),
                 Err(error) => {
                     warn!(modem = %self.device.name, %error, attempt, "message not recorded yet; kept on the modem");
                     tokio::time::sleep(pause).await;
@@ -510,14 +568,25 @@ impl<H: SmsHandler> Supervisor<H> {
                 }
             }
         }
-        warn!(modem = %self.device.name, location = ?sms.location, "message left on the modem; it is read again when the modem is reopened");
+        warn!(modem = %self.device.name, ?location, "message left on the modem; it is read again when the modem is reopened");
+        None
     }
 
-    async fn delete(&self, handle: &ModemHandle, index: u32) {
-        if let Err(error) = handle.delete(index).await {
-            // Still on the SIM: the next sweep hands it over again and the
-            // journal knows it, so it is deleted then.
-            warn!(modem = %self.device.name, index, %error, "could not delete a recorded message; will retry");
+    /// Deletes the message `pdu` at `index`, if the slot still holds it.
+    async fn delete(&self, handle: &ModemHandle, index: u32, pdu: &[u8]) {
+        match handle.delete(index, pdu).await {
+            Ok(Deletion::Deleted) => {}
+            Ok(Deletion::AlreadyGone) => {
+                debug!(modem = %self.device.name, index, "recorded message deleted before")
+            }
+            Ok(Deletion::Replaced) => {
+                info!(modem = %self.device.name, index, "the slot holds a newer message; it was not deleted")
+            }
+            Err(error) => {
+                // Still on the SIM: the next sweep hands it over again and
+                // the journal knows it, so it is deleted then.
+                warn!(modem = %self.device.name, index, %error, "could not delete a recorded message; will retry");
+            }
         }
     }
 
@@ -616,6 +685,13 @@ pub fn incoming_sms(deliver: &Deliver, own_number: Option<&str>) -> IncomingSms 
     }
 }
 
+/// What identifies a message that could not be read: a hash of its raw
+/// PDU (read again after a crash, it is the same).
+pub fn raw_fingerprint(pdu: &[u8]) -> String {
+    let digest = Sha256::digest(pdu);
+    format!("raw:{}", pdu::to_hex(&digest[..12]))
+}
+
 /// What makes a received message itself: sender, service-centre time
 /// stamp, part and text. The same message read twice (pushed and stored,
 /// or again after a crash) has the same fingerprint.
@@ -673,6 +749,7 @@ impl Outlet for ModemOutlet {
         reply: &'a OutgoingReply<'a>,
         reference: u16,
         ids: &'a mut PartIds,
+        log: &'a dyn PartLog,
     ) -> OutletFuture<'a> {
         Box::pin(async move {
             let destination = destination_of(reply.to);
@@ -693,7 +770,11 @@ impl Outlet for ModemOutlet {
                 ..SubmitOptions::default()
             };
             let parts = pdu::submit_parts(&destination, reply.text, reference, options);
-            ids.resize(parts.len(), None);
+            let total = parts.len();
+            ids.resize(total, None);
+            if ids.iter().all(Option::is_none) {
+                log.starting(reference, total).await;
+            }
             for (at, part) in parts.into_iter().enumerate() {
                 if ids[at].is_some() {
                     continue;
@@ -709,8 +790,16 @@ impl Outlet for ModemOutlet {
                 })?;
                 match self.handle.send_pdu(encoded).await {
                     Ok(message_reference) => {
-                        ids[at] = Some(part_id(&self.name, message_reference));
+                        let id = part_id(&self.name, message_reference);
                         self.board.update(&self.name, |state| state.sent += 1);
+                        log.part_sent(PartSent {
+                            reference,
+                            index: at,
+                            total,
+                            id: &id,
+                        })
+                        .await;
+                        ids[at] = Some(id);
                     }
                     Err(error) => {
                         return Err(OutletError {

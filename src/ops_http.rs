@@ -29,6 +29,8 @@ pub struct HttpSettings {
     pub enabled: bool,
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// `[http.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for HttpSettings {
@@ -36,6 +38,7 @@ impl Default for HttpSettings {
         HttpSettings {
             enabled: true,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }
@@ -237,6 +240,7 @@ async fn readiness<S: crate::store::DossierStore>(
 pub struct OpsServer {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl OpsServer {
@@ -255,7 +259,11 @@ impl OpsServer {
         if let Some(extra) = extra {
             router = router.merge(extra);
         }
-        Ok(OpsServer { listener, router })
+        Ok(OpsServer {
+            listener,
+            router,
+            limits: settings.limits.clone(),
+        })
     }
 
     /// The bound address.
@@ -267,12 +275,7 @@ impl OpsServer {
     pub async fn run(self, shutdown: CancellationToken) {
         let addr = self.listener.local_addr().ok();
         tracing::info!(address = ?addr, "operations HTTP port listening (/healthz, /readyz, /metrics)");
-        if let Err(error) = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(%error, "operations HTTP port failed");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }
 

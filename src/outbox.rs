@@ -29,21 +29,25 @@ use tracing::{debug, error, info, warn};
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::domain::Msisdn;
 use crate::journal::{
-    now_ms, Journal, JournalError, LookupNote, NewMessage, PendingReply, Recorded, ReplyState,
-    Settlement, StoredMessage,
+    now_ms, Journal, JournalError, LookupNote, NewMessage, PartRecord, PendingReply, Recorded,
+    ReplyState, Settlement, StoredMessage,
 };
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::pdu::{classify_status, status_name, StatusClass};
-use crate::smpp::routes::{OutgoingReply, ReplyProgress, RouteError, Routes};
-use crate::smpp::session::SessionError;
+use crate::smpp::routes::{
+    OutgoingReply, PartLog, PartLogFuture, PartSent, ReplyProgress, RouteError, Routes,
+};
+use crate::smpp::session::{PartIds, SessionError};
 use crate::store::DossierStore;
 
-/// Messages being answered at once. When replies fall behind (a slow or
-/// throttling SMSC), taking a new message waits for room, which delays its
-/// acknowledgement and so holds the peer to its window: memory stays bounded
-/// and the backlog stays in the peer's queue, not ours.
-const MAX_ANSWERING: usize = 4096;
+/// Messages of one channel being answered at once. When a channel's
+/// replies fall behind (a slow or throttling SMSC, a peer that does not
+/// read), taking a new message of that channel waits for room, which
+/// delays its acknowledgement and so holds the peer to its window: memory
+/// stays bounded, the backlog stays in the peer's queue, not ours, and the
+/// other channels are answered meanwhile.
+const MAX_ANSWERING: usize = 1024;
 
 /// How often queued replies are looked at when nothing else wakes the outbox.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -100,7 +104,8 @@ pub struct Outbox<S> {
     claimed: Mutex<HashSet<i64>>,
     progress: Mutex<HashMap<i64, ReplyProgress>>,
     order: CitizenOrder,
-    answering: Arc<tokio::sync::Semaphore>,
+    /// Room for messages being answered, per channel.
+    answering: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     tasks: TaskTracker,
     metrics: AnswerMetrics,
 }
@@ -238,7 +243,7 @@ impl<S: DossierStore> Outbox<S> {
             claimed: Mutex::default(),
             progress: Mutex::default(),
             order: CitizenOrder::default(),
-            answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
+            answering: Mutex::default(),
             tasks: TaskTracker::new(),
             metrics,
         })
@@ -262,10 +267,18 @@ impl<S: DossierStore> Outbox<S> {
     }
 
     /// Answers a freshly recorded message in the background, once fewer than
-    /// [`MAX_ANSWERING`] messages are being answered (the caller acknowledges
-    /// the message after this returns, so a backlog slows the peer down).
+    /// [`MAX_ANSWERING`] messages of its channel are being answered (the
+    /// caller acknowledges the message after this returns, so a backlog
+    /// slows that peer down, and only that channel's).
     pub async fn answer_later(self: &Arc<Self>, stored: StoredMessage) {
-        let Ok(permit) = self.answering.clone().acquire_owned().await else {
+        let room = self
+            .answering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(stored.message.channel.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)))
+            .clone();
+        let Ok(permit) = room.acquire_owned().await else {
             return; // never closed
         };
         // Taken now, in the order messages were recorded.
@@ -454,7 +467,7 @@ impl<S: DossierStore> Outbox<S> {
                 Verdict::Allow
             });
         let response = match verdict {
-            Verdict::Silence { reason } => {
+            Verdict::Silence { reason, .. } => {
                 info!(%channel, %message, sender = %sender, reason, "not answered");
                 return Decision::suppressed(format!("silenced: {reason}"));
             }
@@ -489,6 +502,7 @@ impl<S: DossierStore> Outbox<S> {
             code: code.to_string(),
             agency: response.agency,
             procedure: response.procedure,
+            name_spans: response.reply.name_spans.clone(),
         });
         Decision {
             outcome: reply.kind.as_str().to_owned(),
@@ -509,9 +523,17 @@ impl<S: DossierStore> Outbox<S> {
             reply_to: &reply_to,
         };
         let mut progress = self.take_progress(id);
+        if !progress.is_started() && reply.stored {
+            // Cut short before a restart: where its parts got to.
+            progress = self.recorded_progress(id).await;
+        }
+        let log = JournalParts {
+            journal: &self.journal,
+            reply,
+        };
         let result = self
             .routes
-            .send(&reply.channel, &outgoing, &mut progress)
+            .send(&reply.channel, &outgoing, &mut progress, &log)
             .await;
         let settle = |state, left_on, error, next_attempt_at| Settlement {
             state,
@@ -630,6 +652,30 @@ impl<S: DossierStore> Outbox<S> {
             error!(%error, message = %reply_to, "cannot record the reply's state; it may be sent again after a restart");
         }
         attempt
+    }
+
+    /// The progress the journal recorded for reply `id` (parts sent one at
+    /// a time before a crash); none when it has none.
+    async fn recorded_progress(&self, id: i64) -> ReplyProgress {
+        match self.journal.recorded_parts(id).await {
+            Ok(Some(recorded)) => {
+                let mut ids = PartIds::new();
+                for (part, peer_id) in recorded.sent {
+                    let at = (part as usize).saturating_sub(1);
+                    if ids.len() <= at {
+                        ids.resize(at + 1, None);
+                    }
+                    ids[at] = Some(peer_id);
+                }
+                info!(message = %external_id(id), parts_sent = ids.iter().flatten().count(), "resuming a reply cut short by a restart");
+                ReplyProgress::recorded(recorded.reference, ids)
+            }
+            Ok(None) => ReplyProgress::default(),
+            Err(error) => {
+                error!(%error, message = %external_id(id), "cannot read how far the reply got; it is sent whole");
+                ReplyProgress::default()
+            }
+        }
     }
 
     fn take_progress(&self, id: i64) -> ReplyProgress {
@@ -798,6 +844,50 @@ impl<S: DossierStore> Outbox<S> {
                 "replies still in flight at shutdown; they are sent after the next start"
             );
         }
+    }
+}
+
+/// Records how far `reply` got on an outlet (a modem) that sends one part
+/// at a time: the reference of a multipart reply before its first part
+/// leaves, and each part before the next, so that a reply cut short by a
+/// crash resumes with its missing parts under the same reference. A
+/// single-part reply and the last part are left to the settlement, written
+/// as soon as the send returns.
+struct JournalParts<'a> {
+    journal: &'a Journal,
+    reply: &'a PendingReply,
+}
+
+impl JournalParts<'_> {
+    async fn record(&self, reference: u16, sent: Option<(u32, String)>) {
+        let part = sent.as_ref().map(|(number, _)| *number);
+        let record = PartRecord {
+            channel: self.reply.channel.clone(),
+            reference,
+            sent,
+        };
+        if let Err(error) = self.journal.record_part_sent(self.reply, record).await {
+            error!(%error, message = %external_id(self.reply.message_id), ?part, "cannot record how far the reply got; after a crash it may go again");
+        }
+    }
+}
+
+impl PartLog for JournalParts<'_> {
+    fn starting(&self, reference: u16, total: usize) -> PartLogFuture<'_> {
+        Box::pin(async move {
+            if total > 1 {
+                self.record(reference, None).await;
+            }
+        })
+    }
+
+    fn part_sent<'a>(&'a self, part: PartSent<'a>) -> PartLogFuture<'a> {
+        Box::pin(async move {
+            if part.index + 1 < part.total {
+                let sent = (part.index as u32 + 1, part.id.to_owned());
+                self.record(part.reference, Some(sent)).await;
+            }
+        })
     }
 }
 

@@ -6,10 +6,9 @@
 //!   English captions), embeddable in an iframe.
 //! - `GET /api/v1/lookup?code=…` — the same as JSON, for a portal's own
 //!   page (CORS open).
-//! - `GET /kannel?from=%p&to=%P&text=%a` — Kannel's `get-url` drop-in: the
-//!   reply text in the body, so a site running Kannel gains templates, rate
-//!   limits and the read model by pointing its `sms-service` here. Only the
-//!   addresses in `kannel_allow` may call it.
+//!
+//! Kannel's `get-url` drop-in is not here: it names the citizen, so it has
+//! a port of its own that only the smsbox may call ([`crate::kannel_http`]).
 //!
 //! The page and the JSON read the same read model as SMS with the same
 //! privacy rule, stricter: never a name or a phone number. Each client
@@ -19,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,17 +26,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::address::Address;
+use crate::client_addr::{at_least_one, limit_key, ClientLimiter};
 use crate::domain::{DossierCode, ExtractError};
-use crate::journal::{now_ms, NewMessage};
-use crate::outbox::Outbox;
 use crate::reply::{ReplyContext, ReplyKind};
 use crate::responder::Responder;
 use crate::store::DossierStore;
@@ -62,10 +57,15 @@ pub struct PublicSettings {
     /// when the port sits behind the agency's reverse proxy, never otherwise:
     /// anyone can write that header).
     pub trust_forwarded_for: bool,
-    /// Serve Kannel's `get-url` drop-in at `/kannel`.
-    pub kannel: bool,
-    /// Addresses allowed to call `/kannel` (the smsbox's host).
-    pub kannel_allow: Vec<IpAddr>,
+    /// Moved to `[kannel]` (its own port); set here, the gateway refuses to
+    /// start saying so.
+    #[doc(hidden)]
+    pub kannel: Option<serde::de::IgnoredAny>,
+    /// Moved to `kannel.allow`, as [`Self::kannel`].
+    #[doc(hidden)]
+    pub kannel_allow: Option<serde::de::IgnoredAny>,
+    /// `[public.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for PublicSettings {
@@ -77,12 +77,38 @@ impl Default for PublicSettings {
             per_ip_per_hour: 120,
             misses_per_hour: 20,
             trust_forwarded_for: false,
-            kannel: false,
-            kannel_allow: vec![
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-            ],
+            kannel: None,
+            kannel_allow: None,
+            limits: crate::http_server::HttpLimits::default(),
         }
+    }
+}
+
+impl PublicSettings {
+    /// What is wrong with the settings, as (key, problem).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let moved = [
+            ("public.kannel", self.kannel.is_some(), "kannel.enabled"),
+            (
+                "public.kannel_allow",
+                self.kannel_allow.is_some(),
+                "kannel.allow",
+            ),
+        ];
+        moved
+            .into_iter()
+            .filter(|(_, set, _)| *set)
+            .map(|(key, _, now)| {
+                (
+                    key.to_owned(),
+                    format!(
+                        "the Kannel drop-in has a port of its own now, out of the public page's reach: \
+                         remove this key, set {now} in [kannel] and point get-url at kannel.bind \
+                         (docs/operations.md, \"The Kannel drop-in\")"
+                    ),
+                )
+            })
+            .collect()
     }
 }
 
@@ -197,22 +223,23 @@ impl Lang {
     }
 }
 
-/// Per-address limits: lookups, and unknown codes.
+/// Per-address limits: lookups, and unknown codes. An address is a
+/// [`limit_key`]: an IPv6 visitor counts with its /64.
 struct Limits {
-    lookups: DefaultKeyedRateLimiter<IpAddr>,
-    misses: DefaultKeyedRateLimiter<IpAddr>,
+    lookups: ClientLimiter,
+    misses: ClientLimiter,
     /// Addresses refused until the instant, after too many unknown codes.
     refused: Mutex<HashMap<IpAddr, Instant>>,
-    /// Requests since the last clean-up of the tables.
+    /// Requests since the last clean-up of `refused`.
     requests: std::sync::atomic::AtomicU64,
 }
 
-/// Requests between two clean-ups of the per-address tables.
+/// Requests between two clean-ups of the refused addresses.
 const CLEANUP_EVERY: u64 = 4096;
 
 impl Limits {
     fn new(settings: &PublicSettings) -> Self {
-        let nz = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+        let nz = at_least_one;
         let lookups =
             Quota::per_hour(nz(settings.per_ip_per_hour)).allow_burst(nz(settings.per_ip_burst));
         // The miss that finds no cell left refuses the address: after
@@ -220,8 +247,8 @@ impl Limits {
         let misses = Quota::per_hour(nz(settings.misses_per_hour))
             .allow_burst(nz(settings.misses_per_hour.saturating_sub(1)));
         Limits {
-            lookups: RateLimiter::keyed(lookups),
-            misses: RateLimiter::keyed(misses),
+            lookups: ClientLimiter::new(lookups),
+            misses: ClientLimiter::new(misses),
             refused: Mutex::new(HashMap::new()),
             requests: std::sync::atomic::AtomicU64::new(0),
         }
@@ -238,28 +265,23 @@ impl Limits {
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if seen % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
-            self.lookups.retain_recent();
-            self.misses.retain_recent();
             self.refused().retain(|_, until| *until > now);
         }
-        if let Some(until) = self.refused().get(&ip).copied() {
+        if let Some(until) = self.refused().get(&limit_key(ip)).copied() {
             if until > now {
                 return Err(until - now);
             }
         }
-        self.lookups
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        self.lookups.check(ip)
     }
 
     /// Counts an unknown code for `ip`; past the limit it is refused for the hour.
     fn missed(&self, ip: IpAddr) {
-        if let Err(not_until) = self.misses.check_key(&ip) {
-            let wait = not_until
-                .wait_time_from(DefaultClock::default().now())
-                .max(Duration::from_secs(60));
-            tracing::warn!(client = %ip, "public lookup: too many unknown codes from one address; refused for a while");
-            self.refused().insert(ip, Instant::now() + wait);
+        if let Err(wait) = self.misses.check(ip) {
+            let wait = wait.max(Duration::from_secs(60));
+            let client = limit_key(ip);
+            tracing::warn!(%client, "public lookup: too many unknown codes from one address; refused for a while");
+            self.refused().insert(client, Instant::now() + wait);
         }
     }
 }
@@ -268,18 +290,13 @@ impl Limits {
 struct Shared<S> {
     settings: PublicSettings,
     responder: Arc<Responder<S>>,
-    outbox: Arc<Outbox<S>>,
     limits: Limits,
     pages: Environment<'static>,
     service_number: String,
 }
 
-/// The public port's routes over `responder` (lookups) and `outbox` (Kannel).
-pub fn router<S: DossierStore>(
-    settings: PublicSettings,
-    responder: Arc<Responder<S>>,
-    outbox: Arc<Outbox<S>>,
-) -> Router {
+/// The public port's routes over `responder`.
+pub fn router<S: DossierStore>(settings: PublicSettings, responder: Arc<Responder<S>>) -> Router {
     let mut pages = Environment::new();
     pages.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     pages
@@ -290,32 +307,18 @@ pub fn router<S: DossierStore>(
         limits: Limits::new(&settings),
         settings,
         responder,
-        outbox,
         pages,
         service_number,
     });
     Router::new()
         .route("/", get(page::<S>))
         .route("/api/v1/lookup", get(lookup_json::<S>))
-        .route("/kannel", get(kannel::<S>))
         .with_state(shared)
 }
 
 /// The client's address: the peer, or the last `X-Forwarded-For` entry when trusted.
 fn client_ip(settings: &PublicSettings, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if settings.trust_forwarded_for {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|v| v.trim().parse::<IpAddr>().ok())
-            .next_back();
-        if let Some(ip) = forwarded {
-            return ip;
-        }
-    }
-    peer.ip()
+    crate::client_addr::client_ip(settings.trust_forwarded_for, peer, headers)
 }
 
 impl<S: DossierStore> Shared<S> {
@@ -506,82 +509,11 @@ async fn lookup_json<S: DossierStore>(
     response
 }
 
-#[derive(Debug, Deserialize)]
-struct KannelQuery {
-    from: Option<String>,
-    to: Option<String>,
-    text: Option<String>,
-}
-
-fn plain(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-async fn kannel<S: DossierStore>(
-    State(shared): State<Arc<Shared<S>>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<KannelQuery>,
-) -> Response {
-    if !shared.settings.kannel {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "the Kannel drop-in is off (public.kannel = false)".into(),
-        );
-    }
-    if !shared.settings.kannel_allow.contains(&peer.ip()) {
-        tracing::warn!(client = %peer.ip(), "Kannel drop-in called from an address not in public.kannel_allow");
-        return plain(
-            StatusCode::FORBIDDEN,
-            format!("{} is not in public.kannel_allow", peer.ip()),
-        );
-    }
-    let Some(from) = query.from.filter(|f| !f.trim().is_empty()) else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "from is missing: set get-url to ...?from=%p&to=%P&text=%a".into(),
-        );
-    };
-    let message = NewMessage {
-        channel: "kannel".to_owned(),
-        peer_ref: None,
-        peer_ref_lasting: false,
-        sender: Address::new(from.trim().to_owned(), 0, 0),
-        recipient: Address::new(query.to.unwrap_or_default().trim().to_owned(), 0, 0),
-        text: query.text.unwrap_or_default(),
-        received_at: now_ms(),
-    };
-    match shared.outbox.answer_now(message).await {
-        Ok(answer) => {
-            let coding = if crate::sms_text::is_gsm7(&answer.text) {
-                "0"
-            } else {
-                "2"
-            };
-            let mut response = plain(StatusCode::OK, answer.text);
-            response
-                .headers_mut()
-                .insert("x-kannel-coding", HeaderValue::from_static(coding));
-            response
-        }
-        Err(error) => {
-            tracing::error!(%error, "Kannel drop-in: cannot record the message; no reply");
-            plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the journal cannot record the message now".into(),
-            )
-        }
-    }
-}
-
 /// The public port's listener.
 pub struct PublicHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl PublicHttp {
@@ -593,12 +525,12 @@ impl PublicHttp {
     pub async fn bind<S: DossierStore>(
         settings: PublicSettings,
         responder: Arc<Responder<S>>,
-        outbox: Arc<Outbox<S>>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(PublicHttp {
             listener,
-            router: router(settings, responder, outbox),
+            limits: settings.limits.clone(),
+            router: router(settings, responder),
         })
     }
 
@@ -613,15 +545,6 @@ impl PublicHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "public HTTP server failed");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }

@@ -9,6 +9,14 @@
 //! files through [`Renderer::load_with_overrides`], and must also fit their
 //! budgets for every sample dossier ([`Renderer::check_budget`]); start-up
 //! does not refuse a file over its budget.
+//!
+//! Every render is bounded ([`render_bounded`]): at most [`RENDER_FUEL`]
+//! template instructions (minijinja's fuel) and [`MAX_RENDERED_BYTES`] of
+//! text, so that loops in an edited template cannot hold a thread for
+//! minutes or fill memory. A template is accepted (at start, on save and
+//! activation in the console, on SIGHUP) only when each sample dossier takes
+//! at most [`CHECK_FUEL`], a fifth of what a reply may take: real dossiers,
+//! with longer names and procedures than the samples, keep room.
 
 use std::path::{Path, PathBuf};
 
@@ -187,6 +195,11 @@ pub struct RenderedReply {
     pub text: String,
     /// Its encoding and segment count.
     pub info: SegmentInfo,
+    /// Where the applicant's name stands in `text` (character offsets, end
+    /// exclusive), as it was rendered (perhaps cut to its last words,
+    /// unaccented); empty when the reply names nobody. Recorded with the
+    /// reply so that the console masks what the reply carried.
+    pub name_spans: Vec<(usize, usize)>,
 }
 
 /// A template that cannot be used, with where and why.
@@ -263,10 +276,24 @@ pub struct TemplateOverride {
     pub origin: String,
 }
 
+/// Template instructions one render may execute (minijinja's fuel); past
+/// it the render fails ("runs too long").
+pub const RENDER_FUEL: u64 = 100_000;
+
+/// Template instructions a template may use for one sample dossier to be
+/// accepted (a fifth of [`RENDER_FUEL`]; the built-in ones use a few hundred).
+pub const CHECK_FUEL: u64 = RENDER_FUEL / 5;
+
+/// Longest text one render may write (bytes of UTF-8), before the reply is
+/// fitted to its segments; past it the render fails.
+pub const MAX_RENDERED_BYTES: usize = 8 * 1024;
+
 /// A template environment as every channel's templates use it: unknown
-/// variables are errors, block tags leave no blank lines.
+/// variables are errors, block tags leave no blank lines, and every render
+/// runs on at most [`RENDER_FUEL`].
 pub(crate) fn template_environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(RENDER_FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
@@ -298,8 +325,89 @@ pub(crate) fn add_template(
     Ok(origin)
 }
 
+/// The text `template` renders for `ctx`, and the fuel it took, within
+/// [`RENDER_FUEL`] (the environment's) and [`MAX_RENDERED_BYTES`].
+///
+/// # Errors
+///
+/// minijinja's; [`minijinja::ErrorKind::OutOfFuel`] for a render that runs
+/// too long, [`minijinja::ErrorKind::InvalidOperation`] for a text too long.
+pub(crate) fn render_bounded<S: Serialize>(
+    template: &minijinja::Template<'_, '_>,
+    ctx: S,
+) -> Result<(String, u64), minijinja::Error> {
+    let mut out = CappedText::default();
+    let rendered = template.render_captured_to(ctx, &mut out);
+    if out.over {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("the text is longer than {MAX_RENDERED_BYTES} bytes"),
+        ));
+    }
+    let consumed = rendered?
+        .state()
+        .fuel_levels()
+        .map_or(0, |(consumed, _)| consumed);
+    let text = String::from_utf8(out.bytes).map_err(|_| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "the template wrote text that is not UTF-8",
+        )
+    })?;
+    Ok((text, consumed))
+}
+
+/// A render's output, refused past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct CappedText {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("rendered text too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A template that took `consumed` fuel for sample `sample`, refused when
+/// over [`CHECK_FUEL`].
+pub(crate) fn check_fuel(
+    name: &'static str,
+    sample: &str,
+    consumed: u64,
+) -> Result<(), TemplateError> {
+    if consumed <= CHECK_FUEL {
+        return Ok(());
+    }
+    Err(TemplateError::Invalid {
+        name,
+        line: None,
+        detail: format!(
+            "rendering the sample dossier `{sample}` takes {consumed} steps, more than the \
+             {CHECK_FUEL} a template may take: simplify its loops"
+        ),
+    })
+}
+
 /// minijinja's message, with the line when it knows it.
 pub(crate) fn describe(err: &minijinja::Error) -> String {
+    if err.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "the template runs too long (more than {RENDER_FUEL} steps{}): simplify its loops",
+            err.line()
+                .map_or(String::new(), |line| format!(", line {line}"))
+        );
+    }
     let mut detail = err.to_string();
     if let Some(line) = err.line() {
         if !detail.contains("line") {
@@ -421,9 +529,11 @@ impl Renderer {
     /// unknown variables surface now.
     fn check(&self) -> Result<(), TemplateError> {
         for kind in ReplyKind::ALL {
-            for ctx in self.sample_contexts() {
-                self.render_raw(kind, &ctx)
+            for (sample, _, ctx) in self.named_samples() {
+                let (_, consumed) = self
+                    .render_measured(kind, &ctx)
                     .map_err(|e| self.render_error(kind, &e))?;
+                check_fuel(kind.template_name(), sample, consumed)?;
             }
         }
         Ok(())
@@ -569,14 +679,24 @@ impl Renderer {
     }
 
     fn render_raw(&self, kind: ReplyKind, ctx: &ReplyContext) -> Result<String, minijinja::Error> {
+        self.render_measured(kind, ctx).map(|(text, _)| text)
+    }
+
+    /// [`Renderer::render_raw`], and the fuel it took.
+    fn render_measured(
+        &self,
+        kind: ReplyKind,
+        ctx: &ReplyContext,
+    ) -> Result<(String, u64), minijinja::Error> {
         let template = self.env.get_template(kind.template_name())?;
-        let text = template.render(ctx)?;
+        let (text, consumed) = render_bounded(&template, ctx)?;
         let text = text.trim();
-        Ok(if self.settings.accents {
+        let text = if self.settings.accents {
             text.to_owned()
         } else {
             sms_text::to_gsm7_lossy(text)
-        })
+        };
+        Ok((text, consumed))
     }
 
     /// The segment budget for a reply in `encoding`.
@@ -634,7 +754,17 @@ impl Renderer {
             text = self.render_raw(kind, &ctx)?;
             info = sms_text::segment_info(&text);
         }
-        Ok(RenderedReply { kind, text, info })
+        let name_spans = ctx
+            .owner_name
+            .as_deref()
+            .map(|name| crate::domain::vietnamese::find_name(&text, name))
+            .unwrap_or_default();
+        Ok(RenderedReply {
+            kind,
+            text,
+            info,
+            name_spans,
+        })
     }
 }
 
@@ -805,6 +935,115 @@ mod tests {
         assert!(msg.contains("line 2"), "{msg}");
         std::fs::write(dir.path().join("help.j2"), "{% if %}").unwrap();
         assert!(Renderer::load(Some(dir.path()), ReplySettings::default()).is_err());
+    }
+
+    /// `help.j2` replaced by `source`: the renderer, or why it is refused.
+    fn with_help(source: &str) -> Result<Renderer, TemplateError> {
+        Renderer::load_with_overrides(
+            None,
+            &[TemplateOverride {
+                kind: ReplyKind::Help,
+                source: source.to_owned(),
+                origin: "test".into(),
+            }],
+            ReplySettings::default(),
+        )
+    }
+
+    #[test]
+    fn nested_loops_run_out_of_fuel_at_once_and_are_refused() {
+        let started = std::time::Instant::now();
+        let err = with_help(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("help.j2"), "{err}");
+        assert!(err.contains("runs too long"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "a bound to detect a hang: {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_template_using_more_than_its_check_fuel_or_writing_too_much_is_refused() {
+        // Within the fuel of one reply, over what a sample may take.
+        let err = with_help("{% for a in range(20000) %}{% endfor %}Soạn TC")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("simplify its loops"), "{err}");
+        assert!(err.contains(&CHECK_FUEL.to_string()), "{err}");
+        let err = with_help("{{ 'x' * 100000 }}").unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("longer than {MAX_RENDERED_BYTES} bytes")),
+            "{err}"
+        );
+        // A template with a small loop is fine.
+        let r =
+            with_help("{% for n in range(3) %}{{ n }}{% endfor %} {{ service_number }}").unwrap();
+        let reply = r.render(ReplyKind::Help, &r.base_context()).unwrap();
+        assert_eq!(reply.text, "012 8058");
+    }
+
+    #[test]
+    fn the_built_in_templates_take_a_small_part_of_the_check_fuel() {
+        for accents in [true, false] {
+            let r = renderer(accents);
+            for kind in ReplyKind::ALL {
+                for ctx in r.sample_contexts() {
+                    let (_, consumed) = r.render_measured(kind, &ctx).unwrap();
+                    assert!(consumed * 10 < CHECK_FUEL, "{kind:?}: {consumed}");
+                }
+            }
+        }
+    }
+
+    /// The text of each of `reply`'s name spans.
+    fn spanned(reply: &RenderedReply) -> Vec<String> {
+        let chars: Vec<char> = reply.text.chars().collect();
+        reply
+            .name_spans
+            .iter()
+            .map(|&(start, end)| chars[start..end].iter().collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_says_where_it_carries_the_applicants_name_as_rendered() {
+        for accents in [true, false] {
+            let r = renderer(accents);
+            let owner = r.named_samples()[0].2.clone();
+            let reply = r.render(ReplyKind::Found, &owner).unwrap();
+            let named = spanned(&reply);
+            let expected = if accents {
+                "Nguyễn Văn An"
+            } else {
+                "Nguyen Van An"
+            };
+            assert_eq!(named, [expected], "{}", reply.text);
+            let stranger = r.named_samples()[1].2.clone();
+            assert!(r
+                .render(ReplyKind::Found, &stranger)
+                .unwrap()
+                .name_spans
+                .is_empty());
+        }
+        // A name cut to its last two words to fit: those are found.
+        let r = renderer(false);
+        let long = ReplyContext {
+            owner_name: Some("Nguyễn Thị Ngọc Phương Thảo".into()),
+            procedure: Some("Thủ tục ".repeat(40)),
+            ..r.named_samples()[0].2.clone()
+        };
+        let reply = r.render(ReplyKind::Found, &long).unwrap();
+        let named = spanned(&reply);
+        assert!(
+            named == ["Nguyen Thi Ngoc Phuong Thao"] || named == ["Phuong Thao"],
+            "{named:?} in {}",
+            reply.text
+        );
     }
 
     #[test]

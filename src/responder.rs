@@ -249,6 +249,7 @@ impl<S: DossierStore> Responder<S> {
                 kind: ReplyKind::Unavailable,
                 info: sms_text::segment_info(&text),
                 text,
+                name_spans: Vec::new(),
             }
         })
     }

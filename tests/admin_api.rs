@@ -455,6 +455,165 @@ async fn repeated_wrong_passwords_lock_the_account_until_an_administrator_unlock
 }
 
 #[tokio::test]
+async fn a_viewer_sees_the_name_a_reply_carried_masked_after_its_dossier_changed_or_went() {
+    use motcua_sms::store::{ApplyMode, Change, DossierStore};
+    const OTHER_CODE: &str = "38.98.H29-210519-0003";
+    let app = spawn_app().await;
+    let viewer_password = app.admin_account("xem", Role::Viewer).await;
+    let viewer = Console::login(app.admin, "xem", &viewer_password).await;
+    // Each owner asks about their own dossier: the replies carry the names.
+    let mut peer = PeerEsme::bind_transceiver(app.listener, SYSTEM_ID, PASSWORD)
+        .await
+        .unwrap();
+    for (owner, code) in [("0912345678", KNOWN_CODE), ("0987654321", OTHER_CODE)] {
+        peer.submit(owner, "8058", 0, format!("TC {code}").as_bytes())
+            .await
+            .unwrap();
+        let first = peer.next_deliver(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(first.destination_addr, owner);
+        // The other parts of a long reply.
+        while let Some(part) = peer.next_deliver(Duration::from_millis(500)).await {
+            assert_eq!(part.destination_addr, owner);
+        }
+    }
+    // Then the applicant's name of one changes and the other dossier goes.
+    let store = app.read_model().await;
+    let renamed = format!(
+        r#"{{"MaHoSo": "{KNOWN_CODE}", "TrangThaiHoSo": 4, "SoDienThoai": "0912345678", "ChuHoSo": "Lê Thị Hoa", "version": 50}}"#
+    );
+    let report = motcua_sms::import::import_json_lines(&store, std::io::Cursor::new(renamed))
+        .await
+        .unwrap();
+    assert!(report.bad.is_empty(), "{:?}", report.bad);
+    let gone = Change::Delete {
+        code: motcua_sms::domain::DossierCode::parse(OTHER_CODE).unwrap(),
+        version: 50,
+    };
+    store
+        .apply(&[gone], ApplyMode::Guarded, None)
+        .await
+        .unwrap();
+    store.close().await;
+
+    let (status, log) = viewer.get("/messages").await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let replies: Vec<&str> = log["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["reply_text"].as_str())
+        .collect();
+    assert_eq!(replies.len(), 2, "{log}");
+    let all = replies.join("\n");
+    for name in [
+        "Nguyễn Văn An",
+        "Nguyen Van An",
+        "Trần Thị Bích Ngọc",
+        "Tran Thi Bich Ngoc",
+    ] {
+        assert!(!all.contains(name), "a viewer reads {name:?}: {all}");
+    }
+    assert!(all.contains("N***** V** A*"), "{all}");
+    assert!(all.contains("T*** T** B*** N***"), "{all}");
+    app.stop().await;
+}
+
+/// A gateway whose configuration `tweak` changed.
+async fn app_with(tweak: fn(&mut motcua_sms::config::Config)) -> support::TestApp {
+    support::spawn_app_with(support::AppOptions {
+        tweak: Some(tweak),
+        ..support::AppOptions::default()
+    })
+    .await
+}
+
+/// A login attempt, from `forwarded` as the proxy says when given.
+async fn login_status(
+    admin: SocketAddr,
+    forwarded: Option<&str>,
+    user: &str,
+    password: &str,
+) -> StatusCode {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{admin}/api/v1/session"))
+        .json(&json!({"username": user, "password": password}));
+    if let Some(client) = forwarded {
+        request = request.header("x-forwarded-for", client);
+    }
+    request.send().await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_wrong_passwords_at_once_lock_the_account() {
+    fn many_logins(config: &mut motcua_sms::config::Config) {
+        config.admin.logins_per_minute = 100;
+    }
+    let app = app_with(many_logins).await;
+    let password = app.admin_account("lan", Role::Operator).await;
+    let guesses: Vec<_> = (0..20)
+        .map(|n| {
+            let admin = app.admin;
+            tokio::spawn(
+                async move { login_status(admin, None, "lan", &format!("doan-sai-{n}")).await },
+            )
+        })
+        .collect();
+    for guess in guesses {
+        let status = guess.await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::LOCKED,
+            "{status}"
+        );
+    }
+    assert_eq!(
+        login_status(app.admin, None, "lan", &password).await,
+        StatusCode::LOCKED,
+        "20 wrong passwords at once count as 20: the account is locked"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_proxy_logins_are_limited_per_visitor_and_per_ipv6_64() {
+    fn behind_proxy(config: &mut motcua_sms::config::Config) {
+        config.admin.trust_forwarded_for = true;
+        config.admin.logins_per_minute = 3;
+    }
+    let app = app_with(behind_proxy).await;
+    let password = app.admin_account("lan", Role::Operator).await;
+    let outsider = Some("203.0.113.5");
+    for _ in 0..3 {
+        let status = login_status(app.admin, outsider, "khongai", "doan-mo").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_status(app.admin, outsider, "khongai", "doan-mo").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Every connection comes from the proxy; the officer is another visitor.
+    assert_eq!(
+        login_status(app.admin, Some("198.51.100.7"), "lan", &password).await,
+        StatusCode::OK,
+        "one outsider locked everyone behind the proxy out"
+    );
+    // An IPv6 outsider hopping addresses inside its /64 shares one limit.
+    for host in 1..=3 {
+        let from = format!("2001:db8:1:2::{host}");
+        let status = login_status(app.admin, Some(&from), "khongai", "doan-mo").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_status(app.admin, Some("2001:db8:1:2:ffff::9"), "lan", &password).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_status(app.admin, Some("2001:db8:1:3::1"), "lan", &password).await,
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_first_password_must_be_changed_before_anything_else() {
     let app = spawn_app().await;
     let admin_password = app.admin_account("quantri", Role::Administrator).await;

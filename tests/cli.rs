@@ -124,25 +124,115 @@ fn configuration_errors_exit_78_with_one_line_naming_key_and_file() {
     );
 }
 
-#[test]
-fn run_then_sms_send_then_sigterm_drains() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// Runs `motcua-sms run` with `config`; its exit code and stderr, or `None`
+/// when it was still running after 5 s (then it is killed).
+fn run_briefly(dir: &Path, config: &str) -> Option<(Option<i32>, String)> {
+    std::fs::write(dir.join("gateway.toml"), config).unwrap();
+    let mut gateway = motcua(dir)
+        .env(
+            "MOTCUA_JOURNAL__URL",
+            format!("sqlite://{}/journal.db", dir.display()),
+        )
+        .env("MOTCUA_HTTP__ENABLED", "false")
+        .args(["--config", "gateway.toml", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if gateway.try_wait().unwrap().is_some() {
+            let out = gateway.wait_with_output().unwrap();
+            return Some((
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    None
+}
+
+#[test]
+fn a_known_or_weak_listener_password_on_a_network_address_stops_the_gateway_with_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listener = |bind: &str, accounts: &[(&str, &str)]| {
+        let mut text = format!("[smpp.listener]\nbind = \"{bind}:{port}\"\n");
+        for (system_id, password) in accounts {
+            text.push_str(&format!(
+                "[[smpp.listener.accounts]]\nsystem_id = \"{system_id}\"\npassword = \"{password}\"\n"
+            ));
+        }
+        text
+    };
+    for (accounts, key) in [
+        (vec![("demo", "demo")], "smpp.listener.accounts[0].password"),
+        (
+            vec![("agg", "Xk7#q9Lm"), ("carrier1", "carrier1")],
+            "smpp.listener.accounts[1].password",
+        ),
+        (vec![("agg", "Xk7")], "smpp.listener.accounts[0].password"),
+        (
+            vec![("agg", "12345678")],
+            "smpp.listener.accounts[0].password",
+        ),
+        (
+            vec![("agg", "password")],
+            "smpp.listener.accounts[0].password",
+        ),
+    ] {
+        let config = listener("0.0.0.0", &accounts);
+        let (code, stderr) = run_briefly(dir.path(), &config)
+            .unwrap_or_else(|| panic!("the gateway started on 0.0.0.0 with {accounts:?}"));
+        assert_eq!(code, Some(78), "{accounts:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(key), "{stderr}");
+        assert!(stderr.contains("gateway.toml"), "{stderr}");
+        for (system_id, password) in &accounts {
+            assert!(
+                password == system_id || !stderr.contains(&format!("{password:?}")),
+                "the password is not repeated: {stderr}"
+            );
+        }
+    }
+    // A strong password on a network address, and the demo account on
+    // loopback, start.
+    for config in [
+        listener("0.0.0.0", &[("agg", "Xk7#q9Lm")]),
+        listener("127.0.0.1", &[("demo", "demo")]),
+    ] {
+        assert_eq!(run_briefly(dir.path(), &config), None, "{config}");
+    }
+}
+
+/// `motcua-sms run --import` of the sample dossiers in `dir`, its listener
+/// on a free port with the demo account, `env` added; the process and the
+/// listener's address once it accepts connections.
+fn run_gateway(dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let port = free_port();
     let bind = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.toml");
     std::fs::write(
-        &config,
+        dir.join("config.toml"),
         format!(
             "[smpp.listener]\nbind = \"{bind}\"\n[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n"
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-    let mut gateway = motcua(dir.path())
+    let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+    let gateway = motcua(dir)
+        .envs(env.iter().copied())
         .arg("run")
         .arg("--import")
         .arg(sample())
@@ -158,6 +248,13 @@ fn run_then_sms_send_then_sigterm_drains() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (gateway, bind)
+}
+
+#[test]
+fn run_then_sms_send_then_sigterm_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut gateway, _) = run_gateway(dir.path(), &[]);
     let out = motcua(dir.path())
         .args([
             "sms",
@@ -330,5 +427,76 @@ fn accounts_are_managed_from_the_command_line_and_audited() {
             "cli account.create an.nguyen",
             "cli account.create boss",
         ]
+    );
+}
+
+/// Two `sms send` at once on the same account, twenty rounds: each prints
+/// the reply to its own message (matched by the citizen's number and the
+/// reply's concatenation reference), never the other one's.
+#[test]
+fn concurrent_sms_sends_each_print_their_own_reply() {
+    const ROUNDS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = format!("sqlite://{}/journal.db", dir.path().display());
+    let (mut gateway, bind) = run_gateway(
+        dir.path(),
+        &[
+            ("MOTCUA_JOURNAL__URL", journal.as_str()),
+            ("MOTCUA_RATE_LIMIT__ENABLED", "false"),
+        ],
+    );
+    // Two dossiers, two citizens per round: a two-part UCS-2 reply each.
+    let asks = [
+        (
+            "0987100",
+            "000.00.12.H58-240315-0007",
+            "Cấp giấy phép xây dựng",
+        ),
+        ("0987200", "38.98.H29-210519-0003", "Đăng ký khai sinh"),
+    ];
+    let mut crossed = Vec::new();
+    for round in 0..ROUNDS {
+        let children: Vec<_> = asks
+            .iter()
+            .map(|(prefix, code, _)| {
+                motcua(dir.path())
+                    .args([
+                        "sms",
+                        "send",
+                        "--addr",
+                        &bind,
+                        "--wait",
+                        "10",
+                        "--from",
+                        &format!("{prefix}{round:03}"),
+                        &format!("TC {code}"),
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (child, (_, code, procedure)) in children.into_iter().zip(asks) {
+            let out = child.wait_with_output().unwrap();
+            let reply = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !out.status.success() {
+                crossed.push(format!(
+                    "round {round}, asked {code}, failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            } else if !(reply.contains(&format!("HS {code}")) && reply.contains(procedure)) {
+                crossed.push(format!("round {round}, asked {code}, printed: {reply}"));
+            }
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.id().to_string()])
+        .status();
+    let _ = gateway.wait();
+    assert!(
+        crossed.is_empty(),
+        "replies crossed:\n{}",
+        crossed.join("\n")
     );
 }

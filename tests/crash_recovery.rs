@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use support::peer_esme::{PeerEsme, RawMessage};
 
-const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 /// Messages sent at least; more while the killer is still at work.
 const MESSAGES: usize = 400;
 const KILLS: usize = 5;
@@ -38,17 +37,7 @@ impl Lcg {
 
 fn start_gateway(dir: &Path, port: u16, log_index: usize) -> Child {
     let log = std::fs::File::create(dir.join(format!("gateway-{log_index}.log"))).unwrap();
-    Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env(
-            "MOTCUA_DATABASE__URL",
-            format!("sqlite://{}/read.db", dir.display()),
-        )
-        .env(
-            "MOTCUA_JOURNAL__URL",
-            format!("sqlite://{}/journal.db", dir.display()),
-        )
+    support::gateway::binary(dir)
         .env("MOTCUA_REPLY__ACCENTS", "false")
         .env("MOTCUA_SMPP__LISTENER__BIND", format!("127.0.0.1:{port}"))
         .args(["run", "--import"])

@@ -1,7 +1,7 @@
 //! The Kannel drop-in with real Kannel (Debian `kannel` 1.4.5): bearerbox
 //! bound over SMPP to an SMSC (the smpp34 crate's server, as the carrier),
 //! smsbox's catch-all `sms-service` pointing its `get-url` at the gateway's
-//! `/kannel`. A citizen's message goes SMSC → bearerbox → smsbox → the
+//! drop-in port (`[kannel]`), with the shared secret in the URL. A citizen's message goes SMSC → bearerbox → smsbox → the
 //! gateway; the reply comes back the same way as Kannel's own submit_sm:
 //! the status, accented in UCS-2 over two concatenated parts; a message
 //! without a code gets help; the journal has both under the channel `kannel`.
@@ -25,6 +25,8 @@ use tokio::process::{Child, Command};
 
 const ENV: &str = "TEST_KANNEL_BEARERBOX";
 const WAIT: Duration = Duration::from_secs(30);
+/// The shared secret smsbox sends in the get-url.
+const SECRET: &str = "kannel-interop-secret-42";
 
 fn bearerbox() -> Option<PathBuf> {
     match std::env::var(ENV) {
@@ -77,15 +79,15 @@ async fn kannel_answers_from_the_gateway_through_get_url() {
     assert!(smsbox.exists(), "no smsbox beside {}", bearerbox.display());
 
     fn kannel_on(config: &mut Config) {
-        config.public.enabled = true;
-        config.public.kannel = true;
+        config.kannel.enabled = true;
+        config.kannel.secret = SECRET.to_owned();
     }
     let app = spawn_app_with(AppOptions {
         tweak: Some(kannel_on),
         ..AppOptions::default()
     })
     .await;
-    let public = app.public.expect("public port");
+    let drop_in = app.kannel.expect("kannel port");
     let smsc = PeerSmsc::start("kannel", "secret").await;
 
     let work = tempfile::tempdir().unwrap();
@@ -122,7 +124,7 @@ mo-recode = true
 group = sms-service
 keyword = default
 catch-all = true
-get-url = "http://{public}/kannel?from=%p&to=%P&text=%a"
+get-url = "http://{drop_in}/kannel?secret={SECRET}&from=%p&to=%P&text=%a"
 accept-x-kannel-headers = true
 max-messages = 3
 concatenation = true

@@ -24,6 +24,8 @@ use support::{KNOWN_CODE, PASSWORD, SYSTEM_ID};
 const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 const WAIT: Duration = Duration::from_secs(30);
 const PUSH_SECRET: &str = "push-secret-0123456789";
+/// What the USSD aggregator and Kannel's smsbox send to be trusted.
+const CALLER_SECRET: &str = "caller-secret-0123456789";
 
 /// Senders that are not phone numbers (13 digits), one per channel path.
 const LISTENER_SMS: &str = "0917350246813";
@@ -47,13 +49,13 @@ struct Gateway {
     listener: u16,
     http: u16,
     ussd_http: u16,
-    public: u16,
+    kannel: u16,
     child: Child,
 }
 
 impl Gateway {
     fn start(dir: &Path, smsc_port: u16, modem: &Path, import: &Path) -> Gateway {
-        let (listener, http, ussd_http, public) =
+        let (listener, http, ussd_http, kannel) =
             (free_port(), free_port(), free_port(), free_port());
         let config = format!(
             "[smpp.listener]\nbind = \"127.0.0.1:{listener}\"\n\n\
@@ -62,8 +64,8 @@ impl Gateway {
              system_id = \"motcua\"\npassword = \"secret\"\nreconnect_delay_ms = 100\n\n\
              [http]\nbind = \"127.0.0.1:{http}\"\n\n\
              [sync.push]\nenabled = true\nsecret = \"{PUSH_SECRET}\"\n\n\
-             [ussd.http]\nenabled = true\nbind = \"127.0.0.1:{ussd_http}\"\n\n\
-             [public]\nenabled = true\nbind = \"127.0.0.1:{public}\"\nkannel = true\n\n\
+             [ussd.http]\nenabled = true\nbind = \"127.0.0.1:{ussd_http}\"\nsecret = \"{CALLER_SECRET}\"\n\n\
+             [kannel]\nenabled = true\nbind = \"127.0.0.1:{kannel}\"\nsecret = \"{CALLER_SECRET}\"\n\n\
              [admin]\nenabled = false\n\n\
              [modem]\ncommand_timeout_secs = 2\nsweep_interval_secs = 2\n\n\
              [[modem.devices]]\nname = \"m1\"\ndevice = \"{}\"\n\n\
@@ -95,7 +97,7 @@ impl Gateway {
             listener,
             http,
             ussd_http,
-            public,
+            kannel,
             child,
         }
     }
@@ -282,6 +284,7 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
     let http = reqwest::Client::new();
     let ussd = http
         .post(format!("http://127.0.0.1:{}/ussd", gateway.ussd_http))
+        .header("x-motcua-secret", CALLER_SECRET)
         .form(&[
             ("sessionId", "s-1"),
             ("serviceCode", "*8058#"),
@@ -293,7 +296,8 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
         .expect("USSD callback answers");
     assert_eq!(ussd.status(), 200);
     let kannel = http
-        .get(format!("http://127.0.0.1:{}/kannel", gateway.public))
+        .get(format!("http://127.0.0.1:{}/kannel", gateway.kannel))
+        .header("x-motcua-secret", CALLER_SECRET)
         .query(&[("from", KANNEL), ("to", "8058"), ("text", &asked)])
         .send()
         .await

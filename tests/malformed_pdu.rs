@@ -186,3 +186,41 @@ async fn every_malformed_pdu_is_answered_and_the_session_survives() {
     assert!(!body.is_empty());
     app.stop().await;
 }
+
+/// A good PDU that arrives in two TCP segments, its first byte shortly
+/// before the moment a timer started with the read loop (rather than with
+/// the frame) would fire and its last byte after it, but well within
+/// `partial_pdu_timeout_ms` of its first byte: it is taken, not nacked.
+#[tokio::test]
+async fn a_good_pdu_split_across_segments_around_the_tick_is_accepted() {
+    const TIMEOUT_MS: u64 = 1_000;
+    let app = support::spawn_app_with(support::AppOptions {
+        partial_pdu_timeout_ms: TIMEOUT_MS,
+        ..support::AppOptions::default()
+    })
+    .await;
+    let mut raw = Raw::connect(app.listener).await;
+    raw.write(&pdu(BIND_TRANSCEIVER, 1, &bind_body())).await;
+    let (id, status, seq, _) = raw.read().await;
+    assert_eq!((id, status, seq), (BIND_TRANSCEIVER_RESP, 0, 1));
+    for (round, sequence) in [2u32, 3].into_iter().enumerate() {
+        // The session has just answered a PDU and gone back to reading.
+        let whole = pdu(
+            SUBMIT_SM,
+            sequence,
+            &submit_body(&format!("TC {KNOWN_CODE}")),
+        );
+        tokio::time::sleep(Duration::from_millis(TIMEOUT_MS * 8 / 10)).await;
+        raw.write(&whole[..20]).await;
+        tokio::time::sleep(Duration::from_millis(TIMEOUT_MS * 4 / 10)).await;
+        raw.write(&whole[20..]).await;
+        let (id, status, seq, _) = raw.read_skipping_deliveries().await;
+        assert_eq!(
+            (id, status, seq),
+            (SUBMIT_SM_RESP, 0, sequence),
+            "round {round}: the split PDU was taken whole"
+        );
+    }
+    raw.assert_alive(4).await;
+    app.stop().await;
+}

@@ -277,6 +277,24 @@ async fn storage_emptied(sim: &SimModem, gateway: &Gateway) {
     }
 }
 
+/// A new citizen texts the known code to `modem`; returns the number once
+/// the reply came.
+async fn exchange(modem: &SimModem, gateway: &Gateway) -> String {
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    replies(&[modem], &number, 1, gateway).await;
+    number
+}
+
+/// How many commands `modem` received that start with `prefix`.
+fn commands_starting(modem: &SimModem, prefix: &str) -> usize {
+    modem
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with(prefix))
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_modem_make_answers_a_code_with_the_status() {
     for profile in [
@@ -434,22 +452,14 @@ async fn a_rebooting_modem_is_initialised_again_and_loses_nothing() {
     let first = citizen();
     modem.phone_sends(&first, &format!("TC {KNOWN_CODE}"));
     replies(&[&modem], &first, 1, &gateway).await;
-    let inits_before = modem
-        .commands()
-        .iter()
-        .filter(|c| *c == "AT+CMGF=0")
-        .count();
+    let inits_before = commands_starting(&modem, "AT+CMGF=0");
     modem.fault(Fault::Reboot);
     // A message arriving while it boots is stored silently (no CNMI yet).
     let number = citizen();
     modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
     let got = replies(&[&modem], &number, 1, &gateway).await;
     assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
-    let inits_after = modem
-        .commands()
-        .iter()
-        .filter(|c| *c == "AT+CMGF=0")
-        .count();
+    let inits_after = commands_starting(&modem, "AT+CMGF=0");
     assert!(inits_after > inits_before, "initialised again after ^BOOT");
     no_more_replies(&[&modem], &number, 1, &gateway).await;
     storage_emptied(&modem, &gateway).await;
@@ -539,9 +549,7 @@ async fn a_gateway_killed_between_recording_and_deleting_answers_once() {
     let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
     let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
     gateway.start();
-    let warm = citizen();
-    modem.phone_sends(&warm, &format!("TC {KNOWN_CODE}"));
-    replies(&[&modem], &warm, 1, &gateway).await;
+    exchange(&modem, &gateway).await;
     // The modem will not delete: the message is recorded and answered,
     // and stays on the SIM; then the gateway dies.
     modem.fault(Fault::RefuseDelete);
@@ -552,6 +560,9 @@ async fn a_gateway_killed_between_recording_and_deleting_answers_once() {
         !modem.storage().is_empty(),
         "the message is still on the SIM"
     );
+    // Killed once the reply is recorded as sent (a kill just before that
+    // is the send window, which a_gateway_killed_under_load bounds).
+    gateway.replies_settled(2).await;
     gateway.kill();
     modem.fault(Fault::Recover);
     gateway.start();
@@ -560,17 +571,21 @@ async fn a_gateway_killed_between_recording_and_deleting_answers_once() {
     no_more_replies(&[&modem], &number, 1, &gateway).await;
 }
 
-/// SIGKILL while messages arrive and replies leave. No message is lost or
-/// answered as two messages. The one window the journal cannot close is a
-/// part the modem accepted just before the kill and the journal had not yet
-/// marked sent: that reply goes again after the restart. A modem sends one
-/// part at a time, so each kill can repeat at most one reply.
+/// SIGKILL while messages arrive and replies (two UCS-2 parts each) leave.
+/// No message is lost or answered as two messages, and no reply goes again
+/// whole or under a new concatenation reference: a multipart reply records
+/// its reference before its first part leaves and each part before the
+/// next. The one window left is a part the modem accepted just before the
+/// kill whose record (for the last part, the reply's settlement) was not
+/// committed yet: that part goes again after the restart, under the same
+/// reference (a one-part reply: the reply again). A modem sends one part at
+/// a time, so each kill repeats at most one part.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_under_load_answers_every_message() {
     const KILLS: usize = 3;
     let dir = tempfile::tempdir().unwrap();
     let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
-    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]).with_accents();
     gateway.start();
     let numbers: Vec<String> = (0..8 * KILLS).map(|_| citizen()).collect();
     for (i, number) in numbers.iter().enumerate() {
@@ -586,13 +601,36 @@ async fn a_gateway_killed_under_load_answers_every_message() {
         assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let repeated: usize = numbers
-        .iter()
-        .map(|number| modem.replies_to(number).len() - 1)
-        .sum();
+    let mut repeated = 0;
+    for number in &numbers {
+        let parts: Vec<(u16, u8, u8)> = modem
+            .submitted()
+            .iter()
+            .filter(|s| s.to == *number)
+            .map(|s| {
+                let c = s.pdu.user_data.concatenation().expect("a part");
+                (c.reference, c.total, c.sequence)
+            })
+            .collect();
+        let mut references: Vec<(u16, u8)> = parts.iter().map(|p| (p.0, p.1)).collect();
+        references.sort();
+        references.dedup();
+        assert_eq!(
+            references.len(),
+            1,
+            "{number}: one reference, {parts:?}\n{}",
+            gateway.logs()
+        );
+        let mut sequences: Vec<u8> = parts.iter().map(|p| p.2).collect();
+        sequences.sort();
+        sequences.dedup();
+        let total = references[0].1;
+        assert_eq!(sequences, (1..=total).collect::<Vec<_>>(), "{number}");
+        repeated += parts.len() - usize::from(total);
+    }
     assert!(
         repeated <= KILLS,
-        "{repeated} replies repeated over {KILLS} kills\n{}",
+        "{repeated} parts repeated over {KILLS} kills\n{}",
         gateway.logs()
     );
     storage_emptied(&modem, &gateway).await;
@@ -692,9 +730,7 @@ async fn parts_read_again_long_after_a_crash_are_not_a_second_message() {
     let dir = tempfile::tempdir().unwrap();
     let (modem, mut gateway) =
         one_generic_modem(dir.path(), ("MOTCUA_JOURNAL__REDELIVERY_WINDOW_SECS", "1")).await;
-    let warm = citizen();
-    modem.phone_sends(&warm, &format!("TC {KNOWN_CODE}"));
-    replies(&[&modem], &warm, 1, &gateway).await;
+    exchange(&modem, &gateway).await;
     modem.fault(Fault::RefuseDelete);
     let number = citizen();
     let text = format!(
@@ -717,4 +753,169 @@ async fn parts_read_again_long_after_a_crash_are_not_a_second_message() {
     gateway.start();
     storage_emptied(&modem, &gateway).await;
     no_more_replies(&[&modem], &number, 1, &gateway).await;
+}
+
+/// Huawei sticks print `^BOOT:` over and over in normal use: the gateway
+/// does not take it for a restart, so it neither initialises the modem
+/// again nor lists its storage again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huawei_boot_lines_in_normal_use_do_not_reinitialise_the_modem() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Huawei, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    exchange(&modem, &gateway).await;
+    let boots = || {
+        modem
+            .unsolicited()
+            .iter()
+            .filter(|l| l.starts_with("^BOOT:"))
+            .count()
+    };
+    let seen = boots();
+    eventually(&gateway, async || (boots() >= seen + 3, boots())).await;
+    exchange(&modem, &gateway).await;
+    let inits = commands_starting(&modem, "AT+CMGF=0");
+    assert_eq!(inits, 1, "initialised once\n{}", gateway.logs());
+    assert!(
+        !gateway.logs().contains("modem restarted"),
+        "{}",
+        gateway.logs()
+    );
+}
+
+/// New messages land in the slots the gateway frees while it works through
+/// a listing, unannounced (their `+CMTI` lost), and a restart of the modem
+/// makes the gateway list the storage again meanwhile, so it holds two
+/// listings' worth of slot numbers. A slot is deleted only when it holds
+/// the message the journal has: no citizen's message is deleted unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_arriving_while_a_listing_is_worked_through_are_all_answered() {
+    const SLOTS: u32 = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let modem = SimModem::start(
+        &dir.path().join("tty0"),
+        SimSettings {
+            slots: SLOTS,
+            ..SimSettings::default()
+        },
+    )
+    .await
+    .expect("simulator starts");
+    // The SIM is full when the gateway starts: its first listing.
+    let waiting: Vec<String> = (0..SLOTS).map(|_| citizen()).collect();
+    for number in &waiting {
+        modem.phone_sends(number, &format!("TC {KNOWN_CODE}"));
+    }
+    // More wait in the network, each stored as soon as a slot is freed.
+    let arriving: Vec<String> = (0..SLOTS).map(|_| citizen()).collect();
+    for number in &arriving {
+        modem.phone_sends(number, &format!("TC {KNOWN_CODE}"));
+    }
+    modem.fault(Fault::LoseIndications);
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    let deadline = Instant::now() + REPLY_WITHIN;
+    while commands_starting(&modem, "AT+CMGD=") == 0 {
+        assert!(Instant::now() < deadline, "{}", gateway.logs());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The modem restarts while the first listing is worked through.
+    modem.fault(Fault::Reboot);
+    for number in waiting.iter().chain(&arriving) {
+        let got = replies(&[&modem], number, 1, &gateway).await;
+        assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    }
+    storage_emptied(&modem, &gateway).await;
+    for number in waiting.iter().chain(&arriving) {
+        assert_eq!(modem.replies_to(number).len(), 1, "{number}");
+    }
+}
+
+/// SIGKILL after the first part of a two-part reply left: after the
+/// restart only the second part goes, under the same concatenation
+/// reference, so the handset joins one reply and shows no part twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_cut_by_a_kill_resumes_with_its_missing_parts_under_the_same_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]).with_accents();
+    gateway.start();
+    exchange(&modem, &gateway).await;
+    gateway.replies_settled(1).await;
+    let parts = modem.submitted().len();
+    assert!(parts >= 2, "the accented reply takes two parts");
+    // The first part leaves; the modem hangs on the second (once the
+    // gateway has taken the first as sent); the gateway dies.
+    modem.fault(Fault::HangAfterSends(1));
+    let number = citizen();
+    modem.phone_sends(&number, &format!("TC {KNOWN_CODE}"));
+    let sends = || commands_starting(&modem, "AT+CMGS=");
+    eventually(&gateway, async || (sends() >= parts + 2, modem.commands())).await;
+    assert_eq!(modem.submitted().len(), parts + 1, "the first part left");
+    gateway.kill();
+    modem.fault(Fault::Recover);
+    gateway.start();
+    let got = replies(&[&modem], &number, 1, &gateway).await;
+    assert!(got[0].starts_with(&known_reply_start()), "{got:?}");
+    no_more_replies(&[&modem], &number, 1, &gateway).await;
+    let sent: Vec<_> = modem
+        .submitted()
+        .into_iter()
+        .filter(|s| s.to == number)
+        .collect();
+    let mut references: Vec<_> = sent
+        .iter()
+        .map(|s| {
+            let c = s.pdu.user_data.concatenation().expect("a part");
+            (c.reference, c.total)
+        })
+        .collect();
+    references.dedup();
+    assert_eq!(
+        references.len(),
+        1,
+        "one reference: {references:?}\n{}",
+        gateway.logs()
+    );
+    let mut sequences: Vec<u8> = sent
+        .iter()
+        .map(|s| s.pdu.user_data.concatenation().unwrap().sequence)
+        .collect();
+    sequences.sort();
+    let whole: Vec<u8> = (1..=parts as u8).collect();
+    assert_eq!(sequences, whole, "each part once\n{}", gateway.logs());
+}
+
+/// A stored message that is no PDU the gateway can read is journaled
+/// (outcome `undecodable`, no reply) with its raw PDU, channel and time
+/// before it is deleted from the SIM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_stored_message_is_journaled_raw_before_it_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+    let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+    gateway.start();
+    exchange(&modem, &gateway).await;
+    // An SMS-DELIVER whose user data length (138 septets) runs past its end.
+    let raw = "07914889200030F0040B914819010203F40000622170129144828AC8329BFD06";
+    modem.deliver_raw(raw);
+    storage_emptied(&modem, &gateway).await;
+    let url = format!("sqlite://{}/journal.db?mode=ro", dir.path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String, i64, String, String, String)> = sqlx::query_as(
+        "SELECT m.channel, m.text, m.received_at, r.outcome, r.state, r.text \
+         FROM messages m JOIN replies r ON r.message_id = m.id WHERE r.outcome = 'undecodable'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(rows.len(), 1, "{rows:?}\n{}", gateway.logs());
+    let (channel, text, received_at, _, state, reply) = &rows[0];
+    assert_eq!(channel, "modem");
+    assert_eq!(text, raw);
+    assert!(*received_at > 0);
+    assert_eq!(state, "suppressed");
+    assert_eq!(reply, "");
 }

@@ -1,9 +1,8 @@
 //! The public port of a running gateway over a real socket: the lookup page
 //! and JSON for portals and kiosks (no name, no phone number; codes typed
 //! loosely; bad input explained; per-address limits and the refusal of an
-//! address asking for unknown codes), and Kannel's get-url drop-in (the
-//! reply text with `X-Kannel-Coding`, the allow list, the journal, the
-//! SMS rate limits).
+//! address asking for unknown codes). Kannel's get-url drop-in has a port
+//! of its own: tests/kannel_http.rs.
 
 mod support;
 
@@ -13,7 +12,6 @@ use support::{spawn_app_with, AppOptions, TestApp, KNOWN_CODE};
 
 fn public_on(config: &mut Config) {
     config.public.enabled = true;
-    config.public.kannel = true;
     config.public.per_ip_burst = 6;
     config.public.misses_per_hour = 3;
 }
@@ -159,87 +157,43 @@ async fn one_address_is_limited_and_refused_after_unknown_codes() {
 }
 
 #[tokio::test]
-async fn kannel_get_url_gets_the_reply_text_with_its_coding_and_it_is_journaled() {
-    let app = public_app().await;
-    let response = get(
-        &app,
-        &format!("/kannel?from=%2B84987000111&to=8058&text=TC%20{KNOWN_CODE}"),
-    )
-    .await;
-    assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(
-        response.headers()["x-kannel-coding"],
-        "2",
-        "accented: UCS-2"
-    );
-    let reply = response.text().await.unwrap();
-    assert!(reply.starts_with(&format!("HS {KNOWN_CODE}")), "{reply}");
-    assert!(!reply.contains("Nguyễn"), "a stranger: {reply}");
-    // The owner's number gets the name.
-    let owner = get(
-        &app,
-        &format!("/kannel?from=0912345678&to=8058&text=TC%20{KNOWN_CODE}"),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
-    assert!(owner.contains("Nguyễn Văn An"), "{owner}");
-
-    let missing = get(&app, "/kannel?to=8058&text=TC").await;
-    assert_eq!(missing.status().as_u16(), 400);
-    assert!(missing.text().await.unwrap().contains("from=%p"));
-
-    // The SMS rate limit applies: the fourth message in a burst gets the
-    // notice, the fifth nothing (an empty body: Kannel's omit-empty).
-    let mut bodies = Vec::new();
-    for n in 0..5 {
-        bodies.push(
-            get(
-                &app,
-                &format!("/kannel?from=0987000222&to=8058&text=xin%20chao%20{n}"),
-            )
-            .await
-            .text()
-            .await
-            .unwrap(),
-        );
-    }
-    assert!(bodies[2].starts_with("Tra cứu hồ sơ"), "{}", bodies[2]);
-    assert!(bodies[3].contains("thử lại"), "the notice: {}", bodies[3]);
-    assert_eq!(bodies[4], "", "then silence");
-
-    let pool = app.journal().await;
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT m.channel, r.outcome, r.state FROM messages m JOIN replies r ON r.message_id = m.id ORDER BY m.id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    assert_eq!(rows.len(), 7, "{rows:?}");
-    assert_eq!(rows[0], ("kannel".into(), "found".into(), "sent".into()));
-    assert_eq!(rows[6].2, "suppressed", "{rows:?}");
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn kannel_get_url_refuses_addresses_not_allowed() {
-    fn only_elsewhere(config: &mut Config) {
+async fn behind_a_proxy_an_ipv6_visitor_is_limited_with_its_whole_64() {
+    fn behind_proxy(config: &mut Config) {
         public_on(config);
-        config.public.kannel_allow = vec!["10.9.8.7".parse().unwrap()];
+        config.public.trust_forwarded_for = true;
     }
     let app = spawn_app_with(AppOptions {
-        tweak: Some(only_elsewhere),
+        tweak: Some(behind_proxy),
         ..AppOptions::default()
     })
     .await;
-    let response = get(&app, "/kannel?from=0987000111&to=8058&text=TC").await;
-    assert_eq!(response.status().as_u16(), 403);
-    assert!(response
-        .text()
-        .await
-        .unwrap()
-        .contains("public.kannel_allow"));
+    let client = reqwest::Client::new();
+    let lookup = |visitor: &'static str| {
+        client
+            .get(format!(
+                "http://{}/api/v1/lookup?code={KNOWN_CODE}",
+                app.public.expect("public port")
+            ))
+            .header("x-forwarded-for", visitor)
+            .send()
+    };
+    // per_ip_burst (6) lookups, each from another address of one /64.
+    let hopping = [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::2",
+        "2001:db8:1:2::3",
+        "2001:db8:1:2:ffff::4",
+        "2001:db8:1:2:aaaa:bbbb:cccc:5",
+        "2001:db8:1:2::6",
+        "2001:db8:1:2::7",
+    ];
+    let mut statuses = Vec::new();
+    for visitor in hopping {
+        statuses.push(lookup(visitor).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429]);
+    // The next /64, and an IPv4 visitor, have limits of their own.
+    assert_eq!(lookup("2001:db8:1:3::1").await.unwrap().status(), 200);
+    assert_eq!(lookup("198.51.100.7").await.unwrap().status(), 200);
     app.stop().await;
 }

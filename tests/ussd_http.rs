@@ -39,13 +39,39 @@ async fn app() -> TestApp {
     app_with(ussd_on, Vec::new()).await
 }
 
+/// The callback on, each number answered `burst` times back to back and
+/// `per_hour` an hour.
+async fn limited_app(burst: u32, per_hour: u32) -> TestApp {
+    spawn_app_with(AppOptions {
+        tweak: Some(ussd_on),
+        rate_limit: motcua_sms::abuse::RateLimitSettings {
+            burst,
+            per_hour,
+            ..Default::default()
+        },
+        ..AppOptions::default()
+    })
+    .await
+}
+
 /// One callback request: (status, body).
 async fn post(addr: SocketAddr, session: &str, phone: &str, text: &str) -> (u16, String) {
+    post_dialled(addr, session, "*8058#", phone, text).await
+}
+
+/// One callback request with `serviceCode` as the aggregator sends it.
+async fn post_dialled(
+    addr: SocketAddr,
+    session: &str,
+    service_code: &str,
+    phone: &str,
+    text: &str,
+) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/ussd"))
         .form(&[
             ("sessionId", session),
-            ("serviceCode", "*8058#"),
+            ("serviceCode", service_code),
             ("phoneNumber", phone),
             ("text", text),
             ("networkCode", "45204"),
@@ -305,16 +331,7 @@ async fn bad_requests_are_refused_with_what_is_wrong() {
 
 #[tokio::test]
 async fn dials_over_the_rate_limit_get_the_notice() {
-    let app = spawn_app_with(AppOptions {
-        tweak: Some(ussd_on),
-        rate_limit: motcua_sms::abuse::RateLimitSettings {
-            burst: 2,
-            per_hour: 2,
-            ..Default::default()
-        },
-        ..AppOptions::default()
-    })
-    .await;
+    let app = limited_app(2, 2).await;
     for n in 0..2 {
         let answer = screen(&app, &format!("l{n}"), STRANGER, KNOWN_DIGITS).await;
         assert!(answer.starts_with("END HS"), "{answer}");
@@ -378,6 +395,9 @@ async fn ten_thousand_abandoned_dialogues_leave_the_table_bounded() {
         ussd_on(config);
         config.ussd.max_sessions = 2_000;
         config.ussd.session_timeout_secs = 3;
+        // One aggregator sends 500 requests at once: room for them all.
+        config.ussd.http.limits.max_connections = 1_000;
+        config.ussd.http.limits.max_connections_per_ip = 1_000;
     }
     let app = app_with(bounded, Vec::new()).await;
     let addr = app.ussd_http.unwrap();
@@ -437,5 +457,266 @@ async fn ten_thousand_abandoned_dialogues_leave_the_table_bounded() {
         assert!(Instant::now() < deadline, "not released: {text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_typed_with_stars_after_the_menu_is_one_entry() {
+    let app = app().await;
+    screen(&app, "g1", STRANGER, "").await;
+    screen(&app, "g1", STRANGER, "1").await;
+    let status = screen(&app, "g1", STRANGER, "1*000*00*12*58*240315*0007").await;
+    assert!(
+        status.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{status}"
+    );
+    // The same after a bad first try, and with the code's letters.
+    screen(&app, "g2", STRANGER, "").await;
+    screen(&app, "g2", STRANGER, "1").await;
+    let again = screen(&app, "g2", STRANGER, "1*12*345").await;
+    assert!(again.starts_with("CON Ma chua dung"), "{again}");
+    let status = screen(&app, "g2", STRANGER, "1*12*345*000*00*12*58*240315*0007").await;
+    assert!(
+        status.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{status}"
+    );
+    // A lost dialogue walked again with the code in groups is answered too.
+    let resumed = screen(&app, "g3-unknown", OWNER, "1*000*00*12*58*240315*0007").await;
+    assert!(
+        resumed.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{resumed}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_direct_dial_sent_only_as_the_service_code_is_answered() {
+    let twin = r#"{"MaHoSo":"000.00.12.G58-240315-0007","TenTTHC":"Đăng ký khai sinh","TrangThaiHoSo":9,"NgayHenTra":"20240320170000","NgayKetThucXuLy":"20240319100000","version":1}"#;
+    let app = app_with(ussd_on, vec![twin.to_owned()]).await;
+    let addr = app.ussd_http.unwrap();
+    let (status, answer) =
+        post_dialled(addr, "sc1", "*8058*000*00*12*58*240315*0007#", STRANGER, "").await;
+    assert_eq!(status, 200);
+    // Two dossiers share these digits: the citizen picks one.
+    assert!(answer.starts_with("CON Co 2 ho so"), "{answer}");
+    let (_, picked) = post_dialled(
+        addr,
+        "sc1",
+        "*8058*000*00*12*58*240315*0007#",
+        STRANGER,
+        "2",
+    )
+    .await;
+    assert!(
+        picked.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{picked}"
+    );
+    let (_, whole) = post_dialled(addr, "sc2", &format!("*8058*{KNOWN_CODE}#"), OWNER, "").await;
+    assert!(
+        whole.starts_with(&format!("END HS {KNOWN_CODE}")),
+        "{whole}"
+    );
+    // The bare service code still opens the menu; another service's code too.
+    let (_, menu) = post_dialled(addr, "sc3", "*8058#", STRANGER, "").await;
+    assert!(menu.starts_with("CON Tra cuu ho so"), "{menu}");
+    let (_, other) = post_dialled(addr, "sc4", "*384*99#", STRANGER, "").await;
+    assert!(other.starts_with("CON Tra cuu ho so"), "{other}");
+    app.stop().await;
+}
+
+/// Blocks `phone` in the running gateway's lists, as `motcua-sms block add` does.
+async fn block(app: &TestApp, phone: &str) {
+    let pool = app.journal().await;
+    let guard = motcua_sms::abuse::AbuseGuard::open(Default::default(), pool.clone())
+        .await
+        .unwrap();
+    let msisdn = motcua_sms::domain::Msisdn::parse(phone).unwrap();
+    guard.block(&msisdn, None, "test").await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_blocked_numbers_menu_walk_is_refused_at_every_turn() {
+    let app = app().await;
+    block(&app, STRANGER).await;
+    let dial = screen(&app, "b1", STRANGER, "").await;
+    assert!(dial.starts_with("END "), "{dial}");
+    // The aggregator may go on with the inputs the citizen typed anyway:
+    // the next requests reach the gateway as a session it does not know.
+    for text in ["1".to_owned(), format!("1*{KNOWN_DIGITS}")] {
+        let answer = screen(&app, "b1", STRANGER, &text).await;
+        assert!(answer.starts_with("END "), "{text}: {answer}");
+        assert!(!answer.contains("HS "), "{text}: {answer}");
+        assert!(!answer.contains("Dang xu ly"), "{text}: {answer}");
+    }
+    let walked = screen(&app, "b2-unknown", STRANGER, &format!("1*{KNOWN_CODE}")).await;
+    assert!(!walked.contains("Dang xu ly"), "{walked}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn menu_walks_of_lost_dialogues_count_against_the_rate_limit() {
+    let app = limited_app(2, 2).await;
+    let mut answers = Vec::new();
+    for n in 0..4 {
+        answers.push(
+            screen(
+                &app,
+                &format!("w{n}"),
+                STRANGER,
+                &format!("1*{KNOWN_DIGITS}"),
+            )
+            .await,
+        );
+    }
+    assert!(answers[0].starts_with("END HS"), "{answers:?}");
+    assert!(answers[1].starts_with("END HS"), "{answers:?}");
+    assert!(
+        answers[2].starts_with("END Ban da tra cuu qua nhieu lan"),
+        "{answers:?}"
+    );
+    assert!(!answers[3].contains("HS "), "{answers:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_dial_says_blocked_or_the_time_never_none() {
+    let app = limited_app(1, 1).await;
+    let is_time = |screen: &str| {
+        let tail = screen.trim_end_matches('.');
+        let hhmm = &tail[tail.len().saturating_sub(5)..];
+        hhmm.len() == 5
+            && hhmm.as_bytes()[2] == b':'
+            && hhmm.bytes().filter(u8::is_ascii_digit).count() == 4
+    };
+    screen(&app, "t0", STRANGER, KNOWN_DIGITS).await;
+    // Over the limit: the notice with the time, then the same time again
+    // (the SMS channel is silent then; a USSD screen must say something).
+    for session in ["t1", "t2"] {
+        let limited = screen(&app, session, STRANGER, KNOWN_DIGITS).await;
+        assert!(
+            limited.starts_with("END Ban da tra cuu qua nhieu lan"),
+            "{limited}"
+        );
+        assert!(!limited.to_lowercase().contains("none"), "{limited}");
+        assert!(is_time(&limited), "ends with HH:MM: {limited}");
+    }
+    block(&app, OWNER).await;
+    let blocked = screen(&app, "t3", OWNER, "").await;
+    assert!(blocked.starts_with("END "), "{blocked}");
+    assert!(!blocked.to_lowercase().contains("none"), "{blocked}");
+    assert!(blocked.contains("bi chan"), "says it is blocked: {blocked}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_number_keeps_a_bounded_number_of_dialogues_open() {
+    let app = limited_app(50, 100).await;
+    // Another citizen's dialogue, waiting for input.
+    screen(&app, "other", OWNER, "").await;
+    for n in 0..10 {
+        let menu = screen(&app, &format!("many-{n}"), STRANGER, "").await;
+        assert!(menu.starts_with("CON "), "{menu}");
+    }
+    let text = metrics(&app).await;
+    // The number's two newest, and the other citizen's.
+    assert_eq!(metric(&text, "motcua_ussd_sessions_open"), 3.0, "{text}");
+    let newest = screen(&app, "many-9", STRANGER, "1").await;
+    assert!(newest.starts_with("CON Nhap"), "{newest}");
+    let other = screen(&app, "other", OWNER, "1").await;
+    assert!(other.starts_with("CON Nhap"), "{other}");
+    app.stop().await;
+}
+
+const SECRET: &str = "aggregator-test-secret-0123";
+
+#[tokio::test]
+async fn only_an_allowed_caller_with_the_secret_is_answered() {
+    fn with_secret(config: &mut Config) {
+        ussd_on(config);
+        config.ussd.http.secret = SECRET.to_owned();
+    }
+    let app = app_with(with_secret, Vec::new()).await;
+    let addr = app.ussd_http.unwrap();
+    let client = reqwest::Client::new();
+    let form = [
+        ("sessionId", "a1"),
+        ("serviceCode", "*8058#"),
+        ("phoneNumber", OWNER),
+        ("text", KNOWN_DIGITS),
+    ];
+    for (url, header) in [
+        (format!("http://{addr}/ussd"), None),
+        (
+            format!("http://{addr}/ussd"),
+            Some("aggregator-test-secret-0124"),
+        ),
+        (format!("http://{addr}/ussd?secret=aggregator"), None),
+    ] {
+        let mut request = client.post(&url).form(&form);
+        if let Some(header) = header {
+            request = request.header("X-Motcua-Secret", header);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{url} {header:?}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("ussd.http.secret"), "{body}");
+        assert!(!body.contains("Nguyen"), "{body}");
+    }
+    let by_header = client
+        .post(format!("http://{addr}/ussd"))
+        .header("X-Motcua-Secret", SECRET)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status().as_u16(), 200);
+    let body = by_header.text().await.unwrap();
+    assert!(
+        body.starts_with("END HS") && body.contains("Nguyen Van An"),
+        "{body}"
+    );
+    let in_url = client
+        .post(format!("http://{addr}/ussd?secret={SECRET}"))
+        .form(&[
+            ("sessionId", "a2"),
+            ("serviceCode", "*8058#"),
+            ("phoneNumber", STRANGER),
+            ("text", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_url.status().as_u16(), 200);
+    assert!(in_url.text().await.unwrap().starts_with("CON Tra cuu"));
+    app.stop().await;
+
+    fn elsewhere(config: &mut Config) {
+        ussd_on(config);
+        config.ussd.http.allow = vec!["192.0.2.0/24".parse().unwrap()];
+    }
+    let app = app_with(elsewhere, Vec::new()).await;
+    let (status, body) = post(app.ussd_http.unwrap(), "a3", OWNER, KNOWN_DIGITS).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("ussd.http.allow"), "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_calling_address_keeps_a_bounded_number_of_dialogues_open() {
+    fn small_share(config: &mut Config) {
+        ussd_on(config);
+        config.ussd.http.max_sessions_per_address = 3;
+    }
+    let app = app_with(small_share, Vec::new()).await;
+    for n in 0..5 {
+        let menu = screen(&app, &format!("p{n}"), &format!("098700030{n}"), "").await;
+        assert!(menu.starts_with("CON "), "{menu}");
+    }
+    let text = metrics(&app).await;
+    assert_eq!(metric(&text, "motcua_ussd_sessions_open"), 3.0, "{text}");
+    assert_eq!(metric(&text, "motcua_ussd_sessions_evicted_total"), 2.0);
+    let newest = screen(&app, "p4", "0987000304", "1").await;
+    assert!(newest.starts_with("CON Nhap"), "{newest}");
     app.stop().await;
 }

@@ -10,7 +10,7 @@
 //! Commands on stdin, one a line:
 //!
 //! - `send <from> <text...>`: a phone texts the modem's SIM;
-//! - `fault hang|send-hang|reboot|full|no-delete|recover` or `fault cms <code> <times>`;
+//! - `fault hang|send-hang [<sends let through>]|reboot|full|no-delete|no-cmti|recover` or `fault cms <code> <times>`;
 //! - `storage`: the SIM indexes in use;
 //! - `quit`.
 //!
@@ -58,17 +58,22 @@ fn parse_fault(words: &[&str]) -> Result<Fault, String> {
     Ok(match words {
         ["hang"] => Fault::Hang,
         ["send-hang"] => Fault::HangAtNextSend,
+        ["send-hang", after] => {
+            Fault::HangAfterSends(after.parse().map_err(|e| format!("sends: {e}"))?)
+        }
         ["reboot"] => Fault::Reboot,
         ["full"] => Fault::StorageFull,
         ["recover"] => Fault::Recover,
         ["no-delete"] => Fault::RefuseDelete,
+        ["no-cmti"] => Fault::LoseIndications,
         ["cms", code, times] => Fault::CmsErrorOnSend {
             code: code.parse().map_err(|e| format!("code: {e}"))?,
             times: times.parse().map_err(|e| format!("times: {e}"))?,
         },
         _ => {
             return Err(
-                "fault hang|send-hang|reboot|full|no-delete|recover|cms <code> <times>".into(),
+                "fault hang|send-hang [<sends let through>]|reboot|full|no-delete|no-cmti|recover|cms <code> <times>"
+                    .into(),
             )
         }
     })

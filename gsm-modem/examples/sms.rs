@@ -59,7 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             sms.deliver.user_data.text()
                         );
                         if let Some(index) = sms.location {
-                            handle.delete(index).await?;
+                            handle.delete(index, &sms.pdu).await?;
                         }
                     }
                     other => println!("{other:?}"),

@@ -6,12 +6,24 @@
 //! between and during commands, a periodic `AT+CMGL` sweep for messages
 //! that arrived while nobody listened, a periodic signal and registration
 //! watch that doubles as a liveness probe, and re-initialisation when the
-//! modem reboots (`^BOOT`, `RDY`).
+//! modem restarted. A line such as `RDY`, `+CPIN: READY` or `^SIMST` (or the
+//! echo coming back) is only a hint: the session then checks that what it
+//! set is still in force (`AT+CNMI?`, `AT+CMGF?`, `AT+CPIN?`; every watch
+//! checks the first two) and initialises the modem again only when it is
+//! not. Huawei's `^BOOT:`, which sticks print over and over in normal use,
+//! is no hint at all.
 //!
 //! Received messages leave as [`ModemEvent::Received`] with their storage
-//! index; they stay on the SIM until the owner has recorded them and calls
-//! [`ModemHandle::delete`], so a crash between the two loses nothing (the
-//! next sweep hands them over again). Replies go in with
+//! index and PDU; they stay on the SIM until the owner has recorded them and
+//! calls [`ModemHandle::delete`] with both, so a crash between the two loses
+//! nothing (the next sweep hands them over again). A slot is deleted only
+//! while it still holds that PDU: the session reads it again (`AT+CMGR`)
+//! and deletes it (`AT+CMGD`) in one exclusive sequence. TS 27.005 has no
+//! compare-and-delete, but a stored message occupies its slot until it is
+//! deleted, so the modem cannot store a new message there between the read
+//! and the delete; a slot that holds something else by then (the message
+//! was deleted before and a new one took its place) is left alone, and its
+//! new message handed over. Replies go in with
 //! [`ModemHandle::send_pdu`], one part per call, so the owner knows which
 //! parts left.
 //!
@@ -21,7 +33,7 @@
 //! owner reopens the port and starts the next session with
 //! [`SessionSettings::soft_reset`] (`AT+CFUN=0`, `AT+CFUN=1`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +48,7 @@ use tracing::{debug, info, warn};
 
 use crate::at::command::{self, PinState, SignalQuality, StorageUse};
 use crate::at::urc::Registration;
-use crate::at::{AtCodec, AtError, AtEvent, FinalResult, Urc};
+use crate::at::{AtCodec, AtError, AtEvent, ErrorCode, FinalResult, Urc};
 use crate::pdu::{self, Deliver, Direction, EncodedPdu, PduError, StatusReport, Tpdu};
 
 /// How a session talks to its modem.
@@ -157,6 +169,18 @@ impl ModemError {
     }
 }
 
+/// What [`ModemHandle::delete`] found in the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// It held the message given, and it is deleted.
+    Deleted,
+    /// It was empty already (deleted before): nothing done.
+    AlreadyGone,
+    /// It holds another message now (the one given was deleted before and
+    /// a new one took the slot): left alone, and handed over if it was not.
+    Replaced,
+}
+
 /// A message the modem received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedSms {
@@ -185,12 +209,17 @@ pub enum ModemEvent {
         location: Option<u32>,
         /// The report.
         report: StatusReport,
+        /// The PDU as stored (for [`ModemHandle::delete`]).
+        pdu: Vec<u8>,
     },
-    /// A stored message that is not a PDU we can read (kept on the SIM
-    /// until the owner decides; deleting it frees the slot).
+    /// A message that is not a PDU we can read. A stored one stays on the
+    /// SIM until the owner decides (deleting it frees the slot); one handed
+    /// over directly (`+CMT`) exists nowhere else.
     Unreadable {
-        /// Its index.
-        location: u32,
+        /// Its index, when stored.
+        location: Option<u32>,
+        /// The PDU octets as the modem gave them (service centre address first).
+        pdu: Vec<u8>,
         /// Why it could not be read.
         error: String,
     },
@@ -200,7 +229,8 @@ pub enum ModemEvent {
     Registration(Registration),
     /// Use of the message storage.
     Storage(StorageUse),
-    /// The modem restarted by itself; the session initialised it again.
+    /// The modem restarted by itself (its settings were gone); the session
+    /// initialises it again.
     Rebooted,
 }
 
@@ -211,7 +241,8 @@ enum Request {
     },
     Delete {
         index: u32,
-        done: oneshot::Sender<Result<(), ModemError>>,
+        pdu: Vec<u8>,
+        done: oneshot::Sender<Result<Deletion, ModemError>>,
     },
     Command {
         text: String,
@@ -238,9 +269,12 @@ impl ModemHandle {
         self.call(|done| Request::Send { pdu, done }).await
     }
 
-    /// Deletes the message at `index` of the storage (`AT+CMGD`).
-    pub async fn delete(&self, index: u32) -> Result<(), ModemError> {
-        self.call(|done| Request::Delete { index, done }).await
+    /// Deletes the message `pdu` (as handed over) at `index` of the
+    /// storage: `AT+CMGR` first, and `AT+CMGD` only if the slot still holds
+    /// `pdu`, with nothing in between. An error means nothing was deleted.
+    pub async fn delete(&self, index: u32, pdu: &[u8]) -> Result<Deletion, ModemError> {
+        let pdu = pdu.to_vec();
+        self.call(|done| Request::Delete { index, pdu, done }).await
     }
 
     /// Runs any command (without the `\r`), giving its information lines.
@@ -267,6 +301,17 @@ impl ModemHandle {
     }
 }
 
+/// What the session checks to tell whether the modem restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Check {
+    /// Nothing is due.
+    Nothing,
+    /// The message settings (`AT+CNMI?`, `AT+CMGF?`): at every watch.
+    Settings,
+    /// Those and the SIM (`AT+CPIN?`): after a hint of a restart.
+    SettingsAndSim,
+}
+
 /// Timeouts in a row (each answered by the probe) after which the modem
 /// is treated as hung anyway.
 const MAX_TIMEOUTS_IN_A_ROW: u32 = 3;
@@ -274,6 +319,10 @@ const MAX_TIMEOUTS_IN_A_ROW: u32 = 3;
 const QUIET: Duration = Duration::from_millis(300);
 /// Time a freshly booted modem gets to answer `AT`.
 const BOOT_PROBES: u32 = 5;
+/// Unsolicited codes that modems send as the SIM comes up, as after a
+/// restart; besides [`Urc::Boot`], they make the session check that its
+/// settings are still in force (not Huawei's `^BOOT`, printed in normal use).
+const RESTART_HINTS: &[&str] = &["+CPIN", "^SIMST", "+PBREADY"];
 
 /// One modem's conversation. Create with [`Session::new`], drive with [`Session::run`].
 pub struct Session<T> {
@@ -284,11 +333,20 @@ pub struct Session<T> {
     ready: Arc<AtomicBool>,
     /// Unsolicited codes that came during a command, handled after it.
     pending: VecDeque<Urc>,
-    /// Stored messages handed to the owner and not yet deleted: the sweep
-    /// does not hand them over again within this session.
-    handed_over: HashSet<u32>,
+    /// Stored messages handed to the owner and not yet deleted, by index,
+    /// with their PDU: a sweep or an indication hands a slot over again
+    /// only when it holds something else.
+    handed_over: HashMap<u32, Vec<u8>>,
     timeouts_in_a_row: u32,
     reinit: bool,
+    /// What to check at the next turn to tell whether the modem restarted.
+    check: Check,
+    /// The `AT+CNMI` setting the modem took (mode, mt), to check it kept it.
+    indications: Option<(u8, u8)>,
+    /// `ATE0` was taken: an echo afterwards hints at a reset.
+    echo_off: bool,
+    /// An echo came back since the last check.
+    echo_seen: bool,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
@@ -307,9 +365,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             requests,
             ready: ready.clone(),
             pending: VecDeque::new(),
-            handed_over: HashSet::new(),
+            handed_over: HashMap::new(),
             timeouts_in_a_row: 0,
             reinit: true,
+            check: Check::Nothing,
+            indications: None,
+            echo_off: false,
+            echo_seen: false,
         };
         let handle = ModemHandle {
             requests: requests_tx,
@@ -363,6 +425,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 watch.reset();
             }
             survivable(self.handle_pending().await)?;
+            let check = std::mem::replace(&mut self.check, Check::Nothing);
+            if check != Check::Nothing {
+                survivable(self.check_settings(check == Check::SettingsAndSim).await)?;
+            }
             if self.reinit {
                 continue;
             }
@@ -382,7 +448,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                     None => return Err(ModemError::PortClosed),
                 },
                 _ = sweep.tick() => survivable(self.sweep().await)?,
-                _ = watch.tick() => survivable(self.watch().await)?,
+                _ = watch.tick() => {
+                    // Also a restart that said nothing shows at the next turn.
+                    self.check = self.check.max(Check::Settings);
+                    survivable(self.watch().await)?;
+                }
             }
         }
     }
@@ -395,15 +465,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 let _ = done.send(result);
                 fatal
             }
-            Request::Delete { index, done } => {
-                let command = command::cmgd(index);
-                let timeout = self.settings.command_timeout;
-                let result = self.execute(&command, timeout).await.map(|_| ());
-                // Deleted, or not: either way the next sweep may hand it
+            Request::Delete { index, pdu, done } => {
+                let result = self.delete_if_holding(index, &pdu).await;
+                // Deleted, or not: a slot still holding it may be handed
                 // over again (the owner recognises it and deletes it then).
-                self.handed_over.remove(&index);
+                if self.holds_handed_over(index, &pdu) {
+                    self.handed_over.remove(&index);
+                }
                 let fatal = escalate(&result);
-                let _ = done.send(result);
+                let now_held = match &result {
+                    Ok((Deletion::Replaced, Some(other))) => Some(other.clone()),
+                    _ => None,
+                };
+                let _ = done.send(result.map(|(deletion, _)| deletion));
+                // Answered first: the owner may be waiting for the answer
+                // while the event queue is full.
+                if let Some(other) = now_held {
+                    if !self.holds_handed_over(index, &other) {
+                        self.hand_over(Some(index), other).await;
+                    }
+                }
                 fatal
             }
             Request::Command {
@@ -419,11 +500,115 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         }
     }
 
+    /// True when `pdu` is what slot `index` held when it was handed over.
+    fn holds_handed_over(&self, index: u32, pdu: &[u8]) -> bool {
+        self.handed_over
+            .get(&index)
+            .is_some_and(|handed| same_message(handed, pdu))
+    }
+
+    /// Reads slot `index` and deletes it only if it holds `pdu`; with what
+    /// it holds instead, when that is another message. One request, so no
+    /// other command comes between the read and the delete; and the modem
+    /// stores new messages in free slots only, so it cannot put one in this
+    /// slot between the two either.
+    async fn delete_if_holding(
+        &mut self,
+        index: u32,
+        pdu: &[u8],
+    ) -> Result<(Deletion, Option<Vec<u8>>), ModemError> {
+        let timeout = self.settings.command_timeout;
+        let lines = match self.execute(&command::cmgr(index), timeout).await {
+            Ok(lines) => lines,
+            // Some modems answer an empty slot so ("invalid memory index").
+            Err(error) if error.cms_error() == Some(&ErrorCode::Number(321)) => {
+                return Ok((Deletion::AlreadyGone, None))
+            }
+            Err(error) => return Err(error),
+        };
+        match command::parse_cmgr(index, &lines)? {
+            None => Ok((Deletion::AlreadyGone, None)),
+            Some(stored) if same_message(&stored.pdu, pdu) => {
+                self.execute(&command::cmgd(index), timeout).await?;
+                Ok((Deletion::Deleted, None))
+            }
+            Some(stored) => {
+                debug!(index, "the slot holds another message now; not deleted");
+                Ok((Deletion::Replaced, Some(stored.pdu)))
+            }
+        }
+    }
+
+    /// At every watch, and after a hint that the modem may have restarted
+    /// (a start-up line, the echo back after `ATE0`): is what the session
+    /// set still in force? New-message indications other than those set
+    /// (`AT+CNMI?`; they are off after a restart), text mode (`AT+CMGF?`)
+    /// or, after a hint (`sim`), a SIM that is no longer ready (`AT+CPIN?`;
+    /// not at every watch: Wavecom answers it without `OK`, which costs a
+    /// command timeout) mean the modem restarted: it is initialised again.
+    /// A hint alone changes nothing.
+    async fn check_settings(&mut self, sim: bool) -> Result<(), ModemError> {
+        let mut lost = Vec::new();
+        if let Some(lines) = self.execute_optional("AT+CMGF?").await? {
+            match command::parse_cmgf(&lines) {
+                Ok(0) => {}
+                Ok(_) => lost.push("text mode is on".to_owned()),
+                Err(error) => debug!(%error, "AT+CMGF? answer not read"),
+            }
+        }
+        if let Some((mode, mt)) = self.indications {
+            if let Some(lines) = self.execute_optional(command::cnmi_query()).await? {
+                match command::parse_cnmi(&lines) {
+                    Ok(now) if now.get(..2) != Some(&[mode, mt][..]) => {
+                        lost.push(format!("new-message indications are {now:?}"));
+                    }
+                    Ok(_) => {}
+                    Err(error) => debug!(%error, "AT+CNMI? answer not read"),
+                }
+            }
+        }
+        let timeout = self.settings.command_timeout;
+        if sim {
+            match self.execute(command::cpin_query(), timeout).await {
+                Ok(lines) => match command::parse_cpin(&lines) {
+                    Ok(PinState::Ready) => {}
+                    Ok(state) => lost.push(format!("the SIM says {state:?}")),
+                    Err(error) => debug!(%error, "AT+CPIN? answer not read"),
+                },
+                // A SIM busy or not ready (CME 14, 515): still booting.
+                Err(ModemError::Refused { result, .. }) => {
+                    lost.push(format!("the SIM answers {result:?}"))
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if lost.is_empty() {
+            debug!("the modem kept its settings");
+            if std::mem::take(&mut self.echo_seen) {
+                // Only the echo came back: turned off again, nothing else.
+                self.execute_optional("ATE0").await?;
+                self.echo_seen = false;
+                self.check = Check::Nothing;
+            }
+            return Ok(());
+        }
+        warn!(why = %lost.join("; "), "the modem restarted; initialising it again");
+        self.pending.clear();
+        self.reinit = true;
+        self.emit(ModemEvent::Rebooted).await;
+        Ok(())
+    }
+
     /// Brings the modem to a known state.
     async fn initialise(&mut self, soft_reset: bool) -> Result<(), ModemError> {
         self.ready.store(false, Ordering::Release);
-        self.handed_over.clear();
+        // `handed_over` stays: the storage outlives a restart, and a slot
+        // is handed over again only when it holds something else.
         self.timeouts_in_a_row = 0;
+        self.indications = None;
+        self.echo_off = false;
+        self.echo_seen = false;
+        self.check = Check::Nothing;
         // Leave a half-typed command or a `> ` prompt.
         self.write(b"\x1b\r").await?;
         if soft_reset {
@@ -439,7 +624,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         self.probe_until_answering().await?;
         // Echo and verbose errors matter less than the rest: a modem that
         // refuses them still works.
-        self.execute_optional("ATE0").await?;
+        self.echo_off = self.execute_optional("ATE0").await?.is_some();
         self.execute_optional("AT+CMEE=1").await?;
         self.unlock_sim().await?;
         let timeout = self.settings.command_timeout;
@@ -468,6 +653,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             match self.execute(cnmi, timeout).await {
                 Ok(_) => {
                     indications = true;
+                    let set = command::parse_cnmi(&[cnmi.replacen("AT+CNMI=", "+CNMI: ", 1)])?;
+                    self.indications = Some((set[0], set[1]));
                     break;
                 }
                 Err(error @ ModemError::Refused { .. }) => debug!(%error, "trying a simpler CNMI"),
@@ -531,6 +718,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
 
     async fn unlock_sim(&mut self) -> Result<(), ModemError> {
         let timeout = self.settings.command_timeout;
+        // The PIN entered, kept again once the SIM is ready with it (it is
+        // right: the SIM asks again after a restart of the modem).
+        let mut entered = None;
         for _ in 0..10 {
             let state = match self.execute("AT+CPIN?", timeout).await {
                 Ok(lines) => match command::parse_cpin(&lines) {
@@ -551,7 +741,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 Err(error) => return Err(error),
             };
             match state {
-                PinState::Ready => return Ok(()),
+                PinState::Ready => {
+                    if entered.is_some() {
+                        self.settings.pin = entered;
+                    }
+                    return Ok(());
+                }
                 PinState::SimPin => {
                     let Some(pin) = self.settings.pin.clone() else {
                         return Err(ModemError::Sim(
@@ -568,6 +763,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                     if let Err(error) = self.execute(&enter, timeout).await {
                         return Err(ModemError::PinRefused(error.to_string()));
                     }
+                    entered = Some(pin);
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 PinState::SimPuk => {
@@ -611,7 +807,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         };
         let stored = command::parse_cmgl(&lines)?;
         for message in stored {
-            if self.handed_over.contains(&message.index) {
+            if self.holds_handed_over(message.index, &message.pdu) {
                 continue;
             }
             self.hand_over(Some(message.index), message.pdu).await;
@@ -644,9 +840,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                         debug!(%storage, index, "indication for another storage; the sweep will find it");
                         continue;
                     }
-                    if self.handed_over.contains(&index) {
-                        continue;
-                    }
+                    // Read even when the slot was handed over before: an
+                    // indication means something new is stored there.
                     self.read_stored(index).await?;
                 }
                 Urc::Message { pdu, .. } | Urc::StatusReport { pdu, .. } => {
@@ -660,14 +855,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                         .await
                 }
                 Urc::Boot => {
-                    warn!("the modem restarted; initialising it again");
-                    self.pending.clear();
-                    self.reinit = true;
-                    self.emit(ModemEvent::Rebooted).await;
-                    return Ok(());
+                    info!("the modem printed a start-up line; checking its settings");
+                    self.check = Check::SettingsAndSim;
                 }
                 Urc::Ussd { status, .. } => debug!(status, "USSD indication ignored"),
                 Urc::Ring => debug!("incoming call ignored"),
+                Urc::Other { name, value } if RESTART_HINTS.contains(&name.as_str()) => {
+                    info!(%name, %value, "the modem reported its SIM again; checking its settings");
+                    self.check = Check::SettingsAndSim;
+                }
                 Urc::Other { name, value } => debug!(%name, %value, "indication"),
             }
         }
@@ -685,7 +881,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             Err(error) => return Err(error),
         };
         if let Some(stored) = command::parse_cmgr(index, &lines)? {
-            self.hand_over(Some(index), stored.pdu).await;
+            if !self.holds_handed_over(index, &stored.pdu) {
+                self.hand_over(Some(index), stored.pdu).await;
+            }
         }
         Ok(())
     }
@@ -699,32 +897,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
             }) => ModemEvent::Received(ReceivedSms {
                 location,
                 deliver,
-                pdu: bytes,
+                pdu: bytes.clone(),
             }),
             Ok(pdu::Pdu {
                 tpdu: Tpdu::StatusReport(report),
                 ..
-            }) => ModemEvent::StatusReport { location, report },
+            }) => ModemEvent::StatusReport {
+                location,
+                report,
+                pdu: bytes.clone(),
+            },
             Ok(pdu::Pdu {
                 tpdu: Tpdu::Submit(_),
                 ..
             }) => return,
-            Err(error) => match location {
-                Some(location) => {
-                    warn!(location, %error, octets = bytes.len(), "stored message unreadable");
-                    ModemEvent::Unreadable {
-                        location,
-                        error: error.to_string(),
-                    }
+            Err(error) => {
+                warn!(?location, %error, octets = bytes.len(), "message unreadable");
+                ModemEvent::Unreadable {
+                    location,
+                    pdu: bytes.clone(),
+                    error: error.to_string(),
                 }
-                None => {
-                    warn!(%error, octets = bytes.len(), "message handed over unreadable; dropped");
-                    return;
-                }
-            },
+            }
         };
         if let Some(index) = location {
-            self.handed_over.insert(index);
+            self.handed_over.insert(index, bytes);
         }
         self.emit(event).await;
     }
@@ -869,7 +1066,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 }
                 Ok(Some(AtEvent::Line(line))) => {
                     if line.trim().eq_ignore_ascii_case(command) {
-                        continue; // the echo
+                        // The echo: after `ATE0` was taken, a hint of a reset.
+                        if self.echo_off && self.ready.load(Ordering::Acquire) {
+                            self.echo_seen = true;
+                            self.check = Check::SettingsAndSim;
+                        }
+                        continue;
                     }
                     lines.push(line);
                 }
@@ -951,6 +1153,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     }
 }
 
+/// True when two PDUs read from a slot are the same message: the same
+/// octets, or (a modem that writes its stored PDU a little differently from
+/// one read to the next) the same TPDU once decoded: sender, time stamp,
+/// headers and text. A new message in the slot differs in those.
+fn same_message(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        pdu::decode(a, Direction::ToMobile),
+        pdu::decode(b, Direction::ToMobile),
+    ) {
+        (Ok(a), Ok(b)) => a.tpdu == b.tpdu,
+        _ => false,
+    }
+}
+
 /// A routine job (sweep, watch, reading an indicated message) that failed
 /// with a timeout the probe answered, or a refusal, is tried again at its
 /// next turn: the session goes on. Anything worse ends it.
@@ -980,5 +1199,48 @@ fn escalate<T>(result: &Result<T, ModemError>) -> Result<(), ModemError> {
             error.to_string(),
         )))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu::{PduAddress, SubmitOptions, Timestamp};
+
+    fn stored(smsc: &str, text: &str) -> Vec<u8> {
+        let time = Timestamp {
+            year: 26,
+            month: 11,
+            day: 27,
+            hour: 10,
+            minute: 0,
+            second: 1,
+            tz_quarters: 28,
+        };
+        let deliver = pdu::deliver_parts(
+            &PduAddress::international("84912345678"),
+            text,
+            1,
+            time,
+            SubmitOptions::default(),
+        )
+        .remove(0);
+        pdu::encode(&pdu::Pdu {
+            smsc: Some(PduAddress::international(smsc)),
+            tpdu: Tpdu::Deliver(deliver),
+        })
+        .unwrap()
+        .bytes
+    }
+
+    #[test]
+    fn a_slot_holds_the_same_message_by_its_octets_or_its_tpdu() {
+        let a = stored("84980200030", "TC 1");
+        assert!(same_message(&a, &a.clone()));
+        // Another service centre written in front: the same message.
+        assert!(same_message(&a, &stored("84980200031", "TC 1")));
+        assert!(!same_message(&a, &stored("84980200030", "TC 2")));
+        assert!(!same_message(&[0x00, 0x01], &[0x00, 0x02]));
+        assert!(same_message(&[0x00, 0x01], &[0x00, 0x01]));
     }
 }

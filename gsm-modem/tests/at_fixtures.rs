@@ -167,7 +167,10 @@ async fn huawei_e173() {
     assert_eq!(
         m.urcs,
         vec![
-            Urc::Boot,
+            Urc::Other {
+                name: "^BOOT".into(),
+                value: "27043391,0,0,0,72".into()
+            },
             Urc::SignalQuality(14),
             Urc::Other {
                 name: "^MODE".into(),

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use gsm_modem::pdu::{self, Pdu, PduAddress, SubmitOptions, Tpdu};
-use gsm_modem::session::{ModemError, ModemEvent, ModemHandle, Session, SessionSettings};
+use gsm_modem::session::{Deletion, ModemError, ModemEvent, ModemHandle, Session, SessionSettings};
 use gsm_modem::sim::{Delivery, Fault, Profile, SimModem, SimSettings};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -135,7 +135,10 @@ async fn every_make_initialises_receives_and_sends() {
         let index = sms.location.expect("stored");
         // Kept until the owner deletes it.
         assert_eq!(sim.storage(), vec![index], "{profile:?}");
-        modem.handle.delete(index).await.unwrap();
+        assert_eq!(
+            modem.handle.delete(index, &sms.pdu).await.unwrap(),
+            Deletion::Deleted
+        );
         assert!(sim.storage().is_empty(), "{profile:?}");
         for part in submit("84912345678", "Ho so dang xu ly") {
             modem.handle.send_pdu(part).await.unwrap();
@@ -166,6 +169,51 @@ async fn messages_stored_while_nobody_listened_are_found_by_the_first_sweep() {
     // Not handed over again by later sweeps while undeleted.
     let again = tokio::time::timeout(Duration::from_secs(5), modem.received()).await;
     assert!(again.is_err(), "handed over twice: {again:?}");
+}
+
+/// A delete names the message it means: a slot that holds another message
+/// by then (the first was deleted, a new one took the slot, its indication
+/// lost) is left alone, and the new message handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_is_deleted_only_while_it_holds_the_message_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(&dir, Profile::Generic, Delivery::Store).await;
+    let mut modem = open(&sim, settings());
+    sim.phone_sends("+84911111111", "first");
+    let first = modem.received().await;
+    let slot = first.location.expect("stored");
+    assert_eq!(
+        modem.handle.delete(slot, &first.pdu).await.unwrap(),
+        Deletion::Deleted
+    );
+    // The next message takes the freed slot, unannounced.
+    sim.fault(Fault::LoseIndications);
+    sim.phone_sends("+84922222222", "second");
+    assert_eq!(sim.storage(), vec![slot]);
+    // A late delete of the first message leaves the second.
+    assert_eq!(
+        modem.handle.delete(slot, &first.pdu).await.unwrap(),
+        Deletion::Replaced
+    );
+    assert_eq!(sim.storage(), vec![slot], "the second message is kept");
+    let second = modem.received().await;
+    assert_eq!(second.deliver.user_data.text(), "second");
+    assert_eq!(second.location, Some(slot));
+    assert_eq!(
+        modem.handle.delete(slot, &second.pdu).await.unwrap(),
+        Deletion::Deleted
+    );
+    assert!(sim.storage().is_empty());
+    assert_eq!(
+        modem.handle.delete(slot, &second.pdu).await.unwrap(),
+        Deletion::AlreadyGone
+    );
+    let deletes = sim
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("AT+CMGD="))
+        .count();
+    assert_eq!(deletes, 2, "{:?}", sim.commands());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,6 +283,47 @@ async fn a_reboot_is_noticed_and_the_modem_initialised_again() {
         modem.received().await.deliver.user_data.text(),
         "after the reboot"
     );
+}
+
+/// Huawei sticks print `^BOOT:` over and over while they run: no restart,
+/// so the modem is not initialised again and its storage not listed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huawei_boot_lines_in_normal_use_are_no_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(&dir, Profile::Huawei, Delivery::Store).await;
+    let mut modem = open(&sim, settings());
+    modem.ready().await;
+    let boots = || {
+        sim.unsolicited()
+            .iter()
+            .filter(|l| l.starts_with("^BOOT:"))
+            .count()
+    };
+    let seen = boots();
+    let mut events = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while boots() < seen + 3 {
+            if let Ok(Some(event)) =
+                tokio::time::timeout(Duration::from_millis(200), modem.events.recv()).await
+            {
+                events.push(event);
+            }
+        }
+    })
+    .await
+    .expect("three ^BOOT lines within the time");
+    // What the session did about the last one has had time to show.
+    sim.phone_sends("+84955555555", "after the boot lines");
+    let sms = modem.received().await;
+    assert_eq!(sms.deliver.user_data.text(), "after the boot lines");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ModemEvent::Rebooted | ModemEvent::Ready { .. })),
+        "{events:?}"
+    );
+    let inits = sim.commands().iter().filter(|c| *c == "AT+CMGF=0").count();
+    assert_eq!(inits, 1, "{:?}", sim.commands());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -308,7 +308,7 @@ async fn huawei_reboot_banner_and_pin_again() {
     port.cmd("ATE0").await;
     port.cmd("AT+CPIN=\"1111\"").await;
     modem.fault(Fault::Reboot);
-    port.until("^BOOT:").await;
+    port.until("^SIMST: 1").await;
     port.write(b"AT+CPIN?\r").await;
     port.until("+CPIN: SIM PIN").await;
 }
@@ -333,7 +333,24 @@ async fn huawei_unknown_command_and_crcrlf() {
         .ends_with("\r\nCOMMAND NOT SUPPORT\r\n"));
     assert!(port.cmd("AT+CGMM").await.contains("E173\r\r\n"));
     // The periodic status lines come on their own.
-    port.until_any(&["^RSSI:", "^MODE:", "^DSFLOWRPT:"]).await;
+    port.until_any(&["^RSSI:", "^MODE:", "^DSFLOWRPT:", "^BOOT:"])
+        .await;
+}
+
+#[tokio::test]
+async fn huawei_prints_boot_lines_in_normal_use_and_keeps_its_settings() {
+    let (modem, mut port) = start("huawei-boot", profile(Profile::Huawei)).await;
+    port.init().await;
+    port.until("^BOOT:").await;
+    port.until("\r\r\n").await;
+    assert!(
+        modem.unsolicited().iter().any(|l| l.starts_with("^BOOT:")),
+        "{:?}",
+        modem.unsolicited()
+    );
+    // Nothing was reset: echo stays off, indications stay on.
+    assert_eq!(port.cmd("AT").await, "\r\nOK\r\n");
+    assert!(port.cmd("AT+CNMI?").await.contains("+CNMI: 2,1,0,1,0"));
 }
 
 #[tokio::test]
@@ -661,6 +678,42 @@ async fn fault_hang_at_next_send_cfun_0_then_1() {
     assert_eq!(port.send_pdu(hex, *len).await, "\r\n+CMS ERROR: 331\r\n");
     assert_eq!(port.cmd("AT+CFUN=1").await, "\r\nOK\r\n");
     assert!(port.send_pdu(hex, *len).await.contains("+CMGS: 0"));
+}
+
+#[tokio::test]
+async fn fault_hang_after_sends_lets_the_first_parts_through() {
+    let (modem, mut port) = start("sendhang3", SimSettings::default()).await;
+    port.init().await;
+    modem.fault(Fault::HangAfterSends(1));
+    let parts = submit_pdus(
+        "84987654321",
+        &"cut short ".repeat(20),
+        SubmitOptions::default(),
+    );
+    assert!(parts.len() >= 2);
+    let (hex, len) = &parts[0];
+    assert!(port.send_pdu(hex, *len).await.contains("+CMGS: 0"));
+    let (hex, len) = &parts[1];
+    port.write(format!("AT+CMGS={len}\r").as_bytes()).await;
+    port.until("> ").await;
+    port.write(format!("{hex}\x1a").as_bytes()).await;
+    assert_eq!(port.quiet(Duration::from_millis(500)).await, "");
+    assert_eq!(modem.submitted().len(), 1, "only the first part went");
+}
+
+#[tokio::test]
+async fn fault_lose_indications_stores_without_cmti() {
+    let (modem, mut port) = start("nocmti", SimSettings::default()).await;
+    port.init().await;
+    modem.fault(Fault::LoseIndications);
+    modem.phone_sends("+84987654321", "unannounced");
+    assert_eq!(port.quiet(Duration::from_millis(300)).await, "");
+    assert_eq!(modem.storage(), vec![1]);
+    let listing = port.cmd("AT+CMGL=4").await;
+    assert_eq!(deliver_text(&pdu_lines(&listing)[0]), "unannounced");
+    modem.fault(Fault::Recover);
+    modem.phone_sends("+84987654321", "announced");
+    port.until("+CMTI: \"SM\",2\r\n").await;
 }
 
 #[tokio::test]

@@ -84,6 +84,10 @@ pub enum Verdict {
         /// Short and fixed, for logs and metrics: `"own number"`,
         /// `"blocked"`, `"loop"` or `"rate limited"`.
         reason: &'static str,
+        /// For `"rate limited"`: when the sender may send again, as in
+        /// [`Verdict::Notice`] (a channel that must show something, USSD,
+        /// says it); `None` otherwise.
+        retry_at: Option<NaiveDateTime>,
     },
 }
 
@@ -300,6 +304,7 @@ impl AbuseGuard {
         if self.inner.own.contains(key) {
             return Ok(Verdict::Silence {
                 reason: "own number",
+                retry_at: None,
             });
         }
         let now_ms = now.timestamp_millis();
@@ -309,18 +314,25 @@ impl AbuseGuard {
             return Ok(Verdict::Allow);
         }
         if state.blocked {
-            return Ok(Verdict::Silence { reason: "blocked" });
+            return Ok(Verdict::Silence {
+                reason: "blocked",
+                retry_at: None,
+            });
         }
         if !self.limits().enabled {
             return Ok(Verdict::Allow);
         }
         if text.is_some_and(|text| self.memory().is_loop(key, text, now_ms)) {
             debug!(sender = %sender, "auto-responder loop: not answered");
-            return Ok(Verdict::Silence { reason: "loop" });
+            return Ok(Verdict::Silence {
+                reason: "loop",
+                retry_at: None,
+            });
         }
-        if state.limited_until.is_some_and(|until| until > now_ms) {
+        if let Some(until) = state.limited_until.filter(|until| *until > now_ms) {
             return Ok(Verdict::Silence {
                 reason: "rate limited",
+                retry_at: Some(vietnam_local(until)?),
             });
         }
         self.rate_limit(sender, now_ms).await
@@ -592,6 +604,7 @@ impl AbuseGuard {
         } else {
             Ok(Verdict::Silence {
                 reason: "rate limited",
+                retry_at: Some(vietnam_local(retry_at_ms)?),
             })
         }
     }

@@ -71,11 +71,25 @@ fn local(t: DateTime<Utc>) -> NaiveDateTime {
 }
 
 const ALLOW: Verdict = Verdict::Allow;
-const BLOCKED: Verdict = Verdict::Silence { reason: "blocked" };
-const LIMITED: Verdict = Verdict::Silence {
-    reason: "rate limited",
+const BLOCKED: Verdict = Verdict::Silence {
+    reason: "blocked",
+    retry_at: None,
 };
-const LOOP: Verdict = Verdict::Silence { reason: "loop" };
+const LOOP: Verdict = Verdict::Silence {
+    reason: "loop",
+    retry_at: None,
+};
+
+/// Silenced for the rate limit, with the time it ends.
+fn limited(verdict: &Verdict) -> bool {
+    matches!(
+        verdict,
+        Verdict::Silence {
+            reason: "rate limited",
+            retry_at: Some(_)
+        }
+    )
+}
 
 /// Settings under which rate limits never get in the way.
 fn generous() -> RateLimitSettings {
@@ -139,18 +153,25 @@ async fn a_flood_gets_three_answers_one_notice_then_silence() {
             retry_at: local(now + minutes(3))
         }
     );
-    assert!(verdicts[4..].iter().all(|v| *v == LIMITED), "{verdicts:?}");
+    assert!(verdicts[4..].iter().all(limited), "{verdicts:?}");
+    // Silenced until the time the notice gave.
+    assert_eq!(
+        verdicts[4],
+        Verdict::Silence {
+            reason: "rate limited",
+            retry_at: Some(local(now + minutes(3)))
+        }
+    );
 
     // Still silent just before retry_at, answered again at it.
     let almost = now + minutes(3) - TimeDelta::milliseconds(1);
-    assert_eq!(g.check(&sender, "tc again", almost).await.unwrap(), LIMITED);
+    let verdict = g.check(&sender, "tc again", almost).await.unwrap();
+    assert!(limited(&verdict), "{verdict:?}");
     let retry = now + minutes(3);
     assert_eq!(g.check(&sender, "tc again", retry).await.unwrap(), ALLOW);
     // Over again within the hour: silence, no second notice.
-    assert_eq!(
-        g.check(&sender, "tc again 2", retry).await.unwrap(),
-        LIMITED
-    );
+    let verdict = g.check(&sender, "tc again 2", retry).await.unwrap();
+    assert!(limited(&verdict), "{verdict:?}");
 
     // An hour later the burst is back, and a new flood gets a new notice.
     let later = now + minutes(120);
@@ -209,10 +230,8 @@ async fn the_rate_limit_decision_survives_a_restart() {
     }
     // A new process: empty buckets, but the decision is on disk.
     let g = open_at(RateLimitSettings::default(), &path).await;
-    assert_eq!(
-        g.check(&sender, "m4", now + minutes(1)).await.unwrap(),
-        LIMITED
-    );
+    let verdict = g.check(&sender, "m4", now + minutes(1)).await.unwrap();
+    assert!(limited(&verdict), "{verdict:?}");
     assert_eq!(
         g.check(&sender, "m5", now + minutes(3)).await.unwrap(),
         ALLOW
@@ -400,6 +419,7 @@ async fn our_own_numbers_are_never_answered() {
     let now = t0();
     let silence = Verdict::Silence {
         reason: "own number",
+        retry_at: None,
     };
     assert_eq!(g.check(&own, "TC", now).await.unwrap(), silence);
     // Not even when someone put it on the allow list.
@@ -617,16 +637,17 @@ async fn two_gateways_share_one_limit_through_redis() {
         }
     );
     // The notice went out once, from b: a stays silent.
-    assert_eq!(a.check(&sender, "5", now).await.unwrap(), LIMITED);
-    assert_eq!(b.check(&sender, "6", now).await.unwrap(), LIMITED);
-    assert_eq!(
-        a.check(&sender, "7", now + minutes(1)).await.unwrap(),
-        LIMITED
-    );
+    let verdict = a.check(&sender, "5", now).await.unwrap();
+    assert!(limited(&verdict), "{verdict:?}");
+    let verdict = b.check(&sender, "6", now).await.unwrap();
+    assert!(limited(&verdict), "{verdict:?}");
+    let verdict = a.check(&sender, "7", now + minutes(1)).await.unwrap();
+    assert!(limited(&verdict), "{verdict:?}");
     // One answer at retry_at, on whichever gateway gets the message first.
     let retry = now + minutes(3);
     assert_eq!(a.check(&sender, "8", retry).await.unwrap(), ALLOW);
-    assert_eq!(b.check(&sender, "9", retry).await.unwrap(), LIMITED);
+    let verdict = b.check(&sender, "9", retry).await.unwrap();
+    assert!(limited(&verdict), "{verdict:?}");
     // Another sender on the same prefix is not affected.
     assert_eq!(b.check(&number(51), "1", now).await.unwrap(), ALLOW);
     // An admin unblock clears the shared state too.

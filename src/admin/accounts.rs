@@ -239,7 +239,6 @@ struct StoredAccount {
     role: String,
     password_hash: String,
     must_change: i64,
-    failed_logins: i64,
     locked_until: Option<i64>,
     disabled: i64,
 }
@@ -387,23 +386,23 @@ impl Accounts {
         password: &str,
         now: i64,
     ) -> Result<Login, AccountError> {
-        let row: Option<StoredAccount> = match Username::parse(username) {
-            Ok(name) => sqlx::query_as(
-                "SELECT username, role, password_hash, must_change, failed_logins, locked_until, \
-                     disabled FROM accounts WHERE username = ?",
-            )
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?,
-            Err(_) => None,
-        };
+        let row: Option<StoredAccount> =
+            match Username::parse(username) {
+                Ok(name) => sqlx::query_as(
+                    "SELECT username, role, password_hash, must_change, locked_until, disabled \
+                 FROM accounts WHERE username = ?",
+                )
+                .bind(name.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+                Err(_) => None,
+            };
         let password = password.to_owned();
         let Some(StoredAccount {
             username: name,
             role,
             password_hash: stored,
             must_change,
-            failed_logins: failed,
             locked_until,
             disabled,
         }) = row
@@ -422,19 +421,33 @@ impl Accounts {
         }
         let right = blocking(move || verifies(&password, &stored)).await;
         if !right {
-            let failed = failed + 1;
-            let lock = (failed >= i64::from(self.lockout.after_failures))
-                .then_some(now + self.lockout.lock_ms);
-            sqlx::query(
-                "UPDATE accounts SET failed_logins = ?, locked_until = ?, updated_at = ? WHERE username = ?",
+            // Counted in the database, not from what was read before the
+            // (slow) hash: wrong guesses made at once each count.
+            let failed: i64 = sqlx::query_scalar(
+                "UPDATE accounts SET failed_logins = failed_logins + 1, updated_at = ? \
+                 WHERE username = ? RETURNING failed_logins",
             )
-            .bind(if lock.is_some() { 0 } else { failed })
-            .bind(lock)
             .bind(now)
             .bind(&name)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-            if lock.is_some() {
+            let limit = i64::from(self.lockout.after_failures);
+            // The failure that reaches the limit first locks and resets the
+            // count; one made meanwhile finds it reset and locks nothing again.
+            let locked = failed >= limit
+                && sqlx::query(
+                    "UPDATE accounts SET failed_logins = 0, locked_until = ?, updated_at = ? \
+                     WHERE username = ? AND failed_logins >= ?",
+                )
+                .bind(now + self.lockout.lock_ms)
+                .bind(now)
+                .bind(&name)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1;
+            if locked {
                 tracing::warn!(account = %name, failures = failed, "admin account locked after repeated wrong passwords");
                 self.audit(
                     now,

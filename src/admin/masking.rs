@@ -5,15 +5,16 @@
 //! reply to the dossier's own number carries, cut to initials (`N***** V** A*`)
 //! however the reply spelled it (accented, unaccented for GSM-7, upper case).
 //!
-//! Pure text functions: the caller finds the name (the read model's
-//! `owner_name` for the looked-up code) and decides who is a viewer.
+//! Pure text functions: the caller gives the name (where the journal
+//! recorded it in the reply, or the read model's `owner_name` for the
+//! looked-up code) and decides who is a viewer.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use crate::domain::msisdn::mask_middle;
-use crate::domain::vietnamese::fold_diacritics;
+use crate::domain::vietnamese::find_name;
 use crate::domain::Msisdn;
 
 /// Digits from which a run in a text is taken for a phone number and masked.
@@ -213,78 +214,29 @@ fn mask_digits(number: &str) -> String {
 
 /// `text` with each whole-word occurrence of `name` cut to its initials
 /// (`Nguyễn Văn An` → `N***** V** A*`), matched without regard to accents,
-/// case or the spaces between the words. A name of fewer than two letters
-/// is not looked for.
+/// case or the spaces between the words (see [`find_name`]). A name of
+/// fewer than two letters is not looked for.
 pub fn mask_name(text: &str, name: &str) -> String {
-    let name_words: Vec<Vec<char>> = name
-        .split_whitespace()
-        .map(|word| word.chars().map(comparable).collect())
-        .filter(|word: &Vec<char>| !word.is_empty())
-        .collect();
-    if name_words.iter().map(Vec::len).sum::<usize>() < 2 {
-        return text.to_owned();
-    }
+    mask_spans(text, &find_name(text, name))
+}
+
+/// `text` with the characters in each of `spans` (character offsets, end
+/// exclusive, as [`find_name`] gives and the journal records for a reply)
+/// cut to initials: the first letter of each word is kept, the other
+/// letters and digits starred. Spans past the text's end are cut to it.
+pub fn mask_spans(text: &str, spans: &[(usize, usize)]) -> String {
     let chars: Vec<char> = text.chars().collect();
-    let keys: Vec<char> = chars.iter().copied().map(comparable).collect();
     let mut masked = chars.clone();
-    let mut at = 0;
-    while at < chars.len() {
-        let starts_a_word = at == 0 || !chars[at - 1].is_alphanumeric();
-        match starts_a_word
-            .then(|| name_at(&chars, &keys, at, &name_words))
-            .flatten()
-        {
-            Some(end) => {
-                for index in at..end {
-                    let word_start = index == at || chars[index - 1].is_whitespace();
-                    if chars[index].is_alphanumeric() && !word_start {
-                        masked[index] = '*';
-                    }
-                }
-                at = end;
+    for &(start, end) in spans {
+        let end = end.min(chars.len());
+        for index in start.min(end)..end {
+            let word_start = index == start || chars[index - 1].is_whitespace();
+            if chars[index].is_alphanumeric() && !word_start {
+                masked[index] = '*';
             }
-            None => at += 1,
         }
     }
     masked.into_iter().collect()
-}
-
-/// Where the name that starts at `at` ends (exclusive), if it does.
-fn name_at(chars: &[char], keys: &[char], at: usize, name_words: &[Vec<char>]) -> Option<usize> {
-    let mut index = at;
-    for (number, word) in name_words.iter().enumerate() {
-        if number > 0 {
-            let spaces_from = index;
-            while index < chars.len() && chars[index].is_whitespace() {
-                index += 1;
-            }
-            if index == spaces_from {
-                return None;
-            }
-        }
-        if keys.get(index..index + word.len())? != word.as_slice() {
-            return None;
-        }
-        index += word.len();
-    }
-    let ends_a_word = chars.get(index).is_none_or(|c| !c.is_alphanumeric());
-    ends_a_word.then_some(index)
-}
-
-/// `c` without its diacritics, in lower case, as one character (itself
-/// when folding or lower-casing would make it several).
-fn comparable(c: char) -> char {
-    let folded = fold_diacritics(c.encode_utf8(&mut [0; 4]));
-    let mut folded = folded.chars();
-    let base = match (folded.next(), folded.next()) {
-        (Some(base), None) => base,
-        _ => c,
-    };
-    let mut lower = base.to_lowercase();
-    match (lower.next(), lower.next()) {
-        (Some(lower), None) => lower,
-        _ => base,
-    }
 }
 
 #[cfg(test)]
@@ -358,6 +310,16 @@ mod tests {
         // A name too short to look for.
         assert_eq!(mask_name("a b", "A"), "a b");
         assert_eq!(mask_name("anything", "  "), "anything");
+    }
+
+    #[test]
+    fn spans_are_cut_to_initials_and_a_span_past_the_end_stops_there() {
+        assert_eq!(
+            mask_spans("Chào Nguyễn Văn An, xong", &[(5, 18)]),
+            "Chào N***** V** A*, xong"
+        );
+        assert_eq!(mask_spans("Le Thi Hoa", &[(7, 40)]), "Le Thi H**");
+        assert_eq!(mask_spans("abc", &[]), "abc");
     }
 
     proptest! {

@@ -11,9 +11,18 @@
 //! and the whole set (files, built-ins and the versions in use) must pass
 //! before it replaces the one replies use. The SIGHUP reload builds its set
 //! through [`TemplateVersions::reload`] so that versions in use survive it.
+//!
+//! Previews and the checks of save, activation and roll back render an
+//! edited text, which anyone logged in may write: they run off the async
+//! workers, on blocking threads, at most [`CheckPool::concurrency`] at once,
+//! each within [`CHECK_TIME_LIMIT`] (besides the fuel and size every render
+//! has, see [`crate::reply::render_bounded`]). A check past the limit is
+//! refused (`invalid_template`, nothing changes); one that cannot start
+//! within it because others hold the threads is answered `busy`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sqlx::SqlitePool;
@@ -69,6 +78,21 @@ pub enum TemplateAdminError {
     /// The template has no earlier text to go back to.
     #[error("template {0} has no earlier text to roll back to")]
     NothingToRollBack(String),
+    /// Rendering the sample dossiers took longer than [`CHECK_TIME_LIMIT`].
+    #[error(
+        "template {name} takes longer than {} ms to render the sample dossiers: simplify it",
+        CHECK_TIME_LIMIT.as_millis()
+    )]
+    TooSlow {
+        /// Template file name (`found.j2`).
+        name: &'static str,
+    },
+    /// Other checks held every thread for [`CHECK_TIME_LIMIT`].
+    #[error("template checks are busy; try again in a moment")]
+    Busy,
+    /// The check stopped without an answer (a panic in the renderer).
+    #[error("template check failed: {0}")]
+    Interrupted(String),
     /// A template file in the templates folder cannot be read.
     #[error(transparent)]
     Files(TemplateError),
@@ -84,10 +108,15 @@ impl TemplateAdminError {
             TemplateAdminError::UnknownTemplate(_) | TemplateAdminError::UnknownVersion(_) => {
                 "not_found"
             }
-            TemplateAdminError::Invalid { .. } => "invalid_template",
+            TemplateAdminError::Invalid { .. } | TemplateAdminError::TooSlow { .. } => {
+                "invalid_template"
+            }
+            TemplateAdminError::Busy => "busy",
             TemplateAdminError::OverBudget { .. } => "over_budget",
             TemplateAdminError::NothingToRollBack(_) => "conflict",
-            TemplateAdminError::Files(_) | TemplateAdminError::Database(_) => "internal",
+            TemplateAdminError::Files(_)
+            | TemplateAdminError::Interrupted(_)
+            | TemplateAdminError::Database(_) => "internal",
         }
     }
 }
@@ -212,6 +241,67 @@ pub struct Preview {
 /// An active override: the kind, its text, the version's id.
 type Active = Vec<(ReplyKind, String, i64)>;
 
+/// How long a preview or a check of an edited text may take in all.
+pub const CHECK_TIME_LIMIT: Duration = Duration::from_secs(1);
+
+/// The blocking threads previews and checks render on.
+#[derive(Clone)]
+pub struct CheckPool {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl CheckPool {
+    /// Checks at once: half the processors, at least one, so that replies
+    /// and channels always keep processors of their own.
+    pub fn concurrency() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    }
+
+    fn new() -> Self {
+        CheckPool {
+            permits: Arc::new(tokio::sync::Semaphore::new(Self::concurrency())),
+        }
+    }
+
+    /// Runs `job` on a blocking thread when one of the pool's is free. The
+    /// job gets its deadline and must refuse ([`TemplateAdminError::TooSlow`])
+    /// to change anything once past it; `answer_by_deadline` answers the
+    /// caller at the deadline even if the job is still running (it holds
+    /// its place in the pool until it ends), for jobs that change nothing.
+    async fn run<T: Send + 'static>(
+        &self,
+        name: &'static str,
+        answer_by_deadline: bool,
+        job: impl FnOnce(Instant) -> Result<T, TemplateAdminError> + Send + 'static,
+    ) -> Result<T, TemplateAdminError> {
+        let deadline = Instant::now() + CHECK_TIME_LIMIT;
+        let permit = tokio::time::timeout_at(deadline.into(), self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| TemplateAdminError::Busy)?
+            .map_err(|_| TemplateAdminError::Busy)?;
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job(deadline)
+        });
+        let joined = if answer_by_deadline {
+            tokio::time::timeout_at(deadline.into(), task)
+                .await
+                .map_err(|_| TemplateAdminError::TooSlow { name })?
+        } else {
+            task.await
+        };
+        joined.map_err(|error| TemplateAdminError::Interrupted(error.to_string()))?
+    }
+}
+
+/// `Err(TooSlow)` once `deadline` has passed.
+fn in_time(name: &'static str, deadline: Instant) -> Result<(), TemplateAdminError> {
+    if Instant::now() > deadline {
+        return Err(TemplateAdminError::TooSlow { name });
+    }
+    Ok(())
+}
+
 /// The template versions, and the set of templates replies use.
 #[derive(Clone)]
 pub struct TemplateVersions {
@@ -224,6 +314,8 @@ pub struct TemplateVersions {
     active: Arc<Mutex<Active>>,
     /// Activations and roll backs one at a time.
     changes: Arc<tokio::sync::Mutex<()>>,
+    /// Where previews and checks of edited texts run.
+    checks: CheckPool,
 }
 
 impl std::fmt::Debug for TemplateVersions {
@@ -286,6 +378,7 @@ impl TemplateVersions {
             settings: Arc::new(Mutex::new(settings)),
             active: Arc::default(),
             changes: Arc::default(),
+            checks: CheckPool::new(),
         };
         let mut accepted = Vec::new();
         let mut built = None;
@@ -401,12 +494,13 @@ impl TemplateVersions {
     }
 
     /// Puts `version` (its text and id; `None`: the file or built-in) in use
-    /// for `kind` if the whole set passes its checks. Returns what was in use
-    /// for `kind` before.
+    /// for `kind` if the whole set passes its checks (by `deadline`, when
+    /// given). Returns what was in use for `kind` before.
     fn install(
         &self,
         kind: ReplyKind,
         version: Option<(String, i64)>,
+        deadline: Option<Instant>,
     ) -> Result<Option<(String, i64)>, TemplateAdminError> {
         let mut active = self.lock_active();
         let mut next: Active = active
@@ -416,6 +510,9 @@ impl TemplateVersions {
             .collect();
         next.extend(version.map(|(source, id)| (kind, source, id)));
         let renderer = self.build(&next)?;
+        if let Some(deadline) = deadline {
+            in_time(kind.template_name(), deadline)?;
+        }
         let previous = active
             .iter()
             .find(|(k, ..)| *k == kind)
@@ -523,8 +620,21 @@ impl TemplateVersions {
     ///
     /// [`TemplateAdminError::Invalid`] with the line for a syntax error or
     /// an unknown variable; [`TemplateAdminError::UnknownTemplate`].
-    pub fn preview(&self, name: &str, source: &str) -> Result<Preview, TemplateAdminError> {
+    pub async fn preview(&self, name: &str, source: &str) -> Result<Preview, TemplateAdminError> {
         let kind = parse_kind(name)?;
+        let this = self.clone();
+        let source = source.to_owned();
+        self.checks
+            .run(kind.template_name(), true, move |deadline| {
+                let preview = this.preview_now(kind, &source)?;
+                in_time(kind.template_name(), deadline)?;
+                Ok(preview)
+            })
+            .await
+    }
+
+    /// [`TemplateVersions::preview`], on the calling thread.
+    fn preview_now(&self, kind: ReplyKind, source: &str) -> Result<Preview, TemplateAdminError> {
         let renderer = self.candidate(kind, source)?;
         let mut samples = Vec::new();
         for (sample, label, ctx) in renderer.named_samples() {
@@ -566,7 +676,14 @@ impl TemplateVersions {
         note: &str,
     ) -> Result<VersionInfo, TemplateAdminError> {
         let kind = parse_kind(name)?;
-        self.candidate(kind, source)?.check_budget(kind)?;
+        let this = self.clone();
+        let text = source.to_owned();
+        self.checks
+            .run(kind.template_name(), true, move |deadline| {
+                this.candidate(kind, &text)?.check_budget(kind)?;
+                in_time(kind.template_name(), deadline)
+            })
+            .await?;
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let id = sqlx::query(
@@ -719,9 +836,21 @@ impl TemplateVersions {
         .execute(&mut *tx)
         .await?;
         append_audit(&mut *tx, now, actor, action, kind.as_str(), &detail).await?;
-        let previous = self.install(kind, version)?;
+        let this = self.clone();
+        let previous = self
+            .checks
+            .run(kind.template_name(), false, move |deadline| {
+                this.install(kind, version, Some(deadline))
+            })
+            .await?;
         if let Err(error) = tx.commit().await {
-            if let Err(undo) = self.install(kind, previous) {
+            // What was in use passed before: put back, whatever the time.
+            let this = self.clone();
+            let undone = tokio::task::spawn_blocking(move || this.install(kind, previous, None))
+                .await
+                .map_err(|e| TemplateAdminError::Interrupted(e.to_string()))
+                .and_then(|undone| undone);
+            if let Err(undo) = undone {
                 tracing::error!(template = kind.as_str(), %undo, "could not put back the template in use");
             }
             return Err(error.into());
@@ -779,6 +908,7 @@ mod tests {
         let (versions, _) = open_versions(&journal).await;
         let err = versions
             .preview("found", "HS {{ code }}\n{{ cod }}")
+            .await
             .unwrap_err();
         assert_eq!(err.code(), "invalid_template");
         match &err {
@@ -819,7 +949,7 @@ mod tests {
             "{err:?}"
         );
         assert!(matches!(
-            versions.preview("nope", "x"),
+            versions.preview("nope", "x").await,
             Err(TemplateAdminError::UnknownTemplate(_))
         ));
     }
@@ -830,7 +960,7 @@ mod tests {
         let journal = journal(&dir).await;
         let (versions, _) = open_versions(&journal).await;
         let long = "HS {{ code }}\n{{ procedure }} {{ agency }} {{ status }}\n".repeat(5);
-        let preview = versions.preview("found", &long).unwrap();
+        let preview = versions.preview("found", &long).await.unwrap();
         assert_eq!(preview.samples.len(), 5);
         let owner = &preview.samples[0];
         assert_eq!((owner.sample, owner.encoding), ("owner", "UCS-2"));
@@ -853,12 +983,54 @@ mod tests {
         // A text that fits previews clean.
         let fine = versions
             .preview("found", "HS {{ code }}: {{ status }}")
+            .await
             .unwrap();
         assert!(fine.problem.is_none() && fine.samples.iter().all(|s| s.fits));
         assert_eq!(
             fine.samples[0].text,
             "HS 000.00.12.H58-240315-0007: Đang xử lý"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_past_its_time_limit_is_answered_at_the_limit_and_holds_its_place() {
+        let pool = CheckPool {
+            permits: Arc::new(tokio::sync::Semaphore::new(1)),
+        };
+        let started = Instant::now();
+        let slow = pool.run("found.j2", true, |_| {
+            std::thread::sleep(CHECK_TIME_LIMIT * 3);
+            Ok(())
+        });
+        assert!(matches!(
+            slow.await,
+            Err(TemplateAdminError::TooSlow { name: "found.j2" })
+        ));
+        let answered = started.elapsed();
+        assert!(answered < CHECK_TIME_LIMIT * 2, "{answered:?}");
+        // The slow one still runs and holds the only thread: the next waits
+        // the limit, then is told the checks are busy.
+        let next = pool.run("help.j2", true, |_| Ok(())).await;
+        assert!(matches!(next, Err(TemplateAdminError::Busy)), "{next:?}");
+        // Once it ends, checks run again.
+        tokio::time::sleep(CHECK_TIME_LIMIT / 2).await;
+        pool.run("help.j2", true, |_| Ok(())).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_activation_checked_past_its_deadline_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal(&dir).await;
+        let (versions, templates) = open_versions(&journal).await;
+        let late = Instant::now() - Duration::from_secs(1);
+        let refused = versions.install(
+            ReplyKind::Help,
+            Some(("Soạn TC gửi {{ service_number }}".into(), 1)),
+            Some(late),
+        );
+        assert!(matches!(refused, Err(TemplateAdminError::TooSlow { .. })));
+        assert!(help_text(&templates).starts_with(BUILT_IN_HELP));
+        assert_eq!(versions.active_version(ReplyKind::Help), None);
     }
 
     #[tokio::test]

@@ -30,8 +30,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::masking::{mask_name, mask_number, mask_numbers_in};
+use super::masking::{mask_name, mask_number, mask_numbers_in, mask_spans};
 use crate::domain::{DossierCode, Msisdn};
+use crate::gateway::UNDECODABLE;
 use crate::journal::now_ms;
 
 /// Messages per page when the query does not say.
@@ -164,15 +165,24 @@ pub struct LoggedMessage {
     pub latency_ms: Option<i64>,
     /// Texts and numbers erased after retention.
     pub purged: bool,
+    /// Where the applicant's name stood in `reply_text` when the reply was
+    /// recorded (`None` for replies recorded before that was kept); only
+    /// for masking, never shown.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub name_spans: Option<Vec<(usize, usize)>>,
 }
 
 impl LoggedMessage {
     /// The message as a viewer sees it (see [`super::masking`]): sender and
     /// recipient redacted like [`Msisdn::redacted`] (`091****678`; short
     /// numbers like `8058` and alphanumeric names stay), phone numbers in
-    /// the text and the reply masked however they are written, and
-    /// `owner_name`, the applicant's name of the dossier `code` (a reply to
-    /// the dossier's own number carries it), cut to initials.
+    /// the text and the reply masked however they are written, and the
+    /// applicant's name cut to initials: in the reply, the name it carried
+    /// where the journal recorded it ([`LoggedMessage::name_spans`]), and
+    /// everywhere `owner_name`, the name the read model has now for the
+    /// dossier `code` (a reply to the dossier's own number carries it;
+    /// replies recorded before the spans were kept rely on it alone).
     pub fn masked(mut self, owner_name: Option<&str>) -> Self {
         let hide = |text: &str| {
             let text = mask_numbers_in(text);
@@ -181,10 +191,18 @@ impl LoggedMessage {
                 None => text,
             }
         };
+        let spans = self.name_spans.take().unwrap_or_default();
         self.sender = mask_number(&self.sender);
         self.recipient = mask_number(&self.recipient);
+        if self.outcome.as_deref() == Some(UNDECODABLE) {
+            // A raw PDU: the sender's number and text, only encoded.
+            self.text.clear();
+        }
         self.text = hide(&self.text);
-        self.reply_text = self.reply_text.as_deref().map(hide);
+        self.reply_text = self
+            .reply_text
+            .as_deref()
+            .map(|reply| hide(&mask_spans(reply, &spans)));
         self
     }
 
@@ -207,6 +225,10 @@ impl LoggedMessage {
             sent_at,
             latency_ms: sent_at.map(|sent| sent - received_at),
             purged: row.try_get::<i64, _>("purged")? != 0,
+            name_spans: row
+                .try_get::<Option<String>, _>("name_spans")?
+                .as_deref()
+                .and_then(crate::journal::spans_from_text),
         })
     }
 }
@@ -473,7 +495,7 @@ impl Traffic {
         let limit = q.limit.clamp(1, MAX_LIMIT);
         let mut sql = QueryBuilder::<Sqlite>::new(
             "SELECT m.id, m.received_at, m.channel, m.sender, m.recipient, m.text, m.purged, \
-             l.code, r.outcome, r.state, r.text AS reply_text, r.sent_at ",
+             l.code, l.name_spans, r.outcome, r.state, r.text AS reply_text, r.sent_at ",
         );
         sql.push(LOG_FROM).push(" WHERE 1 = 1");
         if let Some(code) = non_empty(&q.code) {
@@ -828,6 +850,7 @@ mod tests {
             code: code.into(),
             agency: found.map(|(agency, _)| agency.into()),
             procedure: found.map(|(_, procedure)| procedure.into()),
+            name_spans: Vec::new(),
         })
     }
 
@@ -1178,6 +1201,81 @@ mod tests {
             by_id(4).text,
             "TC 000.00.12.H58-240315-0009 goi +84987654321"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_message_is_in_the_log_with_its_raw_pdu_hidden_from_viewers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, t) = journal(&dir).await;
+        let raw = "07914889200030F0040B914819010203F40000622170129144828AC8329BFD06";
+        let m = NewMessage {
+            peer_ref: Some("raw:0123".into()),
+            peer_ref_lasting: true,
+            ..message("modem", "", raw, utc(20, 1, 0, 0))
+        };
+        j.record_exchange(m, UNDECODABLE, "", ReplyState::Suppressed, None)
+            .await
+            .unwrap();
+        let page = t
+            .search(&MessageQuery {
+                outcome: Some(UNDECODABLE.into()),
+                ..query()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.messages.len(), 1);
+        let logged = page.messages[0].clone();
+        assert_eq!(logged.channel, "modem");
+        assert_eq!(logged.text, raw);
+        assert_eq!(logged.state.as_deref(), Some("suppressed"));
+        assert_eq!(logged.reply_text.as_deref(), Some(""));
+        assert_eq!(logged.masked(None).text, "");
+    }
+
+    #[tokio::test]
+    async fn a_viewer_sees_the_name_where_the_reply_carried_it_whatever_the_read_model_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, t) = journal(&dir).await;
+        let reply = "HS 000.00.12.H58-240315-0007\nChủ HS: Nguyễn Văn An";
+        let spans = crate::domain::vietnamese::find_name(reply, "Nguyễn Văn An");
+        assert_eq!(spans, [(37, 50)]);
+        let note = LookupNote {
+            name_spans: spans,
+            ..lookup(CODE_7, Some((CAI_BE, BUILDING))).unwrap()
+        };
+        let m = message(
+            "kannel",
+            "84912345678",
+            &format!("TC {CODE_7}"),
+            utc(20, 1, 0, 0),
+        );
+        j.record_exchange(m, "found", reply, ReplyState::Sent, Some(note))
+            .await
+            .unwrap();
+        let page = t.search(&query()).await.unwrap();
+        let logged = page.messages[0].clone();
+        assert_eq!(logged.name_spans, Some(vec![(37, 50)]));
+        // The read model no longer has the dossier (or has another name).
+        for now in [None, Some("Lê Thị Hoa")] {
+            let seen = logged.clone().masked(now);
+            assert_eq!(
+                seen.reply_text.as_deref(),
+                Some("HS 000.00.12.H58-240315-0007\nChủ HS: N***** V** A*")
+            );
+        }
+        // Spans are never part of the API's JSON.
+        let json = serde_json::to_value(&logged).unwrap();
+        assert!(json.get("name_spans").is_none(), "{json}");
+    }
+
+    #[test]
+    fn name_spans_are_kept_as_text_and_read_back() {
+        use crate::journal::{spans_from_text, spans_text};
+        assert_eq!(spans_text(&[]), "");
+        assert_eq!(spans_text(&[(3, 16), (40, 53)]), "3-16,40-53");
+        assert_eq!(spans_from_text("3-16,40-53"), Some(vec![(3, 16), (40, 53)]));
+        assert_eq!(spans_from_text(""), Some(vec![]));
+        assert_eq!(spans_from_text("3-x"), None);
     }
 
     #[tokio::test]

@@ -2,10 +2,83 @@
 //!
 //! This module owns diacritic folding: turning "tra cứu hồ sơ" into
 //! "tra cuu ho so" so that text typed with tone marks, without them, or in a
-//! mix of both can be compared the same way. It knows nothing about dossier
-//! codes or keywords; callers decide what to compare.
+//! mix of both can be compared the same way, and finding a person's name in
+//! a text however it was spelled ([`find_name`]). It knows nothing about
+//! dossier codes or keywords; callers decide what to compare.
 
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+
+/// Where `name` stands in `text` as whole words: character offsets (start,
+/// end exclusive), in order. Matched without regard to accents, case or the
+/// spaces between the words, so a reply folded to GSM-7 or upper-cased by
+/// its template is found too. A name of fewer than two letters is not
+/// looked for.
+pub fn find_name(text: &str, name: &str) -> Vec<(usize, usize)> {
+    let name_words: Vec<Vec<char>> = name
+        .split_whitespace()
+        .map(|word| word.chars().map(comparable).collect())
+        .filter(|word: &Vec<char>| !word.is_empty())
+        .collect();
+    if name_words.iter().map(Vec::len).sum::<usize>() < 2 {
+        return Vec::new();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let keys: Vec<char> = chars.iter().copied().map(comparable).collect();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < chars.len() {
+        let starts_a_word = at == 0 || !chars[at - 1].is_alphanumeric();
+        match starts_a_word
+            .then(|| name_at(&chars, &keys, at, &name_words))
+            .flatten()
+        {
+            Some(end) => {
+                found.push((at, end));
+                at = end;
+            }
+            None => at += 1,
+        }
+    }
+    found
+}
+
+/// Where the name that starts at `at` ends (exclusive), if it does.
+fn name_at(chars: &[char], keys: &[char], at: usize, name_words: &[Vec<char>]) -> Option<usize> {
+    let mut index = at;
+    for (number, word) in name_words.iter().enumerate() {
+        if number > 0 {
+            let spaces_from = index;
+            while index < chars.len() && chars[index].is_whitespace() {
+                index += 1;
+            }
+            if index == spaces_from {
+                return None;
+            }
+        }
+        if keys.get(index..index + word.len())? != word.as_slice() {
+            return None;
+        }
+        index += word.len();
+    }
+    let ends_a_word = chars.get(index).is_none_or(|c| !c.is_alphanumeric());
+    ends_a_word.then_some(index)
+}
+
+/// `c` without its diacritics, in lower case, as one character (itself
+/// when folding or lower-casing would make it several).
+fn comparable(c: char) -> char {
+    let folded = fold_diacritics(c.encode_utf8(&mut [0; 4]));
+    let mut folded = folded.chars();
+    let base = match (folded.next(), folded.next()) {
+        (Some(base), None) => base,
+        _ => c,
+    };
+    let mut lower = base.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(lower), None) => lower,
+        _ => base,
+    }
+}
 
 /// Removes Vietnamese diacritics from `s`, keeping every other character.
 ///

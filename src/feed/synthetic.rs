@@ -75,9 +75,6 @@ pub enum CoreSimError {
     /// The listening socket.
     #[error(transparent)]
     Listen(#[from] ListenError),
-    /// The HTTP server failed.
-    #[error("serving the feed: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// A bound synthetic core, ready to [`run`](CoreSim::run).
@@ -87,6 +84,7 @@ pub struct CoreSim {
     shared: Arc<Shared>,
     token: Option<String>,
     rate: f64,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl CoreSim {
@@ -113,12 +111,29 @@ impl CoreSim {
             }),
             token: settings.token,
             rate: settings.changes_per_sec,
+            limits: crate::http_server::HttpLimits::feed(),
         })
     }
 
     /// The address actually listened on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Serves within `limits` instead of [`HttpLimits::feed`](crate::http_server::HttpLimits::feed).
+    ///
+    /// # Errors
+    ///
+    /// [`CoreSimError::Settings`] naming the limit that cannot be used.
+    pub fn with_limits(
+        mut self,
+        limits: crate::http_server::HttpLimits,
+    ) -> Result<Self, CoreSimError> {
+        if let Some((key, problem)) = limits.problem() {
+            return Err(CoreSimError::Settings(format!("HTTP {key}: {problem}")));
+        }
+        self.limits = limits;
+        Ok(self)
     }
 
     /// Serves the feed and moves the dossiers until `shutdown` is cancelled;
@@ -138,14 +153,12 @@ impl CoreSim {
             stop.clone(),
             admin_routes(shared),
         );
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await;
+        crate::http_server::serve(self.listener, app, &self.limits, stop.clone()).await;
         stop.cancel();
         if let Some(generator) = generator {
             let _ = generator.await;
         }
-        served.map_err(CoreSimError::Serve)
+        Ok(())
     }
 }
 

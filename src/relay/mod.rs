@@ -42,6 +42,8 @@ pub struct RelaySettings {
     pub max_connections: u32,
     /// How often the head is re-checked besides NOTIFY.
     pub recheck: Duration,
+    /// Connections, timeouts and body size of the HTTP port.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl RelaySettings {
@@ -53,6 +55,7 @@ impl RelaySettings {
             token: token.into(),
             max_connections: 8,
             recheck: Duration::from_millis(250),
+            limits: crate::http_server::HttpLimits::feed(),
         }
     }
 }
@@ -84,9 +87,6 @@ pub enum RelayError {
     /// The listening socket.
     #[error(transparent)]
     Listen(#[from] ListenError),
-    /// The HTTP server failed.
-    #[error("serving the feed: {0}")]
-    Serve(#[source] std::io::Error),
 }
 
 /// A relay connected to its database and bound, ready to [`run`](Relay::run).
@@ -98,6 +98,7 @@ pub struct Relay {
     notifications: PgListener,
     token: String,
     recheck: Duration,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl Relay {
@@ -108,6 +109,9 @@ impl Relay {
             return Err(RelayError::Settings(
                 "a bearer token is required (--token or MOTCUA_RELAY_TOKEN)".into(),
             ));
+        }
+        if let Some((key, problem)) = settings.limits.problem() {
+            return Err(RelayError::Settings(format!("HTTP {key}: {problem}")));
         }
         if settings.max_connections == 0 {
             return Err(RelayError::Settings(
@@ -148,6 +152,7 @@ impl Relay {
             notifications,
             token: settings.token,
             recheck: settings.recheck,
+            limits: settings.limits,
         })
     }
 
@@ -166,13 +171,11 @@ impl Relay {
             stop.clone(),
         ));
         let app = server::router(self.feed, Some(self.token), stop.clone());
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await;
+        crate::http_server::serve(self.listener, app, &self.limits, stop.clone()).await;
         stop.cancel();
         let _ = watcher.await;
         self.pool.close().await;
-        served.map_err(RelayError::Serve)
+        Ok(())
     }
 }
 

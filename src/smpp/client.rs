@@ -1,8 +1,9 @@
 //! A one-shot ESME for `motcua-sms sms send`: binds to a listener as a
 //! transceiver, submits one text as a citizen would send it, waits for the
-//! reply (reassembling concatenated parts), unbinds and returns the text.
+//! reply to that citizen (reassembling concatenated parts by their
+//! reference), unbinds and returns the text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::net::TcpStream;
 use super::codec::Inbound;
 use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
 use super::session::{send_text, Connection, ReplyCommand, SessionError};
-use super::text::{decode_text, DefaultAlphabet, ESM_UDHI};
+use super::text::{concatenation, decode_text, DefaultAlphabet};
 use super::Address;
 use super::SessionSettings;
 
@@ -44,8 +45,38 @@ pub struct ReceivedReply {
     pub parts: Vec<ShortMessage>,
 }
 
+/// The parts of replies to one citizen, by concatenation reference, until
+/// one reply is whole (parts of two replies never mix).
+#[derive(Default)]
+struct ReplyParts {
+    by_reference: HashMap<(u16, u8), BTreeMap<u8, ShortMessage>>,
+}
+
+impl ReplyParts {
+    /// Takes a part; returns the reply's parts in order once it is whole.
+    fn add(&mut self, sm: ShortMessage) -> Option<Vec<ShortMessage>> {
+        let Some(part) = concatenation(&sm) else {
+            return Some(vec![sm]);
+        };
+        let parts = self
+            .by_reference
+            .entry((part.reference, part.total))
+            .or_default();
+        parts.insert(part.index, sm);
+        if parts.len() < usize::from(part.total) {
+            return None;
+        }
+        self.by_reference
+            .remove(&(part.reference, part.total))
+            .map(|parts| parts.into_values().collect())
+    }
+}
+
 /// Binds with `system_id`/`password`, sends `text` from `from` to `to`, and
-/// returns the reply.
+/// returns the reply: the first whole reply addressed to `from` (its parts
+/// joined by their concatenation reference). A deliver_sm for another
+/// number, when the account is shared with other peers, is refused with
+/// ESME_RX_T_APPN so that the gateway delivers it again elsewhere.
 pub async fn send_and_receive(
     address: SocketAddr,
     system_id: &str,
@@ -82,11 +113,10 @@ pub async fn send_and_receive(
     });
     let mut exchange = Some(exchange);
     let mut link_after_submit = None;
-    let mut parts: BTreeMap<u8, ShortMessage> = BTreeMap::new();
-    let mut single: Option<ShortMessage> = None;
+    let mut reply = ReplyParts::default();
     let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
-    loop {
+    let parts = loop {
         tokio::select! {
             _ = &mut deadline => return Err(ClientError::NoReply(wait)),
             done = async { exchange.as_mut().expect("polled only while Some").await }, if exchange.is_some() => {
@@ -107,16 +137,16 @@ pub async fn send_and_receive(
                 let seq = pdu.sequence_number;
                 match pdu.body {
                     Body::DeliverSm(sm) => {
+                        if sm.destination_addr != from {
+                            // Another sender's reply (the account is shared):
+                            // refused for now, so the gateway delivers it
+                            // again, to the session it belongs to.
+                            conn.link.send(Pdu::deliver_sm_resp(seq, status::ESME_RX_T_APPN)).await?;
+                            continue;
+                        }
                         conn.link.send(Pdu::deliver_sm_resp(seq, status::ESME_ROK)).await?;
-                        if sm.esm_class & ESM_UDHI != 0 && sm.short_message.len() >= 6 && sm.short_message[1] == 0 {
-                            let total = sm.short_message[4];
-                            parts.insert(sm.short_message[5], sm);
-                            if parts.len() >= usize::from(total) {
-                                break;
-                            }
-                        } else {
-                            single = Some(sm);
-                            break;
+                        if let Some(whole) = reply.add(sm) {
+                            break whole;
                         }
                     }
                     Body::EnquireLink => conn.link.send(Pdu::new(seq, Body::EnquireLinkResp)).await?,
@@ -131,10 +161,6 @@ pub async fn send_and_receive(
                 }
             }
         }
-    }
-    let parts: Vec<ShortMessage> = match single {
-        Some(sm) => vec![sm],
-        None => parts.into_values().collect(),
     };
     let text = parts
         .iter()

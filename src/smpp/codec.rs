@@ -121,7 +121,9 @@ impl Decoder for SmppCodec {
         }
         let length = length as usize;
         if buf.len() < length {
-            buf.reserve(length - buf.len());
+            // Nothing is reserved for the bytes a frame claims: the buffer
+            // grows only as they arrive, so a header claiming the maximum
+            // (sent before any bind, by anyone) costs nothing.
             return Ok(None);
         }
         let frame = buf.split_to(length);
@@ -225,6 +227,20 @@ mod tests {
         assert_eq!(
             codec.decode(&mut buf).unwrap(),
             Some(Inbound::Pdu(Pdu::new(6, Body::EnquireLink)))
+        );
+    }
+
+    #[test]
+    fn a_claimed_length_is_not_reserved_before_its_bytes_arrive() {
+        let mut codec = SmppCodec::new(64 * 1024);
+        let mut buf = BytesMut::with_capacity(64);
+        // A header claiming 64 KB, then nothing more.
+        buf.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() < 1024,
+            "{} bytes reserved for 16 received",
+            buf.capacity()
         );
     }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
@@ -27,11 +28,14 @@ use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
 use super::receipt::DeliveryReport;
 use super::routes::{Route, Routes};
 use super::session::{
-    answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand, SessionError,
+    answer_unsupported, next_event, spawn_drain, Connection, Event, InboundWindow, Link,
+    ReplyCommand, SessionError,
 };
 use super::text::is_receipt;
 use super::ussd;
-use super::{BindMode, DefaultAlphabet, IncomingSms, SessionSettings, SmsHandler, SmscSettings};
+use super::{
+    BindMode, DefaultAlphabet, IncomingSms, Receipt, SessionSettings, SmsHandler, SmscSettings,
+};
 
 /// Numbers the connections of every carrier link, for route bookkeeping.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -276,6 +280,7 @@ impl<H: SmsHandler> EsmeClient<H> {
             dead.clone(),
         ));
         let mut draining = false;
+        let mut window = InboundWindow::new(self.session.inbound_window);
         loop {
             let request = tokio::select! {
                 _ = shutdown.cancelled(), if !draining => {
@@ -288,9 +293,20 @@ impl<H: SmsHandler> EsmeClient<H> {
                     warn!("SMSC stopped answering enquire_link");
                     break;
                 }
-                request = next_request(&mut conn) => request,
+                // Past the inbound window, nothing more is read until a
+                // message being recorded is done.
+                _ = window.open(), if !window.is_open() => continue,
+                event = next_event(&mut conn), if window.is_open() => event,
             };
-            let Some(pdu) = request else { break };
+            let pdu = match request {
+                None => break,
+                Some(Event::AcksRead(message_ids)) => {
+                    self.handler.acknowledgements_read(message_ids).await;
+                    continue;
+                }
+                Some(Event::Request(pdu)) => pdu,
+            };
+            let arrived = tokio::time::Instant::now();
             let seq = pdu.sequence_number;
             match pdu.body {
                 Body::DeliverSm(sm) => {
@@ -301,34 +317,22 @@ impl<H: SmsHandler> EsmeClient<H> {
                             .await;
                         continue;
                     }
-                    if is_receipt(&sm) {
-                        receiving.spawn(record_receipt(
-                            self.handler.clone(),
-                            link.clone(),
-                            channel.clone(),
-                            Acknowledge::DeliverSm(seq),
-                            sm,
-                        ));
-                        continue;
+                    let permit = window.take();
+                    if !is_receipt(&sm) {
+                        if let Some(turn) =
+                            ussd::turn_from(&channel, &sm, false, self.session.default_alphabet)
+                        {
+                            let _ = link.send(Pdu::deliver_sm_resp(seq, status::ESME_ROK)).await;
+                            receiving.spawn(holding(
+                                permit,
+                                ussd::serve_turn(self.handler.clone(), self.routes.clone(), turn)
+                                    .in_current_span(),
+                            ));
+                            continue;
+                        }
                     }
-                    if let Some(turn) =
-                        ussd::turn_from(&channel, &sm, false, self.session.default_alphabet)
-                    {
-                        let _ = link.send(Pdu::deliver_sm_resp(seq, status::ESME_ROK)).await;
-                        receiving.spawn(
-                            ussd::serve_turn(self.handler.clone(), self.routes.clone(), turn)
-                                .in_current_span(),
-                        );
-                        continue;
-                    }
-                    receiving.spawn(receive(
-                        self.handler.clone(),
-                        link.clone(),
-                        channel.clone(),
-                        self.session.default_alphabet,
-                        Acknowledge::DeliverSm(seq),
-                        sm,
-                    ));
+                    let taken = (Acknowledge::DeliverSm(seq), arrived);
+                    receiving.spawn(holding(permit, self.take(&link, &channel, taken, sm)));
                 }
                 Body::DataSm(sm) => {
                     if draining {
@@ -342,6 +346,7 @@ impl<H: SmsHandler> EsmeClient<H> {
                             .await;
                         continue;
                     }
+                    let permit = window.take();
                     if let Some(turn) =
                         ussd::turn_from(&channel, &sm, true, self.session.default_alphabet)
                     {
@@ -349,33 +354,17 @@ impl<H: SmsHandler> EsmeClient<H> {
                         let _ = link
                             .send(Pdu::data_sm_resp(seq, id, status::ESME_ROK))
                             .await;
-                        receiving.spawn(
+                        receiving.spawn(holding(
+                            permit,
                             ussd::serve_turn(self.handler.clone(), self.routes.clone(), turn)
                                 .in_current_span(),
-                        );
+                        ));
                         continue;
                     }
                     // SMPP 3.4 §4.7: an SMSC may deliver a citizen's message,
                     // or a receipt, as data_sm instead of deliver_sm.
-                    let ack = Acknowledge::DataSm(seq);
-                    if is_receipt(&sm) {
-                        receiving.spawn(record_receipt(
-                            self.handler.clone(),
-                            link.clone(),
-                            channel.clone(),
-                            ack,
-                            sm,
-                        ));
-                    } else {
-                        receiving.spawn(receive(
-                            self.handler.clone(),
-                            link.clone(),
-                            channel.clone(),
-                            self.session.default_alphabet,
-                            ack,
-                            sm,
-                        ));
-                    }
+                    let taken = (Acknowledge::DataSm(seq), arrived);
+                    receiving.spawn(holding(permit, self.take(&link, &channel, taken, sm)));
                 }
                 Body::EnquireLink => {
                     let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;
@@ -416,25 +405,68 @@ async fn keep_alive(link: Link, interval: Duration, dead: CancellationToken) {
     }
 }
 
-/// Hands one delivered message to the handler and acknowledges it once it
-/// is durable; a temporary error makes the SMSC deliver it again.
+impl<H: SmsHandler> EsmeClient<H> {
+    /// A delivery receipt, recorded, or a citizen's message, recorded and
+    /// answered; either acknowledged with `ack` once done.
+    fn take(
+        &self,
+        link: &Link,
+        channel: &str,
+        (ack, arrived): (Acknowledge, tokio::time::Instant),
+        sm: ShortMessage,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let (handler, link, channel) = (self.handler.clone(), link.clone(), channel.to_owned());
+        if is_receipt(&sm) {
+            Box::pin(record_receipt(handler, link, channel, ack, sm))
+        } else {
+            let alphabet = self.session.default_alphabet;
+            Box::pin(receive(
+                handler,
+                link,
+                channel,
+                alphabet,
+                (ack, arrived),
+                sm,
+            ))
+        }
+    }
+}
+
+/// Runs `work` holding `permit` (a place in the session's inbound window),
+/// which is given back when it is done.
+async fn holding(
+    permit: Option<OwnedSemaphorePermit>,
+    work: impl std::future::Future<Output = ()>,
+) {
+    work.await;
+    drop(permit);
+}
+
+/// Hands one delivered message (which arrived at the time given with its
+/// acknowledgement) to the handler and acknowledges it once it is durable;
+/// a temporary error makes the SMSC deliver it again. The acknowledgement
+/// is tracked: once the SMSC is seen to have read it, a copy of the
+/// message is a new message.
 async fn receive<H: SmsHandler>(
     handler: Arc<H>,
     link: Link,
     channel: String,
     alphabet: DefaultAlphabet,
-    ack: Acknowledge,
+    (ack, arrived): (Acknowledge, tokio::time::Instant),
     sm: ShortMessage,
 ) {
     let incoming = IncomingSms::from_short_message(channel, &sm, alphabet);
-    let status = match handler.receive(incoming).await {
-        Ok(_) => status::ESME_ROK,
+    match handler.receive(incoming).await {
+        Ok(Receipt::Accepted { message_id } | Receipt::Duplicate { message_id }) => {
+            let _ = link
+                .acknowledge(ack.with_status(status::ESME_ROK), message_id, arrived)
+                .await;
+        }
         Err(error) => {
             warn!(%error, "message refused for now; the SMSC will deliver it again");
-            status::ESME_RX_T_APPN
+            let _ = link.send(ack.with_status(status::ESME_RX_T_APPN)).await;
         }
-    };
-    let _ = link.send(ack.with_status(status)).await;
+    }
 }
 
 /// The response a message from the SMSC is owed: `deliver_sm_resp` or

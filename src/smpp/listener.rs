@@ -11,27 +11,36 @@
 //! same channel with the same command (`data_sm` for `data_sm`).
 //!
 //! Peers may misbehave or be hostile; [`super::listener_guard`] decides, and
-//! this loop applies: a connection from outside `allowed_ips` is closed
-//! unanswered; one that does not bind within `bind_timeout_secs` is closed;
+//! this loop applies: a connection from outside `allowed_ips`, or past
+//! `max_connections` / `max_connections_per_ip`, is closed unanswered as
+//! soon as it is accepted; one that does not bind within `bind_timeout_secs` is closed;
 //! binds are refused for a locked-out address, bad credentials, an account's
 //! own `allowed_ips` or its `max_binds`; a submit_sm over the account's
 //! `max_tps` (or data_sm) is answered ESME_RTHROTTLED and not recorded; a bound session
-//! silent for `idle_timeout_secs` is unbound.
+//! silent for `idle_timeout_secs` is unbound. Past `inbound_window`
+//! messages being recorded, a session stops reading its socket until one is
+//! done. An acknowledgement the peer is seen to read (it answered a later
+//! request on the connection) is reported to the handler: copies of that
+//! message are then new messages.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
-use super::listener_guard::{Authorized, BindRefusal, BindSlot, ListenerGuard};
+use super::listener_guard::{
+    Authorized, BindRefusal, BindSlot, ConnectionRefusal, ConnectionSlot, ListenerGuard,
+};
 use super::pdu::{command_id, status, status_name, tag, BindKind, Body, Pdu, ShortMessage, Tlv};
 use super::routes::{Route, Routes};
 use super::session::{
-    answer_unsupported, next_request, spawn_drain, Connection, Link, ReplyCommand,
+    answer_unsupported, next_event, spawn_drain, Connection, Event, InboundWindow, Link,
+    ReplyCommand,
 };
 use super::ussd;
 use super::{IncomingSms, ListenerSettings, Receipt, SessionSettings, SmsHandler};
@@ -97,25 +106,36 @@ impl<H: SmsHandler> Listener<H> {
     /// (replies in flight sent), unbinds and closes before this returns.
     pub async fn run(self, shutdown: CancellationToken, release: CancellationToken) {
         let sessions = TaskTracker::new();
-        let mut refusals = RefusalLog::default();
+        let mut not_allowed = RefusalLog::default();
+        let mut too_many = RefusalLog::default();
+        let mut too_many_from = RefusalLog::default();
         info!(address = %self.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), accounts = self.shared.settings.accounts.len(), "SMPP listener accepting binds");
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = self.socket.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        if !self.shared.guard.admits(peer.ip()) {
-                            refusals.note(peer);
-                            drop(stream);
-                            continue;
-                        }
+                        let slot = match self.shared.guard.admit_connection(peer.ip()) {
+                            Ok(slot) => slot,
+                            Err(refusal) => {
+                                // Closed unanswered, before anything is read or allocated.
+                                drop(stream);
+                                let (log, limit) = match refusal {
+                                    ConnectionRefusal::NotAllowed => (&mut not_allowed, None),
+                                    ConnectionRefusal::TooMany { limit } => (&mut too_many, Some(limit)),
+                                    ConnectionRefusal::TooManyFromAddress { limit } => (&mut too_many_from, Some(limit)),
+                                };
+                                log.note(peer, refusal, limit);
+                                continue;
+                            }
+                        };
                         let conn = match Connection::new(stream, &self.shared.session) {
                             Ok(c) => c,
                             Err(error) => { warn!(%peer, %error, "cannot set up connection"); continue; }
                         };
                         let id = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
                         let span = tracing::info_span!("smpp_peer", session = id, %peer);
-                        sessions.spawn(serve(conn, id, self.shared.clone(), shutdown.clone(), release.clone()).instrument(span));
+                        sessions.spawn(serve(conn, id, self.shared.clone(), shutdown.clone(), release.clone(), slot).instrument(span));
                     }
                     Err(error) => {
                         warn!(%error, "accept failed");
@@ -131,9 +151,10 @@ impl<H: SmsHandler> Listener<H> {
     }
 }
 
-/// Logs connections closed for their address: one WARN at most every
-/// [`RefusalLog::EVERY`] with the count left out since, so that a flood of
-/// connections from an unlisted address does not flood the log.
+/// Logs connections closed as soon as they were accepted, one log per
+/// reason: one WARN at most every [`RefusalLog::EVERY`] with the count left
+/// out since (those at DEBUG), so that a flood of connections does not
+/// flood the log.
 #[derive(Default)]
 struct RefusalLog {
     last_warn: Option<std::time::Instant>,
@@ -143,21 +164,29 @@ struct RefusalLog {
 impl RefusalLog {
     const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-    fn note(&mut self, peer: SocketAddr) {
+    fn note(&mut self, peer: SocketAddr, refusal: ConnectionRefusal, limit: Option<usize>) {
         let now = std::time::Instant::now();
         if self
             .last_warn
             .is_some_and(|t| now.duration_since(t) < Self::EVERY)
         {
             self.unlogged += 1;
-            debug!(%peer, "connection closed unanswered: address not in smpp.listener.allowed_ips");
+            debug!(%peer, "connection closed unanswered: {refusal}");
             return;
         }
-        warn!(
-            %peer,
-            suppressed = self.unlogged,
-            "connection closed unanswered: address not in smpp.listener.allowed_ips"
-        );
+        match refusal {
+            ConnectionRefusal::NotAllowed => warn!(
+                %peer,
+                suppressed = self.unlogged,
+                "connection closed unanswered: {refusal}"
+            ),
+            _ => warn!(
+                %peer,
+                limit,
+                suppressed = self.unlogged,
+                "connection refused: {refusal}"
+            ),
+        }
         self.last_warn = Some(now);
         self.unlogged = 0;
     }
@@ -170,9 +199,11 @@ async fn serve<H: SmsHandler>(
     shared: Arc<Shared<H>>,
     shutdown: CancellationToken,
     release: CancellationToken,
+    _slot: ConnectionSlot,
 ) {
     debug!("peer connected");
     let link = conn.link.clone();
+    let mut window = InboundWindow::new(shared.session.inbound_window);
     let peer_ip = conn.peer.ip();
     let receiving = TaskTracker::new();
     let drained = CancellationToken::new();
@@ -208,9 +239,20 @@ async fn serve<H: SmsHandler>(
                 }
                 continue;
             }
-            request = next_request(&mut conn) => request,
+            // Past the inbound window, nothing more is read from the socket
+            // until a message being recorded is done (TCP holds the peer).
+            _ = window.open(), if !window.is_open() => continue,
+            event = next_event(&mut conn), if window.is_open() => event,
         };
-        let Some(pdu) = request else { break };
+        let pdu = match request {
+            None => break,
+            Some(Event::AcksRead(message_ids)) => {
+                shared.handler.acknowledgements_read(message_ids).await;
+                continue;
+            }
+            Some(Event::Request(pdu)) => pdu,
+        };
+        let arrived = tokio::time::Instant::now();
         let seq = pdu.sequence_number;
         match pdu.body {
             Body::Bind(bind) => {
@@ -345,15 +387,31 @@ async fn serve<H: SmsHandler>(
                 {
                     let id = ussd::acknowledgement_id();
                     let _ = link.send(ack.with(id, status::ESME_ROK)).await;
+                    let permit = window.take();
+                    let turn =
+                        ussd::serve_turn(shared.handler.clone(), shared.routes.clone(), turn);
                     receiving.spawn(
-                        ussd::serve_turn(shared.handler.clone(), shared.routes.clone(), turn)
-                            .in_current_span(),
+                        async move {
+                            turn.await;
+                            drop(permit);
+                        }
+                        .in_current_span(),
                     );
                     continue;
                 }
-                let shared = shared.clone();
-                let link = link.clone();
-                receiving.spawn(receive(shared, account, link, ack, sm));
+                if bound.as_ref().is_some_and(|b| b.kind.can_receive()) {
+                    // The reply to this citizen goes back on this connection.
+                    shared
+                        .routes
+                        .note_origin(&channel, &sm.source_addr, session_id);
+                }
+                let message = Received {
+                    account,
+                    ack,
+                    arrived,
+                    _permit: window.take(),
+                };
+                receiving.spawn(receive(shared.clone(), link.clone(), message, sm));
             }
             Body::EnquireLink => {
                 let _ = link.send(Pdu::new(seq, Body::EnquireLinkResp)).await;
@@ -402,29 +460,50 @@ fn spawn_unbind(link: Link, done: CancellationToken) {
     );
 }
 
+/// A message taken from the peer, while it is being recorded.
+struct Received {
+    account: String,
+    ack: Acknowledge,
+    /// When it was read.
+    arrived: tokio::time::Instant,
+    /// Its place in the session's inbound window, given back when done.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
 /// Hands one submitted message to the handler and acknowledges it once the
 /// handler has made it durable (or refuses it for now, so the peer retries).
+/// The acknowledgement is tracked: once the peer is seen to have read it, a
+/// copy of the message is a new message.
 async fn receive<H: SmsHandler>(
     shared: Arc<Shared<H>>,
-    account: String,
     link: Link,
-    ack: Acknowledge,
+    message: Received,
     sm: ShortMessage,
 ) {
+    let Received {
+        account,
+        ack,
+        arrived,
+        _permit,
+    } = message;
     let incoming =
         IncomingSms::from_short_message(channel_of(&account), &sm, shared.session.default_alphabet);
-    let resp = match shared.handler.receive(incoming).await {
-        Ok(Receipt::Accepted { message_id }) => ack.with(message_id, status::ESME_ROK),
+    let message_id = match shared.handler.receive(incoming).await {
+        Ok(Receipt::Accepted { message_id }) => message_id,
         Ok(Receipt::Duplicate { message_id }) => {
             debug!(%message_id, "redelivered message acknowledged again, not answered twice");
-            ack.with(message_id, status::ESME_ROK)
+            message_id
         }
         Err(error) => {
             warn!(%error, "message refused for now; the peer will retry");
-            ack.with(String::new(), status::ESME_RMSGQFUL)
+            let _ = link
+                .send(ack.with(String::new(), status::ESME_RMSGQFUL))
+                .await;
+            return;
         }
     };
-    let _ = link.send(resp).await;
+    let resp = ack.with(message_id.clone(), status::ESME_ROK);
+    let _ = link.acknowledge(resp, message_id, arrived).await;
 }
 
 /// The response a peer's message is owed: `submit_sm_resp` or

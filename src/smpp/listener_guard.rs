@@ -7,6 +7,8 @@
 //!   which neither the content nor the length of the configured value shows.
 //! - [`LockoutTable`]: failed binds counted per address; too many within a
 //!   window lock the address out for a while. Bounded memory.
+//! - [`ConnectionCaps`]: connections open at once, in all and per address
+//!   (`max_connections`, `max_connections_per_ip`).
 //! - [`ListenerGuard`]: all of it for one listener: which connections are
 //!   admitted, which binds are authorised (holding a [`BindSlot`] of the
 //!   account's `max_binds` while bound), and each account's `submit_sm` rate
@@ -17,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -224,13 +226,7 @@ impl LockoutTable {
     /// The address failures are counted under: the IPv4 address, or the
     /// /64 of an IPv6 one.
     pub fn key(ip: IpAddr) -> IpAddr {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => IpAddr::V4(v4),
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(Ipv6Addr::from(bits))
-            }
-        }
+        crate::client_addr::limit_key(ip)
     }
 
     /// Until when binds from `ip` are refused; `None` when they are not.
@@ -399,6 +395,107 @@ impl Drop for BindSlot {
     }
 }
 
+/// Why a connection was closed as soon as it was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionRefusal {
+    /// The address is not in the listener's `allowed_ips`.
+    #[error("address not in smpp.listener.allowed_ips")]
+    NotAllowed,
+    /// `max_connections` are open.
+    #[error("max_connections reached")]
+    TooMany {
+        /// The limit.
+        limit: usize,
+    },
+    /// `max_connections_per_ip` are open from this address.
+    #[error("max_connections_per_ip reached")]
+    TooManyFromAddress {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    total: usize,
+    /// By [`LockoutTable::key`]: an IPv4 address, or an IPv6 /64.
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// Connections open now, in all and per address, against
+/// `max_connections` and `max_connections_per_ip`. Each admitted
+/// connection holds a [`ConnectionSlot`] until it closes.
+#[derive(Debug)]
+pub struct ConnectionCaps {
+    max_total: usize,
+    max_per_address: usize,
+    open: Arc<Mutex<OpenConnections>>,
+}
+
+/// One open connection's place under the caps; given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    open: Arc<Mutex<OpenConnections>>,
+    key: IpAddr,
+}
+
+impl ConnectionCaps {
+    /// Caps of `max_total` connections, `max_per_address` from one address.
+    pub fn new(max_total: usize, max_per_address: usize) -> Self {
+        ConnectionCaps {
+            max_total,
+            max_per_address,
+            open: Arc::default(),
+        }
+    }
+
+    /// Takes a slot for a connection from `ip`, or says which cap is full.
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, ConnectionRefusal> {
+        let key = LockoutTable::key(ip);
+        let mut open = lock(&self.open);
+        if open.total >= self.max_total {
+            return Err(ConnectionRefusal::TooMany {
+                limit: self.max_total,
+            });
+        }
+        let from = open.by_address.entry(key).or_insert(0);
+        if *from >= self.max_per_address {
+            return Err(ConnectionRefusal::TooManyFromAddress {
+                limit: self.max_per_address,
+            });
+        }
+        *from += 1;
+        open.total += 1;
+        Ok(ConnectionSlot {
+            open: self.open.clone(),
+            key,
+        })
+    }
+
+    /// Connections holding a slot now.
+    pub fn open(&self) -> usize {
+        lock(&self.open).total
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        open.total = open.total.saturating_sub(1);
+        if let Some(from) = open.by_address.get_mut(&self.key) {
+            *from = from.saturating_sub(1);
+            if *from == 0 {
+                open.by_address.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Counters stay consistent even if a holder panicked.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// An authorised bind: which account (its index in the settings), and the
 /// slot it holds while bound.
 #[derive(Debug)]
@@ -425,6 +522,7 @@ pub struct ListenerGuard<C: Clock = DefaultClock> {
     allowed_ips: Vec<AllowedNet>,
     accounts: Vec<AccountGuard<C>>,
     lockout: Mutex<LockoutTable>,
+    connections: ConnectionCaps,
 }
 
 impl ListenerGuard<DefaultClock> {
@@ -455,6 +553,10 @@ impl<C: Clock + Clone> ListenerGuard<C> {
             allowed_ips: settings.allowed_ips.clone(),
             accounts,
             lockout: Mutex::new(LockoutTable::new(LockoutPolicy::from_settings(settings))),
+            connections: ConnectionCaps::new(
+                settings.max_connections,
+                settings.max_connections_per_ip,
+            ),
         }
     }
 }
@@ -463,6 +565,21 @@ impl<C: Clock> ListenerGuard<C> {
     /// May a connection from `ip` stay open (the listener's `allowed_ips`)?
     pub fn admits(&self, ip: IpAddr) -> bool {
         allows(&self.allowed_ips, ip)
+    }
+
+    /// Admits a connection just accepted from `ip`: its address is allowed
+    /// and neither cap on open connections is full. The slot is held for
+    /// as long as the connection is open.
+    pub fn admit_connection(&self, ip: IpAddr) -> Result<ConnectionSlot, ConnectionRefusal> {
+        if !self.admits(ip) {
+            return Err(ConnectionRefusal::NotAllowed);
+        }
+        self.connections.admit(ip)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.connections.open()
     }
 
     /// Decides a bind from `ip`, in this order: a locked-out address is
@@ -567,8 +684,7 @@ impl<C: Clock> ListenerGuard<C> {
     }
 
     fn lock_table(&self) -> MutexGuard<'_, LockoutTable> {
-        // The table stays consistent even if a holder panicked.
-        self.lockout.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.lockout)
     }
 }
 
@@ -702,6 +818,43 @@ mod tests {
         drop((second, third));
         assert_eq!(guard.bound_sessions(0), 0);
         assert_eq!(guard.tracked_addresses(), 0);
+    }
+
+    #[test]
+    fn connections_are_capped_in_all_and_per_address_until_they_close() {
+        let caps = ConnectionCaps::new(3, 2);
+        let a = caps.admit(ip("192.0.2.1")).unwrap();
+        let _a2 = caps.admit(ip("::ffff:192.0.2.1")).unwrap();
+        assert_eq!(
+            caps.admit(ip("192.0.2.1")).unwrap_err(),
+            ConnectionRefusal::TooManyFromAddress { limit: 2 }
+        );
+        // An IPv6 address counts with its /64.
+        let _b = caps.admit(ip("2001:db8::1")).unwrap();
+        assert_eq!(
+            caps.admit(ip("198.51.100.7")).unwrap_err(),
+            ConnectionRefusal::TooMany { limit: 3 }
+        );
+        assert_eq!(caps.open(), 3);
+        drop(a);
+        assert_eq!(caps.open(), 2);
+        let _b2 = caps.admit(ip("2001:db8::ffff")).unwrap();
+        assert_eq!(
+            caps.admit(ip("192.0.2.1")).unwrap_err(),
+            ConnectionRefusal::TooMany { limit: 3 }
+        );
+        let guard = ListenerGuard::new(&ListenerSettings {
+            allowed_ips: vec![net("10.0.0.0/8")],
+            ..ListenerSettings::default()
+        });
+        assert_eq!(
+            guard.admit_connection(ip("192.0.2.1")).unwrap_err(),
+            ConnectionRefusal::NotAllowed
+        );
+        let slot = guard.admit_connection(ip("10.1.2.3")).unwrap();
+        assert_eq!(guard.open_connections(), 1);
+        drop(slot);
+        assert_eq!(guard.open_connections(), 0);
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub struct IncomingSms {
     /// The decoded text; empty when the coding could not be read.
     pub text: String,
     /// The peer's own reference for the message (`user_message_reference`), if any;
-    /// peers reuse it, so it counts only within the redelivery window.
+    /// peers reuse it, so a copy is a redelivery only with the same text,
+    /// within the redelivery window (see the journal).
     pub peer_ref: Option<String>,
     /// Where this part sits when the message is one part of a concatenated
     /// message (UDH or sar_* TLVs); the gateway joins the parts.
@@ -103,6 +104,23 @@ impl IncomingSms {
     }
 }
 
+/// A message that arrived but cannot be read, kept as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndecodableSms {
+    /// Which channel it came in on (`modem`).
+    pub channel: String,
+    /// The number it was sent to (our own), when known.
+    pub destination: Address,
+    /// The message as received, in hex (a modem's PDU, service centre
+    /// address first).
+    pub raw_hex: String,
+    /// What identifies it for good (a hash of the raw message): read again
+    /// after a crash, it is recognised and not recorded twice.
+    pub fingerprint: String,
+    /// Why it could not be read.
+    pub error: String,
+}
+
 /// How the gateway took a message; only then is the peer acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Receipt {
@@ -132,6 +150,33 @@ pub trait SmsHandler: Send + Sync + 'static {
         &self,
         sms: IncomingSms,
     ) -> impl Future<Output = Result<Receipt, ReceiveError>> + Send;
+
+    /// The peer has read the acknowledgements of these messages (ids as
+    /// [`Receipt`] gave them): it answered a request written after them on
+    /// the same connection. A copy of such a message is no redelivery.
+    /// Returns once the fact is queued ahead of anything handed over later
+    /// (not necessarily on disk). The default keeps nothing.
+    fn acknowledgements_read(&self, message_ids: Vec<String>) -> impl Future<Output = ()> + Send {
+        async move {
+            let _ = message_ids;
+        }
+    }
+
+    /// Takes a message that arrived but cannot be read (a GSM modem's PDU
+    /// that does not decode): returns once it is recorded as it came, so
+    /// the channel may let go of it (delete it from the SIM). It is never
+    /// answered. The default records nothing: the channel keeps it.
+    fn undecodable(
+        &self,
+        message: UndecodableSms,
+    ) -> impl Future<Output = Result<Receipt, ReceiveError>> + Send {
+        async move {
+            tracing::warn!(channel = %message.channel, "unreadable messages are not recorded here; the channel keeps it");
+            Err(ReceiveError(
+                "unreadable messages are not recorded by this handler".to_owned(),
+            ))
+        }
+    }
 
     /// Takes a delivery receipt that arrived on `channel`; returns once it
     /// is recorded (the SMSC is acknowledged then).
@@ -176,6 +221,14 @@ pub struct SessionSettings {
     pub drain_timeout_secs: u64,
     /// How data_coding 0 is read.
     pub default_alphabet: DefaultAlphabet,
+    /// The peer's messages (submit_sm, deliver_sm, data_sm) worked on at
+    /// once per connection; when that many are being recorded, the session
+    /// stops reading from the socket until one is done.
+    pub inbound_window: u32,
+    /// An acknowledgement written later than this after its message
+    /// arrived may have come after the peer gave up waiting: the message's
+    /// copies stay redeliveries whatever the peer does next.
+    pub ack_deadline_ms: u64,
 }
 
 impl Default for SessionSettings {
@@ -188,6 +241,8 @@ impl Default for SessionSettings {
             partial_pdu_timeout_ms: 2_000,
             drain_timeout_secs: 10,
             default_alphabet: DefaultAlphabet::default(),
+            inbound_window: 100,
+            ack_deadline_ms: 2_000,
         }
     }
 }
@@ -211,6 +266,11 @@ impl SessionSettings {
     /// [`Self::drain_timeout_secs`] as a duration.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs)
+    }
+
+    /// [`Self::ack_deadline_ms`] as a duration.
+    pub fn ack_deadline(&self) -> Duration {
+        Duration::from_millis(self.ack_deadline_ms)
     }
 }
 
@@ -293,6 +353,11 @@ pub struct ListenerSettings {
     /// Addresses the lockout table remembers at most; past it the oldest
     /// entries not locked out are forgotten first.
     pub lockout_max_addresses: usize,
+    /// Connections open at once, bound or not; one more is closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address (an IPv6 address with its
+    /// /64); one more is closed at once.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ListenerSettings {
@@ -309,6 +374,8 @@ impl Default for ListenerSettings {
             lockout_window_secs: 300,
             lockout_secs: 900,
             lockout_max_addresses: 10_000,
+            max_connections: 1_000,
+            max_connections_per_ip: 100,
         }
     }
 }

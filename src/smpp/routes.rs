@@ -2,7 +2,8 @@
 //! `listener:<account>` (peers bound to the listener that can receive) and
 //! `smsc:<name>` (carrier links). Sessions register when they bind and
 //! unregister when they go; [`Routes::send`] picks an open connection of the
-//! channel the message came in on, and when that carrier link is down, the
+//! channel the message came in on (the very connection the citizen's latest
+//! message came in on, while it is open), and when that carrier link is down, the
 //! carrier link whose number prefixes match the citizen's number (the
 //! prefix table); [`Routes::watch`] tells waiting replies that a channel
 //! came up. Channels that are not SMPP (the GSM modems) register an
@@ -57,15 +58,48 @@ pub trait Outlet: Send + Sync + 'static {
     /// True while it can take replies.
     fn is_open(&self) -> bool;
 
-    /// Sends `reply` as parts joined by `reference`, skipping the parts
-    /// that already have an id in `ids` and filling in the id of each part
-    /// it gets out (also when a later part fails).
+    /// Sends `reply` as parts joined by `reference`, one at a time,
+    /// skipping the parts that already have an id in `ids`, filling in the
+    /// id of each part it gets out (also when a later part fails), telling
+    /// `log` before the first part leaves and of each part before the next
+    /// leaves.
     fn send<'a>(
         &'a self,
         reply: &'a OutgoingReply<'a>,
         reference: u16,
         ids: &'a mut PartIds,
+        log: &'a dyn PartLog,
     ) -> OutletFuture<'a>;
+}
+
+/// A part of a reply that an [`Outlet`] got out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSent<'a> {
+    /// The concatenation reference of the reply's parts.
+    pub reference: u16,
+    /// The part, 0-based.
+    pub index: usize,
+    /// How many parts the reply has.
+    pub total: usize,
+    /// The id the channel gave it.
+    pub id: &'a str,
+}
+
+/// What a [`PartLog`] returns: done once recorded (or failed to be).
+pub type PartLogFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Where the parts an [`Outlet`] sends are recorded as they leave, so that
+/// a reply cut short, even by a crash, resumes with the parts not yet
+/// accepted under the same reference ([`ReplyProgress::recorded`]).
+pub trait PartLog: Send + Sync {
+    /// The reply's first part is about to leave under `reference`, one of
+    /// `total`; returns once that is recorded (or failed to be: after a
+    /// crash the reply would then go whole under a new reference).
+    fn starting(&self, reference: u16, total: usize) -> PartLogFuture<'_>;
+
+    /// `part` left; returns once it is recorded (or failed to be: a part
+    /// not recorded goes again after a crash, under the same reference).
+    fn part_sent<'a>(&'a self, part: PartSent<'a>) -> PartLogFuture<'a>;
 }
 
 /// Each channel's outlets, with the session id they registered under.
@@ -119,6 +153,16 @@ impl ReplyProgress {
     /// True when some part already got through.
     pub fn is_started(&self) -> bool {
         self.ids.iter().any(Option::is_some)
+    }
+
+    /// The progress an [`Outlet`]'s reply had made as its [`PartLog`]
+    /// recorded it: its parts' `reference`, and the id of each part that
+    /// got out (by 0-based part).
+    pub fn recorded(reference: u16, ids: PartIds) -> Self {
+        ReplyProgress {
+            encoding: Some(PartEncoding::Outlet(reference)),
+            ids,
+        }
     }
 }
 
@@ -184,7 +228,14 @@ pub struct Routes {
     /// Concatenation references, shared by every connection so a reply
     /// resumed on another connection keeps its own.
     reference: AtomicU16,
+    /// The session each citizen's latest message came in on, by channel
+    /// and number: a reply goes back there while it is open.
+    origins: Mutex<HashMap<(String, String), u64>>,
 }
+
+/// Citizens whose session is remembered at most; past it, entries of
+/// sessions gone are dropped, then all (the next messages fill it again).
+const MAX_ORIGINS: usize = 100_000;
 
 impl Default for Routes {
     fn default() -> Self {
@@ -194,6 +245,7 @@ impl Default for Routes {
             prefixes: RwLock::default(),
             generation: watch::channel(0).0,
             reference: AtomicU16::new(1),
+            origins: Mutex::default(),
         }
     }
 }
@@ -244,6 +296,43 @@ impl Routes {
         self.outlets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A message from `citizen` came in on connection `session` of
+    /// `channel`, which can receive: replies to that citizen prefer it (so
+    /// that peers sharing an account, such as two `motcua-sms sms send`
+    /// at once, each get the replies to their own messages).
+    pub fn note_origin(&self, channel: &str, citizen: &str, session: u64) {
+        let mut origins = self.lock_origins();
+        if origins.len() >= MAX_ORIGINS {
+            let live: std::collections::HashSet<(String, u64)> = self
+                .lock()
+                .iter()
+                .flat_map(|(channel, list)| list.iter().map(|r| (channel.clone(), r.session)))
+                .collect();
+            origins.retain(|(channel, _), session| live.contains(&(channel.clone(), *session)));
+            if origins.len() >= MAX_ORIGINS {
+                origins.clear();
+            }
+        }
+        origins.insert((channel.to_owned(), citizen.to_owned()), session);
+    }
+
+    fn lock_origins(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), u64>> {
+        self.origins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The open connection of `channel` the citizen's latest message came
+    /// in on, if it is still registered.
+    fn origin_of(&self, channel: &str, citizen: &str) -> Option<Route> {
+        let session = *self
+            .lock_origins()
+            .get(&(channel.to_owned(), citizen.to_owned()))?;
+        self.lock()
+            .get(channel)?
+            .iter()
+            .find(|r| r.session == session && r.link.is_open())
+            .cloned()
+    }
+
     /// The connection or outlet `session` of `channel` is gone.
     pub fn unregister(&self, channel: &str, session: u64) {
         let mut routes = self.lock();
@@ -254,6 +343,8 @@ impl Routes {
             }
         }
         drop(routes);
+        self.lock_origins()
+            .retain(|(of, _), origin| !(of == channel && *origin == session));
         let mut outlets = self.lock_outlets();
         if let Some(list) = outlets.get_mut(channel) {
             list.retain(|(id, _)| *id != session);
@@ -363,16 +454,22 @@ impl Routes {
     }
 
     /// Sends a reply for a message of `channel`, resuming from `progress`
-    /// (updated as parts are accepted, also on failure).
+    /// (updated as parts are accepted, also on failure). An outlet (a
+    /// modem) tells `log` of each part as it leaves; SMPP links send their
+    /// parts back to back and `log` hears nothing of them.
     pub async fn send(
         &self,
         channel: &str,
         reply: &OutgoingReply<'_>,
         progress: &mut ReplyProgress,
+        log: &dyn PartLog,
     ) -> Result<SentReply, RouteError> {
-        let (used, way) = self
-            .choose(channel, reply.to)
-            .ok_or_else(|| RouteError::NotConnected(channel.to_owned()))?;
+        let (used, way) = match self.origin_of(channel, &reply.to.addr) {
+            Some(route) => (channel.to_owned(), Way::Smpp(route)),
+            None => self
+                .choose(channel, reply.to)
+                .ok_or_else(|| RouteError::NotConnected(channel.to_owned()))?,
+        };
         let route = match way {
             Way::Smpp(route) => route,
             Way::Outlet(outlet) => {
@@ -387,7 +484,9 @@ impl Routes {
                         reference
                     }
                 };
-                outlet.send(reply, reference, &mut progress.ids).await?;
+                outlet
+                    .send(reply, reference, &mut progress.ids, log)
+                    .await?;
                 return Ok(SentReply {
                     channel: used,
                     ids: progress.ids.iter().flatten().cloned().collect(),

@@ -283,15 +283,26 @@ impl JetStreamSettings {
 }
 
 /// `[sync.push]`: the webhook for cores that push.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PushSettings {
     /// Accept pushed batches at `POST /v1/push` on the HTTP port.
     pub enabled: bool,
     /// The HMAC-SHA256 key shared with the core (at least 16 characters).
     pub secret: String,
-    /// Largest clock difference accepted on a signed timestamp, seconds.
+    /// Largest clock difference accepted on a signed timestamp, seconds
+    /// (0: the default, 300).
     pub max_skew_secs: u64,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        PushSettings {
+            enabled: false,
+            secret: String::new(),
+            max_skew_secs: push::DEFAULT_MAX_SKEW_SECS,
+        }
+    }
 }
 
 /// When the read model was last known to match the core, shared by the

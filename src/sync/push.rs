@@ -39,7 +39,7 @@ pub const SIGNATURE_HEADER: &str = "x-motcua-signature";
 /// Most records in one pushed batch.
 pub const MAX_RECORDS: usize = 1000;
 /// Default accepted clock difference.
-const DEFAULT_MAX_SKEW_SECS: u64 = 300;
+pub const DEFAULT_MAX_SKEW_SECS: u64 = 300;
 
 /// A pushed batch.
 #[derive(Debug, Clone, Serialize, Deserialize)]

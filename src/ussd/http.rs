@@ -4,28 +4,35 @@
 //! dialled) as a form, and reads back plain text starting `CON ` (show it
 //! and wait for input) or `END ` (show it and close). A request the gateway
 //! cannot read is answered 400 with what is wrong, in plain text.
+//!
+//! The aggregator names the citizen (`phoneNumber`), so only it may call: a
+//! [`TrustedCaller`] checks every request first (`ussd.http.allow`, and
+//! `ussd.http.secret` when set).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Form, Router};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::service::UssdService;
+use super::service::{HttpTurn, UssdService};
 use super::UssdHttpSettings;
 use crate::smpp::ussd::UssdAnswer;
 use crate::store::DossierStore;
+use crate::trusted_caller::{plain, TrustedCaller};
 
 /// Longest `sessionId` accepted.
 const MAX_SESSION_ID: usize = 128;
 /// Longest `text` accepted (every input of a session).
 const MAX_TEXT: usize = 1024;
+/// Longest `serviceCode` accepted (a USSD string has at most 182 characters).
+const MAX_SERVICE_CODE: usize = 182;
 
 /// One callback request. Unknown fields (`networkCode`, …) are ignored.
 #[derive(Debug, Deserialize)]
@@ -34,7 +41,8 @@ pub struct CallbackRequest {
     /// The aggregator's id for the USSD session.
     #[serde(default)]
     pub session_id: String,
-    /// The code dialled (`*8058#`); informational.
+    /// The code dialled (`*8058#`); a direct dial (`*8058*<code>#`) sent
+    /// with an empty `text` is answered as one.
     #[serde(default)]
     pub service_code: String,
     /// The citizen's number.
@@ -51,24 +59,20 @@ pub fn callback_body(answer: &UssdAnswer) -> String {
     format!("{verb} {}", answer.text)
 }
 
-/// The callback's routes: `POST <path>`.
-pub fn router<S: DossierStore>(path: &str, service: Arc<UssdService<S>>) -> Router {
-    Router::new()
-        .route(path, post(callback::<S>))
-        .with_state(service)
-}
-
-fn plain(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+/// The callback's routes: `POST <path>`, callers checked.
+pub fn router<S: DossierStore>(
+    settings: &UssdHttpSettings,
+    service: Arc<UssdService<S>>,
+) -> Router {
+    let routes = Router::new()
+        .route(&settings.path, post(callback::<S>))
+        .with_state(service);
+    TrustedCaller::new("ussd.http", &settings.allow, &settings.secret).guard(routes)
 }
 
 async fn callback<S: DossierStore>(
     State(service): State<Arc<UssdService<S>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     form: Result<Form<CallbackRequest>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Form(request) = match form {
@@ -97,16 +101,22 @@ async fn callback<S: DossierStore>(
     if request.text.len() > MAX_TEXT {
         problems.push(format!("text is longer than {MAX_TEXT} characters"));
     }
+    if request.service_code.len() > MAX_SERVICE_CODE {
+        problems.push(format!(
+            "serviceCode is longer than {MAX_SERVICE_CODE} characters"
+        ));
+    }
     if !problems.is_empty() {
         return plain(StatusCode::BAD_REQUEST, problems.join("; "));
     }
-    tracing::debug!(service_code = %request.service_code, "USSD callback");
     let answer = service
-        .http_turn(
-            request.session_id.trim(),
-            request.phone_number.trim(),
-            request.text.trim(),
-        )
+        .http_turn(HttpTurn {
+            session_id: request.session_id.trim(),
+            service_code: request.service_code.trim(),
+            phone: request.phone_number.trim(),
+            text: request.text.trim(),
+            caller: peer.ip(),
+        })
         .await;
     plain(StatusCode::OK, callback_body(&answer))
 }
@@ -115,6 +125,7 @@ async fn callback<S: DossierStore>(
 pub struct UssdHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl UssdHttp {
@@ -130,7 +141,8 @@ impl UssdHttp {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(UssdHttp {
             listener,
-            router: router(&settings.path, service),
+            router: router(settings, service),
+            limits: settings.limits.clone(),
         })
     }
 
@@ -145,12 +157,7 @@ impl UssdHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "USSD callback server failed");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }
 

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::smpp::listener_guard::AllowedNet;
+
 pub use service::{Releaser, UssdMetrics, UssdService};
 
 /// `[ussd]` in config.toml.
@@ -40,6 +42,10 @@ pub struct UssdSettings {
     /// Most dialogues waiting for input at once; beyond, the one nearest
     /// its deadline is dropped.
     pub max_sessions: usize,
+    /// Most dialogues one phone number keeps waiting for input; a new one
+    /// beyond drops that number's oldest (a handset has one USSD session at
+    /// a time: the others were left behind).
+    pub max_sessions_per_number: usize,
     /// Every turn is answered within this long: a slower lookup gets "try
     /// again later / send an SMS" (USSD centres give up after about 15 s).
     pub answer_within_ms: u64,
@@ -59,6 +65,7 @@ impl Default for UssdSettings {
             accents: false,
             session_timeout_secs: 60,
             max_sessions: 20_000,
+            max_sessions_per_number: 2,
             answer_within_ms: 2_000,
             max_choices: 5,
             max_attempts: 3,
@@ -77,6 +84,32 @@ impl UssdSettings {
     pub fn answer_within(&self) -> Duration {
         Duration::from_millis(self.answer_within_ms.max(1))
     }
+
+    /// What is wrong with the settings, as (key, problem).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.max_sessions_per_number == 0 {
+            problems.push((
+                "ussd.max_sessions_per_number".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.enabled && self.http.enabled {
+            problems.extend(crate::trusted_caller::problems(
+                "ussd.http",
+                self.http.bind,
+                &self.http.allow,
+                &self.http.secret,
+            ));
+            if self.http.max_sessions_per_address == 0 {
+                problems.push((
+                    "ussd.http.max_sessions_per_address".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+        }
+        problems
+    }
 }
 
 /// `[ussd.http]`: the callback aggregators POST to.
@@ -89,6 +122,17 @@ pub struct UssdHttpSettings {
     pub bind: SocketAddr,
     /// The path aggregators POST to.
     pub path: String,
+    /// Addresses or CIDR networks allowed to call (the aggregator's).
+    pub allow: Vec<AllowedNet>,
+    /// A shared secret the aggregator sends (the `X-Motcua-Secret` header,
+    /// or `?secret=…` in the callback URL); empty: none asked. Required when
+    /// `bind` is not a loopback address.
+    pub secret: String,
+    /// Most dialogues one calling address keeps waiting for input; a new
+    /// one beyond drops that address's oldest.
+    pub max_sessions_per_address: usize,
+    /// `[ussd.http.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for UssdHttpSettings {
@@ -97,6 +141,10 @@ impl Default for UssdHttpSettings {
             enabled: false,
             bind: SocketAddr::from(([127, 0, 0, 1], 8090)),
             path: "/ussd".to_owned(),
+            allow: crate::trusted_caller::loopback(),
+            secret: String::new(),
+            max_sessions_per_address: 10_000,
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }

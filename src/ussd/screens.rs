@@ -10,7 +10,9 @@ use std::path::Path;
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::reply::{add_template, shorten, template_environment, ReplyContext, TemplateError};
+use crate::reply::{
+    add_template, render_bounded, shorten, template_environment, ReplyContext, TemplateError,
+};
 use crate::sms_text::{self, Encoding};
 
 /// Characters on one USSD screen in GSM-7 (160 octets of packed septets).
@@ -37,8 +39,10 @@ pub enum Screen {
     Hotline,
     /// The lookup took longer than USSD allows. Closes.
     Slow,
-    /// Over the rate limit. Closes.
+    /// Over the rate limit: says when to try again. Closes.
     TooMany,
+    /// The number is blocked. Closes.
+    Blocked,
     /// The read model failed. Closes.
     Unavailable,
     /// The gateway released a dialogue left unanswered. Closes.
@@ -47,7 +51,7 @@ pub enum Screen {
 
 impl Screen {
     /// Every screen, for loading and checking.
-    pub const ALL: [Screen; 11] = [
+    pub const ALL: [Screen; 12] = [
         Screen::Menu,
         Screen::AskCode,
         Screen::Choose,
@@ -57,6 +61,7 @@ impl Screen {
         Screen::Hotline,
         Screen::Slow,
         Screen::TooMany,
+        Screen::Blocked,
         Screen::Unavailable,
         Screen::Ended,
     ];
@@ -73,6 +78,7 @@ impl Screen {
             Screen::Hotline => "hotline.j2",
             Screen::Slow => "slow.j2",
             Screen::TooMany => "too_many.j2",
+            Screen::Blocked => "blocked.j2",
             Screen::Unavailable => "unavailable.j2",
             Screen::Ended => "ended.j2",
         }
@@ -90,6 +96,7 @@ impl Screen {
             Screen::Hotline => "hotline",
             Screen::Slow => "slow",
             Screen::TooMany => "rate_limited",
+            Screen::Blocked => "blocked",
             Screen::Unavailable => "unavailable",
             Screen::Ended => "ended",
         }
@@ -111,6 +118,7 @@ impl Screen {
             Screen::Hotline => include_str!("../../templates/ussd/hotline.j2"),
             Screen::Slow => include_str!("../../templates/ussd/slow.j2"),
             Screen::TooMany => include_str!("../../templates/ussd/too_many.j2"),
+            Screen::Blocked => include_str!("../../templates/ussd/blocked.j2"),
             Screen::Unavailable => include_str!("../../templates/ussd/unavailable.j2"),
             Screen::Ended => include_str!("../../templates/ussd/ended.j2"),
         }
@@ -244,7 +252,7 @@ impl ScreenRenderer {
         ctx: &ScreenContext,
         accents: bool,
     ) -> Result<String, minijinja::Error> {
-        let text = self.env.get_template(screen.template_name())?.render(ctx)?;
+        let (text, _) = render_bounded(&self.env.get_template(screen.template_name())?, ctx)?;
         let text = text.trim();
         Ok(if accents {
             text.to_owned()

@@ -6,12 +6,15 @@
 //! A code typed as digits is matched against every dossier's digits; when
 //! several match, the citizen picks one. Each dial goes through the same
 //! abuse control as an SMS (rate limits, blocks, scan detection); each
-//! finished dialogue is journaled with its answer. Every turn is answered
+//! finished dialogue is journaled with its answer. Every new dialogue, however
+//! it starts (a dial, a direct dial, an HTTP menu walk this gateway lost), is
+//! admitted first. Every turn is answered
 //! within `answer_within_ms` (USSD centres give up after about 15 s): a
 //! slow lookup gets "try again / send an SMS" and closes the dialogue.
 //! Dialogues wait for input in a bounded [`SessionTable`]; one left
 //! unanswered is released (over SMPP, with the "ended" screen).
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,9 +26,9 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::dial::{CodeInputError, CodeQuery, Dial, ServiceCode};
+use super::dial::{CodeInputError, CodeQuery, Dial, ServiceCode, MAX_CODE_DIGITS};
 use super::screens::{Screen, ScreenContext, ScreenRenderer};
-use super::sessions::{Dropped, SessionTable};
+use super::sessions::{Dropped, Owner, SessionTable};
 use super::UssdSettings;
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::address::Address;
@@ -54,8 +57,12 @@ struct Dialogue {
     awaiting: Awaiting,
     /// Invalid inputs at the current step.
     attempts: u8,
-    /// Inputs taken so far (the HTTP callback sends them all every time).
-    consumed: usize,
+    /// The HTTP callback's `text` answered so far (it sends every input
+    /// every time): a request whose `text` is this plus `*` and more brings
+    /// one new entry.
+    seen: String,
+    /// The address that called (HTTP), one of the dialogue's owners.
+    caller: Option<IpAddr>,
     /// The last screen sent (an aggregator's retry gets it again).
     last: UssdAnswer,
     /// How to release the dialogue over SMPP.
@@ -77,8 +84,29 @@ struct Step {
 
 /// A turn as the dialogue sees it.
 enum Input<'a> {
+    /// A new dialogue: admitted, then the dial.
     Dial(Dial),
+    /// A new dialogue walked from the menu (an HTTP session this gateway
+    /// lost, sent again with every input): admitted, then each input.
+    Walk(Vec<&'a str>),
+    /// The next input of an open dialogue.
     Text(&'a str),
+}
+
+/// One request of the aggregators' HTTP callback.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTurn<'a> {
+    /// The aggregator's `sessionId`.
+    pub session_id: &'a str,
+    /// `serviceCode`: the service code as dialled, possibly with a direct
+    /// dial in it (`*8058*<code>#`).
+    pub service_code: &'a str,
+    /// `phoneNumber`: the citizen's number.
+    pub phone: &'a str,
+    /// `text`: every input so far, `*`-joined (empty on the dial).
+    pub text: &'a str,
+    /// The address that called.
+    pub caller: IpAddr,
 }
 
 /// `motcua_ussd_*` metrics.
@@ -125,7 +153,7 @@ impl UssdMetrics {
         );
         registry.register(
             "motcua_ussd_sessions_evicted",
-            "USSD dialogues dropped because the table held max_sessions",
+            "USSD dialogues dropped because the table held max_sessions, or their number or calling address held its share",
             self.evicted.clone(),
         );
         registry.register(
@@ -240,7 +268,8 @@ impl<S: DossierStore> UssdService<S> {
                 let dialogue = Dialogue {
                     awaiting: Awaiting::MenuChoice,
                     attempts: 0,
-                    consumed: 0,
+                    seen: String::new(),
+                    caller: None,
                     last: UssdAnswer {
                         text: String::new(),
                         end: true,
@@ -293,113 +322,104 @@ impl<S: DossierStore> UssdService<S> {
         }
     }
 
-    /// Serves one request of the aggregators' HTTP callback: `text` is
-    /// every input of the session so far, `*`-joined (empty on the dial).
-    pub async fn http_turn(&self, session_id: &str, phone: &str, text: &str) -> UssdAnswer {
+    /// Serves one request of the aggregators' HTTP callback.
+    pub async fn http_turn(&self, turn: HttpTurn<'_>) -> UssdAnswer {
         let now = Instant::now();
-        let key = format!("http|{session_id}");
-        let inputs: Vec<&str> = if text.is_empty() {
-            Vec::new()
-        } else {
-            text.split('*').collect()
-        };
-        let citizen = Address::new(phone.to_owned(), 1, 1);
-        let service = Address::new(self.service.as_str().to_owned(), 0, 0);
+        let key = format!("http|{}", turn.session_id);
+        let text = turn.text;
         let open = self.lock().take(&key, now);
         self.note_open();
-        let fresh = |transcript: Vec<String>| Dialogue {
+        if let Some(mut dialogue) = open {
+            if text == dialogue.seen {
+                // The aggregator asked again (a retry): the same screen.
+                let last = dialogue.last.clone();
+                self.keep(key, dialogue, now);
+                return last;
+            }
+            if let Some(entry) = next_entry(&dialogue.seen, text) {
+                let state = Some((dialogue.awaiting.clone(), dialogue.attempts));
+                dialogue.transcript.push(entry.to_owned());
+                dialogue.seen = text.to_owned();
+                return self
+                    .serve(key, dialogue, state, Input::Text(entry), "http", now)
+                    .await;
+            }
+            // Not this dialogue's next entry: the session starts over.
+            self.journal_dialogue(dialogue, "abandoned", "", None);
+        }
+        let mut dialogue = Dialogue {
             awaiting: Awaiting::MenuChoice,
             attempts: 0,
-            consumed: 0,
+            seen: text.to_owned(),
+            caller: Some(turn.caller),
             last: UssdAnswer {
                 text: String::new(),
                 end: true,
             },
             ret: None,
             channel: "http".to_owned(),
-            citizen: citizen.clone(),
-            service: service.clone(),
-            transcript,
+            citizen: Address::new(turn.phone.to_owned(), 1, 1),
+            service: Address::new(self.service.as_str().to_owned(), 0, 0),
+            transcript: vec![self.service.dialled()],
             opened_at: now_ms(),
         };
-        match open {
-            Some(dialogue) if inputs.len() == dialogue.consumed => {
-                // The aggregator asked again (a retry): the same screen.
-                let last = dialogue.last.clone();
-                self.lock().put(key, dialogue, now);
-                self.note_open();
-                last
-            }
-            Some(dialogue) if inputs.len() > dialogue.consumed => {
-                self.replay(key, dialogue, &inputs, now).await
-            }
-            Some(_) | None if inputs.is_empty() => {
-                let dialogue = fresh(vec![self.service.dialled()]);
-                self.serve(key, dialogue, None, Input::Dial(Dial::Menu), "http", now)
-                    .await
-            }
-            Some(_) | None => {
-                // Unknown session with inputs: a direct dial
-                // (`*8058*<code>#` reaches us as text "<code>"), unless it
-                // starts with a menu choice: then a dialogue this gateway
-                // lost (restart, expiry) walked through the menu again.
-                let menu_walk = inputs.len() > 1 && matches!(inputs[0], "1" | "2" | "3");
-                if menu_walk {
-                    // Admitted when it was dialled: the walk resumes at the menu.
-                    let dialogue = fresh(vec![self.service.dialled()]);
-                    self.replay(key, dialogue, &inputs, now).await
-                } else {
-                    let dialed = format!("*{}*{}#", self.service.as_str(), text);
-                    let mut dialogue = fresh(vec![dialed]);
-                    dialogue.consumed = inputs.len();
-                    self.serve(
-                        key,
-                        dialogue,
-                        None,
-                        Input::Dial(Dial::Direct(text.to_owned())),
-                        "http",
-                        now,
-                    )
-                    .await
+        let inputs: Vec<&str> = text.split('*').collect();
+        let input = if text.is_empty() {
+            // The dial; an aggregator may send a direct dial only in serviceCode.
+            match Dial::parse(turn.service_code, &self.service) {
+                Ok(Dial::Direct(rest)) => {
+                    dialogue.transcript = vec![turn.service_code.trim().to_owned()];
+                    Input::Dial(Dial::Direct(rest))
                 }
+                Ok(Dial::Menu) | Err(_) => Input::Dial(Dial::Menu),
             }
-        }
+        } else if inputs.len() > 1 && matches!(inputs[0], "1" | "2" | "3") {
+            // A dialogue this gateway lost (restart, expiry) walked through
+            // the menu again.
+            dialogue
+                .transcript
+                .extend(inputs.iter().map(|input| (*input).to_owned()));
+            Input::Walk(inputs)
+        } else {
+            // `*8058*<code>#` reaches us as text "<code>".
+            dialogue.transcript = vec![format!("*{}*{}#", self.service.as_str(), text)];
+            Input::Dial(Dial::Direct(text.to_owned()))
+        };
+        self.serve(key, dialogue, None, input, "http", now).await
     }
 
-    /// Applies the inputs the dialogue has not seen yet, one by one.
-    async fn replay(
-        &self,
-        key: String,
-        mut dialogue: Dialogue,
-        inputs: &[&str],
-        now: Instant,
-    ) -> UssdAnswer {
-        let mut answer = dialogue.last.clone();
-        while dialogue.consumed < inputs.len() {
-            let input = inputs[dialogue.consumed];
-            dialogue.consumed += 1;
-            dialogue.transcript.push(input.to_owned());
-            let state = Some((dialogue.awaiting.clone(), dialogue.attempts));
-            let last_input = dialogue.consumed == inputs.len();
-            answer = self
-                .serve(
-                    key.clone(),
-                    dialogue.clone(),
-                    state,
-                    Input::Text(input),
-                    "http",
-                    now,
-                )
-                .await;
-            if answer.end || last_input {
-                return answer;
-            }
-            match self.lock().take(&key, now) {
-                Some(next) => dialogue = next,
-                None => return answer,
-            }
+    /// Who `dialogue` belongs to, with their limits: its number, and the
+    /// address that called.
+    fn owners(&self, dialogue: &Dialogue) -> Vec<Owner> {
+        let number = Msisdn::parse(&dialogue.citizen.addr)
+            .map(|msisdn| msisdn.as_international().to_owned())
+            .unwrap_or_else(|_| dialogue.citizen.addr.clone());
+        let mut owners = vec![Owner {
+            id: format!("number:{number}"),
+            limit: self.settings.max_sessions_per_number,
+        }];
+        if let Some(caller) = dialogue.caller {
+            owners.push(Owner {
+                id: format!("address:{}", caller.to_canonical()),
+                limit: self.settings.http.max_sessions_per_address,
+            });
         }
-        answer
+        owners
+    }
+
+    /// Keeps `dialogue` open for its next input; the dialogues it pushes
+    /// out (its owners' oldest, or the table's) are released.
+    fn keep(&self, key: String, dialogue: Dialogue, now: Instant) {
+        let owners = self.owners(&dialogue);
+        let evicted = self.lock().put(key, dialogue, &owners, now);
+        for dropped in evicted {
+            self.metrics.evicted.inc();
+            debug!(
+                "USSD session table or a caller's share of it full: the oldest dialogue dropped"
+            );
+            self.release(dropped, "evicted");
+        }
+        self.note_open();
     }
 
     /// Runs one step within the time allowed, keeps the dialogue open or
@@ -446,13 +466,7 @@ impl<S: DossierStore> UssdService<S> {
                 dialogue.awaiting = awaiting;
                 dialogue.attempts = attempts;
                 dialogue.last = answer.clone();
-                let evicted = self.lock().put(key, dialogue, now);
-                if let Some(dropped) = evicted {
-                    self.metrics.evicted.inc();
-                    debug!("USSD session table full: the dialogue nearest its deadline dropped");
-                    self.release(dropped, "evicted");
-                }
-                self.note_open();
+                self.keep(key, dialogue, now);
             }
             None => {
                 info!(
@@ -470,6 +484,9 @@ impl<S: DossierStore> UssdService<S> {
                     code,
                     agency: reply.agency.clone(),
                     procedure: reply.procedure.clone(),
+                    name_spans: reply.owner_name.as_deref().map_or_else(Vec::new, |name| {
+                        crate::domain::vietnamese::find_name(&answer.text, name)
+                    }),
                 });
                 self.journal_dialogue(dialogue, step.screen.as_str(), &answer.text, lookup);
             }
@@ -479,24 +496,60 @@ impl<S: DossierStore> UssdService<S> {
 
     /// The next screen for `input` given what the dialogue waited for.
     async fn step(&self, msisdn: &Msisdn, state: Option<(Awaiting, u8)>, input: Input<'_>) -> Step {
-        let max_attempts = self.settings.max_attempts.max(1);
         match (state, input) {
             (_, Input::Dial(dial)) => {
                 if let Some(refused) = self.admit(msisdn).await {
                     return refused;
                 }
                 match dial {
-                    Dial::Menu => {
-                        self.open(Screen::Menu, self.base_context(), Awaiting::MenuChoice, 0)
-                    }
+                    Dial::Menu => self.menu(),
                     Dial::Direct(rest) if rest.is_empty() => {
                         self.close(Screen::Help, self.base_context())
                     }
                     Dial::Direct(rest) => self.query(msisdn, &rest, 0).await,
                 }
             }
+            (_, Input::Walk(inputs)) => {
+                if let Some(refused) = self.admit(msisdn).await {
+                    return refused;
+                }
+                self.walk(msisdn, &inputs).await
+            }
             (None, Input::Text(_)) => self.close(Screen::Ended, self.base_context()),
-            (Some((Awaiting::MenuChoice, attempts)), Input::Text(text)) => match text.trim() {
+            (Some(state), Input::Text(text)) => self.advance(msisdn, state, text).await,
+        }
+    }
+
+    fn menu(&self) -> Step {
+        self.open(Screen::Menu, self.base_context(), Awaiting::MenuChoice, 0)
+    }
+
+    /// The menu, then each of `inputs` in turn, until a screen closes the
+    /// dialogue. Where a code is awaited, the longest run of inputs that
+    /// reads as a code is one entry (keypad users type `*` between groups).
+    async fn walk(&self, msisdn: &Msisdn, inputs: &[&str]) -> Step {
+        let mut step = self.menu();
+        let mut rest = inputs;
+        while let (Some(state), false) = (step.next.clone(), rest.is_empty()) {
+            let take = match state.0 {
+                Awaiting::Code => (1..=rest.len().min(MAX_CODE_DIGITS))
+                    .rev()
+                    .find(|n| CodeQuery::parse(&rest[..*n].join("*")).is_ok())
+                    .unwrap_or(1),
+                _ => 1,
+            };
+            let entry = rest[..take].join("*");
+            rest = &rest[take..];
+            step = self.advance(msisdn, state, &entry).await;
+        }
+        step
+    }
+
+    /// The next screen for `text` typed where the dialogue waited for `state`.
+    async fn advance(&self, msisdn: &Msisdn, state: (Awaiting, u8), text: &str) -> Step {
+        let max_attempts = self.settings.max_attempts.max(1);
+        match state {
+            (Awaiting::MenuChoice, attempts) => match text.trim() {
                 "1" => self.open(Screen::AskCode, self.base_context(), Awaiting::Code, 0),
                 "2" => self.close(Screen::Help, self.base_context()),
                 "3" => self.close(Screen::Hotline, self.base_context()),
@@ -507,10 +560,8 @@ impl<S: DossierStore> UssdService<S> {
                     self.open(Screen::Menu, ctx, Awaiting::MenuChoice, attempts + 1)
                 }
             },
-            (Some((Awaiting::Code, attempts)), Input::Text(text)) => {
-                self.query(msisdn, text, attempts).await
-            }
-            (Some((Awaiting::Choice(codes), attempts)), Input::Text(text)) => {
+            (Awaiting::Code, attempts) => self.query(msisdn, text, attempts).await,
+            (Awaiting::Choice(codes), attempts) => {
                 let picked = text
                     .trim()
                     .parse::<usize>()
@@ -544,18 +595,23 @@ impl<S: DossierStore> UssdService<S> {
                 tracing::error!(%error, "abuse check failed; answering without it");
                 Verdict::Allow
             });
-        match verdict {
-            Verdict::Allow => None,
-            Verdict::Notice { retry_at } => {
-                let mut ctx = self.base_context();
+        // A USSD screen must say something: past the one notice SMS gets,
+        // the dial is told the same (when to try again), or that the
+        // number is blocked.
+        let (retry_at, reason) = match verdict {
+            Verdict::Allow => return None,
+            Verdict::Notice { retry_at } => (Some(retry_at), "rate limited"),
+            Verdict::Silence { reason, retry_at } => (retry_at, reason),
+        };
+        info!(sender = %msisdn, reason, "USSD dial refused");
+        let mut ctx = self.base_context();
+        Some(match retry_at {
+            Some(retry_at) => {
                 ctx.reply.retry_at = Some(retry_at.format("%H:%M").to_string());
-                Some(self.close(Screen::TooMany, ctx))
+                self.close(Screen::TooMany, ctx)
             }
-            Verdict::Silence { reason } => {
-                info!(sender = %msisdn, reason, "USSD dial refused");
-                Some(self.close(Screen::TooMany, self.base_context()))
-            }
-        }
+            None => self.close(Screen::Blocked, ctx),
+        })
     }
 
     /// Reads a typed code and looks it up; a bad one is asked for again.
@@ -771,6 +827,17 @@ impl<S: DossierStore> UssdService<S> {
     }
 }
 
+/// The entry `text` adds to what the dialogue has `seen` (the HTTP
+/// callback sends every input so far, `*`-joined): everything after
+/// `seen` and its `*`, as one entry even when it holds `*` itself (a code
+/// typed with `*` between groups). `None` when `text` does not continue `seen`.
+fn next_entry<'a>(seen: &str, text: &'a str) -> Option<&'a str> {
+    if seen.is_empty() {
+        return (!text.is_empty()).then_some(text);
+    }
+    text.strip_prefix(seen)?.strip_prefix('*')
+}
+
 /// The dialogue as one line for the journal: the dial, then each input.
 fn transcript_text(transcript: &[String]) -> String {
     const MAX_INPUTS: usize = 12;
@@ -920,6 +987,16 @@ mod tests {
         )
     }
 
+    fn http<'a>(session_id: &'a str, phone: &'a str, text: &'a str) -> HttpTurn<'a> {
+        HttpTurn {
+            session_id,
+            service_code: "*8058#",
+            phone,
+            text,
+            caller: IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+
     fn turn(kind: TurnKind, op: ServiceOp, text: &str, session: u8) -> UssdTurn {
         UssdTurn {
             dialogue: format!("smsc:test|84987000111|{session}"),
@@ -949,7 +1026,9 @@ mod tests {
             ..UssdSettings::default()
         };
         let service = service(Duration::from_secs(30), settings, &dir).await;
-        let answer = service.http_turn("slow-1", "0987000111", DIGITS).await;
+        let answer = service
+            .http_turn(http("slow-1", "0987000111", DIGITS))
+            .await;
         assert!(answer.end);
         assert!(
             answer.text.starts_with("He thong dang ban"),
@@ -959,7 +1038,7 @@ mod tests {
         assert_eq!(service.metrics().turns("http", Screen::Slow), 1);
         assert_eq!(service.metrics().slow.get(), 1);
         // The menu needs no lookup: it is not slowed down.
-        let menu = service.http_turn("slow-2", "0987000112", "").await;
+        let menu = service.http_turn(http("slow-2", "0987000112", "")).await;
         assert!(!menu.end, "{}", menu.text);
     }
 

@@ -3,9 +3,12 @@
 //! caller), and when the table is full the dialogue closest to its deadline
 //! is evicted to make room. Abandoned dialogues (citizens who hang up
 //! without a word, floods of dials) can never grow it past its capacity.
-//! Pure: the caller passes the time.
+//! Each dialogue also has owners (its phone number, the address that
+//! called) with a limit each: a new dialogue past an owner's limit evicts
+//! that owner's oldest, so one number or one caller cannot push everyone
+//! else's dialogues out. Pure: the caller passes the time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 /// Open dialogues by key, each with a deadline.
@@ -14,6 +17,8 @@ pub struct SessionTable<V> {
     entries: HashMap<String, Entry<V>>,
     /// (deadline, stamp) → key: expiry and eviction order.
     deadlines: BTreeMap<(Instant, u64), String>,
+    /// Owner → the deadlines of its dialogues.
+    owned: HashMap<String, BTreeSet<(Instant, u64)>>,
     capacity: usize,
     idle: Duration,
     stamp: u64,
@@ -23,6 +28,16 @@ pub struct SessionTable<V> {
 struct Entry<V> {
     value: V,
     deadline: (Instant, u64),
+    owners: Vec<String>,
+}
+
+/// Someone a dialogue belongs to, and how many dialogues they may keep open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Who (`number:84912345678`, `address:203.0.113.9`).
+    pub id: String,
+    /// Most dialogues open at once (at least 1).
+    pub limit: usize,
 }
 
 /// A dialogue that left the table without being finished.
@@ -41,6 +56,7 @@ impl<V> SessionTable<V> {
         SessionTable {
             entries: HashMap::new(),
             deadlines: BTreeMap::new(),
+            owned: HashMap::new(),
             capacity: capacity.max(1),
             idle,
             stamp: 0,
@@ -65,35 +81,92 @@ impl<V> SessionTable<V> {
     /// Takes the dialogue `key` out (its turn is being served), if it is
     /// open and not past its deadline at `now`.
     pub fn take(&mut self, key: &str, now: Instant) -> Option<V> {
-        let entry = self.entries.remove(key)?;
-        self.deadlines.remove(&entry.deadline);
+        let entry = self.unlink(key)?;
         (entry.deadline.0 > now).then_some(entry.value)
     }
 
-    /// Keeps `value` open under `key` until `now + idle`. A dialogue
-    /// already under `key` is replaced. When the table is full, the
-    /// dialogue nearest its deadline is evicted and returned.
-    pub fn put(&mut self, key: String, value: V, now: Instant) -> Option<Dropped<V>> {
-        if let Some(old) = self.entries.remove(&key) {
-            self.deadlines.remove(&old.deadline);
+    /// Keeps `value` open under `key` until `now + idle`, owned by
+    /// `owners`. A dialogue already under `key` is replaced. An owner at its
+    /// limit loses its dialogue nearest its deadline; when the table is
+    /// full, the dialogue nearest its deadline is evicted. The evicted are
+    /// returned.
+    pub fn put(
+        &mut self,
+        key: String,
+        value: V,
+        owners: &[Owner],
+        now: Instant,
+    ) -> Vec<Dropped<V>> {
+        self.unlink(&key);
+        let mut evicted = Vec::new();
+        for owner in owners {
+            while let Some(oldest) = self
+                .owned
+                .get(&owner.id)
+                .filter(|held| held.len() >= owner.limit.max(1))
+                .and_then(|held| held.first())
+            {
+                let Some(key) = self.deadlines.get(oldest).cloned() else {
+                    break;
+                };
+                evicted.extend(self.drop_key(key));
+            }
         }
-        let evicted = if self.entries.len() >= self.capacity {
-            self.pop_first()
-        } else {
-            None
-        };
+        if self.entries.len() >= self.capacity {
+            evicted.extend(self.pop_first());
+        }
         self.stamp += 1;
         let deadline = (now + self.idle, self.stamp);
         self.deadlines.insert(deadline, key.clone());
-        self.entries.insert(key, Entry { value, deadline });
+        for owner in owners {
+            self.owned
+                .entry(owner.id.clone())
+                .or_default()
+                .insert(deadline);
+        }
+        let owners = owners.iter().map(|owner| owner.id.clone()).collect();
+        self.entries.insert(
+            key,
+            Entry {
+                value,
+                deadline,
+                owners,
+            },
+        );
         evicted
     }
 
     /// Removes `key` (the citizen or the network ended it).
     pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.unlink(key).map(|entry| entry.value)
+    }
+
+    /// Dialogues `owner` holds open now.
+    pub fn held_by(&self, owner: &str) -> usize {
+        self.owned.get(owner).map_or(0, BTreeSet::len)
+    }
+
+    /// Takes `key`'s entry out of every index.
+    fn unlink(&mut self, key: &str) -> Option<Entry<V>> {
         let entry = self.entries.remove(key)?;
         self.deadlines.remove(&entry.deadline);
-        Some(entry.value)
+        for owner in &entry.owners {
+            if let Some(held) = self.owned.get_mut(owner) {
+                held.remove(&entry.deadline);
+                if held.is_empty() {
+                    self.owned.remove(owner);
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    fn drop_key(&mut self, key: String) -> Option<Dropped<V>> {
+        let entry = self.unlink(&key)?;
+        Some(Dropped {
+            key,
+            value: entry.value,
+        })
     }
 
     /// Removes and returns every dialogue whose deadline is at or before `now`.
@@ -116,12 +189,8 @@ impl<V> SessionTable<V> {
     }
 
     fn pop_first(&mut self) -> Option<Dropped<V>> {
-        let (_, key) = self.deadlines.pop_first()?;
-        let entry = self.entries.remove(&key)?;
-        Some(Dropped {
-            key,
-            value: entry.value,
-        })
+        let key = self.deadlines.first_key_value()?.1.clone();
+        self.drop_key(key)
     }
 }
 
@@ -136,10 +205,10 @@ mod tests {
     fn a_dialogue_is_taken_back_until_its_deadline() {
         let start = Instant::now();
         let mut table = SessionTable::new(10, IDLE);
-        assert_eq!(table.put("a".into(), 1, start), None);
+        assert_eq!(table.put("a".into(), 1, &[], start), []);
         assert_eq!(table.take("a", start + Duration::from_secs(59)), Some(1));
         assert!(table.is_empty(), "taken out while its turn is served");
-        table.put("a".into(), 2, start);
+        table.put("a".into(), 2, &[], start);
         assert_eq!(table.take("a", start + IDLE), None, "expired");
         assert!(table.is_empty());
     }
@@ -148,9 +217,9 @@ mod tests {
     fn expiry_returns_the_idle_dialogues_oldest_first() {
         let start = Instant::now();
         let mut table = SessionTable::new(10, IDLE);
-        table.put("a".into(), 1, start);
-        table.put("b".into(), 2, start + Duration::from_secs(10));
-        table.put("c".into(), 3, start + Duration::from_secs(20));
+        table.put("a".into(), 1, &[], start);
+        table.put("b".into(), 2, &[], start + Duration::from_secs(10));
+        table.put("c".into(), 3, &[], start + Duration::from_secs(20));
         let expired = table.expire(start + Duration::from_secs(70));
         let keys: Vec<&str> = expired.iter().map(|d| d.key.as_str()).collect();
         assert_eq!(keys, ["a", "b"]);
@@ -162,41 +231,99 @@ mod tests {
     fn a_full_table_evicts_the_dialogue_nearest_its_deadline() {
         let start = Instant::now();
         let mut table = SessionTable::new(2, IDLE);
-        table.put("a".into(), 1, start);
-        table.put("b".into(), 2, start + Duration::from_secs(1));
-        let evicted = table.put("c".into(), 3, start + Duration::from_secs(2));
+        table.put("a".into(), 1, &[], start);
+        table.put("b".into(), 2, &[], start + Duration::from_secs(1));
+        let evicted = table.put("c".into(), 3, &[], start + Duration::from_secs(2));
         assert_eq!(
             evicted,
-            Some(Dropped {
+            [Dropped {
                 key: "a".into(),
                 value: 1
-            })
+            }]
         );
         // Replacing a key does not evict.
         assert_eq!(
-            table.put("b".into(), 4, start + Duration::from_secs(3)),
-            None
+            table.put("b".into(), 4, &[], start + Duration::from_secs(3)),
+            []
         );
         assert_eq!(table.len(), 2);
         assert_eq!(table.remove("b"), Some(4));
         assert_eq!(table.remove("b"), None);
     }
 
+    fn owners(number: &str, address: &str) -> Vec<Owner> {
+        vec![
+            Owner {
+                id: format!("number:{number}"),
+                limit: 2,
+            },
+            Owner {
+                id: format!("address:{address}"),
+                limit: 3,
+            },
+        ]
+    }
+
+    #[test]
+    fn an_owner_at_its_limit_loses_its_own_oldest_dialogue_not_anyone_elses() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut table = SessionTable::new(100, IDLE);
+        table.put("other".into(), 0, &owners("2", "10.0.0.2"), at(0));
+        table.put("a".into(), 1, &owners("1", "10.0.0.1"), at(1));
+        table.put("b".into(), 2, &owners("1", "10.0.0.1"), at(2));
+        // The number's third: its oldest goes.
+        let evicted = table.put("c".into(), 3, &owners("1", "10.0.0.1"), at(3));
+        assert_eq!(
+            evicted.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(table.held_by("number:1"), 2);
+        // Other numbers from the same address: past its limit, the
+        // address's oldest goes.
+        assert_eq!(
+            table.put("d".into(), 4, &owners("3", "10.0.0.1"), at(4)),
+            []
+        );
+        let evicted = table.put("e".into(), 5, &owners("4", "10.0.0.1"), at(5));
+        assert_eq!(
+            evicted.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert_eq!(table.held_by("address:10.0.0.1"), 3);
+        // The other caller's dialogue was never touched.
+        assert_eq!(table.take("other", at(6)), Some(0));
+        // A dialogue put back under its key is not counted twice.
+        assert_eq!(
+            table.put("d".into(), 6, &owners("3", "10.0.0.1"), at(7)),
+            []
+        );
+        assert_eq!(table.held_by("address:10.0.0.1"), 3);
+        for key in ["c", "d", "e"] {
+            table.remove(key);
+        }
+        assert_eq!(table.held_by("number:1"), 0);
+        assert!(table.owned.is_empty(), "{:?}", table.owned);
+    }
+
     proptest! {
         #[test]
         fn the_table_never_exceeds_its_capacity_and_its_indexes_agree(
-            ops in proptest::collection::vec((0u8..4, 0u16..64, 0u64..200), 1..400),
+            ops in proptest::collection::vec((0u8..4, 0u16..64, 0u64..200, 0u8..4), 1..400),
             capacity in 1usize..16,
         ) {
             let start = Instant::now();
             let mut table = SessionTable::new(capacity, Duration::from_secs(30));
             let mut clock = 0u64;
-            for (op, key, step) in ops {
+            for (op, key, step, who) in ops {
                 clock += step;
                 let now = start + Duration::from_secs(clock);
                 let key = key.to_string();
                 match op {
-                    0 | 1 => { table.put(key, clock, now); }
+                    0 | 1 => {
+                        let owners = owners(&who.to_string(), &(who % 2).to_string());
+                        table.put(key, clock, &owners, now);
+                    }
                     2 => { table.take(&key, now); }
                     _ => {
                         for dropped in table.expire(now) {
@@ -206,6 +333,16 @@ mod tests {
                 }
                 prop_assert!(table.len() <= capacity);
                 prop_assert_eq!(table.entries.len(), table.deadlines.len());
+                for who in 0u8..4 {
+                    let held = table.held_by(&format!("number:{who}"));
+                    prop_assert!(held <= 2);
+                }
+                for address in 0u8..2 {
+                    let held = table.held_by(&format!("address:{address}"));
+                    prop_assert!(held <= 3);
+                }
+                let held: usize = table.owned.values().map(BTreeSet::len).sum();
+                prop_assert_eq!(held, 2 * table.entries.len());
             }
         }
     }

@@ -61,6 +61,23 @@ pub async fn push(
     }
 }
 
+/// The binary run in `dir`, its read model and journal there, `RUST_LOG` unset.
+pub fn binary(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env(
+            "MOTCUA_DATABASE__URL",
+            format!("sqlite://{}/read.db", dir.display()),
+        )
+        .env(
+            "MOTCUA_JOURNAL__URL",
+            format!("sqlite://{}/journal.db", dir.display()),
+        );
+    command
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

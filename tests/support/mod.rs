@@ -46,8 +46,10 @@ pub struct TestApp {
     pub http: Option<SocketAddr>,
     /// The USSD callback, when enabled (`ussd.http.enabled`).
     pub ussd_http: Option<SocketAddr>,
-    /// The public port (lookup page, JSON, Kannel drop-in), when enabled.
+    /// The public port (lookup page, JSON), when enabled.
     pub public: Option<SocketAddr>,
+    /// Kannel's get-url drop-in, when enabled (`kannel.enabled`).
+    pub kannel: Option<SocketAddr>,
     /// The admin console (always on in tests, plain HTTP cookies).
     pub admin: SocketAddr,
     shutdown: CancellationToken,
@@ -64,6 +66,16 @@ impl TestApp {
         ))
         .await
         .expect("journal opens")
+    }
+
+    /// The read model, opened beside the running gateway (to change dossiers).
+    pub async fn read_model(&self) -> motcua_sms::store::ReadModel {
+        motcua_sms::store::ReadModel::open(&format!(
+            "sqlite://{}/read.db",
+            self._dir.path().display()
+        ))
+        .await
+        .expect("read model opens")
     }
 
     /// The state of the reply to the message whose reply text contains `needle`.
@@ -171,6 +183,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.http.bind = "127.0.0.1:0".parse().unwrap();
     config.ussd.http.bind = "127.0.0.1:0".parse().unwrap();
     config.public.bind = "127.0.0.1:0".parse().unwrap();
+    config.kannel.bind = "127.0.0.1:0".parse().unwrap();
     config.admin.enabled = true;
     config.admin.bind = "127.0.0.1:0".parse().unwrap();
     config.admin.cookie_secure = false;
@@ -217,6 +230,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let http = gateway.http_addr();
     let ussd_http = gateway.ussd_http_addr();
     let public = gateway.public_addr();
+    let kannel = gateway.kannel_addr();
     let admin = gateway.admin_addr().expect("admin console runs");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gateway.run(shutdown.clone()));
@@ -225,6 +239,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         http,
         ussd_http,
         public,
+        kannel,
         admin,
         shutdown,
         task,

@@ -168,6 +168,19 @@ impl NodePeer {
         }
     }
 
+    /// The next event (also kept in the history), or `None` when nothing
+    /// comes within `wait` or the script has ended.
+    pub async fn next_event(&mut self, wait: Duration) -> Option<Value> {
+        if let Some(e) = self.queued.pop_front() {
+            return Some(e);
+        }
+        let e = tokio::time::timeout(wait, self.events.recv())
+            .await
+            .ok()??;
+        self.history.push(e.clone());
+        Some(e)
+    }
+
     /// Takes in what has arrived so far and checks that the peer never
     /// reported trouble (a PDU it could not parse, a generic_nack, ...).
     pub fn assert_no_trouble(&mut self) {

@@ -257,6 +257,23 @@ impl PeerEsme {
         data_coding: u8,
         short_message: &[u8],
     ) -> Result<(u32, String), EsmeError> {
+        self.submit_with_tlvs(source, dest, esm_class, data_coding, short_message, &[])
+            .await
+    }
+
+    /// Same as `submit_with`, with optional parameters (tag, value) appended
+    /// after the mandatory ones (smpp34's constructor takes none, so they are
+    /// written here and the command_length adjusted), e.g. 0x0204
+    /// user_message_reference.
+    pub async fn submit_with_tlvs(
+        &mut self,
+        source: &str,
+        dest: &str,
+        esm_class: u8,
+        data_coding: u8,
+        short_message: &[u8],
+        tlvs: &[(u16, Vec<u8>)],
+    ) -> Result<(u32, String), EsmeError> {
         if short_message.len() > 254 {
             return Err(EsmeError::TooLong(short_message.len())); // submit_sm::new asserts
         }
@@ -282,6 +299,14 @@ impl PeerEsme {
             short_message.to_vec(),
         )
         .encode();
+        let mut pdu = pdu;
+        for (tag, value) in tlvs {
+            pdu.extend_from_slice(&tag.to_be_bytes());
+            pdu.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            pdu.extend_from_slice(value);
+        }
+        let length = pdu.len() as u32;
+        pdu[..4].copy_from_slice(&length.to_be_bytes());
         self.send(&pdu).await?;
         let resp = self.response(seq).await?;
         match resp.header.command_id {

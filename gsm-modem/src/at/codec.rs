@@ -753,7 +753,13 @@ mod tests {
             })
         );
         assert_eq!(got[5], urc(Urc::SignalQuality(17)));
-        assert_eq!(got[9], urc(Urc::Boot));
+        assert_eq!(
+            got[9],
+            urc(Urc::Other {
+                name: "^BOOT".into(),
+                value: "12345678,0,0,0,72".into()
+            })
+        );
         assert_eq!(got[14], prompt());
         assert_eq!(got[16], cmti(4));
         assert_eq!(

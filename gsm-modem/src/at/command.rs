@@ -325,6 +325,23 @@ pub fn parse_cpin(lines: &[String]) -> Result<PinState, AtError> {
     })
 }
 
+/// The message format of `+CMGF: <mode>` (0 PDU, 1 text).
+pub fn parse_cmgf(lines: &[String]) -> Result<u8, AtError> {
+    let (line, value) = find(lines, "+CMGF:").ok_or_else(|| missing("+CMGF", lines))?;
+    dec(value).ok_or_else(|| unexpected("+CMGF", line))
+}
+
+/// The settings of `+CNMI: <mode>,<mt>,<bm>,<ds>,<bfr>` as numbers, in
+/// order (as many as given; a modem may give fewer). A field that is not a
+/// number is an error.
+pub fn parse_cnmi(lines: &[String]) -> Result<Vec<u8>, AtError> {
+    let (line, value) = find(lines, "+CNMI:").ok_or_else(|| missing("+CNMI", lines))?;
+    split_fields(value)
+        .into_iter()
+        .map(|field| dec(field).ok_or_else(|| unexpected("+CNMI", line)))
+        .collect()
+}
+
 // ---- Command builders -------------------------------------------------
 
 /// The Ctrl-Z that ends the PDU after the `> ` prompt.
@@ -442,6 +459,11 @@ pub fn cnmi(mode: u8, mt: u8, bm: u8, ds: u8, bfr: u8) -> String {
 /// reports as `+CDS`, which the codec reads) or `(2, 1, 0, 0, 0)`.
 pub fn cnmi_recommended() -> &'static str {
     "AT+CNMI=2,1,0,2,0"
+}
+
+/// `AT+CNMI?`: how new messages are indicated now ([`parse_cnmi`]).
+pub fn cnmi_query() -> &'static str {
+    "AT+CNMI?"
 }
 
 /// `AT+CSQ`: signal quality ([`parse_csq`]).
@@ -773,6 +795,19 @@ mod tests {
         assert_eq!(parse_creg(&lines("+CREG: 5")).unwrap().stat, 5);
         assert!(parse_creg(&lines("+CREG: x")).is_err());
         assert!(parse_creg(&[]).is_err());
+    }
+
+    #[test]
+    fn cnmi_and_cmgf_answers() {
+        assert_eq!(
+            parse_cnmi(&lines("+CNMI: 2,1,0,2,0")).unwrap(),
+            vec![2, 1, 0, 2, 0]
+        );
+        assert_eq!(parse_cnmi(&lines("+CNMI: 0,0")).unwrap(), vec![0, 0]);
+        assert_eq!(parse_cmgf(&lines("+CMGF: 1")).unwrap(), 1);
+        assert!(parse_cmgf(&lines("+CMGF: x")).is_err());
+        assert!(parse_cnmi(&lines("+CNMI: 2,x")).is_err());
+        assert!(parse_cnmi(&[]).is_err());
     }
 
     #[test]

@@ -54,12 +54,17 @@ pub enum Urc {
     Registration(Registration),
     /// Huawei `^RSSI: <n>` (0–31, 99 unknown).
     SignalQuality(u8),
-    /// Huawei `^BOOT:`, or a bare `RDY` / `+CFUN: 1` / `^SYSSTART`: the modem (re)started.
+    /// A bare `RDY`, `+CFUN: 1` or `^SYSSTART`: lines modems print as they
+    /// start. Evidence to check, not proof: [`crate::session`] initialises
+    /// the modem again only when its settings are gone. (Huawei's `^BOOT:`
+    /// is not one: sticks print it over and over in normal use; it is
+    /// [`Urc::Other`].)
     Boot,
     /// `RING` / `+CRING`: an incoming call.
     Ring,
     /// Any other known unsolicited code (`^MODE`, `^SIMST`, `^SRVST`,
-    /// `^DSFLOWRPT`, `^HCSQ`, `+ZDONR`, `+ZPASR`, ...), kept as name and value.
+    /// `^DSFLOWRPT`, `^BOOT`, `^HCSQ`, `+ZDONR`, `+ZPASR`, ...), kept as
+    /// name and value.
     Other {
         /// The code with its prefix, e.g. `^MODE`.
         name: String,
@@ -96,6 +101,8 @@ const OTHER_CODES: &[&str] = &[
     "^SIMST",
     "^SRVST",
     "^DSFLOWRPT",
+    // Printed periodically in normal use (ModemManager ignores it too).
+    "^BOOT",
     "^HCSQ",
     "^SYSINFOEX",
     "^RFSWITCH",
@@ -137,10 +144,10 @@ impl Urc {
     ///   `+CREG: 2,1,,`; or a last field that is no access technology,
     ///   e.g. `+CREG: 2,1,4CA,81DE445`) is read as the response form, so a
     ///   response that slipped past `expect` still gives the right `stat`.
-    /// - `^RSSI: n` → [`Urc::SignalQuality`]; `^BOOT:…`, `RDY`, `^SYSSTART`,
+    /// - `^RSSI: n` → [`Urc::SignalQuality`]; `RDY`, `^SYSSTART`,
     ///   `+CFUN: 1` → [`Urc::Boot`]; `RING`, `+CRING…` → [`Urc::Ring`].
     /// - The codes of a fixed list (`^MODE`, `^SIMST`, `^SRVST`,
-    ///   `^DSFLOWRPT`, `^HCSQ`, `^SYSINFOEX`, `^RFSWITCH`, `+ZDONR`,
+    ///   `^DSFLOWRPT`, `^BOOT`, `^HCSQ`, `^SYSINFOEX`, `^RFSWITCH`, `+ZDONR`,
     ///   `+ZPASR`, `+ZUSIMR`, `+PBREADY`, `+CIEV`, `+STIN`, `+CPIN`, a few
     ///   more) → [`Urc::Other`]. `+CPIN:` is also the response to
     ///   `AT+CPIN?`: the codec relies on `expect` to tell them apart.
@@ -180,7 +187,7 @@ impl Urc {
                 .map(Urc::Registration)
                 .or_else(other),
             "^RSSI" => dec(value).map(Urc::SignalQuality).or_else(other),
-            "^BOOT" | "^SYSSTART" => Some(Urc::Boot),
+            "^SYSSTART" => Some(Urc::Boot),
             "+CFUN" if value == "1" => Some(Urc::Boot),
             "+CFUN" => other(),
             "+CRING" => Some(Urc::Ring),
@@ -451,7 +458,13 @@ mod tests {
     fn huawei_and_boot_and_ring() {
         assert_eq!(Urc::parse("^RSSI: 14"), Some(Urc::SignalQuality(14)));
         assert_eq!(Urc::parse("^RSSI:99"), Some(Urc::SignalQuality(99)));
-        assert_eq!(Urc::parse("^BOOT:12345678,0,0,0,72"), Some(Urc::Boot));
+        assert_eq!(
+            Urc::parse("^BOOT:12345678,0,0,0,72"),
+            Some(Urc::Other {
+                name: "^BOOT".into(),
+                value: "12345678,0,0,0,72".into()
+            })
+        );
         assert_eq!(Urc::parse("RDY"), Some(Urc::Boot));
         assert_eq!(Urc::parse("^SYSSTART"), Some(Urc::Boot));
         assert_eq!(Urc::parse("+CFUN: 1"), Some(Urc::Boot));

@@ -27,6 +27,8 @@ const RESET_DOWNTIME: Duration = Duration::from_millis(300);
 const FINAL_DELAY: Duration = Duration::from_millis(30);
 /// Interval of the Huawei profile's unsolicited status lines.
 const HUAWEI_PERIOD: Duration = Duration::from_secs(3);
+/// Huawei's `^BOOT:` line, printed periodically while the stick runs.
+const HUAWEI_BOOT: &str = "^BOOT:20843185,0,0,0,75";
 
 /// One message on its way from the network: an SMS-DELIVER as hex with its
 /// service centre address, and its TPDU length.
@@ -105,15 +107,20 @@ pub(crate) struct Machine {
     line: Vec<u8>,
     held: Vec<u8>,
     hang: Hang,
-    hang_at_next_send: bool,
+    /// Sends to let through before the one that hangs (`None`: none armed).
+    hang_after_sends: Option<u32>,
     cms_on_send: Option<(u16, u32)>,
     /// `AT+CMGD` answers `+CMS ERROR: 500` (until [`Fault::Recover`]).
     refuse_delete: bool,
+    /// Messages are stored without `+CMTI` (until [`Fault::Recover`]).
+    lose_indications: bool,
     mr: u8,
     next_reference: u16,
     submitted: Vec<Submitted>,
     submitted_tx: watch::Sender<usize>,
     commands: Vec<String>,
+    /// Every unsolicited code written (or held to be written), in order.
+    unsolicited: Vec<String>,
     out: Vec<u8>,
     info_open: bool,
     /// A final result code due after information lines, and when.
@@ -146,14 +153,16 @@ impl Machine {
             line: Vec::new(),
             held: Vec::new(),
             hang: Hang::No,
-            hang_at_next_send: false,
+            hang_after_sends: None,
             cms_on_send: None,
             refuse_delete: false,
+            lose_indications: false,
             mr: 0,
             next_reference: 1,
             submitted: Vec::new(),
             submitted_tx: watch::channel(0).0,
             commands: Vec::new(),
+            unsolicited: Vec::new(),
             out: Vec::new(),
             info_open: false,
             pending_final: None,
@@ -180,6 +189,10 @@ impl Machine {
 
     pub(crate) fn commands(&self) -> &[String] {
         &self.commands
+    }
+
+    pub(crate) fn unsolicited(&self) -> &[String] {
+        &self.unsolicited
     }
 
     pub(crate) fn storage(&self) -> Vec<u32> {
@@ -233,17 +246,20 @@ impl Machine {
                 self.input = Input::Command;
                 self.line.clear();
             }
-            Fault::HangAtNextSend => self.hang_at_next_send = true,
+            Fault::HangAtNextSend => self.hang_after_sends = Some(0),
+            Fault::HangAfterSends(sends) => self.hang_after_sends = Some(sends),
             Fault::Reboot => self.boot(),
             Fault::StorageFull => {}
             Fault::CmsErrorOnSend { code, times } => {
                 self.cms_on_send = (times > 0).then_some((code, times));
             }
             Fault::RefuseDelete => self.refuse_delete = true,
+            Fault::LoseIndications => self.lose_indications = true,
             Fault::Recover => {
                 self.hang = Hang::No;
-                self.hang_at_next_send = false;
+                self.hang_after_sends = None;
                 self.refuse_delete = false;
+                self.lose_indications = false;
                 self.timers.retain(|(_, t)| !matches!(t, Timer::Boot));
                 self.resume();
             }
@@ -299,6 +315,7 @@ impl Machine {
                 let line = self.huawei_periodic_line();
                 self.out
                     .extend_from_slice(format!("\r\n{line}\r\r\n").as_bytes());
+                self.unsolicited.push(line.to_owned());
             }
         }
     }
@@ -493,6 +510,7 @@ impl Machine {
     /// An unsolicited result code: now, or held while the gateway is
     /// typing a PDU or the modem does not answer.
     fn urc(&mut self, line: &str) {
+        self.unsolicited.push(line.to_owned());
         let bytes = format!("\r\n{line}\r\n");
         if self.hang != Hang::No || matches!(self.input, Input::Prompt { .. }) {
             self.held.extend_from_slice(bytes.as_bytes());
@@ -501,12 +519,16 @@ impl Machine {
         }
     }
 
+    /// The next of Huawei's status lines. Every other one is `^BOOT:`,
+    /// which real sticks print over and over in normal use (it is no
+    /// reboot; ModemManager's Huawei plugin ignores it too).
     fn huawei_periodic_line(&mut self) -> &'static str {
         self.periodic_count = self.periodic_count.wrapping_add(1);
-        match self.periodic_count % 3 {
-            1 => "^RSSI: 17",
-            2 => "^MODE: 5,4",
-            _ => "^DSFLOWRPT:0000003C,00000000,00000000,0000000000000000,0000000000000000,0003E800,0003E800",
+        match self.periodic_count % 6 {
+            2 => "^RSSI: 17",
+            4 => "^MODE: 5,4",
+            0 => "^DSFLOWRPT:0000003C,00000000,00000000,0000000000000000,0000000000000000,0003E800,0003E800",
+            _ => HUAWEI_BOOT,
         }
     }
 
@@ -569,7 +591,7 @@ impl Machine {
                     tpdu_len: message.tpdu_len,
                 },
             );
-            if self.indications() {
+            if self.indications() && !self.lose_indications {
                 self.urc(&format!("+CMTI: \"SM\",{index}"));
             }
         }
@@ -614,14 +636,16 @@ impl Machine {
         self.line.clear();
         self.held.clear();
         self.hang = Hang::No;
-        self.hang_at_next_send = false;
+        self.hang_after_sends = None;
         self.info_open = false;
         self.pending_final = None;
         self.deferred_input.clear();
         self.timers.retain(|(_, t)| !matches!(t, Timer::Boot));
         let pin = if self.pin_ok { "READY" } else { "SIM PIN" };
         let banner = match self.settings.profile {
-            Profile::Huawei => "^BOOT:20843185,0,0,0,75".to_owned(),
+            // The SIM found valid again (also when it asks for its PIN);
+            // `^BOOT:` is no sign of a boot on these sticks.
+            Profile::Huawei => "^SIMST: 1".to_owned(),
             Profile::Wavecom => format!("+WIND: 3\r\n\r\n+CPIN: {pin}"),
             _ => format!("RDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: {pin}"),
         };
@@ -1123,10 +1147,13 @@ impl Machine {
             self.out.extend_from_slice(b"\r\n+ZPASR: \"UMTS\"\r\n");
         }
         self.out.extend_from_slice(b"\r\n> ");
-        if self.hang_at_next_send {
-            self.hang_at_next_send = false;
+        if self.hang_after_sends == Some(0) {
+            self.hang_after_sends = None;
             self.hang = Hang::UntilReset;
         } else {
+            if let Some(sends) = &mut self.hang_after_sends {
+                *sends -= 1;
+            }
             self.input = Input::Prompt {
                 len,
                 hex: Vec::new(),

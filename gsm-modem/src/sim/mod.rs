@@ -65,9 +65,11 @@ pub enum Profile {
     #[default]
     Generic,
     /// Huawei E173 style: `\r\r\n` after identification and `^` lines,
-    /// `^RSSI`/`^MODE`/`^DSFLOWRPT` every 3 s (also mid-`+CMGL` listing;
-    /// `AT^CURC=0` stops them), `COMMAND NOT SUPPORT` for unknown commands,
-    /// `^BOOT:` on reboot, SIM indexes from 0.
+    /// a status line every 3 s (`^RSSI`/`^MODE`/`^DSFLOWRPT`, and every
+    /// other one `^BOOT:`, which these sticks print over and over in normal
+    /// use; also mid-`+CMGL` listing; `AT^CURC=0` stops them), `COMMAND NOT
+    /// SUPPORT` for unknown commands, `^SIMST: 1` on reboot, SIM indexes
+    /// from 0.
     Huawei,
     /// ZTE MF190 style: `+ZPASR: "UMTS"` before the `> ` prompt and
     /// `+ZDONR: ...` before `+CMGS:`.
@@ -243,7 +245,11 @@ pub enum Fault {
     /// silent; only `AT+CFUN=...` (answered, and ending the hang; `=1,1`
     /// reboots) or [`Fault::Recover`] bring it back.
     HangAtNextSend,
-    /// Reboot now: the boot banner (`^BOOT:...` for Huawei, `+WIND: 3` and
+    /// Let this many `AT+CMGS` through, then hang at the next one as
+    /// [`Fault::HangAtNextSend`] does (a multipart reply cut after its
+    /// first parts).
+    HangAfterSends(u32),
+    /// Reboot now: the boot banner (`^SIMST: 1` for Huawei, `+WIND: 3` and
     /// `+CPIN:` for Wavecom, `RDY`, `+CFUN: 1`, `+CPIN:` for the others),
     /// then the power-on state: echo on, `CMEE`, `CMGF`, `CNMI`, `CREG`
     /// reset (so no indications until `AT+CNMI` again), the PIN asked
@@ -264,8 +270,13 @@ pub enum Fault {
     /// `AT+CMGD` fails with `+CMS ERROR: 500` until [`Fault::Recover`]:
     /// messages stay on the SIM after the gateway has taken them.
     RefuseDelete,
-    /// End [`Fault::Hang`], [`Fault::HangAtNextSend`] (armed or in force)
-    /// and [`Fault::RefuseDelete`].
+    /// Store incoming messages without `+CMTI` until [`Fault::Recover`],
+    /// as when an indication is lost on a busy line: only listing the
+    /// storage finds them.
+    LoseIndications,
+    /// End [`Fault::Hang`], [`Fault::HangAtNextSend`],
+    /// [`Fault::HangAfterSends`] (armed or in force),
+    /// [`Fault::RefuseDelete`] and [`Fault::LoseIndications`].
     Recover,
 }
 
@@ -535,6 +546,13 @@ impl SimModem {
     /// without the `\r`), in order — including those a hung modem ignored.
     pub fn commands(&self) -> Vec<String> {
         self.shared().lock().commands().to_vec()
+    }
+
+    /// Every unsolicited line the modem wrote so far (`+CMTI: "SM",3`,
+    /// `^BOOT:...`, a reboot's banner), in order; a two-line code as its
+    /// two lines joined by `\r\n`.
+    pub fn unsolicited(&self) -> Vec<String> {
+        self.shared().lock().unsolicited().to_vec()
     }
 
     /// Makes the modem misbehave (or recover).

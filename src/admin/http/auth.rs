@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::Json;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
 use crate::admin::accounts::{AccountError, Role};
 use crate::admin::sessions::{ActiveSession, SessionKind};
+use crate::client_addr::client_ip;
 use crate::journal::now_ms;
 
 /// The session cookie's name.
@@ -228,14 +229,17 @@ pub struct TokenView {
     pub expires_at: i64,
 }
 
-/// Checks a password, counting logins per client address first.
+/// Checks a password, counting logins per client address first (the
+/// visitor's, behind a trusted proxy; see [`crate::client_addr`]).
 async fn check_login(
     state: &AdminState,
     peer: SocketAddr,
+    headers: &HeaderMap,
     username: &str,
     password: &str,
 ) -> Result<crate::admin::accounts::Login, ApiError> {
-    if state.login_limited(peer.ip()) {
+    let client = client_ip(state.settings().trust_forwarded_for, peer, headers);
+    if state.login_limited(client) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -276,10 +280,11 @@ async fn check_login(
 pub async fn login(
     State(state): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<(CookieJar, Json<SessionView>), ApiError> {
-    let login = check_login(&state, peer, &body.username, &body.password).await?;
+    let login = check_login(&state, peer, &headers, &body.username, &body.password).await?;
     let now = now_ms();
     let made = state
         .sessions()
@@ -391,9 +396,10 @@ pub async fn change_password(
 pub async fn token(
     State(state): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<(StatusCode, Json<TokenView>), ApiError> {
-    let login = check_login(&state, peer, &body.username, &body.password).await?;
+    let login = check_login(&state, peer, &headers, &body.username, &body.password).await?;
     if login.must_change_password {
         return Err(password_change_required());
     }

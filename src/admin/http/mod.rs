@@ -13,12 +13,11 @@ pub mod templates;
 pub mod traffic;
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -33,6 +32,7 @@ use crate::admin::accounts::Accounts;
 use crate::admin::sessions::{SessionPolicy, Sessions};
 use crate::admin::templates::TemplateVersions;
 use crate::admin::traffic::Traffic;
+use crate::client_addr::{at_least_one, ClientLimiter};
 use crate::modem::ModemBoard;
 use crate::responder::Responder;
 use crate::smpp::routes::Routes;
@@ -60,6 +60,12 @@ pub struct AdminSettings {
     pub token_days: u32,
     /// Login attempts one client address may make per minute.
     pub logins_per_minute: u32,
+    /// Take the client's address from the last `X-Forwarded-For` entry (set
+    /// when the port sits behind the agency's reverse proxy, never otherwise:
+    /// anyone can write that header), as `public.trust_forwarded_for`.
+    pub trust_forwarded_for: bool,
+    /// `[admin.limits]`: connections, timeouts, body size.
+    pub limits: crate::http_server::HttpLimits,
 }
 
 impl Default for AdminSettings {
@@ -72,6 +78,8 @@ impl Default for AdminSettings {
             session_max_hours: 12,
             token_days: 90,
             logins_per_minute: 20,
+            trust_forwarded_for: false,
+            limits: crate::http_server::HttpLimits::default(),
         }
     }
 }
@@ -167,18 +175,17 @@ pub struct AdminState {
 
 struct StateInner {
     parts: AdminParts,
-    logins: DefaultKeyedRateLimiter<IpAddr>,
+    logins: ClientLimiter,
 }
 
 impl AdminState {
     /// State over `parts`.
     pub fn new(parts: AdminParts) -> Self {
-        let per_minute =
-            NonZeroU32::new(parts.settings.logins_per_minute.max(1)).expect("at least one");
+        let per_minute = at_least_one(parts.settings.logins_per_minute);
         AdminState {
             inner: Arc::new(StateInner {
                 parts,
-                logins: RateLimiter::keyed(Quota::per_minute(per_minute)),
+                logins: ClientLimiter::new(Quota::per_minute(per_minute)),
             }),
         }
     }
@@ -239,9 +246,10 @@ impl AdminState {
     pub fn metrics(&self) -> &AdminMetrics {
         &self.inner.parts.metrics
     }
-    /// True when `ip` has used up its logins for now.
+    /// Takes a login attempt from client `ip` (an IPv6 client counts with
+    /// its /64); true when it has used up its logins for now.
     pub fn login_limited(&self, ip: IpAddr) -> bool {
-        self.inner.logins.check_key(&ip).is_err()
+        self.inner.logins.check(ip).is_err()
     }
 }
 
@@ -350,6 +358,7 @@ pub fn router(state: AdminState) -> Router {
 pub struct AdminHttp {
     listener: TcpListener,
     router: Router,
+    limits: crate::http_server::HttpLimits,
 }
 
 impl AdminHttp {
@@ -362,6 +371,7 @@ impl AdminHttp {
         let listener = TcpListener::bind(state.settings().bind).await?;
         Ok(AdminHttp {
             listener,
+            limits: state.settings().limits.clone(),
             router: router(state),
         })
     }
@@ -373,15 +383,6 @@ impl AdminHttp {
 
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "admin console stopped");
-        }
+        crate::http_server::serve(self.listener, self.router, &self.limits, shutdown).await;
     }
 }

@@ -25,6 +25,7 @@ impl From<TemplateAdminError> for ApiError {
             "not_found" => StatusCode::NOT_FOUND,
             "invalid_template" | "over_budget" => StatusCode::BAD_REQUEST,
             "conflict" => StatusCode::CONFLICT,
+            "busy" => StatusCode::SERVICE_UNAVAILABLE,
             _ => return ApiError::internal(&error),
         };
         let line = match &error {
@@ -116,7 +117,7 @@ pub async fn detail(
     request_body = Candidate,
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn preview(
     State(state): State<AdminState>,
     _caller: Caller,
@@ -124,7 +125,7 @@ pub async fn preview(
     ApiJson(body): ApiJson<Candidate>,
 ) -> Result<Json<Preview>, ApiError> {
     checked_source(&body.source)?;
-    Ok(Json(state.templates().preview(&name, &body.source)?))
+    Ok(Json(state.templates().preview(&name, &body.source).await?))
 }
 
 /// Save a version (checked; not yet in use).
@@ -134,7 +135,7 @@ pub async fn preview(
     request_body = NewVersion,
     responses((status = 201, body = VersionInfo), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn save(
     State(state): State<AdminState>,
     caller: Caller,
@@ -158,7 +159,7 @@ pub async fn save(
         ("id" = i64, Path, description = "The version")),
     responses((status = 200, body = VersionInfo), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn activate(
     State(state): State<AdminState>,
     caller: Caller,
@@ -176,7 +177,8 @@ pub async fn activate(
     params(("name" = String, Path, description = "The template")),
     responses((status = 200, body = RolledBack), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AdminState>,
     caller: Caller,

@@ -93,6 +93,7 @@
       outcome_rate_limited: "Bị giới hạn",
       outcome_unavailable: "Gián đoạn",
       outcome_silenced: "Không trả lời",
+      outcome_undecodable: "Không đọc được",
       outcome_none: "Chưa có trả lời",
       // templates
       tpl_title: "Mẫu tin nhắn",
@@ -164,6 +165,7 @@
       msg_received: "Nhận lúc",
       msg_text: "Tin nhắn",
       msg_reply: "Trả lời",
+      msg_raw_pdu: "PDU gốc (hex), không đọc được",
       msg_state: "Trạng thái",
       msg_latency: "Độ trễ",
       msg_purged: "(đã xoá theo thời hạn lưu)",
@@ -317,6 +319,7 @@
       outcome_rate_limited: "Rate limited",
       outcome_unavailable: "Unavailable",
       outcome_silenced: "Silenced",
+      outcome_undecodable: "Unreadable",
       outcome_none: "No reply yet",
       tpl_title: "Reply templates",
       tpl_name: "Template",
@@ -385,6 +388,7 @@
       msg_received: "Received",
       msg_text: "Message",
       msg_reply: "Reply",
+      msg_raw_pdu: "Raw PDU (hex), unreadable",
       msg_state: "State",
       msg_latency: "Latency",
       msg_purged: "(purged after the retention period)",
@@ -464,7 +468,7 @@
   const DAY = 24 * HOUR;
   const VN_OFFSET = 7 * HOUR; // Vietnam has no daylight saving time
   const AUTO_REFRESH_MS = 30e3;
-  const OUTCOME_ORDER = ["found", "not_found", "help", "invalid_date", "rate_limited", "unavailable", "silenced", "none"];
+  const OUTCOME_ORDER = ["found", "not_found", "help", "invalid_date", "rate_limited", "unavailable", "silenced", "undecodable", "none"];
   // Channel names start with these (`smsc:<link>`, `listener:<account>`, …); the log filters by prefix.
   const CHANNEL_HINTS = ["smsc:", "listener:", "modem:", "kannel", "ussd:"];
   const ROLE_RANK = { viewer: 0, operator: 1, administrator: 2 };
@@ -1559,6 +1563,7 @@
     const textCell = m.purged
       ? h("span", { class: "muted" }, t("msg_purged"))
       : h("details", null, h("summary", null, truncate(m.text || "", 40)),
+        m.outcome === "undecodable" ? h("p", { class: "muted" }, t("msg_raw_pdu"), ":") : null,
         h("p", { class: "pre" }, m.text || ""),
         m.reply_text ? [h("p", { class: "muted" }, t("msg_reply"), " (", timeEl(m.sent_at), "):"), h("p", { class: "pre" }, m.reply_text)] : null);
     return h("tr", { "data-test": "msg-row", "data-id": m.id },
