@@ -395,9 +395,11 @@ async fn ten_thousand_abandoned_dialogues_leave_the_table_bounded() {
         ussd_on(config);
         config.ussd.max_sessions = 2_000;
         config.ussd.session_timeout_secs = 3;
-        // One aggregator sends 500 requests at once: room for them all.
-        config.ussd.http.limits.max_connections = 1_000;
-        config.ussd.http.limits.max_connections_per_ip = 1_000;
+        // One aggregator sends 500 requests at once: room for them all, and
+        // for the connections of the batch before that the client has not
+        // put back in its pool yet (it opens new ones meanwhile).
+        config.ussd.http.limits.max_connections = 5_000;
+        config.ussd.http.limits.max_connections_per_ip = 5_000;
     }
     let app = app_with(bounded, Vec::new()).await;
     let addr = app.ussd_http.unwrap();
@@ -411,7 +413,7 @@ async fn ten_thousand_abandoned_dialogues_leave_the_table_bounded() {
             requests.spawn(async move {
                 let session = format!("abandon-{n}");
                 let phone = format!("09{:08}", 10_000_000 + n);
-                let body = client
+                let response = client
                     .post(format!("http://{addr}/ussd"))
                     .form(&[
                         ("sessionId", session.as_str()),
@@ -421,11 +423,10 @@ async fn ten_thousand_abandoned_dialogues_leave_the_table_bounded() {
                     ])
                     .send()
                     .await
-                    .unwrap()
-                    .text()
-                    .await
                     .unwrap();
-                assert!(body.starts_with("CON Tra cuu"), "{body}");
+                let status = response.status();
+                let body = response.text().await.unwrap();
+                assert!(body.starts_with("CON Tra cuu"), "{status}: {body:?}");
             });
         }
         while let Some(done) = requests.join_next().await {
