@@ -424,3 +424,46 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
     }
     modem.shutdown();
 }
+
+#[tokio::test]
+async fn an_answered_message_is_logged_with_the_id_the_peer_got_as_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = support::gateway::GatewayProcess::pushed_to(dir.path(), PUSH_SECRET);
+    gateway
+        .extra
+        .push(("MOTCUA_LOG__FORMAT".to_owned(), "json".to_owned()));
+    gateway.start();
+    let addr = format!("127.0.0.1:{}", gateway.smpp_port).parse().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut peer = loop {
+        match PeerEsme::bind_transceiver(addr, SYSTEM_ID, PASSWORD).await {
+            Ok(peer) => break peer,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "no bind: {error:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (status, id) = peer
+        .submit(
+            "0912000555",
+            "8058",
+            0,
+            format!("TC {KNOWN_CODE}").as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 0);
+    assert!(peer.next_deliver(WAIT).await.is_some(), "answered");
+    peer.unbind().await;
+    gateway.stop();
+    let log = gateway.logs();
+    let answered: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["fields"]["message"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 1, "one \"answered\" line:\n{log}");
+    assert_eq!(answered[0]["fields"]["message_id"], id.as_str(), "{log}");
+    assert_eq!(answered[0]["fields"]["channel"], "listener:demo", "{log}");
+}
