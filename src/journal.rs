@@ -264,6 +264,17 @@ pub enum ReplyState {
 }
 
 impl ReplyState {
+    /// Every state (the console has words for each).
+    pub const ALL: [ReplyState; 7] = [
+        ReplyState::Queued,
+        ReplyState::Sent,
+        ReplyState::Accepted,
+        ReplyState::Delivered,
+        ReplyState::Failed,
+        ReplyState::Suppressed,
+        ReplyState::Expired,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
