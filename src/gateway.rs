@@ -142,7 +142,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
             .await
         {
             Ok(Recorded::New(id)) => {
-                tracing::warn!(message = %external_id(id), error = %sms.error, "unreadable message recorded (outcome undecodable)");
+                tracing::warn!(message_id = %external_id(id), error = %sms.error, "unreadable message recorded (outcome undecodable)");
                 Ok(Receipt::Accepted {
                     message_id: external_id(id),
                 })
@@ -171,7 +171,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
         };
         match self.journal.apply_receipt(update).await {
             Ok(ReceiptApplied::Matched { message_id, reply }) => {
-                tracing::debug!(message = %external_id(message_id), reply = reply.as_str(), "delivery receipt recorded");
+                tracing::debug!(message_id = %external_id(message_id), reply = reply.as_str(), "delivery receipt recorded");
                 Ok(())
             }
             Ok(ReceiptApplied::Unmatched) => {

@@ -204,7 +204,8 @@ pub struct NewFragment {
 pub enum FragmentRecorded {
     /// Kept; the message waits for its other parts. The id is the part's own.
     Waiting(i64),
-    /// This part was already recorded (or its message already joined).
+    /// This part was already recorded, or is a copy of the same part (number
+    /// and text) of a message joined within the redelivery window.
     Duplicate,
     /// The last part: the message is joined and recorded.
     Joined(StoredMessage),
@@ -263,6 +264,17 @@ pub enum ReplyState {
 }
 
 impl ReplyState {
+    /// Every state (the console has words for each).
+    pub const ALL: [ReplyState; 7] = [
+        ReplyState::Queued,
+        ReplyState::Sent,
+        ReplyState::Accepted,
+        ReplyState::Delivered,
+        ReplyState::Failed,
+        ReplyState::Suppressed,
+        ReplyState::Expired,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1694,10 +1706,14 @@ fn record_fragment(
             return Ok(FragmentRecorded::Duplicate);
         }
     }
-    let joined: Option<i64> = tx
+    // The same part (number and text) of a message joined within the
+    // window is a copy: kept aside, in case a new message begins or ends
+    // with the same part. Any other part starts a new message.
+    let copy: bool = tx
         .prepare_cached(
-            "SELECT message_id FROM fragments_joined WHERE channel = ? AND sender = ? AND recipient = ? \
-             AND reference = ? AND total = ? AND joined_at >= ?",
+            "SELECT EXISTS (SELECT 1 FROM joined_parts WHERE channel = ? AND sender = ? \
+             AND recipient = ? AND reference = ? AND total = ? AND part = ? AND text = ? \
+             AND joined_at >= ?)",
         )?
         .query_row(
             params![
@@ -1706,38 +1722,45 @@ fn record_fragment(
                 m.recipient.addr,
                 i64::from(f.reference),
                 i64::from(f.total),
+                i64::from(f.part),
+                m.text,
                 now.saturating_sub(window_ms)
+            ],
+            |row| row.get(0),
+        )?;
+    // A part that is not a copy takes the place of a copy under its number.
+    let part_id: Option<i64> = tx
+        .prepare_cached(
+            "INSERT INTO fragments (channel, sender, sender_ton, sender_npi, recipient, recipient_ton, \
+             recipient_npi, reference, total, part, text, received_at, copy) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO UPDATE SET sender_ton = excluded.sender_ton, sender_npi = excluded.sender_npi, \
+             recipient_ton = excluded.recipient_ton, recipient_npi = excluded.recipient_npi, \
+             text = excluded.text, received_at = excluded.received_at, copy = 0 \
+             WHERE fragments.copy = 1 AND excluded.copy = 0 RETURNING rowid",
+        )?
+        .query_row(
+            params![
+                m.channel,
+                m.sender.addr,
+                i64::from(m.sender.ton),
+                i64::from(m.sender.npi),
+                m.recipient.addr,
+                i64::from(m.recipient.ton),
+                i64::from(m.recipient.npi),
+                i64::from(f.reference),
+                i64::from(f.total),
+                i64::from(f.part),
+                m.text,
+                m.received_at,
+                copy
             ],
             |row| row.get(0),
         )
         .optional()?;
-    if joined.is_some() {
+    let Some(part_id) = part_id else {
         return Ok(FragmentRecorded::Duplicate);
-    }
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO fragments (channel, sender, sender_ton, sender_npi, recipient, recipient_ton, \
-             recipient_npi, reference, total, part, text, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            m.channel,
-            m.sender.addr,
-            i64::from(m.sender.ton),
-            i64::from(m.sender.npi),
-            m.recipient.addr,
-            i64::from(m.recipient.ton),
-            i64::from(m.recipient.npi),
-            i64::from(f.reference),
-            i64::from(f.total),
-            i64::from(f.part),
-            m.text,
-            m.received_at
-        ])?;
-    if inserted == 0 {
-        return Ok(FragmentRecorded::Duplicate);
-    }
-    let part_id = tx.last_insert_rowid();
+    };
     let have: i64 = tx
         .prepare_cached(
             "SELECT count(*) FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
@@ -1754,7 +1777,11 @@ fn record_fragment(
             |row| row.get(0),
         )?;
     if have < i64::from(f.total) {
-        return Ok(FragmentRecorded::Waiting(part_id));
+        return Ok(if copy {
+            FragmentRecorded::Duplicate
+        } else {
+            FragmentRecorded::Waiting(part_id)
+        });
     }
     let key = GroupKey {
         channel: m.channel.clone(),
@@ -1780,7 +1807,10 @@ struct GroupKey {
 
 /// One stored part of a concatenated message.
 struct StoredFragment {
+    part: i64,
     text: String,
+    /// A copy of a part joined within the redelivery window.
+    copy: bool,
     received_at: i64,
     sender: Address,
     recipient: Address,
@@ -1796,8 +1826,9 @@ fn stored_address(row: &rusqlite::Row<'_>, column: &str) -> rusqlite::Result<Add
 }
 
 /// Joins a group's parts (in order) into a message, records it, and
-/// remembers the group as joined. `None` when the joined text is a
-/// redelivery of a message already recorded.
+/// remembers its parts as joined. `None` when the group holds only copies
+/// of parts joined before (dropped) or the joined text is a redelivery of
+/// a message already recorded.
 fn join_group(
     tx: &Connection,
     key: &GroupKey,
@@ -1818,16 +1849,26 @@ fn join_group(
         )?
         .query_map(&group[..], |row| {
             Ok(StoredFragment {
+                part: row.get("part")?,
                 text: row.get("text")?,
+                copy: row.get("copy")?,
                 received_at: row.get("received_at")?,
                 sender: stored_address(row, "sender")?,
                 recipient: stored_address(row, "recipient")?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.prepare_cached(
+        "DELETE FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
+         AND reference = ? AND total = ?",
+    )?
+    .execute(&group[..])?;
     let Some(first) = parts.first() else {
         return Ok(None);
     };
+    if parts.iter().all(|p| p.copy) && delivered_again(tx, key, &parts, window_ms, now)? {
+        return Ok(None);
+    }
     let message = NewMessage {
         channel: key.channel.clone(),
         peer_ref: None,
@@ -1837,32 +1878,74 @@ fn join_group(
         text: parts.iter().map(|p| p.text.as_str()).collect(),
         received_at: parts.iter().map(|p| p.received_at).max().unwrap_or(now),
     };
-    tx.prepare_cached(
-        "DELETE FROM fragments WHERE channel = ? AND sender = ? AND recipient = ? \
-         AND reference = ? AND total = ?",
-    )?
-    .execute(&group[..])?;
     let recorded = record(tx, &message, window_ms)?;
     let id = match recorded {
         Recorded::New(id) | Recorded::Duplicate(id) => id,
     };
-    tx.prepare_cached(
-        "INSERT INTO fragments_joined (channel, sender, recipient, reference, total, message_id, joined_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET message_id = excluded.message_id, joined_at = excluded.joined_at",
-    )?
-    .execute(params![
-        key.channel,
-        key.sender,
-        key.recipient,
-        key.reference,
-        key.total,
-        id,
-        now
-    ])?;
+    let mut remember = tx.prepare_cached(
+        "INSERT INTO joined_parts (channel, sender, recipient, reference, total, part, text, \
+         message_id, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT DO UPDATE SET text = excluded.text, joined_at = excluded.joined_at",
+    )?;
+    for part in &parts {
+        remember.execute(params![
+            key.channel,
+            key.sender,
+            key.recipient,
+            key.reference,
+            key.total,
+            part.part,
+            part.text,
+            id,
+            now
+        ])?;
+    }
     Ok(match recorded {
         Recorded::New(id) => Some(StoredMessage { id, message }),
         Recorded::Duplicate(_) => None,
     })
+}
+
+/// Whether `parts` (copies each) are all parts of one message joined
+/// within the window (not parts of different ones).
+fn delivered_again(
+    tx: &Connection,
+    key: &GroupKey,
+    parts: &[StoredFragment],
+    window_ms: i64,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let mut of_part = tx.prepare_cached(
+        "SELECT message_id FROM joined_parts WHERE channel = ? AND sender = ? AND recipient = ? \
+         AND reference = ? AND total = ? AND part = ? AND text = ? AND joined_at >= ?",
+    )?;
+    let mut common: Option<std::collections::HashSet<i64>> = None;
+    for p in parts {
+        let messages = of_part
+            .query_map(
+                params![
+                    key.channel,
+                    key.sender,
+                    key.recipient,
+                    key.reference,
+                    key.total,
+                    p.part,
+                    p.text,
+                    now.saturating_sub(window_ms)
+                ],
+                |row| row.get::<_, i64>(0),
+            )?
+            .collect::<rusqlite::Result<std::collections::HashSet<_>>>()?;
+        let left: std::collections::HashSet<i64> = match common {
+            None => messages,
+            Some(common) => common.intersection(&messages).copied().collect(),
+        };
+        if left.is_empty() {
+            return Ok(false);
+        }
+        common = Some(left);
+    }
+    Ok(common.is_some())
 }
 
 fn join_stale(
@@ -1892,7 +1975,7 @@ fn join_stale(
             joined.push(stored);
         }
     }
-    tx.prepare_cached("DELETE FROM fragments_joined WHERE joined_at < ?")?
+    tx.prepare_cached("DELETE FROM joined_parts WHERE joined_at < ?")?
         .execute(params![now.saturating_sub(window_ms)])?;
     Ok(joined)
 }
@@ -2770,6 +2853,40 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_new_part_takes_the_place_of_a_copy_under_a_reused_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(&dir).await;
+        let now = now_ms();
+        let part = |n: u8, text: &str| NewFragment {
+            message: message("84912345678", text, now),
+            reference: 9,
+            total: 2,
+            part: n,
+            fingerprint: None,
+        };
+        j.record_fragment(part(1, "A")).await.unwrap();
+        assert!(matches!(
+            j.record_fragment(part(2, "B")).await.unwrap(),
+            FragmentRecorded::Joined(_)
+        ));
+        // Part 1 again: a copy, acknowledged as such and kept aside.
+        assert_eq!(
+            j.record_fragment(part(1, "A")).await.unwrap(),
+            FragmentRecorded::Duplicate
+        );
+        // A new message under the same reference: its part 1 replaces the copy.
+        assert!(matches!(
+            j.record_fragment(part(1, "X")).await.unwrap(),
+            FragmentRecorded::Waiting(_)
+        ));
+        let FragmentRecorded::Joined(stored) = j.record_fragment(part(2, "Y")).await.unwrap()
+        else {
+            panic!("a new message under a reused reference is joined")
+        };
+        assert_eq!(stored.message.text, "XY");
+    }
+
+    #[tokio::test]
     async fn a_part_with_an_identity_is_known_again_after_the_redelivery_window() {
         let dir = tempfile::tempdir().unwrap();
         let j = journal(&dir).await;
@@ -2788,7 +2905,7 @@ pub(crate) mod tests {
         ));
         // Read again from the SIM long after the redelivery window (the
         // joined message forgotten): still the same parts.
-        sqlx::query("DELETE FROM fragments_joined")
+        sqlx::query("DELETE FROM joined_parts")
             .execute(j.pool())
             .await
             .unwrap();

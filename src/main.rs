@@ -204,7 +204,7 @@ fn parse_database_url(s: &str) -> Result<sqlx::postgres::PgConnectOptions, Strin
 #[derive(clap::Args)]
 struct CoreSimArgs {
     /// Address to listen on (HTTP).
-    #[arg(long, default_value = "127.0.0.1:8090")]
+    #[arg(long, default_value = "127.0.0.1:8092")]
     listen: std::net::SocketAddr,
     /// Open dossiers kept moving.
     #[arg(long, default_value_t = 1000)]

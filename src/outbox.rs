@@ -310,7 +310,7 @@ impl<S: DossierStore> Outbox<S> {
         let m = &stored.message;
         let decision = match Msisdn::parse(&m.sender.addr) {
             Err(reason) => {
-                info!(channel = %m.channel, message = %external_id(id), %reason, "sender is not a phone number; no reply");
+                info!(channel = %m.channel, message_id = %external_id(id), %reason, "sender is not a phone number; no reply");
                 Decision::suppressed("not_a_phone_number".to_owned())
             }
             Ok(sender) => {
@@ -343,7 +343,7 @@ impl<S: DossierStore> Outbox<S> {
         } else {
             if let Err(error) = self.journal.queue_reply(id, &outcome, &text, state).await {
                 // The message stays without a reply; the next start decides again.
-                error!(%error, message = %external_id(id), "cannot record the reply");
+                error!(%error, message_id = %external_id(id), "cannot record the reply");
             }
             self.order.leave(&citizen, id);
         }
@@ -363,7 +363,7 @@ impl<S: DossierStore> Outbox<S> {
             counts: false,
         };
         if let Err(error) = self.journal.settle_reply(reply, waiting).await {
-            error!(%error, message = %external_id(reply.message_id), "cannot record the waiting reply; the next start answers the message again");
+            error!(%error, message_id = %external_id(reply.message_id), "cannot record the waiting reply; the next start answers the message again");
         }
     }
 
@@ -374,7 +374,7 @@ impl<S: DossierStore> Outbox<S> {
         if !self.order.wait_turn(citizen, id).await {
             // Queued behind an older reply that waits for a retry; the sweep
             // sends both, oldest first.
-            debug!(message = %external_id(id), "reply waits behind an older reply to the same citizen");
+            debug!(message_id = %external_id(id), "reply waits behind an older reply to the same citizen");
             self.store_waiting(reply).await;
             self.order.hold(citizen, id);
             return;
@@ -468,7 +468,7 @@ impl<S: DossierStore> Outbox<S> {
             });
         let response = match verdict {
             Verdict::Silence { reason, .. } => {
-                info!(%channel, %message, sender = %sender, reason, "not answered");
+                info!(%channel, message_id = %message, sender = %sender, reason, "not answered");
                 return Decision::suppressed(format!("silenced: {reason}"));
             }
             Verdict::Notice { retry_at } => self.responder.rate_limited(retry_at),
@@ -488,7 +488,7 @@ impl<S: DossierStore> Outbox<S> {
         let reply = &response.reply;
         info!(
             %channel,
-            %message,
+            message_id = %message,
             sender = %sender,
             outcome = reply.kind.as_str(),
             dossier = response.code.as_ref().map(|c| c.as_str()),
@@ -544,7 +544,7 @@ impl<S: DossierStore> Outbox<S> {
         };
         let (settlement, attempt) = match result {
             Ok(sent) => {
-                debug!(message = %reply_to, channel = %sent.channel, parts = sent.ids.len(), "reply sent");
+                debug!(message_id = %reply_to, channel = %sent.channel, parts = sent.ids.len(), "reply sent");
                 let state =
                     if sent.channel.starts_with("smsc:") || sent.channel.starts_with("modem") {
                         ReplyState::Accepted
@@ -557,7 +557,7 @@ impl<S: DossierStore> Outbox<S> {
                 )
             }
             Err(RouteError::NotConnected(channel)) => {
-                debug!(message = %reply_to, %channel, "reply waits for the channel to come up");
+                debug!(message_id = %reply_to, %channel, "reply waits for the channel to come up");
                 self.keep_progress(id, progress);
                 self.store_waiting(reply).await;
                 return Attempt::Retry;
@@ -565,7 +565,7 @@ impl<S: DossierStore> Outbox<S> {
             Err(RouteError::Session(SessionError::Refused { status: code, .. }))
                 if classify_status(code) == StatusClass::Permanent =>
             {
-                warn!(message = %reply_to, status = status_name(code), "reply refused permanently");
+                warn!(message_id = %reply_to, status = status_name(code), "reply refused permanently");
                 (
                     settle(
                         ReplyState::Failed,
@@ -577,7 +577,7 @@ impl<S: DossierStore> Outbox<S> {
                 )
             }
             Err(RouteError::Outlet(error)) if error.permanent => {
-                warn!(message = %reply_to, %error, "reply refused permanently");
+                warn!(message_id = %reply_to, %error, "reply refused permanently");
                 (
                     settle(ReplyState::Failed, None, Some(error.reason), None),
                     Attempt::Finished,
@@ -587,7 +587,7 @@ impl<S: DossierStore> Outbox<S> {
                 let attempts = reply.attempts + 1;
                 let max = self.journal.settings().max_attempts;
                 if attempts >= max {
-                    warn!(message = %reply_to, %error, attempts, "reply failed after the last attempt");
+                    warn!(message_id = %reply_to, %error, attempts, "reply failed after the last attempt");
                     (
                         settle(ReplyState::Failed, None, Some(error.reason), None),
                         Attempt::Finished,
@@ -600,7 +600,7 @@ impl<S: DossierStore> Outbox<S> {
                     } else {
                         retry_delay(attempts)
                     };
-                    info!(message = %reply_to, %error, attempts, retry_in = ?delay, "reply not sent; it will be retried");
+                    info!(message_id = %reply_to, %error, attempts, retry_in = ?delay, "reply not sent; it will be retried");
                     self.keep_progress(id, progress);
                     (
                         settle(
@@ -617,7 +617,7 @@ impl<S: DossierStore> Outbox<S> {
                 let attempts = reply.attempts + 1;
                 let max = self.journal.settings().max_attempts;
                 if attempts >= max {
-                    warn!(message = %reply_to, %error, attempts, "reply failed after the last attempt");
+                    warn!(message_id = %reply_to, %error, attempts, "reply failed after the last attempt");
                     (
                         settle(ReplyState::Failed, None, Some(error.to_string()), None),
                         Attempt::Finished,
@@ -630,9 +630,9 @@ impl<S: DossierStore> Outbox<S> {
                         _ => retry_delay(attempts),
                     };
                     if let SessionError::Refused { status: code, .. } = &error {
-                        info!(message = %reply_to, status = status_name(*code), attempts, retry_in = ?delay, "reply refused for now; it will be retried");
+                        info!(message_id = %reply_to, status = status_name(*code), attempts, retry_in = ?delay, "reply refused for now; it will be retried");
                     } else {
-                        debug!(message = %reply_to, %error, attempts, retry_in = ?delay, "reply will be retried");
+                        debug!(message_id = %reply_to, %error, attempts, retry_in = ?delay, "reply will be retried");
                     }
                     self.keep_progress(id, progress);
                     (
@@ -649,7 +649,7 @@ impl<S: DossierStore> Outbox<S> {
         };
         let recorded = self.journal.settle_reply(reply, settlement).await;
         if let Err(error) = recorded {
-            error!(%error, message = %reply_to, "cannot record the reply's state; it may be sent again after a restart");
+            error!(%error, message_id = %reply_to, "cannot record the reply's state; it may be sent again after a restart");
         }
         attempt
     }
@@ -667,12 +667,12 @@ impl<S: DossierStore> Outbox<S> {
                     }
                     ids[at] = Some(peer_id);
                 }
-                info!(message = %external_id(id), parts_sent = ids.iter().flatten().count(), "resuming a reply cut short by a restart");
+                info!(message_id = %external_id(id), parts_sent = ids.iter().flatten().count(), "resuming a reply cut short by a restart");
                 ReplyProgress::recorded(recorded.reference, ids)
             }
             Ok(None) => ReplyProgress::default(),
             Err(error) => {
-                error!(%error, message = %external_id(id), "cannot read how far the reply got; it is sent whole");
+                error!(%error, message_id = %external_id(id), "cannot read how far the reply got; it is sent whole");
                 ReplyProgress::default()
             }
         }
@@ -824,7 +824,7 @@ impl<S: DossierStore> Outbox<S> {
         match self.journal.join_stale_fragments(cutoff).await {
             Ok(joined) => {
                 for stored in joined {
-                    info!(channel = %stored.message.channel, message = %external_id(stored.id), "parts missing after the reassembly timeout; answering the parts received");
+                    info!(channel = %stored.message.channel, message_id = %external_id(stored.id), "parts missing after the reassembly timeout; answering the parts received");
                     self.answer_later(stored).await;
                 }
             }
@@ -867,7 +867,7 @@ impl JournalParts<'_> {
             sent,
         };
         if let Err(error) = self.journal.record_part_sent(self.reply, record).await {
-            error!(%error, message = %external_id(self.reply.message_id), ?part, "cannot record how far the reply got; after a crash it may go again");
+            error!(%error, message_id = %external_id(self.reply.message_id), ?part, "cannot record how far the reply got; after a crash it may go again");
         }
     }
 }

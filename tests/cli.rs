@@ -500,3 +500,42 @@ fn concurrent_sms_sends_each_print_their_own_reply() {
         crossed.join("\n")
     );
 }
+
+/// The default of `--listen` in `motcua-sms <command> --help`.
+fn default_listen(command: &str) -> std::net::SocketAddr {
+    let out = Command::new(BIN)
+        .args([command, "--help"])
+        .env_remove("MOTCUA_RELAY_LISTEN")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let after = &help[help.find("--listen").expect("a --listen flag")..];
+    let default = &after[after.find("[default: ").expect("a default") + "[default: ".len()..];
+    default[..default.find(']').unwrap()].parse().unwrap()
+}
+
+#[test]
+fn every_default_listening_address_has_a_port_of_its_own() {
+    let config = motcua_sms::config::Config::default();
+    let mut defaults = vec![
+        ("[smpp.listener] bind".to_owned(), config.smpp.listener.bind),
+        ("[http] bind".to_owned(), config.http.bind),
+        ("[kannel] bind".to_owned(), config.kannel.bind),
+        ("[public] bind".to_owned(), config.public.bind),
+        ("[admin] bind".to_owned(), config.admin.bind),
+        ("[ussd.http] bind".to_owned(), config.ussd.http.bind),
+    ];
+    for command in ["core-sim", "relay", "loadgen"] {
+        defaults.push((format!("{command} --listen"), default_listen(command)));
+    }
+    for (i, (name, addr)) in defaults.iter().enumerate() {
+        for (other, other_addr) in &defaults[i + 1..] {
+            assert_ne!(
+                addr.port(),
+                other_addr.port(),
+                "{name} and {other} both default to port {}",
+                addr.port()
+            );
+        }
+    }
+}

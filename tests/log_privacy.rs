@@ -2,9 +2,12 @@
 //! gateway binary, logging at debug level, is fed numbers that do not parse
 //! on every channel path a test can reach (an SMS and a USSD dial on the
 //! SMPP listener, an SMS from a carrier's SMSC, a GSM modem, the USSD HTTP
-//! callback, the Kannel drop-in) and agency records whose `SoDienThoai` is
-//! not a usable number (`run --import`, the push webhook). Its whole log
-//! (stderr, with the import's listing) is then searched for each number.
+//! callback, the Kannel drop-in), digits dialled after the USSD service
+//! code (listener and HTTP callback), a call to the modem's SIM (its
+//! `+CLIP` line names the caller), and agency records whose `SoDienThoai`
+//! is not a usable number (`run --import`, the push webhook). Its whole log
+//! (stderr, with the import's listing) is then searched for each number,
+//! and for the modem sender's number as a PDU carries it (semi-octets).
 
 mod support;
 
@@ -34,6 +37,13 @@ const CARRIER_SMS: &str = "0939572468035";
 const MODEM_SMS: &str = "0940683579146";
 const USSD_HTTP: &str = "0951794680257";
 const KANNEL: &str = "0962805791368";
+/// Digits dialled after the service code (`*8058*<digits>#`).
+const LISTENER_DIALLED: &str = "0937248516830";
+const USSD_HTTP_DIALLED: &str = "0926138405729";
+/// A valid number that dials them (its redacted form may show).
+const DIALLER: &str = "0912000444";
+/// Who calls the modem's SIM.
+const MODEM_CALLER: &str = "+84971604938257";
 /// An international number longer than E.164 allows.
 const TOO_LONG: &str = "+19173502468135792";
 /// `SoDienThoai` values that are not one usable number.
@@ -153,8 +163,8 @@ fn record(code: &str, phone: &str) -> serde_json::Value {
     })
 }
 
-/// Binds a transceiver to the listener and dials the USSD service from `citizen`.
-async fn dial_ussd(listener: u16, citizen: &str) {
+/// Binds a transceiver to the listener and dials `dialled` from `citizen`.
+async fn dial_ussd(listener: u16, citizen: &str, dialled: &str) {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", listener))
         .await
         .unwrap();
@@ -177,7 +187,7 @@ async fn dial_ussd(listener: u16, citizen: &str) {
     link.request(Body::SubmitSm(ShortMessage {
         source_addr: citizen.into(),
         destination_addr: "8058".into(),
-        short_message: b"*8058#".to_vec(),
+        short_message: dialled.as_bytes().to_vec(),
         tlvs: vec![Tlv {
             tag: tag::USSD_SERVICE_OP,
             value: vec![1],
@@ -211,6 +221,16 @@ fn assert_not_shown(text: &str, number: &str, place: &str) {
             panic!("{number} shows in {place}: {line}{rest}");
         }
     }
+}
+
+/// `number`'s digits as an SMS PDU carries an address: swapped in pairs,
+/// `F` after an odd last digit (`0940…` → `9004…`).
+fn semi_octets(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .chunks(2)
+        .flat_map(|pair| [pair.get(1).copied().unwrap_or('F'), pair[0]])
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +287,13 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
             .unwrap();
         assert_eq!(status, 0);
     }
-    dial_ussd(gateway.listener, LISTENER_USSD).await;
+    dial_ussd(gateway.listener, LISTENER_USSD, "*8058#").await;
+    dial_ussd(
+        gateway.listener,
+        DIALLER,
+        &format!("*8058*{LISTENER_DIALLED}#"),
+    )
+    .await;
 
     // A carrier's SMSC.
     assert!(smsc.wait_bound(WAIT).await, "bound to the test SMSC");
@@ -282,19 +308,24 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
 
     // The USSD HTTP callback and the Kannel drop-in.
     let http = reqwest::Client::new();
-    let ussd = http
-        .post(format!("http://127.0.0.1:{}/ussd", gateway.ussd_http))
-        .header("x-motcua-secret", CALLER_SECRET)
-        .form(&[
-            ("sessionId", "s-1"),
-            ("serviceCode", "*8058#"),
-            ("phoneNumber", USSD_HTTP),
-            ("text", ""),
-        ])
-        .send()
-        .await
-        .expect("USSD callback answers");
-    assert_eq!(ussd.status(), 200);
+    for (session, dialled, phone) in [
+        ("s-1", "*8058#".to_owned(), USSD_HTTP),
+        ("s-2", format!("*8058*{USSD_HTTP_DIALLED}#"), DIALLER),
+    ] {
+        let ussd = http
+            .post(format!("http://127.0.0.1:{}/ussd", gateway.ussd_http))
+            .header("x-motcua-secret", CALLER_SECRET)
+            .form(&[
+                ("sessionId", session),
+                ("serviceCode", &dialled),
+                ("phoneNumber", phone),
+                ("text", ""),
+            ])
+            .send()
+            .await
+            .expect("USSD callback answers");
+        assert_eq!(ussd.status(), 200);
+    }
     let kannel = http
         .get(format!("http://127.0.0.1:{}/kannel", gateway.kannel))
         .header("x-motcua-secret", CALLER_SECRET)
@@ -341,6 +372,15 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
         .await;
     peer.unbind().await;
 
+    // A call to the modem's SIM: RING, and +CLIP with the caller's number.
+    modem.phone_calls(MODEM_CALLER);
+    gateway
+        .until("the modem session reads the call", async || {
+            let log = gateway.log();
+            log.contains("incoming call") && log.contains("+CLIP")
+        })
+        .await;
+
     let log = gateway.stop();
     for number in [
         LISTENER_SMS,
@@ -356,6 +396,10 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
         PUSHED_BAD,
         PUSHED_TWO[0],
         PUSHED_TWO[1],
+        LISTENER_DIALLED,
+        USSD_HTTP_DIALLED,
+        MODEM_CALLER,
+        &semi_octets(MODEM_SMS),
     ] {
         assert_not_shown(&log, number, "the log");
     }
@@ -379,4 +423,47 @@ async fn no_log_line_shows_a_number_that_does_not_parse_on_any_channel() {
         assert!(log.contains(line), "the log lacks {line:?}:\n{log}");
     }
     modem.shutdown();
+}
+
+#[tokio::test]
+async fn an_answered_message_is_logged_with_the_id_the_peer_got_as_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = support::gateway::GatewayProcess::pushed_to(dir.path(), PUSH_SECRET);
+    gateway
+        .extra
+        .push(("MOTCUA_LOG__FORMAT".to_owned(), "json".to_owned()));
+    gateway.start();
+    let addr = format!("127.0.0.1:{}", gateway.smpp_port).parse().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut peer = loop {
+        match PeerEsme::bind_transceiver(addr, SYSTEM_ID, PASSWORD).await {
+            Ok(peer) => break peer,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "no bind: {error:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (status, id) = peer
+        .submit(
+            "0912000555",
+            "8058",
+            0,
+            format!("TC {KNOWN_CODE}").as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 0);
+    assert!(peer.next_deliver(WAIT).await.is_some(), "answered");
+    peer.unbind().await;
+    gateway.stop();
+    let log = gateway.logs();
+    let answered: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["fields"]["message"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 1, "one \"answered\" line:\n{log}");
+    assert_eq!(answered[0]["fields"]["message_id"], id.as_str(), "{log}");
+    assert_eq!(answered[0]["fields"]["channel"], "listener:demo", "{log}");
 }

@@ -391,3 +391,84 @@ async fn a_reply_waits_until_the_account_can_receive_again() {
     reader.abort();
     app.stop().await;
 }
+
+/// Part `index` of a two-part message under the 8-bit concatenation
+/// reference `reference` (UDH, GSM default alphabet).
+fn two_part(reference: u8, index: u8, text: &str) -> Vec<u8> {
+    let mut sm = vec![5, 0, 3, reference, 2, index];
+    sm.extend_from_slice(text.as_bytes());
+    sm
+}
+
+#[tokio::test]
+async fn long_messages_under_a_reused_concatenation_reference_are_each_answered_and_a_redelivered_part_is_not(
+) {
+    let app = spawn_app_with(AppOptions {
+        // Parts left alone are joined (or dropped, when only copies) soon.
+        tweak: Some(|config| config.journal.reassembly_timeout_secs = 1),
+        ..AppOptions::default()
+    })
+    .await;
+    let mut peer = PeerEsme::bind_transceiver(app.listener, SYSTEM_ID, PASSWORD)
+        .await
+        .unwrap();
+    // A peer that gives every long message the same reference (or whose
+    // 8-bit references wrapped): three different long messages, back to
+    // back; the third starts with the same part as the second.
+    let messages = [
+        ["TC 000.00.12.H58-", "240315-0007"],
+        ["tra cuu ho so 000.00.12.H58-", "240315-9999"],
+        ["tra cuu ho so 000.00.12.H58-", "240315-0007"],
+    ];
+    let mut replies = Vec::new();
+    for parts in &messages {
+        for (index, text) in parts.iter().enumerate() {
+            let (status, _) = peer
+                .submit_with(
+                    "0987000666",
+                    "8058",
+                    0x40,
+                    0,
+                    &two_part(7, index as u8 + 1, text),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 0);
+        }
+        let reply = next_reply(&mut peer, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{parts:?} is answered (after {replies:?})"));
+        replies.push(support::decode_parts(&reply));
+    }
+    assert!(replies[0].contains(KNOWN_CODE), "{replies:?}");
+    assert!(replies[1].contains("240315-9999"), "{replies:?}");
+    assert!(replies[2].contains(KNOWN_CODE), "{replies:?}");
+    let texts: Vec<String> = journaled(&app).await.into_iter().map(|m| m.2).collect();
+    assert_eq!(
+        texts,
+        messages.iter().map(|p| p.concat()).collect::<Vec<_>>()
+    );
+    // The peer delivers the last message's parts again, and then the
+    // second part of the one before: acknowledged, answered never.
+    for (index, text) in [
+        (1, messages[2][0]),
+        (2, messages[2][1]),
+        (2, messages[1][1]),
+    ] {
+        let (status, _) = peer
+            .submit_with("0987000666", "8058", 0x40, 0, &two_part(7, index, text))
+            .await
+            .unwrap();
+        assert_eq!(status, 0);
+    }
+    // Past the reassembly timeout (1 s) and the outbox's next sweep.
+    assert!(
+        next_reply(&mut peer, Duration::from_secs(4))
+            .await
+            .is_none(),
+        "a redelivered part is not answered again"
+    );
+    assert_eq!(journaled(&app).await.len(), 3);
+    peer.unbind().await;
+    app.stop().await;
+}

@@ -15,10 +15,13 @@
 //!   PIN, receiving by indication and periodic sweep (delete only when the
 //!   owner says), sending with `AT+CMGS`, timeouts, hang detection, soft
 //!   reset, re-initialisation after a reboot.
+//! - [`redact`]: what a modem line may hold of a person (a number, a PDU)
+//!   taken out, for logs and error messages.
 //! - `sim` (feature `sim`): a scripted GSM modem on a pty, a phone and faults, for tests.
 
 pub mod at;
 pub mod pdu;
+pub mod redact;
 pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -50,6 +50,7 @@ use crate::at::command::{self, PinState, SignalQuality, StorageUse};
 use crate::at::urc::Registration;
 use crate::at::{AtCodec, AtError, AtEvent, ErrorCode, FinalResult, Urc};
 use crate::pdu::{self, Deliver, Direction, EncodedPdu, PduError, StatusReport, Tpdu};
+use crate::redact::{self, redact};
 
 /// How a session talks to its modem.
 #[derive(Debug, Clone)]
@@ -100,7 +101,10 @@ pub enum ModemError {
     #[error("the modem's port closed")]
     PortClosed,
     /// A command got no final result in time (the modem still answers an `AT` probe).
-    #[error("no answer to {command} within {after:?}")]
+    ///
+    /// Error messages show commands and results through [`redact::command`]
+    /// and [`redact::redact`]: never a PIN, a number or a PDU.
+    #[error("no answer to {} within {after:?}", redact::command(.command))]
     Timeout {
         /// The command.
         command: String,
@@ -108,13 +112,13 @@ pub enum ModemError {
         after: Duration,
     },
     /// The modem stopped answering altogether, even the probe after a timeout.
-    #[error("the modem stopped answering (last command {command})")]
+    #[error("the modem stopped answering (last command {})", redact::command(.command))]
     Hung {
         /// The command that went unanswered.
         command: String,
     },
     /// The modem answered a command with an error.
-    #[error("{command} refused: {result:?}")]
+    #[error("{} refused: {}", redact::command(.command), redact::redact(&format!("{result:?}")))]
     Refused {
         /// The command.
         command: String,
@@ -129,7 +133,7 @@ pub enum ModemError {
     #[error("SIM: the PIN was refused ({0}); it will not be tried again")]
     PinRefused(String),
     /// The modem answered in a shape we cannot read.
-    #[error("{command}: unexpected answer: {detail}")]
+    #[error("{}: unexpected answer: {}", redact::command(.command), redact::redact(.detail))]
     Unexpected {
         /// The command.
         command: String,
@@ -443,7 +447,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 },
                 event = self.framed.next() => match event {
                     Some(Ok(AtEvent::Unsolicited(urc))) => self.pending.push_back(urc),
-                    Some(Ok(other)) => debug!(event = ?other, "modem said something nobody asked for"),
+                    Some(Ok(other)) => debug!(event = %other, "modem said something nobody asked for"),
                     Some(Err(error)) => return Err(error.into()),
                     None => return Err(ModemError::PortClosed),
                 },
@@ -861,10 +865,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                 Urc::Ussd { status, .. } => debug!(status, "USSD indication ignored"),
                 Urc::Ring => debug!("incoming call ignored"),
                 Urc::Other { name, value } if RESTART_HINTS.contains(&name.as_str()) => {
-                    info!(%name, %value, "the modem reported its SIM again; checking its settings");
+                    info!(%name, value = %redact(&value), "the modem reported its SIM again; checking its settings");
                     self.check = Check::SettingsAndSim;
                 }
-                Urc::Other { name, value } => debug!(%name, %value, "indication"),
+                Urc::Other { name, value } => {
+                    debug!(%name, value = %redact(&value), "indication")
+                }
             }
         }
         Ok(())
@@ -949,7 +955,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
                     return Err(ModemError::Refused { command, result });
                 }
                 Some(AtEvent::Unsolicited(urc)) => self.pending.push_back(urc),
-                Some(AtEvent::Line(line)) => debug!(%line, "line before the prompt"),
+                Some(AtEvent::Line(line)) => {
+                    debug!(line = %redact(&line), "line before the prompt")
+                }
                 None => {
                     self.framed.codec_mut().expect_nothing();
                     return Err(self
@@ -1103,7 +1111,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
     /// or after too many timeouts in a row.
     async fn after_timeout(&mut self, command: String, after: Duration) -> ModemError {
         self.timeouts_in_a_row += 1;
-        warn!(%command, ?after, in_a_row = self.timeouts_in_a_row, "modem did not answer in time");
+        warn!(command = %redact::command(&command), ?after, in_a_row = self.timeouts_in_a_row, "modem did not answer in time");
         if self.timeouts_in_a_row >= MAX_TIMEOUTS_IN_A_ROW {
             return ModemError::Hung { command };
         }
@@ -1127,7 +1135,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Session<T> {
         while let Some(event) = self.next_event(Instant::now() + quiet).await? {
             match event {
                 AtEvent::Unsolicited(urc) => self.pending.push_back(urc),
-                other => debug!(event = ?other, "late answer dropped"),
+                other => debug!(event = %other, "late answer dropped"),
             }
         }
         Ok(())

@@ -155,7 +155,8 @@ pub struct LoggedMessage {
     /// What the message earned (`found`, `not_found`, `help`, …); `None`
     /// while no reply is recorded (being answered, or after a crash).
     pub outcome: Option<String>,
-    /// The reply's state (`queued`, `sent`, `accepted`, `delivered`, `failed`, `suppressed`).
+    /// The reply's state (`queued`, `sent`, `accepted`, `delivered`, `failed`,
+    /// `suppressed`, `expired`: see [`crate::journal::ReplyState`]).
     pub state: Option<String>,
     /// The reply's text ('' when none is sent, or once purged).
     pub reply_text: Option<String>,

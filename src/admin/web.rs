@@ -83,6 +83,52 @@ mod tests {
         (head.to_ascii_lowercase(), body.to_owned())
     }
 
+    /// The block of `app.js`'s strings in `lang` (`vi: { … }`).
+    fn strings(lang: &str) -> &'static str {
+        let start = APP_JS
+            .find(&format!("\n    {lang}: {{\n"))
+            .expect("a block per language");
+        let end = start + APP_JS[start..].find("\n    },\n").expect("its end");
+        &APP_JS[start..end]
+    }
+
+    #[test]
+    fn every_reply_state_and_outcome_has_words_in_both_languages_and_a_place_in_the_filter() {
+        let filter = APP_JS
+            .lines()
+            .find(|line| line.contains("const OUTCOME_ORDER"))
+            .expect("the outcome filter's list");
+        let outcomes = crate::reply::ReplyKind::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .chain([
+                "silenced",
+                crate::gateway::UNDECODABLE,
+                "not_a_phone_number",
+                "expired",
+            ]);
+        for lang in ["vi", "en"] {
+            for state in crate::journal::ReplyState::ALL {
+                let key = format!("state_{}:", state.as_str());
+                assert!(strings(lang).contains(&key), "{lang} lacks {key}");
+            }
+            for outcome in outcomes.clone() {
+                let key = format!("outcome_{outcome}:");
+                assert!(strings(lang).contains(&key), "{lang} lacks {key}");
+            }
+        }
+        for outcome in outcomes {
+            assert!(
+                filter.contains(&format!("\"{outcome}\"")),
+                "the outcome filter lacks {outcome}"
+            );
+        }
+        assert!(
+            APP_JS.contains("stateLabel(m.state)"),
+            "the message log shows states in words"
+        );
+    }
+
     #[tokio::test]
     async fn serves_the_page_script_and_styles_with_their_types_and_the_policy() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

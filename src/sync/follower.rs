@@ -265,7 +265,7 @@ impl<S: DossierStore> FeedFollower<S> {
                     } else {
                         "cursor_expired"
                     };
-                    warn!(reason, message = %body.message, "the core cannot continue from our position; taking a new snapshot");
+                    warn!(reason, core_says = %body.message, "the core cannot continue from our position; taking a new snapshot");
                     self.metrics.snapshot(reason);
                     position = position.resnapshot(epoch_changed);
                     caught_up = false;

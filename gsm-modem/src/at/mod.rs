@@ -25,7 +25,8 @@ pub enum AtError {
     #[error("line longer than {0} bytes")]
     LineTooLong(usize),
     /// A response did not have the expected shape.
-    #[error("unexpected response to {command}: {line:?}")]
+    /// Its message shows the line redacted ([`crate::redact`]).
+    #[error("unexpected response to {command}: {:?}", crate::redact::redact(.line))]
     Unexpected {
         /// The command (e.g. `+CMGL`).
         command: &'static str,
@@ -79,4 +80,18 @@ pub enum AtEvent {
     Line(String),
     /// An unsolicited result code (with its PDU line for `+CMT` / `+CDS`).
     Unsolicited(Urc),
+}
+
+impl std::fmt::Display for AtEvent {
+    /// For logs: what the modem said, redacted ([`crate::redact`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AtEvent::Final(result) => {
+                write!(f, "final {}", crate::redact::redact(&format!("{result:?}")))
+            }
+            AtEvent::Prompt => f.write_str("prompt"),
+            AtEvent::Line(line) => write!(f, "line {:?}", crate::redact::redact(line)),
+            AtEvent::Unsolicited(urc) => write!(f, "unsolicited {urc}"),
+        }
+    }
 }

@@ -73,6 +73,27 @@ pub enum Urc {
     },
 }
 
+impl std::fmt::Display for Urc {
+    /// For logs: the code and what it tells, redacted ([`crate::redact`]);
+    /// never a PDU, a USSD text or a number in full.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Urc::MessageStored { storage, index } => write!(f, "+CMTI {storage:?},{index}"),
+            Urc::StatusReportStored { storage, index } => write!(f, "+CDSI {storage:?},{index}"),
+            Urc::Message { length, .. } => write!(f, "+CMT (a PDU of {length} octets)"),
+            Urc::StatusReport { length, .. } => write!(f, "+CDS (a PDU of {length} octets)"),
+            Urc::Ussd { status, .. } => write!(f, "+CUSD {status}"),
+            Urc::Registration(registration) => write!(f, "registration {}", registration.stat),
+            Urc::SignalQuality(rssi) => write!(f, "^RSSI {rssi}"),
+            Urc::Boot => f.write_str("start-up line"),
+            Urc::Ring => f.write_str("RING"),
+            Urc::Other { name, value } => {
+                write!(f, "{name}: {}", crate::redact::redact(value))
+            }
+        }
+    }
+}
+
 /// Network registration as `+CREG` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registration {
@@ -126,6 +147,10 @@ const OTHER_CODES: &[&str] = &[
     "+CTZV",
     "+CTZE",
     "+CGEV",
+    // A call's number (after `AT+CLIP=1` / `AT+CCWA=1`, or a modem's default):
+    // read as a code, not as a line of the command in progress.
+    "+CLIP",
+    "+CCWA",
 ];
 
 impl Urc {

@@ -66,7 +66,8 @@ pub enum PduError {
     #[error("user data header: {0}")]
     BadHeader(&'static str),
     /// A field holds a value that cannot be encoded (an address too long, ...).
-    #[error("cannot encode: {0}")]
+    /// Its message shows the value redacted ([`crate::redact`]).
+    #[error("cannot encode: {}", crate::redact::redact(.0))]
     Unencodable(String),
 }
 

@@ -236,6 +236,15 @@ impl Machine {
         self.pump();
     }
 
+    /// A phone calls the SIM: `RING`, then the caller's number as modems
+    /// print it (`+CLIP: "<number>",<type>,,,,0`), whether or not the
+    /// gateway asked for it with `AT+CLIP=1`.
+    pub(crate) fn call(&mut self, from: &str) {
+        let kind = if from.starts_with('+') { 145 } else { 129 };
+        self.urc("RING");
+        self.urc(&format!("+CLIP: \"{from}\",{kind},,,,0"));
+    }
+
     /// Applies a fault.
     pub(crate) fn fault(&mut self, fault: Fault) {
         match fault {

@@ -473,6 +473,13 @@ impl SimModem {
         self.changed();
     }
 
+    /// A phone calls the modem's SIM from `from`: `RING` and `+CLIP` with
+    /// the caller's number, as a modem prints them for an incoming call.
+    pub fn phone_calls(&self, from: &str) {
+        self.shared().lock().call(from);
+        self.changed();
+    }
+
     /// Every SMS-SUBMIT accepted so far, in order.
     pub fn submitted(&self) -> Vec<Submitted> {
         self.shared().lock().submitted().to_vec()

@@ -94,7 +94,17 @@
       outcome_unavailable: "Gián đoạn",
       outcome_silenced: "Không trả lời",
       outcome_undecodable: "Không đọc được",
+      outcome_not_a_phone_number: "Không phải số điện thoại",
+      outcome_expired: "Quá hạn gửi",
       outcome_none: "Chưa có trả lời",
+      // reply states
+      state_queued: "Đang chờ gửi",
+      state_sent: "Đã gửi",
+      state_accepted: "Nhà mạng đã nhận",
+      state_delivered: "Đã đến máy",
+      state_failed: "Gửi không được",
+      state_suppressed: "Không gửi",
+      state_expired: "Quá hạn, không gửi",
       // templates
       tpl_title: "Mẫu tin nhắn",
       tpl_name: "Mẫu",
@@ -320,7 +330,17 @@
       outcome_unavailable: "Unavailable",
       outcome_silenced: "Silenced",
       outcome_undecodable: "Unreadable",
+      outcome_not_a_phone_number: "Not a phone number",
+      outcome_expired: "Expired",
       outcome_none: "No reply yet",
+      // reply states
+      state_queued: "Waiting to be sent",
+      state_sent: "Sent",
+      state_accepted: "Accepted by the carrier",
+      state_delivered: "Delivered",
+      state_failed: "Failed",
+      state_suppressed: "Not sent",
+      state_expired: "Expired, not sent",
       tpl_title: "Reply templates",
       tpl_name: "Template",
       tpl_file: "File",
@@ -468,7 +488,7 @@
   const DAY = 24 * HOUR;
   const VN_OFFSET = 7 * HOUR; // Vietnam has no daylight saving time
   const AUTO_REFRESH_MS = 30e3;
-  const OUTCOME_ORDER = ["found", "not_found", "help", "invalid_date", "rate_limited", "unavailable", "silenced", "undecodable", "none"];
+  const OUTCOME_ORDER = ["found", "not_found", "help", "invalid_date", "rate_limited", "unavailable", "silenced", "not_a_phone_number", "undecodable", "expired", "none"];
   // Channel names start with these (`smsc:<link>`, `listener:<account>`, …); the log filters by prefix.
   const CHANNEL_HINTS = ["smsc:", "listener:", "modem:", "kannel", "ussd:"];
   const ROLE_RANK = { viewer: 0, operator: 1, administrator: 2 };
@@ -624,6 +644,11 @@
     const k = "outcome_" + base.trim();
     if (!I18N.vi[k]) return o;
     return reason.length ? `${t(k)} (${reason.join(":").trim()})` : t(k);
+  }
+
+  /** A reply state's words (`sent`, `expired`, …); an unknown one as stored. */
+  function stateLabel(st) {
+    return I18N.vi["state_" + st] ? t("state_" + st) : st;
   }
 
   function roleLabel(r) {
@@ -1572,7 +1597,7 @@
       h("td", { class: "mono" }, m.sender || "—"),
       h("td", { class: "mono" }, m.code || "—"),
       h("td", null, m.outcome ? outcomeLabel(m.outcome) : "—"),
-      h("td", null, m.state || "—"),
+      h("td", null, m.state ? stateLabel(m.state) : "—"),
       h("td", { class: "num" }, lat),
       h("td", null, textCell));
   }

@@ -200,7 +200,7 @@ impl JetStreamPublisher {
                     } else {
                         "cursor_expired"
                     };
-                    warn!(reason, message = %body.message, "the core cannot continue from our position; publishing a new snapshot");
+                    warn!(reason, core_says = %body.message, "the core cannot continue from our position; publishing a new snapshot");
                     position = Some(Position::Snapshot(reason));
                 }
                 Err(error) => {
