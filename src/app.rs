@@ -699,7 +699,7 @@ const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600)
 async fn purge_periodically(journal: Journal, stop: CancellationToken) {
     let retention_ms = (journal.settings().retention_days as i64).saturating_mul(86_400_000);
     loop {
-        let cutoff = crate::journal::now_ms().saturating_sub(retention_ms);
+        let cutoff = crate::clock::now_ms().saturating_sub(retention_ms);
         match journal.purge_before(cutoff).await {
             Ok(0) => {}
             Ok(purged) => info!(

@@ -10,9 +10,10 @@
 
 use std::sync::Arc;
 
+use crate::clock::now_ms;
 use crate::journal::{
-    now_ms, FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate,
-    Recorded, ReplyState, StoredMessage,
+    FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate, Recorded,
+    ReplyState, StoredMessage, UNDECODABLE,
 };
 use crate::outbox::{external_id, Outbox};
 use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
@@ -20,9 +21,6 @@ use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
 use crate::smpp::{Address, IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
 use crate::store::DossierStore;
 use crate::ussd::UssdService;
-
-/// The outcome of a message that arrived but could not be read.
-pub const UNDECODABLE: &str = "undecodable";
 
 /// Takes citizens' messages from the channels.
 pub struct SmsGateway<S> {

@@ -24,6 +24,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::clock::now_ms;
+
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -147,6 +149,10 @@ pub enum JournalError {
 }
 
 pub use crate::address::Address;
+
+/// The outcome recorded for a message that arrived but could not be read
+/// (its reply is suppressed).
+pub const UNDECODABLE: &str = "undecodable";
 
 /// A message to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -503,13 +509,6 @@ pub struct Journal {
     /// Closed (its sender dropped) when the writer thread has ended.
     writer_exited: watch::Receiver<()>,
     settings: JournalSettings,
-}
-
-/// Current time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Journal {

@@ -28,7 +28,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::address::Address;
-use crate::journal::{now_ms, NewMessage};
+use crate::clock::now_ms;
+use crate::journal::NewMessage;
 use crate::outbox::Outbox;
 use crate::smpp::listener_guard::AllowedNet;
 use crate::store::DossierStore;

@@ -41,6 +41,8 @@
 //!   the binary.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
+//! - [`clock`]: now in Unix milliseconds, and Vietnam's time (the +07:00
+//!   offset, written once).
 //! - [`journal`]: the durable record of messages and the reply outbox (group
 //!   commit, on a writer thread of its own).
 //! - `inline_reads` (internal): the per-message one-row lookups (dossier,
@@ -72,6 +74,7 @@ pub mod address;
 pub mod admin;
 pub mod app;
 pub mod client_addr;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod feed;

@@ -540,7 +540,7 @@ async fn status(config: &Config) -> anyhow::Result<ExitCode> {
         dossiers,
         sources,
         config.sync.stale_after(),
-        motcua_sms::store::now_ms(),
+        motcua_sms::clock::now_ms(),
     );
     print!("{report}");
     Ok(if report.is_stale() {
@@ -637,7 +637,7 @@ async fn account(config: &Config, command: AccountCommand) -> anyhow::Result<Exi
     };
     let journal = Journal::open(config.journal.clone()).await?;
     let accounts = Accounts::new(journal.pool().clone(), LockoutPolicy::default());
-    let now = motcua_sms::journal::now_ms();
+    let now = motcua_sms::clock::now_ms();
     let change = |username: &str, change: AccountChange| {
         let accounts = accounts.clone();
         let username = username.to_owned();

@@ -154,7 +154,7 @@ impl MetricsSource {
 
     /// The text exposition, time-derived gauges brought up to date first.
     pub fn encode(&self) -> String {
-        self.sync.refresh(&self.freshness, crate::store::now_ms());
+        self.sync.refresh(&self.freshness, crate::clock::now_ms());
         if let Some((routes, gauges)) = &self.links {
             gauges.refresh(routes);
         }
@@ -226,7 +226,7 @@ async fn readiness<S: crate::store::DossierStore>(
         .await
         .map(|_| ())
         .map_err(|e| format!("journal query failed: {e}"));
-    let stale = freshness.stale_as_of(crate::store::now_ms()).is_some();
+    let stale = freshness.stale_as_of(crate::clock::now_ms()).is_some();
     let report = Readiness::from_checks(read_model, journal, stale);
     let status = if report.ready {
         axum::http::StatusCode::OK

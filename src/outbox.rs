@@ -27,10 +27,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::abuse::{AbuseGuard, Verdict};
+use crate::clock::now_ms;
 use crate::domain::Msisdn;
 use crate::journal::{
-    now_ms, Journal, JournalError, LookupNote, NewMessage, PartRecord, PendingReply, Recorded,
-    ReplyState, Settlement, StoredMessage,
+    Journal, JournalError, LookupNote, NewMessage, PartRecord, PendingReply, Recorded, ReplyState,
+    Settlement, StoredMessage,
 };
 use crate::reply::ReplyKind;
 use crate::responder::Responder;

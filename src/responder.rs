@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use chrono::{FixedOffset, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 
 use crate::domain::{Dossier, DossierCode, ExtractError, Msisdn, Timeliness};
 use crate::reload::Swappable;
@@ -15,14 +15,7 @@ use crate::sms_text;
 use crate::store::DossierStore;
 use crate::sync::Freshness;
 
-/// Vietnam's offset from UTC (no daylight saving).
-const VIETNAM_UTC_OFFSET_SECS: i32 = 7 * 3600;
-
-/// Local Vietnamese time, which the portal's dates are in.
-pub fn vietnam_now() -> NaiveDateTime {
-    let offset = FixedOffset::east_opt(VIETNAM_UTC_OFFSET_SECS).expect("+07:00 is a valid offset");
-    Utc::now().with_timezone(&offset).naive_local()
-}
+pub use crate::clock::vietnam_now;
 
 /// A source of "now" in local Vietnamese time (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;
@@ -210,9 +203,8 @@ impl<S: DossierStore> Responder<S> {
 
     /// When the read model's data dates from, if it is stale now.
     fn data_as_of(&self) -> Option<String> {
-        let as_of_ms = self.freshness.stale_as_of(crate::store::now_ms())?;
-        let offset = FixedOffset::east_opt(VIETNAM_UTC_OFFSET_SECS)?;
-        let at = chrono::DateTime::from_timestamp_millis(as_of_ms)?.with_timezone(&offset);
+        let as_of_ms = self.freshness.stale_as_of(crate::clock::now_ms())?;
+        let at = crate::clock::in_vietnam(as_of_ms)?;
         Some(at.format("%H:%M %d/%m").to_string())
     }
 
@@ -442,7 +434,7 @@ mod tests {
             "{}",
             missing.reply.text
         );
-        freshness.mark_ok(crate::store::now_ms());
+        freshness.mark_ok(crate::clock::now_ms());
         let fresh = r
             .respond(&msisdn("0987000111"), "TC 000.00.12.H58-240315-0007")
             .await;

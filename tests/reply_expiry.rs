@@ -9,7 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use motcua_sms::journal::{now_ms, Journal, JournalSettings};
+use motcua_sms::clock::now_ms;
+use motcua_sms::journal::{Journal, JournalSettings};
 use support::peer_esme::PeerEsme;
 use support::transmitter::submit_on_a_transmitter;
 use support::{spawn_app, TestApp, KNOWN_CODE, PASSWORD, SYSTEM_ID};

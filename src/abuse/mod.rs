@@ -46,6 +46,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use sqlx::SqlitePool;
 use tracing::{debug, info, warn};
 
+use crate::clock::VIETNAM_UTC_OFFSET_SECS;
 use crate::domain::{DossierCode, Msisdn, MsisdnError};
 
 use gcra::Decision;
@@ -62,8 +63,6 @@ const NOTICE_COOLDOWN_MS: i64 = 3_600_000;
 const PURGE_EVERY_MS: i64 = 600_000;
 /// At most one warning a minute while Redis fails.
 const REDIS_WARN_EVERY_MS: i64 = 60_000;
-/// Vietnam's offset from UTC (no daylight saving time).
-const VIETNAM_UTC_OFFSET_HOURS: i64 = 7;
 
 /// What to do with one incoming message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -703,7 +702,7 @@ fn vietnam_local(ms: i64) -> Result<NaiveDateTime, AbuseError> {
     DateTime::from_timestamp(secs, 0)
         .and_then(|t| {
             t.naive_utc()
-                .checked_add_signed(TimeDelta::hours(VIETNAM_UTC_OFFSET_HOURS))
+                .checked_add_signed(TimeDelta::seconds(VIETNAM_UTC_OFFSET_SECS.into()))
         })
         .ok_or(AbuseError::TimeOutOfRange { ms })
 }

@@ -28,7 +28,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::admin::accounts::append_audit;
-use crate::journal::now_ms;
+use crate::clock::now_ms;
 use crate::reload::Swappable;
 use crate::reply::{
     Renderer, ReplyContext, ReplyKind, ReplySettings, TemplateError, TemplateOverride,

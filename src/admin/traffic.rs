@@ -31,9 +31,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::masking::{mask_name, mask_number, mask_numbers_in, mask_spans};
+use crate::clock::{now_ms, VIETNAM_UTC_OFFSET_MS};
 use crate::domain::{DossierCode, Msisdn};
-use crate::gateway::UNDECODABLE;
-use crate::journal::now_ms;
+use crate::journal::UNDECODABLE;
 
 /// Messages per page when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -44,8 +44,6 @@ pub const MAX_WINDOW_DAYS: i64 = 400;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
-/// Vietnam's offset from UTC (no daylight saving), in ms.
-const VIETNAM_OFFSET_MS: i64 = 7 * HOUR_MS;
 /// Entries in the top agencies and top procedures.
 const TOP: i64 = 10;
 /// Up to this many latency samples are sorted in memory; beyond, each
@@ -339,8 +337,7 @@ impl Stats {
     /// `+07:00`), `channel`, `outcome` (empty for messages without a
     /// recorded reply) and `messages`, in the series' order.
     pub fn series_csv(&self) -> String {
-        let vietnam = chrono::FixedOffset::east_opt((VIETNAM_OFFSET_MS / 1000) as i32)
-            .expect("+07:00 is a valid offset");
+        let vietnam = crate::clock::vietnam();
         // Writing to memory cannot fail: the expects below never fire.
         let mut out = csv::Writer::from_writer(Vec::new());
         out.write_record(["bucket_start", "channel", "outcome", "messages"])
@@ -573,7 +570,7 @@ impl Traffic {
         let width = q.bucket.millis();
         // Buckets aligned to Vietnam's midnight (and so its whole hours).
         let series_sql = format!(
-            "SELECT ((m.received_at + {VIETNAM_OFFSET_MS}) / {width}) * {width} - {VIETNAM_OFFSET_MS} AS start, \
+            "SELECT ((m.received_at + {VIETNAM_UTC_OFFSET_MS}) / {width}) * {width} - {VIETNAM_UTC_OFFSET_MS} AS start, \
              m.channel, r.outcome, count(*) AS count \
              FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
              WHERE m.received_at >= ? AND m.received_at < ? \

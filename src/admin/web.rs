@@ -103,7 +103,7 @@ mod tests {
             .map(|kind| kind.as_str())
             .chain([
                 "silenced",
-                crate::gateway::UNDECODABLE,
+                crate::journal::UNDECODABLE,
                 "not_a_phone_number",
                 "expired",
             ]);

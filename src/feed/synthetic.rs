@@ -501,7 +501,7 @@ const MOBILE_PREFIXES: [&str; 10] = [
 
 /// Local time in Vietnam (UTC+7), as the portal writes it.
 fn now_vn() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc() + chrono::Duration::hours(7)
+    crate::clock::vietnam_now()
 }
 
 impl CoreState {

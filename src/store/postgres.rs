@@ -23,9 +23,10 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
-    now_ms, redact_url, ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint,
+    redact_url, ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint,
     SyncStatus, UpsertOutcome,
 };
+use crate::clock::now_ms;
 use crate::domain::{Dossier, DossierCode};
 
 /// The advisory lock key every writing transaction takes

@@ -14,9 +14,10 @@ use sqlx::SqlitePool;
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
-    now_ms, ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint, SyncStatus,
+    ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint, SyncStatus,
     UpsertOutcome,
 };
+use crate::clock::now_ms;
 use crate::domain::{Dossier, DossierCode};
 use crate::inline_reads::InlineReads;
 

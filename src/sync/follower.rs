@@ -31,9 +31,10 @@ use super::{
     changes_of, report_left_out, report_rejected, sleep_unless_shutdown, Backoff, FeedSettings,
     Freshness, SyncMetrics, Validated,
 };
+use crate::clock::now_ms;
 use crate::feed::{bucket_of, digest, FeedRecord};
 use crate::store::{
-    now_ms, ApplyMode, Change, DossierStore, StoreError, SyncCheckpoint, SyncStage, SyncStatus,
+    ApplyMode, Change, DossierStore, StoreError, SyncCheckpoint, SyncStage, SyncStatus,
 };
 
 /// The sync source's name in the store.

@@ -519,12 +519,8 @@ fn age(now_ms: i64, at_ms: Option<i64>) -> String {
         None => "never".to_owned(),
         Some(at) => {
             let secs = now_ms.saturating_sub(at).max(0) / 1000;
-            let when = chrono::DateTime::from_timestamp_millis(at)
-                .map(|t| {
-                    t.with_timezone(&chrono::FixedOffset::east_opt(7 * 3600).expect("+07:00"))
-                        .format("%Y-%m-%d %H:%M:%S %:z")
-                        .to_string()
-                })
+            let when = crate::clock::in_vietnam(at)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S %:z").to_string())
                 .unwrap_or_default();
             format!("{when} ({secs} s ago)")
         }

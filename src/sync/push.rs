@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{changes_of, report_left_out, report_rejected, Freshness, SyncMetrics, Validated};
+use crate::clock::now_ms;
 use crate::feed::FeedRecord;
-use crate::store::{now_ms, ApplyMode, DossierStore, SyncCheckpoint, SyncStage};
+use crate::store::{ApplyMode, DossierStore, SyncCheckpoint, SyncStage};
 
 /// The sync source's name in the store.
 pub const SOURCE: &str = "push";

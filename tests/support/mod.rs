@@ -109,12 +109,12 @@ impl TestApp {
                 &username,
                 role,
                 NewPassword::parse(&first, &username).expect("policy"),
-                motcua_sms::journal::now_ms(),
+                motcua_sms::clock::now_ms(),
             )
             .await
             .expect("account made");
         accounts
-            .change_password(name, &first, &password, motcua_sms::journal::now_ms())
+            .change_password(name, &first, &password, motcua_sms::clock::now_ms())
             .await
             .expect("password changed");
         pool.close().await;

@@ -10,7 +10,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::AdminState;
 use crate::admin::accounts::{AccountChange, AccountInfo, NewPassword, Role, Username};
-use crate::journal::now_ms;
+use crate::clock::now_ms;
 
 /// The accounts.
 #[derive(Debug, Serialize, ToSchema)]

@@ -19,7 +19,7 @@ use super::AdminState;
 use crate::admin::accounts::{AccountError, Role};
 use crate::admin::sessions::{ActiveSession, SessionKind};
 use crate::client_addr::client_ip;
-use crate::journal::now_ms;
+use crate::clock::now_ms;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "motcua_admin";

@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
 use super::AdminState;
+use crate::clock::now_ms;
 use crate::domain::Msisdn;
-use crate::journal::now_ms;
 
 /// A blocked sender.
 #[derive(Debug, Serialize, ToSchema)]

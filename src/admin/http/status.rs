@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
-use crate::journal::now_ms;
+use crate::clock::now_ms;
 use crate::sms_text::Encoding;
 use crate::store::{DossierStore, SyncStage};
 

@@ -40,8 +40,9 @@ use super::{
     connect, JetStreamError, PublisherState, SnapshotMarker, SubjectKind, Subjects, EPOCH_HEADER,
     SOURCE,
 };
+use crate::clock::now_ms;
 use crate::feed::FeedRecord;
-use crate::store::{now_ms, ApplyMode, DossierStore, SyncCheckpoint, SyncStage, SyncStatus};
+use crate::store::{ApplyMode, DossierStore, SyncCheckpoint, SyncStage, SyncStatus};
 use crate::sync::{
     changes_of, report_left_out, report_rejected, sleep_unless_shutdown, Backoff, Freshness,
     JetStreamSettings, RejectedRecord, SyncMetrics, Validated,

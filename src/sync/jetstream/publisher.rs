@@ -475,7 +475,7 @@ impl JetStreamPublisher {
         let state = PublisherState {
             epoch: epoch.to_owned(),
             cursor: cursor.to_owned(),
-            core_ok_at_ms: Some(crate::store::now_ms()),
+            core_ok_at_ms: Some(crate::clock::now_ms()),
         };
         js.publish(
             self.subjects.publisher(),
