@@ -43,8 +43,12 @@
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`clock`]: now in Unix milliseconds, and Vietnam's time (the +07:00
 //!   offset, written once).
+//! - [`db`]: opening databases by URL (SQLite, PostgreSQL), their pools and
+//!   migrations; the gateway's own SQLite file ([`db::GatewayDb`]) that the
+//!   journal, abuse control and the admin console share.
 //! - [`journal`]: the durable record of messages and the reply outbox (group
-//!   commit, on a writer thread of its own).
+//!   commit, on a writer thread of its own; typed requests, SQL per table
+//!   family).
 //! - `inline_reads` (internal): the per-message one-row lookups (dossier,
 //!   sender's abuse state) on the calling thread, without sqlx's thread hop.
 //! - [`sms_text`]: GSM-7 / UCS-2 encodings, segment counting and splitting.
@@ -76,6 +80,7 @@ pub mod app;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod domain;
 pub mod feed;
 pub mod gateway;

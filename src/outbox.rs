@@ -27,8 +27,6 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::abuse::{AbuseGuard, Verdict};
-use crate::clock::now_ms;
-use crate::domain::Msisdn;
 use crate::journal::{
     Journal, JournalError, LookupNote, NewMessage, PartRecord, PendingReply, Recorded, ReplyState,
     Settlement, StoredMessage,
@@ -41,6 +39,7 @@ use crate::smpp::routes::{
 };
 use crate::smpp::session::{PartIds, SessionError};
 use crate::store::DossierStore;
+use crate::{clock::now_ms, domain::Msisdn};
 
 /// Messages of one channel being answered at once. When a channel's
 /// replies fall behind (a slow or throttling SMSC, a peer that does not
