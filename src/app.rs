@@ -26,6 +26,7 @@ use crate::admin::sessions::Sessions;
 use crate::admin::templates::TemplateVersions;
 use crate::admin::traffic::Traffic;
 use crate::config::Config;
+use crate::db::GatewayDb;
 use crate::gateway::SmsGateway;
 use crate::journal::{Journal, JournalError};
 use crate::kannel_http::KannelHttp;
@@ -287,8 +288,11 @@ impl Gateway {
         for (kind, origin) in renderer.sources() {
             tracing::debug!(template = kind.template_name(), %origin, "template loaded");
         }
-        let journal = Journal::open(config.journal.clone()).await?;
-        let guard = AbuseGuard::open(config.rate_limit.clone(), journal.pool().clone()).await?;
+        let db = GatewayDb::open(&config.journal.url, config.journal.synchronous)
+            .await
+            .map_err(JournalError::from)?;
+        let journal = Journal::start(db.clone(), config.journal.clone()).await?;
+        let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().clone()).await?;
         let routes = Arc::new(Routes::default());
         routes.set_prefix_routes(prefix_table(&config.smpp.smsc));
         let syncing = config.sync.mode != SyncMode::Off || config.sync.push.enabled;
@@ -328,7 +332,7 @@ impl Gateway {
         // Versions put in use from the console replace the files' texts
         // whether or not the console runs.
         let versions = TemplateVersions::open(
-            journal.pool().clone(),
+            db.pool().clone(),
             templates.clone(),
             config.reply.templates_dir.clone(),
             config.reply.settings(&config.service),
@@ -446,11 +450,11 @@ impl Gateway {
         let admin = if config.admin.enabled {
             let state = AdminState::new(AdminParts {
                 settings: config.admin.clone(),
-                accounts: Accounts::new(journal.pool().clone(), LockoutPolicy::default()),
-                sessions: Sessions::new(journal.pool().clone(), config.admin.session_policy()),
+                accounts: Accounts::new(db.pool().clone(), LockoutPolicy::default()),
+                sessions: Sessions::new(db.pool().clone(), config.admin.session_policy()),
                 guard: guard.clone(),
                 templates: versions,
-                traffic: Traffic::new(journal.pool().clone()),
+                traffic: Traffic::new(db.pool().clone()),
                 responder: Arc::new(
                     Responder::with_templates(store.clone(), templates.clone())
                         .with_freshness(freshness.clone()),

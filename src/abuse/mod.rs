@@ -200,8 +200,8 @@ impl fmt::Debug for AbuseGuard {
 }
 
 impl AbuseGuard {
-    /// Starts the guard on the gateway's SQLite pool, on which the caller has
-    /// run the migrations (`sqlx::migrate!("migrations/journal")`).
+    /// Starts the guard on the gateway database's pool
+    /// (`db::GatewayDb::pool`, migrated from `migrations/journal/`).
     ///
     /// Blocks, the allow list and rate-limit decisions are read from the
     /// database at every check; here their tables are only checked. When

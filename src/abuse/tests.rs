@@ -36,10 +36,7 @@ async fn pool(path: &Path) -> SqlitePool {
         .connect_with(options)
         .await
         .unwrap();
-    sqlx::migrate!("migrations/journal")
-        .run(&pool)
-        .await
-        .unwrap();
+    crate::db::GATEWAY.run(&pool).await.unwrap();
     pool
 }
 

@@ -297,7 +297,7 @@ async fn blocking<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -
 }
 
 impl Accounts {
-    /// Accounts in the journal's database (migrated by the journal).
+    /// Accounts in the gateway database (`db::GatewayDb`, which migrated it).
     pub fn new(pool: SqlitePool, lockout: LockoutPolicy) -> Self {
         Accounts { pool, lockout }
     }
@@ -640,24 +640,24 @@ pub enum AccountChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Journal, JournalSettings};
+    use crate::db::{Durability, GatewayDb};
 
-    async fn accounts(dir: &tempfile::TempDir) -> (Accounts, Journal) {
-        let journal = Journal::open(JournalSettings {
-            url: format!("sqlite://{}/journal.db", dir.path().display()),
-            ..JournalSettings::default()
-        })
+    async fn accounts(dir: &tempfile::TempDir) -> (Accounts, GatewayDb) {
+        let db = GatewayDb::open(
+            &format!("sqlite://{}/journal.db", dir.path().display()),
+            Durability::Full,
+        )
         .await
         .unwrap();
         (
             Accounts::new(
-                journal.pool().clone(),
+                db.pool().clone(),
                 LockoutPolicy {
                     after_failures: 3,
                     lock_ms: 60_000,
                 },
             ),
-            journal,
+            db,
         )
     }
 
@@ -701,7 +701,7 @@ mod tests {
     #[tokio::test]
     async fn a_first_password_must_be_changed_and_the_change_is_audited() {
         let dir = tempfile::tempdir().unwrap();
-        let (accounts, _journal) = accounts(&dir).await;
+        let (accounts, _db) = accounts(&dir).await;
         let an = user("an.nguyen");
         let first = NewPassword::parse(FIRST, &an).unwrap();
         accounts
@@ -754,7 +754,7 @@ mod tests {
     #[tokio::test]
     async fn repeated_wrong_passwords_lock_the_account_for_a_while() {
         let dir = tempfile::tempdir().unwrap();
-        let (accounts, _journal) = accounts(&dir).await;
+        let (accounts, _db) = accounts(&dir).await;
         let an = user("an.nguyen");
         accounts
             .create(
@@ -794,7 +794,7 @@ mod tests {
     #[tokio::test]
     async fn administrators_change_roles_but_never_remove_the_last_one() {
         let dir = tempfile::tempdir().unwrap();
-        let (accounts, _journal) = accounts(&dir).await;
+        let (accounts, _db) = accounts(&dir).await;
         let boss = user("boss");
         let an = user("an.nguyen");
         accounts

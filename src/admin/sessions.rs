@@ -118,7 +118,7 @@ fn digest(secret: &str) -> String {
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
 
 impl Sessions {
-    /// Sessions in the journal's database (migrated by the journal).
+    /// Sessions in the gateway database (`db::GatewayDb`, which migrated it).
     pub fn new(pool: SqlitePool, policy: SessionPolicy) -> Self {
         Sessions { pool, policy }
     }
@@ -294,19 +294,19 @@ impl Sessions {
 mod tests {
     use super::*;
     use crate::admin::accounts::{Accounts, LockoutPolicy, NewPassword, Username};
-    use crate::journal::{Journal, JournalSettings};
+    use crate::db::{Durability, GatewayDb};
 
     async fn setup(
         dir: &tempfile::TempDir,
         policy: SessionPolicy,
-    ) -> (Sessions, Accounts, Journal) {
-        let journal = Journal::open(JournalSettings {
-            url: format!("sqlite://{}/journal.db", dir.path().display()),
-            ..JournalSettings::default()
-        })
+    ) -> (Sessions, Accounts, GatewayDb) {
+        let db = GatewayDb::open(
+            &format!("sqlite://{}/journal.db", dir.path().display()),
+            Durability::Full,
+        )
         .await
         .unwrap();
-        let accounts = Accounts::new(journal.pool().clone(), LockoutPolicy::default());
+        let accounts = Accounts::new(db.pool().clone(), LockoutPolicy::default());
         let name = Username::parse("lan").unwrap();
         accounts
             .create(
@@ -318,17 +318,13 @@ mod tests {
             )
             .await
             .unwrap();
-        (
-            Sessions::new(journal.pool().clone(), policy),
-            accounts,
-            journal,
-        )
+        (Sessions::new(db.pool().clone(), policy), accounts, db)
     }
 
     #[tokio::test]
     async fn a_session_resolves_by_its_secret_only_and_ends_on_logout() {
         let dir = tempfile::tempdir().unwrap();
-        let (sessions, _accounts, _journal) = setup(&dir, SessionPolicy::default()).await;
+        let (sessions, _accounts, _db) = setup(&dir, SessionPolicy::default()).await;
         let made = sessions
             .start("lan", Role::Operator, true, SessionKind::Cookie, "", 1_000)
             .await
@@ -373,7 +369,7 @@ mod tests {
             max_ms: 100_000,
             token_ms: 1_000_000,
         };
-        let (sessions, _accounts, _journal) = setup(&dir, policy).await;
+        let (sessions, _accounts, _db) = setup(&dir, policy).await;
         let cookie = sessions
             .start("lan", Role::Operator, false, SessionKind::Cookie, "", 0)
             .await
@@ -439,7 +435,7 @@ mod tests {
     #[tokio::test]
     async fn a_disabled_account_or_a_password_change_ends_sessions() {
         let dir = tempfile::tempdir().unwrap();
-        let (sessions, accounts, _journal) = setup(&dir, SessionPolicy::default()).await;
+        let (sessions, accounts, _db) = setup(&dir, SessionPolicy::default()).await;
         let a = sessions
             .start("lan", Role::Operator, false, SessionKind::Cookie, "", 0)
             .await

@@ -4,7 +4,7 @@
 //! found / not found ratio; reply latency percentiles; the agencies and
 //! procedures most looked up; the busiest channels).
 //!
-//! Reads only, on the journal's pool: `messages`, `replies` (outcome, state,
+//! Reads only, on the gateway database's pool (`db::GatewayDb`): `messages`, `replies` (outcome, state,
 //! reply text, `sent_at`) and `reply_lookups` (the dossier code each reply
 //! looked up, and the agency and procedure when found), which the outbox, the
 //! USSD service and the Kannel drop-in write with every reply. Latency is
@@ -444,8 +444,8 @@ const LOG_FROM: &str = "FROM messages m LEFT JOIN replies r ON r.message_id = m.
                         LEFT JOIN reply_lookups l ON l.message_id = m.id";
 
 impl Traffic {
-    /// The traffic of the journal whose pool is `pool` (`Journal::pool`,
-    /// migrated by the journal).
+    /// The traffic recorded in the gateway database whose pool is `pool`
+    /// (`db::GatewayDb::pool`, migrated on opening).
     pub fn new(pool: SqlitePool) -> Self {
         Traffic { pool }
     }

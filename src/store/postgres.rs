@@ -16,10 +16,7 @@
 //! out), so whatever the server's `DateStyle`, a dossier reads back exactly
 //! as written (times to the second, as in SQLite).
 
-use std::str::FromStr;
-
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
@@ -27,6 +24,7 @@ use super::{
     SyncStatus, UpsertOutcome,
 };
 use crate::clock::now_ms;
+use crate::db;
 use crate::domain::{Dossier, DossierCode};
 
 /// The advisory lock key every writing transaction takes
@@ -58,23 +56,8 @@ impl PostgresStore {
             url: redact_url(url),
             source,
         };
-        let options = PgConnectOptions::from_str(url).map_err(open_err)?;
-        // One connection first: the pool would retry a refused connection
-        // until its timeout and then only say so; this says why at once
-        // (refused, unknown database, authentication).
-        options
-            .connect()
-            .await
-            .map_err(open_err)?
-            .close()
-            .await
-            .map_err(open_err)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let pool = db::open_postgres(url, 8).await.map_err(open_err)?;
+        db::READ_MODEL_POSTGRES.run(&pool).await?;
         Ok(PostgresStore { pool })
     }
 

@@ -4,12 +4,9 @@
 //! file (`crate::inline_reads`), through the pool when that is not possible.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rusqlite::OptionalExtension;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
@@ -18,6 +15,7 @@ use super::{
     UpsertOutcome,
 };
 use crate::clock::now_ms;
+use crate::db::{self, Durability, SqliteOpening};
 use crate::domain::{Dossier, DossierCode};
 use crate::inline_reads::InlineReads;
 
@@ -40,31 +38,14 @@ impl SqliteStore {
             url: url.to_owned(),
             source,
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true)
-            .pragma("cache_size", "-16384");
-        let filename = options.get_filename();
-        if filename != Path::new(":memory:") {
-            if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
-            }
-        }
-        let in_memory = filename == Path::new(":memory:");
-        let pool = SqlitePoolOptions::new()
-            // An in-memory database lives in one connection.
-            .max_connections(if in_memory { 1 } else { 8 })
-            // A local file's connection does not drop: no ping (one more
-            // round trip to the connection's thread) before every query.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let how = SqliteOpening {
+            durability: Durability::Full,
+            max_connections: 8,
+            cache_size: Some("-16384"),
+        };
+        let pool = db::open_sqlite(url, how).await.map_err(open_err)?;
+        db::READ_MODEL_SQLITE.run(&pool).await?;
+        let in_memory = pool.connect_options().get_filename() == Path::new(":memory:");
         let inline = if in_memory {
             None
         } else {
