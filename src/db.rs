@@ -62,11 +62,12 @@ impl Durability {
     }
 }
 
-/// Failures to open a database.
+/// Failures to open the gateway database ([`GatewayDb::open`]). It is
+/// configured as `journal.url`, and named so in the messages.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The database could not be opened (or its folder created).
-    #[error("cannot open the database at {url}: {source}")]
+    #[error("cannot open the journal at {url}: {source}")]
     Open {
         /// Its URL.
         url: String,
@@ -75,7 +76,7 @@ pub enum DbError {
         source: sqlx::Error,
     },
     /// Schema migration failed.
-    #[error("cannot migrate the database: {0}")]
+    #[error("cannot migrate the journal: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 

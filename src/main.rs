@@ -16,7 +16,6 @@ use motcua_sms::db::GatewayDb;
 use motcua_sms::domain::Msisdn;
 use motcua_sms::http_server::HttpLimits;
 use motcua_sms::import::{import_json_lines, ImportReport};
-use motcua_sms::journal::JournalError;
 use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::sms_text;
 use motcua_sms::store::{DossierStore, ReadModel};
@@ -632,17 +631,11 @@ fn password_from_stdin() -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// The gateway database (the journal's file) for a command that edits
-/// accounts or lists, opened and migrated as the journal opens it.
-async fn gateway_db(config: &Config) -> Result<GatewayDb, JournalError> {
-    Ok(GatewayDb::open(&config.journal.url, config.journal.synchronous).await?)
-}
-
 async fn account(config: &Config, command: AccountCommand) -> anyhow::Result<ExitCode> {
     use motcua_sms::admin::accounts::{
         AccountChange, Accounts, LockoutPolicy, NewPassword, Role, Username,
     };
-    let db = gateway_db(config).await?;
+    let db = GatewayDb::open(&config.journal.url, config.journal.synchronous).await?;
     let accounts = Accounts::new(db.pool().clone(), LockoutPolicy::default());
     let now = motcua_sms::clock::now_ms();
     let change = |username: &str, change: AccountChange| {
@@ -717,7 +710,7 @@ async fn account(config: &Config, command: AccountCommand) -> anyhow::Result<Exi
 }
 
 async fn edit_list(config: &Config, block: bool, command: ListCommand) -> anyhow::Result<ExitCode> {
-    let db = gateway_db(config).await?;
+    let db = GatewayDb::open(&config.journal.url, config.journal.synchronous).await?;
     let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().clone()).await?;
     let parse = |number: &str| {
         Msisdn::parse(number).with_context(|| format!("{number:?} is not a phone number"))
