@@ -64,7 +64,7 @@ fn code(day: u32, i: u32) -> DossierCode {
 }
 
 fn local(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc() + TimeDelta::hours(7)
+    t.with_timezone(&crate::clock::vietnam()).naive_local()
 }
 
 const ALLOW: Verdict = Verdict::Allow;
