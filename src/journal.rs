@@ -195,7 +195,7 @@ pub struct NewFragment {
     /// This part's number, 1-based.
     pub part: u8,
     /// The part's lasting identity, when its channel gives one
-    /// ([`crate::smpp::IncomingSms::fingerprint`]).
+    /// ([`crate::channel::IncomingSms::fingerprint`]).
     pub fingerprint: Option<String>,
 }
 
@@ -2777,7 +2777,7 @@ pub(crate) mod tests {
             .unwrap();
         let receipt = |id: &str, state: &str, success| ReceiptUpdate {
             channel: "smsc:c".into(),
-            peer_ids: crate::smpp::receipt::id_spellings(id),
+            peer_ids: crate::channel::id_spellings(id),
             state: state.into(),
             is_final: true,
             success,

@@ -28,9 +28,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::address::Address;
+use crate::client_addr::AllowedNet;
 use crate::journal::{now_ms, NewMessage};
 use crate::outbox::Outbox;
-use crate::smpp::listener_guard::AllowedNet;
 use crate::store::DossierStore;
 use crate::trusted_caller::{plain, TrustedCaller};
 

@@ -71,6 +71,7 @@ pub mod abuse;
 pub mod address;
 pub mod admin;
 pub mod app;
+pub mod channel;
 pub mod client_addr;
 pub mod config;
 pub mod domain;

@@ -1018,6 +1018,26 @@ mod tests {
     }
     use proptest::prelude::*;
 
+    #[test]
+    fn throttling_is_not_permanent_and_a_bad_address_is() {
+        assert_eq!(
+            classify_status(status::ESME_RTHROTTLED),
+            StatusClass::Throttle
+        );
+        assert_eq!(
+            classify_status(status::ESME_RMSGQFUL),
+            StatusClass::Throttle
+        );
+        assert_eq!(
+            classify_status(status::ESME_RSYSERR),
+            StatusClass::Temporary
+        );
+        assert_eq!(
+            classify_status(status::ESME_RINVDSTADR),
+            StatusClass::Permanent
+        );
+    }
+
     fn sample_sm() -> ShortMessage {
         ShortMessage {
             source_addr_ton: 1,
