@@ -25,6 +25,7 @@ use crate::admin::http::{
 use crate::admin::sessions::Sessions;
 use crate::admin::templates::TemplateVersions;
 use crate::admin::traffic::Traffic;
+use crate::channel::Routes;
 use crate::config::Config;
 use crate::db::GatewayDb;
 use crate::gateway::SmsGateway;
@@ -39,8 +40,6 @@ use crate::reply::{Renderer, TemplateError};
 use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
 use crate::smpp::listener::Listener;
-use crate::smpp::routes::Routes;
-use crate::smpp::ussd::send_answer;
 use crate::store::{DossierStore, ReadModel, StoreError};
 use crate::sync::follower::FeedFollower;
 use crate::sync::jetstream::follower::JetStreamFollower;
@@ -371,7 +370,7 @@ impl Gateway {
                 let routes = release_routes.clone();
                 let metrics = metrics.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = send_answer(&routes, &ret, &answer).await {
+                    if let Err(error) = routes.answer_ussd(&ret, &answer).await {
                         metrics.release_failed();
                         tracing::debug!(%error, channel = %ret.channel, "USSD release not sent");
                     }

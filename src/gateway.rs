@@ -1,5 +1,5 @@
 //! The bridge between channels and the rest of the gateway: a citizen's
-//! message from any channel (SMPP today; modem and USSD later) is recorded
+//! message from any channel (SMPP, a GSM modem; USSD turns too) is recorded
 //! in the journal — only then may the channel acknowledge it — and handed to
 //! the outbox, which answers it. A redelivery of a recorded message is
 //! recognised here and not answered again; a channel that sees the peer
@@ -10,15 +10,16 @@
 
 use std::sync::Arc;
 
+use crate::channel::{
+    id_spellings, Address, DeliveryReport, IncomingSms, Receipt, ReceiptState, ReceiveError,
+    SmsHandler, TurnKind, UndecodableSms, UssdAnswer, UssdTurn,
+};
 use crate::clock::now_ms;
 use crate::journal::{
     FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate, Recorded,
     ReplyState, StoredMessage, UNDECODABLE,
 };
 use crate::outbox::{external_id, Outbox};
-use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
-use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
-use crate::smpp::{Address, IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
 use crate::store::DossierStore;
 use crate::ussd::UssdService;
 
@@ -90,7 +91,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
                     self.outbox.answer_later(stored).await;
                     Ok(Receipt::Accepted { message_id })
                 }
-                Err(error) => Err(ReceiveError(error.to_string())),
+                Err(error) => Err(ReceiveError::not_recorded(error)),
             };
         }
         match self.journal.record(message.clone()).await {
@@ -105,7 +106,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
             Ok(Recorded::Duplicate(id)) => Ok(Receipt::Duplicate {
                 message_id: external_id(id),
             }),
-            Err(error) => Err(ReceiveError(error.to_string())),
+            Err(error) => Err(ReceiveError::not_recorded(error)),
         }
     }
 
@@ -148,7 +149,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
             Ok(Recorded::Duplicate(id)) => Ok(Receipt::Duplicate {
                 message_id: external_id(id),
             }),
-            Err(error) => Err(ReceiveError(error.to_string())),
+            Err(error) => Err(ReceiveError::not_recorded(error)),
         }
     }
 
@@ -176,7 +177,7 @@ impl<S: DossierStore> SmsHandler for SmsGateway<S> {
                 tracing::debug!("delivery receipt for an id not (yet) recorded; kept");
                 Ok(())
             }
-            Err(error) => Err(ReceiveError(error.to_string())),
+            Err(error) => Err(ReceiveError::not_recorded(error)),
         }
     }
 }

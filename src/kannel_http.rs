@@ -28,10 +28,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::address::Address;
+use crate::client_addr::AllowedNet;
 use crate::clock::now_ms;
 use crate::journal::NewMessage;
 use crate::outbox::Outbox;
-use crate::smpp::listener_guard::AllowedNet;
 use crate::store::DossierStore;
 use crate::trusted_caller::{plain, TrustedCaller};
 

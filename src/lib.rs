@@ -55,9 +55,14 @@
 //! - [`reload`]: values swapped whole while running (template sets on SIGHUP).
 //! - [`reply`]: templates (minijinja), checked at load, rendered within a segment budget.
 //! - [`responder`]: text → parse → look up → privacy rule → render. No I/O types.
-//! - [`smpp`]: SMPP codec and sessions, listener and carrier (ESME) roles; knows no dossiers.
+//! - [`channel`]: what every way in and out shares: the incoming message,
+//!   the handler trait, delivery reports, USSD turns and answers, the
+//!   [`channel::Outlet`] trait with its typed send outcome, and the route
+//!   table over outlets ([`channel::Routes`]).
+//! - [`smpp`]: SMPP codec and sessions, listener and carrier (ESME) roles,
+//!   each session an outlet of the channel; knows no dossiers.
 //! - [`modem`]: the GSM modem channel: the `[[modem.devices]]`, each a
-//!   `gsm_modem` session on its serial port, one shared reply queue;
+//!   `gsm_modem` session on its serial port and an outlet of the channel;
 //!   messages deleted from the SIM only once journaled.
 //! - [`gateway`]: takes a channel's message: journal first, then the outbox.
 //! - [`outbox`]: answers recorded messages and delivers replies exactly once per message.
@@ -68,15 +73,18 @@
 //!   gateway (this one or Kannel) with citizens' messages and measures it.
 //!
 //! A message's path: `smpp::listener` or `smpp::esme` → `smpp::text::decode_text`
-//! (or [`modem`] → `gsm_modem::pdu`)
-//! → [`gateway::SmsGateway`] (→ [`journal`], then the peer is acknowledged)
-//! → [`outbox::Outbox`] → [`responder::Responder`] (→ `store`, → `reply`)
-//! → `smpp::routes::Routes::send` on a connection of the same channel.
+//! (or [`modem`] → `gsm_modem::pdu`) → a [`channel::IncomingSms`] given to the
+//! [`channel::SmsHandler`], [`gateway::SmsGateway`] (→ [`journal`], then the
+//! peer is acknowledged) → [`outbox::Outbox`] → [`responder::Responder`]
+//! (→ `store`, → `reply`) → [`channel::Routes::send`] on an outlet of the same
+//! channel (`smpp::outlet::SmppOutlet` or the modem's), whose typed outcome
+//! (accepted, retry later, failed for good) settles the reply.
 
 pub mod abuse;
 pub mod address;
 pub mod admin;
 pub mod app;
+pub mod channel;
 pub mod client_addr;
 pub mod clock;
 pub mod config;

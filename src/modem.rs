@@ -44,13 +44,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::address::Address;
-use crate::smpp::receipt::{DeliveryReport, ReceiptState};
-use crate::smpp::routes::{
-    OutgoingReply, Outlet, OutletError, OutletFuture, PartLog, PartSent, Routes,
+use crate::channel::{
+    DeliveryReport, IncomingSms, OutgoingReply, Outlet, OutletError, OutletFuture, PartFormat,
+    PartIds, PartInfo, PartLog, PartSent, Receipt, ReceiptState, ReceiveError, Routes, SendError,
+    SmsHandler, UndecodableSms,
 };
-use crate::smpp::session::PartIds;
-use crate::smpp::text::PartInfo;
-use crate::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
 
 /// The channel every modem's messages arrive on and replies leave from.
 pub const CHANNEL: &str = "modem";
@@ -414,7 +412,7 @@ impl<H: SmsHandler> Supervisor<H> {
             match event {
                 ModemEvent::Ready { model } => {
                     if !was_up {
-                        self.routes.register_outlet(
+                        self.routes.register(
                             CHANNEL,
                             outlet_id,
                             Arc::new(ModemOutlet {
@@ -744,6 +742,18 @@ impl Outlet for ModemOutlet {
         self.handle.is_ready()
     }
 
+    fn is_carrier(&self) -> bool {
+        true
+    }
+
+    fn part_format(&self) -> Option<PartFormat> {
+        None
+    }
+
+    fn spreads_replies(&self) -> bool {
+        true
+    }
+
     fn send<'a>(
         &'a self,
         reply: &'a OutgoingReply<'a>,
@@ -756,14 +766,12 @@ impl Outlet for ModemOutlet {
             if destination.number.is_empty()
                 || !destination.number.chars().all(|c| c.is_ascii_digit())
             {
-                return Err(OutletError {
+                return Err(SendError::Failed(OutletError::Unaddressable {
                     reason: format!(
                         "a modem cannot send to {:?}",
                         crate::domain::msisdn::mask_middle(&reply.to.addr)
                     ),
-                    gone: false,
-                    permanent: true,
-                });
+                }));
             }
             let options = SubmitOptions {
                 status_report: self.status_reports,
@@ -783,10 +791,10 @@ impl Outlet for ModemOutlet {
                     smsc: None,
                     tpdu: Tpdu::Submit(part),
                 })
-                .map_err(|error| OutletError {
-                    reason: format!("reply cannot be written as a PDU: {error}"),
-                    gone: false,
-                    permanent: true,
+                .map_err(|error| {
+                    SendError::Failed(OutletError::Unencodable {
+                        source: Box::new(error),
+                    })
                 })?;
                 match self.handle.send_pdu(encoded).await {
                     Ok(message_reference) => {
@@ -802,11 +810,11 @@ impl Outlet for ModemOutlet {
                         ids[at] = Some(id);
                     }
                     Err(error) => {
-                        return Err(OutletError {
-                            reason: format!("modem {}: {error}", self.name),
+                        return Err(SendError::RetryLater(OutletError::Device {
+                            device: format!("modem {}", self.name),
                             gone: error.is_gone(),
-                            permanent: false,
-                        })
+                            source: Box::new(error),
+                        }))
                     }
                 }
             }

@@ -48,7 +48,7 @@ pub struct MetricsSource {
     registry: Registry,
     sync: SyncMetrics,
     freshness: Arc<Freshness>,
-    links: Option<(Arc<crate::smpp::routes::Routes>, LinkGauges)>,
+    links: Option<(Arc<crate::channel::Routes>, LinkGauges)>,
 }
 
 type Labels = Vec<(String, String)>;
@@ -81,7 +81,7 @@ impl LinkGauges {
         );
     }
 
-    fn refresh(&self, routes: &crate::smpp::routes::Routes) {
+    fn refresh(&self, routes: &crate::channel::Routes) {
         self.sessions.clear();
         self.window_in_use.clear();
         self.window_size.clear();
@@ -139,7 +139,7 @@ impl MetricsSource {
     }
 
     /// Adds the SMPP connections' gauges (sessions, window use per channel).
-    pub fn with_links(mut self, routes: Arc<crate::smpp::routes::Routes>) -> Self {
+    pub fn with_links(mut self, routes: Arc<crate::channel::Routes>) -> Self {
         let gauges = LinkGauges::default();
         gauges.register(&mut self.registry);
         self.links = Some((routes, gauges));

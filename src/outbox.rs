@@ -27,19 +27,19 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::abuse::{AbuseGuard, Verdict};
+use crate::channel::{
+    OutgoingReply, OutletError, PartIds, PartLog, PartLogFuture, PartSent, ReplyProgress, Routes,
+    SendError,
+};
+use crate::clock::now_ms;
+use crate::domain::Msisdn;
 use crate::journal::{
     Journal, JournalError, LookupNote, NewMessage, PartRecord, PendingReply, Recorded, ReplyState,
     Settlement, StoredMessage,
 };
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
-use crate::smpp::pdu::{classify_status, status_name, StatusClass};
-use crate::smpp::routes::{
-    OutgoingReply, PartLog, PartLogFuture, PartSent, ReplyProgress, RouteError, Routes,
-};
-use crate::smpp::session::{PartIds, SessionError};
 use crate::store::DossierStore;
-use crate::{clock::now_ms, domain::Msisdn};
 
 /// Messages of one channel being answered at once. When a channel's
 /// replies fall behind (a slow or throttling SMSC, a peer that does not
@@ -545,101 +545,73 @@ impl<S: DossierStore> Outbox<S> {
         let (settlement, attempt) = match result {
             Ok(sent) => {
                 debug!(message_id = %reply_to, channel = %sent.channel, parts = sent.ids.len(), "reply sent");
-                let state =
-                    if sent.channel.starts_with("smsc:") || sent.channel.starts_with("modem") {
-                        ReplyState::Accepted
-                    } else {
-                        ReplyState::Sent
-                    };
+                let state = if sent.by_carrier {
+                    ReplyState::Accepted
+                } else {
+                    ReplyState::Sent
+                };
                 (
                     settle(state, Some((sent.channel, sent.ids)), None, None),
                     Attempt::Finished,
                 )
             }
-            Err(RouteError::NotConnected(channel)) => {
+            Err(SendError::NotConnected(channel)) => {
                 debug!(message_id = %reply_to, %channel, "reply waits for the channel to come up");
                 self.keep_progress(id, progress);
                 self.store_waiting(reply).await;
                 return Attempt::Retry;
             }
-            Err(RouteError::Session(SessionError::Refused { status: code, .. }))
-                if classify_status(code) == StatusClass::Permanent =>
-            {
-                warn!(message_id = %reply_to, status = status_name(code), "reply refused permanently");
+            Err(SendError::Failed(cause)) => {
+                let error = match &cause {
+                    OutletError::Refused { status, .. } => {
+                        warn!(message_id = %reply_to, status, "reply refused permanently");
+                        format!("refused with {status}")
+                    }
+                    _ => {
+                        warn!(message_id = %reply_to, error = %cause, "reply refused permanently");
+                        cause.to_string()
+                    }
+                };
                 (
-                    settle(
-                        ReplyState::Failed,
-                        None,
-                        Some(format!("refused with {}", status_name(code))),
-                        None,
-                    ),
+                    settle(ReplyState::Failed, None, Some(error), None),
                     Attempt::Finished,
                 )
             }
-            Err(RouteError::Outlet(error)) if error.permanent => {
-                warn!(message_id = %reply_to, %error, "reply refused permanently");
-                (
-                    settle(ReplyState::Failed, None, Some(error.reason), None),
-                    Attempt::Finished,
-                )
-            }
-            Err(RouteError::Outlet(error)) => {
+            Err(SendError::RetryLater(cause)) => {
                 let attempts = reply.attempts + 1;
                 let max = self.journal.settings().max_attempts;
                 if attempts >= max {
-                    warn!(message_id = %reply_to, %error, attempts, "reply failed after the last attempt");
+                    warn!(message_id = %reply_to, error = %cause, attempts, "reply failed after the last attempt");
                     (
-                        settle(ReplyState::Failed, None, Some(error.reason), None),
+                        settle(ReplyState::Failed, None, Some(cause.to_string()), None),
                         Attempt::Finished,
                     )
                 } else {
-                    // An outlet that went away: again as soon as one is up
-                    // (the sweep runs when one registers). Otherwise back off.
-                    let delay = if error.gone {
+                    // An outlet that went away (a dropped link, a modem
+                    // gone): again as soon as one is up (the sweep runs when
+                    // one registers). Otherwise back off.
+                    let delay = if cause.is_gone() {
                         Duration::ZERO
                     } else {
                         retry_delay(attempts)
                     };
-                    info!(message_id = %reply_to, %error, attempts, retry_in = ?delay, "reply not sent; it will be retried");
-                    self.keep_progress(id, progress);
-                    (
-                        settle(
-                            ReplyState::Queued,
-                            None,
-                            Some(error.reason),
-                            Some(now_ms() + delay.as_millis() as i64),
-                        ),
-                        Attempt::Retry,
-                    )
-                }
-            }
-            Err(RouteError::Session(error)) => {
-                let attempts = reply.attempts + 1;
-                let max = self.journal.settings().max_attempts;
-                if attempts >= max {
-                    warn!(message_id = %reply_to, %error, attempts, "reply failed after the last attempt");
-                    (
-                        settle(ReplyState::Failed, None, Some(error.to_string()), None),
-                        Attempt::Finished,
-                    )
-                } else {
-                    // A dropped link: send again as soon as it is back (the
-                    // sweep runs when a channel registers). Otherwise back off.
-                    let delay = match error {
-                        SessionError::Closed => Duration::ZERO,
-                        _ => retry_delay(attempts),
-                    };
-                    if let SessionError::Refused { status: code, .. } = &error {
-                        info!(message_id = %reply_to, status = status_name(*code), attempts, retry_in = ?delay, "reply refused for now; it will be retried");
-                    } else {
-                        debug!(message_id = %reply_to, %error, attempts, retry_in = ?delay, "reply will be retried");
+                    match &cause {
+                        OutletError::Refused { status, .. } => {
+                            info!(message_id = %reply_to, status, attempts, retry_in = ?delay, "reply refused for now; it will be retried");
+                        }
+                        _ if cause.is_link() => {
+                            debug!(message_id = %reply_to, error = %cause, attempts, retry_in = ?delay, "reply will be retried");
+                        }
+                        _ => {
+                            info!(message_id = %reply_to, error = %cause, attempts, retry_in = ?delay, "reply not sent; it will be retried");
+                        }
                     }
                     self.keep_progress(id, progress);
                     (
                         settle(
                             ReplyState::Queued,
                             None,
-                            Some(error.to_string()),
+                            Some(cause.to_string()),
                             Some(now_ms() + delay.as_millis() as i64),
                         ),
                         Attempt::Retry,
@@ -907,27 +879,6 @@ mod tests {
         assert_eq!(retry_delay(0), Duration::from_secs(2));
         assert_eq!(retry_delay(1), Duration::from_secs(4));
         assert_eq!(retry_delay(30), MAX_RETRY_DELAY);
-    }
-
-    #[test]
-    fn throttling_is_not_permanent_and_a_bad_address_is() {
-        use crate::smpp::pdu::status;
-        assert_eq!(
-            classify_status(status::ESME_RTHROTTLED),
-            StatusClass::Throttle
-        );
-        assert_eq!(
-            classify_status(status::ESME_RMSGQFUL),
-            StatusClass::Throttle
-        );
-        assert_eq!(
-            classify_status(status::ESME_RSYSERR),
-            StatusClass::Temporary
-        );
-        assert_eq!(
-            classify_status(status::ESME_RINVDSTADR),
-            StatusClass::Permanent
-        );
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::smpp::listener_guard::AllowedNet;
+use crate::client_addr::AllowedNet;
 
 /// The header a caller sends the shared secret in.
 pub const SECRET_HEADER: &str = "x-motcua-secret";

@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use motcua_sms::channel::Routes;
+use motcua_sms::channel::{TurnKind, UssdTurn};
 use motcua_sms::smpp::esme::EsmeClient;
 use motcua_sms::smpp::listener::Listener;
-use motcua_sms::smpp::routes::Routes;
-use motcua_sms::smpp::ussd::{TurnKind, UssdTurn};
 use motcua_sms::smpp::{ListenerAccount, ListenerSettings, SessionSettings, SmscSettings};
 use serde_json::{json, Value};
 use support::node_peer::{expect_bind, node_dir, node_esme, NodePeer, ENV, SMPP_VERSION};

@@ -22,10 +22,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use motcua_sms::channel::Routes;
+use motcua_sms::channel::{ServiceOp, TurnKind, UssdTurn};
 use motcua_sms::smpp::esme::EsmeClient;
 use motcua_sms::smpp::listener::Listener;
-use motcua_sms::smpp::routes::Routes;
-use motcua_sms::smpp::ussd::{ServiceOp, TurnKind, UssdTurn};
 use motcua_sms::smpp::{ListenerAccount, ListenerSettings, SessionSettings, SmscSettings};
 use smpp34::{bind_transceiver, data_sm, deliver_sm, submit_sm, CommandHeader, Tlv};
 use support::ussd_menu::{Menu, SMS_ID};

@@ -1,12 +1,13 @@
 //! Arbitrary bytes as a receipt's short_message and TLVs (the receipt TLVs
-//! likely): DeliveryReport::parse never panics, a parsed report names its
+//! likely): receipt::parse never panics, a parsed report names its
 //! message, and every id spelling is canonical in its own right.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use motcua_sms::smpp::pdu::{tag, ShortMessage, Tlv};
-use motcua_sms::smpp::receipt::{id_spellings, DeliveryReport};
+use motcua_sms::channel::id_spellings;
+use motcua_sms::smpp::receipt;
 
 fn bytes(u: &mut Unstructured<'_>, max: usize) -> Result<Vec<u8>> {
     let len = u.int_in_range(0..=max)?.min(u.len());
@@ -38,7 +39,7 @@ fn receipt(u: &mut Unstructured<'_>) -> Result<ShortMessage> {
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     if let Ok(sm) = receipt(&mut u) {
-        if let Ok(report) = DeliveryReport::parse(&sm) {
+        if let Ok(report) = receipt::parse(&sm) {
             assert!(!report.message_id.is_empty());
             let _ = report.state.as_str();
             let _ = id_spellings(&report.message_id);

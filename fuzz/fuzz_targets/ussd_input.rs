@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use motcua_sms::smpp::ussd::SessionInfo;
+use motcua_sms::channel::SessionInfo;
 use motcua_sms::ussd::dial::{
     CodeQuery, Dial, ServiceCode, MAX_CODE_DIGITS, MIN_CODE_DIGITS,
 };

@@ -58,7 +58,7 @@ pub struct NewFragment {
     /// This part's number, 1-based.
     pub part: u8,
     /// The part's lasting identity, when its channel gives one
-    /// ([`crate::smpp::IncomingSms::fingerprint`]).
+    /// ([`crate::channel::IncomingSms::fingerprint`]).
     pub fingerprint: Option<String>,
 }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::codec::Inbound;
+use super::outlet::{send_text, ReplyCommand};
 use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
-use super::session::{send_text, Connection, ReplyCommand, SessionError};
+use super::session::{Connection, SessionError};
 use super::text::{concatenation, decode_text, DefaultAlphabet};
 use super::Address;
 use super::SessionSettings;

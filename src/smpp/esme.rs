@@ -23,19 +23,18 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
 use super::codec::Inbound;
+use super::outlet::{ReplyCommand, SmppOutlet};
 use super::pacing::Pacing;
 use super::pdu::{status, Bind, BindKind, Body, Pdu, ShortMessage};
-use super::receipt::DeliveryReport;
-use super::routes::{Route, Routes};
+use super::receipt;
 use super::session::{
     answer_unsupported, next_event, spawn_drain, Connection, Event, InboundWindow, Link,
-    ReplyCommand, SessionError,
+    SessionError,
 };
 use super::text::is_receipt;
 use super::ussd;
-use super::{
-    BindMode, DefaultAlphabet, IncomingSms, Receipt, SessionSettings, SmsHandler, SmscSettings,
-};
+use super::{incoming_sms, BindMode, DefaultAlphabet, SessionSettings, SmscSettings};
+use crate::channel::{Receipt, Routes, SmsHandler};
 
 /// Numbers the connections of every carrier link, for route bookkeeping.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -257,8 +256,8 @@ impl<H: SmsHandler> EsmeClient<H> {
         if kind != BindKind::Receiver {
             self.routes.register(
                 &channel,
-                Route {
-                    session: connection,
+                connection,
+                Arc::new(SmppOutlet {
                     link: link.clone(),
                     command: ReplyCommand::SubmitSm,
                     source_override: self.settings.source_addr.clone(),
@@ -268,7 +267,7 @@ impl<H: SmsHandler> EsmeClient<H> {
                     pacing: self.pacing.clone(),
                     long_messages: self.settings.long_messages,
                     alphabet: self.session.default_alphabet,
-                },
+                }),
             );
         }
         let receiving = TaskTracker::new();
@@ -455,7 +454,7 @@ async fn receive<H: SmsHandler>(
     (ack, arrived): (Acknowledge, tokio::time::Instant),
     sm: ShortMessage,
 ) {
-    let incoming = IncomingSms::from_short_message(channel, &sm, alphabet);
+    let incoming = incoming_sms(channel, &sm, alphabet);
     match handler.receive(incoming).await {
         Ok(Receipt::Accepted { message_id } | Receipt::Duplicate { message_id }) => {
             let _ = link
@@ -496,7 +495,7 @@ async fn record_receipt<H: SmsHandler>(
     ack: Acknowledge,
     sm: ShortMessage,
 ) {
-    let status = match DeliveryReport::parse(&sm) {
+    let status = match receipt::parse(&sm) {
         Ok(report) => {
             debug!(id = %report.message_id, state = report.state.as_str(), "delivery receipt");
             match handler.delivery_report(channel, report).await {

@@ -36,14 +36,14 @@ use tracing::{debug, info, warn, Instrument};
 use super::listener_guard::{
     Authorized, BindRefusal, BindSlot, ConnectionRefusal, ConnectionSlot, ListenerGuard,
 };
+use super::outlet::{ReplyCommand, SmppOutlet};
 use super::pdu::{command_id, status, status_name, tag, BindKind, Body, Pdu, ShortMessage, Tlv};
-use super::routes::{Route, Routes};
 use super::session::{
     answer_unsupported, next_event, spawn_drain, Connection, Event, InboundWindow, Link,
-    ReplyCommand,
 };
 use super::ussd;
-use super::{IncomingSms, ListenerSettings, Receipt, SessionSettings, SmsHandler};
+use super::{incoming_sms, ListenerSettings, SessionSettings};
+use crate::channel::{Receipt, Routes, SmsHandler};
 
 struct Shared<H> {
     settings: ListenerSettings,
@@ -293,8 +293,8 @@ async fn serve<H: SmsHandler>(
                         if kind.can_receive() {
                             shared.routes.register(
                                 &channel_of(&account),
-                                Route {
-                                    session: session_id,
+                                session_id,
+                                Arc::new(SmppOutlet {
                                     link: link.clone(),
                                     command: ReplyCommand::DeliverSm,
                                     source_override: None,
@@ -304,7 +304,7 @@ async fn serve<H: SmsHandler>(
                                     pacing: Default::default(),
                                     long_messages: Default::default(),
                                     alphabet: shared.session.default_alphabet,
-                                },
+                                }),
                             );
                         }
                         bound = Some(Bound {
@@ -486,8 +486,7 @@ async fn receive<H: SmsHandler>(
         arrived,
         _permit,
     } = message;
-    let incoming =
-        IncomingSms::from_short_message(channel_of(&account), &sm, shared.session.default_alphabet);
+    let incoming = incoming_sms(channel_of(&account), &sm, shared.session.default_alphabet);
     let message_id = match shared.handler.receive(incoming).await {
         Ok(Receipt::Accepted { message_id }) => message_id,
         Ok(Receipt::Duplicate { message_id }) => {

@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,89 +29,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use ipnet::{IpNet, Ipv4Net};
-use serde::{Deserialize, Deserializer};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::pdu::status;
 use super::ListenerSettings;
-
-/// An address (`10.1.2.3`, a single host) or a CIDR network (`10.1.2.0/24`,
-/// `2001:db8::/32`) in an allow list. Host bits after the prefix are
-/// ignored (`10.1.2.3/24` is `10.1.2.0/24`); an IPv4-mapped IPv6 address or
-/// network (`::ffff:10.1.2.3`) is the IPv4 one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AllowedNet(IpNet);
-
-/// An allow-list entry that is neither an address nor a network.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an IP address or a CIDR network (write e.g. \"10.1.2.3\", \"10.1.2.0/24\" or \"2001:db8::/32\")")]
-pub struct InvalidNet(String);
-
-impl AllowedNet {
-    /// The network (a host is a /32 or /128).
-    pub fn net(&self) -> IpNet {
-        self.0
-    }
-
-    /// True when `ip` (IPv4-mapped IPv6 read as IPv4) is inside.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        self.0.contains(&ip.to_canonical())
-    }
-}
-
-impl From<IpNet> for AllowedNet {
-    fn from(net: IpNet) -> Self {
-        let net = net.trunc();
-        if let IpNet::V6(v6) = net {
-            if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
-                if let Ok(v4net) = Ipv4Net::new(v4, v6.prefix_len() - 96) {
-                    return AllowedNet(IpNet::V4(v4net));
-                }
-            }
-        }
-        AllowedNet(net)
-    }
-}
-
-impl From<IpAddr> for AllowedNet {
-    fn from(ip: IpAddr) -> Self {
-        AllowedNet::from(IpNet::from(ip))
-    }
-}
-
-impl FromStr for AllowedNet {
-    type Err = InvalidNet;
-
-    fn from_str(text: &str) -> Result<Self, InvalidNet> {
-        let trimmed = text.trim();
-        if let Ok(net) = trimmed.parse::<IpNet>() {
-            return Ok(net.into());
-        }
-        if let Ok(ip) = trimmed.parse::<IpAddr>() {
-            return Ok(ip.into());
-        }
-        Err(InvalidNet(text.to_owned()))
-    }
-}
-
-impl fmt::Display for AllowedNet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl<'de> Deserialize<'de> for AllowedNet {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// True when the list is empty (no restriction) or one entry contains `ip`.
-pub fn allows(list: &[AllowedNet], ip: IpAddr) -> bool {
-    list.is_empty() || list.iter().any(|net| net.contains(ip))
-}
+pub use crate::client_addr::{allows, AllowedNet};
 
 /// Bytes a [`Secret`] holds: more than a system_id (15) or a password (8).
 const SECRET_LEN: usize = 16;

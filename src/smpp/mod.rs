@@ -1,4 +1,6 @@
-//! SMPP 3.4/5.0 on tokio, in both roles, knowing nothing about dossiers.
+//! SMPP 3.4/5.0 on tokio, in both roles, knowing nothing about dossiers:
+//! a peer behind the [`channel`](crate::channel) room, whose types it
+//! speaks and whose traits it implements.
 //!
 //! - [`pdu`]: PDUs and command statuses; [`codec`]: framing with a length cap
 //!   and resynchronisation; [`text`]: data_coding, user data headers and
@@ -13,8 +15,9 @@
 //! - [`routes`]: the live connections per channel, through which replies leave.
 //! - [`ussd`]: USSD turns (`ussd_service_op`, `its_session_info`) and their answers.
 //!
-//! A citizen's message leaves this room as an [`IncomingSms`] given to an
-//! [`SmsHandler`], which must make it durable before the peer is
+//! A citizen's message leaves this room as an
+//! [`IncomingSms`](crate::channel::IncomingSms) given to an
+//! [`SmsHandler`](crate::channel::SmsHandler), which must make it durable before the peer is
 //! acknowledged; the reply comes back later as text through
 //! [`routes::Routes::send`] and leaves on a connection of the channel the
 //! message arrived on.
@@ -24,15 +27,14 @@ pub mod codec;
 pub mod esme;
 pub mod listener;
 pub mod listener_guard;
+pub mod outlet;
 pub mod pacing;
 pub mod pdu;
 pub mod receipt;
-pub mod routes;
 pub mod session;
 pub mod text;
 pub mod ussd;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -41,164 +43,39 @@ use serde::Deserialize;
 pub use text::{DefaultAlphabet, LongMessageMode};
 
 pub use crate::address::Address;
+use crate::channel::IncomingSms;
 
-/// A citizen's message as it arrived, decoded to text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncomingSms {
-    /// Which connection it came in on (`listener:<system_id>` or `smsc:<name>`);
-    /// the reply goes back through [`routes::Routes`] under the same name.
-    pub channel: String,
-    /// The sender (the citizen) as the carrier wrote it.
-    pub source: Address,
-    /// The number the citizen texted (our short number).
-    pub destination: Address,
-    /// The decoded text; empty when the coding could not be read.
-    pub text: String,
-    /// The peer's own reference for the message (`user_message_reference`), if any;
-    /// peers reuse it, so a copy is a redelivery only with the same text,
-    /// within the redelivery window (see the journal).
-    pub peer_ref: Option<String>,
-    /// Where this part sits when the message is one part of a concatenated
-    /// message (UDH or sar_* TLVs); the gateway joins the parts.
-    pub part: Option<text::PartInfo>,
-    /// What identifies this very message or part for good, when the channel
-    /// can tell (a GSM modem: sender, service-centre time, part, text): a
-    /// second delivery with it is recognised however late it comes. SMPP
-    /// peers give nothing of the kind (`user_message_reference` is reused).
-    pub fingerprint: Option<String>,
-}
-
-impl IncomingSms {
-    /// A citizen's message from a `submit_sm` / `deliver_sm` received on
-    /// `channel`, its text decoded (an unreadable coding gives an empty text,
-    /// which earns a help reply rather than silence).
-    pub fn from_short_message(
-        channel: String,
-        sm: &pdu::ShortMessage,
-        alphabet: DefaultAlphabet,
-    ) -> Self {
-        let text = text::decode_text(sm, alphabet).unwrap_or_else(|error| {
-            tracing::warn!(%error, "message text unreadable; it will be answered with help");
-            String::new()
-        });
-        IncomingSms {
-            channel,
-            source: Address::new(
-                sm.source_addr.clone(),
-                sm.source_addr_ton,
-                sm.source_addr_npi,
-            ),
-            destination: Address::new(
-                sm.destination_addr.clone(),
-                sm.dest_addr_ton,
-                sm.dest_addr_npi,
-            ),
-            text,
-            peer_ref: sm
-                .tlv(pdu::tag::USER_MESSAGE_REFERENCE)
-                .filter(|v| v.len() == 2)
-                .map(|v| u16::from_be_bytes([v[0], v[1]]).to_string()),
-            part: text::concatenation(sm),
-            fingerprint: None,
-        }
-    }
-}
-
-/// A message that arrived but cannot be read, kept as it came.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UndecodableSms {
-    /// Which channel it came in on (`modem`).
-    pub channel: String,
-    /// The number it was sent to (our own), when known.
-    pub destination: Address,
-    /// The message as received, in hex (a modem's PDU, service centre
-    /// address first).
-    pub raw_hex: String,
-    /// What identifies it for good (a hash of the raw message): read again
-    /// after a crash, it is recognised and not recorded twice.
-    pub fingerprint: String,
-    /// Why it could not be read.
-    pub error: String,
-}
-
-/// How the gateway took a message; only then is the peer acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Receipt {
-    /// Recorded durably; the reply will follow. The id goes to the peer.
-    Accepted {
-        /// Message id for submit_sm_resp.
-        message_id: String,
-    },
-    /// A redelivery of a message already recorded: acknowledged, not answered again.
-    Duplicate {
-        /// The first delivery's message id.
-        message_id: String,
-    },
-}
-
-/// The gateway could not take the message now; the peer gets a temporary
-/// error and will deliver it again.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("message not accepted: {0}")]
-pub struct ReceiveError(pub String);
-
-/// Where citizens' messages go. `receive` returns once the message is safe
-/// (journaled); the reply is sent later through [`routes::Routes`].
-pub trait SmsHandler: Send + Sync + 'static {
-    /// Takes one message.
-    fn receive(
-        &self,
-        sms: IncomingSms,
-    ) -> impl Future<Output = Result<Receipt, ReceiveError>> + Send;
-
-    /// The peer has read the acknowledgements of these messages (ids as
-    /// [`Receipt`] gave them): it answered a request written after them on
-    /// the same connection. A copy of such a message is no redelivery.
-    /// Returns once the fact is queued ahead of anything handed over later
-    /// (not necessarily on disk). The default keeps nothing.
-    fn acknowledgements_read(&self, message_ids: Vec<String>) -> impl Future<Output = ()> + Send {
-        async move {
-            let _ = message_ids;
-        }
-    }
-
-    /// Takes a message that arrived but cannot be read (a GSM modem's PDU
-    /// that does not decode): returns once it is recorded as it came, so
-    /// the channel may let go of it (delete it from the SIM). It is never
-    /// answered. The default records nothing: the channel keeps it.
-    fn undecodable(
-        &self,
-        message: UndecodableSms,
-    ) -> impl Future<Output = Result<Receipt, ReceiveError>> + Send {
-        async move {
-            tracing::warn!(channel = %message.channel, "unreadable messages are not recorded here; the channel keeps it");
-            Err(ReceiveError(
-                "unreadable messages are not recorded by this handler".to_owned(),
-            ))
-        }
-    }
-
-    /// Takes a delivery receipt that arrived on `channel`; returns once it
-    /// is recorded (the SMSC is acknowledged then).
-    fn delivery_report(
-        &self,
-        channel: String,
-        report: receipt::DeliveryReport,
-    ) -> impl Future<Output = Result<(), ReceiveError>> + Send;
-
-    /// Takes one USSD turn (a PDU carrying `ussd_service_op`; the peer has
-    /// been acknowledged already) and returns the screen to send back, or
-    /// `None` when nothing is to be sent (a release, a USSN confirm). It must
-    /// return quickly: USSD centres give up after about 15 seconds. The
-    /// default serves no USSD: every dialogue is closed with no text.
-    fn ussd(&self, turn: ussd::UssdTurn) -> impl Future<Output = Option<ussd::UssdAnswer>> + Send {
-        async move {
-            tracing::debug!(channel = %turn.ret.channel, "USSD not served here: dialogue closed");
-            (turn.kind != ussd::TurnKind::Release).then(|| ussd::UssdAnswer {
-                text: String::new(),
-                end: true,
-            })
-        }
+/// A citizen's message from a `submit_sm` / `deliver_sm` received on
+/// `channel`, its text decoded (an unreadable coding gives an empty text,
+/// which earns a help reply rather than silence).
+pub fn incoming_sms(
+    channel: String,
+    sm: &pdu::ShortMessage,
+    alphabet: DefaultAlphabet,
+) -> IncomingSms {
+    let text = text::decode_text(sm, alphabet).unwrap_or_else(|error| {
+        tracing::warn!(%error, "message text unreadable; it will be answered with help");
+        String::new()
+    });
+    IncomingSms {
+        channel,
+        source: Address::new(
+            sm.source_addr.clone(),
+            sm.source_addr_ton,
+            sm.source_addr_npi,
+        ),
+        destination: Address::new(
+            sm.destination_addr.clone(),
+            sm.dest_addr_ton,
+            sm.dest_addr_npi,
+        ),
+        text,
+        peer_ref: sm
+            .tlv(pdu::tag::USER_MESSAGE_REFERENCE)
+            .filter(|v| v.len() == 2)
+            .map(|v| u16::from_be_bytes([v[0], v[1]]).to_string()),
+        part: text::concatenation(sm),
+        fingerprint: None,
     }
 }
 

@@ -3,8 +3,8 @@
 //! their response (matched by sequence number, with a timeout), reading
 //! frames with a deadline for frames that stop half-way, and the answer to a
 //! frame that could not be decoded. [`Link::request`] keeps at most the
-//! configured window of requests outstanding; [`send_parts`] paces parts
-//! through a [`Pacing`] and sends a part again after a throttling answer.
+//! configured window of requests outstanding. Replies leave through
+//! [`super::outlet`].
 //!
 //! Reading: bytes are taken from the socket as they arrive (the buffer
 //! grows with what was received, never with what a header claims), and a
@@ -37,10 +37,7 @@ use tokio::time::Instant;
 use tokio_util::codec::{Decoder, FramedWrite};
 
 use super::codec::{Inbound, SmppCodec};
-use super::pacing::Pacing;
-use super::pdu::{
-    classify_status, command_id, status, status_name, Body, DecodeError, Header, Pdu, StatusClass,
-};
+use super::pdu::{command_id, status, status_name, Body, DecodeError, Header, Pdu};
 use super::SessionSettings;
 
 /// Bytes asked of the socket at a time; the read buffer grows by at most
@@ -191,7 +188,7 @@ pub struct Link {
     reference: Arc<AtomicU16>,
     window: Arc<Semaphore>,
     window_size: usize,
-    registered_delivery: u8,
+    pub(super) registered_delivery: u8,
 }
 
 impl Link {
@@ -748,166 +745,6 @@ pub fn spawn_drain(
         }
         done.cancel();
     });
-}
-
-/// Which request carries a reply: deliver_sm (we are the SMSC) or submit_sm
-/// (we are an ESME).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyCommand {
-    /// The listener delivers to its bound peer.
-    DeliverSm,
-    /// The ESME submits to the carrier.
-    SubmitSm,
-}
-
-/// How far a multipart reply got: the message id the peer gave each part
-/// that it accepted. Kept by the caller across attempts, so that after a
-/// dropped link only the parts never acknowledged are sent again.
-pub type PartIds = Vec<Option<String>>;
-
-/// Most throttling answers to one part before the send is given up (and
-/// left to the caller's own retry).
-const MAX_THROTTLED_TRIES: u32 = 50;
-
-/// Who a reply goes to and how: the same for each of its parts.
-#[derive(Debug, Clone, Copy)]
-pub struct Envelope<'a> {
-    /// deliver_sm or submit_sm.
-    pub command: ReplyCommand,
-    /// Our number.
-    pub from: &'a super::Address,
-    /// The citizen.
-    pub to: &'a super::Address,
-    /// TLVs every part carries.
-    pub tlvs: &'a [super::pdu::Tlv],
-}
-
-/// Sends the `parts` of one reply as `envelope` says,
-/// skipping those `ids` already holds, pacing each through `pacing` and
-/// sending a part again (before anything newer of this reply) when the peer
-/// throttles. The parts are written back to back, in order, and their
-/// responses awaited together. Returns when every part is acknowledged, or
-/// with the first failure — `ids` then says which parts got through.
-pub async fn send_parts(
-    link: &Link,
-    pacing: &Pacing,
-    envelope: &Envelope<'_>,
-    parts: &[super::text::OutgoingPart],
-    ids: &mut PartIds,
-) -> Result<(), SessionError> {
-    let Envelope {
-        command,
-        from,
-        to,
-        tlvs,
-    } = *envelope;
-    ids.resize(parts.len(), None);
-    let sends = parts
-        .iter()
-        .zip(ids.iter())
-        .enumerate()
-        .filter(|(_, (_, id))| id.is_none())
-        .map(|(index, (part, _))| {
-            let mut part_tlvs = tlvs.to_vec();
-            part_tlvs.extend(part.tlvs.iter().cloned());
-            let sm = super::pdu::ShortMessage {
-                source_addr_ton: from.ton,
-                source_addr_npi: from.npi,
-                source_addr: from.addr.clone(),
-                dest_addr_ton: to.ton,
-                dest_addr_npi: to.npi,
-                destination_addr: to.addr.clone(),
-                esm_class: part.esm_class,
-                registered_delivery: link.registered_delivery,
-                data_coding: part.data_coding,
-                short_message: part.short_message.clone(),
-                tlvs: part_tlvs,
-                ..Default::default()
-            };
-            async move { (index, send_one(link, pacing, command, sm).await) }
-        });
-    // join_all polls the sends in order, so the parts are queued in order.
-    let results = futures::future::join_all(sends).await;
-    let mut first_error = None;
-    for (index, result) in results {
-        match result {
-            Ok(id) => ids[index] = Some(id),
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// One part: paced, sent, and sent again after throttling answers.
-async fn send_one(
-    link: &Link,
-    pacing: &Pacing,
-    command: ReplyCommand,
-    sm: super::pdu::ShortMessage,
-) -> Result<String, SessionError> {
-    let mut throttled = 0;
-    loop {
-        pacing.ready().await;
-        let body = match command {
-            ReplyCommand::DeliverSm => Body::DeliverSm(sm.clone()),
-            ReplyCommand::SubmitSm => Body::SubmitSm(sm.clone()),
-        };
-        match link.request(body).await {
-            Ok(resp) => {
-                pacing.accepted();
-                return Ok(match resp.body {
-                    Body::SubmitSmResp { message_id } | Body::DeliverSmResp { message_id } => {
-                        message_id
-                    }
-                    _ => String::new(),
-                });
-            }
-            Err(SessionError::Refused { status: code, .. })
-                if classify_status(code) == StatusClass::Throttle
-                    && throttled < MAX_THROTTLED_TRIES =>
-            {
-                throttled += 1;
-                let pause = pacing.throttled();
-                tracing::debug!(
-                    status = status_name(code),
-                    ?pause,
-                    tries = throttled,
-                    "peer throttled a part; pausing the link, then sending it again"
-                );
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
-
-/// Sends `text` as one reply with the default encoding (UDH with an 8-bit
-/// reference when long) and no pacing; returns the ids the peer gave the
-/// parts. For one-shot senders such as `motcua-sms sms send`.
-pub async fn send_text(
-    link: &Link,
-    command: ReplyCommand,
-    from: &super::Address,
-    to: &super::Address,
-    text: &str,
-    tlvs: &[super::pdu::Tlv],
-) -> Result<Vec<String>, SessionError> {
-    let parts = super::text::encode_reply(
-        text,
-        link.next_reference(),
-        super::text::LongMessageMode::default(),
-        super::DefaultAlphabet::default(),
-    );
-    let mut ids = PartIds::new();
-    let envelope = Envelope {
-        command,
-        from,
-        to,
-        tlvs,
-    };
-    send_parts(link, &Pacing::default(), &envelope, &parts, &mut ids).await?;
-    Ok(ids.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

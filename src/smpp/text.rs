@@ -11,6 +11,7 @@
 //! into those 140 octets (160 alone, 153 behind an 8-bit reference UDH).
 
 use super::pdu::{tag, ShortMessage, Tlv};
+use crate::channel::PartInfo;
 use crate::sms_text::{self, Capacity};
 
 /// esm_class bit: short_message starts with a user data header.
@@ -64,29 +65,6 @@ pub struct UnsupportedCoding(pub u8);
 /// not a citizen's text.
 pub fn is_receipt(sm: &ShortMessage) -> bool {
     sm.esm_class & ESM_TYPE_MASK != 0
-}
-
-/// Where a part of a concatenated message sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PartInfo {
-    /// The reference shared by every part of one message (an 8-bit UDH
-    /// reference is widened; SAR and 16-bit UDH references are whole).
-    pub reference: u16,
-    /// How many parts the message has (at least 1).
-    pub total: u8,
-    /// This part's place, 1-based (1 ..= total).
-    pub index: u8,
-}
-
-impl PartInfo {
-    /// The part, unless its numbers make no sense (total 0, index 0 or beyond total).
-    fn checked(reference: u16, total: u8, index: u8) -> Option<Self> {
-        (total != 0 && index != 0 && index <= total).then_some(PartInfo {
-            reference,
-            total,
-            index,
-        })
-    }
 }
 
 /// The concatenation info of an incoming message: from the user data

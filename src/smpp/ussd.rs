@@ -6,12 +6,12 @@
 //! A `deliver_sm` (from a carrier's USSD centre, ESME role) or a `submit_sm`
 //! (from a bound peer, listener role), or a `data_sm` in either role, that
 //! carries `ussd_service_op` is a USSD turn, not an SMS: it is acknowledged
-//! at once and handed to [`super::SmsHandler::ussd`]. The answer goes back
+//! at once and handed to [`SmsHandler::ussd`]. The answer goes back
 //! on a connection of the same channel, with the same `its_session_info`
 //! session number: a menu as a USSR request (op 2; the dialogue stays open),
 //! a final screen as a PSSR response (op 17, end-of-session bit set; the
 //! dialogue closes). A dialogue the citizen abandons is released by the
-//! handler with [`send_answer`] and `end: true`.
+//! handler with [`Routes::answer_ussd`] and `end: true`.
 //!
 //! Values of `ussd_service_op` (SMPP 3.4 §5.3.2.44): 0 PSSD indication,
 //! 1 PSSR indication, 2 USSR request, 3 USSN request, 16 PSSD response,
@@ -22,155 +22,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::outlet::ReplyCommand;
 use super::pdu::{tag, Body, ShortMessage, Tlv};
-use super::routes::Routes;
-use super::session::{ReplyCommand, SessionError};
 use super::text::{decode_text, encode_reply, DefaultAlphabet, LongMessageMode};
-use super::{Address, SmsHandler};
-
-/// The USSD operation a PDU carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ServiceOp {
-    /// 0: a process-unstructured-SS data indication (a dial, old phones).
-    PssdIndication,
-    /// 1: a process-unstructured-SS request indication: the citizen dialled.
-    PssrIndication,
-    /// 2: an unstructured-SS request: a menu, the dialogue stays open.
-    UssrRequest,
-    /// 3: an unstructured-SS notification: a notice, no input expected.
-    UssnRequest,
-    /// 16: the answer to a PSSD indication.
-    PssdResponse,
-    /// 17: the answer to a PSSR indication: the final screen, the dialogue closes.
-    PssrResponse,
-    /// 18: the citizen's answer to a USSR request.
-    UssrConfirm,
-    /// 19: the handset saw a USSN.
-    UssnConfirm,
-    /// Any other value (vendor extensions), kept as is.
-    Other(u8),
-}
-
-impl ServiceOp {
-    /// The operation for a TLV value.
-    pub fn from_u8(value: u8) -> Self {
-        match value {
-            0 => ServiceOp::PssdIndication,
-            1 => ServiceOp::PssrIndication,
-            2 => ServiceOp::UssrRequest,
-            3 => ServiceOp::UssnRequest,
-            16 => ServiceOp::PssdResponse,
-            17 => ServiceOp::PssrResponse,
-            18 => ServiceOp::UssrConfirm,
-            19 => ServiceOp::UssnConfirm,
-            other => ServiceOp::Other(other),
-        }
-    }
-
-    /// The TLV value.
-    pub fn to_u8(self) -> u8 {
-        match self {
-            ServiceOp::PssdIndication => 0,
-            ServiceOp::PssrIndication => 1,
-            ServiceOp::UssrRequest => 2,
-            ServiceOp::UssnRequest => 3,
-            ServiceOp::PssdResponse => 16,
-            ServiceOp::PssrResponse => 17,
-            ServiceOp::UssrConfirm => 18,
-            ServiceOp::UssnConfirm => 19,
-            ServiceOp::Other(value) => value,
-        }
-    }
-}
-
-/// The `its_session_info` TLV.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionInfo {
-    /// The session number (first octet).
-    pub session: u8,
-    /// The sequence number within the session (bits 7–1 of the second octet).
-    pub sequence: u8,
-    /// The end-of-session indicator (bit 0 of the second octet).
-    pub end: bool,
-}
-
-impl SessionInfo {
-    /// Reads the TLV value; `None` unless it is exactly two octets.
-    pub fn decode(value: &[u8]) -> Option<Self> {
-        match value {
-            [session, second] => Some(SessionInfo {
-                session: *session,
-                sequence: second >> 1,
-                end: second & 1 == 1,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The TLV value.
-    pub fn encode(self) -> [u8; 2] {
-        [
-            self.session,
-            ((self.sequence & 0x7F) << 1) | u8::from(self.end),
-        ]
-    }
-}
-
-/// What a USSD PDU means for its dialogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TurnKind {
-    /// The citizen dialled (PSSR or PSSD indication): a new dialogue; the
-    /// text is the dial string (`*8058*1234#`).
-    Open,
-    /// The citizen answered a menu (USSR confirm): the text is the input.
-    Continue,
-    /// The citizen or the network ended the dialogue (end-of-session bit,
-    /// or an operation the gateway does not expect from the network).
-    Release,
-}
-
-/// Where and how an answer goes back: everything the SMPP side needs to
-/// answer a turn or release the dialogue later.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UssdReturn {
-    /// The channel the turn came in on (`listener:<account>` or `smsc:<name>`).
-    pub channel: String,
-    /// The citizen's number.
-    pub citizen: Address,
-    /// The number or service code the citizen reached.
-    pub service: Address,
-    /// The peer's `its_session_info`, echoed (sequence and end bit set per answer).
-    pub session_info: Option<SessionInfo>,
-    /// The turn came as `data_sm`: answer with `data_sm`.
-    pub data_sm: bool,
-    /// The `service_type` of the turn (often `USSD`), echoed.
-    pub service_type: String,
-}
-
-/// One turn of a USSD dialogue, as the SMPP side read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UssdTurn {
-    /// Identifies the dialogue within the gateway: the channel, the
-    /// citizen's number and the session number.
-    pub dialogue: String,
-    /// What the PDU means.
-    pub kind: TurnKind,
-    /// The operation as received.
-    pub op: ServiceOp,
-    /// The decoded text (dial string or input).
-    pub text: String,
-    /// How to answer.
-    pub ret: UssdReturn,
-}
-
-/// A screen to show the citizen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UssdAnswer {
-    /// The text (at most one USSD screen).
-    pub text: String,
-    /// Close the dialogue (PSSR response) rather than wait for input (USSR request).
-    pub end: bool,
-}
+use super::Address;
+use crate::channel::{
+    Routes, ServiceOp, SessionInfo, SmsHandler, TurnKind, UssdAnswer, UssdReturn, UssdTurn,
+};
 
 /// The `ussd_service_op` of a message, when it carries one (it is a USSD turn then).
 pub fn service_op(sm: &ShortMessage) -> Option<ServiceOp> {
@@ -182,18 +40,6 @@ pub fn service_op(sm: &ShortMessage) -> Option<ServiceOp> {
 
 /// The largest `short_message` SMPP allows; a longer answer goes in `message_payload`.
 const MAX_SHORT_MESSAGE: usize = 254;
-
-/// Why an answer could not be sent.
-#[derive(Debug, thiserror::Error)]
-pub enum UssdSendError {
-    /// No connection of the turn's channel is up (a USSD answer never takes another channel).
-    #[error("channel {0} has no connection up")]
-    NotConnected(String),
-    /// The connection failed, timed out, or the peer refused the answer
-    /// ([`SessionError::Refused`] carries its command status).
-    #[error(transparent)]
-    Session(#[from] SessionError),
-}
 
 /// Reads a `submit_sm`, `deliver_sm` or `data_sm` (`data_sm` true) received
 /// on `channel` as a USSD turn; `None` when it carries no `ussd_service_op`
@@ -347,24 +193,6 @@ pub fn answer_pdu_body(
     }
 }
 
-/// Sends `answer` on an open connection of `ret.channel` (within the
-/// connection's pace) and waits for the peer's response. A USSD dialogue
-/// lives on its channel: there is no fallback to another one.
-pub async fn send_answer(
-    routes: &Routes,
-    ret: &UssdReturn,
-    answer: &UssdAnswer,
-) -> Result<(), UssdSendError> {
-    let route = routes
-        .route_for(&ret.channel)
-        .ok_or_else(|| UssdSendError::NotConnected(ret.channel.clone()))?;
-    let body = answer_pdu_body(ret, answer, route.command, route.alphabet);
-    route.pacing.ready().await;
-    route.link.request(body).await?;
-    route.pacing.accepted();
-    Ok(())
-}
-
 /// Numbers the message ids USSD turns are acknowledged with.
 static ACKNOWLEDGED: AtomicU64 = AtomicU64::new(1);
 
@@ -387,7 +215,7 @@ pub(super) async fn serve_turn<H: SmsHandler>(
         tracing::debug!(channel = %ret.channel, ?kind, op = op.to_u8(), "USSD turn needs no answer");
         return;
     };
-    if let Err(error) = send_answer(&routes, &ret, &answer).await {
+    if let Err(error) = routes.answer_ussd(&ret, &answer).await {
         tracing::warn!(
             channel = %ret.channel,
             ?kind,

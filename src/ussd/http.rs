@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::service::{HttpTurn, UssdService};
 use super::UssdHttpSettings;
-use crate::smpp::ussd::UssdAnswer;
+use crate::channel::UssdAnswer;
 use crate::store::DossierStore;
 use crate::trusted_caller::{plain, TrustedCaller};
 

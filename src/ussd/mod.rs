@@ -1,6 +1,6 @@
 //! USSD: a citizen dials a short code and reads the dossier's status in the
 //! same session, free of charge, over SMPP (both roles, see
-//! [`crate::smpp::ussd`]) or behind an aggregator's HTTP callback.
+//! [`crate::smpp::ussd`], through the [`crate::channel`] room) or behind an aggregator's HTTP callback.
 //!
 //! - [`dial`]: dial strings, the service code, codes typed as digits. Pure.
 //! - [`screens`]: the menus and texts from `templates/ussd/`, checked to fit a screen.
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::smpp::listener_guard::AllowedNet;
+use crate::client_addr::AllowedNet;
 
 pub use service::{Releaser, UssdMetrics, UssdService};
 

@@ -32,13 +32,13 @@ use super::sessions::{Dropped, Owner, SessionTable};
 use super::UssdSettings;
 use crate::abuse::{AbuseGuard, Verdict};
 use crate::address::Address;
+use crate::channel::{TurnKind, UssdAnswer, UssdReturn, UssdTurn};
 use crate::clock::now_ms;
 use crate::domain::{DossierCode, Msisdn};
 use crate::journal::{Journal, LookupNote, NewMessage, ReplyState};
 use crate::reload::Swappable;
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
-use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdReturn, UssdTurn};
 use crate::store::DossierStore;
 
 /// What the dialogue waits for.
@@ -869,10 +869,10 @@ fn problem_name(problem: &CodeInputError) -> &'static str {
 mod tests {
     use super::*;
     use crate::abuse::RateLimitSettings;
+    use crate::channel::{ServiceOp, SessionInfo};
     use crate::journal::JournalSettings;
     use crate::portal_record::PortalRecord;
     use crate::reply::{Renderer, ReplySettings};
-    use crate::smpp::ussd::{ServiceOp, SessionInfo};
     use crate::store::{
         ApplyMode, ApplyReport, Change, SqliteStore, StoreError, SyncCheckpoint, SyncStatus,
         UpsertOutcome,

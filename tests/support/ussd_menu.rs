@@ -7,9 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use motcua_sms::smpp::receipt::DeliveryReport;
-use motcua_sms::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
-use motcua_sms::smpp::{IncomingSms, Receipt, ReceiveError, SmsHandler};
+use motcua_sms::channel::{
+    DeliveryReport, IncomingSms, Receipt, ReceiveError, SmsHandler, TurnKind, UssdAnswer, UssdTurn,
+};
 use tokio::sync::mpsc;
 
 /// The message id `receive` acknowledges an SMS with.

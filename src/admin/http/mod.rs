@@ -32,10 +32,10 @@ use crate::admin::accounts::Accounts;
 use crate::admin::sessions::{SessionPolicy, Sessions};
 use crate::admin::templates::TemplateVersions;
 use crate::admin::traffic::Traffic;
+use crate::channel::Routes;
 use crate::client_addr::{at_least_one, ClientLimiter};
 use crate::modem::ModemBoard;
 use crate::responder::Responder;
-use crate::smpp::routes::Routes;
 use crate::store::ReadModel;
 use crate::sync::Freshness;
 

@@ -19,7 +19,7 @@ async fn a_receipt_that_overtakes_the_submit_response_is_applied_later() {
         .unwrap();
     let receipt = |id: &str, state: &str, success| ReceiptUpdate {
         channel: "smsc:c".into(),
-        peer_ids: crate::smpp::receipt::id_spellings(id),
+        peer_ids: crate::channel::id_spellings(id),
         state: state.into(),
         is_final: true,
         success,
