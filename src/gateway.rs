@@ -18,7 +18,7 @@ use crate::outbox::{external_id, Outbox};
 use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
 use crate::smpp::{Address, IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 use crate::ussd::UssdService;
 
 /// The outcome of a message that arrived but could not be read.
@@ -31,7 +31,7 @@ pub struct SmsGateway<S> {
     ussd: Option<Arc<UssdService<S>>>,
 }
 
-impl<S: DossierStore> SmsGateway<S> {
+impl<S: DossierLookup> SmsGateway<S> {
     /// A gateway recording into `journal` and answering through `outbox`.
     pub fn new(journal: Journal, outbox: Arc<Outbox<S>>) -> Self {
         SmsGateway {
@@ -48,7 +48,7 @@ impl<S: DossierStore> SmsGateway<S> {
     }
 }
 
-impl<S: DossierStore> SmsHandler for SmsGateway<S> {
+impl<S: DossierLookup> SmsHandler for SmsGateway<S> {
     async fn ussd(&self, turn: UssdTurn) -> Option<UssdAnswer> {
         match &self.ussd {
             Some(service) => service.smpp_turn(turn).await,

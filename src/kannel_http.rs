@@ -31,7 +31,7 @@ use crate::address::Address;
 use crate::journal::{now_ms, NewMessage};
 use crate::outbox::Outbox;
 use crate::smpp::listener_guard::AllowedNet;
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 use crate::trusted_caller::{plain, TrustedCaller};
 
 /// The path Kannel's get-url calls.
@@ -98,7 +98,7 @@ struct Shared<S> {
 }
 
 /// The drop-in's routes: `GET /kannel`, callers checked.
-pub fn router<S: DossierStore>(settings: &KannelSettings, outbox: Arc<Outbox<S>>) -> Router {
+pub fn router<S: DossierLookup>(settings: &KannelSettings, outbox: Arc<Outbox<S>>) -> Router {
     let shared = Arc::new(Shared {
         outbox,
         in_flight: Semaphore::new(settings.max_in_flight.max(1)),
@@ -109,7 +109,7 @@ pub fn router<S: DossierStore>(settings: &KannelSettings, outbox: Arc<Outbox<S>>
     TrustedCaller::new("kannel", &settings.allow, &settings.secret).guard(routes)
 }
 
-async fn kannel<S: DossierStore>(
+async fn kannel<S: DossierLookup>(
     State(shared): State<Arc<Shared<S>>>,
     Query(query): Query<KannelQuery>,
 ) -> Response {
@@ -167,7 +167,7 @@ impl KannelHttp {
     /// # Errors
     ///
     /// The socket's, when the address cannot be bound.
-    pub async fn bind<S: DossierStore>(
+    pub async fn bind<S: DossierLookup>(
         settings: &KannelSettings,
         outbox: Arc<Outbox<S>>,
     ) -> std::io::Result<Self> {

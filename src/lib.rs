@@ -7,7 +7,9 @@
 //! - [`domain`]: dossier codes (`extract` from what people type), phone
 //!   numbers with redaction, statuses and on-time/late. Pure.
 //! - [`portal_record`]: the national portal's JSON record shape → [`domain::Dossier`].
-//! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
+//! - [`store`]: the read model behind two traits, [`store::DossierLookup`] for replies and
+//!   [`store::DossierWriter`] for sync; SQLite by default;
+//!   [`store::Freshness`], when it last matched the core (sync marks it, replies read it).
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
 //! - [`feed`]: the core feed protocol (docs/core-feed.md): wire types, the
 //!   reconciliation digest, the HTTP layer every core shares
@@ -20,7 +22,7 @@
 //!   feed follower (snapshot, changes, digest repair, backoff), the push
 //!   webhook, the NATS JetStream fan-out (`sync::jetstream`: `motcua-sms
 //!   fanout` publishes the feed to a stream, gateways follow it with durable
-//!   consumers), freshness for the "last updated" label, sync metrics.
+//!   consumers), sync metrics.
 //! - [`http_server`]: serves every HTTP port (operations, public, admin,
 //!   USSD callback, the feed of relay and core-sim) with the same limits:
 //!   connection caps, header and request timeouts, body size.
@@ -35,6 +37,9 @@
 //!   (the USSD callback, the Kannel drop-in): allow list and shared secret.
 //! - [`ussd`]: USSD dialogues (menu, direct dial, keypad digits) over SMPP
 //!   and the aggregators' HTTP callback.
+//! - [`privacy`]: citizens' data kept out of what others see: phone numbers
+//!   masked however written, applicants' names cut to initials (the
+//!   console's viewers, log lines quoting citizens' or the core's text).
 //! - [`admin`]: the admin console: accounts with roles and the audit log,
 //!   sessions (cookie + CSRF, bearer tokens), template versions, the message
 //!   log and statistics, its HTTP API (OpenAPI) and the web UI built into
@@ -86,6 +91,7 @@ pub mod modem;
 pub mod ops_http;
 pub mod outbox;
 pub mod portal_record;
+pub mod privacy;
 pub mod public_http;
 pub mod relay;
 pub mod reload;

@@ -39,7 +39,7 @@ use crate::smpp::routes::{
     OutgoingReply, PartLog, PartLogFuture, PartSent, ReplyProgress, RouteError, Routes,
 };
 use crate::smpp::session::{PartIds, SessionError};
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 
 /// Messages of one channel being answered at once. When a channel's
 /// replies fall behind (a slow or throttling SMSC, a peer that does not
@@ -225,7 +225,7 @@ impl CitizenOrder {
     }
 }
 
-impl<S: DossierStore> Outbox<S> {
+impl<S: DossierLookup> Outbox<S> {
     /// An outbox answering with `responder` (within `guard`'s limits),
     /// sending through `routes` and counting its answers in `metrics`.
     pub fn new(

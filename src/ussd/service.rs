@@ -38,7 +38,7 @@ use crate::reload::Swappable;
 use crate::reply::ReplyKind;
 use crate::responder::Responder;
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdReturn, UssdTurn};
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 
 /// What the dialogue waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +206,7 @@ pub struct UssdService<S> {
     metrics: UssdMetrics,
 }
 
-impl<S: DossierStore> UssdService<S> {
+impl<S: DossierLookup> UssdService<S> {
     /// A service answering from `responder` with `screens`, limited by
     /// `guard`, journaling into `journal`.
     pub fn new(
@@ -872,10 +872,7 @@ mod tests {
     use crate::portal_record::PortalRecord;
     use crate::reply::{Renderer, ReplySettings};
     use crate::smpp::ussd::{ServiceOp, SessionInfo};
-    use crate::store::{
-        ApplyMode, ApplyReport, Change, SqliteStore, StoreError, SyncCheckpoint, SyncStatus,
-        UpsertOutcome,
-    };
+    use crate::store::{DossierWriter, SqliteStore, StoreError};
 
     /// A read model whose lookups take `delay`.
     struct SlowStore {
@@ -883,7 +880,7 @@ mod tests {
         delay: Duration,
     }
 
-    impl DossierStore for SlowStore {
+    impl DossierLookup for SlowStore {
         async fn find(
             &self,
             code: &DossierCode,
@@ -898,47 +895,6 @@ mod tests {
         ) -> Result<Vec<DossierCode>, StoreError> {
             tokio::time::sleep(self.delay).await;
             self.inner.find_by_digits(digits, limit).await
-        }
-        async fn upsert_batch(
-            &self,
-            dossiers: &[crate::domain::Dossier],
-        ) -> Result<Vec<UpsertOutcome>, StoreError> {
-            self.inner.upsert_batch(dossiers).await
-        }
-        async fn apply(
-            &self,
-            changes: &[Change],
-            mode: ApplyMode,
-            checkpoint: Option<&SyncCheckpoint>,
-        ) -> Result<ApplyReport, StoreError> {
-            self.inner.apply(changes, mode, checkpoint).await
-        }
-        async fn finish_snapshot(
-            &self,
-            generation: i64,
-            authoritative: bool,
-            checkpoint: &SyncCheckpoint,
-        ) -> Result<u64, StoreError> {
-            self.inner
-                .finish_snapshot(generation, authoritative, checkpoint)
-                .await
-        }
-        async fn sync_status(&self, source: &str) -> Result<Option<SyncStatus>, StoreError> {
-            self.inner.sync_status(source).await
-        }
-        async fn all_sync_status(&self) -> Result<Vec<SyncStatus>, StoreError> {
-            self.inner.all_sync_status().await
-        }
-        async fn note_exchange(
-            &self,
-            source: &str,
-            at_ms: i64,
-            outcome: Result<Option<u64>, String>,
-        ) -> Result<(), StoreError> {
-            self.inner.note_exchange(source, at_ms, outcome).await
-        }
-        async fn live_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
-            self.inner.live_versions().await
         }
     }
 

@@ -36,8 +36,8 @@ use crate::client_addr::{at_least_one, ClientLimiter};
 use crate::modem::ModemBoard;
 use crate::responder::Responder;
 use crate::smpp::routes::Routes;
+use crate::store::Freshness;
 use crate::store::ReadModel;
-use crate::sync::Freshness;
 
 use self::error::ApiError;
 
