@@ -10,11 +10,12 @@
 
 use std::sync::Arc;
 
+use crate::answering::external_id;
 use crate::journal::{
     now_ms, FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate,
     Recorded, ReplyState, StoredMessage,
 };
-use crate::outbox::{external_id, Outbox};
+use crate::outbox::Outbox;
 use crate::smpp::receipt::{id_spellings, DeliveryReport, ReceiptState};
 use crate::smpp::ussd::{TurnKind, UssdAnswer, UssdTurn};
 use crate::smpp::{Address, IncomingSms, Receipt, ReceiveError, SmsHandler, UndecodableSms};

@@ -9,10 +9,11 @@
 //! [`TrustedCaller`] (the `allow` list, loopback by default, and the
 //! optional `secret`, which Kannel sends as `&secret=…` in the get-url).
 //! It is never on the public port, so the public page's reverse proxy
-//! cannot reach it. Every message is answered by the outbox exactly as an
-//! SMS is: blocked numbers, per-number rate limits, scanner blocks, the
-//! privacy rule and the journal (channel `kannel`). At most `max_in_flight`
-//! requests are answered at once; more wait their turn.
+//! cannot reach it. Every message is answered by the answering policy
+//! ([`Answering::answer_now`]) exactly as an SMS is: blocked numbers,
+//! per-number rate limits, scanner blocks, the privacy rule and the journal
+//! (channel `kannel`). At most `max_in_flight` requests are answered at
+//! once; more wait their turn.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +29,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::address::Address;
+use crate::answering::Answering;
 use crate::journal::{now_ms, NewMessage};
-use crate::outbox::Outbox;
 use crate::smpp::listener_guard::AllowedNet;
 use crate::store::DossierLookup;
 use crate::trusted_caller::{plain, TrustedCaller};
@@ -93,14 +94,14 @@ struct KannelQuery {
 }
 
 struct Shared<S> {
-    outbox: Arc<Outbox<S>>,
+    answering: Arc<Answering<S>>,
     in_flight: Semaphore,
 }
 
 /// The drop-in's routes: `GET /kannel`, callers checked.
-pub fn router<S: DossierLookup>(settings: &KannelSettings, outbox: Arc<Outbox<S>>) -> Router {
+pub fn router<S: DossierLookup>(settings: &KannelSettings, answering: Arc<Answering<S>>) -> Router {
     let shared = Arc::new(Shared {
-        outbox,
+        answering,
         in_flight: Semaphore::new(settings.max_in_flight.max(1)),
     });
     let routes = Router::new()
@@ -131,7 +132,7 @@ async fn kannel<S: DossierLookup>(
     let Ok(_permit) = shared.in_flight.acquire().await else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
     };
-    match shared.outbox.answer_now(message).await {
+    match shared.answering.answer_now(message).await {
         Ok(answer) => {
             let coding = if crate::sms_text::is_gsm7(&answer.text) {
                 "0"
@@ -169,12 +170,12 @@ impl KannelHttp {
     /// The socket's, when the address cannot be bound.
     pub async fn bind<S: DossierLookup>(
         settings: &KannelSettings,
-        outbox: Arc<Outbox<S>>,
+        answering: Arc<Answering<S>>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(KannelHttp {
             listener,
-            router: router(settings, outbox),
+            router: router(settings, answering),
             limits: settings.limits.clone(),
         })
     }

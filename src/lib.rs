@@ -59,6 +59,9 @@
 //!   `gsm_modem` session on its serial port, one shared reply queue;
 //!   messages deleted from the SIM only once journaled.
 //! - [`gateway`]: takes a channel's message: journal first, then the outbox.
+//! - [`answering`]: the one answering policy of SMS, USSD and the Kannel
+//!   drop-in: admission (abuse rules) → the responder → the lookup recorded,
+//!   the exchange journaled.
 //! - [`outbox`]: answers recorded messages and delivers replies exactly once per message.
 //! - [`config`]: `config.toml` with defaults and `MOTCUA_*` overrides.
 //! - [`app`]: wires a [`config::Config`] into a running [`app::Gateway`].
@@ -69,12 +72,14 @@
 //! A message's path: `smpp::listener` or `smpp::esme` → `smpp::text::decode_text`
 //! (or [`modem`] → `gsm_modem::pdu`)
 //! → [`gateway::SmsGateway`] (→ [`journal`], then the peer is acknowledged)
-//! → [`outbox::Outbox`] → [`responder::Responder`] (→ `store`, → `reply`)
+//! → [`outbox::Outbox`] → [`answering::Answering`] (→ `abuse`,
+//! → [`responder::Responder`] → `store`, → `reply`)
 //! → `smpp::routes::Routes::send` on a connection of the same channel.
 
 pub mod abuse;
 pub mod address;
 pub mod admin;
+pub mod answering;
 pub mod app;
 pub mod client_addr;
 pub mod config;

@@ -134,7 +134,7 @@ impl MetricsSource {
     }
 
     /// Adds the answers' counters and timing.
-    pub fn with_answers(mut self, answers: &crate::outbox::AnswerMetrics) -> Self {
+    pub fn with_answers(mut self, answers: &crate::answering::AnswerMetrics) -> Self {
         answers.register(&mut self.registry);
         self
     }
