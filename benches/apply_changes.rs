@@ -21,7 +21,7 @@ use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use motcua_sms::domain::{Dossier, DossierCode, DossierStatus, Msisdn};
 use motcua_sms::store::{
-    ApplyMode, ApplyReport, Change, DossierStore, ReadModel, SyncCheckpoint, SyncStage,
+    ApplyMode, ApplyReport, Change, DossierWriter, ReadModel, SyncCheckpoint, SyncStage,
 };
 
 struct Args {

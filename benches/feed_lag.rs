@@ -16,9 +16,10 @@ use hdrhistogram::Histogram;
 use motcua_sms::domain::DossierCode;
 use motcua_sms::feed::synthetic::{CoreSim, Settings};
 use motcua_sms::feed::{ChangesPage, SnapshotPage};
-use motcua_sms::store::{DossierStore, SqliteStore};
+use motcua_sms::store::Freshness;
+use motcua_sms::store::{DossierLookup, SqliteStore};
 use motcua_sms::sync::follower::FeedFollower;
-use motcua_sms::sync::{FeedSettings, Freshness, SyncMetrics};
+use motcua_sms::sync::{FeedSettings, SyncMetrics};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench";

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use motcua_sms::feed::synthetic::{CoreSim, Settings};
+use motcua_sms::store::Freshness;
 use motcua_sms::store::SqliteStore;
 use motcua_sms::sync::client::FeedClient;
 use motcua_sms::sync::jetstream::follower::JetStreamFollower;
 use motcua_sms::sync::jetstream::publisher::{JetStreamPublisher, PublisherSettings};
-use motcua_sms::sync::{Freshness, JetStreamSettings, SyncMetrics};
+use motcua_sms::sync::{JetStreamSettings, SyncMetrics};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench";

@@ -25,6 +25,7 @@ use crate::admin::http::{
 use crate::admin::sessions::Sessions;
 use crate::admin::templates::TemplateVersions;
 use crate::admin::traffic::Traffic;
+use crate::answering::{AnswerMetrics, Answering};
 use crate::channel::Routes;
 use crate::config::Config;
 use crate::db::GatewayDb;
@@ -33,18 +34,18 @@ use crate::journal::{Journal, JournalError};
 use crate::kannel_http::KannelHttp;
 use crate::modem::{ModemBoard, ModemChannel};
 use crate::ops_http::{MetricsSource, OpsServer};
-use crate::outbox::{AnswerMetrics, Outbox};
+use crate::outbox::Outbox;
 use crate::public_http::PublicHttp;
 use crate::reload::Swappable;
 use crate::reply::{Renderer, TemplateError};
 use crate::responder::Responder;
 use crate::smpp::esme::EsmeClient;
 use crate::smpp::listener::Listener;
-use crate::store::{DossierStore, ReadModel, StoreError};
+use crate::store::{DossierWriter, Freshness, ReadModel, StoreError};
 use crate::sync::follower::FeedFollower;
 use crate::sync::jetstream::follower::JetStreamFollower;
 use crate::sync::push::PushEndpoint;
-use crate::sync::{Freshness, SyncMetrics, SyncMode};
+use crate::sync::{SyncMetrics, SyncMode};
 use crate::ussd::dial::ServiceCode;
 use crate::ussd::http::UssdHttp;
 use crate::ussd::screens::ScreenRenderer;
@@ -346,6 +347,16 @@ impl Gateway {
             versions: Some(versions.clone()),
             guard: Some(guard.clone()),
         };
+        // One answering policy for every channel: SMS, USSD, Kannel.
+        let answering = Arc::new(Answering::new(
+            Arc::new(
+                Responder::with_templates(store.clone(), templates.clone())
+                    .with_freshness(freshness.clone()),
+            ),
+            guard.clone(),
+            journal.clone(),
+            answer_metrics.clone(),
+        ));
         let ussd = if config.ussd.enabled {
             let screens = reloader.load_screens()?;
             for (screen, origin) in screens.sources() {
@@ -356,13 +367,8 @@ impl Gateway {
             let service = UssdService::new(
                 config.ussd.clone(),
                 ServiceCode::parse(&config.ussd.service_code)?,
-                Arc::new(
-                    Responder::with_templates(store.clone(), templates.clone())
-                        .with_freshness(freshness.clone()),
-                ),
+                answering.clone(),
                 screens,
-                guard.clone(),
-                journal.clone(),
             );
             let metrics = service.metrics().clone();
             let release_routes = routes.clone();
@@ -480,13 +486,7 @@ impl Gateway {
         } else {
             None
         };
-        let outbox = Outbox::new(
-            journal.clone(),
-            Responder::with_templates(store.clone(), templates).with_freshness(freshness),
-            guard,
-            routes.clone(),
-            answer_metrics,
-        );
+        let outbox = Outbox::new(journal.clone(), answering.clone(), routes.clone());
         let public = match public {
             Some((address, responder)) => Some(
                 PublicHttp::bind(config.public.clone(), responder)
@@ -498,7 +498,7 @@ impl Gateway {
         let kannel = if config.kannel.enabled {
             let address = config.kannel.bind;
             Some(
-                KannelHttp::bind(&config.kannel, outbox.clone())
+                KannelHttp::bind(&config.kannel, answering)
                     .await
                     .map_err(|source| StartError::Kannel { address, source })?,
             )

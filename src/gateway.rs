@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::answering::external_id;
 use crate::channel::{
     id_spellings, Address, DeliveryReport, IncomingSms, Receipt, ReceiptState, ReceiveError,
     SmsHandler, TurnKind, UndecodableSms, UssdAnswer, UssdTurn,
@@ -19,8 +20,8 @@ use crate::journal::{
     FragmentRecorded, Journal, NewFragment, NewMessage, ReceiptApplied, ReceiptUpdate, Recorded,
     ReplyState, StoredMessage, UNDECODABLE,
 };
-use crate::outbox::{external_id, Outbox};
-use crate::store::DossierStore;
+use crate::outbox::Outbox;
+use crate::store::DossierLookup;
 use crate::ussd::UssdService;
 
 /// Takes citizens' messages from the channels.
@@ -30,7 +31,7 @@ pub struct SmsGateway<S> {
     ussd: Option<Arc<UssdService<S>>>,
 }
 
-impl<S: DossierStore> SmsGateway<S> {
+impl<S: DossierLookup> SmsGateway<S> {
     /// A gateway recording into `journal` and answering through `outbox`.
     pub fn new(journal: Journal, outbox: Arc<Outbox<S>>) -> Self {
         SmsGateway {
@@ -47,7 +48,7 @@ impl<S: DossierStore> SmsGateway<S> {
     }
 }
 
-impl<S: DossierStore> SmsHandler for SmsGateway<S> {
+impl<S: DossierLookup> SmsHandler for SmsGateway<S> {
     async fn ussd(&self, turn: UssdTurn) -> Option<UssdAnswer> {
         match &self.ussd {
             Some(service) => service.smpp_turn(turn).await,

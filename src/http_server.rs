@@ -47,7 +47,8 @@ use crate::client_addr::limit_key;
 
 /// How much of a port one client, and all clients together, may hold
 /// (`[http.limits]`, `[public.limits]`, `[admin.limits]`,
-/// `[ussd.http.limits]`; flags of `relay` and `core-sim`).
+/// `[ussd.http.limits]`; flags of `relay` and `core-sim`, whose defaults,
+/// [`HttpLimits::feed`], the feed defines beside the long-poll they allow for).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
@@ -76,15 +77,6 @@ impl Default for HttpLimits {
 }
 
 impl HttpLimits {
-    /// The limits of a feed server (`relay`, `core-sim`): as the defaults,
-    /// with requests allowed the longest long-poll wait and half a minute.
-    pub fn feed() -> Self {
-        HttpLimits {
-            request_timeout_secs: crate::feed::MAX_WAIT_SECS + 30,
-            ..HttpLimits::default()
-        }
-    }
-
     /// The first key (under the port's `limits`) whose value cannot be used,
     /// and why.
     pub fn problem(&self) -> Option<(&'static str, String)> {
@@ -347,6 +339,5 @@ mod tests {
             ..HttpLimits::default()
         };
         assert_eq!(above.problem().unwrap().0, "max_connections_per_ip");
-        assert!(HttpLimits::feed().request_timeout_secs > crate::feed::MAX_WAIT_SECS);
     }
 }

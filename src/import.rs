@@ -8,7 +8,7 @@
 use std::io::BufRead;
 
 use crate::portal_record::{Checked, FieldWarning, PortalRecord, RecordError};
-use crate::store::{DossierStore, StoreError, UpsertOutcome};
+use crate::store::{DossierWriter, StoreError, UpsertOutcome};
 
 /// Lines written to the store per transaction.
 const BATCH_SIZE: usize = 500;
@@ -85,7 +85,7 @@ fn parse_line(text: &str) -> Result<Option<Checked>, RecordError> {
 }
 
 /// Reads JSON Lines from `input` and writes every valid record to `store`.
-pub async fn import_json_lines<S: DossierStore>(
+pub async fn import_json_lines<S: DossierWriter>(
     store: &S,
     input: impl BufRead,
 ) -> Result<ImportReport, ImportError> {
@@ -134,7 +134,7 @@ pub async fn import_json_lines<S: DossierStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
+    use crate::store::{DossierLookup, SqliteStore};
 
     const INPUT: &str = concat!(
         r#"{"MaHoSo":"000.00.12.H58-240315-0007","TrangThaiHoSo":4}"#,

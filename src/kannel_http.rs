@@ -9,10 +9,11 @@
 //! [`TrustedCaller`] (the `allow` list, loopback by default, and the
 //! optional `secret`, which Kannel sends as `&secret=…` in the get-url).
 //! It is never on the public port, so the public page's reverse proxy
-//! cannot reach it. Every message is answered by the outbox exactly as an
-//! SMS is: blocked numbers, per-number rate limits, scanner blocks, the
-//! privacy rule and the journal (channel `kannel`). At most `max_in_flight`
-//! requests are answered at once; more wait their turn.
+//! cannot reach it. Every message is answered by the answering policy
+//! ([`Answering::answer_now`]) exactly as an SMS is: blocked numbers,
+//! per-number rate limits, scanner blocks, the privacy rule and the journal
+//! (channel `kannel`). At most `max_in_flight` requests are answered at
+//! once; more wait their turn.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,11 +29,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::address::Address;
+use crate::answering::Answering;
 use crate::client_addr::AllowedNet;
 use crate::clock::now_ms;
 use crate::journal::NewMessage;
-use crate::outbox::Outbox;
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 use crate::trusted_caller::{plain, TrustedCaller};
 
 /// The path Kannel's get-url calls.
@@ -94,14 +95,14 @@ struct KannelQuery {
 }
 
 struct Shared<S> {
-    outbox: Arc<Outbox<S>>,
+    answering: Arc<Answering<S>>,
     in_flight: Semaphore,
 }
 
 /// The drop-in's routes: `GET /kannel`, callers checked.
-pub fn router<S: DossierStore>(settings: &KannelSettings, outbox: Arc<Outbox<S>>) -> Router {
+pub fn router<S: DossierLookup>(settings: &KannelSettings, answering: Arc<Answering<S>>) -> Router {
     let shared = Arc::new(Shared {
-        outbox,
+        answering,
         in_flight: Semaphore::new(settings.max_in_flight.max(1)),
     });
     let routes = Router::new()
@@ -110,7 +111,7 @@ pub fn router<S: DossierStore>(settings: &KannelSettings, outbox: Arc<Outbox<S>>
     TrustedCaller::new("kannel", &settings.allow, &settings.secret).guard(routes)
 }
 
-async fn kannel<S: DossierStore>(
+async fn kannel<S: DossierLookup>(
     State(shared): State<Arc<Shared<S>>>,
     Query(query): Query<KannelQuery>,
 ) -> Response {
@@ -132,7 +133,7 @@ async fn kannel<S: DossierStore>(
     let Ok(_permit) = shared.in_flight.acquire().await else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
     };
-    match shared.outbox.answer_now(message).await {
+    match shared.answering.answer_now(message).await {
         Ok(answer) => {
             let coding = if crate::sms_text::is_gsm7(&answer.text) {
                 "0"
@@ -168,14 +169,14 @@ impl KannelHttp {
     /// # Errors
     ///
     /// The socket's, when the address cannot be bound.
-    pub async fn bind<S: DossierStore>(
+    pub async fn bind<S: DossierLookup>(
         settings: &KannelSettings,
-        outbox: Arc<Outbox<S>>,
+        answering: Arc<Answering<S>>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(KannelHttp {
             listener,
-            router: router(settings, outbox),
+            router: router(settings, answering),
             limits: settings.limits.clone(),
         })
     }

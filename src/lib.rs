@@ -7,7 +7,9 @@
 //! - [`domain`]: dossier codes (`extract` from what people type), phone
 //!   numbers with redaction, statuses and on-time/late. Pure.
 //! - [`portal_record`]: the national portal's JSON record shape → [`domain::Dossier`].
-//! - [`store`]: the read model behind the [`store::DossierStore`] trait; SQLite by default.
+//! - [`store`]: the read model behind two traits, [`store::DossierLookup`] for replies and
+//!   [`store::DossierWriter`] for sync; SQLite by default;
+//!   [`store::Freshness`], when it last matched the core (sync marks it, replies read it).
 //! - [`import`]: `motcua-sms import FILE` (JSON Lines, version-guarded).
 //! - [`feed`]: the core feed protocol (docs/core-feed.md): wire types, the
 //!   reconciliation digest, the HTTP layer every core shares
@@ -20,7 +22,7 @@
 //!   feed follower (snapshot, changes, digest repair, backoff), the push
 //!   webhook, the NATS JetStream fan-out (`sync::jetstream`: `motcua-sms
 //!   fanout` publishes the feed to a stream, gateways follow it with durable
-//!   consumers), freshness for the "last updated" label, sync metrics.
+//!   consumers), sync metrics.
 //! - [`http_server`]: serves every HTTP port (operations, public, admin,
 //!   USSD callback, the feed of relay and core-sim) with the same limits:
 //!   connection caps, header and request timeouts, body size.
@@ -35,6 +37,9 @@
 //!   (the USSD callback, the Kannel drop-in): allow list and shared secret.
 //! - [`ussd`]: USSD dialogues (menu, direct dial, keypad digits) over SMPP
 //!   and the aggregators' HTTP callback.
+//! - [`privacy`]: citizens' data kept out of what others see: phone numbers
+//!   masked however written, applicants' names cut to initials (the
+//!   console's viewers, log lines quoting citizens' or the core's text).
 //! - [`admin`]: the admin console: accounts with roles and the audit log,
 //!   sessions (cookie + CSRF, bearer tokens), template versions, the message
 //!   log and statistics, its HTTP API (OpenAPI) and the web UI built into
@@ -65,6 +70,9 @@
 //!   `gsm_modem` session on its serial port and an outlet of the channel;
 //!   messages deleted from the SIM only once journaled.
 //! - [`gateway`]: takes a channel's message: journal first, then the outbox.
+//! - [`answering`]: the one answering policy of SMS, USSD and the Kannel
+//!   drop-in: admission (abuse rules) → the responder → the lookup recorded,
+//!   the exchange journaled.
 //! - [`outbox`]: answers recorded messages and delivers replies exactly once per message.
 //! - [`config`]: `config.toml` with defaults and `MOTCUA_*` overrides.
 //! - [`app`]: wires a [`config::Config`] into a running [`app::Gateway`].
@@ -75,14 +83,16 @@
 //! A message's path: `smpp::listener` or `smpp::esme` → `smpp::text::decode_text`
 //! (or [`modem`] → `gsm_modem::pdu`) → a [`channel::IncomingSms`] given to the
 //! [`channel::SmsHandler`], [`gateway::SmsGateway`] (→ [`journal`], then the
-//! peer is acknowledged) → [`outbox::Outbox`] → [`responder::Responder`]
-//! (→ `store`, → `reply`) → [`channel::Routes::send`] on an outlet of the same
+//! peer is acknowledged) → [`outbox::Outbox`] → [`answering::Answering`]
+//! (→ `abuse`, → [`responder::Responder`] → `store`, → `reply`)
+//! → [`channel::Routes::send`] on an outlet of the same
 //! channel (`smpp::outlet::SmppOutlet` or the modem's), whose typed outcome
 //! (accepted, retry later, failed for good) settles the reply.
 
 pub mod abuse;
 pub mod address;
 pub mod admin;
+pub mod answering;
 pub mod app;
 pub mod channel;
 pub mod client_addr;
@@ -102,6 +112,7 @@ pub mod modem;
 pub mod ops_http;
 pub mod outbox;
 pub mod portal_record;
+pub mod privacy;
 pub mod public_http;
 pub mod relay;
 pub mod reload;

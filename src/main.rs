@@ -18,7 +18,7 @@ use motcua_sms::http_server::HttpLimits;
 use motcua_sms::import::{import_json_lines, ImportReport};
 use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::sms_text;
-use motcua_sms::store::{DossierStore, ReadModel};
+use motcua_sms::store::{DossierWriter, ReadModel};
 
 /// Exit code for a configuration error (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;

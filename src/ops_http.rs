@@ -19,7 +19,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{Freshness, SyncMetrics};
+use crate::store::Freshness;
+use crate::sync::SyncMetrics;
 
 /// `[http]`
 #[derive(Debug, Clone, Deserialize)]
@@ -133,7 +134,7 @@ impl MetricsSource {
     }
 
     /// Adds the answers' counters and timing.
-    pub fn with_answers(mut self, answers: &crate::outbox::AnswerMetrics) -> Self {
+    pub fn with_answers(mut self, answers: &crate::answering::AnswerMetrics) -> Self {
         answers.register(&mut self.registry);
         self
     }
@@ -169,7 +170,7 @@ impl MetricsSource {
 /// read model answers a lookup and the journal a query; stale data (the core
 /// unreachable) does not make it unready, since it keeps answering with the
 /// data's date, but is reported.
-pub fn readiness_router<S: crate::store::DossierStore>(
+pub fn readiness_router<S: crate::store::DossierLookup>(
     store: S,
     journal: crate::journal::Journal,
     freshness: Arc<Freshness>,
@@ -210,7 +211,7 @@ impl Readiness {
     }
 }
 
-async fn readiness<S: crate::store::DossierStore>(
+async fn readiness<S: crate::store::DossierLookup>(
     State(state): State<Arc<(S, crate::journal::Journal, Arc<Freshness>)>>,
 ) -> impl IntoResponse {
     let (store, journal, freshness) = &*state;

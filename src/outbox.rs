@@ -11,35 +11,29 @@
 //! `journal.reply_expiry_secs` of its message (a channel that never came
 //! back, a gateway down for long) is recorded `expired` and never sent: a
 //! status that late would mislead, and the retention purge can then erase it.
+//!
+//! What a message earns (admission, the reply, the lookup recorded) is the
+//! answering policy's ([`crate::answering::Answering`]); the outbox sends
+//! what it decides and records how each attempt ended.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::abuse::{AbuseGuard, Verdict};
+use crate::answering::{external_id, AnswerMetrics, Answering, Decision};
 use crate::channel::{
     OutgoingReply, OutletError, PartIds, PartLog, PartLogFuture, PartSent, ReplyProgress, Routes,
     SendError,
 };
 use crate::clock::now_ms;
 use crate::domain::Msisdn;
-use crate::journal::{
-    Journal, JournalError, LookupNote, NewMessage, PartRecord, PendingReply, Recorded, ReplyState,
-    Settlement, StoredMessage,
-};
-use crate::reply::ReplyKind;
-use crate::responder::Responder;
-use crate::store::DossierStore;
+use crate::journal::{Journal, PartRecord, PendingReply, ReplyState, Settlement, StoredMessage};
+use crate::store::DossierLookup;
 
 /// Messages of one channel being answered at once. When a channel's
 /// replies fall behind (a slow or throttling SMSC, a peer that does not
@@ -58,48 +52,10 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// Longest retry delay.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
-/// The id a message is known by outside (submit_sm_resp, the reply's tag).
-pub fn external_id(id: i64) -> String {
-    format!("{id:x}")
-}
-
-/// The answer to a message answered at once ([`Outbox::answer_now`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectAnswer {
-    /// The journal's id for the message.
-    pub message_id: String,
-    /// found, not_found, help, rate_limited, silenced: …
-    pub outcome: String,
-    /// The reply; empty when the message gets none.
-    pub text: String,
-}
-
-/// How a message is answered: what it earned, the reply, the reply's
-/// first state, and what the reply looked up.
-struct Decision {
-    outcome: String,
-    text: String,
-    state: ReplyState,
-    lookup: Option<LookupNote>,
-}
-
-impl Decision {
-    /// No reply, for `outcome`.
-    fn suppressed(outcome: String) -> Self {
-        Decision {
-            outcome,
-            text: String::new(),
-            state: ReplyState::Suppressed,
-            lookup: None,
-        }
-    }
-}
-
 /// Answers recorded messages and delivers their replies.
 pub struct Outbox<S> {
     journal: Journal,
-    responder: Responder<S>,
-    guard: AbuseGuard,
+    policy: Arc<Answering<S>>,
     routes: Arc<Routes>,
     claimed: Mutex<HashSet<i64>>,
     progress: Mutex<HashMap<i64, ReplyProgress>>,
@@ -107,7 +63,6 @@ pub struct Outbox<S> {
     /// Room for messages being answered, per channel.
     answering: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     tasks: TaskTracker,
-    metrics: AnswerMetrics,
 }
 
 /// Where a reply stands after an attempt.
@@ -225,33 +180,24 @@ impl CitizenOrder {
     }
 }
 
-impl<S: DossierStore> Outbox<S> {
-    /// An outbox answering with `responder` (within `guard`'s limits),
-    /// sending through `routes` and counting its answers in `metrics`.
-    pub fn new(
-        journal: Journal,
-        responder: Responder<S>,
-        guard: AbuseGuard,
-        routes: Arc<Routes>,
-        metrics: AnswerMetrics,
-    ) -> Arc<Self> {
+impl<S: DossierLookup> Outbox<S> {
+    /// An outbox answering as `policy` decides, sending through `routes`.
+    pub fn new(journal: Journal, policy: Arc<Answering<S>>, routes: Arc<Routes>) -> Arc<Self> {
         Arc::new(Outbox {
             journal,
-            responder,
-            guard,
+            policy,
             routes,
             claimed: Mutex::default(),
             progress: Mutex::default(),
             order: CitizenOrder::default(),
             answering: Mutex::default(),
             tasks: TaskTracker::new(),
-            metrics,
         })
     }
 
     /// The answers' metrics (`motcua_answers_total`, `motcua_answer_seconds`).
     pub fn metrics(&self) -> &AnswerMetrics {
-        &self.metrics
+        self.policy.metrics()
     }
 
     fn lock_claimed(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
@@ -308,16 +254,16 @@ impl<S: DossierStore> Outbox<S> {
         }
         let started = Instant::now();
         let m = &stored.message;
-        let decision = match Msisdn::parse(&m.sender.addr) {
-            Err(reason) => {
-                info!(channel = %m.channel, message_id = %external_id(id), %reason, "sender is not a phone number; no reply");
-                Decision::suppressed("not_a_phone_number".to_owned())
-            }
-            Ok(sender) => {
-                self.decide(&external_id(id), &m.channel, &sender, &m.text, started)
-                    .await
-            }
-        };
+        let decision = self
+            .policy
+            .decide(
+                Some(&external_id(id)),
+                &m.channel,
+                &m.sender.addr,
+                &m.text,
+                started,
+            )
+            .await;
         let Decision {
             outcome,
             text,
@@ -382,133 +328,6 @@ impl<S: DossierStore> Outbox<S> {
         match self.send_claimed(reply).await {
             Attempt::Finished => self.order.leave(citizen, id),
             Attempt::Retry => self.order.hold(citizen, id),
-        }
-    }
-
-    /// Answers `message` at once, for a channel that waits for the reply
-    /// text itself (Kannel's `get-url`): the same abuse rules and responder
-    /// as a journaled message, then the message and its answer recorded in
-    /// one write (the outbox never sends it). An empty text means no reply
-    /// (a blocked or rate-limited number, not a phone number).
-    ///
-    /// # Errors
-    ///
-    /// The journal's, when the exchange cannot be recorded (the answer is
-    /// not given then: the caller reports a failure).
-    pub async fn answer_now(&self, message: NewMessage) -> Result<DirectAnswer, JournalError> {
-        let started = Instant::now();
-        let Decision {
-            outcome,
-            text,
-            state,
-            lookup,
-        } = match Msisdn::parse(&message.sender.addr) {
-            Err(reason) => {
-                info!(channel = %message.channel, %reason, "sender is not a phone number; no reply");
-                Decision::suppressed("not_a_phone_number".to_owned())
-            }
-            Ok(sender) => {
-                self.decide("direct", &message.channel, &sender, &message.text, started)
-                    .await
-            }
-        };
-        let state = if state == ReplyState::Queued {
-            ReplyState::Sent
-        } else {
-            state
-        };
-        let recorded = self
-            .journal
-            .record_exchange(message, &outcome, &text, state, lookup)
-            .await?;
-        let id = match recorded {
-            Recorded::New(id) | Recorded::Duplicate(id) => id,
-        };
-        Ok(DirectAnswer {
-            message_id: external_id(id),
-            outcome,
-            text,
-        })
-    }
-
-    /// Applies the abuse rules, then answers; counts the outcome.
-    async fn decide(
-        &self,
-        message: &str,
-        channel: &str,
-        sender: &Msisdn,
-        text: &str,
-        started: Instant,
-    ) -> Decision {
-        let decision = self
-            .decide_uncounted(message, channel, sender, text, started)
-            .await;
-        self.metrics
-            .answered(channel, &decision.outcome, started.elapsed());
-        decision
-    }
-
-    async fn decide_uncounted(
-        &self,
-        message: &str,
-        channel: &str,
-        sender: &Msisdn,
-        text: &str,
-        started: Instant,
-    ) -> Decision {
-        let now = chrono::Utc::now();
-        let verdict = self
-            .guard
-            .check(sender, text, now)
-            .await
-            .unwrap_or_else(|error| {
-                // Availability first: a broken limiter must not silence citizens.
-                error!(%error, "abuse check failed; answering without it");
-                Verdict::Allow
-            });
-        let response = match verdict {
-            Verdict::Silence { reason, .. } => {
-                info!(%channel, message_id = %message, sender = %sender, reason, "not answered");
-                return Decision::suppressed(format!("silenced: {reason}"));
-            }
-            Verdict::Notice { retry_at } => self.responder.rate_limited(retry_at),
-            Verdict::Allow => {
-                let response = self.responder.respond(sender, text).await;
-                let kind = response.reply.kind;
-                if let (Some(code), ReplyKind::Found | ReplyKind::NotFound) = (&response.code, kind)
-                {
-                    let found = kind == ReplyKind::Found;
-                    if let Err(error) = self.guard.record_lookup(sender, code, found, now).await {
-                        error!(%error, "cannot record the lookup for abuse control");
-                    }
-                }
-                response
-            }
-        };
-        let reply = &response.reply;
-        info!(
-            %channel,
-            message_id = %message,
-            sender = %sender,
-            outcome = reply.kind.as_str(),
-            dossier = response.code.as_ref().map(|c| c.as_str()),
-            owner = response.sender_is_owner,
-            encoding = reply.info.encoding.name(),
-            segments = reply.info.segments,
-            latency_us = started.elapsed().as_micros() as u64,
-            "answered"
-        );
-        let lookup = response.code.as_ref().map(|code| LookupNote {
-            code: code.to_string(),
-            agency: response.agency,
-            procedure: response.procedure,
-            name_spans: response.reply.name_spans.clone(),
-        });
-        Decision {
-            outcome: reply.kind.as_str().to_owned(),
-            text: response.reply.text,
-            state: ReplyState::Queued,
-            lookup,
         }
     }
 
@@ -706,7 +525,7 @@ impl<S: DossierStore> Outbox<S> {
         match &recorded {
             Ok(0) => {}
             Ok(expired) => {
-                self.metrics.expired.inc_by(*expired);
+                self.policy.metrics().replies_expired(*expired);
                 info!(
                     expired,
                     reply_expiry_secs = self.journal.settings().reply_expiry_secs,
@@ -903,61 +722,5 @@ mod tests {
         order.enter("84911", 4);
         order.hold("84911", 2);
         assert!(!order.wait_turn("84911", 4).await);
-    }
-}
-
-/// Messages answered, by channel and outcome, and how long deciding the
-/// answer took (abuse rules, lookup, rendering), for `/metrics`.
-#[derive(Debug, Clone)]
-pub struct AnswerMetrics {
-    answers: Family<Vec<(String, String)>, Counter>,
-    seconds: Histogram,
-    expired: Counter,
-}
-
-impl Default for AnswerMetrics {
-    fn default() -> Self {
-        AnswerMetrics {
-            answers: Family::default(),
-            expired: Counter::default(),
-            seconds: Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
-            ]),
-        }
-    }
-}
-
-impl AnswerMetrics {
-    fn answered(&self, channel: &str, outcome: &str, took: Duration) {
-        // "silenced: <reason>" counts as "silenced".
-        let outcome = outcome.split(':').next().unwrap_or(outcome);
-        self.answers
-            .get_or_create(&vec![
-                ("channel".to_owned(), channel.to_owned()),
-                ("outcome".to_owned(), outcome.to_owned()),
-            ])
-            .inc();
-        self.seconds.observe(took.as_secs_f64());
-    }
-
-    /// Registers `motcua_answers_total`, `motcua_answer_seconds` and
-    /// `motcua_replies_expired_total`.
-    pub fn register(&self, registry: &mut Registry) {
-        let sub = registry.sub_registry_with_prefix("motcua");
-        sub.register(
-            "answers",
-            "Messages answered, by channel and outcome (found, not_found, help, silenced, ...)",
-            self.answers.clone(),
-        );
-        sub.register(
-            "answer_seconds",
-            "Time to decide an answer: abuse rules, lookup, rendering",
-            self.seconds.clone(),
-        );
-        sub.register(
-            "replies_expired",
-            "Replies not handed to their channel within journal.reply_expiry_secs: recorded expired, never sent",
-            self.expired.clone(),
-        );
     }
 }

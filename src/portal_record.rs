@@ -9,8 +9,8 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::admin::masking::mask_numbers_in;
 use crate::domain::{Dossier, DossierCode, DossierStatus, Msisdn, MsisdnError};
+use crate::privacy::mask_numbers_in;
 
 /// Format of the portal's timestamps (`yyyyMMddHHmmss`, Asia/Ho_Chi_Minh).
 const PORTAL_TIME_FORMAT: &str = "%Y%m%d%H%M%S";

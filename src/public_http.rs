@@ -36,7 +36,7 @@ use crate::client_addr::{at_least_one, limit_key, ClientLimiter};
 use crate::domain::{DossierCode, ExtractError};
 use crate::reply::{ReplyContext, ReplyKind};
 use crate::responder::Responder;
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 
 /// `[public]` in config.toml.
 #[derive(Debug, Clone, Deserialize)]
@@ -296,7 +296,7 @@ struct Shared<S> {
 }
 
 /// The public port's routes over `responder`.
-pub fn router<S: DossierStore>(settings: PublicSettings, responder: Arc<Responder<S>>) -> Router {
+pub fn router<S: DossierLookup>(settings: PublicSettings, responder: Arc<Responder<S>>) -> Router {
     let mut pages = Environment::new();
     pages.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     pages
@@ -321,7 +321,7 @@ fn client_ip(settings: &PublicSettings, peer: SocketAddr, headers: &HeaderMap) -
     crate::client_addr::client_ip(settings.trust_forwarded_for, peer, headers)
 }
 
-impl<S: DossierStore> Shared<S> {
+impl<S: DossierLookup> Shared<S> {
     /// One public lookup of the code in `typed`, limits applied.
     async fn lookup(&self, ip: IpAddr, typed: &str) -> Result<PublicDossier, Refusal> {
         let code = match DossierCode::extract(typed) {
@@ -359,7 +359,7 @@ struct PageResult {
     late: bool,
 }
 
-async fn page<S: DossierStore>(
+async fn page<S: DossierLookup>(
     State(shared): State<Arc<Shared<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -469,7 +469,7 @@ struct JsonError {
     retry_after_secs: Option<u64>,
 }
 
-async fn lookup_json<S: DossierStore>(
+async fn lookup_json<S: DossierLookup>(
     State(shared): State<Arc<Shared<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -522,7 +522,7 @@ impl PublicHttp {
     /// # Errors
     ///
     /// The socket's, when the address cannot be bound.
-    pub async fn bind<S: DossierStore>(
+    pub async fn bind<S: DossierLookup>(
         settings: PublicSettings,
         responder: Arc<Responder<S>>,
     ) -> std::io::Result<Self> {

@@ -1,7 +1,7 @@
 //! The responder: from a citizen's text to the reply text. Parse the code,
 //! look it up in the read model, apply the privacy rule, render the template.
 //! It knows no protocol, no socket and no database type: only the
-//! [`DossierStore`] trait and the [`Renderer`]. Rate limits slot in here
+//! [`DossierLookup`] trait and the [`Renderer`]. Rate limits slot in here
 //! between parsing and lookup.
 
 use std::sync::Arc;
@@ -12,8 +12,7 @@ use crate::domain::{Dossier, DossierCode, ExtractError, Msisdn, Timeliness};
 use crate::reload::Swappable;
 use crate::reply::{RenderedReply, Renderer, ReplyContext, ReplyKind};
 use crate::sms_text;
-use crate::store::DossierStore;
-use crate::sync::Freshness;
+use crate::store::{DossierLookup, Freshness};
 
 pub use crate::clock::vietnam_now;
 
@@ -57,7 +56,7 @@ pub struct Responder<S> {
     freshness: Arc<Freshness>,
 }
 
-impl<S: DossierStore> Responder<S> {
+impl<S: DossierLookup> Responder<S> {
     /// A responder answering from `store` with `renderer`'s templates.
     pub fn new(store: S, renderer: Arc<Renderer>) -> Self {
         let renderer = Arc::try_unwrap(renderer).unwrap_or_else(|shared| (*shared).clone());
@@ -252,7 +251,7 @@ mod tests {
     use super::*;
     use crate::portal_record::PortalRecord;
     use crate::reply::ReplySettings;
-    use crate::store::SqliteStore;
+    use crate::store::{DossierWriter, SqliteStore};
     use chrono::NaiveDate;
 
     async fn responder(accents: bool) -> Responder<SqliteStore> {

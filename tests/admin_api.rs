@@ -456,7 +456,7 @@ async fn repeated_wrong_passwords_lock_the_account_until_an_administrator_unlock
 
 #[tokio::test]
 async fn a_viewer_sees_the_name_a_reply_carried_masked_after_its_dossier_changed_or_went() {
-    use motcua_sms::store::{ApplyMode, Change, DossierStore};
+    use motcua_sms::store::{ApplyMode, Change, DossierWriter};
     const OTHER_CODE: &str = "38.98.H29-210519-0003";
     let app = spawn_app().await;
     let viewer_password = app.admin_account("xem", Role::Viewer).await;

@@ -687,9 +687,10 @@ async fn a_database_without_the_feed_says_which_sql_to_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sync_worker_follows_a_postgresql_core_through_the_relay_exactly() {
     use motcua_sms::domain::DossierCode;
-    use motcua_sms::store::{DossierStore, SqliteStore};
+    use motcua_sms::store::Freshness;
+    use motcua_sms::store::{DossierLookup, DossierWriter, SqliteStore};
     use motcua_sms::sync::follower::FeedFollower;
-    use motcua_sms::sync::{FeedSettings, Freshness, SyncMetrics};
+    use motcua_sms::sync::{FeedSettings, SyncMetrics};
 
     let h = harness!();
     // Receipt serials start at 1 (a code ending -0000 is not a dossier code).

@@ -16,8 +16,8 @@ use std::future::Future;
 use chrono::{NaiveDate, NaiveDateTime};
 use motcua_sms::domain::{Dossier, DossierCode, DossierStatus, Msisdn};
 use motcua_sms::store::{
-    ApplyMode, ApplyReport, Change, DossierStore, ReadModel, SyncCheckpoint, SyncStage,
-    UpsertOutcome,
+    ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ReadModel, SyncCheckpoint,
+    SyncStage, UpsertOutcome,
 };
 use tokio::task::JoinHandle;
 
@@ -567,7 +567,11 @@ async fn checkpoints_round_trip(s: Subject) {
 
     // Failures are noted, and cleared by the next success or checkpoint.
     store
-        .note_exchange("feed", 5, Err("core unreachable: 503".into()))
+        .note_exchange(
+            "feed",
+            5,
+            Err(&std::io::Error::other("core unreachable: 503")),
+        )
         .await
         .unwrap();
     let status = store.sync_status("feed").await.unwrap().unwrap();
@@ -579,7 +583,7 @@ async fn checkpoints_round_trip(s: Subject) {
     assert_eq!(status.checkpoint.pending, None);
     store.note_exchange("feed", 8, Ok(Some(12))).await.unwrap();
     store
-        .note_exchange("feed", 9, Err("timeout".into()))
+        .note_exchange("feed", 9, Err(&std::io::Error::other("timeout")))
         .await
         .unwrap();
     let status = store.sync_status("feed").await.unwrap().unwrap();

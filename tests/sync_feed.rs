@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use motcua_sms::store::DossierStore;
+use motcua_sms::store::{DossierLookup, DossierWriter};
 use support::core::{first_step_back, status_in_reply, Core, History, TOKEN};
 use support::gateway::{free_port, GatewayProcess, BIN, STALE_LABEL};
 use tokio_util::sync::CancellationToken;

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use motcua_sms::feed::FeedRecord;
-use motcua_sms::store::DossierStore;
+use motcua_sms::store::DossierWriter;
 use motcua_sms::sync::jetstream::publisher::{
     publish_record, JetStreamPublisher, PublisherSettings,
 };

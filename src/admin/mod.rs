@@ -10,17 +10,16 @@
 //!   dossiers, save, activate, roll back; a text that fails to compile, uses
 //!   an unknown variable or exceeds its segment budget never reaches citizens.
 //! - [`traffic`]: the message log's search and traffic statistics.
-//! - [`masking`]: what a viewer sees of personal data in the log: phone
-//!   numbers masked however they are written, the applicant's name cut to
-//!   initials.
 //! - [`http`]: the console's HTTP port: the JSON API with its OpenAPI
 //!   document, role checks per handler.
 //! - [`web`]: the console's web UI (one page, script and stylesheet built
 //!   into the binary), a single-page app over the JSON API.
+//!
+//! What a viewer sees of personal data in the log (numbers masked, names as
+//! initials) is [`crate::privacy`]'s, which log lines elsewhere use too.
 
 pub mod accounts;
 pub mod http;
-pub mod masking;
 pub mod sessions;
 pub mod templates;
 pub mod traffic;

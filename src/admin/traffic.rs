@@ -30,10 +30,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::masking::{mask_name, mask_number, mask_numbers_in, mask_spans};
 use crate::clock::{now_ms, VIETNAM_UTC_OFFSET_MS};
 use crate::domain::{DossierCode, Msisdn};
 use crate::journal::UNDECODABLE;
+use crate::privacy::{mask_name, mask_number, mask_numbers_in, mask_spans};
 
 /// Messages per page when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -173,7 +173,7 @@ pub struct LoggedMessage {
 }
 
 impl LoggedMessage {
-    /// The message as a viewer sees it (see [`super::masking`]): sender and
+    /// The message as a viewer sees it (see [`crate::privacy`]): sender and
     /// recipient redacted like [`Msisdn::redacted`] (`091****678`; short
     /// numbers like `8058` and alphanumeric names stay), phone numbers in
     /// the text and the reply masked however they are written, and the

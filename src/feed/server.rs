@@ -8,7 +8,8 @@
 //!
 //! Cursors and page tokens pass through as text: only the source that issued
 //! them parses them (and answers `400` naming `after` or `page_token` when
-//! it cannot).
+//! it cannot). A feed server's HTTP limits ([`HttpLimits::feed`]) are set
+//! here, beside the long-poll they allow for.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,10 +28,23 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::http_server::HttpLimits;
+
 use super::{
     ChangesPage, Digest, DigestBucket, ErrorKind, FeedError, SnapshotPage, DEFAULT_BUCKETS,
     DEFAULT_CHANGES_LIMIT, DEFAULT_SNAPSHOT_LIMIT, MAX_BUCKETS, MAX_LIMIT, MAX_WAIT_SECS,
 };
+
+impl HttpLimits {
+    /// The limits of a feed server (`relay`, `core-sim`): as the defaults,
+    /// with requests allowed the longest long-poll wait and half a minute.
+    pub fn feed() -> Self {
+        HttpLimits {
+            request_timeout_secs: MAX_WAIT_SECS + 30,
+            ..HttpLimits::default()
+        }
+    }
+}
 
 /// What a core serves; [`router`] puts it on HTTP. Parameters arrive
 /// validated (`limit` in 1–1000, `buckets` in 1–4096, `bucket < buckets`);
@@ -426,6 +440,11 @@ async fn not_found<S: FeedSource>(State(ctx): State<Arc<Ctx<S>>>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feed_server_lets_the_longest_long_poll_finish() {
+        assert!(HttpLimits::feed().request_timeout_secs > MAX_WAIT_SECS);
+    }
 
     fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -1,13 +1,16 @@
 //! The read model behind a small trait: look a dossier up by code, apply
 //! version-guarded changes (with tombstones for deletions) together with the
 //! sync position they bring the model to, and list `(code, version)` pairs
-//! for the reconciliation digest. The responder, the importer and the sync
-//! worker only see [`DossierStore`]; SQLite is the embedded default
+//! for the reconciliation digest. Two traits split the read model by who
+//! uses it: the responder sees only [`DossierLookup`] (what a reply needs),
+//! the sync workers and the importer [`DossierWriter`] (changes,
+//! positions, digests). SQLite is the embedded default
 //! ([`sqlite::SqliteStore`]), PostgreSQL the production choice
 //! ([`postgres::PostgresStore`]), and [`ReadModel`] opens either from
 //! `database.url`. Both dialects share their row types and their version
 //! decision (`rows`), so they behave alike.
 
+pub mod freshness;
 pub mod postgres;
 pub mod read_model;
 mod rows;
@@ -19,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Dossier, DossierCode};
 
+pub use freshness::Freshness;
 pub use postgres::PostgresStore;
 pub use read_model::ReadModel;
 pub use sqlite::SqliteStore;
@@ -55,7 +59,7 @@ impl Change {
     }
 }
 
-/// How [`DossierStore::apply`] treats versions.
+/// How [`DossierWriter::apply`] treats versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyMode {
     /// A change is written only when its version is above the one held for
@@ -204,6 +208,10 @@ pub enum StoreError {
     },
 }
 
+/// Why an exchange with the core failed, as [`DossierWriter::note_exchange`]
+/// takes it: any error of the sync layer (the feed client's, JetStream's).
+pub type ExchangeError = dyn std::error::Error + Send + Sync;
+
 /// A stored code read back as a [`DossierCode`].
 fn stored_code(code: String) -> Result<DossierCode, StoreError> {
     DossierCode::parse(&code).map_err(|error| StoreError::Corrupt {
@@ -259,8 +267,10 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{rest}")
 }
 
-/// The read model as the rest of the gateway sees it.
-pub trait DossierStore: Send + Sync + 'static {
+/// The read model as a reply needs it: a dossier by its code, or the codes
+/// a keypad's digits may mean. What the responder (and so every channel
+/// answering citizens, the public page and the console's preview) uses.
+pub trait DossierLookup: Send + Sync + 'static {
     /// The dossier with this code, if known.
     fn find(
         &self,
@@ -275,7 +285,14 @@ pub trait DossierStore: Send + Sync + 'static {
         digits: &str,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<DossierCode>, StoreError>> + Send;
+}
 
+/// The read model as its writers see it (the sync workers, the push
+/// webhook, `import`): changes applied under the version guard with the
+/// position they bring a sync source to, that position and the source's
+/// health read back and noted, and the live versions the reconciliation
+/// digest is computed from.
+pub trait DossierWriter: Send + Sync + 'static {
     /// Stores these dossiers in one transaction; each is written only when
     /// its version is above the stored one. Outcomes are in input order.
     fn upsert_batch(
@@ -315,12 +332,13 @@ pub trait DossierStore: Send + Sync + 'static {
 
     /// Notes an exchange with the core for `source` (which must have a
     /// state): on success, the time and the pending count, clearing the
-    /// last error; on failure, the error. Changes no data.
+    /// last error; on failure, the error (stored as its message). Changes
+    /// no data.
     fn note_exchange(
         &self,
         source: &str,
         at_ms: i64,
-        outcome: Result<Option<u64>, String>,
+        outcome: Result<Option<u64>, &ExchangeError>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every live dossier's `(code, version)`, any order (for the digest).

@@ -20,8 +20,8 @@ use sqlx::{PgConnection, PgPool};
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
-    redact_url, ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint,
-    SyncStatus, UpsertOutcome,
+    redact_url, ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ExchangeError,
+    StoreError, SyncCheckpoint, SyncStatus, UpsertOutcome,
 };
 use crate::clock::now_ms;
 use crate::db;
@@ -86,7 +86,7 @@ impl PostgresStore {
     }
 }
 
-impl DossierStore for PostgresStore {
+impl DossierLookup for PostgresStore {
     async fn find(&self, code: &DossierCode) -> Result<Option<Dossier>, StoreError> {
         sqlx::query_as::<_, DossierRow>(FIND)
             .bind(code.as_str())
@@ -110,7 +110,9 @@ impl DossierStore for PostgresStore {
         .await?;
         codes.into_iter().map(super::stored_code).collect()
     }
+}
 
+impl DossierWriter for PostgresStore {
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
         let changes: Vec<Change> = dossiers.iter().cloned().map(Change::Upsert).collect();
         let mut tx = self.begin_writing().await?;
@@ -188,7 +190,7 @@ impl DossierStore for PostgresStore {
         &self,
         source: &str,
         at_ms: i64,
-        outcome: Result<Option<u64>, String>,
+        outcome: Result<Option<u64>, &ExchangeError>,
     ) -> Result<(), StoreError> {
         let query = match outcome {
             Ok(pending) => sqlx::query(
@@ -201,7 +203,7 @@ impl DossierStore for PostgresStore {
                 "UPDATE sync_state SET last_error = $2, updated_at = $1 WHERE source = $3",
             )
             .bind(at_ms)
-            .bind(error),
+            .bind(error.to_string()),
         };
         query.bind(source).execute(&self.pool).await?;
         Ok(())

@@ -1,11 +1,11 @@
 //! The read model `database.url` names: [`ReadModel::open`] picks SQLite
 //! (`sqlite:…`, the embedded default) or PostgreSQL (`postgres://…` or
 //! `postgresql://…`, for production) by the URL's scheme, and the result is
-//! a [`DossierStore`] like either, so the gateway is written once for both.
+//! a [`DossierLookup`] and [`DossierWriter`] like either, so the gateway is written once for both.
 
 use super::{
-    ApplyMode, ApplyReport, Change, DossierStore, PostgresStore, SqliteStore, StoreError,
-    SyncCheckpoint, SyncStatus, UpsertOutcome,
+    ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ExchangeError, PostgresStore,
+    SqliteStore, StoreError, SyncCheckpoint, SyncStatus, UpsertOutcome,
 };
 use crate::domain::{Dossier, DossierCode};
 
@@ -75,7 +75,7 @@ fn scheme_of(url: &str) -> Option<&str> {
     .then_some(scheme)
 }
 
-impl DossierStore for ReadModel {
+impl DossierLookup for ReadModel {
     async fn find(&self, code: &DossierCode) -> Result<Option<Dossier>, StoreError> {
         on_store!(self, store => store.find(code).await)
     }
@@ -87,7 +87,9 @@ impl DossierStore for ReadModel {
     ) -> Result<Vec<DossierCode>, StoreError> {
         on_store!(self, store => store.find_by_digits(digits, limit).await)
     }
+}
 
+impl DossierWriter for ReadModel {
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
         on_store!(self, store => store.upsert_batch(dossiers).await)
     }
@@ -122,7 +124,7 @@ impl DossierStore for ReadModel {
         &self,
         source: &str,
         at_ms: i64,
-        outcome: Result<Option<u64>, String>,
+        outcome: Result<Option<u64>, &ExchangeError>,
     ) -> Result<(), StoreError> {
         on_store!(self, store => store.note_exchange(source, at_ms, outcome).await)
     }

@@ -11,8 +11,8 @@ use sqlx::SqlitePool;
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
-    ApplyMode, ApplyReport, Change, DossierStore, StoreError, SyncCheckpoint, SyncStatus,
-    UpsertOutcome,
+    ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ExchangeError, StoreError,
+    SyncCheckpoint, SyncStatus, UpsertOutcome,
 };
 use crate::clock::now_ms;
 use crate::db::{self, Durability, SqliteOpening};
@@ -84,7 +84,7 @@ fn dossier_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<DossierRow> {
     })
 }
 
-impl DossierStore for SqliteStore {
+impl DossierLookup for SqliteStore {
     async fn find(&self, code: &DossierCode) -> Result<Option<Dossier>, StoreError> {
         if let Some(inline) = &self.inline {
             let read = inline.read(|conn| {
@@ -121,7 +121,9 @@ impl DossierStore for SqliteStore {
         .await?;
         codes.into_iter().map(super::stored_code).collect()
     }
+}
 
+impl DossierWriter for SqliteStore {
     async fn upsert_batch(&self, dossiers: &[Dossier]) -> Result<Vec<UpsertOutcome>, StoreError> {
         let changes: Vec<Change> = dossiers.iter().cloned().map(Change::Upsert).collect();
         // IMMEDIATE: the version checks must not be invalidated by a
@@ -200,7 +202,7 @@ impl DossierStore for SqliteStore {
         &self,
         source: &str,
         at_ms: i64,
-        outcome: Result<Option<u64>, String>,
+        outcome: Result<Option<u64>, &ExchangeError>,
     ) -> Result<(), StoreError> {
         match outcome {
             Ok(pending) => {
@@ -219,7 +221,7 @@ impl DossierStore for SqliteStore {
                 sqlx::query(
                     "UPDATE sync_state SET last_error = ?, updated_at = ? WHERE source = ?",
                 )
-                .bind(error)
+                .bind(error.to_string())
                 .bind(at_ms)
                 .bind(source)
                 .execute(&self.pool)
@@ -506,7 +508,7 @@ mod tests {
         assert_eq!(status.applied_total, 2);
         assert!(status.last_ok_at_ms.is_some() && status.last_applied_at_ms.is_some());
         store
-            .note_exchange("feed", 5, Err("core unreachable".into()))
+            .note_exchange("feed", 5, Err(&std::io::Error::other("core unreachable")))
             .await
             .unwrap();
         let status = store.sync_status("feed").await.unwrap().unwrap();

@@ -225,7 +225,7 @@ impl FeedClient {
                 // serde quotes the value it could not take: mask numbers in it.
                 reason: format!(
                     "body is not the expected JSON: {}",
-                    crate::admin::masking::mask_numbers_in(&e.to_string())
+                    crate::privacy::mask_numbers_in(&e.to_string())
                 ),
             });
         }

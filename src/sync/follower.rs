@@ -16,7 +16,7 @@
 //! differ are re-read from a snapshot scan (or deleted, when the core no
 //! longer has them). A core that cannot be reached is retried with
 //! exponential backoff and jitter; replies keep coming from the read model,
-//! labelled stale past the threshold ([`super::Freshness`]).
+//! labelled stale past the threshold ([`crate::store::Freshness`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -29,12 +29,12 @@ use tracing::{debug, error, info, warn};
 use super::client::{FeedClient, FeedClientError};
 use super::{
     changes_of, report_left_out, report_rejected, sleep_unless_shutdown, Backoff, FeedSettings,
-    Freshness, SyncMetrics, Validated,
+    SyncMetrics, Validated,
 };
 use crate::clock::now_ms;
 use crate::feed::{bucket_of, digest, FeedRecord};
 use crate::store::{
-    ApplyMode, Change, DossierStore, StoreError, SyncCheckpoint, SyncStage, SyncStatus,
+    ApplyMode, Change, DossierWriter, Freshness, StoreError, SyncCheckpoint, SyncStage, SyncStatus,
 };
 
 /// The sync source's name in the store.
@@ -178,7 +178,7 @@ pub struct FeedFollower<S> {
     metrics: SyncMetrics,
 }
 
-impl<S: DossierStore> FeedFollower<S> {
+impl<S: DossierWriter> FeedFollower<S> {
     /// A follower of `settings.url` writing into `store`.
     pub fn new(
         store: S,
@@ -277,7 +277,7 @@ impl<S: DossierStore> FeedFollower<S> {
                     warn!(%error, retry_in_ms = pause.as_millis() as u64, "sync step failed; replies keep coming from the read model");
                     if let Err(store_error) = self
                         .store
-                        .note_exchange(SOURCE, now_ms(), Err(error.to_string()))
+                        .note_exchange(SOURCE, now_ms(), Err(&error))
                         .await
                     {
                         debug!(%store_error, "could not note the failure");

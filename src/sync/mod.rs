@@ -5,15 +5,16 @@
 //!   from the snapshot, follow the change log, re-snapshot on `410` or a new
 //!   epoch, compare digests and repair the buckets that differ, back off
 //!   while the core is down. One writer; each batch is stored with its
-//!   position in one transaction ([`crate::store::DossierStore::apply`]).
+//!   position in one transaction ([`crate::store::DossierWriter::apply`]).
 //! - [`jetstream`]: fan-out over NATS JetStream for several gateways:
 //!   `motcua-sms fanout` publishes the core's changes to a stream, and
 //!   [`jetstream::follower::JetStreamFollower`] (`sync.mode = "jetstream"`)
 //!   follows it with a durable consumer, acking after the local commit.
 //! - [`push`]: the webhook a core that cannot be polled POSTs batches to
 //!   (HMAC-signed, idempotent through the version guard).
-//! - [`Freshness`]: when the read model was last known to match the core;
-//!   past `sync.stale_after_secs` replies say when their data dates from.
+//! - The sync marks [`crate::store::Freshness`] (when the read model was
+//!   last known to match the core; past `sync.stale_after_secs` replies say
+//!   when their data dates from), which lives beside the store it describes.
 //! - [`SyncMetrics`]: what the sync did, for `/metrics`.
 //!
 //! Records the core sends that fail validation are logged with the reason,
@@ -24,7 +25,6 @@ pub mod follower;
 pub mod jetstream;
 pub mod push;
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -36,7 +36,7 @@ use serde::Deserialize;
 use crate::domain::DossierCode;
 use crate::feed::FeedRecord;
 use crate::portal_record::FieldWarning;
-use crate::store::{ApplyReport, Change};
+use crate::store::{ApplyReport, Change, Freshness};
 
 /// `[sync]`: where the read model's changes come from.
 #[derive(Debug, Clone, Deserialize)]
@@ -302,48 +302,6 @@ impl Default for PushSettings {
             secret: String::new(),
             max_skew_secs: push::DEFAULT_MAX_SKEW_SECS,
         }
-    }
-}
-
-/// When the read model was last known to match the core, shared by the
-/// sync worker (which marks it) and the responder (which reads it).
-#[derive(Debug)]
-pub struct Freshness {
-    /// Ms since the Unix epoch; 0: never.
-    last_ok_ms: AtomicI64,
-    stale_after_ms: Option<i64>,
-}
-
-impl Freshness {
-    /// Data is stale `stale_after` after the last successful exchange
-    /// (`None`: never stale); `last_ok_ms` as stored, if any.
-    pub fn new(stale_after: Option<Duration>, last_ok_ms: Option<i64>) -> Self {
-        Freshness {
-            last_ok_ms: AtomicI64::new(last_ok_ms.unwrap_or(0)),
-            stale_after_ms: stale_after.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
-        }
-    }
-
-    /// Never stale (no sync configured).
-    pub fn always_fresh() -> Self {
-        Freshness::new(None, None)
-    }
-
-    /// A successful exchange with the core at `at_ms`.
-    pub fn mark_ok(&self, at_ms: i64) {
-        self.last_ok_ms.fetch_max(at_ms, Ordering::Relaxed);
-    }
-
-    /// The last successful exchange, ms since the Unix epoch.
-    pub fn last_ok_ms(&self) -> Option<i64> {
-        Some(self.last_ok_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
-    }
-
-    /// When the data dates from, if it is stale at `now_ms`.
-    pub fn stale_as_of(&self, now_ms: i64) -> Option<i64> {
-        let threshold = self.stale_after_ms?;
-        let last = self.last_ok_ms()?;
-        (now_ms.saturating_sub(last) > threshold).then_some(last)
     }
 }
 
@@ -728,7 +686,7 @@ pub(crate) fn report_rejected(source: &str, rejected: &[RejectedRecord], metrics
     for record in rejected {
         tracing::error!(
             source,
-            dossier = %crate::admin::masking::mask_numbers_in(&record.code),
+            dossier = %crate::privacy::mask_numbers_in(&record.code),
             reason = %record.reason,
             "record from the core refused; the rest of its batch is applied"
         );
@@ -790,24 +748,6 @@ mod tests {
         );
         b.reset();
         assert!(within(b.next_pause(), 500));
-    }
-
-    #[test]
-    fn freshness_turns_stale_after_the_threshold_and_back_on_success() {
-        let f = Freshness::new(Some(Duration::from_secs(60)), Some(1_000));
-        assert_eq!(f.stale_as_of(61_000), None);
-        assert_eq!(f.stale_as_of(61_001), Some(1_000));
-        f.mark_ok(61_001);
-        assert_eq!(f.stale_as_of(61_002), None);
-        // An older success never moves it back.
-        f.mark_ok(5);
-        assert_eq!(f.last_ok_ms(), Some(61_001));
-        assert_eq!(Freshness::always_fresh().stale_as_of(i64::MAX), None);
-        // Never synchronised: no date to show.
-        assert_eq!(
-            Freshness::new(Some(Duration::from_secs(1)), None).stale_as_of(10_000),
-            None
-        );
     }
 
     #[test]

@@ -26,10 +26,10 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{changes_of, report_left_out, report_rejected, Freshness, SyncMetrics, Validated};
+use super::{changes_of, report_left_out, report_rejected, SyncMetrics, Validated};
 use crate::clock::now_ms;
 use crate::feed::FeedRecord;
-use crate::store::{ApplyMode, DossierStore, SyncCheckpoint, SyncStage};
+use crate::store::{ApplyMode, DossierWriter, Freshness, SyncCheckpoint, SyncStage};
 
 /// The sync source's name in the store.
 pub const SOURCE: &str = "push";
@@ -117,7 +117,7 @@ pub struct PushEndpoint<S> {
     metrics: SyncMetrics,
 }
 
-impl<S: DossierStore + Clone> PushEndpoint<S> {
+impl<S: DossierWriter + Clone> PushEndpoint<S> {
     /// The webhook writing into `store`, checking signatures with `secret`.
     pub fn new(
         store: S,
@@ -201,7 +201,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-async fn receive<S: DossierStore + Clone>(
+async fn receive<S: DossierWriter + Clone>(
     State(endpoint): State<Arc<PushEndpoint<S>>>,
     headers: HeaderMap,
     body: Bytes,

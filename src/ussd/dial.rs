@@ -88,7 +88,7 @@ impl Dial {
     /// [`DialError`] when it does not start with the service code.
     pub fn parse(dialled: &str, service: &ServiceCode) -> Result<Dial, DialError> {
         let error = || DialError {
-            dialled: crate::admin::masking::mask_numbers_in(dialled),
+            dialled: crate::privacy::mask_numbers_in(dialled),
             service: service.dialled(),
         };
         let text = dialled.trim();

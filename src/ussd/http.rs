@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::service::{HttpTurn, UssdService};
 use super::UssdHttpSettings;
 use crate::channel::UssdAnswer;
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 use crate::trusted_caller::{plain, TrustedCaller};
 
 /// Longest `sessionId` accepted.
@@ -60,7 +60,7 @@ pub fn callback_body(answer: &UssdAnswer) -> String {
 }
 
 /// The callback's routes: `POST <path>`, callers checked.
-pub fn router<S: DossierStore>(
+pub fn router<S: DossierLookup>(
     settings: &UssdHttpSettings,
     service: Arc<UssdService<S>>,
 ) -> Router {
@@ -70,7 +70,7 @@ pub fn router<S: DossierStore>(
     TrustedCaller::new("ussd.http", &settings.allow, &settings.secret).guard(routes)
 }
 
-async fn callback<S: DossierStore>(
+async fn callback<S: DossierLookup>(
     State(service): State<Arc<UssdService<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     form: Result<Form<CallbackRequest>, axum::extract::rejection::FormRejection>,
@@ -134,7 +134,7 @@ impl UssdHttp {
     /// # Errors
     ///
     /// The socket's, when the address cannot be bound.
-    pub async fn bind<S: DossierStore>(
+    pub async fn bind<S: DossierLookup>(
         settings: &UssdHttpSettings,
         service: Arc<UssdService<S>>,
     ) -> std::io::Result<Self> {

@@ -5,12 +5,13 @@
 //! code → status; 2 help; 3 the hotline); `*8058*<code>#` looks up at once.
 //! A code typed as digits is matched against every dossier's digits; when
 //! several match, the citizen picks one. Each dial goes through the same
-//! abuse control as an SMS (rate limits, blocks, scan detection); each
-//! finished dialogue is journaled with its answer. Every new dialogue, however
-//! it starts (a dial, a direct dial, an HTTP menu walk this gateway lost), is
-//! admitted first. Every turn is answered
-//! within `answer_within_ms` (USSD centres give up after about 15 s): a
-//! slow lookup gets "try again / send an SMS" and closes the dialogue.
+//! answering policy as an SMS ([`Answering`]: rate limits, blocks, scan
+//! detection, lookups recorded); each finished dialogue is journaled with
+//! its answer. Every new dialogue, however it starts (a dial, a direct
+//! dial, an HTTP menu walk this gateway lost), is admitted first. Every
+//! turn is answered within `answer_within_ms` (USSD centres give up after
+//! about 15 s): a slow lookup gets "try again / send an SMS" and closes the
+//! dialogue.
 //! Dialogues wait for input in a bounded [`SessionTable`]; one left
 //! unanswered is released (over SMPP, with the "ended" screen).
 
@@ -30,16 +31,16 @@ use super::dial::{CodeInputError, CodeQuery, Dial, ServiceCode, MAX_CODE_DIGITS}
 use super::screens::{Screen, ScreenContext, ScreenRenderer};
 use super::sessions::{Dropped, Owner, SessionTable};
 use super::UssdSettings;
-use crate::abuse::{AbuseGuard, Verdict};
+use crate::abuse::Verdict;
 use crate::address::Address;
+use crate::answering::{context_lookup, Answering, Asked};
 use crate::channel::{TurnKind, UssdAnswer, UssdReturn, UssdTurn};
 use crate::clock::now_ms;
 use crate::domain::{DossierCode, Msisdn};
-use crate::journal::{Journal, LookupNote, NewMessage, ReplyState};
+use crate::journal::{LookupNote, NewMessage, ReplyState};
 use crate::reload::Swappable;
 use crate::reply::ReplyKind;
-use crate::responder::Responder;
-use crate::store::DossierStore;
+use crate::store::DossierLookup;
 
 /// What the dialogue waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,34 +199,27 @@ pub type Releaser = Arc<dyn Fn(UssdReturn, UssdAnswer) + Send + Sync>;
 pub struct UssdService<S> {
     settings: UssdSettings,
     service: ServiceCode,
-    responder: Arc<Responder<S>>,
+    answering: Arc<Answering<S>>,
     screens: Arc<Swappable<ScreenRenderer>>,
-    guard: AbuseGuard,
-    journal: Journal,
     releaser: Option<Releaser>,
     table: Mutex<SessionTable<Dialogue>>,
     metrics: UssdMetrics,
 }
 
-impl<S: DossierStore> UssdService<S> {
-    /// A service answering from `responder` with `screens`, limited by
-    /// `guard`, journaling into `journal`.
+impl<S: DossierLookup> UssdService<S> {
+    /// A service answering as `answering` decides, with `screens`.
     pub fn new(
         settings: UssdSettings,
         service: ServiceCode,
-        responder: Arc<Responder<S>>,
+        answering: Arc<Answering<S>>,
         screens: Arc<Swappable<ScreenRenderer>>,
-        guard: AbuseGuard,
-        journal: Journal,
     ) -> Self {
         let table = SessionTable::new(settings.max_sessions, settings.session_timeout());
         UssdService {
             settings,
             service,
-            responder,
+            answering,
             screens,
-            guard,
-            journal,
             releaser: None,
             table: Mutex::new(table),
             metrics: UssdMetrics::default(),
@@ -480,15 +474,7 @@ impl<S: DossierStore> UssdService<S> {
                 );
                 // A dossier looked up (found, not found, unavailable): its code,
                 // and agency and procedure when found, go with the dialogue.
-                let reply = &step.ctx.reply;
-                let lookup = reply.code.clone().map(|code| LookupNote {
-                    code,
-                    agency: reply.agency.clone(),
-                    procedure: reply.procedure.clone(),
-                    name_spans: reply.owner_name.as_deref().map_or_else(Vec::new, |name| {
-                        crate::domain::vietnamese::find_name(&answer.text, name)
-                    }),
-                });
+                let lookup = context_lookup(&step.ctx.reply, &answer.text);
                 self.journal_dialogue(dialogue, step.screen.as_str(), &answer.text, lookup);
             }
         }
@@ -588,14 +574,9 @@ impl<S: DossierStore> UssdService<S> {
     /// The abuse rules for a dial: `Some(screen)` when refused.
     async fn admit(&self, msisdn: &Msisdn) -> Option<Step> {
         let verdict = self
-            .guard
-            .check_dial(msisdn, chrono::Utc::now())
-            .await
-            .unwrap_or_else(|error| {
-                // Availability first, as for SMS.
-                tracing::error!(%error, "abuse check failed; answering without it");
-                Verdict::Allow
-            });
+            .answering
+            .admit(msisdn, Asked::Dial, chrono::Utc::now())
+            .await;
         // A USSD screen must say something: past the one notice SMS gets,
         // the dial is told the same (when to try again), or that the
         // number is blocked.
@@ -630,7 +611,8 @@ impl<S: DossierStore> UssdService<S> {
             Ok(CodeQuery::Digits(digits)) => {
                 let limit = self.settings.max_choices.max(1);
                 match self
-                    .responder
+                    .answering
+                    .responder()
                     .codes_with_digits(digits.as_str(), limit)
                     .await
                 {
@@ -639,7 +621,8 @@ impl<S: DossierStore> UssdService<S> {
                         self.close(Screen::Unavailable, self.base_context())
                     }
                     Ok(codes) if codes.is_empty() => {
-                        self.note_keypad_lookup(msisdn, digits.as_str(), false)
+                        self.answering
+                            .note_keypad_lookup(msisdn, digits.as_str(), false)
                             .await;
                         let mut ctx = self.base_context();
                         ctx.reply.typed_code = Some(digits.to_string());
@@ -647,7 +630,9 @@ impl<S: DossierStore> UssdService<S> {
                     }
                     Ok(codes) if codes.len() == 1 => self.lookup(msisdn, &codes[0]).await,
                     Ok(codes) => {
-                        self.note_keypad_lookup(msisdn, digits.as_str(), true).await;
+                        self.answering
+                            .note_keypad_lookup(msisdn, digits.as_str(), true)
+                            .await;
                         let mut ctx = self.base_context();
                         ctx.choices = codes.iter().map(ToString::to_string).collect();
                         self.open(Screen::Choose, ctx, Awaiting::Choice(codes), 0)
@@ -657,41 +642,21 @@ impl<S: DossierStore> UssdService<S> {
         }
     }
 
-    async fn note_keypad_lookup(&self, msisdn: &Msisdn, digits: &str, found: bool) {
-        if let Err(error) = self
-            .guard
-            .record_keypad_lookup(msisdn, digits, found, chrono::Utc::now())
-            .await
-        {
-            tracing::error!(%error, "cannot record the lookup for abuse control");
-        }
-    }
-
     /// Looks one dossier up: the final screen.
     async fn lookup(&self, msisdn: &Msisdn, code: &DossierCode) -> Step {
-        let lookup = self.responder.lookup(Some(msisdn), code).await;
+        let lookup = self.answering.lookup(msisdn, code).await;
         let screen = match lookup.kind {
             ReplyKind::Found => Screen::Found,
             ReplyKind::NotFound => Screen::NotFound,
             _ => Screen::Unavailable,
         };
-        if matches!(lookup.kind, ReplyKind::Found | ReplyKind::NotFound) {
-            let found = lookup.kind == ReplyKind::Found;
-            if let Err(error) = self
-                .guard
-                .record_lookup(msisdn, code, found, chrono::Utc::now())
-                .await
-            {
-                tracing::error!(%error, "cannot record the lookup for abuse control");
-            }
-        }
         let mut ctx = self.base_context();
         ctx.reply = lookup.context;
         self.close(screen, ctx)
     }
 
     fn base_context(&self) -> ScreenContext {
-        let mut reply = self.responder.base_context();
+        let mut reply = self.answering.responder().base_context();
         reply.accents = self.screens.current().accents();
         ScreenContext {
             reply,
@@ -777,11 +742,11 @@ impl<S: DossierStore> UssdService<S> {
             text: transcript_text(&dialogue.transcript),
             received_at: dialogue.opened_at,
         };
-        let journal = self.journal.clone();
+        let answering = self.answering.clone();
         let outcome = outcome.to_owned();
         let answer = answer.to_owned();
         tokio::spawn(async move {
-            let recorded = journal
+            let recorded = answering
                 .record_exchange(message, &outcome, &answer, ReplyState::Sent, lookup)
                 .await;
             if let Err(error) = recorded {
@@ -868,15 +833,14 @@ fn problem_name(problem: &CodeInputError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abuse::RateLimitSettings;
+    use crate::abuse::{AbuseGuard, RateLimitSettings};
+    use crate::answering::AnswerMetrics;
     use crate::channel::{ServiceOp, SessionInfo};
-    use crate::journal::JournalSettings;
+    use crate::journal::{Journal, JournalSettings};
     use crate::portal_record::PortalRecord;
     use crate::reply::{Renderer, ReplySettings};
-    use crate::store::{
-        ApplyMode, ApplyReport, Change, SqliteStore, StoreError, SyncCheckpoint, SyncStatus,
-        UpsertOutcome,
-    };
+    use crate::responder::Responder;
+    use crate::store::{DossierWriter, SqliteStore, StoreError};
 
     /// A read model whose lookups take `delay`.
     struct SlowStore {
@@ -884,7 +848,7 @@ mod tests {
         delay: Duration,
     }
 
-    impl DossierStore for SlowStore {
+    impl DossierLookup for SlowStore {
         async fn find(
             &self,
             code: &DossierCode,
@@ -899,47 +863,6 @@ mod tests {
         ) -> Result<Vec<DossierCode>, StoreError> {
             tokio::time::sleep(self.delay).await;
             self.inner.find_by_digits(digits, limit).await
-        }
-        async fn upsert_batch(
-            &self,
-            dossiers: &[crate::domain::Dossier],
-        ) -> Result<Vec<UpsertOutcome>, StoreError> {
-            self.inner.upsert_batch(dossiers).await
-        }
-        async fn apply(
-            &self,
-            changes: &[Change],
-            mode: ApplyMode,
-            checkpoint: Option<&SyncCheckpoint>,
-        ) -> Result<ApplyReport, StoreError> {
-            self.inner.apply(changes, mode, checkpoint).await
-        }
-        async fn finish_snapshot(
-            &self,
-            generation: i64,
-            authoritative: bool,
-            checkpoint: &SyncCheckpoint,
-        ) -> Result<u64, StoreError> {
-            self.inner
-                .finish_snapshot(generation, authoritative, checkpoint)
-                .await
-        }
-        async fn sync_status(&self, source: &str) -> Result<Option<SyncStatus>, StoreError> {
-            self.inner.sync_status(source).await
-        }
-        async fn all_sync_status(&self) -> Result<Vec<SyncStatus>, StoreError> {
-            self.inner.all_sync_status().await
-        }
-        async fn note_exchange(
-            &self,
-            source: &str,
-            at_ms: i64,
-            outcome: Result<Option<u64>, String>,
-        ) -> Result<(), StoreError> {
-            self.inner.note_exchange(source, at_ms, outcome).await
-        }
-        async fn live_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
-            self.inner.live_versions().await
         }
     }
 
@@ -978,13 +901,17 @@ mod tests {
         let guard = AbuseGuard::open(limits, journal.pool().clone())
             .await
             .unwrap();
+        let responder = Arc::new(Responder::new(SlowStore { inner, delay }, renderer));
         UssdService::new(
             settings,
             ServiceCode::parse("*8058#").unwrap(),
-            Arc::new(Responder::new(SlowStore { inner, delay }, renderer)),
+            Arc::new(Answering::new(
+                responder,
+                guard,
+                journal,
+                AnswerMetrics::default(),
+            )),
             Arc::new(Swappable::new(ScreenRenderer::load(None, false).unwrap())),
-            guard,
-            journal,
         )
     }
 

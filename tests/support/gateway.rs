@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use motcua_sms::smpp::client::send_and_receive;
-use motcua_sms::store::{DossierStore, ReadModel};
+use motcua_sms::store::{DossierLookup, DossierWriter, ReadModel};
 
 use super::core::{local_digest, Core, TOKEN};
 

@@ -36,8 +36,8 @@ use crate::channel::Routes;
 use crate::client_addr::{at_least_one, ClientLimiter};
 use crate::modem::ModemBoard;
 use crate::responder::Responder;
+use crate::store::Freshness;
 use crate::store::ReadModel;
-use crate::sync::Freshness;
 
 use self::error::ApiError;
 

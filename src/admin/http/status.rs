@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiJson, ErrorBody};
 use super::AdminState;
 use crate::clock::now_ms;
 use crate::sms_text::Encoding;
-use crate::store::{DossierStore, SyncStage};
+use crate::store::{DossierWriter, SyncStage};
 
 /// A message typed into the simulator.
 #[derive(Debug, Deserialize, ToSchema)]

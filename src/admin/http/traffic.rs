@@ -1,6 +1,6 @@
 //! The message log and the traffic statistics over HTTP
 //! ([`crate::admin::traffic`] does the work); viewers get numbers masked and
-//! applicants' names as initials ([`crate::admin::masking`]).
+//! applicants' names as initials ([`crate::privacy`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +18,7 @@ use crate::admin::traffic::{
     Bucket, MessagePage, MessageQuery, Stats, StatsQuery, TrafficError, DEFAULT_LIMIT,
 };
 use crate::domain::DossierCode;
-use crate::store::{DossierStore, ReadModel};
+use crate::store::{DossierLookup, ReadModel};
 
 impl From<TrafficError> for ApiError {
     fn from(error: TrafficError) -> Self {

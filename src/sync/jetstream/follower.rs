@@ -7,7 +7,7 @@
 //! `DeliverPolicy::LastPerSubject` over the dossier subjects delivers every
 //! dossier's latest record; they are applied as a snapshot generation
 //! (authoritative, whatever the versions, when the marker's epoch is not the
-//! one we synchronised from), then [`DossierStore::finish_snapshot`]
+//! one we synchronised from), then [`DossierWriter::finish_snapshot`]
 //! removes what the stream no longer lists and stores the position: the
 //! last stream sequence read (at least the marker's). A record of another
 //! epoch than the marker's means a newer snapshot is being published: the
@@ -42,9 +42,9 @@ use super::{
 };
 use crate::clock::now_ms;
 use crate::feed::FeedRecord;
-use crate::store::{ApplyMode, DossierStore, SyncCheckpoint, SyncStage, SyncStatus};
+use crate::store::{ApplyMode, DossierWriter, Freshness, SyncCheckpoint, SyncStage, SyncStatus};
 use crate::sync::{
-    changes_of, report_left_out, report_rejected, sleep_unless_shutdown, Backoff, Freshness,
+    changes_of, report_left_out, report_rejected, sleep_unless_shutdown, Backoff,
     JetStreamSettings, RejectedRecord, SyncMetrics, Validated,
 };
 
@@ -128,7 +128,7 @@ pub struct JetStreamFollower<S> {
     metrics: SyncMetrics,
 }
 
-impl<S: DossierStore> JetStreamFollower<S> {
+impl<S: DossierWriter> JetStreamFollower<S> {
     /// A follower writing into `store`.
     pub fn new(
         store: S,
@@ -174,7 +174,7 @@ impl<S: DossierStore> JetStreamFollower<S> {
             warn!(%error, retry_in_ms = pause.as_millis() as u64, "JetStream sync failed; replies keep coming from the read model");
             if let Err(store_error) = self
                 .store
-                .note_exchange(SOURCE, now_ms(), Err(error.to_string()))
+                .note_exchange(SOURCE, now_ms(), Err(&error))
                 .await
             {
                 debug!(%store_error, "could not note the failure");
@@ -671,7 +671,7 @@ impl<S: DossierStore> JetStreamFollower<S> {
             // serde quotes the value it could not take: mask numbers in it.
             reason: format!(
                 "not a feed record: {}",
-                crate::admin::masking::mask_numbers_in(&e.to_string())
+                crate::privacy::mask_numbers_in(&e.to_string())
             ),
         })
     }

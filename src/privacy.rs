@@ -1,4 +1,6 @@
-//! What a viewer sees of citizens' personal data in the message log: phone
+//! Citizens' personal data kept out of what others see: the admin console's
+//! message log for viewers, and log lines that quote what a citizen or the
+//! core sent (a USSD dial, a rejected record, a sync error). Phone
 //! numbers masked (`091****678`), whether they stand alone, are typed in a
 //! message without separators, or are written in groups (`0912 345 678`,
 //! `+84 912.345.678`, `024-3825-1234`), and the applicant's name, which a
