@@ -363,3 +363,41 @@ async fn purge_periodically(journal: Journal, stop: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_bind_names_its_port_and_key_as_before() {
+        let address: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let message = |port| {
+            let source = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+            StartError::bind(port, address, source).to_string()
+        };
+        let cause = std::io::Error::from(std::io::ErrorKind::AddrInUse).to_string();
+        let expected = [
+            (Port::Ops, "HTTP on 127.0.0.1:8080 (key http.bind)"),
+            (
+                Port::UssdCallback,
+                "the USSD callback on 127.0.0.1:8080 (key ussd.http.bind)",
+            ),
+            (
+                Port::Admin,
+                "the admin console on 127.0.0.1:8080 (key admin.bind)",
+            ),
+            (
+                Port::Public,
+                "the public lookup on 127.0.0.1:8080 (key public.bind)",
+            ),
+            (
+                Port::Kannel,
+                "Kannel's get-url on 127.0.0.1:8080 (key kannel.bind)",
+            ),
+            (Port::Smpp, "SMPP on 127.0.0.1:8080"),
+        ];
+        for (port, text) in expected {
+            assert_eq!(message(port), format!("cannot listen for {text}: {cause}"));
+        }
+    }
+}
