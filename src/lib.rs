@@ -76,6 +76,11 @@
 //! - [`outbox`]: answers recorded messages and delivers replies exactly once per message.
 //! - [`config`]: `config.toml` with defaults and `MOTCUA_*` overrides.
 //! - [`app`]: wires a [`config::Config`] into a running [`app::Gateway`].
+//! - [`signals`]: SIGTERM/Ctrl-C start a drain, SIGHUP puts a re-read
+//!   configuration in force.
+//! - [`cli`]: the binary's subcommands, one file per family (`run`,
+//!   `import`/`status`, `sms`, `block`/`allow`, `account`, `loadgen`,
+//!   `core-sim`/`relay`/`fanout`); `src/main.rs` only parses and dispatches.
 //! - [`telemetry`]: logging setup.
 //! - [`loadgen`]: `motcua-sms loadgen`, an SMSC simulator that drives a
 //!   gateway (this one or Kannel) with citizens' messages and measures it.
@@ -95,6 +100,7 @@ pub mod admin;
 pub mod answering;
 pub mod app;
 pub mod channel;
+pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
@@ -118,6 +124,7 @@ pub mod relay;
 pub mod reload;
 pub mod reply;
 pub mod responder;
+pub mod signals;
 pub mod smpp;
 pub mod sms_text;
 pub mod store;

@@ -31,7 +31,6 @@ use crate::channel::{
     SendError,
 };
 use crate::clock::now_ms;
-use crate::domain::Msisdn;
 use crate::journal::{Journal, PartRecord, PendingReply, ReplyState, Settlement, StoredMessage};
 use crate::store::DossierLookup;
 

@@ -18,19 +18,24 @@
 //! [`PduError::Unencodable`].
 //!
 //! Submodules: [`gsm7`] (the alphabet and septet packing); private ones
-//! for addresses, time stamps, the user data header and the octet reader.
+//! for addresses, time stamps, the user data header, the user data
+//! (`user_data`), splitting a text into parts (`parts`) and the octet reader.
 
 mod address;
 #[doc(hidden)]
 pub mod corpus;
 pub mod gsm7;
+mod parts;
 mod reader;
 #[cfg(test)]
 mod tests;
 mod timestamp;
 mod udh;
+mod user_data;
 
+pub use parts::{deliver_parts, submit_parts};
 use reader::Reader;
+use user_data::{decode_user_data, encode_user_data};
 
 /// Why a PDU could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -582,159 +587,12 @@ fn decode_status_report(reader: &mut Reader<'_>) -> Result<StatusReport, PduErro
     })
 }
 
-/// Most user data a TPDU carries: 140 octets, 160 septets.
-const MAX_OCTETS: usize = 140;
-const MAX_SEPTETS: usize = 160;
-
-/// How many septets a header of `octets` octets (its length octet
-/// included) takes in GSM-7 user data, fill bits included.
-fn header_septets(octets: usize) -> usize {
-    (octets * 8).div_ceil(7)
-}
-
 fn bad_length(field: &'static str, declared: usize, reason: &'static str) -> PduError {
     PduError::BadLength {
         field,
         declared,
         reason,
     }
-}
-
-/// Reads TP-UDL and TP-UD.
-fn decode_user_data(
-    reader: &mut Reader<'_>,
-    udhi: bool,
-    coding: DataCoding,
-) -> Result<UserData, PduError> {
-    const FIELD: &str = "user data";
-    let udl = usize::from(reader.u8("user data length")?);
-    let alphabet = coding.alphabet();
-    let octets = if alphabet == Alphabet::Gsm7 {
-        if udl > MAX_SEPTETS {
-            return Err(bad_length(FIELD, udl, "more than 160 septets"));
-        }
-        (udl * 7).div_ceil(8)
-    } else {
-        if udl > MAX_OCTETS {
-            return Err(bad_length(FIELD, udl, "more than 140 octets"));
-        }
-        udl
-    };
-    let data = reader.take(octets, FIELD)?;
-    let (header, header_octets) = if udhi {
-        let Some(&udhl) = data.first() else {
-            return Err(bad_length(
-                FIELD,
-                udl,
-                "no room for the header the UDHI announces",
-            ));
-        };
-        let header_octets = usize::from(udhl) + 1;
-        if header_octets > octets {
-            return Err(bad_length(
-                "user data header",
-                usize::from(udhl),
-                "longer than the user data",
-            ));
-        }
-        if alphabet == Alphabet::Gsm7 && header_septets(header_octets) > udl {
-            return Err(bad_length(
-                "user data header",
-                usize::from(udhl),
-                "longer than the user data",
-            ));
-        }
-        (Some(udh::decode(&data[1..header_octets])?), header_octets)
-    } else {
-        (None, 0)
-    };
-    let body = match alphabet {
-        Alphabet::Gsm7 => {
-            let septets = gsm7::unpack(data, udl);
-            let skip = if header.is_some() {
-                header_septets(header_octets)
-            } else {
-                0
-            };
-            Body::Text(gsm7::decode_septets(&septets[skip..]))
-        }
-        Alphabet::EightBit => Body::Binary(data[header_octets..].to_vec()),
-        Alphabet::Ucs2 => Body::Text(decode_ucs2(&data[header_octets..])),
-    };
-    Ok(UserData { header, body })
-}
-
-/// UTF-16BE, unpaired surrogates and a dangling odd octet as U+FFFD.
-fn decode_ucs2(octets: &[u8]) -> String {
-    let units = octets
-        .chunks_exact(2)
-        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
-    let mut text: String = char::decode_utf16(units)
-        .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect();
-    if !octets.len().is_multiple_of(2) {
-        text.push(char::REPLACEMENT_CHARACTER);
-    }
-    text
-}
-
-/// Writes TP-UDL and TP-UD; says whether TP-UDHI must be set.
-fn encode_user_data(
-    user_data: &UserData,
-    coding: DataCoding,
-    out: &mut Vec<u8>,
-) -> Result<bool, PduError> {
-    let header = match &user_data.header {
-        Some(header) => udh::encode(header)?,
-        None => Vec::new(),
-    };
-    let alphabet = coding.alphabet();
-    let (udl, octets) = match (alphabet, &user_data.body) {
-        (Alphabet::Gsm7, Body::Text(text)) => {
-            let septets = gsm7::encode_text(text)
-                .ok_or_else(|| PduError::Unencodable(format!("text {text:?} is not all GSM-7")))?;
-            let skip = if user_data.header.is_some() {
-                header_septets(header.len())
-            } else {
-                0
-            };
-            let udl = skip + septets.len();
-            if udl > MAX_SEPTETS {
-                return Err(PduError::Unencodable(format!(
-                    "{udl} septets of user data (at most 160)"
-                )));
-            }
-            let mut octets = vec![0; (udl * 7).div_ceil(8)];
-            octets[..header.len()].copy_from_slice(&header);
-            gsm7::pack(&septets, skip, &mut octets);
-            (udl, octets)
-        }
-        (Alphabet::EightBit, Body::Binary(data)) => {
-            let mut octets = header;
-            octets.extend_from_slice(data);
-            (octets.len(), octets)
-        }
-        (Alphabet::Ucs2, Body::Text(text)) => {
-            let mut octets = header;
-            octets.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
-            (octets.len(), octets)
-        }
-        (alphabet, _) => {
-            return Err(PduError::Unencodable(format!(
-                "the body does not fit the data coding {:#04x} ({alphabet:?})",
-                coding.0
-            )))
-        }
-    };
-    if octets.len() > MAX_OCTETS {
-        return Err(PduError::Unencodable(format!(
-            "{} octets of user data (at most 140)",
-            octets.len()
-        )));
-    }
-    out.push(udl as u8);
-    out.extend_from_slice(&octets);
-    Ok(user_data.header.is_some())
 }
 
 /// Writes one PDU.
@@ -824,155 +682,4 @@ fn encode_status_report(report: &StatusReport, out: &mut Vec<u8>) -> Result<(), 
     out.extend_from_slice(&timestamp::encode(&report.discharge_time)?);
     out.push(report.status);
     Ok(())
-}
-
-/// Most parts a concatenated message can number.
-const MAX_PARTS: usize = 255;
-
-/// How `text` is split: its coding and the texts of its parts (one part
-/// without a header when it fits).
-fn split(text: &str, force_ucs2: bool, wide_reference: bool) -> (DataCoding, Vec<String>) {
-    let gsm = !force_ucs2 && text.chars().all(|c| gsm7::char_septets(c).is_some());
-    // The concatenation header with its length octet.
-    let header_octets = if wide_reference { 7 } else { 6 };
-    let (coding, single, per_part): (DataCoding, usize, usize) = if gsm {
-        (
-            DataCoding::GSM7,
-            MAX_SEPTETS,
-            MAX_SEPTETS - header_septets(header_octets),
-        )
-    } else {
-        (
-            DataCoding::UCS2,
-            MAX_OCTETS / 2,
-            (MAX_OCTETS - header_octets) / 2,
-        )
-    };
-    let cost = |c: char| {
-        if gsm {
-            gsm7::char_septets(c).unwrap_or(2)
-        } else {
-            c.len_utf16()
-        }
-    };
-    if text.chars().map(cost).sum::<usize>() <= single {
-        return (coding, vec![text.to_owned()]);
-    }
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let c_cost = cost(c);
-        if used + c_cost > per_part {
-            parts.push(std::mem::take(&mut current));
-            used = 0;
-        }
-        current.push(c);
-        used += c_cost;
-    }
-    parts.push(current);
-    parts.truncate(MAX_PARTS);
-    (coding, parts)
-}
-
-/// The user data of each part of `text`.
-fn parts_user_data(
-    text: &str,
-    reference: u16,
-    force_ucs2: bool,
-    wide_reference: bool,
-) -> (DataCoding, Vec<UserData>) {
-    let (coding, parts) = split(text, force_ucs2, wide_reference);
-    let total = parts.len() as u8;
-    let user_data = parts
-        .into_iter()
-        .enumerate()
-        .map(|(index, part)| {
-            let sequence = index as u8 + 1;
-            let header = (total > 1).then(|| UserDataHeader {
-                elements: vec![if wide_reference {
-                    InformationElement::Concat16 {
-                        reference,
-                        total,
-                        sequence,
-                    }
-                } else {
-                    InformationElement::Concat8 {
-                        reference: reference as u8,
-                        total,
-                        sequence,
-                    }
-                }],
-            });
-            UserData {
-                header,
-                body: Body::Text(part),
-            }
-        })
-        .collect();
-    (coding, user_data)
-}
-
-/// The SMS-SUBMITs carrying `text` to `destination`: GSM-7 when every
-/// character is in the default alphabet or its extension table, else UCS-2;
-/// one part when it fits (160 septets / 140 octets), else parts of 153
-/// septets / 67 UTF-16 units with a concatenation header using `reference`
-/// (its low 8 bits unless `wide_reference`), never splitting an escape pair
-/// or a surrogate pair.
-///
-/// With a 16-bit reference the header is one octet longer: parts of 152
-/// septets / 66 units. A text that would need more than 255 parts (over
-/// 38 000 characters) cannot be numbered and is cut after the 255th.
-/// The TP-MR is 0 (modems put their own), TP-PID 0.
-pub fn submit_parts(
-    destination: &PduAddress,
-    text: &str,
-    reference: u16,
-    options: SubmitOptions,
-) -> Vec<Submit> {
-    let (data_coding, parts) =
-        parts_user_data(text, reference, options.force_ucs2, options.wide_reference);
-    parts
-        .into_iter()
-        .map(|user_data| Submit {
-            reject_duplicates: false,
-            status_report_request: options.status_report,
-            reply_path: false,
-            message_reference: 0,
-            destination: destination.clone(),
-            protocol_id: 0,
-            data_coding,
-            validity: options.validity.map_or(Validity::None, Validity::Relative),
-            user_data,
-        })
-        .collect()
-}
-
-/// The SMS-DELIVERs carrying `text` from `originator`, split as
-/// [`submit_parts`] does (`force_ucs2` and `wide_reference` as there).
-///
-/// Each part says no more messages are waiting, asks for no status
-/// report and has no reply path; TP-PID is 0.
-pub fn deliver_parts(
-    originator: &PduAddress,
-    text: &str,
-    reference: u16,
-    time: Timestamp,
-    options: SubmitOptions,
-) -> Vec<Deliver> {
-    let (data_coding, parts) =
-        parts_user_data(text, reference, options.force_ucs2, options.wide_reference);
-    parts
-        .into_iter()
-        .map(|user_data| Deliver {
-            more_messages_to_send: false,
-            reply_path: false,
-            status_report_indication: false,
-            originator: originator.clone(),
-            protocol_id: 0,
-            data_coding,
-            service_centre_time: time,
-            user_data,
-        })
-        .collect()
 }
