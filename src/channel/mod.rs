@@ -20,11 +20,11 @@ use std::future::Future;
 
 pub use crate::address::Address;
 pub use outlet::{
-    OutgoingReply, Outlet, OutletError, OutletFuture, PartFormat, PartLog, PartLogFuture, PartSent,
-    ReplyProgress, SendError, SentReply,
+    OutgoingReply, Outlet, OutletError, OutletFuture, OutletLoad, PartFormat, PartLog,
+    PartLogFuture, PartSent, ReplyProgress, SendError, SentReply, UssdFuture,
 };
 pub use report::{id_spellings, DeliveryReport, ReceiptState};
-pub use routes::Routes;
+pub use routes::{LinkState, Routes};
 pub use ussd::{ServiceOp, SessionInfo, TurnKind, UssdAnswer, UssdReturn, UssdTurn};
 
 /// A boxed error from another room, kept as the source of a channel error.

@@ -14,10 +14,9 @@ use super::pdu::{classify_status, status_name, tag, Body, ShortMessage, StatusCl
 use super::session::{Link, SessionError};
 use super::text::{encode_reply, DefaultAlphabet, LongMessageMode, OutgoingPart};
 use super::ussd::answer_pdu_body;
-use crate::channel::outlet::{OutletLoad, UssdFuture};
 use crate::channel::{
-    Address, OutgoingReply, Outlet, OutletError, OutletFuture, PartFormat, PartIds, PartLog,
-    SendError, UssdAnswer, UssdReturn,
+    Address, OutgoingReply, Outlet, OutletError, OutletFuture, OutletLoad, PartFormat, PartIds,
+    PartLog, SendError, UssdAnswer, UssdFuture, UssdReturn,
 };
 
 /// Which request carries a reply: deliver_sm (we are the SMSC) or submit_sm
