@@ -6,8 +6,6 @@
 //! cannot delete; a gateway killed between recording a message and
 //! deleting it from the SIM. Every message is answered once.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,8 +6,6 @@
 //! abandoned dialogue, and a table that stays bounded under 10,000
 //! abandoned dialogues.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

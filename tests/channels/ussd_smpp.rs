@@ -16,8 +16,6 @@
 //! journaled and acknowledged with `data_sm_resp`, while one from a peer
 //! not yet bound is refused with ESME_RINVBNDSTS.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

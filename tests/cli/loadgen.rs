@@ -4,8 +4,6 @@
 //! (accented replies to found dossiers come in two parts). No timing is
 //! asserted: speed is for `motcua-sms loadgen` and docs/benchmarks.md.
 
-mod support;
-
 use std::time::Duration;
 
 use motcua_sms::loadgen::{Loadgen, Settings, TextGenerator};

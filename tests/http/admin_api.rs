@@ -5,8 +5,6 @@
 //! rolled back as the simulator shows, the lists, the log with numbers
 //! masked for viewers, statistics, channels, sync and the OpenAPI document.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

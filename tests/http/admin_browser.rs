@@ -18,8 +18,6 @@
 //! with `node` on PATH. Set `SCREENSHOTS_DIR` to keep screenshots of the
 //! main pages (1280×800, and the template editor at 390×844).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -65,23 +63,20 @@ const STEPS: &[&str] = &[
 /// The whole walk, generously: the machine is shared.
 const WALK_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn chromium() -> Option<PathBuf> {
-    match std::env::var(CHROMIUM_ENV) {
-        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => {
-            eprintln!(
-                "skipped: set {CHROMIUM_ENV} to a Chromium binary (/usr/bin/chromium) and \
-                 {NODE_ENV} to tests/peers/node (npm ci there) to walk the console in a browser"
-            );
-            None
-        }
-    }
+/// A Chromium binary (/usr/bin/chromium); with [`NODE_ENV`] naming
+/// tests/peers/node (npm ci there) the console is walked in it.
+fn chromium() -> PathBuf {
+    PathBuf::from(support::service(CHROMIUM_ENV))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(test_chromium, test_node_smpp_dir)),
+    ignore = "needs TEST_CHROMIUM and TEST_NODE_SMPP_DIR (Chromium, playwright-core)"
+)]
 async fn the_console_walked_in_chromium() {
-    let Some(chromium) = chromium() else { return };
-    let Some(dir) = node_dir() else { return };
+    let chromium = chromium();
+    let dir = node_dir();
     let manifest = dir.join("node_modules/playwright-core/package.json");
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap_or_else(|e| {

@@ -7,8 +7,6 @@
 //! USSD callback, Kannel drop-in (one gateway process) and the feed of
 //! `core-sim`.
 
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Stdio};

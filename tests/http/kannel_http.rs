@@ -5,8 +5,6 @@
 //! reverse proxy, never answering it; and the start-up checks of the
 //! callers' settings (`[kannel]`, `[ussd.http]`, the old `public.kannel` keys).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 

@@ -1,8 +1,6 @@
 //! The operations port of a running gateway: alive (`/healthz`), ready
 //! (`/readyz`: the read model and the journal answer; stale data reported).
 
-mod support;
-
 use serde_json::Value;
 use support::spawn_app;
 

@@ -4,8 +4,6 @@
 //! address asking for unknown codes). Kannel's get-url drop-in has a port
 //! of its own: tests/kannel_http.rs.
 
-mod support;
-
 use motcua_sms::config::Config;
 use serde_json::Value;
 use support::{spawn_app_with, AppOptions, TestApp, KNOWN_CODE};

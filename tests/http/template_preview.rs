@@ -5,8 +5,6 @@
 //! takes more than 500 ms (a bound to detect a stalled gateway, not a speed
 //! goal).
 
-mod support;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};

@@ -4,8 +4,6 @@
 //! use stays; a changed `config.toml` (`[service]` hotline) reaches the
 //! replies, and a bad value in it is refused by name.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -10,8 +10,6 @@
 //! (`/usr/sbin/bearerbox`; smsbox is looked for beside it), and fails if it
 //! is set but Kannel cannot run.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -28,14 +26,9 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The shared secret smsbox sends in the get-url.
 const SECRET: &str = "kannel-interop-secret-42";
 
-fn bearerbox() -> Option<PathBuf> {
-    match std::env::var(ENV) {
-        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => {
-            eprintln!("skipped: set {ENV}=/usr/sbin/bearerbox (Debian package kannel) to run");
-            None
-        }
-    }
+/// Kannel's bearerbox (/usr/sbin/bearerbox, Debian package kannel).
+fn bearerbox() -> PathBuf {
+    PathBuf::from(support::service(ENV))
 }
 
 fn start(binary: &Path, config: &Path, log: &Path) -> Child {
@@ -68,8 +61,12 @@ async fn reply(smsc: &PeerSmsc) -> Vec<RawMessage> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_kannel_bearerbox),
+    ignore = "needs TEST_KANNEL_BEARERBOX (Kannel's bearerbox)"
+)]
 async fn kannel_answers_from_the_gateway_through_get_url() {
-    let Some(bearerbox) = bearerbox() else { return };
+    let bearerbox = bearerbox();
     let smsbox = bearerbox.with_file_name("smsbox");
     assert!(
         bearerbox.exists(),

@@ -19,8 +19,6 @@
 //! `node_modules` holds smpp 0.5.1, with `node` on PATH (`.ci/run` runs
 //! `npm ci` in `tests/peers/node` and sets it to that directory).
 
-mod support;
-
 use serde_json::{json, Value};
 use support::node_peer::{expect_bind, node_dir, node_esme, NodePeer, ENV, SMPP_VERSION};
 use support::{
@@ -106,8 +104,12 @@ async fn esme_asks(peer: &mut NodePeer, from: &str, text: &str) -> Value {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn node_smpp_esme_gets_found_not_found_help_and_long_replies() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     let app = spawn_app().await;
     let mut peer = node_esme(&dir, app.listener).await;
 
@@ -215,8 +217,12 @@ async fn node_smpp_esme_gets_found_not_found_help_and_long_replies() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn node_smpp_esme_reads_unaccented_gsm7_replies_and_a_refused_bind() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     let app = spawn_app_with(AppOptions {
         accents: false,
         ..AppOptions::default()
@@ -280,8 +286,12 @@ async fn smsc_delivers(smsc: &mut NodePeer, from: &str, text: &str) -> Value {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     let mut smsc = NodePeer::start(&dir, "smsc.js", &["motcua".into(), "secret".into()]).await;
     let listening = smsc.expect("listening").await;
     assert_eq!(
@@ -422,8 +432,12 @@ async fn node_smpp_smsc_gets_replies_not_to_receipts_and_is_bound_again() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn node_smpp_smsc_refusals_without_a_body_are_retried() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     // The SMSC first expects another password: node-smpp refuses the bind
     // with a bare header, and the gateway keeps trying.
     let mut smsc = NodePeer::start(&dir, "smsc.js", &["motcua".into(), "not-yet".into()]).await;

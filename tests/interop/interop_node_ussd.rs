@@ -15,8 +15,6 @@
 //! Runs when `TEST_NODE_SMPP_DIR` names the directory whose `node_modules`
 //! holds smpp 0.5.1, with `node` on PATH (as `tests/interop_node.rs`).
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,8 +115,12 @@ async fn nothing_sent_to(peer: &mut NodePeer, citizen: &str, round_trip: Value, 
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn node_smpp_esme_gets_a_ussd_menu_over_submit_sm_and_data_sm() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     let (menu, mut seen) = Menu::new();
     let settings = ListenerSettings {
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -233,8 +235,12 @@ async fn node_smpp_esme_gets_a_ussd_menu_over_submit_sm_and_data_sm() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn node_smpp_smsc_gets_ussd_answers_over_submit_sm_and_data_sm() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     let mut smsc = NodePeer::start(&dir, "smsc.js", &["motcua".into(), "secret".into()]).await;
     let listening = smsc.expect("listening").await;
     assert_eq!(
@@ -365,8 +371,12 @@ async fn next_to(peer: &mut NodePeer, citizen: &str) -> (String, u64, Value, Str
 /// them, a direct dial as data_sm, a release by the network, and a
 /// dialogue left unanswered released by the gateway.
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn the_gateway_dialogue_through_node_smpp_as_the_ussd_centre() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     let mut smsc = NodePeer::start(&dir, "smsc.js", &["motcua".into(), "secret".into()]).await;
     let port = smsc.expect("listening").await["port"]
         .as_u64()
@@ -483,8 +493,12 @@ async fn the_gateway_dialogue_through_node_smpp_as_the_ussd_centre() {
 /// node-smpp as an aggregator's ESME bound to the gateway's listener: a
 /// direct dial answered at once with the status, and the menu's help.
 #[tokio::test]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn the_gateway_dialogue_to_a_node_smpp_esme_on_the_listener() {
-    let Some(dir) = node_dir() else { return };
+    let dir = node_dir();
     let app = support::spawn_app().await;
     let mut peer = node_esme(&dir, app.listener).await;
     peer.send(

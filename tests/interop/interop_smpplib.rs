@@ -3,8 +3,6 @@
 //! Runs when `TEST_SMPPLIB_PYTHON` names a Python interpreter that has
 //! `smpplib` installed (`.ci/run` installs it and sets the variable).
 
-mod support;
-
 use std::process::Command;
 
 use serde_json::Value;
@@ -12,14 +10,9 @@ use support::{spawn_app, KNOWN_CODE, PASSWORD, SERVICE_NUMBER, SYSTEM_ID};
 
 const ENV: &str = "TEST_SMPPLIB_PYTHON";
 
-fn python() -> Option<String> {
-    match std::env::var(ENV) {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            eprintln!("skipped: set {ENV} to a python3 with smpplib to run the smpplib interoperability test");
-            None
-        }
-    }
+/// A python3 with smpplib.
+fn python() -> String {
+    support::service(ENV)
 }
 
 /// Runs the Python peer and returns its JSON report.
@@ -91,8 +84,12 @@ fn reply_text(report: &Value) -> (usize, String) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_smpplib_python),
+    ignore = "needs TEST_SMPPLIB_PYTHON (PyPI smpplib)"
+)]
 async fn smpplib_gets_found_not_found_and_help_replies() {
-    let Some(python) = python() else { return };
+    let python = python();
     let app = spawn_app().await;
 
     let report = exchange(

@@ -4,8 +4,6 @@
 //! one number's limit through Redis (runs when `TEST_REDIS_URL` names a
 //! Redis server; `.ci/run` sets it).
 
-mod support;
-
 use std::time::Duration;
 
 use motcua_sms::abuse::RateLimitSettings;
@@ -132,11 +130,9 @@ async fn a_scanner_is_silenced_after_the_configured_misses() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(test_redis_url), ignore = "needs TEST_REDIS_URL (Redis)")]
 async fn two_gateways_share_a_number_s_limit_through_redis() {
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("skipped: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run the shared-limit test");
-        return;
-    };
+    let url = support::service("TEST_REDIS_URL");
     let prefix = format!(
         "motcua-test:{}:",
         std::time::SystemTime::now()

@@ -13,8 +13,6 @@
 //! Runs when `TEST_NODE_SMPP_DIR` names the directory whose
 //! `node_modules` holds npm smpp 0.5.1, with `node` on PATH.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -152,8 +150,12 @@ fn take(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_node_smpp_dir),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node)"
+)]
 async fn sigkill_while_bound_to_a_redelivering_smsc_repeats_at_most_one_reply_per_kill() {
-    let Some(node) = node_dir() else { return };
+    let node = node_dir();
     let dir = tempfile::tempdir().unwrap();
     // The SMSC answers each submit_sm 150 ms after taking it: a kill then
     // often falls inside the window a copy comes from.

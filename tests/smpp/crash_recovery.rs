@@ -7,8 +7,6 @@
 //! At the end every message the peer got acknowledged has exactly one
 //! reply, and no message has been answered as two different messages.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -9,8 +9,6 @@
 //! the SMPP 3.4 layout. Time limits here are generous upper bounds, never
 //! assertions on speed.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

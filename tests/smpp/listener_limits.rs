@@ -9,8 +9,6 @@
 //! - 5,000 idle connections: past `max_connections_per_ip` and
 //!   `max_connections` they are closed at once, with a log line.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

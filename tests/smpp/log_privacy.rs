@@ -9,8 +9,6 @@
 //! (stderr, with the import's listing) is then searched for each number,
 //! and for the modem sender's number as a PDU carries it (semi-octets).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,8 +3,6 @@
 //! answer (generic_nack or the command's own response with an error status)
 //! and the session goes on serving the next good PDU.
 
-mod support;
-
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

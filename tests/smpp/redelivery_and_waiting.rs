@@ -7,8 +7,6 @@
 //! again. Either way the reply is recorded with what it looked up and when
 //! it was sent (the admin console's message log and statistics).
 
-mod support;
-
 use std::time::Duration;
 
 use motcua_sms::admin::traffic::{Bucket, LoggedMessage, MessageQuery, StatsQuery, Traffic};

@@ -5,8 +5,6 @@
 //! status, the citizen's next message is answered as usual, and the
 //! retention purge erases the expired one like any other.
 
-mod support;
-
 use std::time::Duration;
 
 use motcua_sms::journal::{now_ms, Journal, JournalSettings};

@@ -5,8 +5,6 @@
 //! over when a carrier's link is down. The SMSC is the scriptable one in
 //! `support::script_smsc`, over real sockets.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

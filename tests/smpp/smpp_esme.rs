@@ -3,8 +3,6 @@
 //! the same link; delivery receipts are not answered; the client binds again
 //! after the SMSC unbinds it.
 
-mod support;
-
 use std::time::Duration;
 
 use motcua_sms::smpp::SmscSettings;

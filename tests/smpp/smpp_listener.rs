@@ -3,8 +3,6 @@
 //! deliver_sm — found, not found, help; accented (UCS-2, two parts) and
 //! unaccented (GSM-7, one part); the privacy rule; a refused bind.
 
-mod support;
-
 use std::time::Duration;
 
 use support::peer_esme::{PeerEsme, RawMessage};

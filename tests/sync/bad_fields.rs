@@ -8,8 +8,6 @@
 //! the first mobile one is the dossier's, and only it gets the name. The
 //! fields left out are counted and logged without the numbers.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
@@ -17,7 +15,7 @@ use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::sync::jetstream::publisher::{JetStreamPublisher, PublisherSettings};
 use support::core::{status_in_reply, TOKEN};
 use support::fixed_core::FixedCore;
-use support::gateway::{push, GatewayProcess, BIN};
+use support::gateway::{push, GatewayProcess};
 use tokio_util::sync::CancellationToken;
 
 const NAME: &str = "Trần Thị Bình";
@@ -139,7 +137,7 @@ async fn an_imported_dossier_with_an_unusable_field_is_found() {
         "http://127.0.0.1:9/",
         &[("MOTCUA_SYNC__MODE", "off")],
     );
-    let import = Command::new(BIN)
+    let import = Command::new(support::bin())
         .current_dir(dir.path())
         .env("MOTCUA_DATABASE__URL", gateway.db_url())
         .env("MOTCUA_LOG__LEVEL", "warn")
@@ -238,14 +236,12 @@ async fn a_followed_dossier_with_an_unusable_field_is_found_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_nats_url),
+    ignore = "needs TEST_NATS_URL (NATS with JetStream)"
+)]
 async fn a_dossier_from_the_stream_with_an_unusable_field_is_found() {
-    let Some(nats) = std::env::var("TEST_NATS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        eprintln!("TEST_NATS_URL is not set: skipping the JetStream path (.ci/run sets it)");
-        return;
-    };
+    let nats = support::service("TEST_NATS_URL");
     let dir = tempfile::tempdir().unwrap();
     let prefix = "000.00.12.H58-240315-033";
     let bad = "0912345678901";

@@ -3,8 +3,6 @@
 //! changes in order without gaps, 410 for a cursor too old or of another
 //! epoch, the digest, 400 and 401 with JSON error bodies.
 
-mod feed_support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -16,7 +14,7 @@ use motcua_sms::feed::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use feed_support::{apply, http, FeedClient};
+use support::feed::{apply, http, FeedClient};
 
 const TOKEN: &str = "s3cret-token";
 

@@ -8,8 +8,6 @@
 //! (e.g. `postgres://postgres@127.0.0.1:5432`, a role that may create
 //! databases and roles); otherwise each test says so and passes.
 
-mod feed_support;
-
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +23,7 @@ use sqlx::{Executor, Postgres};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use feed_support::{apply, http, FeedClient};
+use support::feed::{apply, http, FeedClient};
 
 const TOKEN: &str = "relay-test-token";
 const MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/core-postgres");
@@ -33,26 +31,10 @@ const MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/core-p
 /// Installing the role is per cluster: one test at a time.
 static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The server under test, or `None` (with a note) when none is configured.
-fn server() -> Option<PgConnectOptions> {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => {
-            Some(PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is a postgres:// URL"))
-        }
-        _ => {
-            // Straight to stderr, past the test harness's capture, once.
-            static NOTE: std::sync::Once = std::sync::Once::new();
-            NOTE.call_once(|| {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "note: TEST_DATABASE_URL is not set; skipping the PostgreSQL relay tests \
-                     (e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432; .ci/run sets it)"
-                );
-            });
-            None
-        }
-    }
+/// The server under test.
+fn server() -> PgConnectOptions {
+    let url = support::service("TEST_DATABASE_URL");
+    PgConnectOptions::from_str(&url).expect("TEST_DATABASE_URL is a postgres:// URL")
 }
 
 /// A fresh database, dropped (with its connections) when this is dropped.
@@ -168,8 +150,8 @@ struct Harness {
 }
 
 impl Harness {
-    async fn start() -> Option<Harness> {
-        let server = server()?;
+    async fn start() -> Harness {
+        let server = server();
         let db = Database::create(&server).await;
         db.install(|_| true).await;
         let mut settings =
@@ -181,7 +163,7 @@ impl Harness {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move { relay.run(stop).await.expect("relay serves") });
-        Some(Harness {
+        Harness {
             feed: FeedClient {
                 addr,
                 token: TOKEN.to_owned(),
@@ -189,7 +171,7 @@ impl Harness {
             shutdown,
             relay: Some(task),
             db,
-        })
+        }
     }
 
     fn core(&self) -> &PgPool {
@@ -263,13 +245,10 @@ impl Harness {
     }
 }
 
-/// Starts the harness or returns from the test (no server configured).
+/// Starts the harness.
 macro_rules! harness {
     () => {
-        match Harness::start().await {
-            Some(h) => h,
-            None => return,
-        }
+        Harness::start().await
     };
 }
 
@@ -325,6 +304,10 @@ fn codes(records: &[FeedRecord]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
 async fn overlapping_transactions_committing_out_of_order_skip_nothing() {
     let h = harness!();
     let (_, head, records) = h.settled_snapshot(100).await;
@@ -384,6 +367,10 @@ async fn overlapping_transactions_committing_out_of_order_skip_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
 async fn snapshot_and_head_then_changes_tombstones_and_the_digest() {
     let h = harness!();
     let mut t = h.core().begin().await.unwrap();
@@ -493,6 +480,10 @@ async fn snapshot_and_head_then_changes_tombstones_and_the_digest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_purged_log_answers_410_to_older_cursors() {
     let h = harness!();
     let (epoch, head, _) = h.settled_snapshot(100).await;
@@ -538,6 +529,10 @@ async fn a_purged_log_answers_410_to_older_cursors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
 async fn an_epoch_reset_is_visible_to_cursors_tokens_and_long_polls() {
     let h = harness!();
     for n in 1..=5 {
@@ -582,6 +577,10 @@ async fn an_epoch_reset_is_visible_to_cursors_tokens_and_long_polls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_long_poll_wakes_on_a_commit_and_bad_requests_are_refused() {
     let h = harness!();
     let (_, head, _) = h.settled_snapshot(100).await;
@@ -639,8 +638,12 @@ async fn a_long_poll_wakes_on_a_commit_and_bad_requests_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_database_without_the_feed_says_which_sql_to_run() {
-    let Some(server) = server() else { return };
+    let server = server();
     let db = Database::create(&server).await;
     let bind = |options: PgConnectOptions| async move {
         let settings = RelaySettings::new(options, "127.0.0.1:0".parse().unwrap(), TOKEN);
@@ -685,6 +688,10 @@ async fn a_database_without_the_feed_says_which_sql_to_run() {
 /// while the gateway's sync worker follows the relay into a read model. When
 /// the writers stop, the read model holds exactly the core's dossiers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
 async fn the_sync_worker_follows_a_postgresql_core_through_the_relay_exactly() {
     use motcua_sms::domain::DossierCode;
     use motcua_sms::store::{DossierStore, SqliteStore};

@@ -8,8 +8,7 @@
 //! Each scenario is written once; `scenarios!` makes a `sqlite::NAME` and a
 //! `postgres::NAME` test of it.
 
-#[path = "support/temp_postgres.rs"]
-mod temp_postgres;
+use support::temp_postgres;
 
 use std::future::Future;
 
@@ -49,13 +48,7 @@ where
 /// higher-ranked lifetime check), so that a failing one still lets the
 /// database be dropped.
 async fn with_postgres(spawn: impl FnOnce(Subject) -> JoinHandle<()>) {
-    let Some(maintenance) = temp_postgres::maintenance_url() else {
-        eprintln!(
-            "note: {} is not set; the PostgreSQL half of the store conformance suite is skipped",
-            temp_postgres::ENV
-        );
-        return;
-    };
+    let maintenance = support::service(temp_postgres::ENV);
     let db = temp_postgres::TempDatabase::create(&maintenance).await;
     let store = ReadModel::open(&db.url).await.unwrap();
     assert_eq!(store.dialect(), "postgres");
@@ -84,6 +77,7 @@ macro_rules! scenarios {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(test_database_url), ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)")]
                 async fn $name() {
                     super::with_postgres(|s| tokio::spawn(super::$name(s))).await;
                 }

@@ -14,17 +14,13 @@
 //! `TEST_DATABASE_URL` names a PostgreSQL server, in a fresh PostgreSQL
 //! database of its own (`sqlite::*` and `postgres::*`).
 
-mod support;
-#[path = "support/temp_postgres.rs"]
-mod temp_postgres;
-
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use motcua_sms::store::DossierStore;
 use support::core::{first_step_back, status_in_reply, Core, History, TOKEN};
-use support::gateway::{free_port, GatewayProcess, BIN, STALE_LABEL};
+use support::gateway::{free_port, GatewayProcess, STALE_LABEL};
 use tokio_util::sync::CancellationToken;
 
 async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back(database: Option<&str>) {
@@ -156,7 +152,7 @@ async fn an_expired_cursor_and_a_new_epoch_each_bring_a_new_snapshot(database: O
     store.close().await;
 
     // `motcua-sms status` tells the story.
-    let output = Command::new(BIN)
+    let output = Command::new(support::bin())
         .current_dir(dir.path())
         .env("MOTCUA_DATABASE__URL", gateway.db_url())
         .arg("status")
@@ -214,7 +210,7 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back(
     let dir = tempfile::tempdir().unwrap();
     // The core as a process of its own, so that it can be frozen (SIGSTOP).
     let core_port = free_port();
-    let mut core = Command::new(BIN)
+    let mut core = Command::new(support::bin())
         .args([
             "core-sim",
             "--listen",
@@ -267,7 +263,7 @@ async fn while_the_core_is_down_replies_carry_the_data_date_until_it_is_back(
     assert!(status_in_reply(&stale).is_some_and(|s| s > 0), "{stale}");
     let metrics = gateway.metrics().await;
     assert!(metrics.contains("motcua_sync_stale 1"), "{metrics}");
-    let output = Command::new(BIN)
+    let output = Command::new(support::bin())
         .current_dir(dir.path())
         .env("MOTCUA_DATABASE__URL", gateway.db_url())
         .env("MOTCUA_SYNC__STALE_AFTER_SECS", "2")
@@ -358,12 +354,10 @@ macro_rules! on_both_stores {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[cfg_attr(not(test_database_url), ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)")]
                 async fn $name() {
-                    let Some(server) = crate::temp_postgres::maintenance_url() else {
-                        eprintln!("TEST_DATABASE_URL is not set: the PostgreSQL read model is not tested here (CI sets it)");
-                        return;
-                    };
-                    let db = crate::temp_postgres::TempDatabase::create(&server).await;
+                    let server = support::service(support::temp_postgres::ENV);
+                    let db = support::temp_postgres::TempDatabase::create(&server).await;
                     super::$name(Some(&db.url)).await;
                     db.drop().await;
                 }

@@ -17,9 +17,7 @@
 //!   authoritatively and converges.
 //! - The stream drops a record published twice with the same `Nats-Msg-Id`.
 
-mod support;
-#[path = "support/temp_postgres.rs"]
-mod temp_postgres;
+use support::temp_postgres;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,15 +33,9 @@ use support::gateway::{GatewayProcess, STALE_LABEL};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The NATS server to use, or `None` (the test is skipped) when unset.
-fn nats_url() -> Option<String> {
-    match std::env::var("TEST_NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("TEST_NATS_URL is not set: skipping the JetStream test (.ci/run sets it)");
-            None
-        }
-    }
+/// The NATS server to use (with JetStream).
+fn nats_url() -> String {
+    support::service("TEST_NATS_URL")
 }
 
 /// A stream name and subject prefix no other test uses; the stream is
@@ -149,8 +141,12 @@ fn gateway(dir: &std::path::Path, core: &Core, settings: &[(String, String)]) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(test_nats_url),
+    ignore = "needs TEST_NATS_URL (NATS with JetStream)"
+)]
 async fn two_gateways_follow_the_stream_through_kills_and_converge_exactly() {
-    let Some(url) = nats_url() else { return };
+    let url = nats_url();
     let stream = TestStream::new(&url);
     let core = Core::start(300, 1_000_000).await;
     let history_stop = CancellationToken::new();
@@ -262,8 +258,12 @@ async fn two_gateways_follow_the_stream_through_kills_and_converge_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_nats_url),
+    ignore = "needs TEST_NATS_URL (NATS with JetStream)"
+)]
 async fn while_the_core_is_down_replies_say_so_though_nats_is_up() {
-    let Some(url) = nats_url() else { return };
+    let url = nats_url();
     let stream = TestStream::new(&url);
     let core = Core::start(20, 1_000_000).await;
     let publisher = RunningPublisher::start(stream.publisher(&core));
@@ -293,8 +293,12 @@ async fn while_the_core_is_down_replies_say_so_though_nats_is_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_nats_url),
+    ignore = "needs TEST_NATS_URL (NATS with JetStream)"
+)]
 async fn a_new_epoch_is_re_read_authoritatively() {
-    let Some(url) = nats_url() else { return };
+    let url = nats_url();
     let stream = TestStream::new(&url);
     let core = Core::start(80, 1_000_000).await;
     let publisher = RunningPublisher::start(stream.publisher(&core));
@@ -344,8 +348,12 @@ async fn a_new_epoch_is_re_read_authoritatively() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(test_nats_url),
+    ignore = "needs TEST_NATS_URL (NATS with JetStream)"
+)]
 async fn the_stream_drops_a_record_published_twice_with_the_same_msg_id() {
-    let Some(url) = nats_url() else { return };
+    let url = nats_url();
     let stream = TestStream::new(&url);
     let js = stream.context().await;
     let subjects = Subjects::new(&stream.prefix);

@@ -3,8 +3,6 @@
 //! records, and a history of every dossier's (version, status) taken by
 //! following its feed independently of the gateway.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

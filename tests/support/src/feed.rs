@@ -1,7 +1,6 @@
-//! Shared by the core feed's integration tests (tests/feed_synthetic.rs,
-//! tests/relay_postgres.rs): a minimal HTTP/1.1 client that insists on JSON
+//! Shared by the core feed's integration tests (tests/sync/feed_synthetic.rs,
+//! tests/sync/relay_postgres.rs): a minimal HTTP/1.1 client that insists on JSON
 //! bodies, a feed client over it, and the version guard a reader applies.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

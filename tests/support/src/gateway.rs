@@ -11,7 +11,6 @@ use motcua_sms::store::{DossierStore, ReadModel};
 
 use super::core::{local_digest, Core, TOKEN};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 pub const BUCKETS: u32 = 64;
 /// What a reply says while the read model is stale.
 pub const STALE_LABEL: &str = "cập nhật lúc";
@@ -63,7 +62,7 @@ pub async fn push(
 
 /// The binary run in `dir`, its read model and journal there, `RUST_LOG` unset.
 pub fn binary(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(super::bin());
     command
         .current_dir(dir)
         .env_remove("RUST_LOG")
@@ -166,7 +165,7 @@ impl GatewayProcess {
         self.starts += 1;
         let log =
             std::fs::File::create(self.dir.join(format!("gateway-{}.log", self.starts))).unwrap();
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(super::bin());
         command
             .current_dir(&self.dir)
             .env_remove("RUST_LOG")

@@ -1,15 +1,17 @@
-//! Shared helpers for the integration tests: a gateway on port 0 with a
-//! fresh database holding the sample dossiers, and independent SMPP peers
-//! built on the `smpp34` crate (code nobody here wrote).
-#![allow(dead_code)]
+//! Shared helpers for the integration tests (the binaries `tests/*/main.rs`):
+//! a gateway on port 0 with a fresh database holding the sample dossiers,
+//! the gateway binary as a process, synthetic cores, the feed client, and
+//! independent SMPP peers built on the `smpp34` crate (code nobody here wrote).
 
 pub mod core;
+pub mod feed;
 pub mod fixed_core;
 pub mod gateway;
 pub mod node_peer;
 pub mod peer_esme;
 pub mod peer_smsc;
 pub mod script_smsc;
+pub mod temp_postgres;
 pub mod transmitter;
 pub mod ussd_menu;
 
@@ -33,9 +35,31 @@ pub const PASSWORD: &str = "demo";
 pub const SERVICE_NUMBER: &str = "8058";
 /// A dossier in the sample file: in progress, owner 0912345678, Nguyễn Văn An.
 pub const KNOWN_CODE: &str = "000.00.12.H58-240315-0007";
+/// The repository's root (docs/, migrations/, tests/peers/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// The sample file.
 pub fn sample_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sample-dossiers.jsonl")
+    repo_root().join("docs/sample-dossiers.jsonl")
+}
+
+/// The `motcua-sms` binary cargo built for the running test: beside the
+/// test binary's `deps/` directory (cargo's own layout, what
+/// `CARGO_BIN_EXE_motcua-sms` names in an integration test).
+pub fn bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_motcua-sms") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test binary lives in target/<profile>/deps");
+    let bin = dir.join(format!("motcua-sms{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is not built", bin.display());
+    bin
 }
 
 /// A running gateway.
@@ -302,5 +326,20 @@ fn gsm7_plain(septet: u8) -> char {
         0x0a => '\n',
         0x20..=0x23 | 0x25..=0x3f | 0x41..=0x5a | 0x61..=0x7a => char::from(septet),
         other => panic!("unexpected GSM-7 septet 0x{other:02x} in a reply"),
+    }
+}
+
+/// The value of the `TEST_*` variable naming an outside service. A test
+/// needing one is ignored when the variable was unset at build time
+/// (`build.rs`); if it runs, the variable was set then, and unset now means
+/// the binary was started by hand without it: that fails rather than
+/// passing without the service.
+pub fn service(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => panic!(
+            "{var} is unset, yet was set when this test was built (cargo test rebuilds \
+             when it changes; README, \"Tests\", lists what each variable names)"
+        ),
     }
 }

@@ -31,19 +31,11 @@ pub const TROUBLE: &[&str] = &[
     "not_bound",
 ];
 
-/// The directory holding node-smpp, or `None` (the test is skipped) when
-/// `TEST_NODE_SMPP_DIR` is unset.
-pub fn node_dir() -> Option<PathBuf> {
-    match std::env::var(ENV) {
-        Ok(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => {
-            eprintln!(
-                "skipped: set {ENV} to the directory whose node_modules holds npm smpp {SMPP_VERSION} \
-                 (npm ci in tests/peers/node) to run the node-smpp interoperability tests"
-            );
-            None
-        }
-    }
+/// The directory whose `node_modules` holds npm smpp [`SMPP_VERSION`]
+/// (`npm ci` in tests/peers/node), from `TEST_NODE_SMPP_DIR`; tests calling
+/// this are ignored when it is unset at build time.
+pub fn node_dir() -> PathBuf {
+    PathBuf::from(super::service(ENV))
 }
 
 /// A Node peer script as a child process: commands go to its stdin, its
@@ -63,9 +55,7 @@ pub struct NodePeer {
 
 impl NodePeer {
     pub async fn start(dir: &Path, script: &'static str, args: &[String]) -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/peers/node")
-            .join(script);
+        let path = super::repo_root().join("tests/peers/node").join(script);
         let mut child = Command::new("node")
             .arg(&path)
             .args(args)
