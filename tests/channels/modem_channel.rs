@@ -7,14 +7,14 @@
 //! deleting it from the SIM. Every message is answered once.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use gsm_modem::sim::{Delivery, Fault, PhoneOptions, Profile, SimModem, SimSettings};
+use support::process::{free_port, Process};
 use support::KNOWN_CODE;
 
-const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 /// Longest wait for a reply.
 const REPLY_WITHIN: Duration = Duration::from_secs(45);
 
@@ -33,20 +33,17 @@ fn known_reply_start() -> String {
 
 /// A gateway process whose only channel is the modems given.
 struct Gateway {
-    dir: PathBuf,
     modems: Vec<(String, PathBuf)>,
     accents: bool,
     pin: Option<String>,
     http_port: Option<u16>,
     env: Vec<(String, String)>,
-    child: Option<Child>,
-    starts: usize,
+    process: Process,
 }
 
 impl Gateway {
     fn new(dir: &Path, modems: &[(&str, &SimModem)]) -> Self {
         Gateway {
-            dir: dir.to_owned(),
             modems: modems
                 .iter()
                 .map(|(name, sim)| ((*name).to_owned(), sim.path().to_owned()))
@@ -55,8 +52,7 @@ impl Gateway {
             pin: None,
             http_port: None,
             env: Vec::new(),
-            child: None,
-            starts: 0,
+            process: Process::importing_the_sample(dir),
         }
     }
 
@@ -66,12 +62,7 @@ impl Gateway {
     }
 
     fn with_http(mut self) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        self.http_port = Some(port);
+        self.http_port = Some(free_port());
         self
     }
 
@@ -103,7 +94,10 @@ impl Gateway {
 
     /// The states of the replies in the journal.
     async fn reply_states(&self) -> Vec<String> {
-        let url = format!("sqlite://{}/journal.db?mode=ro", self.dir.display());
+        let url = format!(
+            "sqlite://{}/journal.db?mode=ro",
+            self.process.dir().display()
+        );
         let pool = sqlx::SqlitePool::connect(&url)
             .await
             .expect("journal opens");
@@ -141,63 +135,32 @@ impl Gateway {
                 config.push_str(&format!("pin = \"{pin}\"\n"));
             }
         }
-        std::fs::write(self.dir.join("config.toml"), config).unwrap();
-        self.starts += 1;
-        let log =
-            std::fs::File::create(self.dir.join(format!("gateway-{}.log", self.starts))).unwrap();
-        let child = Command::new(BIN)
-            .current_dir(&self.dir)
-            .env_remove("RUST_LOG")
-            .env(
-                "MOTCUA_LOG__LEVEL",
-                "info,motcua_sms::modem=debug,gsm_modem=debug",
-            )
-            .env(
-                "MOTCUA_DATABASE__URL",
-                format!("sqlite://{}/read.db", self.dir.display()),
-            )
-            .env(
-                "MOTCUA_JOURNAL__URL",
-                format!("sqlite://{}/journal.db", self.dir.display()),
-            )
-            .env("MOTCUA_REPLY__ACCENTS", self.accents.to_string())
-            .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .args(["run", "--import"])
-            .arg(support::sample_file())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("gateway starts");
-        self.child = Some(child);
+        let process = &mut self.process;
+        process.set_config(config);
+        process.set_env(
+            "MOTCUA_LOG__LEVEL",
+            "info,motcua_sms::modem=debug,gsm_modem=debug",
+        );
+        process.set_env("MOTCUA_REPLY__ACCENTS", self.accents.to_string());
+        process.set_env("MOTCUA_RATE_LIMIT__ENABLED", "false");
+        for (k, v) in &self.env {
+            process.set_env(k, v);
+        }
+        process.start();
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|i| {
-                std::fs::read_to_string(self.dir.join(format!("gateway-{i}.log")))
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n----- restart -----\n")
+        self.process.logs()
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 }
 
@@ -916,4 +879,96 @@ async fn an_unreadable_stored_message_is_journaled_raw_before_it_is_deleted() {
     assert!(*received_at > 0);
     assert_eq!(state, "suppressed");
     assert_eq!(reply, "");
+}
+
+/// Every reply PDU the gateway wrote to `modem`, read by PyPI smspdudecoder
+/// (an SMS decoder nobody here wrote) through
+/// `tests/peers/smspdudecoder_submit.py`: the recipient, each part's text
+/// and its concatenation header must be what gsm-modem's decoder read.
+fn assert_smspdudecoder_reads_the_same(modem: &SimModem) -> usize {
+    let python = support::service("TEST_SMSPDUDECODER_PYTHON");
+    let script = support::repo_root().join("tests/peers/smspdudecoder_submit.py");
+    let lines: Vec<String> = modem
+        .submitted()
+        .iter()
+        .map(|sent| {
+            let concat = sent.pdu.user_data.concatenation().map(|c| {
+                serde_json::json!({
+                    "reference": c.reference,
+                    "total": c.total,
+                    "sequence": c.sequence,
+                })
+            });
+            serde_json::json!({
+                "hex": sent.hex,
+                "to": sent.to,
+                "text": sent.pdu.user_data.text(),
+                "concat": concat,
+            })
+            .to_string()
+        })
+        .collect();
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        for line in &lines {
+            writeln!(stdin, "{line}").expect("the script reads every line");
+        }
+    }
+    let output = child.wait_with_output().expect("the script finishes");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "smspdudecoder reads the reply PDUs otherwise ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(
+        stdout.contains(&format!("compared {} PDUs, 0 mismatches", lines.len())),
+        "{stdout}"
+    );
+    lines.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(test_smspdudecoder_python),
+    ignore = "needs TEST_SMSPDUDECODER_PYTHON (PyPI smspdudecoder)"
+)]
+async fn smspdudecoder_reads_the_reply_pdus_as_we_do() {
+    for accents in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let modem = sim(dir.path(), "tty0", Profile::Generic, Delivery::Store).await;
+        let mut gateway = Gateway::new(dir.path(), &[("m1", &modem)]);
+        if accents {
+            gateway = gateway.with_accents();
+        }
+        gateway.start();
+        // Found (long: concatenated parts), not found, help.
+        for text in [
+            format!("TC {KNOWN_CODE}"),
+            "TC 000.00.12.H58-240315-9999".to_owned(),
+            "xin chao".to_owned(),
+        ] {
+            let number = citizen();
+            modem.phone_sends(&number, &text);
+            replies(&[&modem], &number, 1, &gateway).await;
+        }
+        let sent = modem.submitted();
+        assert!(
+            sent.iter()
+                .any(|s| s.pdu.user_data.concatenation().is_some()),
+            "accents {accents}: no concatenated reply to compare: {sent:?}"
+        );
+        let compared = assert_smspdudecoder_reads_the_same(&modem);
+        assert!(compared >= 4, "accents {accents}: {compared} PDUs");
+    }
 }

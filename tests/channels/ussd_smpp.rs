@@ -26,8 +26,9 @@ use motcua_sms::smpp::routes::Routes;
 use motcua_sms::smpp::ussd::{ServiceOp, TurnKind, UssdTurn};
 use motcua_sms::smpp::{ListenerAccount, ListenerSettings, SessionSettings, SmscSettings};
 use smpp34::{bind_transceiver, data_sm, deliver_sm, submit_sm, CommandHeader, Tlv};
+use support::raw_smpp::RawSmpp;
 use support::ussd_menu::{Menu, SMS_ID};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -53,22 +54,22 @@ async fn next_turn(seen: &mut mpsc::UnboundedReceiver<UssdTurn>) -> UssdTurn {
 }
 
 /// One PDU as read: its header and all its bytes.
-struct Raw {
+struct Received {
     header: CommandHeader,
     bytes: Vec<u8>,
 }
 
-/// A raw SMPP connection: PDUs are written and read with smpp34.
+/// A raw SMPP connection: PDUs are written with smpp34 and read whole
+/// over the raw peer, their headers decoded by smpp34.
 struct Wire {
-    stream: TcpStream,
+    peer: RawSmpp,
     next_seq: u32,
 }
 
 impl Wire {
     fn new(stream: TcpStream) -> Self {
-        stream.set_nodelay(true).unwrap();
         Wire {
-            stream,
+            peer: RawSmpp::new(stream),
             next_seq: 1,
         }
     }
@@ -80,24 +81,21 @@ impl Wire {
     }
 
     async fn write(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write");
+        self.peer.send(bytes).await;
     }
 
-    async fn read_any(&mut self) -> Raw {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).await.expect("a PDU");
-        let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
-        bytes[..4].copy_from_slice(&len);
-        self.stream
-            .read_exact(&mut bytes[4..])
+    async fn read_any(&mut self) -> Received {
+        let bytes = self
+            .peer
+            .read_bytes(WAIT)
             .await
-            .expect("the whole PDU");
+            .unwrap_or_else(|why| panic!("a PDU: {why:?}"));
         let header = CommandHeader::decode(&bytes).expect("a header");
-        Raw { header, bytes }
+        Received { header, bytes }
     }
 
     /// The next PDU other than enquire_link (which is answered).
-    async fn next(&mut self) -> Raw {
+    async fn next(&mut self) -> Received {
         tokio::time::timeout(WAIT, async {
             loop {
                 let raw = self.read_any().await;
@@ -114,7 +112,7 @@ impl Wire {
     }
 
     /// The next PDU, which must be `command_id`.
-    async fn expect(&mut self, command_id: u32) -> Raw {
+    async fn expect(&mut self, command_id: u32) -> Received {
         let raw = self.next().await;
         assert_eq!(
             raw.header.command_id, command_id,
@@ -147,7 +145,7 @@ fn header(command_id: u32, command_status: u32, sequence_number: u32) -> Vec<u8>
 }
 
 /// The message id of a response (the C-string after the header; empty for a bare header).
-fn message_id(raw: &Raw) -> String {
+fn message_id(raw: &Received) -> String {
     let body = &raw.bytes[16..];
     let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
     String::from_utf8_lossy(&body[..end]).into_owned()

@@ -9,28 +9,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Stdio};
+
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use support::gateway::{binary, free_port};
+use support::process::{free_port, Process};
 
 /// The defaults the ports are tested against (`[*.limits]` in config.toml).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS_PER_IP: usize = 32;
 const MAX_CONNECTIONS: usize = 256;
-
-/// A process that is killed when the test ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The ports of a running gateway, and a core-sim's.
 struct Ports {
@@ -44,16 +34,15 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)], log: &str) -> Process {
-    let mut command = binary(dir);
-    command
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap());
+/// `name` (its logs `<name>-1.log`) started with `args` and `env`.
+fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(&str, String)]) -> Process {
+    let mut process = Process::new(dir).named(name);
+    process.set_args(args.iter().copied());
     for (key, value) in env {
-        command.env(key, value);
+        process.set_env(key, value);
     }
-    Process(command.spawn().expect("the binary starts"))
+    process.start();
+    process
 }
 
 async fn start() -> Ports {
@@ -61,6 +50,7 @@ async fn start() -> Ports {
     let [ops, public, admin, ussd, kannel, core] = [0; 6].map(|_| free_port());
     let gateway = spawn(
         dir.path(),
+        "gateway",
         &["run"],
         &[
             ("MOTCUA_SMPP__LISTENER__BIND", "127.0.0.1:0".into()),
@@ -74,11 +64,11 @@ async fn start() -> Ports {
             ("MOTCUA_KANNEL__ENABLED", "true".into()),
             ("MOTCUA_KANNEL__BIND", local(kannel).to_string()),
         ],
-        "gateway.log",
     );
     let core_listen = local(core).to_string();
     let core_sim = spawn(
         dir.path(),
+        "core-sim",
         &[
             "core-sim",
             "--listen",
@@ -89,7 +79,6 @@ async fn start() -> Ports {
             "0",
         ],
         &[],
-        "core-sim.log",
     );
     let named = vec![
         ("operations", local(ops)),
@@ -105,8 +94,8 @@ async fn start() -> Ports {
             assert!(
                 Instant::now() < deadline,
                 "the {name} port did not open\n{}\n{}",
-                std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default(),
-                std::fs::read_to_string(dir.path().join("core-sim.log")).unwrap_or_default()
+                gateway.logs(),
+                core_sim.logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

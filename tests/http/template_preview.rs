@@ -7,15 +7,15 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::gateway::{binary as motcua, free_port};
 use support::peer_esme::PeerEsme;
-use support::{sample_file, KNOWN_CODE, PASSWORD, SYSTEM_ID};
+use support::process::{binary as motcua, free_port, Process};
+use support::{KNOWN_CODE, PASSWORD, SYSTEM_ID};
 
 /// Nested loops over 100,000 × 100,000 items that write nothing.
 const RUNAWAY: &str =
@@ -24,22 +24,15 @@ const VIEWER_FIRST: &str = "Tam-thoi-2026-abc";
 const VIEWER: &str = "Mat-khau-that-2026";
 
 struct Gateway {
-    child: Child,
-    dir: tempfile::TempDir,
+    process: Process,
+    _dir: tempfile::TempDir,
     smpp: SocketAddr,
     admin: SocketAddr,
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Gateway {
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        self.process.logs()
     }
 }
 
@@ -72,20 +65,14 @@ async fn start() -> Gateway {
         "{}",
         String::from_utf8_lossy(&added.stderr)
     );
-    let child = motcua(dir.path())
-        .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
-        .env("MOTCUA_REPLY__ACCENTS", "false")
-        .env("MOTCUA_JOURNAL__SYNCHRONOUS", "normal")
-        .arg("run")
-        .arg("--import")
-        .arg(sample_file())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("gateway.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut process = Process::importing_the_sample(dir.path());
+    process.set_env("MOTCUA_RATE_LIMIT__ENABLED", "false");
+    process.set_env("MOTCUA_REPLY__ACCENTS", "false");
+    process.set_env("MOTCUA_JOURNAL__SYNCHRONOUS", "normal");
+    process.start();
     let gateway = Gateway {
-        child,
-        dir,
+        process,
+        _dir: dir,
         smpp,
         admin,
     };

@@ -12,7 +12,7 @@ use support::gateway::GatewayProcess;
 use support::{sample_file, KNOWN_CODE};
 
 fn hangup(gateway: &GatewayProcess) {
-    let pid = gateway.child.as_ref().expect("running").id();
+    let pid = gateway.pid().expect("running");
     let status = Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()

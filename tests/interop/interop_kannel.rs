@@ -15,9 +15,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use motcua_sms::config::Config;
-use support::gateway::free_port;
 use support::peer_esme::RawMessage;
 use support::peer_smsc::PeerSmsc;
+use support::process::free_port;
 use support::{decode_parts, spawn_app_with, AppOptions, KNOWN_CODE};
 use tokio::process::{Child, Command};
 

@@ -15,62 +15,37 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::node_peer::{node_dir, NodePeer};
+use support::process::Process;
 
-const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 const MESSAGES: usize = 150;
 const KILLS: usize = 5;
 
-fn start_gateway(dir: &Path, smsc_port: u16, start: usize) -> Child {
-    let log = std::fs::File::create(dir.join(format!("gateway-{start}.log"))).unwrap();
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env(
-            "MOTCUA_DATABASE__URL",
-            format!("sqlite://{}/read.db", dir.display()),
-        )
-        .env(
-            "MOTCUA_JOURNAL__URL",
-            format!("sqlite://{}/journal.db", dir.display()),
-        )
-        .env("MOTCUA_REPLY__ACCENTS", "true")
-        .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
-        .env(
-            "MOTCUA_HTTP__BIND",
-            format!("127.0.0.1:{}", support::gateway::free_port()),
-        )
-        .stdout(Stdio::null())
-        .stderr(log);
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            "[smpp.listener]\nenabled = false\n\
-             [[smpp.smsc]]\nname = \"node\"\nhost = \"127.0.0.1\"\nport = {smsc_port}\n\
-             system_id = \"motcua\"\npassword = \"secret\"\nreconnect_delay_ms = 100\n"
-        ),
-    )
-    .unwrap();
-    if start == 0 {
-        command
-            .args(["run", "--import"])
-            .arg(support::sample_file());
-    } else {
-        command.arg("run");
-    }
-    command.spawn().expect("gateway starts")
+/// The gateway bound to the node SMSC on `smsc_port`, its listener off;
+/// the first start imports the sample dossiers.
+fn gateway(dir: &Path, smsc_port: u16) -> Process {
+    let mut process = Process::importing_the_sample(dir);
+    process.set_config(format!(
+        "[smpp.listener]\nenabled = false\n\
+         [[smpp.smsc]]\nname = \"node\"\nhost = \"127.0.0.1\"\nport = {smsc_port}\n\
+         system_id = \"motcua\"\npassword = \"secret\"\nreconnect_delay_ms = 100\n"
+    ));
+    process.set_env("MOTCUA_REPLY__ACCENTS", "true");
+    process.set_env("MOTCUA_RATE_LIMIT__ENABLED", "false");
+    process
 }
 
-fn logs(dir: &Path, starts: usize) -> String {
-    (0..starts)
-        .map(|i| std::fs::read_to_string(dir.join(format!("gateway-{i}.log"))).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n----- restart -----\n")
+/// Starts it (again), with an operations port of its own each time.
+fn start(gateway: &mut Process) {
+    gateway.set_env(
+        "MOTCUA_HTTP__BIND",
+        format!("127.0.0.1:{}", support::process::free_port()),
+    );
+    gateway.start();
+    gateway.set_args(["run"]);
 }
 
 fn citizen(i: usize) -> String {
@@ -180,9 +155,8 @@ async fn sigkill_while_bound_to_a_redelivering_smsc_repeats_at_most_one_reply_pe
         (rng >> 33) % below
     };
 
-    let mut starts = 0;
-    let mut gateway = start_gateway(dir.path(), port, starts);
-    starts += 1;
+    let mut gateway = gateway(dir.path(), port);
+    start(&mut gateway);
     smsc.expect("bound").await;
 
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
@@ -199,11 +173,10 @@ async fn sigkill_while_bound_to_a_redelivering_smsc_repeats_at_most_one_reply_pe
             sent += 1;
         }
         if kills.len() < KILLS && Instant::now() >= next_kill {
-            gateway.kill().expect("SIGKILL");
-            gateway.wait().unwrap();
+            assert!(gateway.pid().is_some(), "the gateway runs");
+            gateway.kill();
             kills.push(Instant::now());
-            gateway = start_gateway(dir.path(), port, starts);
-            starts += 1;
+            start(&mut gateway);
             next_kill = Instant::now() + Duration::from_millis(700 + random(900));
         }
         let pause = Instant::now() + Duration::from_millis(25);
@@ -229,10 +202,7 @@ async fn sigkill_while_bound_to_a_redelivering_smsc_repeats_at_most_one_reply_pe
     {
         take(&event, Instant::now(), &mut seen, &mut counts);
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &gateway.id().to_string()])
-        .status();
-    let _ = gateway.wait();
+    gateway.stop();
 
     let unanswered: Vec<&String> = seen
         .iter()
@@ -242,7 +212,7 @@ async fn sigkill_while_bound_to_a_redelivering_smsc_repeats_at_most_one_reply_pe
     assert!(
         unanswered.is_empty(),
         "not answered: {unanswered:?}\n{}",
-        logs(dir.path(), starts)
+        gateway.logs()
     );
     let mut extra = 0;
     let mut over = Vec::new();
@@ -269,7 +239,7 @@ async fn sigkill_while_bound_to_a_redelivering_smsc_repeats_at_most_one_reply_pe
         over.is_empty(),
         "more than one extra copy per kill:\n{}\n{}",
         over.join("\n"),
-        logs(dir.path(), starts)
+        gateway.logs()
     );
     assert_eq!(kills.len(), KILLS);
     // Redelivered messages were taken as the same message: one journal

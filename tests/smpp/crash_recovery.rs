@@ -9,11 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::peer_esme::{PeerEsme, RawMessage};
+use support::process::{free_port, Process};
 
 /// Messages sent at least; more while the killer is still at work.
 const MESSAGES: usize = 400;
@@ -33,17 +33,16 @@ impl Lcg {
     }
 }
 
-fn start_gateway(dir: &Path, port: u16, log_index: usize) -> Child {
-    let log = std::fs::File::create(dir.join(format!("gateway-{log_index}.log"))).unwrap();
-    support::gateway::binary(dir)
-        .env("MOTCUA_REPLY__ACCENTS", "false")
-        .env("MOTCUA_SMPP__LISTENER__BIND", format!("127.0.0.1:{port}"))
-        .args(["run", "--import"])
-        .arg(support::sample_file())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("gateway starts")
+/// The gateway on `port`, the demo account asking for the reply-to TLV;
+/// each start logs to its own file.
+fn gateway(dir: &Path, port: u16) -> Process {
+    let mut process = Process::importing_the_sample(dir);
+    process.set_config(
+        "[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\nreply_to_tlv = true\n",
+    );
+    process.set_env("MOTCUA_REPLY__ACCENTS", "false");
+    process.set_env("MOTCUA_SMPP__LISTENER__BIND", format!("127.0.0.1:{port}"));
+    process
 }
 
 fn text_for(i: usize) -> String {
@@ -115,35 +114,27 @@ async fn drain(peer: &mut PeerEsme, observed: &mut Observed) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_nothing_and_answers_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        "[[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\nreply_to_tlv = true\n",
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
     println!("crash test seed {seed}");
-    let gateway = Arc::new(Mutex::new(start_gateway(dir.path(), port, 0)));
+    let mut process = gateway(dir.path(), port);
+    process.start();
+    let gateway = Arc::new(Mutex::new(process));
 
     // The killer: SIGKILL at random moments, restart at once.
     let killer = {
         let gateway = gateway.clone();
-        let dir = dir.path().to_path_buf();
         std::thread::spawn(move || {
             let mut rng = Lcg(seed);
-            for k in 1..=KILLS {
+            for _ in 1..=KILLS {
                 std::thread::sleep(Duration::from_millis(400 + rng.next() % 900));
-                let mut child = gateway.lock().unwrap();
-                child.kill().expect("SIGKILL");
-                child.wait().unwrap();
-                *child = start_gateway(&dir, port, k);
+                let mut process = gateway.lock().unwrap();
+                assert!(process.pid().is_some(), "the gateway runs");
+                process.kill();
+                process.start();
             }
         })
     };
@@ -205,13 +196,7 @@ async fn sigkill_under_load_loses_nothing_and_answers_nothing_twice() {
         observed.take(m);
     }
     peer.unbind().await;
-    {
-        let mut child = gateway.lock().unwrap();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
-    }
+    gateway.lock().unwrap().stop();
 
     let mut wire_duplicates = 0;
     for (i, message_id) in &observed.acked {

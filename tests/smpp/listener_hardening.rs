@@ -10,17 +10,13 @@
 //! assertions on speed.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
 use support::peer_esme::PeerEsme;
+use support::raw_smpp::{bind_body, cstr, pdu, Frame, RawSmpp, Read, BIND_TRANSCEIVER};
 use support::{spawn_app_with, AppOptions, PASSWORD, SERVICE_NUMBER, SYSTEM_ID};
 
-const BIND_TRANSCEIVER: u32 = 0x0000_0009;
-const BIND_TRANSCEIVER_RESP: u32 = 0x8000_0009;
 const SUBMIT_SM: u32 = 0x0000_0004;
 const SUBMIT_SM_RESP: u32 = 0x8000_0004;
 const DELIVER_SM: u32 = 0x0000_0005;
@@ -38,32 +34,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 fn localhost(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
-}
-
-/// A PDU written by hand from the SMPP 3.4 layout.
-fn pdu(command_id: u32, status: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&((16 + body.len()) as u32).to_be_bytes());
-    out.extend_from_slice(&command_id.to_be_bytes());
-    out.extend_from_slice(&status.to_be_bytes());
-    out.extend_from_slice(&sequence.to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn cstr(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(s.as_bytes());
-    out.push(0);
-}
-
-fn bind_body(system_id: &str, password: &str) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, system_id);
-    cstr(&mut b, password);
-    cstr(&mut b, "");
-    b.extend_from_slice(&[0x34, 0, 0]);
-    cstr(&mut b, "");
-    b
 }
 
 fn submit_body(source: &str, text: &str) -> Vec<u8> {
@@ -97,82 +67,6 @@ fn deliver_destination(body: &[u8]) -> String {
     take_cstr(&rest[2..]).0
 }
 
-/// (command_id, command_status, sequence_number, body)
-type Frame = (u32, u32, u32, Vec<u8>);
-
-#[derive(Debug)]
-enum Read {
-    Frame(Frame),
-    /// EOF or a reset: the gateway closed the connection.
-    Closed,
-    TimedOut,
-}
-
-/// A peer speaking raw SMPP from a chosen local address.
-struct Raw {
-    stream: TcpStream,
-}
-
-impl Raw {
-    async fn connect_from(local: IpAddr, gateway: SocketAddr) -> Raw {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::new(local, 0)).unwrap();
-        let stream = tokio::time::timeout(WAIT, socket.connect(gateway))
-            .await
-            .expect("connects in time")
-            .expect("connects");
-        stream.set_nodelay(true).unwrap();
-        Raw { stream }
-    }
-
-    /// Writes; a connection the gateway already closed may refuse.
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await
-    }
-
-    async fn read(&mut self, wait: Duration) -> Read {
-        let read = async {
-            let mut len = [0u8; 4];
-            if self.stream.read_exact(&mut len).await.is_err() {
-                return Read::Closed;
-            }
-            let len = u32::from_be_bytes(len) as usize;
-            assert!((16..=65536).contains(&len), "sane command_length {len}");
-            let mut rest = vec![0u8; len - 4];
-            if self.stream.read_exact(&mut rest).await.is_err() {
-                return Read::Closed;
-            }
-            let word = |i: usize| u32::from_be_bytes(rest[i..i + 4].try_into().unwrap());
-            Read::Frame((word(0), word(4), word(8), rest[12..].to_vec()))
-        };
-        tokio::time::timeout(wait, read)
-            .await
-            .unwrap_or(Read::TimedOut)
-    }
-
-    async fn frame(&mut self) -> Frame {
-        match self.read(WAIT).await {
-            Read::Frame(frame) => frame,
-            other => panic!("expected a PDU, got {other:?}"),
-        }
-    }
-
-    /// Binds as a transceiver; returns the bind_transceiver_resp status.
-    async fn bind(&mut self, system_id: &str, password: &str) -> u32 {
-        self.write(&pdu(
-            BIND_TRANSCEIVER,
-            0,
-            1,
-            &bind_body(system_id, password),
-        ))
-        .await
-        .expect("bind written");
-        let (id, status, seq, _) = self.frame().await;
-        assert_eq!((id, seq), (BIND_TRANSCEIVER_RESP, 1));
-        status
-    }
-}
-
 async fn bind_peer(app: &support::TestApp, password: &str) -> Result<PeerEsme, u32> {
     PeerEsme::bind_transceiver(app.listener, SYSTEM_ID, password)
         .await
@@ -203,7 +97,14 @@ async fn bind_once_allowed(
 /// Replies (deliver_sm) received, by destination: the citizen answered.
 type Replies = HashMap<String, u32>;
 
-impl Raw {
+/// What these tests do with the raw peer: count the replies it gets.
+trait TakesReplies {
+    async fn take_reply(&mut self, frame: &Frame, replies: &mut Replies);
+    async fn next_response(&mut self, replies: &mut Replies) -> Frame;
+    async fn await_replies(&mut self, replies: &mut Replies, done: impl Fn(&Replies) -> bool);
+}
+
+impl TakesReplies for RawSmpp {
     /// Acknowledges a deliver_sm and counts it.
     async fn take_reply(&mut self, frame: &Frame, replies: &mut Replies) {
         assert_eq!(frame.0, DELIVER_SM, "only replies arrive unasked");
@@ -216,7 +117,7 @@ impl Raw {
     /// The next frame that is not a reply (replies are taken and counted).
     async fn next_response(&mut self, replies: &mut Replies) -> Frame {
         loop {
-            let frame = self.frame().await;
+            let frame = self.frame(WAIT).await;
             if frame.0 != DELIVER_SM {
                 return frame;
             }
@@ -282,8 +183,8 @@ async fn over_max_tps_submits_are_throttled_not_recorded_and_accepted_ones_answe
         ..AppOptions::default()
     })
     .await;
-    let mut raw = Raw::connect_from(localhost(1), app.listener).await;
-    assert_eq!(raw.bind(SYSTEM_ID, PASSWORD).await, 0);
+    let mut raw = RawSmpp::connect_from(localhost(1), app.listener, WAIT).await;
+    assert_eq!(raw.bind(SYSTEM_ID, PASSWORD, WAIT).await, 0);
 
     // Ten citizens (distinct numbers, so per-sender limits stay out of the
     // way), submitted back to back in one write.
@@ -378,7 +279,7 @@ async fn a_connection_from_outside_the_allow_list_is_closed_unanswered() {
         ..AppOptions::default()
     })
     .await;
-    let mut outsider = Raw::connect_from(localhost(2), app.listener).await;
+    let mut outsider = RawSmpp::connect_from(localhost(2), app.listener, WAIT).await;
     // The bind may or may not be written before the close is seen; either
     // way no answer comes, only the end of the connection.
     let _ = outsider
@@ -394,8 +295,8 @@ async fn a_connection_from_outside_the_allow_list_is_closed_unanswered() {
         other => panic!("expected the connection closed, got {other:?}"),
     }
 
-    let mut insider = Raw::connect_from(localhost(1), app.listener).await;
-    assert_eq!(insider.bind(SYSTEM_ID, PASSWORD).await, 0);
+    let mut insider = RawSmpp::connect_from(localhost(1), app.listener, WAIT).await;
+    assert_eq!(insider.bind(SYSTEM_ID, PASSWORD, WAIT).await, 0);
     app.stop().await;
 }
 
@@ -408,14 +309,14 @@ async fn an_account_bound_to_an_address_refuses_binds_from_elsewhere() {
         ..AppOptions::default()
     })
     .await;
-    let mut elsewhere = Raw::connect_from(localhost(2), app.listener).await;
+    let mut elsewhere = RawSmpp::connect_from(localhost(2), app.listener, WAIT).await;
     assert_eq!(
-        elsewhere.bind(SYSTEM_ID, PASSWORD).await,
+        elsewhere.bind(SYSTEM_ID, PASSWORD, WAIT).await,
         ESME_RINVSYSID,
         "answered as an unknown system_id, even with the right password"
     );
-    let mut allowed = Raw::connect_from(localhost(1), app.listener).await;
-    assert_eq!(allowed.bind(SYSTEM_ID, PASSWORD).await, 0);
+    let mut allowed = RawSmpp::connect_from(localhost(1), app.listener, WAIT).await;
+    assert_eq!(allowed.bind(SYSTEM_ID, PASSWORD, WAIT).await, 0);
     app.stop().await;
 }
 
@@ -431,9 +332,9 @@ async fn an_idle_session_is_unbound_and_a_silent_connection_closed() {
     .await;
 
     // Bound, then silent: the gateway unbinds, and closes once answered.
-    let mut idle = Raw::connect_from(localhost(1), app.listener).await;
-    assert_eq!(idle.bind(SYSTEM_ID, PASSWORD).await, 0);
-    let (id, _, seq, _) = idle.frame().await;
+    let mut idle = RawSmpp::connect_from(localhost(1), app.listener, WAIT).await;
+    assert_eq!(idle.bind(SYSTEM_ID, PASSWORD, WAIT).await, 0);
+    let (id, _, seq, _) = idle.frame(WAIT).await;
     assert_eq!(id, UNBIND, "the gateway unbinds an idle session");
     idle.write(&pdu(UNBIND_RESP, 0, seq, &[])).await.unwrap();
     match idle.read(WAIT).await {
@@ -442,7 +343,7 @@ async fn an_idle_session_is_unbound_and_a_silent_connection_closed() {
     }
 
     // Connected, never bound: closed without a word.
-    let mut silent = Raw::connect_from(localhost(1), app.listener).await;
+    let mut silent = RawSmpp::connect_from(localhost(1), app.listener, WAIT).await;
     match silent.read(WAIT).await {
         Read::Closed => {}
         other => panic!("expected the connection closed, got {other:?}"),
@@ -470,8 +371,8 @@ async fn failed_binds_lock_the_address_out_even_for_the_right_password_until_it_
         "locked out: the right password is refused too"
     );
     // Another address is not locked out.
-    let mut neighbour = Raw::connect_from(localhost(2), app.listener).await;
-    assert_eq!(neighbour.bind(SYSTEM_ID, PASSWORD).await, 0);
+    let mut neighbour = RawSmpp::connect_from(localhost(2), app.listener, WAIT).await;
+    assert_eq!(neighbour.bind(SYSTEM_ID, PASSWORD, WAIT).await, 0);
 
     // Once the lockout has passed, the right password binds again.
     tokio::time::sleep(Duration::from_secs(4)).await;

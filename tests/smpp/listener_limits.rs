@@ -10,22 +10,22 @@
 //!   `max_connections` they are closed at once, with a log line.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::smpp::pdu::{Bind, BindKind, Body, Pdu, ShortMessage};
+use support::process::{free_port, Process};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 const FLOOD: usize = 100_000;
 const RSS_LIMIT_KB: u64 = 150 * 1024;
 
 struct Gateway {
-    child: Child,
+    process: Process,
     port: u16,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Gateway {
@@ -33,47 +33,23 @@ impl Gateway {
     /// added to `[smpp.listener]`.
     fn start(listener: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let port = support::gateway::free_port();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            format!(
-                "[smpp.listener]\nbind = \"127.0.0.1:{port}\"\n{listener}\n\
-                 [[smpp.listener.accounts]]\nsystem_id = \"flood\"\npassword = \"flood\"\n\
-                 [[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let child = Command::new(BIN)
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .env(
-                "MOTCUA_DATABASE__URL",
-                format!("sqlite://{}/read.db", dir.path().display()),
-            )
-            .env(
-                "MOTCUA_JOURNAL__URL",
-                format!("sqlite://{}/journal.db", dir.path().display()),
-            )
-            .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
-            .env("MOTCUA_ADMIN__ENABLED", "false")
-            .env(
-                "MOTCUA_HTTP__BIND",
-                format!("127.0.0.1:{}", support::gateway::free_port()),
-            )
-            .args(["run", "--import"])
-            .arg(support::sample_file())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("gateway starts");
-        let gateway = Gateway { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(gateway.addr()).is_err() {
-            assert!(Instant::now() < deadline, "no listener\n{}", gateway.log());
-            std::thread::sleep(Duration::from_millis(50));
+        let port = free_port();
+        let mut process = Process::importing_the_sample(dir.path());
+        process.set_config(format!(
+            "[smpp.listener]\nbind = \"127.0.0.1:{port}\"\n{listener}\n\
+             [[smpp.listener.accounts]]\nsystem_id = \"flood\"\npassword = \"flood\"\n\
+             [[smpp.listener.accounts]]\nsystem_id = \"demo\"\npassword = \"demo\"\n"
+        ));
+        process.set_env("MOTCUA_RATE_LIMIT__ENABLED", "false");
+        process.set_env("MOTCUA_ADMIN__ENABLED", "false");
+        process.set_env("MOTCUA_HTTP__BIND", format!("127.0.0.1:{}", free_port()));
+        process.start();
+        process.wait_for_port(port, Duration::from_secs(30));
+        Gateway {
+            process,
+            port,
+            _dir: dir,
         }
-        gateway
     }
 
     fn addr(&self) -> SocketAddr {
@@ -81,25 +57,19 @@ impl Gateway {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        self.process.logs()
     }
 
     /// Resident memory now, in kB.
     fn rss_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the gateway is alive");
+        let pid = self.process.pid().expect("the gateway runs");
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the gateway is alive");
         status
             .lines()
             .find_map(|line| line.strip_prefix("VmRSS:"))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/<pid>/status")
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,19 +10,17 @@
 //! and for the modem sender's number as a PDU carries it (semi-octets).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gsm_modem::sim::{Delivery, Profile, SimModem, SimSettings};
 use motcua_sms::smpp::pdu::{tag, Bind, BindKind, Body, ShortMessage, Tlv};
 use motcua_sms::smpp::session::Connection;
 use motcua_sms::smpp::SessionSettings;
-use support::gateway::free_port;
 use support::peer_esme::PeerEsme;
 use support::peer_smsc::PeerSmsc;
+use support::process::{free_port, Process};
 use support::{KNOWN_CODE, PASSWORD, SYSTEM_ID};
 
-const BIN: &str = env!("CARGO_BIN_EXE_motcua-sms");
 const WAIT: Duration = Duration::from_secs(30);
 const PUSH_SECRET: &str = "push-secret-0123456789";
 /// What the USSD aggregator and Kannel's smsbox send to be trusted.
@@ -58,7 +56,7 @@ struct Gateway {
     http: u16,
     ussd_http: u16,
     kannel: u16,
-    child: Child,
+    process: Process,
 }
 
 impl Gateway {
@@ -81,45 +79,27 @@ impl Gateway {
              [log]\nlevel = \"debug\"\n",
             modem.display()
         );
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
-        let child = Command::new(BIN)
-            .current_dir(dir)
-            .env_remove("RUST_LOG")
-            .env(
-                "MOTCUA_DATABASE__URL",
-                format!("sqlite://{}/read.db", dir.display()),
-            )
-            .env(
-                "MOTCUA_JOURNAL__URL",
-                format!("sqlite://{}/journal.db", dir.display()),
-            )
-            .args(["run", "--import"])
-            .arg(import)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("gateway starts");
+        let mut process = Process::new(dir);
+        process.set_config(config);
+        process.set_args(["run".as_ref(), "--import".as_ref(), import.as_os_str()]);
+        process.start();
         Gateway {
             dir: dir.to_owned(),
             listener,
             http,
             ussd_http,
             kannel,
-            child,
+            process,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+        self.process.logs()
     }
 
     /// SIGTERM, and the drain.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        self.process.stop();
         self.log()
     }
 

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
+use support::raw_smpp::{
+    self, bind_body, cstr, Frame, RawSmpp, BIND_TRANSCEIVER, BIND_TRANSCEIVER_RESP,
+};
 use support::{spawn_app, KNOWN_CODE, PASSWORD, SYSTEM_ID};
 
 const GENERIC_NACK: u32 = 0x8000_0000;
@@ -16,33 +16,10 @@ const SUBMIT_SM_RESP: u32 = 0x8000_0004;
 const DELIVER_SM: u32 = 0x0000_0005;
 const ENQUIRE_LINK: u32 = 0x0000_0015;
 const ENQUIRE_LINK_RESP: u32 = 0x8000_0015;
-const BIND_TRANSCEIVER: u32 = 0x0000_0009;
-const BIND_TRANSCEIVER_RESP: u32 = 0x8000_0009;
 
-/// A PDU written by hand, byte by byte, from the SMPP 3.4 layout.
+/// A PDU written by hand, byte by byte, from the SMPP 3.4 layout (status 0).
 fn pdu(command_id: u32, sequence: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&((16 + body.len()) as u32).to_be_bytes());
-    out.extend_from_slice(&command_id.to_be_bytes());
-    out.extend_from_slice(&0u32.to_be_bytes());
-    out.extend_from_slice(&sequence.to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-fn cstr(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(s.as_bytes());
-    out.push(0);
-}
-
-fn bind_body() -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, SYSTEM_ID);
-    cstr(&mut b, PASSWORD);
-    cstr(&mut b, "");
-    b.extend_from_slice(&[0x34, 0, 0]);
-    cstr(&mut b, "");
-    b
+    raw_smpp::pdu(command_id, 0, sequence, body)
 }
 
 fn submit_body(text: &str) -> Vec<u8> {
@@ -60,46 +37,24 @@ fn submit_body(text: &str) -> Vec<u8> {
     b
 }
 
-struct Raw {
-    stream: TcpStream,
+/// An answer must come within this.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// What these tests ask of the raw peer.
+trait Session {
+    async fn read_skipping_deliveries(&mut self) -> Frame;
+    async fn assert_alive(&mut self, sequence: u32);
 }
 
-/// (command_id, command_status, sequence_number, body)
-type Frame = (u32, u32, u32, Vec<u8>);
-
-impl Raw {
-    async fn connect(addr: std::net::SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Raw { stream }
-    }
-
-    async fn write(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    async fn read(&mut self) -> Frame {
-        tokio::time::timeout(Duration::from_secs(5), async {
-            let mut len = [0u8; 4];
-            self.stream.read_exact(&mut len).await.unwrap();
-            let len = u32::from_be_bytes(len) as usize;
-            let mut rest = vec![0u8; len - 4];
-            self.stream.read_exact(&mut rest).await.unwrap();
-            let word = |i: usize| u32::from_be_bytes(rest[i..i + 4].try_into().unwrap());
-            (word(0), word(4), word(8), rest[12..].to_vec())
-        })
-        .await
-        .expect("an answer within 5 s")
-    }
-
+impl Session for RawSmpp {
     /// Reads until a frame that is not a deliver_sm (acknowledging those).
     async fn read_skipping_deliveries(&mut self) -> Frame {
         loop {
-            let frame = self.read().await;
+            let frame = self.frame(ANSWER_WITHIN).await;
             if frame.0 == DELIVER_SM {
                 let mut resp = pdu(DELIVER_SM | 0x8000_0000, frame.2, &[0]);
                 resp[8..12].copy_from_slice(&0u32.to_be_bytes());
-                self.write(&resp).await;
+                self.send(&resp).await;
                 continue;
             }
             return frame;
@@ -108,7 +63,7 @@ impl Raw {
 
     /// The session still serves: enquire_link gets its response.
     async fn assert_alive(&mut self, sequence: u32) {
-        self.write(&pdu(ENQUIRE_LINK, sequence, &[])).await;
+        self.send(&pdu(ENQUIRE_LINK, sequence, &[])).await;
         let (id, status, seq, _) = self.read_skipping_deliveries().await;
         assert_eq!((id, status, seq), (ENQUIRE_LINK_RESP, 0, sequence));
     }
@@ -117,14 +72,15 @@ impl Raw {
 #[tokio::test]
 async fn every_malformed_pdu_is_answered_and_the_session_survives() {
     let app = spawn_app().await;
-    let mut raw = Raw::connect(app.listener).await;
-    raw.write(&pdu(BIND_TRANSCEIVER, 1, &bind_body())).await;
-    let (id, status, seq, _) = raw.read().await;
+    let mut raw = RawSmpp::connect(app.listener).await;
+    raw.send(&pdu(BIND_TRANSCEIVER, 1, &bind_body(SYSTEM_ID, PASSWORD)))
+        .await;
+    let (id, status, seq, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status, seq), (BIND_TRANSCEIVER_RESP, 0, 1));
 
     // 1. Unknown command id: generic_nack ESME_RINVCMDID (0x03).
-    raw.write(&pdu(0x0000_0999, 2, b"junk")).await;
-    let (id, status, seq, _) = raw.read().await;
+    raw.send(&pdu(0x0000_0999, 2, b"junk")).await;
+    let (id, status, seq, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status, seq), (GENERIC_NACK, 0x03, 2));
     raw.assert_alive(3).await;
 
@@ -132,8 +88,8 @@ async fn every_malformed_pdu_is_answered_and_the_session_survives() {
     let mut huge = pdu(SUBMIT_SM, 4, &[]);
     huge[..4].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
     huge.extend_from_slice(b"trailing garbage that must not be read as a PDU");
-    raw.write(&huge).await;
-    let (id, status, seq, _) = raw.read().await;
+    raw.send(&huge).await;
+    let (id, status, seq, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status, seq), (GENERIC_NACK, 0x02, 4));
     raw.assert_alive(5).await;
 
@@ -141,45 +97,45 @@ async fn every_malformed_pdu_is_answered_and_the_session_survives() {
     //    response with an error; the leftover bytes are skipped.
     let mut lying = pdu(SUBMIT_SM, 6, &submit_body(&format!("TC {KNOWN_CODE}")));
     lying[..4].copy_from_slice(&30u32.to_be_bytes());
-    raw.write(&lying).await;
-    let (id, status, seq, _) = raw.read().await;
+    raw.send(&lying).await;
+    let (id, status, seq, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, seq), (SUBMIT_SM_RESP, 6));
     assert_ne!(status, 0);
     raw.assert_alive(7).await;
 
     // 4. Body cut inside a field with a consistent length: submit_sm_resp ESME_RINVMSGLEN.
     let body = submit_body("TC");
-    raw.write(&pdu(SUBMIT_SM, 8, &body[..10])).await;
-    let (id, status, seq, _) = raw.read().await;
+    raw.send(&pdu(SUBMIT_SM, 8, &body[..10])).await;
+    let (id, status, seq, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status, seq), (SUBMIT_SM_RESP, 0x01, 8));
     raw.assert_alive(9).await;
 
     // 5. Length below the header size.
     let mut tiny = pdu(ENQUIRE_LINK, 10, &[]);
     tiny[..4].copy_from_slice(&8u32.to_be_bytes());
-    raw.write(&tiny).await;
-    let (id, status, _, _) = raw.read().await;
+    raw.send(&tiny).await;
+    let (id, status, _, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status), (GENERIC_NACK, 0x02));
     raw.assert_alive(11).await;
 
     // 6. Truncated: the PDU stops before its declared length and nothing
     //    follows; after the partial-PDU timeout it is answered and dropped.
     let whole = pdu(SUBMIT_SM, 12, &submit_body("TC 1"));
-    raw.write(&whole[..whole.len() - 5]).await;
-    let (id, status, _, _) = raw.read().await;
+    raw.send(&whole[..whole.len() - 5]).await;
+    let (id, status, _, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status), (GENERIC_NACK, 0x02));
     raw.assert_alive(13).await;
 
     // And a good submit_sm is still answered with the dossier's status.
-    raw.write(&pdu(
+    raw.send(&pdu(
         SUBMIT_SM,
         14,
         &submit_body(&format!("TC {KNOWN_CODE}")),
     ))
     .await;
-    let (id, status, seq, _) = raw.read().await;
+    let (id, status, seq, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status, seq), (SUBMIT_SM_RESP, 0, 14));
-    let (id, _, _, body) = raw.read().await;
+    let (id, _, _, body) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!(id, DELIVER_SM);
     assert!(!body.is_empty());
     app.stop().await;
@@ -197,9 +153,10 @@ async fn a_good_pdu_split_across_segments_around_the_tick_is_accepted() {
         ..support::AppOptions::default()
     })
     .await;
-    let mut raw = Raw::connect(app.listener).await;
-    raw.write(&pdu(BIND_TRANSCEIVER, 1, &bind_body())).await;
-    let (id, status, seq, _) = raw.read().await;
+    let mut raw = RawSmpp::connect(app.listener).await;
+    raw.send(&pdu(BIND_TRANSCEIVER, 1, &bind_body(SYSTEM_ID, PASSWORD)))
+        .await;
+    let (id, status, seq, _) = raw.frame(ANSWER_WITHIN).await;
     assert_eq!((id, status, seq), (BIND_TRANSCEIVER_RESP, 0, 1));
     for (round, sequence) in [2u32, 3].into_iter().enumerate() {
         // The session has just answered a PDU and gone back to reading.
@@ -209,9 +166,9 @@ async fn a_good_pdu_split_across_segments_around_the_tick_is_accepted() {
             &submit_body(&format!("TC {KNOWN_CODE}")),
         );
         tokio::time::sleep(Duration::from_millis(TIMEOUT_MS * 8 / 10)).await;
-        raw.write(&whole[..20]).await;
+        raw.send(&whole[..20]).await;
         tokio::time::sleep(Duration::from_millis(TIMEOUT_MS * 4 / 10)).await;
-        raw.write(&whole[20..]).await;
+        raw.send(&whole[20..]).await;
         let (id, status, seq, _) = raw.read_skipping_deliveries().await;
         assert_eq!(
             (id, status, seq),

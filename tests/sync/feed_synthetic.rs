@@ -6,28 +6,26 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use motcua_sms::feed::synthetic::{CoreSim, Settings};
+use motcua_sms::feed::synthetic::Settings;
 use motcua_sms::feed::{
     bucket_of, digest_records, ChangesPage, Cursor, Digest, DigestBucket, FeedError, FeedRecord,
     SnapshotPage,
 };
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
+use support::core::Core;
 use support::feed::{apply, http, FeedClient};
 
 const TOKEN: &str = "s3cret-token";
 
-/// A running core and the means to stop it.
-struct Core {
+/// The synthetic core, with the feed client these tests read it through.
+struct FedCore {
+    core: Core,
     feed: FeedClient,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
 }
 
-impl Core {
-    async fn start(dossiers: usize, changes_per_sec: f64, retain: usize) -> Core {
-        let core = CoreSim::bind(Settings {
+impl FedCore {
+    async fn start(dossiers: usize, changes_per_sec: f64, retain: usize) -> FedCore {
+        let core = Core::with_settings(Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             dossiers,
             changes_per_sec,
@@ -35,34 +33,22 @@ impl Core {
             token: Some(TOKEN.to_owned()),
             retain,
         })
-        .await
-        .expect("core binds");
-        let addr = core.local_addr();
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        let task = tokio::spawn(async move { core.run(stop).await.expect("core serves") });
-        Core {
-            feed: FeedClient {
-                addr,
-                token: TOKEN.to_owned(),
-            },
-            shutdown,
-            task,
-        }
+        .await;
+        let feed = FeedClient {
+            addr: core.addr,
+            token: TOKEN.to_owned(),
+        };
+        FedCore { core, feed }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("core stops")
-            .unwrap();
+        self.core.stop_cleanly().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
-    let core = Core::start(30, 0.0, 10_000).await;
+    let core = FedCore::start(30, 0.0, 10_000).await;
     let (epoch, head, records) = core.feed.snapshot(7).await;
     assert_eq!(records.len(), 30);
     let codes: Vec<&str> = records.iter().map(|r| r.code.as_str()).collect();
@@ -168,7 +154,7 @@ async fn snapshot_then_long_polled_changes_without_gaps_and_matching_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moving_core_streams_increasing_versions() {
-    let core = Core::start(50, 400.0, 100_000).await;
+    let core = FedCore::start(50, 400.0, 100_000).await;
     let (_, head, records) = core.feed.snapshot(500).await;
     let mut state: BTreeMap<String, FeedRecord> =
         records.into_iter().map(|r| (r.code.clone(), r)).collect();
@@ -196,7 +182,7 @@ async fn a_moving_core_streams_increasing_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
-    let core = Core::start(10, 0.0, 5).await;
+    let core = FedCore::start(10, 0.0, 5).await;
     let (epoch, head, _) = core.feed.snapshot(100).await;
     let (status, _) = core.feed.call("POST", "/admin/step?n=20").await;
     assert_eq!(status, 200);
@@ -260,7 +246,7 @@ async fn an_old_cursor_is_gone_and_an_epoch_reset_is_visible() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_get_400_and_bad_tokens_401() {
-    let core = Core::start(5, 0.0, 100).await;
+    let core = FedCore::start(5, 0.0, 100).await;
     let snapshot: SnapshotPage = core.feed.get("/v1/snapshot").await;
     let head = snapshot.head_cursor;
     // Cursors are opaque to clients; this test knows the core's encoding.
@@ -322,7 +308,7 @@ async fn bad_parameters_get_400_and_bad_tokens_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_answers_503_until_it_ends() {
-    let core = Core::start(10, 0.0, 1000).await;
+    let core = FedCore::start(10, 0.0, 1000).await;
     let (epoch, head, records) = core.feed.snapshot(100).await;
 
     // A long-poll waiting when the core goes down learns of it.
@@ -374,7 +360,7 @@ async fn an_outage_answers_503_until_it_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_change_shows_only_in_the_digest() {
-    let core = Core::start(30, 0.0, 1000).await;
+    let core = FedCore::start(30, 0.0, 1000).await;
     let (_, head, records) = core.feed.snapshot(100).await;
     let mut state: BTreeMap<String, FeedRecord> =
         records.into_iter().map(|r| (r.code.clone(), r)).collect();

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use motcua_sms::store::DossierStore;
 use support::core::{first_step_back, status_in_reply, Core, History, TOKEN};
-use support::gateway::{free_port, GatewayProcess, STALE_LABEL};
+use support::gateway::{GatewayProcess, STALE_LABEL};
+use support::process::free_port;
 use tokio_util::sync::CancellationToken;
 
 async fn killed_mid_batch_it_converges_exactly_and_replies_never_go_back(database: Option<&str>) {

@@ -20,6 +20,7 @@ pub const TOKEN: &str = "sync-test-token";
 /// A running synthetic core.
 pub struct Core {
     pub addr: SocketAddr,
+    token: Option<String>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     http: reqwest::Client,
@@ -33,7 +34,7 @@ impl Core {
 
     /// The same, on `listen`.
     pub async fn start_at(listen: SocketAddr, dossiers: usize, retain: usize) -> Core {
-        let core = CoreSim::bind(Settings {
+        Core::with_settings(Settings {
             listen,
             dossiers,
             changes_per_sec: 0.0,
@@ -42,13 +43,19 @@ impl Core {
             retain,
         })
         .await
-        .expect("core binds");
+    }
+
+    /// A core with `settings` as they are (its own token, seed, pace).
+    pub async fn with_settings(settings: Settings) -> Core {
+        let token = settings.token.clone();
+        let core = CoreSim::bind(settings).await.expect("core binds");
         let addr = core.local_addr();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move { core.run(stop).await.expect("core serves") });
         Core {
             addr,
+            token,
             shutdown,
             task,
             http: reqwest::Client::new(),
@@ -65,11 +72,20 @@ impl Core {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
 
+    /// Stops it, which must end within 10 s and without a panic.
+    pub async fn stop_cleanly(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("core stops")
+            .unwrap();
+    }
+
     async fn post(&self, path_and_query: &str) -> serde_json::Value {
         let response = self
             .http
             .post(format!("http://{}{path_and_query}", self.addr))
-            .bearer_auth(TOKEN)
+            .bearer_auth(self.token.as_deref().unwrap_or_default())
             .send()
             .await
             .expect("core answers");
@@ -85,7 +101,7 @@ impl Core {
         let response = self
             .http
             .get(format!("http://{}{path_and_query}", self.addr))
-            .bearer_auth(TOKEN)
+            .bearer_auth(self.token.as_deref().unwrap_or_default())
             .send()
             .await
             .expect("core answers");
@@ -174,13 +190,14 @@ impl Core {
     /// the task returns how many changes it asked for.
     pub fn keep_stepping(&self, stop: CancellationToken) -> JoinHandle<u64> {
         let addr = self.addr;
+        let token = self.token.clone().unwrap_or_default();
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut steps = 0u64;
             while !stop.is_cancelled() {
                 let _ = http
                     .post(format!("http://{addr}/admin/step?n=20"))
-                    .bearer_auth(TOKEN)
+                    .bearer_auth(&token)
                     .send()
                     .await;
                 steps += 20;

@@ -1,15 +1,15 @@
-//! A gateway as a separate process of the `motcua-sms` binary, with its own
-//! files, for the sync tests: start, SIGKILL, SIGTERM, restart; its read
+//! A gateway process following a core (or taking pushed batches), for the
+//! sync tests, on the one process harness ([`Process`]): its settings, read
 //! model, metrics and replies (each question from a fresh number).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use motcua_sms::smpp::client::send_and_receive;
 use motcua_sms::store::{DossierStore, ReadModel};
 
 use super::core::{local_digest, Core, TOKEN};
+use super::process::{free_port, Process};
 
 pub const BUCKETS: u32 = 64;
 /// What a reply says while the read model is stale.
@@ -60,31 +60,6 @@ pub async fn push(
     }
 }
 
-/// The binary run in `dir`, its read model and journal there, `RUST_LOG` unset.
-pub fn binary(dir: &Path) -> Command {
-    let mut command = Command::new(super::bin());
-    command
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env(
-            "MOTCUA_DATABASE__URL",
-            format!("sqlite://{}/read.db", dir.display()),
-        )
-        .env(
-            "MOTCUA_JOURNAL__URL",
-            format!("sqlite://{}/journal.db", dir.display()),
-        );
-    command
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A gateway process and where it keeps its files.
 pub struct GatewayProcess {
     pub dir: PathBuf,
@@ -92,8 +67,8 @@ pub struct GatewayProcess {
     pub http_port: u16,
     pub feed_url: String,
     pub extra: Vec<(String, String)>,
-    pub child: Option<Child>,
-    pub starts: usize,
+    /// The process (started by [`GatewayProcess::start`]).
+    pub process: Process,
     /// The sync source whose stage `wait_streaming` watches (`feed` unless
     /// `MOTCUA_SYNC__MODE` says `jetstream` among the extra settings).
     pub source: String,
@@ -112,8 +87,7 @@ impl GatewayProcess {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            child: None,
-            starts: 0,
+            process: Process::new(dir),
             source: if extra
                 .iter()
                 .any(|(k, v)| *k == "MOTCUA_SYNC__MODE" && *v == "jetstream")
@@ -152,79 +126,54 @@ impl GatewayProcess {
         self
     }
 
+    /// Starts it (again) with the settings as they are now.
     pub fn start(&mut self) {
-        std::fs::write(
-            self.dir.join("config.toml"),
-            format!(
-                "[[smpp.listener.accounts]]\nsystem_id = \"{}\"\npassword = \"{}\"\n",
-                super::SYSTEM_ID,
-                super::PASSWORD
-            ),
-        )
-        .unwrap();
-        self.starts += 1;
-        let log =
-            std::fs::File::create(self.dir.join(format!("gateway-{}.log", self.starts))).unwrap();
-        let mut command = Command::new(super::bin());
-        command
-            .current_dir(&self.dir)
-            .env_remove("RUST_LOG")
-            .env("MOTCUA_LOG__LEVEL", "info,motcua_sms::sync=debug")
-            .env("MOTCUA_DATABASE__URL", self.db_url())
-            .env(
-                "MOTCUA_JOURNAL__URL",
-                format!("sqlite://{}/journal.db", self.dir.display()),
-            )
-            .env("MOTCUA_REPLY__ACCENTS", "true")
-            .env("MOTCUA_RATE_LIMIT__ENABLED", "false")
-            .env(
-                "MOTCUA_SMPP__LISTENER__BIND",
-                format!("127.0.0.1:{}", self.smpp_port),
-            )
-            .env("MOTCUA_HTTP__BIND", format!("127.0.0.1:{}", self.http_port))
-            .env("MOTCUA_SYNC__MODE", "feed")
-            .env("MOTCUA_SYNC__FEED__URL", &self.feed_url)
-            .env("MOTCUA_SYNC__FEED__TOKEN", TOKEN)
-            .env("MOTCUA_SYNC__FEED__WAIT_SECS", "1")
-            .env("MOTCUA_SYNC__FEED__BACKOFF_MAX_SECS", "1")
-            .env("MOTCUA_SYNC__FEED__REQUEST_TIMEOUT_SECS", "3");
+        let database = self.db_url();
+        let process = &mut self.process;
+        process.set_config(format!(
+            "[[smpp.listener.accounts]]\nsystem_id = \"{}\"\npassword = \"{}\"\n",
+            super::SYSTEM_ID,
+            super::PASSWORD
+        ));
+        process.set_env("MOTCUA_LOG__LEVEL", "info,motcua_sms::sync=debug");
+        process.set_env("MOTCUA_DATABASE__URL", database);
+        process.set_env("MOTCUA_REPLY__ACCENTS", "true");
+        process.set_env("MOTCUA_RATE_LIMIT__ENABLED", "false");
+        process.set_env(
+            "MOTCUA_SMPP__LISTENER__BIND",
+            format!("127.0.0.1:{}", self.smpp_port),
+        );
+        process.set_env("MOTCUA_HTTP__BIND", format!("127.0.0.1:{}", self.http_port));
+        process.set_env("MOTCUA_SYNC__MODE", "feed");
+        process.set_env("MOTCUA_SYNC__FEED__URL", &self.feed_url);
+        process.set_env("MOTCUA_SYNC__FEED__TOKEN", TOKEN);
+        process.set_env("MOTCUA_SYNC__FEED__WAIT_SECS", "1");
+        process.set_env("MOTCUA_SYNC__FEED__BACKOFF_MAX_SECS", "1");
+        process.set_env("MOTCUA_SYNC__FEED__REQUEST_TIMEOUT_SECS", "3");
         for (k, v) in &self.extra {
-            command.env(k, v);
+            process.set_env(k, v);
         }
-        let child = command
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("gateway starts");
-        self.child = Some(child);
+        process.start();
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// SIGTERM and wait for the drain.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 
+    /// Every start's log.
     pub fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|i| {
-                std::fs::read_to_string(self.dir.join(format!("gateway-{i}.log")))
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n----- restart -----\n")
+        self.process.logs()
     }
 
     /// The read model, opened beside the running gateway.
@@ -408,11 +357,5 @@ impl GatewayProcess {
             ));
         }
         Ok(reply.text)
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
