@@ -39,11 +39,10 @@ async fn answer_until(gateway: &GatewayProcess, want: impl Fn(&str) -> bool) -> 
 
 /// Waits until the gateway's log says `needle`.
 async fn log_until(gateway: &GatewayProcess, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !gateway.logs().contains(needle) {
-        assert!(Instant::now() < deadline, "{}", gateway.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gateway
+        .process
+        .wait_for_log(needle, Duration::from_secs(15))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
