@@ -962,13 +962,16 @@ async fn smspdudecoder_reads_the_reply_pdus_as_we_do() {
             modem.phone_sends(&number, &text);
             replies(&[&modem], &number, 1, &gateway).await;
         }
+        // The found reply in UCS-2 takes concatenated parts (in GSM-7 it fits one).
         let sent = modem.submitted();
         assert!(
-            sent.iter()
-                .any(|s| s.pdu.user_data.concatenation().is_some()),
-            "accents {accents}: no concatenated reply to compare: {sent:?}"
+            !accents
+                || sent
+                    .iter()
+                    .any(|s| s.pdu.user_data.concatenation().is_some()),
+            "no concatenated reply to compare: {sent:?}"
         );
         let compared = assert_smspdudecoder_reads_the_same(&modem);
-        assert!(compared >= 4, "accents {accents}: {compared} PDUs");
+        assert!(compared >= 3, "accents {accents}: {compared} PDUs");
     }
 }

@@ -57,6 +57,8 @@ async fn schemathesis_finds_no_server_error_in_the_admin_api() {
         .args(["--warnings", "off"])
         .args(["--report", "junit", "--report-dir"])
         .arg(reports.path())
+        // Its cache (.schemathesis/) goes to the temporary directory.
+        .current_dir(reports.path())
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -58,9 +58,8 @@ struct Connection {
 
 #[derive(Default)]
 struct Policy {
-    /// Statuses for the next submit_sm, in order; then `default_status`.
+    /// Statuses for the next submit_sm, in order; then 0 (ESME_ROK).
     scripted: VecDeque<u32>,
-    default_status: u32,
     /// Hold back the responses of the next this-many submit_sm (they are
     /// received but never answered).
     hold: usize,
@@ -141,11 +140,6 @@ impl ScriptSmsc {
     /// The next submit_sm get these statuses, in order.
     pub fn script_statuses(&self, statuses: impl IntoIterator<Item = u32>) {
         self.policy().scripted.extend(statuses);
-    }
-
-    /// Every later submit_sm (after the scripted ones) gets `status`.
-    pub fn set_default_status(&self, status: u32) {
-        self.policy().default_status = status;
     }
 
     /// The next `count` submit_sm are received but never answered.
@@ -280,7 +274,7 @@ async fn serve(shared: Arc<Shared>, stream: TcpStream, stop: CancellationToken) 
             Body::SubmitSm(sm) => {
                 let (status, hold, style) = {
                     let mut p = shared.policy.lock().unwrap();
-                    let status = p.scripted.pop_front().unwrap_or(p.default_status);
+                    let status = p.scripted.pop_front().unwrap_or(0);
                     let hold = p.hold > 0 && p.hold_only.is_none_or(|which| which(&sm));
                     if hold {
                         p.hold -= 1;
