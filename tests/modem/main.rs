@@ -1,7 +1,5 @@
-//! Integration tests, one binary: The channels beside SMPP: USSD over its HTTP callback and over SMPP, and GSM modems
-//! (simulated modems on pseudo-terminals).
+//! Integration tests, one binary: GSM modems, the gateway binary driving
+//! simulated modems on pseudo-terminals (`gsm_modem::sim`).
 //! Shared helpers come from `tests/support` (the `support` crate).
 
 mod modem_channel;
-mod ussd_http;
-mod ussd_smpp;

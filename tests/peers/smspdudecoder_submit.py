@@ -2,7 +2,7 @@
 """Reads the gateway's SMS-SUBMIT PDUs (its replies through a modem) with
 PyPI smspdudecoder 2.2.0 and compares them with what the test read.
 
-Reads JSON Lines from stdin (tests/channels/modem_channel.rs): each line has
+Reads JSON Lines from stdin (tests/modem/modem_channel.rs): each line has
 the PDU as the gateway wrote it ("hex", SMSC part first) and the test's
 reading of it with gsm-modem's decoder: the recipient ("to", "+" and digits
 when international), the part's text ("text") and the concatenation header
