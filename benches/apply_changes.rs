@@ -11,8 +11,7 @@
 //!
 //! `cargo bench --bench apply_changes [-- --changes N --codes N --batch N --postgres URL]`
 
-#[path = "../tests/support/temp_postgres.rs"]
-mod temp_postgres;
+use support::temp_postgres;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
