@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use gsm_modem::pdu::{encode, submit_parts, PduAddress, SubmitOptions, Tpdu};
+use motcua_sms::channel::SessionInfo;
 use motcua_sms::smpp::pdu::{tag, Bind, BindKind, Body, Pdu, ShortMessage, Tlv};
 use motcua_sms::smpp::text::{encode_reply, DefaultAlphabet, LongMessageMode};
-use motcua_sms::smpp::ussd::SessionInfo;
 
 /// Replies and messages as they travel (found, not found, help), accented and not.
 const TEXTS: &[&str] = &[
