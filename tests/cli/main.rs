@@ -1,5 +1,6 @@
-//! Integration tests, one binary: The binary's commands: exit codes, configuration errors, import, accounts, `loadgen`.
+//! Integration tests, one binary: the binary's commands (exit codes, configuration errors, import, accounts, `loadgen`) and the rooms' import rules read from the sources.
 //! Shared helpers come from `tests/support` (the `support` crate).
 
+mod architecture;
 mod cli;
 mod loadgen;
