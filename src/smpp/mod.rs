@@ -11,16 +11,18 @@
 //!   test tools, `motcua-sms sms send`).
 //! - [`esme`]: the gateway bound to a carrier's SMSC.
 //! - [`client`]: a one-shot ESME used by the CLI.
-//!
-//! - [`routes`]: the live connections per channel, through which replies leave.
+//! - [`outlet`]: a bound connection as a [`channel::Outlet`](crate::channel::Outlet),
+//!   through which replies and USSD answers leave; [`listener_guard`]: who may
+//!   bind to the listener and how much each may cost; [`pacing`]: a carrier
+//!   link's pace.
 //! - [`ussd`]: USSD turns (`ussd_service_op`, `its_session_info`) and their answers.
 //!
 //! A citizen's message leaves this room as an
 //! [`IncomingSms`](crate::channel::IncomingSms) given to an
 //! [`SmsHandler`](crate::channel::SmsHandler), which must make it durable before the peer is
 //! acknowledged; the reply comes back later as text through
-//! [`routes::Routes::send`] and leaves on a connection of the channel the
-//! message arrived on.
+//! [`channel::Routes::send`](crate::channel::Routes::send) and leaves through the
+//! [`outlet::SmppOutlet`] of a connection of the channel the message arrived on.
 
 pub mod client;
 pub mod codec;
