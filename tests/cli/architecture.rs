@@ -77,16 +77,56 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             .join("\n");
         let edges = graph.entry(room.clone()).or_default();
         for (at, _) in code.match_indices("crate::") {
-            let name: String = code[at + "crate::".len()..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if name != room && rooms.contains(&name) {
-                edges.insert(name);
+            for name in names_after(&code[at + "crate::".len()..]) {
+                if name != room && rooms.contains(&name) {
+                    edges.insert(name);
+                }
             }
         }
     }
     graph
+}
+
+/// The modules named right after `crate::`: one (`crate::journal::…`), or
+/// each of a group's first segments (`crate::{clock::now_ms, domain::Msisdn}`).
+fn names_after(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![ident(rest)];
+    };
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0usize;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(ident(&group[start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(ident(&group[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+#[test]
+fn a_group_import_names_each_of_its_modules() {
+    assert_eq!(names_after("journal::Journal;"), ["journal"]);
+    assert_eq!(
+        names_after("{clock::now_ms, domain::{Msisdn, DossierCode}, store};"),
+        ["clock", "domain", "store"]
+    );
 }
 
 fn reaches(
