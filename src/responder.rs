@@ -14,7 +14,7 @@ use crate::reply::{RenderedReply, Renderer, ReplyContext, ReplyKind};
 use crate::sms_text;
 use crate::store::{DossierLookup, Freshness};
 
-pub use crate::clock::vietnam_now;
+use crate::clock::vietnam_now;
 
 /// A source of "now" in local Vietnamese time (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;

@@ -1,8 +1,8 @@
 //! The listener's defences against misbehaving and hostile peers, as plain
 //! code without sockets, so that each rule is tested on its own:
 //!
-//! - [`AllowedNet`] and [`allows`]: allow lists of addresses and CIDR
-//!   networks (`smpp.listener.allowed_ips`, and per account).
+//! - allow lists (`smpp.listener.allowed_ips`, and per account), read with
+//!   [`client_addr::allows`](crate::client_addr::allows), the rule every port shares.
 //! - [`Secret`]: system_id and password comparison in constant time, in
 //!   which neither the content nor the length of the configured value shows.
 //! - [`LockoutTable`]: failed binds counted per address; too many within a
@@ -33,7 +33,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::pdu::status;
 use super::ListenerSettings;
-pub use crate::client_addr::{allows, AllowedNet};
+use crate::client_addr::{allows, AllowedNet};
 
 /// Bytes a [`Secret`] holds: more than a system_id (15) or a password (8).
 const SECRET_LEN: usize = 16;

@@ -46,6 +46,7 @@ pub use text::{DefaultAlphabet, LongMessageMode};
 
 pub use crate::address::Address;
 use crate::channel::IncomingSms;
+use crate::client_addr::AllowedNet;
 
 /// A citizen's message from a `submit_sm` / `deliver_sm` received on
 /// `channel`, its text decoded (an unreadable coding gives an empty text,
@@ -178,7 +179,7 @@ pub struct ListenerAccount {
     /// Addresses and networks this account may bind from, on top of the
     /// listener's own `allowed_ips`; empty: wherever the listener allows.
     #[serde(default)]
-    pub allowed_ips: Vec<listener_guard::AllowedNet>,
+    pub allowed_ips: Vec<AllowedNet>,
 }
 
 impl Default for ListenerAccount {
@@ -213,7 +214,7 @@ pub struct ListenerSettings {
     /// Addresses and networks (`10.1.2.3`, `10.1.2.0/24`, `2001:db8::/32`)
     /// that may connect at all; a connection from elsewhere is closed at once,
     /// unanswered. Empty: any address.
-    pub allowed_ips: Vec<listener_guard::AllowedNet>,
+    pub allowed_ips: Vec<AllowedNet>,
     /// A connection that has not bound this many seconds after connecting
     /// is closed.
     pub bind_timeout_secs: u64,
