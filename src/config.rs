@@ -227,7 +227,7 @@ impl Config {
         {
             return Err(invalid(format!(
                 "key `database.url`: {:?} is not supported; use sqlite://path/to/file.db or postgres://user@host/database",
-                crate::store::redact_url(url)
+                crate::db::redact_url(url)
             )));
         }
         if !self.journal.url.starts_with("sqlite:") {

@@ -223,7 +223,7 @@ async fn readiness<S: crate::store::DossierLookup>(
         .map(|_| ())
         .map_err(|e| e.to_string());
     let journal = sqlx::query("SELECT 1")
-        .execute(journal.pool())
+        .execute(journal.pool().legacy_sqlite())
         .await
         .map(|_| ())
         .map_err(|e| format!("journal query failed: {e}"));

@@ -651,7 +651,7 @@ mod tests {
         .unwrap();
         (
             Accounts::new(
-                db.pool().clone(),
+                db.pool().legacy_sqlite().clone(),
                 LockoutPolicy {
                     after_failures: 3,
                     lock_ms: 60_000,

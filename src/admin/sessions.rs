@@ -306,7 +306,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let accounts = Accounts::new(db.pool().clone(), LockoutPolicy::default());
+        let accounts = Accounts::new(db.pool().legacy_sqlite().clone(), LockoutPolicy::default());
         let name = Username::parse("lan").unwrap();
         accounts
             .create(
@@ -318,7 +318,7 @@ mod tests {
             )
             .await
             .unwrap();
-        (Sessions::new(db.pool().clone(), policy), accounts, db)
+        (Sessions::new(db.pool().legacy_sqlite().clone(), policy), accounts, db)
     }
 
     #[tokio::test]

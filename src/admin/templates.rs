@@ -881,7 +881,7 @@ mod tests {
             Renderer::load(None, settings.clone()).unwrap(),
         ));
         let versions = TemplateVersions::open(
-            journal.pool().clone(),
+            journal.pool().legacy_sqlite().clone(),
             templates.clone(),
             PathBuf::from("/nonexistent/templates"),
             settings,
@@ -1115,7 +1115,7 @@ mod tests {
 
         let log: Vec<(String, String, String, String)> =
             sqlx::query_as("SELECT actor, action, target, detail FROM audit_log ORDER BY id")
-                .fetch_all(journal.pool())
+                .fetch_all(journal.pool().legacy_sqlite())
                 .await
                 .unwrap();
         let log: Vec<String> = log

@@ -827,7 +827,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let traffic = Traffic::new(journal.pool().clone());
+        let traffic = Traffic::new(journal.pool().legacy_sqlite().clone());
         (journal, traffic)
     }
 

@@ -191,14 +191,14 @@ impl Gateway {
             .await
             .map_err(JournalError::from)?;
         let journal = Journal::start(db.clone(), config.journal.clone()).await?;
-        let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().clone()).await?;
+        let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().legacy_sqlite().clone()).await?;
         let routes = channels::routes(config);
         let (sync_state, followers) = sync::build(config, &store).await?;
         let templates = Arc::new(Swappable::new(renderer));
         // Versions put in use from the console replace the files' texts
         // whether or not the console runs.
         let versions = TemplateVersions::open(
-            db.pool().clone(),
+            db.pool().legacy_sqlite().clone(),
             templates.clone(),
             config.reply.templates_dir.clone(),
             config.reply.settings(&config.service),

@@ -110,7 +110,7 @@ impl Ports {
             None
         };
         let admin = if config.admin.enabled {
-            let pool = shared.db.pool();
+            let pool = shared.db.pool().legacy_sqlite();
             let state = AdminState::new(AdminParts {
                 settings: config.admin.clone(),
                 accounts: Accounts::new(pool.clone(), LockoutPolicy::default()),

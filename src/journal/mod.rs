@@ -33,10 +33,9 @@ mod settings;
 mod types;
 mod writer;
 
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::db::{DbError, GatewayDb};
+use crate::db::{DbError, GatewayDb, StatePool};
 use requests::{
     Accepted, AcksRead, Ask, Exchange, Expire, JoinStale, PartSent, Purge, QueueReply, Request,
     Settle, UpdateReply,
@@ -115,7 +114,15 @@ impl Journal {
     pub async fn start(db: GatewayDb, settings: JournalSettings) -> Result<Self, JournalError> {
         let window_ms = (settings.redelivery_window_secs as i64).saturating_mul(1000);
         let url = settings.url.clone();
-        let started = writer::start(db.path(), db.durability(), window_ms)
+        let Some(path) = db.path() else {
+            return Err(JournalError::Open {
+                url: db.describe(),
+                source: sqlx::Error::Configuration(
+                    "the journal's writer runs on a SQLite file only, for now".into(),
+                ),
+            });
+        };
+        let started = writer::start(path, db.durability(), window_ms)
             .await
             .map_err(|error| match error {
                 StartError::Open(source) => JournalError::OpenWriter { url, source },
@@ -134,7 +141,7 @@ impl Journal {
     }
 
     /// The pool of the database the journal is in ([`GatewayDb::pool`]).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &StatePool {
         self.db.pool()
     }
 

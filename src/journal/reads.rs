@@ -17,7 +17,7 @@ impl Journal {
             "SELECT m.* FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
              WHERE r.message_id IS NULL AND m.purged = 0 ORDER BY m.id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.pool().legacy_sqlite())
         .await?;
         rows.iter().map(row_to_message).collect()
     }
@@ -40,7 +40,7 @@ impl Journal {
         .bind(channel)
         .bind(channel)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool().legacy_sqlite())
         .await?;
         rows.iter()
             .map(|row| {
@@ -64,7 +64,7 @@ impl Journal {
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM replies WHERE message_id = ?")
                 .bind(message_id)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.pool().legacy_sqlite())
                 .await?;
         Ok(state.as_deref().and_then(ReplyState::parse))
     }
@@ -81,7 +81,7 @@ impl Journal {
              WHERE r.state = 'queued' AND m.received_at < ? ORDER BY r.message_id",
         )
         .bind(received_before)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool().legacy_sqlite())
         .await?)
     }
 
@@ -95,7 +95,7 @@ impl Journal {
             "SELECT part_reference FROM replies WHERE message_id = ? AND state = 'queued'",
         )
         .bind(message_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.pool().legacy_sqlite())
         .await?
         .flatten();
         let Some(reference) = reference else {
@@ -105,7 +105,7 @@ impl Journal {
             "SELECT part, peer_id FROM reply_parts WHERE message_id = ? ORDER BY part",
         )
         .bind(message_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.pool().legacy_sqlite())
         .await?;
         Ok(Some(RecordedParts {
             reference: reference as u16,
@@ -121,7 +121,7 @@ impl Journal {
         Ok(
             sqlx::query_scalar("SELECT state FROM reply_parts WHERE message_id = ? ORDER BY part")
                 .bind(message_id)
-                .fetch_all(self.pool())
+                .fetch_all(self.pool().legacy_sqlite())
                 .await?,
         )
     }

@@ -135,7 +135,7 @@ fn note(code: &str, agency: Option<&str>) -> LookupNote {
 async fn lookup_of(j: &Journal, id: i64) -> Option<(String, Option<String>, Option<String>)> {
     sqlx::query_as("SELECT code, agency, procedure FROM reply_lookups WHERE message_id = ?")
         .bind(id)
-        .fetch_optional(j.pool())
+        .fetch_optional(j.pool().legacy_sqlite())
         .await
         .unwrap()
 }
@@ -143,7 +143,7 @@ async fn lookup_of(j: &Journal, id: i64) -> Option<(String, Option<String>, Opti
 async fn sent_at(j: &Journal, id: i64) -> Option<i64> {
     sqlx::query_scalar("SELECT sent_at FROM replies WHERE message_id = ?")
         .bind(id)
-        .fetch_one(j.pool())
+        .fetch_one(j.pool().legacy_sqlite())
         .await
         .unwrap()
 }
@@ -510,20 +510,20 @@ async fn purge_erases_texts_and_numbers_but_keeps_outcomes() {
     assert_eq!(j.purge_before(now_ms() - 1000).await.unwrap(), 1);
     let row = sqlx::query("SELECT sender, text, purged FROM messages WHERE id = ?")
         .bind(old)
-        .fetch_one(j.pool())
+        .fetch_one(j.pool().legacy_sqlite())
         .await
         .unwrap();
     assert_eq!(row.get::<String, _>("sender"), "");
     assert_eq!(row.get::<String, _>("text"), "");
     let outcome: String = sqlx::query_scalar("SELECT outcome FROM replies WHERE message_id = ?")
         .bind(old)
-        .fetch_one(j.pool())
+        .fetch_one(j.pool().legacy_sqlite())
         .await
         .unwrap();
     assert_eq!(outcome, "found");
     let kept: String = sqlx::query_scalar("SELECT text FROM messages WHERE id = ?")
         .bind(new)
-        .fetch_one(j.pool())
+        .fetch_one(j.pool().legacy_sqlite())
         .await
         .unwrap();
     assert_eq!(kept, "TC new");
@@ -616,14 +616,14 @@ async fn a_waiting_reply_expires_and_is_then_purged_like_the_rest() {
     assert_eq!(j.purge_before(cutoff).await.unwrap(), 3);
     let row = sqlx::query("SELECT sender, text, purged FROM messages WHERE id = ?")
         .bind(waiting)
-        .fetch_one(j.pool())
+        .fetch_one(j.pool().legacy_sqlite())
         .await
         .unwrap();
     assert_eq!(row.get::<String, _>("sender"), "");
     assert_eq!(row.get::<String, _>("text"), "");
     let reply_text: String = sqlx::query_scalar("SELECT text FROM replies WHERE message_id = ?")
         .bind(waiting)
-        .fetch_one(j.pool())
+        .fetch_one(j.pool().legacy_sqlite())
         .await
         .unwrap();
     assert_eq!(reply_text, "");
@@ -687,7 +687,7 @@ async fn close_commits_what_came_before_and_stops_every_handle() {
     other.close().await;
     let j = journal(&dir).await;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(j.pool())
+        .fetch_one(j.pool().legacy_sqlite())
         .await
         .unwrap();
     assert_eq!(count, 100);

@@ -168,7 +168,7 @@ pub enum StoreError {
     /// The database could not be opened or migrated.
     #[error("cannot open the read model at {url}: {source}")]
     Open {
-        /// The database URL, its password replaced by `***` ([`redact_url`]).
+        /// The database URL, its password replaced by `***` ([`crate::db::redact_url`]).
         url: String,
         /// The cause.
         #[source]
@@ -227,45 +227,6 @@ fn scheme_shown(scheme: Option<&str>) -> String {
     }
 }
 
-/// `url` with the password it carries, if any, replaced by `***`: the one
-/// in its user information (`postgres://user:secret@host/db`) and any
-/// query parameter whose name contains `password` (`?password=secret`).
-/// Fit for errors and logs; errs towards hiding too much when a URL is
-/// malformed (an unencoded `@` or `/` in the password still hides it).
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let mut rest = rest.to_owned();
-    // The last `@` ends the user information, whatever the password holds.
-    if let Some(at) = rest.rfind('@') {
-        if let Some(colon) = rest[..at].find(':') {
-            rest.replace_range(colon + 1..at, "***");
-        }
-    }
-    if let Some(question) = rest.find('?') {
-        let (query, fragment) = match rest[question + 1..].split_once('#') {
-            Some((q, f)) => (q.to_owned(), Some(f.to_owned())),
-            None => (rest[question + 1..].to_owned(), None),
-        };
-        let params: Vec<String> = query
-            .split('&')
-            .map(|param| match param.split_once('=') {
-                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
-                    format!("{key}=***")
-                }
-                _ => param.to_owned(),
-            })
-            .collect();
-        rest.truncate(question + 1);
-        rest.push_str(&params.join("&"));
-        if let Some(fragment) = fragment {
-            rest.push('#');
-            rest.push_str(&fragment);
-        }
-    }
-    format!("{scheme}://{rest}")
-}
 
 /// The read model as a reply needs it: a dossier by its code, or the codes
 /// a keypad's digits may mean. What the responder (and so every channel
@@ -343,39 +304,4 @@ pub trait DossierWriter: Send + Sync + 'static {
 
     /// Every live dossier's `(code, version)`, any order (for the digest).
     fn live_versions(&self) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact_url("postgres://app:s3cr%40t@db.example:5432/motcua?sslmode=require"),
-            "postgres://app:***@db.example:5432/motcua?sslmode=require"
-        );
-        assert_eq!(
-            redact_url("postgresql://app@db/motcua?password=s3cret&application_name=x"),
-            "postgresql://app@db/motcua?password=***&application_name=x"
-        );
-        assert_eq!(
-            redact_url("postgres://a:b:c@host?sslpassword=k#frag"),
-            "postgres://a:***@host?sslpassword=***#frag"
-        );
-        assert_eq!(
-            redact_url("sqlite://var/motcua.db"),
-            "sqlite://var/motcua.db"
-        );
-        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
-        assert_eq!(redact_url("postgres://host"), "postgres://host");
-        assert_eq!(
-            redact_url("postgres://u:p@ss/w?rd@host/db"),
-            "postgres://u:***@host/db"
-        );
-        assert_eq!(
-            redact_url("postgres://host/db?password=x@y"),
-            "postgres://host/db?password=***"
-        );
-    }
 }

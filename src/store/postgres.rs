@@ -20,7 +20,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
-    redact_url, ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ExchangeError,
+    ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ExchangeError,
     StoreError, SyncCheckpoint, SyncStatus, UpsertOutcome,
 };
 use crate::clock::now_ms;
@@ -53,7 +53,7 @@ impl PostgresStore {
     /// with its password replaced by `***`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open {
-            url: redact_url(url),
+            url: db::redact_url(url),
             source,
         };
         let pool = db::open_postgres(url, 8).await.map_err(open_err)?;

@@ -108,7 +108,7 @@ async fn a_peer_that_binds_again_after_the_expiry_gets_no_stale_reply() {
         "SELECT count(*) FROM messages m JOIN replies r ON r.message_id = m.id \
          WHERE r.state = 'expired' AND m.purged = 1 AND m.text = '' AND m.sender = '' AND r.text = ''",
     )
-    .fetch_one(journal.pool())
+    .fetch_one(journal.pool().legacy_sqlite())
     .await
     .unwrap();
     assert_eq!(left, 1, "the expired reply and its message are erased");

@@ -146,7 +146,7 @@ async fn a_part_with_an_identity_is_known_again_after_the_redelivery_window() {
     // Read again from the SIM long after the redelivery window (the
     // joined message forgotten): still the same parts.
     sqlx::query("DELETE FROM joined_parts")
-        .execute(j.pool())
+        .execute(j.pool().legacy_sqlite())
         .await
         .unwrap();
     let later = now + 3_600_000;
