@@ -27,7 +27,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
-
 /// The gateway database's schema in SQLite: journal, abuse control, admin console.
 pub static GATEWAY: Migrator = sqlx::migrate!("./migrations/journal");
 /// The same schema in PostgreSQL.
@@ -182,6 +181,18 @@ impl StatePool {
             StatePool::Sqlite(pool) => pool.close().await,
             StatePool::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+impl From<SqlitePool> for StatePool {
+    fn from(pool: SqlitePool) -> Self {
+        StatePool::Sqlite(pool)
+    }
+}
+
+impl From<PgPool> for StatePool {
+    fn from(pool: PgPool) -> Self {
+        StatePool::Postgres(pool)
     }
 }
 

@@ -44,7 +44,8 @@
 //!   sessions (cookie + CSRF, bearer tokens), template versions, the message
 //!   log and statistics, its HTTP API (OpenAPI) and the web UI built into
 //!   the binary.
-//! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
+//! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (the
+//!   state database, optional Redis).
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`clock`]: now in Unix milliseconds, and Vietnam's time (the +07:00
 //!   offset, written once).

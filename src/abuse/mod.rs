@@ -18,10 +18,11 @@
 //! * a code looked up by many numbers is flagged to admins ([`CodeFlag`]).
 //!
 //! Blocks, the allow list and "rate limited until" decisions are kept in the
-//! gateway's SQLite database (`migrations/journal/20261127000003_abuse.sql`),
-//! read on every check, so admin changes count at once and a restart keeps
-//! silencing. With `redis_url` the rate limits themselves live in Redis and
-//! are shared by every gateway instance. The rest (GCRA states when Redis is
+//! gateway's state database (a SQLite file, or PostgreSQL shared by every
+//! gateway on it), read on every check and never cached, so admin changes
+//! and another gateway's decisions count from the next message and a restart
+//! keeps silencing. With `redis_url` the rate limits themselves live in
+//! Redis and are shared by every gateway instance. The rest (GCRA states when Redis is
 //! not used, loop and scan history, per-code senders) is per-process memory,
 //! bounded: entries are evicted once their window has passed.
 //!
@@ -43,10 +44,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use sqlx::SqlitePool;
 use tracing::{debug, info, warn};
 
 use crate::clock::VIETNAM_UTC_OFFSET_SECS;
+use crate::db::StatePool;
 use crate::domain::{DossierCode, Msisdn, MsisdnError};
 
 use gcra::Decision;
@@ -59,7 +60,7 @@ pub use settings::RateLimitSettings;
 /// After a notice, no other notice goes to the same sender for this long
 /// (or until its `retry_at`, when later).
 const NOTICE_COOLDOWN_MS: i64 = 3_600_000;
-/// How often, in guard time, expired rows are deleted from SQLite.
+/// How often, in guard time, expired rows are deleted from the database.
 const PURGE_EVERY_MS: i64 = 600_000;
 /// At most one warning a minute while Redis fails.
 const REDIS_WARN_EVERY_MS: i64 = 60_000;
@@ -134,7 +135,7 @@ pub enum AbuseError {
         source: MsisdnError,
     },
     /// The abuse tables are missing: the migrations were not run.
-    #[error("the abuse tables are missing or unreadable (run the migrations in migrations/sqlite first): {source}")]
+    #[error("the abuse tables are missing or unreadable (run the state database's migrations first: migrations/journal, or migrations/state-postgres on PostgreSQL): {source}")]
     Schema {
         /// The cause.
         #[source]
@@ -201,7 +202,9 @@ impl fmt::Debug for AbuseGuard {
 
 impl AbuseGuard {
     /// Starts the guard on the gateway database's pool
-    /// (`db::GatewayDb::pool`, migrated from `migrations/journal/`).
+    /// (`db::GatewayDb::pool`, either engine, migrated). Gateways whose
+    /// pools are on one PostgreSQL database share their blocks, allow list
+    /// and rate-limit decisions.
     ///
     /// Blocks, the allow list and rate-limit decisions are read from the
     /// database at every check; here their tables are only checked. When
@@ -213,9 +216,12 @@ impl AbuseGuard {
     /// settings, [`AbuseError::Schema`] when the tables are missing,
     /// [`AbuseError::Redis`] (with the URL, password masked) when Redis
     /// cannot be reached.
-    pub async fn open(settings: RateLimitSettings, pool: SqlitePool) -> Result<Self, AbuseError> {
+    pub async fn open(
+        settings: RateLimitSettings,
+        pool: impl Into<StatePool>,
+    ) -> Result<Self, AbuseError> {
         let (limits, own) = settings.validate()?;
-        let store = Store::open(pool).await?;
+        let store = Store::open(pool.into()).await?;
         let redis = match &settings.redis_url {
             Some(url) if limits.enabled => {
                 Some(RedisLimiter::connect(url, &settings.redis_key_prefix).await?)
@@ -267,7 +273,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails; the caller chooses
+    /// [`AbuseError::Database`] when the database fails; the caller chooses
     /// whether to answer anyway.
     pub async fn check(
         &self,
@@ -284,7 +290,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails.
+    /// [`AbuseError::Database`] when the database fails.
     pub async fn check_dial(
         &self,
         sender: &Msisdn,
@@ -350,7 +356,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails.
+    /// [`AbuseError::Database`] when the database fails.
     pub async fn record_lookup(
         &self,
         sender: &Msisdn,
@@ -375,7 +381,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails.
+    /// [`AbuseError::Database`] when the database fails.
     pub async fn record_keypad_lookup(
         &self,
         sender: &Msisdn,
@@ -429,7 +435,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails.
+    /// [`AbuseError::Database`] when the database fails.
     pub async fn block(
         &self,
         sender: &Msisdn,
@@ -456,7 +462,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails. A Redis failure is only
+    /// [`AbuseError::Database`] when the database fails. A Redis failure is only
     /// logged: the Redis state expires by itself within a day.
     pub async fn unblock(&self, sender: &Msisdn) -> Result<(), AbuseError> {
         let key = sender.as_international();
@@ -476,7 +482,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails.
+    /// [`AbuseError::Database`] when the database fails.
     pub async fn allow(&self, sender: &Msisdn) -> Result<(), AbuseError> {
         self.inner
             .store
@@ -490,7 +496,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails.
+    /// [`AbuseError::Database`] when the database fails.
     pub async fn disallow(&self, sender: &Msisdn) -> Result<(), AbuseError> {
         self.inner
             .store
@@ -504,7 +510,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails, [`AbuseError::Corrupt`]
+    /// [`AbuseError::Database`] when the database fails, [`AbuseError::Corrupt`]
     /// for a row that is not a phone number.
     pub async fn allowed(&self) -> Result<Vec<(Msisdn, DateTime<Utc>)>, AbuseError> {
         let rows = self.inner.store.allowed().await?;
@@ -516,7 +522,7 @@ impl AbuseGuard {
     }
 
     /// Senders silenced now for going over a rate limit, with when their
-    /// silence ends (the SQLite record, which every gateway keeps).
+    /// silence ends (the database's record, which every gateway keeps).
     ///
     /// # Errors
     ///
@@ -539,7 +545,7 @@ impl AbuseGuard {
     ///
     /// # Errors
     ///
-    /// [`AbuseError::Database`] when SQLite fails, [`AbuseError::Corrupt`]
+    /// [`AbuseError::Database`] when the database fails, [`AbuseError::Corrupt`]
     /// for a row that is not a valid block.
     pub async fn blocks(&self) -> Result<Vec<Block>, AbuseError> {
         let rows = self

@@ -11,8 +11,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::gcra::{Tier, TIERS};
-use super::settings::redact_url;
 use super::AbuseError;
+use crate::db::redact_url;
 
 /// Time allowed to connect to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,27 +1,31 @@
-//! The guard's persisted state in the gateway's SQLite database (tables of
-//! `migrations/journal/20261127000003_abuse.sql`): blocks, the allow list and
-//! the "rate limited until" decisions.
+//! The guard's persisted state in the gateway's state database (a SQLite
+//! file, `migrations/journal/20261127000003_abuse.sql`, or PostgreSQL,
+//! `migrations/state-postgres/`): blocks, the allow list and the "rate
+//! limited until" decisions.
 //!
 //! Every check reads these tables (one indexed query), so a change made by
-//! an admin, through this guard or by another process on the same file,
-//! counts from the next message on, and a restart loses nothing. The reads
-//! done for every message run inline when the pool is on a file
-//! (`crate::inline_reads`), through the pool otherwise or when that fails.
+//! an admin, through this guard or by another gateway on the same database,
+//! counts from the next message on, and a restart loses nothing. Nothing is
+//! cached. The reads done for every message run inline when the database is
+//! a SQLite file (`crate::inline_reads`), through the pool otherwise (always
+//! on PostgreSQL) or when that fails. Every query is one text for both
+//! engines, run with [`on_state_pool!`](crate::on_state_pool).
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
 use tracing::debug;
 
 use super::AbuseError;
+use crate::db::StatePool;
 use crate::inline_reads::InlineReads;
+use crate::on_state_pool;
 
-const SENDER_STATE: &str = "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1), \
-                                   EXISTS (SELECT 1 FROM blocks WHERE sender = ?1 \
-                                           AND (until IS NULL OR until > ?2)), \
-                                   (SELECT until FROM rate_limited WHERE sender = ?1)";
+const SENDER_STATE: &str = "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = $1), \
+                                   EXISTS (SELECT 1 FROM blocks WHERE sender = $1 \
+                                           AND (until IS NULL OR until > $2)), \
+                                   (SELECT until FROM rate_limited WHERE sender = $1)";
 
-const IS_ALLOWED: &str = "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = ?1)";
+const IS_ALLOWED: &str = "SELECT EXISTS (SELECT 1 FROM allow_list WHERE sender = $1)";
 
 /// What the database says about one sender at one time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,27 +50,34 @@ pub(crate) struct BlockRow {
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
-    pool: SqlitePool,
-    /// The pool's file, for the per-message reads; `None` in memory.
+    pool: StatePool,
+    /// The SQLite file, for the per-message reads; `None` on PostgreSQL.
     inline: Option<Arc<InlineReads>>,
 }
 
 impl Store {
     /// Checks that the migration has been run.
-    pub async fn open(pool: SqlitePool) -> Result<Self, AbuseError> {
-        sqlx::query(
+    pub async fn open(pool: StatePool) -> Result<Self, AbuseError> {
+        on_state_pool!(&pool, p => sqlx::query(
             "SELECT (SELECT COUNT(*) FROM blocks WHERE until IS NULL), \
                     (SELECT COUNT(*) FROM allow_list WHERE created_at IS NULL), \
                     (SELECT COUNT(*) FROM rate_limited WHERE noticed_until IS NULL)",
         )
-        .fetch_one(&pool)
+        .fetch_one(p)
         .await
+        .map(drop))
         .map_err(|source| AbuseError::Schema { source })?;
-        let inline = InlineReads::new(pool.connect_options().get_filename()).map(Arc::new);
+        let inline = match &pool {
+            StatePool::Sqlite(p) => {
+                InlineReads::new(p.connect_options().get_filename()).map(Arc::new)
+            }
+            StatePool::Postgres(_) => None,
+        };
         Ok(Store { pool, inline })
     }
 
-    /// Runs a per-message read inline; `None` (logged) sends the caller to the pool.
+    /// Runs a per-message read inline; `None` (logged when it failed) sends
+    /// the caller to the pool.
     fn read_inline<T>(
         &self,
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
@@ -87,19 +98,17 @@ impl Store {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })
         });
-        let (allowed, blocked, limited_until): (i64, i64, Option<i64>) = match inline {
+        let (allowed, blocked, limited_until): (bool, bool, Option<i64>) = match inline {
             Some(state) => state,
-            None => {
-                sqlx::query_as(SENDER_STATE)
-                    .bind(sender)
-                    .bind(now_ms)
-                    .fetch_one(&self.pool)
-                    .await?
-            }
+            None => on_state_pool!(&self.pool, p => sqlx::query_as(SENDER_STATE)
+                .bind(sender)
+                .bind(now_ms)
+                .fetch_one(p)
+                .await)?,
         };
         Ok(SenderState {
-            allowed: allowed != 0,
-            blocked: blocked != 0,
+            allowed,
+            blocked,
             limited_until,
         })
     }
@@ -107,19 +116,18 @@ impl Store {
     pub async fn is_allowed(&self, sender: &str) -> Result<bool, AbuseError> {
         let inline = self.read_inline(|conn| {
             conn.prepare_cached(IS_ALLOWED)?
-                .query_row(rusqlite::params![sender], |row| row.get::<_, i64>(0))
+                .query_row(rusqlite::params![sender], |row| row.get::<_, bool>(0))
         });
-        let allowed = match inline {
-            Some(allowed) => allowed,
+        match inline {
+            Some(allowed) => Ok(allowed),
             None => {
-                let (allowed,): (i64,) = sqlx::query_as(IS_ALLOWED)
+                let (allowed,): (bool,) = on_state_pool!(&self.pool, p => sqlx::query_as(IS_ALLOWED)
                     .bind(sender)
-                    .fetch_one(&self.pool)
-                    .await?;
-                allowed
+                    .fetch_one(p)
+                    .await)?;
+                Ok(allowed)
             }
-        };
-        Ok(allowed != 0)
+        }
     }
 
     /// Records that the sender is silenced until `until` and claims the one
@@ -133,22 +141,24 @@ impl Store {
         noticed_until: i64,
         now_ms: i64,
     ) -> Result<bool, AbuseError> {
-        // SQLite runs one write at a time: of two gateways' tasks racing for
-        // the same sender, exactly one updates the row.
-        let claimed = sqlx::query(
-            "INSERT INTO rate_limited (sender, until, noticed_until) VALUES (?1, ?2, ?3) \
+        // Of two gateways' tasks racing for the same sender, exactly one
+        // updates the row: SQLite runs one write at a time, and PostgreSQL
+        // locks the conflicting row and tests the WHERE on its latest version.
+        let claimed = on_state_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO rate_limited (sender, until, noticed_until) VALUES ($1, $2, $3) \
              ON CONFLICT (sender) DO UPDATE \
-             SET until = MAX(rate_limited.until, excluded.until), \
+             SET until = CASE WHEN excluded.until > rate_limited.until \
+                              THEN excluded.until ELSE rate_limited.until END, \
                  noticed_until = excluded.noticed_until \
-             WHERE rate_limited.noticed_until <= ?4",
+             WHERE rate_limited.noticed_until <= $4",
         )
         .bind(sender)
         .bind(until)
         .bind(noticed_until)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(p)
         .await?
-        .rows_affected()
+        .rows_affected())
             == 1;
         if !claimed {
             self.extend_limit(sender, until, 0).await?;
@@ -164,17 +174,21 @@ impl Store {
         until: i64,
         noticed_until: i64,
     ) -> Result<(), AbuseError> {
-        sqlx::query(
-            "INSERT INTO rate_limited (sender, until, noticed_until) VALUES (?1, ?2, ?3) \
+        on_state_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO rate_limited (sender, until, noticed_until) VALUES ($1, $2, $3) \
              ON CONFLICT (sender) DO UPDATE \
-             SET until = MAX(rate_limited.until, excluded.until), \
-                 noticed_until = MAX(rate_limited.noticed_until, excluded.noticed_until)",
+             SET until = CASE WHEN excluded.until > rate_limited.until \
+                              THEN excluded.until ELSE rate_limited.until END, \
+                 noticed_until = CASE WHEN excluded.noticed_until > rate_limited.noticed_until \
+                                      THEN excluded.noticed_until \
+                                      ELSE rate_limited.noticed_until END",
         )
         .bind(sender)
         .bind(until)
         .bind(noticed_until)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(drop))?;
         Ok(())
     }
 
@@ -187,8 +201,8 @@ impl Store {
         reason: &str,
         now_ms: i64,
     ) -> Result<bool, AbuseError> {
-        let written = sqlx::query(
-            "INSERT INTO blocks (sender, until, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
+        let written = on_state_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO blocks (sender, until, reason, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sender) DO UPDATE \
              SET until = excluded.until, reason = excluded.reason, \
                  created_at = excluded.created_at \
@@ -198,9 +212,9 @@ impl Store {
         .bind(until)
         .bind(reason)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(p)
         .await?
-        .rows_affected();
+        .rows_affected());
         Ok(written == 1)
     }
 
@@ -212,8 +226,8 @@ impl Store {
         reason: &str,
         now_ms: i64,
     ) -> Result<(), AbuseError> {
-        sqlx::query(
-            "INSERT INTO blocks (sender, until, reason, created_at) VALUES (?1, ?2, ?3, ?4) \
+        on_state_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO blocks (sender, until, reason, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (sender) DO UPDATE \
              SET until = excluded.until, reason = excluded.reason, \
                  created_at = excluded.created_at",
@@ -222,56 +236,67 @@ impl Store {
         .bind(until)
         .bind(reason)
         .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(drop))?;
         Ok(())
     }
 
     /// Removes the sender's block and rate-limit silence, in one transaction.
     pub async fn clear_sender(&self, sender: &str) -> Result<(), AbuseError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM blocks WHERE sender = ?1")
-            .bind(sender)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM rate_limited WHERE sender = ?1")
-            .bind(sender)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        // SQLite: take the write lock at once, so that no other writer's
+        // commit can make the transaction's first read stale.
+        let begin = match &self.pool {
+            StatePool::Sqlite(_) => "BEGIN IMMEDIATE",
+            StatePool::Postgres(_) => "BEGIN",
+        };
+        on_state_pool!(&self.pool, p => {
+            let mut tx = p.begin_with(begin).await?;
+            sqlx::query("DELETE FROM blocks WHERE sender = $1")
+                .bind(sender)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM rate_limited WHERE sender = $1")
+                .bind(sender)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
         Ok(())
     }
 
     pub async fn put_allowed(&self, sender: &str, now_ms: i64) -> Result<(), AbuseError> {
-        sqlx::query(
-            "INSERT INTO allow_list (sender, created_at) VALUES (?1, ?2) \
+        on_state_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO allow_list (sender, created_at) VALUES ($1, $2) \
              ON CONFLICT (sender) DO NOTHING",
         )
         .bind(sender)
         .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(drop))?;
         Ok(())
     }
 
     pub async fn delete_allowed(&self, sender: &str) -> Result<(), AbuseError> {
-        sqlx::query("DELETE FROM allow_list WHERE sender = ?1")
+        on_state_pool!(&self.pool, p => sqlx::query("DELETE FROM allow_list WHERE sender = $1")
             .bind(sender)
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
     /// Blocks in force at `now_ms`, newest first.
     pub async fn blocks(&self, now_ms: i64) -> Result<Vec<BlockRow>, AbuseError> {
-        let rows: Vec<(String, Option<i64>, String, i64)> = sqlx::query_as(
-            "SELECT sender, until, reason, created_at FROM blocks \
-             WHERE until IS NULL OR until > ?1 \
-             ORDER BY created_at DESC, sender",
-        )
-        .bind(now_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, Option<i64>, String, i64)> = on_state_pool!(&self.pool, p => sqlx::query_as(
+                "SELECT sender, until, reason, created_at FROM blocks \
+                 WHERE until IS NULL OR until > $1 \
+                 ORDER BY created_at DESC, sender",
+            )
+            .bind(now_ms)
+            .fetch_all(p)
+            .await)?;
         Ok(rows
             .into_iter()
             .map(|(sender, until, reason, created_at)| BlockRow {
@@ -285,33 +310,36 @@ impl Store {
 
     /// The allow list, newest first: (sender, created_at).
     pub async fn allowed(&self) -> Result<Vec<(String, i64)>, AbuseError> {
-        Ok(sqlx::query_as(
+        Ok(on_state_pool!(&self.pool, p => sqlx::query_as(
             "SELECT sender, created_at FROM allow_list ORDER BY created_at DESC, sender",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Senders silenced for a rate limit at `now_ms`, soonest end first: (sender, until).
     pub async fn silenced(&self, now_ms: i64) -> Result<Vec<(String, i64)>, AbuseError> {
-        Ok(sqlx::query_as(
-            "SELECT sender, until FROM rate_limited WHERE until > ?1 ORDER BY until, sender",
+        Ok(on_state_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT sender, until FROM rate_limited WHERE until > $1 ORDER BY until, sender",
         )
         .bind(now_ms)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Deletes blocks and rate-limit rows that ended before `now_ms`.
     pub async fn purge_expired(&self, now_ms: i64) -> Result<(), AbuseError> {
-        sqlx::query("DELETE FROM blocks WHERE until IS NOT NULL AND until <= ?1")
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("DELETE FROM rate_limited WHERE until <= ?1 AND noticed_until <= ?1")
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
+        on_state_pool!(&self.pool, p => {
+            sqlx::query("DELETE FROM blocks WHERE until IS NOT NULL AND until <= $1")
+                .bind(now_ms)
+                .execute(p)
+                .await?;
+            sqlx::query("DELETE FROM rate_limited WHERE until <= $1 AND noticed_until <= $1")
+                .bind(now_ms)
+                .execute(p)
+                .await
+                .map(drop)
+        })?;
         Ok(())
     }
 }

@@ -1,42 +1,59 @@
-//! Guard-level tests: each drives time through `now`, on its own SQLite file;
-//! the Redis tests use the server named by `TEST_REDIS_URL` (ignored without it), each
-//! under its own random key prefix.
+//! Guard-level tests: each drives time through `now`. Those that touch the
+//! database are scenarios run on both engines (`on_both_engines!`: a fresh
+//! SQLite file, and a fresh PostgreSQL database when `TEST_DATABASE_URL` was
+//! set at build time); the Redis tests use the server named by
+//! `TEST_REDIS_URL` (ignored without it), each under its own random key prefix.
 
-use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DurationRound, TimeDelta};
 use proptest::prelude::*;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use tempfile::TempDir;
+use proptest::test_runner::{TestCaseResult, TestRunner};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
 
 use super::*;
+use crate::db::testing::TestDb;
+use crate::db::GatewayDb;
+use crate::on_state_pool;
 
 const ENV_REDIS: &str = "TEST_REDIS_URL";
 
-/// A guard on a fresh database; keep the `TempDir` alive.
-async fn guard(settings: RateLimitSettings) -> (AbuseGuard, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let guard = open_at(settings, &dir.path().join("motcua.db")).await;
-    (guard, dir)
+/// A guard on `db`'s pool.
+async fn guard(settings: RateLimitSettings, db: &GatewayDb) -> AbuseGuard {
+    AbuseGuard::open(settings, db.pool().clone()).await.unwrap()
 }
 
-async fn open_at(settings: RateLimitSettings, path: &Path) -> AbuseGuard {
-    AbuseGuard::open(settings, pool(path).await).await.unwrap()
+/// A pool of its own on `db`'s database, as another gateway on it (or the
+/// same gateway after a restart) opens. Close it when done.
+async fn another_pool(db: &GatewayDb) -> StatePool {
+    match db.pool() {
+        StatePool::Sqlite(pool) => StatePool::Sqlite(
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with((*pool.connect_options()).clone())
+                .await
+                .unwrap(),
+        ),
+        StatePool::Postgres(pool) => StatePool::Postgres(
+            PgPoolOptions::new()
+                .max_connections(4)
+                .connect_with((*pool.connect_options()).clone())
+                .await
+                .unwrap(),
+        ),
+    }
 }
 
-async fn pool(path: &Path) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .unwrap();
-    crate::db::GATEWAY.run(&pool).await.unwrap();
-    pool
+/// A fresh database on the engine `db` is on: a gateway that shares
+/// nothing with `db`'s. Finish it when done.
+async fn another_database(db: &GatewayDb) -> TestDb {
+    match db.pool() {
+        StatePool::Sqlite(_) => TestDb::sqlite().await,
+        StatePool::Postgres(_) => TestDb::postgres().await,
+    }
 }
 
 /// Now, to the minute: blocks() compares with the system clock.
@@ -109,31 +126,45 @@ impl Rng {
     }
 }
 
-#[test]
-fn the_guard_is_send_sync_and_its_futures_are_send() {
+crate::on_both_engines!(
+    the_guard_is_send_sync_and_its_futures_are_send,
+    a_flood_gets_three_answers_one_notice_then_silence,
+    a_concurrent_flood_still_gets_exactly_one_notice,
+    the_rate_limit_decision_survives_a_restart,
+    a_scanner_is_blocked_after_exactly_the_miss_threshold_and_stays_blocked,
+    misses_outside_the_window_do_not_add_up,
+    admin_blocks_are_effective_at_once_and_may_be_permanent,
+    looking_up_many_distinct_existing_codes_blocks_too,
+    the_allow_list_overrides_limits_and_blocks,
+    our_own_numbers_are_never_answered,
+    an_auto_responder_loop_is_silenced_for_the_loop_window,
+    disabled_answers_everyone_but_own_numbers_and_admin_blocks,
+    a_code_looked_up_by_five_numbers_is_flagged_once_per_window,
+    two_guards_on_one_database_share_blocks_allows_and_silences,
+    an_unreachable_redis_stops_the_start_and_the_password_is_not_shown,
+    missing_tables_are_a_clear_error,
+    memory_shrinks_once_windows_pass,
+    verdicts_at_one_instant_are_monotone,
+    check_never_panics,
+);
+
+async fn the_guard_is_send_sync_and_its_futures_are_send(db: GatewayDb) {
     fn send_sync<T: Send + Sync + Clone + 'static>() {}
     send_sync::<AbuseGuard>();
     fn send<T: Send>(_: &T) {}
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (g, _db) = guard(RateLimitSettings::default()).await;
-        let sender = number(1);
-        let now = t0();
-        send(&g.check(&sender, "x", now));
-        send(&g.record_lookup(&sender, &code(1, 1), false, now));
-        send(&g.unblock(&sender));
-        send(&g.blocks());
-    });
+    let g = guard(RateLimitSettings::default(), &db).await;
+    let sender = number(1);
+    let now = t0();
+    send(&g.check(&sender, "x", now));
+    send(&g.record_lookup(&sender, &code(1, 1), false, now));
+    send(&g.unblock(&sender));
+    send(&g.blocks());
 }
 
 // 1. A flood from one number.
 
-#[tokio::test]
-async fn a_flood_gets_three_answers_one_notice_then_silence() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn a_flood_gets_three_answers_one_notice_then_silence(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let sender = number(1);
     let now = t0();
     let mut verdicts = Vec::new();
@@ -183,9 +214,8 @@ async fn a_flood_gets_three_answers_one_notice_then_silence() {
     assert_eq!(g.check(&number(2), "hello", now).await.unwrap(), ALLOW);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_concurrent_flood_still_gets_exactly_one_notice() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn a_concurrent_flood_still_gets_exactly_one_notice(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let sender = number(7);
     let now = t0();
     let tasks: Vec<_> = (0..60)
@@ -207,14 +237,11 @@ async fn a_concurrent_flood_still_gets_exactly_one_notice() {
     assert_eq!((allowed, notices), (3, 1), "{verdicts:?}");
 }
 
-#[tokio::test]
-async fn the_rate_limit_decision_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("motcua.db");
+async fn the_rate_limit_decision_survives_a_restart(db: GatewayDb) {
     let sender = number(3);
     let now = t0();
     {
-        let g = open_at(RateLimitSettings::default(), &path).await;
+        let g = guard(RateLimitSettings::default(), &db).await;
         for i in 0..3 {
             let text = format!("m{i}");
             assert_eq!(g.check(&sender, &text, now).await.unwrap(), ALLOW);
@@ -224,25 +251,26 @@ async fn the_rate_limit_decision_survives_a_restart() {
             Verdict::Notice { .. }
         ));
     }
-    // A new process: empty buckets, but the decision is on disk.
-    let g = open_at(RateLimitSettings::default(), &path).await;
+    // A new process: empty buckets, but the decision is in the database.
+    let pool = another_pool(&db).await;
+    let g = AbuseGuard::open(RateLimitSettings::default(), pool.clone())
+        .await
+        .unwrap();
     let verdict = g.check(&sender, "m4", now + minutes(1)).await.unwrap();
     assert!(limited(&verdict), "{verdict:?}");
     assert_eq!(
         g.check(&sender, "m5", now + minutes(3)).await.unwrap(),
         ALLOW
     );
+    pool.close().await;
 }
 
 // 2. A scanner.
 
-#[tokio::test]
-async fn a_scanner_is_blocked_after_exactly_the_miss_threshold_and_stays_blocked() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("motcua.db");
+async fn a_scanner_is_blocked_after_exactly_the_miss_threshold_and_stays_blocked(db: GatewayDb) {
     let settings = RateLimitSettings::default();
     let threshold = settings.failed_lookups_before_block as usize;
-    let g = open_at(settings.clone(), &path).await;
+    let g = guard(settings.clone(), &db).await;
     let scanner = number(42);
     let start = t0();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -274,7 +302,8 @@ async fn a_scanner_is_blocked_after_exactly_the_miss_threshold_and_stays_blocked
 
     // A restart: the block is still there.
     drop(g);
-    let g = open_at(settings, &path).await;
+    let pool = another_pool(&db).await;
+    let g = AbuseGuard::open(settings, pool.clone()).await.unwrap();
     let later = start + minutes(200);
     assert_eq!(g.check(&scanner, "TC", later).await.unwrap(), BLOCKED);
     let last_minute = blocked_at + minutes(1439);
@@ -283,11 +312,11 @@ async fn a_scanner_is_blocked_after_exactly_the_miss_threshold_and_stays_blocked
     g.unblock(&scanner).await.unwrap();
     assert_eq!(g.check(&scanner, "TC", later).await.unwrap(), ALLOW);
     assert!(g.blocks().await.unwrap().is_empty());
+    pool.close().await;
 }
 
-#[tokio::test]
-async fn misses_outside_the_window_do_not_add_up() {
-    let (g, _db) = guard(generous()).await;
+async fn misses_outside_the_window_do_not_add_up(db: GatewayDb) {
+    let g = guard(generous(), &db).await;
     let sender = number(5);
     let start = t0();
     // 7 misses, then 7 more in the next hour, then 7 more: never 8 within 60 minutes.
@@ -303,9 +332,8 @@ async fn misses_outside_the_window_do_not_add_up() {
     }
 }
 
-#[tokio::test]
-async fn admin_blocks_are_effective_at_once_and_may_be_permanent() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn admin_blocks_are_effective_at_once_and_may_be_permanent(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let sender = number(9);
     let now = t0();
     assert_eq!(g.check(&sender, "a", now).await.unwrap(), ALLOW);
@@ -342,9 +370,8 @@ async fn admin_blocks_are_effective_at_once_and_may_be_permanent() {
 
 // 3. Distinct codes, the allow list, own numbers, loops.
 
-#[tokio::test]
-async fn looking_up_many_distinct_existing_codes_blocks_too() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn looking_up_many_distinct_existing_codes_blocks_too(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let sender = number(11);
     let start = t0();
     for i in 0..15 {
@@ -377,9 +404,8 @@ async fn looking_up_many_distinct_existing_codes_blocks_too() {
     }
 }
 
-#[tokio::test]
-async fn the_allow_list_overrides_limits_and_blocks() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn the_allow_list_overrides_limits_and_blocks(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let staff = number(20);
     let now = t0();
     g.block(&staff, None, "mistake").await.unwrap();
@@ -404,13 +430,12 @@ async fn the_allow_list_overrides_limits_and_blocks() {
     assert_eq!(g.check(&staff, "x", now).await.unwrap(), ALLOW);
 }
 
-#[tokio::test]
-async fn our_own_numbers_are_never_answered() {
+async fn our_own_numbers_are_never_answered(db: GatewayDb) {
     let settings = RateLimitSettings {
         service_numbers: vec!["0912 000 111".to_owned(), "+84 987 000 222".to_owned()],
         ..Default::default()
     };
-    let (g, _db) = guard(settings).await;
+    let g = guard(settings, &db).await;
     let own = Msisdn::parse("84912000111").unwrap();
     let now = t0();
     let silence = Verdict::Silence {
@@ -425,9 +450,8 @@ async fn our_own_numbers_are_never_answered() {
     assert_eq!(g.check(&other, "TC", now).await.unwrap(), silence);
 }
 
-#[tokio::test]
-async fn an_auto_responder_loop_is_silenced_for_the_loop_window() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn an_auto_responder_loop_is_silenced_for_the_loop_window(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let responder = number(30);
     let start = t0();
     let text = "Xin lỗi, tôi đang bận. Tôi sẽ gọi lại sau.";
@@ -463,8 +487,7 @@ async fn an_auto_responder_loop_is_silenced_for_the_loop_window() {
     assert!(verdicts[3..].iter().all(|v| *v == LOOP), "{verdicts:?}");
 }
 
-#[tokio::test]
-async fn disabled_answers_everyone_but_own_numbers_and_admin_blocks() {
+async fn disabled_answers_everyone_but_own_numbers_and_admin_blocks(db: GatewayDb) {
     let settings = RateLimitSettings {
         enabled: false,
         service_numbers: vec!["0912000111".to_owned()],
@@ -472,7 +495,7 @@ async fn disabled_answers_everyone_but_own_numbers_and_admin_blocks() {
         redis_url: Some("redis://127.0.0.1:1".to_owned()),
         ..Default::default()
     };
-    let (g, _db) = guard(settings).await;
+    let g = guard(settings, &db).await;
     let now = t0();
     let sender = number(40);
     for i in 0..50 {
@@ -494,9 +517,8 @@ async fn disabled_answers_everyone_but_own_numbers_and_admin_blocks() {
 
 // 4. Code flags.
 
-#[tokio::test]
-async fn a_code_looked_up_by_five_numbers_is_flagged_once_per_window() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn a_code_looked_up_by_five_numbers_is_flagged_once_per_window(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let probed = code(6, 77);
     let start = t0();
     for i in 0..4 {
@@ -551,7 +573,115 @@ async fn a_code_looked_up_by_five_numbers_is_flagged_once_per_window() {
     assert_eq!(flags[4].as_ref().map(|f| f.senders), Some(5));
 }
 
-// 5. Redis: two gateways share the limits.
+// 5. Two gateways on one database.
+
+async fn two_guards_on_one_database_share_blocks_allows_and_silences(db: GatewayDb) {
+    // Two gateways: each its own pool and its own memory, one database.
+    let a = guard(RateLimitSettings::default(), &db).await;
+    let pool_b = another_pool(&db).await;
+    let b = AbuseGuard::open(RateLimitSettings::default(), pool_b.clone())
+        .await
+        .unwrap();
+    let now = t0();
+
+    // A block made through A refuses the very next message B checks.
+    let sender = number(80);
+    assert_eq!(b.check(&sender, "a", now).await.unwrap(), ALLOW);
+    a.block(&sender, None, "blocked on gateway a")
+        .await
+        .unwrap();
+    assert_eq!(b.check(&sender, "b", now).await.unwrap(), BLOCKED);
+    let blocks = b.blocks().await.unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].sender, sender);
+    assert_eq!(blocks[0].reason, "blocked on gateway a");
+    // Lifted through A: B answers the next one.
+    a.unblock(&sender).await.unwrap();
+    assert_eq!(b.check(&sender, "c", now).await.unwrap(), ALLOW);
+
+    // An allow-list entry made through A counts on B's next message.
+    let staff = number(81);
+    b.block(&staff, None, "mistake").await.unwrap();
+    assert_eq!(b.check(&staff, "a", now).await.unwrap(), BLOCKED);
+    a.allow(&staff).await.unwrap();
+    assert_eq!(b.check(&staff, "b", now).await.unwrap(), ALLOW);
+    let allowed = b.allowed().await.unwrap();
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(allowed[0].0, staff);
+    a.disallow(&staff).await.unwrap();
+    assert_eq!(b.check(&staff, "c", now).await.unwrap(), BLOCKED);
+
+    // A's "silenced until" decision: B, whose own buckets for the sender
+    // are full, silences it until the same time, without a second notice.
+    let flooder = number(82);
+    for i in 0..3 {
+        let text = format!("m{i}");
+        assert_eq!(a.check(&flooder, &text, now).await.unwrap(), ALLOW);
+    }
+    let retry = now + minutes(3);
+    assert_eq!(
+        a.check(&flooder, "m3", now).await.unwrap(),
+        Verdict::Notice {
+            retry_at: local(retry)
+        }
+    );
+    assert_eq!(
+        b.check(&flooder, "m4", now + minutes(1)).await.unwrap(),
+        Verdict::Silence {
+            reason: "rate limited",
+            retry_at: Some(local(retry))
+        }
+    );
+    assert_eq!(b.silenced().await.unwrap(), [(flooder.clone(), retry)]);
+    assert_eq!(b.check(&flooder, "m5", retry).await.unwrap(), ALLOW);
+    pool_b.close().await;
+}
+
+// 6. Redis: two gateways share the limits.
+
+/// Runs `scenario` on a fresh database: PostgreSQL when `postgres`, a
+/// SQLite file otherwise.
+async fn on_fresh_database<F: Future<Output = ()>>(
+    postgres: bool,
+    scenario: impl FnOnce(GatewayDb) -> F,
+) {
+    let test_db = if postgres {
+        TestDb::postgres().await
+    } else {
+        TestDb::sqlite().await
+    };
+    scenario(test_db.db.clone()).await;
+    test_db.finish().await;
+}
+
+/// As `crate::on_both_engines!`, for scenarios that also need Redis: each
+/// test is ignored, saying why, when the build had no `TEST_REDIS_URL` (or,
+/// on PostgreSQL, no `TEST_DATABASE_URL`).
+macro_rules! on_both_engines_with_redis {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            #[cfg_attr(not(test_redis_url), ignore = "needs TEST_REDIS_URL (Redis)")]
+            async fn on_sqlite() {
+                super::on_fresh_database(false, super::$scenario).await;
+            }
+
+            #[tokio::test]
+            #[cfg_attr(
+                not(all(test_redis_url, test_database_url)),
+                ignore = "needs TEST_REDIS_URL (Redis) and TEST_DATABASE_URL (a PostgreSQL server)"
+            )]
+            async fn on_postgres() {
+                super::on_fresh_database(true, super::$scenario).await;
+            }
+        }
+    )*};
+}
+
+on_both_engines_with_redis!(
+    two_gateways_share_one_limit_through_redis,
+    the_redis_script_and_the_in_process_limiter_agree,
+);
 
 /// `TEST_REDIS_URL`: the tests calling this are ignored when it was unset
 /// at build time (build.rs), and fail if it is unset when they run.
@@ -597,23 +727,20 @@ async fn delete_keys(url: &str, prefix: &str) {
     }
 }
 
-/// A gateway with its own SQLite database on the shared Redis.
-async fn gateway(url: &str, prefix: &str) -> (AbuseGuard, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = pool(&dir.path().join("gateway.db")).await;
-    let guard = AbuseGuard::open(redis_settings(url, prefix), pool)
+/// A gateway on `db` and the shared Redis.
+async fn gateway(settings: RateLimitSettings, db: &GatewayDb) -> AbuseGuard {
+    AbuseGuard::open(settings, db.pool().clone())
         .await
-        .unwrap_or_else(|e| panic!("{ENV_REDIS} is set but Redis is unusable: {e}"));
-    (guard, dir)
+        .unwrap_or_else(|e| panic!("{ENV_REDIS} is set but Redis is unusable: {e}"))
 }
 
-#[tokio::test]
-#[cfg_attr(not(test_redis_url), ignore = "needs TEST_REDIS_URL (Redis)")]
-async fn two_gateways_share_one_limit_through_redis() {
+async fn two_gateways_share_one_limit_through_redis(db: GatewayDb) {
     let url = redis_url("two_gateways_share_one_limit_through_redis");
     let prefix = unique_prefix("shared");
-    let (a, _db_a) = gateway(&url, &prefix).await;
-    let (b, _db_b) = gateway(&url, &prefix).await;
+    // Each gateway its own state database: only Redis is shared.
+    let other = another_database(&db).await;
+    let a = gateway(redis_settings(&url, &prefix), &db).await;
+    let b = gateway(redis_settings(&url, &prefix), &other.db).await;
     let sender = number(50);
     let now = t0();
     assert_eq!(a.check(&sender, "1", now).await.unwrap(), ALLOW);
@@ -644,11 +771,10 @@ async fn two_gateways_share_one_limit_through_redis() {
     b.unblock(&sender).await.unwrap();
     assert_eq!(b.check(&sender, "10", retry).await.unwrap(), ALLOW);
     delete_keys(&url, &prefix).await;
+    other.finish().await;
 }
 
-#[tokio::test]
-#[cfg_attr(not(test_redis_url), ignore = "needs TEST_REDIS_URL (Redis)")]
-async fn the_redis_script_and_the_in_process_limiter_agree() {
+async fn the_redis_script_and_the_in_process_limiter_agree(db: GatewayDb) {
     let url = redis_url("the_redis_script_and_the_in_process_limiter_agree");
     let settings = RateLimitSettings {
         burst: 4,
@@ -657,19 +783,19 @@ async fn the_redis_script_and_the_in_process_limiter_agree() {
         loop_repeats: 0,
         ..Default::default()
     };
-    let (local_guard, _db_local) = guard(settings.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let local_guard = guard(settings.clone(), &db).await;
     let prefix = unique_prefix("agree");
-    let shared_guard = AbuseGuard::open(
+    // Its own state database: the local guard's decisions stay its own.
+    let other = another_database(&db).await;
+    let shared_guard = gateway(
         RateLimitSettings {
             redis_url: Some(url.clone()),
             redis_key_prefix: prefix.clone(),
             ..settings
         },
-        pool(&dir.path().join("gateway.db")).await,
+        &other.db,
     )
-    .await
-    .unwrap_or_else(|e| panic!("{ENV_REDIS} is set but Redis is unusable: {e}"));
+    .await;
     let mut rng = Rng(42);
     let mut now = t0();
     let mut seen = [0_usize; 3];
@@ -687,43 +813,35 @@ async fn the_redis_script_and_the_in_process_limiter_agree() {
     }
     assert!(seen.iter().all(|n| *n > 0), "{seen:?}");
     delete_keys(&url, &prefix).await;
+    other.finish().await;
 }
 
-#[tokio::test]
-async fn an_unreachable_redis_stops_the_start_and_the_password_is_not_shown() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = pool(&dir.path().join("motcua.db")).await;
+async fn an_unreachable_redis_stops_the_start_and_the_password_is_not_shown(db: GatewayDb) {
     // Port 1 on the loopback: nothing listens there.
     let settings = redis_settings("redis://:s3cret@127.0.0.1:1/0", "motcua:rl:");
-    let err = AbuseGuard::open(settings, pool).await.unwrap_err();
+    let err = AbuseGuard::open(settings, db.pool().clone())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AbuseError::Redis { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.contains("redis://***@127.0.0.1:1/0"), "{message}");
+    assert!(message.contains("redis://:***@127.0.0.1:1/0"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
 }
 
-#[tokio::test]
-async fn missing_tables_are_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SqliteConnectOptions::new()
-        .filename(dir.path().join("empty.db"))
-        .create_if_missing(true);
-    let pool = SqlitePoolOptions::new()
-        .connect_with(options)
-        .await
+async fn missing_tables_are_a_clear_error(db: GatewayDb) {
+    on_state_pool!(db.pool(), p => sqlx::query("DROP TABLE rate_limited").execute(p).await.map(drop))
         .unwrap();
-    let err = AbuseGuard::open(RateLimitSettings::default(), pool)
+    let err = AbuseGuard::open(RateLimitSettings::default(), db.pool().clone())
         .await
         .unwrap_err();
     assert!(matches!(err, AbuseError::Schema { .. }), "{err}");
     assert!(err.to_string().contains("migrations"), "{err}");
 }
 
-// 6. Memory stays bounded.
+// 7. Memory stays bounded.
 
-#[tokio::test]
-async fn memory_shrinks_once_windows_pass() {
-    let (g, _db) = guard(RateLimitSettings::default()).await;
+async fn memory_shrinks_once_windows_pass(db: GatewayDb) {
+    let g = guard(RateLimitSettings::default(), &db).await;
     let now = t0();
     for i in 0..10_000 {
         let sender = number(1_000_000 + i);
@@ -771,7 +889,7 @@ async fn memory_shrinks_once_windows_pass() {
     assert_eq!(g.memory_sizes().total(), 2, "{:?}", g.memory_sizes());
 }
 
-// 7. Properties.
+// 8. Properties.
 
 fn one_instant_case() -> impl Strategy<Value = (RateLimitSettings, Vec<(String, Option<bool>)>)> {
     let settings = (
@@ -807,56 +925,94 @@ fn one_instant_case() -> impl Strategy<Value = (RateLimitSettings, Vec<(String, 
     (settings, messages)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
-
-    /// For one sender at one instant: no panic, never an answer after a
-    /// refusal, and at most one notice.
-    #[test]
-    fn verdicts_at_one_instant_are_monotone((settings, messages) in one_instant_case()) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let (g, _db) = guard(settings).await;
-            let sender = number(77);
-            let now = t0();
-            let mut refused = false;
-            let mut notices = 0;
-            for (i, (text, lookup)) in messages.iter().enumerate() {
-                let verdict = g.check(&sender, text, now).await.unwrap();
-                match verdict {
-                    Verdict::Allow => prop_assert!(!refused, "answer after a refusal: {i}"),
-                    Verdict::Notice { retry_at } => {
-                        notices += 1;
-                        prop_assert!(retry_at > local(now));
-                        refused = true;
-                    }
-                    Verdict::Silence { .. } => refused = true,
-                }
-                if let (Verdict::Allow, Some(found)) = (verdict, lookup) {
-                    let code = code(7, i as u32);
-                    g.record_lookup(&sender, &code, *found, now).await.unwrap();
-                }
-            }
-            prop_assert!(notices <= 1);
-            Ok::<(), TestCaseError>(())
-        })?;
+/// Checks `property` on [`PROPERTY_CASES`] values of the strategy `make`
+/// builds, shrinking a failure as `proptest!` does. The runner blocks, so
+/// it runs on a blocking thread, each case on the scenario's runtime (whose
+/// database the cases share), while the scenario awaits it.
+async fn check_property<S, F, Fut>(make: impl FnOnce() -> S + Send + 'static, property: F)
+where
+    S: Strategy,
+    F: Fn(S::Value) -> Fut + Send + 'static,
+    Fut: Future<Output = TestCaseResult>,
+{
+    let runtime = tokio::runtime::Handle::current();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut runner = TestRunner::new(ProptestConfig {
+            cases: PROPERTY_CASES,
+            source_file: Some(file!()),
+            ..ProptestConfig::default()
+        });
+        runner
+            .run(&make(), |value| runtime.block_on(property(value)))
+            .map_err(|error| error.to_string())
+    })
+    .await
+    .expect("the property runner");
+    if let Err(error) = outcome {
+        panic!("{error}");
     }
+}
 
-    /// Any sender, any text, any time the guard can represent: no panic.
-    #[test]
-    fn check_never_panics(
-        digits in "[35789][0-9]{8}",
-        text in "\\PC{0,64}",
-        offset_days in -3_000_i64..3_000,
-    ) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let (g, _db) = guard(RateLimitSettings::default()).await;
+/// Cases tried per property.
+const PROPERTY_CASES: u32 = 48;
+
+/// For one sender at one instant: no panic, never an answer after a
+/// refusal, and at most one notice.
+async fn verdicts_at_one_instant_are_monotone(db: GatewayDb) {
+    // The cases share the database: each has a sender of its own.
+    let senders = AtomicU32::new(0);
+    check_property(one_instant_case, move |(settings, messages)| {
+        let db = db.clone();
+        let sender = number(77_000 + senders.fetch_add(1, Ordering::Relaxed));
+        async move { one_instant(settings, messages, sender, &db).await }
+    })
+    .await;
+}
+
+async fn one_instant(
+    settings: RateLimitSettings,
+    messages: Vec<(String, Option<bool>)>,
+    sender: Msisdn,
+    db: &GatewayDb,
+) -> TestCaseResult {
+    let g = guard(settings, db).await;
+    let now = t0();
+    let mut refused = false;
+    let mut notices = 0;
+    for (i, (text, lookup)) in messages.iter().enumerate() {
+        let verdict = g.check(&sender, text, now).await.unwrap();
+        match verdict {
+            Verdict::Allow => prop_assert!(!refused, "answer after a refusal: {i}"),
+            Verdict::Notice { retry_at } => {
+                notices += 1;
+                prop_assert!(retry_at > local(now));
+                refused = true;
+            }
+            Verdict::Silence { .. } => refused = true,
+        }
+        if let (Verdict::Allow, Some(found)) = (verdict, lookup) {
+            let code = code(7, i as u32);
+            g.record_lookup(&sender, &code, *found, now).await.unwrap();
+        }
+    }
+    prop_assert!(notices <= 1);
+    Ok(())
+}
+
+/// Any sender, any text, any time the guard can represent: no panic.
+async fn check_never_panics(db: GatewayDb) {
+    let cases = || ("[35789][0-9]{8}", "\\PC{0,64}", -3_000_i64..3_000);
+    check_property(cases, move |(digits, text, offset_days)| {
+        let db = db.clone();
+        async move {
+            let g = guard(RateLimitSettings::default(), &db).await;
             let sender = Msisdn::parse(&format!("0{digits}")).unwrap();
             let now = t0() + TimeDelta::days(offset_days);
             for _ in 0..6 {
                 g.check(&sender, &text, now).await.unwrap();
             }
-        });
-    }
+            Ok(())
+        }
+    })
+    .await;
 }

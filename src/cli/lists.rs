@@ -1,5 +1,6 @@
 //! `motcua-sms block` and `motcua-sms allow`: the block and allow lists in
-//! the journal's database, which a running gateway reads on every message.
+//! the gateway's state database (`journal.url`, a SQLite file or
+//! PostgreSQL), which every gateway on it reads on every message.
 
 use std::process::ExitCode;
 
@@ -42,7 +43,7 @@ pub async fn edit_list(
     command: ListCommand,
 ) -> anyhow::Result<ExitCode> {
     let db = GatewayDb::open(&config.journal.url, config.journal.synchronous).await?;
-    let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().legacy_sqlite().clone()).await?;
+    let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().clone()).await?;
     let parse = |number: &str| {
         Msisdn::parse(number).with_context(|| format!("{number:?} is not a phone number"))
     };
