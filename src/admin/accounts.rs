@@ -1021,10 +1021,64 @@ mod tests {
         );
     }
 
+    async fn two_administrators_demoting_each_other_at_once_leave_one(db: GatewayDb) {
+        let accounts = accounts(&db);
+        for name in ["boss", "chief"] {
+            let admin = user(name);
+            accounts
+                .create(
+                    "cli",
+                    &admin,
+                    Role::Administrator,
+                    NewPassword::parse(FIRST, &admin).unwrap(),
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+        let mut demotions = tokio::task::JoinSet::new();
+        for (actor, target) in [("boss", "chief"), ("chief", "boss")] {
+            let accounts = accounts.clone();
+            demotions.spawn(async move {
+                accounts
+                    .update(actor, &user(target), AccountChange::Role(Role::Viewer), 1)
+                    .await
+            });
+        }
+        let mut done = 0;
+        while let Some(demoted) = demotions.join_next().await {
+            match demoted.unwrap() {
+                Ok(()) => done += 1,
+                // The one that lost: refused, or (SQLite) its write failed.
+                Err(AccountError::LastAdministrator(_) | AccountError::Database(_)) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(done, 1, "exactly one demotion goes through");
+        let admins: Vec<String> = accounts
+            .list(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.role == Role::Administrator && !a.disabled)
+            .map(|a| a.username)
+            .collect();
+        assert_eq!(admins.len(), 1, "{admins:?}");
+        let role_changes = accounts
+            .audit_log(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.2 == "account.role")
+            .count();
+        assert_eq!(role_changes, 1, "only the change made is audited");
+    }
+
     crate::on_both_engines!(
         a_first_password_must_be_changed_and_the_change_is_audited,
         repeated_wrong_passwords_lock_the_account_for_a_while,
         administrators_change_roles_but_never_remove_the_last_one,
         wrong_passwords_given_at_once_count_and_lock_exactly,
+        two_administrators_demoting_each_other_at_once_leave_one,
     );
 }
