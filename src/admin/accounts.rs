@@ -2,15 +2,17 @@
 //! administrator, an Argon2id password hash. A first password (or one an
 //! administrator reset) must be changed at the next login; repeated wrong
 //! passwords lock the account for a while; every change is written to the
-//! audit log with who made it. Stored in the journal's SQLite file beside
-//! the lists the console edits.
+//! audit log with who made it. Stored in the gateway's state database
+//! (`db::StatePool`: the SQLite file or the PostgreSQL database) beside the
+//! lists the console edits; each query is written once for both engines.
 
 use std::fmt;
 
+use crate::db::StatePool;
+use crate::on_state_pool;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use sqlx::SqlitePool;
 
 /// What an account may do.
 #[derive(
@@ -246,7 +248,7 @@ struct StoredAccount {
 /// The accounts and the audit log.
 #[derive(Clone)]
 pub struct Accounts {
-    pool: SqlitePool,
+    pool: StatePool,
     lockout: LockoutPolicy,
 }
 
@@ -268,25 +270,29 @@ fn verifies(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Appends to the audit log through `db` (the pool, or a transaction so
-/// that the entry is written with the change it records).
-pub(crate) async fn append_audit<'e>(
-    db: impl sqlx::SqliteExecutor<'e>,
+/// The statement that appends `(at, actor, action, target, detail)` to the
+/// audit log, for either engine: run it on the pool, or on a transaction so
+/// that the entry is written with the change it records
+/// (`audit_entry(…).execute(&mut *tx)` inside [`on_state_pool!`]).
+pub(crate) fn audit_entry<'q, DB: sqlx::Database>(
     at: i64,
-    actor: &str,
-    action: &str,
-    target: &str,
-    detail: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)")
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail)
-        .execute(db)
-        .await?;
-    Ok(())
+    actor: &'q str,
+    action: &'q str,
+    target: &'q str,
+    detail: &'q str,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
 }
 
 /// Hashing is slow on purpose: off the async threads.
@@ -298,7 +304,7 @@ async fn blocking<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -
 
 impl Accounts {
     /// Accounts in the gateway database (`db::GatewayDb`, which migrated it).
-    pub fn new(pool: SqlitePool, lockout: LockoutPolicy) -> Self {
+    pub fn new(pool: StatePool, lockout: LockoutPolicy) -> Self {
         Accounts { pool, lockout }
     }
 
@@ -315,7 +321,8 @@ impl Accounts {
         target: &str,
         detail: &str,
     ) -> Result<(), AccountError> {
-        Ok(append_audit(&self.pool, at, actor, action, target, detail).await?)
+        on_state_pool!(&self.pool, p => audit_entry(at, actor, action, target, detail).execute(p).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// The audit log, newest first: (at, actor, action, target, detail).
@@ -327,12 +334,12 @@ impl Accounts {
         &self,
         limit: u32,
     ) -> Result<Vec<(i64, String, String, String, String)>, AccountError> {
-        Ok(sqlx::query_as(
-            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?",
+        Ok(on_state_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Creates an account whose first password must be changed at the first login.
@@ -349,18 +356,19 @@ impl Accounts {
         now: i64,
     ) -> Result<(), AccountError> {
         let hashed = blocking(move || hash(&password.0)).await?;
-        let inserted = sqlx::query(
+        let inserted = on_state_pool!(&self.pool, p => sqlx::query(
             "INSERT INTO accounts (username, role, password_hash, must_change, created_at, updated_at) \
-             VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (username) DO NOTHING",
+             VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT (username) DO NOTHING",
         )
         .bind(username.as_str())
         .bind(role.as_str())
-        .bind(hashed)
+        .bind(&hashed)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if inserted == 0 {
             return Err(AccountError::Exists(username.to_string()));
         }
         self.audit(
@@ -386,17 +394,16 @@ impl Accounts {
         password: &str,
         now: i64,
     ) -> Result<Login, AccountError> {
-        let row: Option<StoredAccount> =
-            match Username::parse(username) {
-                Ok(name) => sqlx::query_as(
-                    "SELECT username, role, password_hash, must_change, locked_until, disabled \
-                 FROM accounts WHERE username = ?",
-                )
-                .bind(name.as_str())
-                .fetch_optional(&self.pool)
-                .await?,
-                Err(_) => None,
-            };
+        let row: Option<StoredAccount> = match Username::parse(username) {
+            Ok(name) => on_state_pool!(&self.pool, p => sqlx::query_as(
+                "SELECT username, role, password_hash, must_change, locked_until, disabled \
+                 FROM accounts WHERE username = $1",
+            )
+            .bind(name.as_str())
+            .fetch_optional(p)
+            .await)?,
+            Err(_) => None,
+        };
         let password = password.to_owned();
         let Some(StoredAccount {
             username: name,
@@ -416,60 +423,85 @@ impl Accounts {
         }
         if let Some(until) = locked_until.filter(|&until| until > now) {
             return Err(AccountError::Locked {
-                minutes: (until - now + 59_999) / 60_000,
+                minutes: minutes_left(until, now),
             });
         }
         let right = blocking(move || verifies(&password, &stored)).await;
         if !right {
-            // Counted in the database, not from what was read before the
-            // (slow) hash: wrong guesses made at once each count.
-            let failed: i64 = sqlx::query_scalar(
-                "UPDATE accounts SET failed_logins = failed_logins + 1, updated_at = ? \
-                 WHERE username = ? RETURNING failed_logins",
-            )
-            .bind(now)
-            .bind(&name)
-            .fetch_one(&self.pool)
-            .await?;
-            let limit = i64::from(self.lockout.after_failures);
-            // The failure that reaches the limit first locks and resets the
-            // count; one made meanwhile finds it reset and locks nothing again.
-            let locked = failed >= limit
-                && sqlx::query(
-                    "UPDATE accounts SET failed_logins = 0, locked_until = ?, updated_at = ? \
-                     WHERE username = ? AND failed_logins >= ?",
-                )
-                .bind(now + self.lockout.lock_ms)
-                .bind(now)
-                .bind(&name)
-                .bind(limit)
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-                    == 1;
-            if locked {
-                tracing::warn!(account = %name, failures = failed, "admin account locked after repeated wrong passwords");
-                self.audit(
-                    now,
-                    "system",
-                    "account.lockout",
-                    &name,
-                    &format!("{failed} wrong passwords"),
-                )
-                .await?;
-            }
-            return Err(AccountError::WrongCredentials);
+            return self.count_failure(&name, now).await;
         }
-        sqlx::query(
-            "UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE username = ?",
+        // Not if wrong guesses made meanwhile locked the account: the lock stands.
+        let reset = on_state_pool!(&self.pool, p => sqlx::query(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL \
+             WHERE username = $1 AND (locked_until IS NULL OR locked_until <= $2)",
         )
         .bind(&name)
-        .execute(&self.pool)
-        .await?;
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if reset == 0 {
+            return Err(self.locked_meanwhile(&name, now).await?);
+        }
         Ok(Login {
             username: Username(name),
             role: Role::parse(&role)?,
             must_change_password: must_change == 1,
+        })
+    }
+
+    /// Counts a wrong password for `name`. Counted and locked in one
+    /// statement, not from what was read before the (slow) hash: wrong
+    /// guesses made at once each count, on PostgreSQL as on SQLite (the
+    /// row's lock orders them, and each sees the one before). The failure
+    /// that reaches the limit locks the account and resets the count; one
+    /// made meanwhile finds the account locked and counts nothing, as it
+    /// would have been refused had it come a moment later.
+    async fn count_failure(&self, name: &str, now: i64) -> Result<Login, AccountError> {
+        let limit = i64::from(self.lockout.after_failures);
+        let counted: Option<(i64, Option<i64>)> = on_state_pool!(&self.pool, p => sqlx::query_as(
+            "UPDATE accounts SET \
+               failed_logins = CASE WHEN failed_logins + 1 >= $1 THEN 0 ELSE failed_logins + 1 END, \
+               locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END, \
+               updated_at = $3 \
+             WHERE username = $4 AND (locked_until IS NULL OR locked_until <= $3) \
+             RETURNING failed_logins, locked_until",
+        )
+        .bind(limit)
+        .bind(now + self.lockout.lock_ms)
+        .bind(now)
+        .bind(name)
+        .fetch_optional(p)
+        .await)?;
+        // Only the failure that locks leaves the count at zero.
+        if let Some((0, Some(_))) = counted {
+            tracing::warn!(account = %name, failures = limit, "admin account locked after repeated wrong passwords");
+            self.audit(
+                now,
+                "system",
+                "account.lockout",
+                name,
+                &format!("{limit} wrong passwords"),
+            )
+            .await?;
+        }
+        Err(AccountError::WrongCredentials)
+    }
+
+    /// The refusal for a right password given while wrong ones made at the
+    /// same time locked the account.
+    async fn locked_meanwhile(&self, name: &str, now: i64) -> Result<AccountError, AccountError> {
+        let until: Option<Option<i64>> = on_state_pool!(&self.pool, p => sqlx::query_scalar(
+            "SELECT locked_until FROM accounts WHERE username = $1",
+        )
+        .bind(name)
+        .fetch_optional(p)
+        .await)?;
+        Ok(match until.flatten() {
+            Some(until) if until > now => AccountError::Locked {
+                minutes: minutes_left(until, now),
+            },
+            _ => AccountError::WrongCredentials,
         })
     }
 
@@ -493,24 +525,33 @@ impl Accounts {
             ));
         }
         let hashed = blocking(move || hash(&new.0)).await?;
-        sqlx::query("UPDATE accounts SET password_hash = ?, must_change = 0, updated_at = ? WHERE username = ?")
-            .bind(hashed)
+        let name = login.username.as_str();
+        on_state_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "UPDATE accounts SET password_hash = $1, must_change = 0, updated_at = $2 \
+                 WHERE username = $3",
+            )
+            .bind(&hashed)
             .bind(now)
-            .bind(login.username.as_str())
-            .execute(&self.pool)
+            .bind(name)
+            .execute(&mut *tx)
             .await?;
-        self.audit(
-            now,
-            login.username.as_str(),
-            "account.password",
-            login.username.as_str(),
-            "",
-        )
-        .await
+            audit_entry(now, name, "account.password", name, "")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
     }
 
     /// An administrator sets a role, resets a password (to be changed at the
-    /// next login), disables or enables an account, or unlocks it.
+    /// next login), disables or enables an account, or unlocks it. The
+    /// change and its audit entry are written together; a change that would
+    /// leave no enabled administrator is refused, also when two are made at
+    /// once (on PostgreSQL the administrators' rows are locked while it is
+    /// checked; on SQLite the second write fails rather than act on what it
+    /// read before the first).
     ///
     /// # Errors
     ///
@@ -522,12 +563,13 @@ impl Accounts {
         change: AccountChange,
         now: i64,
     ) -> Result<(), AccountError> {
-        let current: Option<(String, i64)> =
-            sqlx::query_as("SELECT role, disabled FROM accounts WHERE username = ?")
-                .bind(username.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((role, _disabled)) = current else {
+        let current: Option<String> = on_state_pool!(&self.pool, p => sqlx::query_scalar(
+            "SELECT role FROM accounts WHERE username = $1",
+        )
+        .bind(username.as_str())
+        .fetch_optional(p)
+        .await)?;
+        let Some(role) = current else {
             return Err(AccountError::NoSuchAccount(username.to_string()));
         };
         let demotes_admin = role == Role::Administrator.as_str()
@@ -535,68 +577,69 @@ impl Accounts {
                 change,
                 AccountChange::Role(Role::Operator | Role::Viewer) | AccountChange::Disabled(true)
             );
-        if demotes_admin {
-            let admins: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM accounts WHERE role = 'administrator' AND disabled = 0",
-            )
-            .fetch_one(&self.pool)
-            .await?;
-            if admins <= 1 {
-                return Err(AccountError::LastAdministrator(username.to_string()));
+        let admins_sql = match &self.pool {
+            StatePool::Sqlite(_) => {
+                "SELECT username FROM accounts WHERE role = 'administrator' AND disabled = 0"
             }
-        }
-        let (action, detail) = match change {
-            AccountChange::Role(role) => {
-                sqlx::query("UPDATE accounts SET role = ?, updated_at = ? WHERE username = ?")
-                    .bind(role.as_str())
-                    .bind(now)
-                    .bind(username.as_str())
-                    .execute(&self.pool)
-                    .await?;
-                ("account.role", role.as_str().to_owned())
-            }
-            AccountChange::ResetPassword(password) => {
-                let hashed = blocking(move || hash(&password.0)).await?;
-                sqlx::query(
-                    "UPDATE accounts SET password_hash = ?, must_change = 1, failed_logins = 0, \
-                     locked_until = NULL, updated_at = ? WHERE username = ?",
-                )
-                .bind(hashed)
-                .bind(now)
-                .bind(username.as_str())
-                .execute(&self.pool)
-                .await?;
-                ("account.reset_password", String::new())
-            }
-            AccountChange::Disabled(disabled) => {
-                sqlx::query("UPDATE accounts SET disabled = ?, updated_at = ? WHERE username = ?")
-                    .bind(i64::from(disabled))
-                    .bind(now)
-                    .bind(username.as_str())
-                    .execute(&self.pool)
-                    .await?;
-                (
-                    if disabled {
-                        "account.disable"
-                    } else {
-                        "account.enable"
-                    },
-                    String::new(),
-                )
-            }
-            AccountChange::Unlock => {
-                sqlx::query(
-                    "UPDATE accounts SET failed_logins = 0, locked_until = NULL, updated_at = ? WHERE username = ?",
-                )
-                .bind(now)
-                .bind(username.as_str())
-                .execute(&self.pool)
-                .await?;
-                ("account.unlock", String::new())
+            // In one order, so that two checks at once never deadlock.
+            StatePool::Postgres(_) => {
+                "SELECT username FROM accounts WHERE role = 'administrator' AND disabled = 0 \
+                 ORDER BY username FOR UPDATE"
             }
         };
-        self.audit(now, actor, action, username.as_str(), &detail)
-            .await
+        let (action, detail) = match &change {
+            AccountChange::Role(role) => ("account.role", role.as_str().to_owned()),
+            AccountChange::ResetPassword(_) => ("account.reset_password", String::new()),
+            AccountChange::Disabled(true) => ("account.disable", String::new()),
+            AccountChange::Disabled(false) => ("account.enable", String::new()),
+            AccountChange::Unlock => ("account.unlock", String::new()),
+        };
+        // The slow hash before the transaction, which holds locks.
+        let write = match change {
+            AccountChange::Role(role) => Write::Role(role.as_str()),
+            AccountChange::ResetPassword(password) => {
+                Write::Password(blocking(move || hash(&password.0)).await?)
+            }
+            AccountChange::Disabled(disabled) => Write::Disabled(i64::from(disabled)),
+            AccountChange::Unlock => Write::Unlock,
+        };
+        let name = username.as_str();
+        on_state_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            if demotes_admin {
+                let admins: Vec<String> =
+                    sqlx::query_scalar(admins_sql).fetch_all(&mut *tx).await?;
+                if admins.len() <= 1 {
+                    return Err(AccountError::LastAdministrator(username.to_string()));
+                }
+            }
+            // Each statement ends with `updated_at` and the username.
+            let write = match &write {
+                Write::Role(role) => sqlx::query(
+                    "UPDATE accounts SET role = $1, updated_at = $2 WHERE username = $3",
+                )
+                .bind(*role),
+                Write::Password(hashed) => sqlx::query(
+                    "UPDATE accounts SET password_hash = $1, must_change = 1, failed_logins = 0, \
+                     locked_until = NULL, updated_at = $2 WHERE username = $3",
+                )
+                .bind(hashed.as_str()),
+                Write::Disabled(disabled) => sqlx::query(
+                    "UPDATE accounts SET disabled = $1, updated_at = $2 WHERE username = $3",
+                )
+                .bind(*disabled),
+                Write::Unlock => sqlx::query(
+                    "UPDATE accounts SET failed_logins = 0, locked_until = NULL, \
+                     updated_at = $1 WHERE username = $2",
+                ),
+            };
+            write.bind(now).bind(name).execute(&mut *tx).await?;
+            audit_entry(now, actor, action, name, &detail)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Every account, by name.
@@ -605,11 +648,11 @@ impl Accounts {
     ///
     /// Database.
     pub async fn list(&self, now: i64) -> Result<Vec<AccountInfo>, AccountError> {
-        let rows: Vec<(String, String, i64, Option<i64>, i64)> = sqlx::query_as(
+        let rows: Vec<(String, String, i64, Option<i64>, i64)> = on_state_pool!(&self.pool, p => sqlx::query_as(
             "SELECT username, role, must_change, locked_until, disabled FROM accounts ORDER BY username",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await)?;
         rows.into_iter()
             .map(|(username, role, must_change, locked_until, disabled)| {
                 Ok(AccountInfo {
@@ -622,6 +665,23 @@ impl Accounts {
             })
             .collect()
     }
+}
+
+/// Whole minutes, rounded up, from `now` until `until` (Unix ms).
+fn minutes_left(until: i64, now: i64) -> i64 {
+    (until - now + 59_999) / 60_000
+}
+
+/// What [`Accounts::update`] writes for an [`AccountChange`].
+enum Write {
+    /// The role's stored name.
+    Role(&'static str),
+    /// The new password's hash.
+    Password(String),
+    /// 1 to disable, 0 to enable.
+    Disabled(i64),
+    /// Lift the lockout.
+    Unlock,
 }
 
 /// What an administrator changes on an account.
@@ -640,24 +700,15 @@ pub enum AccountChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Durability, GatewayDb};
+    use crate::db::GatewayDb;
 
-    async fn accounts(dir: &tempfile::TempDir) -> (Accounts, GatewayDb) {
-        let db = GatewayDb::open(
-            &format!("sqlite://{}/journal.db", dir.path().display()),
-            Durability::Full,
-        )
-        .await
-        .unwrap();
-        (
-            Accounts::new(
-                db.pool().legacy_sqlite().clone(),
-                LockoutPolicy {
-                    after_failures: 3,
-                    lock_ms: 60_000,
-                },
-            ),
-            db,
+    fn accounts(db: &GatewayDb) -> Accounts {
+        Accounts::new(
+            db.pool().clone(),
+            LockoutPolicy {
+                after_failures: 3,
+                lock_ms: 60_000,
+            },
         )
     }
 
@@ -698,10 +749,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_first_password_must_be_changed_and_the_change_is_audited() {
-        let dir = tempfile::tempdir().unwrap();
-        let (accounts, _db) = accounts(&dir).await;
+    async fn a_first_password_must_be_changed_and_the_change_is_audited(db: GatewayDb) {
+        let accounts = accounts(&db);
         let an = user("an.nguyen");
         let first = NewPassword::parse(FIRST, &an).unwrap();
         accounts
@@ -743,18 +792,18 @@ mod tests {
         let actions: Vec<&str> = log.iter().map(|e| e.2.as_str()).collect();
         assert_eq!(actions, ["account.password", "account.create"]);
         // The stored hash is Argon2id, never the password.
-        let stored: String = sqlx::query_scalar("SELECT password_hash FROM accounts")
-            .fetch_one(&accounts.pool)
-            .await
-            .unwrap();
+        let stored: String = on_state_pool!(db.pool(), p => {
+            sqlx::query_scalar("SELECT password_hash FROM accounts")
+                .fetch_one(p)
+                .await
+        })
+        .unwrap();
         assert!(stored.starts_with("$argon2id$"), "{stored}");
         assert!(!stored.contains("Second"));
     }
 
-    #[tokio::test]
-    async fn repeated_wrong_passwords_lock_the_account_for_a_while() {
-        let dir = tempfile::tempdir().unwrap();
-        let (accounts, _db) = accounts(&dir).await;
+    async fn repeated_wrong_passwords_lock_the_account_for_a_while(db: GatewayDb) {
+        let accounts = accounts(&db);
         let an = user("an.nguyen");
         accounts
             .create(
@@ -791,10 +840,8 @@ mod tests {
         assert_eq!(log[0].2, "account.lockout");
     }
 
-    #[tokio::test]
-    async fn administrators_change_roles_but_never_remove_the_last_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let (accounts, _db) = accounts(&dir).await;
+    async fn administrators_change_roles_but_never_remove_the_last_one(db: GatewayDb) {
+        let accounts = accounts(&db);
         let boss = user("boss");
         let an = user("an.nguyen");
         accounts
@@ -883,4 +930,155 @@ mod tests {
             ]
         );
     }
+
+    /// The account's failure count and lock, as stored.
+    async fn stored_lockout(db: &GatewayDb, name: &str) -> (i64, Option<i64>) {
+        on_state_pool!(db.pool(), p => {
+            sqlx::query_as("SELECT failed_logins, locked_until FROM accounts WHERE username = $1")
+                .bind(name)
+                .fetch_one(p)
+                .await
+        })
+        .unwrap()
+    }
+
+    /// Twenty logins with a wrong password for `name`, all at once (each on
+    /// a task of its own; on PostgreSQL on several connections in parallel).
+    async fn wrong_at_once(accounts: &Accounts, name: &'static str) -> Vec<AccountError> {
+        let mut tries = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let accounts = accounts.clone();
+            tries.spawn(async move { accounts.login(name, "wrong-password-1", 1_000).await });
+        }
+        let mut refusals = Vec::new();
+        while let Some(tried) = tries.join_next().await {
+            refusals.push(tried.unwrap().unwrap_err());
+        }
+        refusals
+    }
+
+    async fn wrong_passwords_given_at_once_count_and_lock_exactly(db: GatewayDb) {
+        let an = user("an.nguyen");
+        let binh = user("binh.tran");
+        let patient = Accounts::new(
+            db.pool().clone(),
+            LockoutPolicy {
+                after_failures: 25,
+                lock_ms: 60_000,
+            },
+        );
+        for name in [&an, &binh] {
+            patient
+                .create(
+                    "cli",
+                    name,
+                    Role::Viewer,
+                    NewPassword::parse(FIRST, name).unwrap(),
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+        // Under the limit: every one of the twenty counts, none is lost.
+        let refusals = wrong_at_once(&patient, "an.nguyen").await;
+        assert!(
+            refusals
+                .iter()
+                .all(|e| matches!(e, AccountError::WrongCredentials)),
+            "{refusals:?}"
+        );
+        assert_eq!(stored_lockout(&db, "an.nguyen").await, (20, None));
+
+        // Over it (3): the account is locked once, for the policy's time,
+        // its count reset; the failures after the third count nothing more.
+        let strict = accounts(&db);
+        let refusals = wrong_at_once(&strict, "binh.tran").await;
+        assert!(
+            refusals.iter().all(|e| matches!(
+                e,
+                AccountError::WrongCredentials | AccountError::Locked { minutes: 1 }
+            )),
+            "{refusals:?}"
+        );
+        assert_eq!(stored_lockout(&db, "binh.tran").await, (0, Some(61_000)));
+        let lockouts: Vec<String> = strict
+            .audit_log(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.2 == "account.lockout")
+            .map(|e| format!("{} {} {} {}", e.0, e.1, e.3, e.4))
+            .collect();
+        assert_eq!(lockouts, ["1000 system binh.tran 3 wrong passwords"]);
+        assert!(matches!(
+            strict.login("binh.tran", FIRST, 2_000).await,
+            Err(AccountError::Locked { minutes: 1 })
+        ));
+        assert_eq!(
+            stored_lockout(&db, "an.nguyen").await,
+            (20, None),
+            "another account's failures are its own"
+        );
+    }
+
+    async fn two_administrators_demoting_each_other_at_once_leave_one(db: GatewayDb) {
+        let accounts = accounts(&db);
+        for name in ["boss", "chief"] {
+            let admin = user(name);
+            accounts
+                .create(
+                    "cli",
+                    &admin,
+                    Role::Administrator,
+                    NewPassword::parse(FIRST, &admin).unwrap(),
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+        let mut demotions = tokio::task::JoinSet::new();
+        for (actor, target) in [("boss", "chief"), ("chief", "boss")] {
+            let accounts = accounts.clone();
+            demotions.spawn(async move {
+                accounts
+                    .update(actor, &user(target), AccountChange::Role(Role::Viewer), 1)
+                    .await
+            });
+        }
+        let mut done = 0;
+        while let Some(demoted) = demotions.join_next().await {
+            match demoted.unwrap() {
+                Ok(()) => done += 1,
+                // The one that lost: refused, or (SQLite) its write failed.
+                Err(AccountError::LastAdministrator(_) | AccountError::Database(_)) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(done, 1, "exactly one demotion goes through");
+        let admins: Vec<String> = accounts
+            .list(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.role == Role::Administrator && !a.disabled)
+            .map(|a| a.username)
+            .collect();
+        assert_eq!(admins.len(), 1, "{admins:?}");
+        let role_changes = accounts
+            .audit_log(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.2 == "account.role")
+            .count();
+        assert_eq!(role_changes, 1, "only the change made is audited");
+    }
+
+    crate::on_both_engines!(
+        a_first_password_must_be_changed_and_the_change_is_audited,
+        repeated_wrong_passwords_lock_the_account_for_a_while,
+        administrators_change_roles_but_never_remove_the_last_one,
+        wrong_passwords_given_at_once_count_and_lock_exactly,
+        two_administrators_demoting_each_other_at_once_leave_one,
+    );
 }

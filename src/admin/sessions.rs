@@ -3,13 +3,15 @@
 //! successful [`Accounts::login`](super::accounts::Accounts::login). Only the
 //! SHA-256 of a secret is stored. Every use reads the account again, so a
 //! role change or a disabled account counts from the next request; a
-//! password change or reset ends the account's other sessions.
+//! password change or reset ends the account's other sessions. Stored in
+//! the gateway's state database (`admin_sessions`, SQLite or PostgreSQL).
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
-use sqlx::SqlitePool;
 
 use super::accounts::{AccountError, Role};
+use crate::db::StatePool;
+use crate::on_state_pool;
 
 /// How a session was made and is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -95,7 +97,7 @@ struct SessionRow {
 /// The sessions table.
 #[derive(Clone)]
 pub struct Sessions {
-    pool: SqlitePool,
+    pool: StatePool,
     policy: SessionPolicy,
 }
 
@@ -119,7 +121,7 @@ const TOUCH_EVERY_MS: i64 = 60 * 1000;
 
 impl Sessions {
     /// Sessions in the gateway database (`db::GatewayDb`, which migrated it).
-    pub fn new(pool: SqlitePool, policy: SessionPolicy) -> Self {
+    pub fn new(pool: StatePool, policy: SessionPolicy) -> Self {
         Sessions { pool, policy }
     }
 
@@ -153,24 +155,27 @@ impl Sessions {
                 SessionKind::Cookie => self.policy.max_ms,
                 SessionKind::Bearer => self.policy.token_ms,
             };
-        sqlx::query(
-            "INSERT INTO admin_sessions (token_hash, username, kind, csrf_token, label, created_at, \
-             last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&token_hash)
-        .bind(username)
-        .bind(kind.as_str())
-        .bind(&csrf_token)
-        .bind(label)
-        .bind(now)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?")
+        on_state_pool!(&self.pool, p => {
+            sqlx::query(
+                "INSERT INTO admin_sessions (token_hash, username, kind, csrf_token, label, \
+                 created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token_hash)
+            .bind(username)
+            .bind(kind.as_str())
+            .bind(&csrf_token)
+            .bind(label)
             .bind(now)
-            .execute(&self.pool)
+            .bind(now)
+            .bind(expires_at)
+            .execute(p)
             .await?;
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })?;
         Ok(NewSession {
             secret,
             session: ActiveSession {
@@ -200,15 +205,15 @@ impl Sessions {
             return Ok(None);
         }
         let token_hash = digest(secret);
-        let row: Option<SessionRow> = sqlx::query_as(
+        let row: Option<SessionRow> = on_state_pool!(&self.pool, p => sqlx::query_as(
             "SELECT s.token_hash, s.username, s.kind, s.csrf_token, s.last_seen_at, s.expires_at, \
                     a.role, a.must_change, a.disabled \
              FROM admin_sessions s JOIN accounts a ON a.username = s.username \
-             WHERE s.token_hash = ?",
+             WHERE s.token_hash = $1",
         )
         .bind(&token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(p)
+        .await)?;
         let Some(row) = row else { return Ok(None) };
         let kind = if row.kind == "cookie" {
             SessionKind::Cookie
@@ -221,11 +226,14 @@ impl Sessions {
             return Ok(None);
         }
         if now - row.last_seen_at >= (self.policy.idle_ms / 4).min(TOUCH_EVERY_MS) {
-            sqlx::query("UPDATE admin_sessions SET last_seen_at = ? WHERE token_hash = ?")
-                .bind(now)
-                .bind(&row.token_hash)
-                .execute(&self.pool)
-                .await?;
+            on_state_pool!(&self.pool, p => {
+                sqlx::query("UPDATE admin_sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                    .bind(now)
+                    .bind(&row.token_hash)
+                    .execute(p)
+                    .await
+                    .map(|_| ())
+            })?;
         }
         Ok(Some(ActiveSession {
             username: row.username,
@@ -248,10 +256,13 @@ impl Sessions {
     }
 
     async fn end_hash(&self, token_hash: &str) -> Result<(), AccountError> {
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+        on_state_pool!(&self.pool, p => {
+            sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -267,12 +278,15 @@ impl Sessions {
         keep: Option<&ActiveSession>,
     ) -> Result<u64, AccountError> {
         let keep = keep.map(|s| s.token_hash.as_str()).unwrap_or("");
-        let done = sqlx::query("DELETE FROM admin_sessions WHERE username = ? AND token_hash <> ?")
-            .bind(username)
-            .bind(keep)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        let done = on_state_pool!(&self.pool, p => {
+            sqlx::query("DELETE FROM admin_sessions WHERE username = $1 AND token_hash <> $2")
+                .bind(username)
+                .bind(keep)
+                .execute(p)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(done)
     }
 
     /// Sessions in force now, per account (for the console's account list).
@@ -281,12 +295,12 @@ impl Sessions {
     ///
     /// [`AccountError::Database`].
     pub async fn count_by_user(&self, now: i64) -> Result<Vec<(String, i64)>, AccountError> {
-        Ok(sqlx::query_as(
-            "SELECT username, count(*) FROM admin_sessions WHERE expires_at > ? GROUP BY username",
+        Ok(on_state_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT username, count(*) FROM admin_sessions WHERE expires_at > $1 GROUP BY username",
         )
         .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(p)
+        .await)?)
     }
 }
 
@@ -294,19 +308,10 @@ impl Sessions {
 mod tests {
     use super::*;
     use crate::admin::accounts::{Accounts, LockoutPolicy, NewPassword, Username};
-    use crate::db::{Durability, GatewayDb};
+    use crate::db::GatewayDb;
 
-    async fn setup(
-        dir: &tempfile::TempDir,
-        policy: SessionPolicy,
-    ) -> (Sessions, Accounts, GatewayDb) {
-        let db = GatewayDb::open(
-            &format!("sqlite://{}/journal.db", dir.path().display()),
-            Durability::Full,
-        )
-        .await
-        .unwrap();
-        let accounts = Accounts::new(db.pool().legacy_sqlite().clone(), LockoutPolicy::default());
+    async fn setup(db: &GatewayDb, policy: SessionPolicy) -> (Sessions, Accounts) {
+        let accounts = Accounts::new(db.pool().clone(), LockoutPolicy::default());
         let name = Username::parse("lan").unwrap();
         accounts
             .create(
@@ -318,13 +323,11 @@ mod tests {
             )
             .await
             .unwrap();
-        (Sessions::new(db.pool().legacy_sqlite().clone(), policy), accounts, db)
+        (Sessions::new(db.pool().clone(), policy), accounts)
     }
 
-    #[tokio::test]
-    async fn a_session_resolves_by_its_secret_only_and_ends_on_logout() {
-        let dir = tempfile::tempdir().unwrap();
-        let (sessions, _accounts, _db) = setup(&dir, SessionPolicy::default()).await;
+    async fn a_session_resolves_by_its_secret_only_and_ends_on_logout(db: GatewayDb) {
+        let (sessions, _accounts) = setup(&db, SessionPolicy::default()).await;
         let made = sessions
             .start("lan", Role::Operator, true, SessionKind::Cookie, "", 1_000)
             .await
@@ -348,10 +351,12 @@ mod tests {
             .is_none());
         assert!(sessions.resolve("not hex", 2_000).await.unwrap().is_none());
         // Only the hash is stored.
-        let stored: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM admin_sessions")
-            .fetch_all(&sessions.pool)
-            .await
-            .unwrap();
+        let stored: Vec<(String,)> = on_state_pool!(db.pool(), p => {
+            sqlx::query_as("SELECT token_hash FROM admin_sessions")
+                .fetch_all(p)
+                .await
+        })
+        .unwrap();
         assert!(stored.iter().all(|(h,)| h != &made.secret));
         sessions.end(&found).await.unwrap();
         assert!(sessions
@@ -361,15 +366,13 @@ mod tests {
             .is_none());
     }
 
-    #[tokio::test]
-    async fn cookie_sessions_end_when_idle_or_old_and_tokens_when_due() {
-        let dir = tempfile::tempdir().unwrap();
+    async fn cookie_sessions_end_when_idle_or_old_and_tokens_when_due(db: GatewayDb) {
         let policy = SessionPolicy {
             idle_ms: 10_000,
             max_ms: 100_000,
             token_ms: 1_000_000,
         };
-        let (sessions, _accounts, _db) = setup(&dir, policy).await;
+        let (sessions, _accounts) = setup(&db, policy).await;
         let cookie = sessions
             .start("lan", Role::Operator, false, SessionKind::Cookie, "", 0)
             .await
@@ -432,10 +435,8 @@ mod tests {
             .is_none());
     }
 
-    #[tokio::test]
-    async fn a_disabled_account_or_a_password_change_ends_sessions() {
-        let dir = tempfile::tempdir().unwrap();
-        let (sessions, accounts, _db) = setup(&dir, SessionPolicy::default()).await;
+    async fn a_disabled_account_or_a_password_change_ends_sessions(db: GatewayDb) {
+        let (sessions, accounts) = setup(&db, SessionPolicy::default()).await;
         let a = sessions
             .start("lan", Role::Operator, false, SessionKind::Cookie, "", 0)
             .await
@@ -461,4 +462,10 @@ mod tests {
             .unwrap();
         assert!(sessions.resolve(&a.secret, 3).await.unwrap().is_none());
     }
+
+    crate::on_both_engines!(
+        a_session_resolves_by_its_secret_only_and_ends_on_logout,
+        cookie_sessions_end_when_idle_or_old_and_tokens_when_due,
+        a_disabled_account_or_a_password_change_ends_sessions,
+    );
 }

@@ -1,8 +1,9 @@
 //! Reply template versions for the admin console: list the templates, read
 //! one with its saved versions, preview a candidate text against the sample
 //! dossiers, save a version, put one in use, roll back. Versions and every
-//! change of the text in use are stored in the journal's SQLite file
-//! (`template_versions`, `template_activations`) and written to the audit log.
+//! change of the text in use are stored in the gateway's state database
+//! (`template_versions`, `template_activations`; SQLite or PostgreSQL) and
+//! written to the audit log.
 //!
 //! A bad template never reaches citizens: a text is saved only when it
 //! compiles, uses only the reply variables (even in branches no sample
@@ -25,10 +26,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sqlx::SqlitePool;
 
-use crate::admin::accounts::append_audit;
+use crate::admin::accounts::audit_entry;
 use crate::clock::now_ms;
+use crate::db::StatePool;
+use crate::on_state_pool;
 use crate::reload::Swappable;
 use crate::reply::{
     Renderer, ReplyContext, ReplyKind, ReplySettings, TemplateError, TemplateOverride,
@@ -305,7 +307,7 @@ fn in_time(name: &'static str, deadline: Instant) -> Result<(), TemplateAdminErr
 /// The template versions, and the set of templates replies use.
 #[derive(Clone)]
 pub struct TemplateVersions {
-    pool: SqlitePool,
+    pool: StatePool,
     templates: Arc<Swappable<Renderer>>,
     dir: PathBuf,
     /// Replaced by [`TemplateVersions::reload_with`] when `[reply]` changes.
@@ -347,8 +349,8 @@ fn overrides(active: &[(ReplyKind, String, i64)]) -> Vec<TemplateOverride> {
 }
 
 impl TemplateVersions {
-    /// Template versions in the journal's database (migrated by the
-    /// journal). The versions in use are loaded and, if there are any, put
+    /// Template versions in the gateway's state database (`db::GatewayDb`,
+    /// which migrated it). The versions in use are loaded and, if there are any, put
     /// in `templates` with the files of `dir` (which may not exist) and the
     /// built-ins. A stored version that no longer passes its checks (the
     /// settings changed) is skipped with a warning: the file or built-in
@@ -358,19 +360,19 @@ impl TemplateVersions {
     ///
     /// [`TemplateAdminError::Database`].
     pub async fn open(
-        pool: SqlitePool,
+        pool: StatePool,
         templates: Arc<Swappable<Renderer>>,
         dir: PathBuf,
         settings: ReplySettings,
     ) -> Result<Self, TemplateAdminError> {
-        let stored: Vec<(String, i64, String)> = sqlx::query_as(
+        let stored: Vec<(String, i64, String)> = on_state_pool!(&pool, p => sqlx::query_as(
             "SELECT a.template, v.id, v.source FROM template_activations a \
              JOIN template_versions v ON v.id = a.version_id \
              WHERE a.id IN (SELECT max(id) FROM template_activations GROUP BY template) \
              ORDER BY a.template",
         )
-        .fetch_all(&pool)
-        .await?;
+        .fetch_all(p)
+        .await)?;
         let versions = TemplateVersions {
             pool,
             templates,
@@ -545,12 +547,12 @@ impl TemplateVersions {
     ///
     /// [`TemplateAdminError::Database`].
     pub async fn list(&self) -> Result<Vec<TemplateSummary>, TemplateAdminError> {
-        let latest: Vec<(String, i64, String)> = sqlx::query_as(
+        let latest: Vec<(String, i64, String)> = on_state_pool!(&self.pool, p => sqlx::query_as(
             "SELECT template, at, actor FROM template_activations \
              WHERE id IN (SELECT max(id) FROM template_activations GROUP BY template)",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await)?;
         let renderer = self.templates.current();
         let settings = self.settings();
         Ok(ReplyKind::ALL
@@ -573,12 +575,13 @@ impl TemplateVersions {
     }
 
     async fn version(&self, id: i64) -> Result<Option<VersionInfo>, TemplateAdminError> {
-        Ok(sqlx::query_as(
-            "SELECT id, template, author, note, created_at, source FROM template_versions WHERE id = ?",
+        Ok(on_state_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT id, template, author, note, created_at, source FROM template_versions \
+             WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(p)
+        .await)?)
     }
 
     /// A template's text in use, the variables it may use, and its saved
@@ -589,13 +592,13 @@ impl TemplateVersions {
     /// [`TemplateAdminError::UnknownTemplate`], database.
     pub async fn get(&self, name: &str) -> Result<TemplateDetail, TemplateAdminError> {
         let kind = parse_kind(name)?;
-        let mut versions: Vec<VersionInfo> = sqlx::query_as(
+        let mut versions: Vec<VersionInfo> = on_state_pool!(&self.pool, p => sqlx::query_as(
             "SELECT id, template, author, note, created_at, source FROM template_versions \
-             WHERE template = ? ORDER BY id DESC",
+             WHERE template = $1 ORDER BY id DESC",
         )
         .bind(kind.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await)?;
         let active_version = self.active_version(kind);
         for version in &mut versions {
             version.active = Some(version.id) == active_version;
@@ -685,29 +688,25 @@ impl TemplateVersions {
             })
             .await?;
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let id = sqlx::query(
-            "INSERT INTO template_versions (template, source, author, note, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(kind.as_str())
-        .bind(source)
-        .bind(author)
-        .bind(note)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        append_audit(
-            &mut *tx,
-            now,
-            author,
-            "template.save",
-            kind.as_str(),
-            &version_origin(id),
-        )
-        .await?;
-        tx.commit().await?;
+        let id = on_state_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO template_versions (template, source, author, note, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(kind.as_str())
+            .bind(source)
+            .bind(author)
+            .bind(note)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            audit_entry(now, author, "template.save", kind.as_str(), &version_origin(id))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            id
+        });
         Ok(VersionInfo {
             id,
             template: kind.as_str().to_owned(),
@@ -771,12 +770,13 @@ impl TemplateVersions {
     ) -> Result<Option<i64>, TemplateAdminError> {
         let kind = parse_kind(name)?;
         let _turn = self.changes.lock().await;
-        let rows: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT id, version_id, undoes FROM template_activations WHERE template = ? ORDER BY id",
+        let rows: Vec<(i64, Option<i64>, Option<i64>)> = on_state_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT id, version_id, undoes FROM template_activations WHERE template = $1 \
+             ORDER BY id",
         )
         .bind(kind.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await)?;
         // Activations stack up; each roll back took the top one off.
         let mut stack: Vec<(i64, Option<i64>)> = Vec::new();
         for (id, version, undoes) in rows {
@@ -823,27 +823,32 @@ impl TemplateVersions {
         let now = now_ms();
         let version_id = version.as_ref().map(|(_, id)| *id);
         let detail = version_id.map_or_else(|| "file or built-in".to_owned(), version_origin);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO template_activations (template, version_id, actor, at, undoes) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(kind.as_str())
-        .bind(version_id)
-        .bind(actor)
-        .bind(now)
-        .bind(undoes)
-        .execute(&mut *tx)
-        .await?;
-        append_audit(&mut *tx, now, actor, action, kind.as_str(), &detail).await?;
-        let this = self.clone();
-        let previous = self
-            .checks
-            .run(kind.template_name(), false, move |deadline| {
-                this.install(kind, version, Some(deadline))
-            })
+        let (previous, committed) = on_state_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO template_activations (template, version_id, actor, at, undoes) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(kind.as_str())
+            .bind(version_id)
+            .bind(actor)
+            .bind(now)
+            .bind(undoes)
+            .execute(&mut *tx)
             .await?;
-        if let Err(error) = tx.commit().await {
+            audit_entry(now, actor, action, kind.as_str(), &detail)
+                .execute(&mut *tx)
+                .await?;
+            let this = self.clone();
+            let previous = self
+                .checks
+                .run(kind.template_name(), false, move |deadline| {
+                    this.install(kind, version, Some(deadline))
+                })
+                .await?;
+            (previous, tx.commit().await)
+        });
+        if let Err(error) = committed {
             // What was in use passed before: put back, whatever the time.
             let this = self.clone();
             let undone = tokio::task::spawn_blocking(move || this.install(kind, previous, None))
@@ -863,25 +868,24 @@ impl TemplateVersions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::tests::journal;
-    use crate::journal::Journal;
+    use crate::db::GatewayDb;
     use crate::reply::ReplyContext;
 
     /// Versions over a fresh set of built-in templates (no templates
     /// folder), with the default settings: the start of the gateway.
-    async fn open_versions(journal: &Journal) -> (TemplateVersions, Arc<Swappable<Renderer>>) {
-        open_with(journal, ReplySettings::default()).await
+    async fn open_versions(db: &GatewayDb) -> (TemplateVersions, Arc<Swappable<Renderer>>) {
+        open_with(db, ReplySettings::default()).await
     }
 
     async fn open_with(
-        journal: &Journal,
+        db: &GatewayDb,
         settings: ReplySettings,
     ) -> (TemplateVersions, Arc<Swappable<Renderer>>) {
         let templates = Arc::new(Swappable::new(
             Renderer::load(None, settings.clone()).unwrap(),
         ));
         let versions = TemplateVersions::open(
-            journal.pool().legacy_sqlite().clone(),
+            db.pool().clone(),
             templates.clone(),
             PathBuf::from("/nonexistent/templates"),
             settings,
@@ -901,11 +905,8 @@ mod tests {
 
     const BUILT_IN_HELP: &str = "Tra cứu hồ sơ";
 
-    #[tokio::test]
-    async fn an_unknown_variable_is_refused_with_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, _) = open_versions(&journal).await;
+    async fn an_unknown_variable_is_refused_with_its_line(db: GatewayDb) {
+        let (versions, _) = open_versions(&db).await;
         let err = versions
             .preview("found", "HS {{ code }}\n{{ cod }}")
             .await
@@ -935,11 +936,8 @@ mod tests {
         assert!(versions.get("found").await.unwrap().versions.is_empty());
     }
 
-    #[tokio::test]
-    async fn a_syntax_error_is_refused_with_its_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, _) = open_versions(&journal).await;
+    async fn a_syntax_error_is_refused_with_its_line(db: GatewayDb) {
+        let (versions, _) = open_versions(&db).await;
         let err = versions
             .save("help", "Soạn TC\n{% if %}\n", "an", "")
             .await
@@ -954,11 +952,8 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn a_text_over_its_budget_is_shown_but_never_saved() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, _) = open_versions(&journal).await;
+    async fn a_text_over_its_budget_is_shown_but_never_saved(db: GatewayDb) {
+        let (versions, _) = open_versions(&db).await;
         let long = "HS {{ code }}\n{{ procedure }} {{ agency }} {{ status }}\n".repeat(5);
         let preview = versions.preview("found", &long).await.unwrap();
         assert_eq!(preview.samples.len(), 5);
@@ -1017,11 +1012,8 @@ mod tests {
         pool.run("help.j2", true, |_| Ok(())).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn an_activation_checked_past_its_deadline_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, templates) = open_versions(&journal).await;
+    async fn an_activation_checked_past_its_deadline_changes_nothing(db: GatewayDb) {
+        let (versions, templates) = open_versions(&db).await;
         let late = Instant::now() - Duration::from_secs(1);
         let refused = versions.install(
             ReplyKind::Help,
@@ -1033,11 +1025,8 @@ mod tests {
         assert_eq!(versions.active_version(ReplyKind::Help), None);
     }
 
-    #[tokio::test]
-    async fn save_activate_and_roll_back_change_the_replies_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, templates) = open_versions(&journal).await;
+    async fn save_activate_and_roll_back_change_the_replies_at_once(db: GatewayDb) {
+        let (versions, templates) = open_versions(&db).await;
         assert!(help_text(&templates).starts_with(BUILT_IN_HELP));
         assert!(matches!(
             versions.rollback("help", "an").await,
@@ -1113,11 +1102,12 @@ mod tests {
             ("built-in", None, Some("an"))
         );
 
-        let log: Vec<(String, String, String, String)> =
+        let log: Vec<(String, String, String, String)> = on_state_pool!(db.pool(), p => {
             sqlx::query_as("SELECT actor, action, target, detail FROM audit_log ORDER BY id")
-                .fetch_all(journal.pool().legacy_sqlite())
+                .fetch_all(p)
                 .await
-                .unwrap();
+        })
+        .unwrap();
         let log: Vec<String> = log
             .into_iter()
             .map(|(actor, action, target, detail)| format!("{actor} {action} {target} {detail}"))
@@ -1136,11 +1126,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_version_of_another_template_or_none_at_all_is_not_activated() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, templates) = open_versions(&journal).await;
+    async fn a_version_of_another_template_or_none_at_all_is_not_activated(db: GatewayDb) {
+        let (versions, templates) = open_versions(&db).await;
         let help = versions
             .save("help", "Soạn TC <mã> gửi {{ service_number }}", "an", "")
             .await
@@ -1164,11 +1151,8 @@ mod tests {
             .all(|t| t.active_version.is_none() && t.updated_at.is_none()));
     }
 
-    #[tokio::test]
-    async fn reopening_puts_the_active_version_back_and_renderer_includes_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, _) = open_versions(&journal).await;
+    async fn reopening_puts_the_active_version_back_and_renderer_includes_it(db: GatewayDb) {
+        let (versions, _) = open_versions(&db).await;
         let found = versions
             .save("found", "HS {{ code }}: {{ status }}", "an", "")
             .await
@@ -1192,7 +1176,7 @@ mod tests {
         assert_eq!(renderer.origin(ReplyKind::Help), "built-in");
 
         // A restart: a fresh built-in set, then the versions opened again.
-        let (reopened, templates) = open_versions(&journal).await;
+        let (reopened, templates) = open_versions(&db).await;
         assert_eq!(rendered(&templates.current()), "HS X: Đã trả kết quả");
         assert_eq!(
             reopened.list().await.unwrap()[0].active_version,
@@ -1203,11 +1187,8 @@ mod tests {
         assert_eq!(rendered(&templates.current()), "HS X: Đã trả kết quả");
     }
 
-    #[tokio::test]
-    async fn a_stored_version_that_no_longer_fits_is_skipped_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = journal(&dir).await;
-        let (versions, _) = open_versions(&journal).await;
+    async fn a_stored_version_that_no_longer_fits_is_skipped_at_open(db: GatewayDb) {
+        let (versions, _) = open_versions(&db).await;
         // Fits two UCS-2 segments, not one.
         let text = "Tra cứu hồ sơ: nhắn TC và mã hồ sơ trên giấy biên nhận, gửi tới {{ service_number }}. Xin cảm ơn quý khách.";
         let help = versions.save("help", text, "an", "").await.unwrap();
@@ -1216,7 +1197,7 @@ mod tests {
             max_segments_ucs2: 1,
             ..ReplySettings::default()
         };
-        let (reopened, templates) = open_with(&journal, settings).await;
+        let (reopened, templates) = open_with(&db, settings).await;
         assert_eq!(templates.current().origin(ReplyKind::Help), "built-in");
         assert_eq!(reopened.get("help").await.unwrap().active_version, None);
         // Activating it again is refused for the same reason.
@@ -1229,4 +1210,15 @@ mod tests {
             "over_budget"
         );
     }
+
+    crate::on_both_engines!(
+        an_unknown_variable_is_refused_with_its_line,
+        a_syntax_error_is_refused_with_its_line,
+        a_text_over_its_budget_is_shown_but_never_saved,
+        an_activation_checked_past_its_deadline_changes_nothing,
+        save_activate_and_roll_back_change_the_replies_at_once,
+        a_version_of_another_template_or_none_at_all_is_not_activated,
+        reopening_puts_the_active_version_back_and_renderer_includes_it,
+        a_stored_version_that_no_longer_fits_is_skipped_at_open,
+    );
 }

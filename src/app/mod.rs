@@ -198,7 +198,7 @@ impl Gateway {
         // Versions put in use from the console replace the files' texts
         // whether or not the console runs.
         let versions = TemplateVersions::open(
-            db.pool().legacy_sqlite().clone(),
+            db.pool().clone(),
             templates.clone(),
             config.reply.templates_dir.clone(),
             config.reply.settings(&config.service),

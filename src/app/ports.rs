@@ -113,8 +113,8 @@ impl Ports {
             let pool = shared.db.pool().legacy_sqlite();
             let state = AdminState::new(AdminParts {
                 settings: config.admin.clone(),
-                accounts: Accounts::new(pool.clone(), LockoutPolicy::default()),
-                sessions: Sessions::new(pool.clone(), config.admin.session_policy()),
+                accounts: Accounts::new(shared.db.pool().clone(), LockoutPolicy::default()),
+                sessions: Sessions::new(shared.db.pool().clone(), config.admin.session_policy()),
                 guard: shared.guard.clone(),
                 templates: versions,
                 traffic: Traffic::new(pool.clone()),

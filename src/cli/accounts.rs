@@ -79,7 +79,7 @@ pub async fn account(config: &Config, command: AccountCommand) -> anyhow::Result
         AccountChange, Accounts, LockoutPolicy, NewPassword, Role, Username,
     };
     let db = GatewayDb::open(&config.journal.url, config.journal.synchronous).await?;
-    let accounts = Accounts::new(db.pool().legacy_sqlite().clone(), LockoutPolicy::default());
+    let accounts = Accounts::new(db.pool().clone(), LockoutPolicy::default());
     let now = crate::clock::now_ms();
     let change = |username: &str, change: AccountChange| {
         let accounts = accounts.clone();

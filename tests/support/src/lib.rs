@@ -125,7 +125,8 @@ impl TestApp {
     ) -> String {
         use motcua_sms::admin::accounts::{Accounts, LockoutPolicy, NewPassword, Username};
         let pool = self.journal().await;
-        let accounts = Accounts::new(pool.clone(), LockoutPolicy::default());
+        let state = motcua_sms::db::StatePool::Sqlite(pool.clone());
+        let accounts = Accounts::new(state, LockoutPolicy::default());
         let username = Username::parse(name).expect("valid username");
         let first = "Tam-thoi-2026-abc".to_owned();
         let password = "Mat-khau-that-2026".to_owned();
