@@ -550,6 +550,8 @@ impl Verification {
             ));
         }
         match &self.schema {
+            // A damaged file's schema was not read.
+            None if !self.problems.is_empty() => {}
             Some((version, description)) => {
                 let relation = match version.cmp(&self.binary_schema) {
                     std::cmp::Ordering::Equal => "this binary's",

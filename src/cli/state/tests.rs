@@ -326,6 +326,7 @@ async fn verify_finds_a_damaged_backup() {
     assert!(!verification.is_sound());
     assert!(!verification.problems.is_empty());
     assert!(verification.describe().contains("integrity: FAILED"));
+    assert!(!verification.describe().contains("not a state database"));
 
     let not_a_database = dir.path().join("notes.txt");
     std::fs::write(&not_a_database, "x".repeat(8192)).unwrap();
