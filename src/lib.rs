@@ -81,7 +81,8 @@
 //!   configuration in force.
 //! - [`cli`]: the binary's subcommands, one file per family (`run`,
 //!   `import`/`status`, `sms`, `block`/`allow`, `account`, `loadgen`,
-//!   `core-sim`/`relay`/`fanout`); `src/main.rs` only parses and dispatches.
+//!   `core-sim`/`relay`/`fanout`, `state` backup/verify/copy); `src/main.rs`
+//!   only parses and dispatches.
 //! - [`telemetry`]: logging setup.
 //! - [`loadgen`]: `motcua-sms loadgen`, an SMSC simulator that drives a
 //!   gateway (this one or Kannel) with citizens' messages and measures it.

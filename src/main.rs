@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             Command::Block { command } => cli::lists::edit_list(&config, true, command).await,
             Command::Allow { command } => cli::lists::edit_list(&config, false, command).await,
             Command::Account { command } => cli::accounts::account(&config, command).await,
+            Command::State { command } => cli::state::state(&config, command).await,
             Command::Loadgen(args) => cli::loadgen::loadgen(args).await,
             Command::CoreSim(args) => cli::feed::core_sim(args).await,
             Command::Relay(args) => cli::feed::relay(args).await,

@@ -10,6 +10,8 @@
 //! - [`lists`]: `block` and `allow`.
 //! - [`accounts`]: `account`, the admin console's accounts and audit log.
 //! - [`loadgen`]: `loadgen`, the SMSC simulator.
+//! - [`state`]: `state backup`, `state verify` and `state copy`, the state
+//!   database's backups and its move to PostgreSQL.
 //! - [`feed`]: `core-sim`, `relay` and `fanout`, the core feed's servers
 //!   and its JetStream fan-out.
 
@@ -20,6 +22,7 @@ pub mod loadgen;
 pub mod read_model;
 pub mod run;
 pub mod sms;
+pub mod state;
 
 use std::path::PathBuf;
 
@@ -78,6 +81,13 @@ pub enum Command {
     Account {
         #[command(subcommand)]
         command: accounts::AccountCommand,
+    },
+    /// The state database (journal.url): back it up while the gateway runs,
+    /// verify a backup, copy it into PostgreSQL (docs/operations.md,
+    /// "Backing up the state database").
+    State {
+        #[command(subcommand)]
+        command: state::StateCommand,
     },
     /// Act as a carrier SMSC: wait for a gateway to bind, push citizens'
     /// messages, answer its replies, and report throughput and latency.

@@ -1,6 +1,6 @@
 //! Integration tests, one binary: SMPP in both roles over real sockets: the listener (binds, hardening, limits, malformed frames),
 //! the carrier link, redelivery and waiting replies, expiry, crash recovery in both roles, abuse
-//! control end to end and what the logs never show.
+//! control end to end, what the logs never show, and `state backup` of a gateway under load.
 //! Shared helpers come from `tests/support` (the `support` crate).
 
 mod abuse_end_to_end;
@@ -15,3 +15,4 @@ mod reply_expiry;
 mod smpp_carrier;
 mod smpp_esme;
 mod smpp_listener;
+mod state_backup;
