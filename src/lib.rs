@@ -45,6 +45,9 @@
 //!   log and statistics, its HTTP API (OpenAPI) and the web UI built into
 //!   the binary.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (SQLite, optional Redis).
+//! - [`cluster`]: the gateways sharing one state database as nodes: names,
+//!   leases renewed by heartbeat, takeover of a lapsed node's waiting
+//!   messages, the channels each node publishes.
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`clock`]: now in Unix milliseconds, and Vietnam's time (the +07:00
 //!   offset, written once).
@@ -103,6 +106,7 @@ pub mod channel;
 pub mod cli;
 pub mod client_addr;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod domain;
