@@ -25,6 +25,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[journal]`
     pub journal: crate::journal::JournalSettings,
+    /// `[cluster]`: this gateway among those sharing a state database.
+    pub cluster: crate::cluster::ClusterSettings,
     /// `[rate_limit]`
     pub rate_limit: crate::abuse::RateLimitSettings,
     /// `[service]`

@@ -138,8 +138,9 @@ impl Lease {
 pub struct Takeover {
     /// The node taken over.
     pub node: String,
-    /// Its messages that moved to this node.
-    pub messages: u64,
+    /// Its messages that moved to this node (without a reply, or with one
+    /// still queued), by id.
+    pub message_ids: Vec<i64>,
 }
 
 /// A node as the `nodes` table shows it, for the console.
@@ -348,18 +349,19 @@ impl Membership {
             .await?;
             let mut taken = Vec::with_capacity(names.len());
             for name in names {
-                let moved = sqlx::query(
+                let mut moved: Vec<i64> = sqlx::query_scalar(
                     "UPDATE messages SET node = $1 WHERE node = $2 AND received_at >= $3 \
                      AND purged = 0 AND NOT EXISTS (SELECT 1 FROM replies r \
-                         WHERE r.message_id = messages.id AND r.state <> 'queued')",
+                         WHERE r.message_id = messages.id AND r.state <> 'queued') \
+                     RETURNING id",
                 )
                 .bind(me)
                 .bind(&name)
                 .bind(since)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                taken.push(Takeover { node: name, messages: moved });
+                .fetch_all(&mut *tx)
+                .await?;
+                moved.sort_unstable();
+                taken.push(Takeover { node: name, message_ids: moved });
             }
             tx.commit().await?;
             taken
@@ -368,7 +370,7 @@ impl Membership {
             warn!(
                 node = %me,
                 taken_node = %takeover.node,
-                messages = takeover.messages,
+                messages = takeover.message_ids.len(),
                 "took over a node whose lease lapsed or that stopped: its waiting messages are answered here"
             );
         }

@@ -104,7 +104,7 @@ async fn a_lapsed_node_is_taken_over_once_with_only_its_waiting_messages(db: Gat
         takeover,
         &Takeover {
             node: "gw-b".into(),
-            messages: 2
+            message_ids: vec![unanswered, queued]
         }
     );
     assert_eq!(owner(&db, unanswered).await, taker);
@@ -138,7 +138,7 @@ async fn a_node_that_stopped_is_taken_over_at_once(db: GatewayDb) {
         taken,
         vec![Takeover {
             node: "gw-b".into(),
-            messages: 1
+            message_ids: vec![left]
         }]
     );
     assert_eq!(owner(&db, left).await, "gw-a");
