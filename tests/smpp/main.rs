@@ -5,6 +5,7 @@
 
 mod abuse_end_to_end;
 mod carrier_crash;
+mod cluster_failover;
 mod crash_recovery;
 mod listener_hardening;
 mod listener_limits;

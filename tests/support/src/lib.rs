@@ -13,6 +13,7 @@ pub mod peer_smsc;
 pub mod process;
 pub mod raw_smpp;
 pub mod script_smsc;
+pub mod smsc_tally;
 pub mod temp_postgres;
 pub mod transmitter;
 pub mod ussd_menu;
