@@ -159,6 +159,8 @@ type Handler = SmsGateway<ReadModel>;
 struct Shared {
     store: ReadModel,
     db: GatewayDb,
+    /// This gateway's node name in the cluster.
+    node: String,
     journal: Journal,
     guard: AbuseGuard,
     routes: Arc<Routes>,
@@ -279,6 +281,7 @@ impl Gateway {
         let shared = Shared {
             store,
             db,
+            node: membership.lease().node().to_string(),
             journal,
             guard,
             routes,
