@@ -1017,7 +1017,10 @@ async fn statistics_channels_and_sync_describe_the_traffic() {
     assert_eq!(nodes[0]["state"], "live", "{channels}");
     assert_eq!(nodes[0]["alive"], true, "{channels}");
     assert!(
-        nodes[0]["heartbeat_at"].as_str().unwrap().ends_with("+07:00"),
+        nodes[0]["heartbeat_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("+07:00"),
         "{channels}"
     );
     let published_deadline = std::time::Instant::now() + Duration::from_secs(5);

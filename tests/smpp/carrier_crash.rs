@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::node_peer::{node_dir, NodePeer};
-use support::smsc_tally::{take, Seen};
 use support::process::Process;
+use support::smsc_tally::{take, Seen};
 
 const MESSAGES: usize = 150;
 const KILLS: usize = 5;

@@ -116,7 +116,9 @@ async fn a_pair_on_one_postgres_answers_everything_once_across_kills_and_a_freez
         seen: BTreeMap::new(),
         counts: BTreeMap::new(),
     };
-    let port = smsc.peer.expect("listening").await["port"].as_u64().unwrap() as u16;
+    let port = smsc.peer.expect("listening").await["port"]
+        .as_u64()
+        .unwrap() as u16;
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -16,3 +16,4 @@ mod reply_expiry;
 mod smpp_carrier;
 mod smpp_esme;
 mod smpp_listener;
+mod state_postgres_restart;

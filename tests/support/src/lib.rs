@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod node_peer;
 pub mod peer_esme;
 pub mod peer_smsc;
+pub mod private_postgres;
 pub mod process;
 pub mod raw_smpp;
 pub mod script_smsc;
