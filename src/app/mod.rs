@@ -290,10 +290,11 @@ impl Gateway {
             answering,
         };
         let ussd = channels::ussd(config, &shared, &mut reloader)?;
-        let outbox = Outbox::new(
+        let outbox = Outbox::for_node(
             shared.journal.clone(),
             shared.answering.clone(),
             shared.routes.clone(),
+            membership.lease(),
         );
         let modem_board = ModemBoard::default();
         let published = Published {
@@ -389,10 +390,18 @@ impl Gateway {
         ));
         let cluster_stop = CancellationToken::new();
         let published = self.published;
+        let adopter = self.outbox.clone();
         let membership = tokio::spawn(self.membership.run(
             cluster_stop.clone(),
             move || published.to_json(),
-            |_| {},
+            move |taken| {
+                let ids: Vec<i64> = taken
+                    .iter()
+                    .flat_map(|t| t.message_ids.iter().copied())
+                    .collect();
+                let outbox = adopter.clone();
+                tokio::spawn(async move { outbox.adopt(&ids).await });
+            },
         ));
         let background = TaskTracker::new();
         let sync_stop = CancellationToken::new();
