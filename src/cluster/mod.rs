@@ -182,10 +182,11 @@ fn margin(lease_length: Duration) -> Duration {
 
 impl Membership {
     /// Joins the cluster as `node`: a new row, or the node's own row with
-    /// its incarnation bumped. When the row's lease still holds (the same
-    /// name on a live gateway, or this node's previous process killed a
-    /// moment ago) it waits for the lease to lapse, up to two lease
-    /// lengths, then refuses. Messages recorded before clustering (node
+    /// its incarnation bumped. On PostgreSQL, when the row's lease still
+    /// holds (the same name on a live gateway, or this node's previous
+    /// process killed a moment ago) it waits for the lease to lapse, up to
+    /// two lease lengths, then refuses. A SQLite file is one host's: the
+    /// row is taken at once (the previous process is gone). Messages recorded before clustering (node
     /// `''`) become this node's. `takeover_window` bounds which messages
     /// move in a takeover (older ones have expired anyway).
     pub async fn join(
@@ -195,6 +196,7 @@ impl Membership {
         takeover_window: Duration,
     ) -> Result<Membership, ClusterError> {
         let give_up = Instant::now() + lease_length * 2;
+        let shared = i64::from(matches!(pool, StatePool::Postgres(_)));
         loop {
             let started = Instant::now();
             let now = database_now(&pool).await?;
@@ -205,12 +207,13 @@ impl Membership {
                  ON CONFLICT (name) DO UPDATE SET incarnation = nodes.incarnation + 1, \
                      state = 'live', started_at = $2, heartbeat_at = $2, lease_until = $3, \
                      taken_by = NULL, taken_at = NULL, channels = '{}' \
-                 WHERE nodes.state <> 'live' OR nodes.lease_until < $2 \
+                 WHERE nodes.state <> 'live' OR nodes.lease_until < $2 OR $4 = 0 \
                  RETURNING incarnation",
             )
             .bind(node.as_str())
             .bind(now)
             .bind(lease_until)
+            .bind(shared)
             .fetch_optional(p)
             .await?);
             if let Some(incarnation) = joined {
