@@ -25,6 +25,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[journal]`
     pub journal: crate::journal::JournalSettings,
+    /// `[cluster]`: this gateway among those sharing a state database.
+    pub cluster: crate::cluster::ClusterSettings,
     /// `[rate_limit]`
     pub rate_limit: crate::abuse::RateLimitSettings,
     /// `[service]`
@@ -220,20 +222,22 @@ impl Config {
             origin: origin.to_owned(),
             message,
         };
+        let supported = |url: &str| {
+            ["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        };
         let url = self.database.url.as_str();
-        if !["sqlite:", "postgres://", "postgresql://"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
+        if !supported(url) {
             return Err(invalid(format!(
                 "key `database.url`: {:?} is not supported; use sqlite://path/to/file.db or postgres://user@host/database",
                 crate::db::redact_url(url)
             )));
         }
-        if !self.journal.url.starts_with("sqlite:") {
+        if !supported(&self.journal.url) {
             return Err(invalid(format!(
-                "key `journal.url`: {:?} is not supported; use sqlite://path/to/journal.db",
-                self.journal.url
+                "key `journal.url`: {:?} is not supported; use sqlite://path/to/journal.db or postgres://user@host/database",
+                crate::db::redact_url(&self.journal.url)
             )));
         }
         let problems = [
@@ -577,6 +581,22 @@ mod tests {
         let err = load_text("[database]\nurl = \"mysql://x\"\n").unwrap_err();
         assert!(err.to_string().contains("database.url"), "{err}");
         assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn the_state_database_is_sqlite_or_postgres_and_its_password_is_never_shown() {
+        let config = load_text(
+            "[journal]\nurl = \"postgres://motcua:s3cret@db:5432/state\"\n[cluster]\nnode = \"gw-a\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.journal.url, "postgres://motcua:s3cret@db:5432/state");
+        assert_eq!(config.cluster.node, "gw-a");
+        let err = load_text("[journal]\nurl = \"mysql://motcua:s3cret@db/state\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("journal.url"), "{err}");
+        assert!(err.contains("postgres://"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -46,6 +46,9 @@
 //!   the binary.
 //! - [`abuse`]: rate limits, scanner blocks, loops, allow/block lists (the
 //!   state database, optional Redis).
+//! - [`cluster`]: the gateways sharing one state database as nodes: names,
+//!   leases renewed by heartbeat, takeover of a lapsed node's waiting
+//!   messages, the channels each node publishes.
 //! - [`address`]: an SMS address with TON/NPI.
 //! - [`clock`]: now in Unix milliseconds, and Vietnam's time (the +07:00
 //!   offset, written once).
@@ -105,6 +108,7 @@ pub mod channel;
 pub mod cli;
 pub mod client_addr;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod domain;

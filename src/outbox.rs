@@ -12,6 +12,13 @@
 //! back, a gateway down for long) is recorded `expired` and never sent: a
 //! status that late would mislead, and the retention purge can then erase it.
 //!
+//! In a cluster (several gateways on one state database, `crate::cluster`)
+//! the outbox answers only its node's messages, hands a reply to a channel
+//! only while the node's lease holds and the node is still the incarnation
+//! that took the reply in hand, forgets everything it held in memory when
+//! another node took this one over, and answers the messages it takes over
+//! from a lapsed node ([`Outbox::adopt`]).
+//!
 //! What a message earns (admission, the reply, the lookup recorded) is the
 //! answering policy's ([`crate::answering::Answering`]); the outbox sends
 //! what it decides and records how each attempt ended.
@@ -31,6 +38,7 @@ use crate::channel::{
     SendError,
 };
 use crate::clock::now_ms;
+use crate::cluster::Lease;
 use crate::journal::{Journal, PartRecord, PendingReply, ReplyState, Settlement, StoredMessage};
 use crate::store::DossierLookup;
 
@@ -62,6 +70,10 @@ pub struct Outbox<S> {
     /// Room for messages being answered, per channel.
     answering: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     tasks: TaskTracker,
+    /// This node's lease in a cluster: replies leave only while it holds.
+    lease: Option<Lease>,
+    /// Wakes the sweep at once (messages taken over).
+    wake: Notify,
 }
 
 /// Where a reply stands after an attempt.
@@ -166,6 +178,16 @@ impl CitizenOrder {
         }
     }
 
+    /// Forgets every citizen's order (this node was taken over: what it
+    /// held is another node's now); waiters are woken.
+    fn forget(&self) {
+        let mut citizens = self.lock();
+        for entry in citizens.values() {
+            entry.changed.notify_waiters();
+        }
+        citizens.clear();
+    }
+
     /// The reply to `id` has left or failed for good.
     fn leave(&self, citizen: &str, id: i64) {
         let mut citizens = self.lock();
@@ -182,6 +204,26 @@ impl CitizenOrder {
 impl<S: DossierLookup> Outbox<S> {
     /// An outbox answering as `policy` decides, sending through `routes`.
     pub fn new(journal: Journal, policy: Arc<Answering<S>>, routes: Arc<Routes>) -> Arc<Self> {
+        Self::build(journal, policy, routes, None)
+    }
+
+    /// An outbox for a node of a cluster holding `lease` (see the module's
+    /// documentation).
+    pub fn for_node(
+        journal: Journal,
+        policy: Arc<Answering<S>>,
+        routes: Arc<Routes>,
+        lease: Lease,
+    ) -> Arc<Self> {
+        Self::build(journal, policy, routes, Some(lease))
+    }
+
+    fn build(
+        journal: Journal,
+        policy: Arc<Answering<S>>,
+        routes: Arc<Routes>,
+        lease: Option<Lease>,
+    ) -> Arc<Self> {
         Arc::new(Outbox {
             journal,
             policy,
@@ -191,7 +233,35 @@ impl<S: DossierLookup> Outbox<S> {
             order: CitizenOrder::default(),
             answering: Mutex::default(),
             tasks: TaskTracker::new(),
+            lease,
+            wake: Notify::new(),
         })
+    }
+
+    /// The incarnation of this node now (0 outside a cluster): a reply
+    /// taken in hand under one incarnation is not sent under another.
+    fn epoch(&self) -> i64 {
+        self.lease.as_ref().map_or(0, Lease::incarnation)
+    }
+
+    /// Whether a reply taken in hand under `epoch` may be handed to a
+    /// channel now.
+    fn may_send(&self, epoch: i64) -> bool {
+        match &self.lease {
+            None => true,
+            Some(lease) => lease.may_send() && lease.incarnation() == epoch,
+        }
+    }
+
+    /// Forgets what this node held in memory: another node took it over.
+    fn forget(&self) {
+        self.order.forget();
+        self.lock_claimed().clear();
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        warn!("this node was taken over: the replies it held are left to the node that took them");
     }
 
     /// The answers' metrics (`motcua_answers_total`, `motcua_answer_seconds`).
@@ -239,6 +309,7 @@ impl<S: DossierLookup> Outbox<S> {
     async fn answer(&self, stored: StoredMessage) {
         let id = stored.id;
         let citizen = stored.message.sender.addr.clone();
+        let epoch = self.epoch();
         if !self.claim(id) {
             self.order.leave(&citizen, id);
             return;
@@ -284,7 +355,7 @@ impl<S: DossierLookup> Outbox<S> {
                 stored: false,
                 lookup,
             };
-            self.send_in_turn(&pending).await;
+            self.send_in_turn(&pending, epoch).await;
         } else {
             if let Err(error) = self.journal.queue_reply(id, &outcome, &text, state).await {
                 // The message stays without a reply; the next start decides again.
@@ -313,7 +384,7 @@ impl<S: DossierLookup> Outbox<S> {
     }
 
     /// Sends a claimed reply once every older reply to the citizen has left.
-    async fn send_in_turn(&self, reply: &PendingReply) {
+    async fn send_in_turn(&self, reply: &PendingReply, epoch: i64) {
         let citizen = &reply.to.addr;
         let id = reply.message_id;
         if !self.order.wait_turn(citizen, id).await {
@@ -324,16 +395,26 @@ impl<S: DossierLookup> Outbox<S> {
             self.order.hold(citizen, id);
             return;
         }
-        match self.send_claimed(reply).await {
+        match self.send_claimed(reply, epoch).await {
             Attempt::Finished => self.order.leave(citizen, id),
             Attempt::Retry => self.order.hold(citizen, id),
         }
     }
 
     /// Sends a claimed reply and records what happened.
-    async fn send_claimed(&self, reply: &PendingReply) -> Attempt {
+    async fn send_claimed(&self, reply: &PendingReply, epoch: i64) -> Attempt {
         let id = reply.message_id;
         let reply_to = external_id(id);
+        if !self.may_send(epoch) {
+            // The lease lapsed (the database out of reach) or another node
+            // took this one over: the reply waits, recorded queued if this
+            // node still holds its message, for whichever node holds it.
+            debug!(message_id = %reply_to, "this node's lease does not hold: the reply waits");
+            if self.epoch() == epoch {
+                self.store_waiting(reply).await;
+            }
+            return Attempt::Retry;
+        }
         let outgoing = OutgoingReply {
             to: &reply.to,
             from: &reply.from,
@@ -563,12 +644,13 @@ impl<S: DossierLookup> Outbox<S> {
             }
             self.order.enter(&reply.to.addr, reply.message_id);
             let this = self.clone();
+            let epoch = self.epoch();
             self.tasks.spawn(async move {
                 // Another path may have sent it since the list was read.
                 if let Ok(Some(ReplyState::Queued)) =
                     this.journal.reply_state(reply.message_id).await
                 {
-                    this.send_in_turn(&reply).await;
+                    this.send_in_turn(&reply, epoch).await;
                 } else {
                     this.order.leave(&reply.to.addr, reply.message_id);
                 }
@@ -594,17 +676,47 @@ impl<S: DossierLookup> Outbox<S> {
             Err(error) => error!(%error, "cannot read unanswered messages"),
         }
         let mut channel_up = self.routes.watch();
+        let mut taken_over = self.lease.as_ref().map(Lease::taken_over);
         let reassembly = Duration::from_secs(self.journal.settings().reassembly_timeout_secs);
         loop {
             self.join_stale_fragments(reassembly).await;
             self.expire_overdue().await;
             self.sweep().await;
+            let taken = async {
+                match taken_over.as_mut() {
+                    Some(receiver) => receiver.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = channel_up.changed() => {}
+                true = taken => self.forget(),
+                _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
             }
         }
+    }
+
+    /// Answers messages this node took over from another (their ids): those
+    /// without a reply are answered now; those with a queued reply are sent
+    /// by the sweep, woken now.
+    pub async fn adopt(self: &Arc<Self>, message_ids: &[i64]) {
+        match self.journal.unanswered_among(message_ids).await {
+            Ok(messages) => {
+                if !messages.is_empty() {
+                    info!(
+                        count = messages.len(),
+                        "answering messages taken over from another node"
+                    );
+                }
+                for m in messages {
+                    self.answer_later(m).await;
+                }
+            }
+            Err(error) => error!(%error, "cannot read the messages taken over"),
+        }
+        self.wake.notify_one();
     }
 
     /// Answers concatenated messages whose missing parts did not come within

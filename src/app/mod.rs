@@ -21,6 +21,7 @@ mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,6 +31,7 @@ use crate::abuse::{AbuseError, AbuseGuard};
 use crate::admin::templates::TemplateVersions;
 use crate::answering::{AnswerMetrics, Answering};
 use crate::channel::Routes;
+use crate::cluster::{ClusterError, Membership, NodeNameError};
 use crate::config::Config;
 use crate::db::GatewayDb;
 use crate::gateway::SmsGateway;
@@ -53,6 +55,12 @@ pub enum StartError {
     /// The journal could not be opened.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// `[cluster]` cannot be used.
+    #[error(transparent)]
+    ClusterSettings(#[from] NodeNameError),
+    /// This gateway could not join the gateways sharing its state database.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// Abuse control could not start (settings, Redis).
     #[error(transparent)]
     Abuse(#[from] AbuseError),
@@ -151,6 +159,8 @@ type Handler = SmsGateway<ReadModel>;
 struct Shared {
     store: ReadModel,
     db: GatewayDb,
+    /// This gateway's node name in the cluster.
+    node: String,
     journal: Journal,
     guard: AbuseGuard,
     routes: Arc<Routes>,
@@ -178,7 +188,51 @@ pub struct Gateway {
     ports: ports::Ports,
     ussd: Option<Arc<UssdService<ReadModel>>>,
     reloader: Reloader,
+    membership: Membership,
+    published: Published,
     drain_timeout: std::time::Duration,
+}
+
+/// What this node publishes with each heartbeat for every node's console:
+/// its SMPP links and its modems.
+struct Published {
+    routes: Arc<Routes>,
+    modems: ModemBoard,
+}
+
+impl Published {
+    /// The links and modems as JSON (the `nodes.channels` column).
+    fn to_json(&self) -> String {
+        let links: Vec<serde_json::Value> = self
+            .routes
+            .links()
+            .into_iter()
+            .map(|link| {
+                serde_json::json!({
+                    "channel": link.channel,
+                    "role": link.role,
+                    "open": link.open,
+                    "outstanding": link.outstanding,
+                    "window": link.window,
+                })
+            })
+            .collect();
+        let mut modems: Vec<serde_json::Value> = self
+            .modems
+            .snapshot()
+            .into_iter()
+            .map(|(name, modem)| {
+                serde_json::json!({
+                    "name": name,
+                    "up": modem.up,
+                    "registered": modem.registered,
+                    "signal": modem.rssi,
+                })
+            })
+            .collect();
+        modems.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        serde_json::json!({ "smpp": links, "modems": modems }).to_string()
+    }
 }
 
 impl Gateway {
@@ -190,6 +244,14 @@ impl Gateway {
         let db = GatewayDb::open(&config.journal.url, config.journal.synchronous)
             .await
             .map_err(JournalError::from)?;
+        let (node, lease) = config.cluster.validate()?;
+        let membership = Membership::join(
+            db.pool().clone(),
+            node,
+            lease,
+            Duration::from_secs(config.journal.reply_expiry_secs),
+        )
+        .await?;
         let journal = Journal::start(db.clone(), config.journal.clone()).await?;
         let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().clone()).await?;
         let routes = channels::routes(config);
@@ -218,6 +280,7 @@ impl Gateway {
         let shared = Shared {
             store,
             db,
+            node: membership.lease().node().to_string(),
             journal,
             guard,
             routes,
@@ -226,12 +289,17 @@ impl Gateway {
             answering,
         };
         let ussd = channels::ussd(config, &shared, &mut reloader)?;
-        let outbox = Outbox::new(
+        let outbox = Outbox::for_node(
             shared.journal.clone(),
             shared.answering.clone(),
             shared.routes.clone(),
+            membership.lease(),
         );
         let modem_board = ModemBoard::default();
+        let published = Published {
+            routes: shared.routes.clone(),
+            modems: modem_board.clone(),
+        };
         let served = ports::Served {
             sync: &sync_state,
             outbox: &outbox,
@@ -251,6 +319,8 @@ impl Gateway {
             ports,
             ussd,
             reloader,
+            membership,
+            published,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
     }
@@ -317,6 +387,21 @@ impl Gateway {
             self.journal.clone(),
             outbox_stop.clone(),
         ));
+        let cluster_stop = CancellationToken::new();
+        let published = self.published;
+        let adopter = self.outbox.clone();
+        let membership = tokio::spawn(self.membership.run(
+            cluster_stop.clone(),
+            move || published.to_json(),
+            move |taken| {
+                let ids: Vec<i64> = taken
+                    .iter()
+                    .flat_map(|t| t.message_ids.iter().copied())
+                    .collect();
+                let outbox = adopter.clone();
+                tokio::spawn(async move { outbox.adopt(&ids).await });
+            },
+        ));
         let background = TaskTracker::new();
         let sync_stop = CancellationToken::new();
         self.followers.spawn(&background, &sync_stop);
@@ -334,6 +419,10 @@ impl Gateway {
         let _ = retries.await;
         let _ = retention.await;
         self.outbox.drain(self.drain_timeout).await;
+        // Left only now: until the replies in flight are settled, no other
+        // node may take this one's messages over.
+        cluster_stop.cancel();
+        let _ = membership.await;
         release.cancel();
         channels.wait().await;
         self.journal.close().await;

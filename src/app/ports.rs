@@ -131,6 +131,8 @@ impl Ports {
                     stale_after_secs: config.sync.stale_after().map(|d| d.as_secs()),
                 },
                 metrics: admin_metrics,
+                state_db: shared.db.pool().clone(),
+                node_name: shared.node.clone(),
             });
             let address = config.admin.bind;
             Some(

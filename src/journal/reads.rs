@@ -22,6 +22,30 @@ impl Journal {
         rows.iter().map(row_to_message).collect()
     }
 
+    /// Those of `message_ids` recorded but without a reply yet (taken over
+    /// from another node), oldest first.
+    pub async fn unanswered_among(
+        &self,
+        message_ids: &[i64],
+    ) -> Result<Vec<StoredMessage>, JournalError> {
+        let mut ids = message_ids.to_vec();
+        ids.sort_unstable();
+        let mut found = Vec::new();
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT m.* FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+                 WHERE m.id = $1 AND r.message_id IS NULL AND m.purged = 0",
+            )
+            .bind(id)
+            .fetch_optional(self.pool().legacy_sqlite())
+            .await?;
+            if let Some(row) = row {
+                found.push(row_to_message(&row)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Queued replies due at `now` (Unix ms) on `channel` (or every channel), oldest first.
     pub async fn due_replies(
         &self,

@@ -1009,6 +1009,36 @@ async fn statistics_channels_and_sync_describe_the_traffic() {
     assert_eq!(listener["sessions"], 1, "{listener}");
     assert_eq!(listener["received_last_hour"], 3, "{listener}");
     assert!(listener["window_size"].as_u64().unwrap() >= 1, "{listener}");
+    // The gateway is a node of its cluster (alone, on SQLite): live, and
+    // its links published with its heartbeat (every fifth of the lease).
+    let nodes = channels["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{channels}");
+    assert_eq!(nodes[0]["this_node"], true, "{channels}");
+    assert_eq!(nodes[0]["state"], "live", "{channels}");
+    assert_eq!(nodes[0]["alive"], true, "{channels}");
+    assert!(
+        nodes[0]["heartbeat_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("+07:00"),
+        "{channels}"
+    );
+    let published_deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, channels) = console.get("/channels").await;
+        let links = channels["nodes"][0]["smpp"].as_array().unwrap().clone();
+        if links
+            .iter()
+            .any(|l| l["role"] == "listener" && l["open"] == true)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < published_deadline,
+            "the node never published its listener link: {channels}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let (status, sync) = console.get("/sync").await;
     assert_eq!(status, StatusCode::OK, "{sync}");

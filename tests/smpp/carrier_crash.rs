@@ -13,13 +13,14 @@
 //! Runs when `TEST_NODE_SMPP_DIR` names the directory whose
 //! `node_modules` holds npm smpp 0.5.1, with `node` on PATH.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use support::node_peer::{node_dir, NodePeer};
 use support::process::Process;
+use support::smsc_tally::{take, Seen};
 
 const MESSAGES: usize = 150;
 const KILLS: usize = 5;
@@ -57,70 +58,6 @@ fn text_for(i: usize) -> String {
         0 => format!("TC {}", support::KNOWN_CODE),
         1 => format!("TC 000.00.12.H58-240315-{:04}", 100 + i),
         _ => "xin chao".to_owned(),
-    }
-}
-
-/// What the SMSC saw for one citizen.
-#[derive(Default, Debug)]
-struct Seen {
-    asked_at: Option<Instant>,
-    /// Parts received, as (concatenation reference, total, part number);
-    /// (0, 1, 1) for a single-part reply.
-    parts: Vec<(u64, u64, u64)>,
-    last_part_at: Option<Instant>,
-    deliveries: usize,
-}
-
-impl Seen {
-    /// Copies of a reply the handset shows: each first part (or single
-    /// part) starts one.
-    fn copies(&self) -> usize {
-        self.parts.iter().filter(|(_, _, seq)| *seq == 1).count()
-    }
-
-    /// A whole reply arrived: every part of some reference.
-    fn answered(&self) -> bool {
-        let mut groups: BTreeMap<(u64, u64), BTreeSet<u64>> = BTreeMap::new();
-        for (reference, total, seq) in &self.parts {
-            groups.entry((*reference, *total)).or_default().insert(*seq);
-        }
-        groups
-            .iter()
-            .any(|((_, total), seqs)| (1..=*total).all(|s| seqs.contains(&s)))
-    }
-}
-
-fn take(
-    event: &Value,
-    at: Instant,
-    seen: &mut BTreeMap<String, Seen>,
-    counts: &mut BTreeMap<String, usize>,
-) {
-    let kind = event["event"].as_str().unwrap_or("?").to_owned();
-    *counts.entry(kind.clone()).or_default() += 1;
-    match kind.as_str() {
-        "part" => {
-            let to = event["destination_addr"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let entry = seen.entry(to).or_default();
-            let part = match &event["concat"] {
-                Value::Null => (0, 1, 1),
-                c => (
-                    c["ref"].as_u64().unwrap(),
-                    c["total"].as_u64().unwrap(),
-                    c["seq"].as_u64().unwrap(),
-                ),
-            };
-            entry.parts.push(part);
-            entry.last_part_at = Some(at);
-        }
-        "deliver" => {
-            let id = event["id"].as_str().unwrap_or_default().to_owned();
-            seen.entry(id).or_default().deliveries += 1;
-        }
-        _ => {}
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod abuse_end_to_end;
 mod carrier_crash;
+mod cluster_failover;
 mod crash_recovery;
 mod listener_hardening;
 mod listener_limits;
@@ -16,3 +17,4 @@ mod smpp_carrier;
 mod smpp_esme;
 mod smpp_listener;
 mod state_backup;
+mod state_postgres_restart;

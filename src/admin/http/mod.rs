@@ -165,6 +165,10 @@ pub struct AdminParts {
     pub sync_config: SyncConfig,
     /// The console's metrics.
     pub metrics: AdminMetrics,
+    /// The state database (the cluster's nodes).
+    pub state_db: crate::db::StatePool,
+    /// This gateway's node name (`cluster.node`).
+    pub node_name: String,
 }
 
 /// The handlers' shared state.
@@ -205,6 +209,14 @@ impl AdminState {
     /// Rate limits and lists.
     pub fn guard(&self) -> &AbuseGuard {
         &self.inner.parts.guard
+    }
+    /// The state database.
+    pub fn state_db(&self) -> &crate::db::StatePool {
+        &self.inner.parts.state_db
+    }
+    /// This gateway's node name.
+    pub fn node_name(&self) -> &str {
+        &self.inner.parts.node_name
     }
     /// Template versions.
     pub fn templates(&self) -> &TemplateVersions {

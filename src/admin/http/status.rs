@@ -146,6 +146,93 @@ pub struct Channels {
     pub modems: Vec<ModemChannelView>,
     /// Other channels seen in the last hour (USSD, the Kannel drop-in), by name.
     pub other: Vec<OtherChannel>,
+    /// Every gateway sharing the state database (one on a single host),
+    /// with the links and modems it published at its last heartbeat.
+    pub nodes: Vec<NodeView>,
+}
+
+/// A gateway of the cluster as the state database shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    /// Its name (`cluster.node`).
+    pub name: String,
+    /// Whether it is the node serving this console.
+    pub this_node: bool,
+    /// `live` (heartbeating), `stopped` (left cleanly) or `taken` (its
+    /// lease lapsed and another node took its waiting messages over).
+    pub state: String,
+    /// Its lease holds now: it is answering.
+    pub alive: bool,
+    /// When it started, Vietnam time (ISO 8601).
+    pub started_at: String,
+    /// Its last heartbeat, Vietnam time (ISO 8601).
+    pub heartbeat_at: String,
+    /// The node that took it over, if one did.
+    pub taken_by: Option<String>,
+    /// Its SMPP links as published: channel, role, open.
+    pub smpp: Vec<PublishedLink>,
+    /// Its modems as published: name, up.
+    pub modems: Vec<PublishedModem>,
+}
+
+/// One SMPP link a node published.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PublishedLink {
+    /// `smsc:<name>` or `listener:<account>`.
+    pub channel: String,
+    /// `carrier` or `listener`.
+    pub role: String,
+    /// Taking replies.
+    pub open: bool,
+}
+
+/// One modem a node published.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PublishedModem {
+    /// Its name.
+    pub name: String,
+    /// Initialised and taking replies.
+    pub up: bool,
+}
+
+/// What a node publishes (`nodes.channels`); unknown fields are ignored,
+/// and a row that does not parse shows no links rather than failing the page.
+#[derive(Debug, Default, Deserialize)]
+struct Published {
+    #[serde(default)]
+    smpp: Vec<PublishedLink>,
+    #[serde(default)]
+    modems: Vec<PublishedModem>,
+}
+
+fn vietnam_iso(ms: i64) -> String {
+    crate::clock::in_vietnam(ms)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Every node of the cluster, for [`channels`].
+async fn node_views(state: &AdminState) -> Result<Vec<NodeView>, ApiError> {
+    let rows = crate::cluster::nodes(state.state_db())
+        .await
+        .map_err(|error| ApiError::internal(&error))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let published: Published = serde_json::from_str(&row.channels).unwrap_or_default();
+            NodeView {
+                this_node: row.name == state.node_name(),
+                name: row.name,
+                state: row.state,
+                alive: row.alive,
+                started_at: vietnam_iso(row.started_at),
+                heartbeat_at: vietnam_iso(row.heartbeat_at),
+                taken_by: row.taken_by,
+                smpp: published.smpp,
+                modems: published.modems,
+            }
+        })
+        .collect())
 }
 
 /// A channel without a live connection to show (USSD, Kannel's get-url).
@@ -248,6 +335,7 @@ pub async fn channels(
         smpp: smpp.into_values().collect(),
         modems,
         other,
+        nodes: node_views(&state).await?,
     }))
 }
 

@@ -205,6 +205,14 @@
       ch_modems: "Modem GSM",
       ch_sync: "Đồng bộ với hệ thống một cửa",
       ch_sources: "Nguồn",
+      ch_nodes: "Các gateway dùng chung cơ sở dữ liệu",
+      node_live: "Đang chạy",
+      node_silent: "Mất nhịp",
+      node_stopped: "Đã dừng",
+      node_taken: "Đã được {node} tiếp quản",
+      node_this: "gateway này",
+      node_heartbeat: "Nhịp gần nhất",
+      node_links: "Kết nối SMPP đang mở",
       // accounts
       acc_title: "Tài khoản",
       acc_role: "Vai trò",
@@ -436,6 +444,14 @@
       ch_modems: "GSM modems",
       ch_sync: "Sync with the one-stop core",
       ch_sources: "Sources",
+      ch_nodes: "Gateways sharing the database",
+      node_live: "Running",
+      node_silent: "Heartbeat missed",
+      node_stopped: "Stopped",
+      node_taken: "Taken over by {node}",
+      node_this: "this gateway",
+      node_heartbeat: "Last heartbeat",
+      node_links: "Open SMPP links",
       acc_title: "Accounts",
       acc_role: "Role",
       acc_status: "Status",
@@ -1712,8 +1728,18 @@
         genericRows(c, ["channel", "role", "up"])))) : h("p", { class: "muted" }, t("none")));
       modemBox.append(modems.length ? h("div", { class: "cards" }, modems.map((m) => h("article", { class: "mini", "data-test": "modem" },
         h("h3", null, String(m.name ?? "?"), " ", upBadge(m.up)), genericRows(m, ["name", "up"])))) : h("p", { class: "muted" }, t("none")));
+      const nodes = channels.nodes || [];
+      if (nodes.length) {
+        const nodeState = (n) => n.state === "taken" ? badge(t("node_taken", { node: n.taken_by || "?" }), "warn", "node-taken")
+          : n.state === "stopped" ? badge(t("node_stopped"), "", "node-stopped")
+          : n.alive ? badge(t("node_live"), "good", "node-live") : badge(t("node_silent"), "bad", "node-silent");
+        body.append(card(t("ch_nodes"), "channels-nodes", h("div", { class: "cards" }, nodes.map((n) => h("article", { class: "mini", "data-test": "node" },
+          h("h3", null, String(n.name), " ", n.this_node ? h("span", { class: "muted" }, "(" + t("node_this") + ")") : null, " ", nodeState(n)),
+          h("p", null, t("node_heartbeat"), ": ", fmtTime(n.heartbeat_at)),
+          h("p", null, t("node_links"), ": ", String((n.smpp || []).filter((l) => l.open).length), " / ", String((n.smpp || []).length)))))));
+      }
       for (const [k, v] of Object.entries(channels)) {
-        if (k === "smpp" || k === "modems") continue;
+        if (k === "smpp" || k === "modems" || k === "nodes") continue;
         body.append(card(k, "channels-" + k, Array.isArray(v) ? v.map((x) => h("article", { class: "mini" }, genericRows(x))) : genericRows(typeof v === "object" ? v : { [k]: v })));
       }
     }

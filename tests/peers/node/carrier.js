@@ -1,9 +1,11 @@
 // npm smpp (node-smpp) as a carrier's SMSC that redelivers: citizens'
 // messages are queued here and delivered as deliver_sm to the bound
-// gateway; one whose deliver_sm_resp did not come before the connection
-// ended is delivered again on the next bind, and one refused with an error
-// status is delivered again a little later, as carriers do. Driven by
-// tests/carrier_crash.rs.
+// gateways bound to it (in turn, when several are: a redundant pair binds
+// twice); one whose deliver_sm_resp did not come before its connection
+// ended is delivered again first, on whichever session is bound, and one
+// refused with an error status is delivered again a little later, as
+// carriers do. Driven by tests/smpp/carrier_crash.rs and
+// tests/smpp/cluster_failover.rs.
 //
 // usage: node carrier.js SYSTEM_ID PASSWORD [SUBMIT_DELAY_MS]
 // SUBMIT_DELAY_MS: each submit_sm is taken at once ("part" event) and
@@ -12,7 +14,8 @@
 // Accepts bind_transceiver with these credentials -> {"event":"bound","session"}.
 // Commands:
 //   {"cmd":"mo","id":..,"from":..,"to":..,"text":..} -> queued, delivered in
-//        order while a session is bound, at most WINDOW awaiting their response.
+//        order while a session is bound, at most WINDOW per session awaiting
+//        their response.
 // Events: "deliver" {id, attempt, session} when a deliver_sm is written;
 // "acked" {id} on deliver_sm_resp ESME_ROK; "refused" {id, status} on an
 // error status; "redeliver" {id, session} when the connection ended before
@@ -31,7 +34,8 @@ const pending = new Map();  // id -> { message, session id } awaiting deliver_sm
 const attempts = new Map(); // id -> deliver_sm written so far
 let sessions = 0;
 let messageIds = 0;
-let current = null;
+const bound = new Map();    // session id -> session, in bind order
+let turn = 0;              // the next session to deliver to, round robin
 
 function concatOf(pdu) {
   const sm = pdu.short_message || {};
@@ -42,10 +46,32 @@ function concatOf(pdu) {
   return null;
 }
 
+// Messages awaiting a response on one session.
+function inFlight(id) {
+  let count = 0;
+  for (const entry of pending.values()) if (entry.session === id) count += 1;
+  return count;
+}
+
+// The next bound session with room in its window, round robin.
+function nextSession() {
+  const ids = [...bound.keys()];
+  for (let i = 0; i < ids.length; i += 1) {
+    const id = ids[(turn + i) % ids.length];
+    if (inFlight(id) < WINDOW) {
+      turn = (turn + i + 1) % ids.length;
+      return { id, session: bound.get(id) };
+    }
+  }
+  return null;
+}
+
 function pump() {
-  while (current && pending.size < WINDOW && queue.length > 0) {
+  while (queue.length > 0) {
+    const next = nextSession();
+    if (!next) return;
     const message = queue.shift();
-    const { id, session } = current;
+    const { id, session } = next;
     const attempt = (attempts.get(message.id) || 0) + 1;
     attempts.set(message.id, attempt);
     pending.set(message.id, { message, session: id });
@@ -72,7 +98,7 @@ function pump() {
       // The socket is no longer writable: delivered again on the next bind.
       pending.delete(message.id);
       queue.unshift(message);
-      return;
+      bound.delete(id);
     }
   }
 }
@@ -87,7 +113,7 @@ const server = smpp.createServer((session) => {
     session.send(pdu.response(ok ? { system_id: 'NodeCarrier' } : { command_status: smpp.ESME_RINVPASWD }));
     emit({ event: ok ? 'bound' : 'bind_refused', session: id });
     if (ok) {
-      current = { id, session };
+      bound.set(id, session);
       pump();
     }
   });
@@ -111,9 +137,9 @@ const server = smpp.createServer((session) => {
 
   session.on('error', (e) => emit({ event: 'error', session: id, error: String(e && e.message || e) }));
   session.on('close', () => {
-    if (current && current.id === id) current = null;
+    bound.delete(id);
     // Every deliver_sm of this connection still awaiting its response goes
-    // again, first, on the next bind.
+    // again, first, on a bound session.
     const lost = [...pending.values()].filter((entry) => entry.session === id);
     for (const entry of lost.reverse()) {
       pending.delete(entry.message.id);
@@ -121,6 +147,7 @@ const server = smpp.createServer((session) => {
       emit({ event: 'redeliver', id: entry.message.id, session: id });
     }
     emit({ event: 'disconnected', session: id });
+    pump();
   });
 });
 

@@ -130,6 +130,26 @@ impl Process {
         }
     }
 
+    /// SIGSTOP: the process is frozen where it stands (its sockets stay
+    /// open, its timers do not run) until [`Process::thaw`].
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Process::freeze`].
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the process runs");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {} failed", child.id());
+    }
+
     /// SIGTERM, and wait for the drain.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
