@@ -348,6 +348,32 @@ fn overrides(active: &[(ReplyKind, String, i64)]) -> Vec<TemplateOverride> {
         .collect()
 }
 
+/// How often a gateway looks for activations made by another gateway
+/// sharing its state database ([`TemplateVersions::follow`]).
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The versions in use as stored, by template: `(template, version id,
+/// source)`, templates in name order.
+async fn stored_in_use(pool: &StatePool) -> Result<Vec<(String, i64, String)>, sqlx::Error> {
+    on_state_pool!(pool, p => sqlx::query_as(
+        "SELECT a.template, v.id, v.source FROM template_activations a \
+         JOIN template_versions v ON v.id = a.version_id \
+         WHERE a.id IN (SELECT max(id) FROM template_activations GROUP BY template) \
+         ORDER BY a.template",
+    )
+    .fetch_all(p)
+    .await)
+}
+
+/// The id of the newest activation or roll back (0 before any).
+async fn latest_activation(pool: &StatePool) -> Result<i64, sqlx::Error> {
+    on_state_pool!(pool, p => sqlx::query_scalar(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM template_activations",
+    )
+    .fetch_one(p)
+    .await)
+}
+
 impl TemplateVersions {
     /// Template versions in the gateway's state database (`db::GatewayDb`,
     /// which migrated it). The versions in use are loaded and, if there are any, put
@@ -365,14 +391,7 @@ impl TemplateVersions {
         dir: PathBuf,
         settings: ReplySettings,
     ) -> Result<Self, TemplateAdminError> {
-        let stored: Vec<(String, i64, String)> = on_state_pool!(&pool, p => sqlx::query_as(
-            "SELECT a.template, v.id, v.source FROM template_activations a \
-             JOIN template_versions v ON v.id = a.version_id \
-             WHERE a.id IN (SELECT max(id) FROM template_activations GROUP BY template) \
-             ORDER BY a.template",
-        )
-        .fetch_all(p)
-        .await)?;
+        let stored = stored_in_use(&pool).await?;
         let versions = TemplateVersions {
             pool,
             templates,
@@ -382,6 +401,20 @@ impl TemplateVersions {
             changes: Arc::default(),
             checks: CheckPool::new(),
         };
+        let (accepted, built) = versions.accept(stored);
+        if let Some(renderer) = built {
+            tracing::info!(versions = accepted.len(), "template versions in use");
+            *versions.lock_active() = accepted;
+            versions.templates.replace(renderer);
+        }
+        Ok(versions)
+    }
+
+    /// The stored versions that pass their checks together, in order, and
+    /// the renderer built with them (`None` when none is stored or passes).
+    /// A version that fails is skipped with a warning: its file or built-in
+    /// text is used.
+    fn accept(&self, stored: Vec<(String, i64, String)>) -> (Active, Option<Renderer>) {
         let mut accepted = Vec::new();
         let mut built = None;
         for (name, id, source) in stored {
@@ -391,7 +424,7 @@ impl TemplateVersions {
             };
             let mut trial = accepted.clone();
             trial.push((kind, source, id));
-            match versions.build(&trial) {
+            match self.build(&trial) {
                 Ok(renderer) => {
                     accepted = trial;
                     built = Some(renderer);
@@ -404,12 +437,80 @@ impl TemplateVersions {
                 ),
             }
         }
-        if let Some(renderer) = built {
-            tracing::info!(versions = accepted.len(), "template versions in use");
-            *versions.lock_active() = accepted;
-            versions.templates.replace(renderer);
+        (accepted, built)
+    }
+
+    /// Puts in force the versions the state database holds as in use, when
+    /// they are not the ones this process uses: another gateway sharing the
+    /// database activated or rolled back a template. Returns whether the
+    /// templates in use changed.
+    ///
+    /// # Errors
+    ///
+    /// [`TemplateAdminError::Database`]; the files' checks (nothing changes).
+    pub async fn refresh(&self) -> Result<bool, TemplateAdminError> {
+        let _turn = self.changes.lock().await;
+        let stored = stored_in_use(&self.pool).await?;
+        let mut wanted: Vec<(String, i64)> = stored
+            .iter()
+            .map(|(name, id, _)| (name.clone(), *id))
+            .collect();
+        let mut current: Vec<(String, i64)> = self
+            .lock_active()
+            .iter()
+            .map(|(kind, _, id)| (kind.as_str().to_owned(), *id))
+            .collect();
+        wanted.sort();
+        current.sort();
+        if wanted == current {
+            return Ok(false);
         }
-        Ok(versions)
+        let (accepted, built) = self.accept(stored);
+        let renderer = match built {
+            Some(renderer) => renderer,
+            None => self.build(&[])?,
+        };
+        *self.lock_active() = accepted;
+        self.templates.replace(renderer);
+        Ok(true)
+    }
+
+    /// Follows the activations other gateways make in the shared state
+    /// database until `shutdown`: the newest activation is looked at every
+    /// [`FOLLOW_INTERVAL`], and when it changed the versions in use are
+    /// refreshed ([`TemplateVersions::refresh`]), so a template activated on
+    /// one node is in force on every node within a second.
+    pub async fn follow(self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut seen = latest_activation(&self.pool).await.ok();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+            }
+            let latest = match latest_activation(&self.pool).await {
+                Ok(latest) => latest,
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read the newest template activation");
+                    continue;
+                }
+            };
+            if seen == Some(latest) {
+                continue;
+            }
+            match self.refresh().await {
+                Ok(true) => {
+                    seen = Some(latest);
+                    tracing::info!(
+                        activation = latest,
+                        "template versions activated on another gateway are in force"
+                    );
+                }
+                Ok(false) => seen = Some(latest),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot put in force the template versions activated on another gateway")
+                }
+            }
+        }
     }
 
     fn dir(&self) -> Option<&Path> {
@@ -1187,6 +1288,56 @@ mod tests {
         assert_eq!(rendered(&templates.current()), "HS X: Đã trả kết quả");
     }
 
+    async fn an_activation_by_another_gateway_is_put_in_force_by_refresh(db: GatewayDb) {
+        // Two gateways on one state database, each with its own templates.
+        let (here, _) = open_versions(&db).await;
+        let (there, there_templates) = open_versions(&db).await;
+        assert!(!there.refresh().await.unwrap(), "nothing changed yet");
+        let help = here
+            .save("help", "Nhắn TC <mã hồ sơ> để tra cứu.", "an", "")
+            .await
+            .unwrap();
+        here.activate("help", help.id, "an").await.unwrap();
+        assert!(help_text(&there_templates).starts_with(BUILT_IN_HELP));
+        assert!(there.refresh().await.unwrap());
+        assert_eq!(
+            help_text(&there_templates),
+            "Nhắn TC <mã hồ sơ> để tra cứu."
+        );
+        assert_eq!(
+            there.list().await.unwrap().len(),
+            here.list().await.unwrap().len()
+        );
+        // A roll back there (to the built-in text) is seen here the same way.
+        there.rollback("help", "binh").await.unwrap();
+        assert!(here.refresh().await.unwrap());
+        assert!(help_text(&here.templates).starts_with(BUILT_IN_HELP));
+        assert!(!here.refresh().await.unwrap());
+    }
+
+    async fn following_puts_another_gateways_activation_in_force(db: GatewayDb) {
+        let (here, _) = open_versions(&db).await;
+        let (there, there_templates) = open_versions(&db).await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let following = tokio::spawn(there.follow(stop.clone()));
+        let help = here
+            .save("help", "Soạn TC <mã> gửi 8058.", "an", "")
+            .await
+            .unwrap();
+        here.activate("help", help.id, "an").await.unwrap();
+        let activated = Instant::now();
+        while help_text(&there_templates) != "Soạn TC <mã> gửi 8058." {
+            assert!(
+                activated.elapsed() < Duration::from_secs(10),
+                "never put in force on the other gateway"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!("in force on the other gateway after {:?}", activated.elapsed());
+        stop.cancel();
+        following.await.unwrap();
+    }
+
     async fn a_stored_version_that_no_longer_fits_is_skipped_at_open(db: GatewayDb) {
         let (versions, _) = open_versions(&db).await;
         // Fits two UCS-2 segments, not one.
@@ -1216,6 +1367,8 @@ mod tests {
         a_syntax_error_is_refused_with_its_line,
         a_text_over_its_budget_is_shown_but_never_saved,
         an_activation_checked_past_its_deadline_changes_nothing,
+        an_activation_by_another_gateway_is_put_in_force_by_refresh,
+        following_puts_another_gateways_activation_in_force,
         save_activate_and_roll_back_change_the_replies_at_once,
         a_version_of_another_template_or_none_at_all_is_not_activated,
         reopening_puts_the_active_version_back_and_renderer_includes_it,

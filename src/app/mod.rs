@@ -190,6 +190,8 @@ pub struct Gateway {
     reloader: Reloader,
     membership: Membership,
     published: Published,
+    /// Follows other gateways' template activations (PostgreSQL state).
+    template_follower: Option<TemplateVersions>,
     drain_timeout: std::time::Duration,
 }
 
@@ -266,6 +268,10 @@ impl Gateway {
             config.reply.settings(&config.service),
         )
         .await?;
+        // Gateways sharing a PostgreSQL state database follow each other's
+        // template activations.
+        let template_follower = matches!(db.pool(), crate::db::StatePool::Postgres(_))
+            .then(|| versions.clone());
         let mut reloader =
             Reloader::new(config, templates.clone(), versions.clone(), guard.clone());
         let answering = Arc::new(Answering::new(
@@ -321,6 +327,7 @@ impl Gateway {
             reloader,
             membership,
             published,
+            template_follower,
             drain_timeout: config.smpp.session.drain_timeout(),
         })
     }
@@ -409,6 +416,9 @@ impl Gateway {
             background.spawn(ussd.run(sync_stop.clone()));
         }
         self.ports.spawn(&background, &sync_stop);
+        if let Some(versions) = self.template_follower {
+            background.spawn(versions.follow(sync_stop.clone()));
+        }
         background.close();
         let dossiers = self.store.count().await.unwrap_or(-1);
         info!(dossiers, "gateway running");
