@@ -1333,7 +1333,10 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        println!("in force on the other gateway after {:?}", activated.elapsed());
+        println!(
+            "in force on the other gateway after {:?}",
+            activated.elapsed()
+        );
         stop.cancel();
         following.await.unwrap();
     }

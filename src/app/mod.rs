@@ -270,8 +270,8 @@ impl Gateway {
         .await?;
         // Gateways sharing a PostgreSQL state database follow each other's
         // template activations.
-        let template_follower = matches!(db.pool(), crate::db::StatePool::Postgres(_))
-            .then(|| versions.clone());
+        let template_follower =
+            matches!(db.pool(), crate::db::StatePool::Postgres(_)).then(|| versions.clone());
         let mut reloader =
             Reloader::new(config, templates.clone(), versions.clone(), guard.clone());
         let answering = Arc::new(Answering::new(

@@ -20,16 +20,16 @@ const UNKNOWN_CODE: &str = "000.00.12.H58-240315-9999";
 const KNOWN_CODE: &str = "000.00.12.H58-240315-0007";
 
 /// A console client keeping its cookie and CSRF token by hand.
-struct Console {
+pub(crate) struct Console {
     base: String,
     http: reqwest::Client,
-    cookie: Option<String>,
-    csrf: Option<String>,
+    pub(crate) cookie: Option<String>,
+    pub(crate) csrf: Option<String>,
     bearer: Option<String>,
 }
 
 impl Console {
-    fn new(addr: SocketAddr) -> Self {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
         Console {
             base: format!("http://{addr}/api/v1"),
             http: reqwest::Client::new(),
@@ -39,7 +39,7 @@ impl Console {
         }
     }
 
-    async fn login(addr: SocketAddr, user: &str, password: &str) -> Self {
+    pub(crate) async fn login(addr: SocketAddr, user: &str, password: &str) -> Self {
         let mut console = Console::new(addr);
         let (status, body) = console.login_as(user, password).await;
         assert_eq!(status, StatusCode::OK, "{user} logs in: {body}");
@@ -108,7 +108,7 @@ impl Console {
         (status, value)
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None).await
     }
 
@@ -128,7 +128,7 @@ impl Console {
         (status, content_type, response.text().await.unwrap())
     }
 
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }
 }

@@ -6,6 +6,7 @@
 mod admin_api;
 mod admin_browser;
 mod admin_schemathesis;
+mod cluster_console;
 mod http_limits;
 mod kannel_http;
 mod ops_http;

@@ -80,6 +80,8 @@ pub struct TestApp {
     pub kannel: Option<SocketAddr>,
     /// The admin console (always on in tests, plain HTTP cookies).
     pub admin: SocketAddr,
+    /// The state database's URL (`journal.url`).
+    pub state_url: String,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -126,9 +128,8 @@ impl TestApp {
         role: motcua_sms::admin::accounts::Role,
     ) -> String {
         use motcua_sms::admin::accounts::{Accounts, LockoutPolicy, NewPassword, Username};
-        let pool = self.journal().await;
-        let state = motcua_sms::db::StatePool::Sqlite(pool.clone());
-        let accounts = Accounts::new(state, LockoutPolicy::default());
+        let state = self.state_pool().await;
+        let accounts = Accounts::new(state.clone(), LockoutPolicy::default());
         let username = Username::parse(name).expect("valid username");
         let first = "Tam-thoi-2026-abc".to_owned();
         let password = "Mat-khau-that-2026".to_owned();
@@ -146,8 +147,21 @@ impl TestApp {
             .change_password(name, &first, &password, motcua_sms::clock::now_ms())
             .await
             .expect("password changed");
-        pool.close().await;
+        state.close().await;
         password
+    }
+
+    /// A pool of its own on the state database, whichever engine it is.
+    pub async fn state_pool(&self) -> motcua_sms::db::StatePool {
+        if motcua_sms::db::is_postgres(&self.state_url) {
+            motcua_sms::db::StatePool::Postgres(
+                motcua_sms::db::open_postgres(&self.state_url, 2)
+                    .await
+                    .expect("state database opens"),
+            )
+        } else {
+            motcua_sms::db::StatePool::Sqlite(self.journal().await)
+        }
     }
 
     /// Stops the gateway and waits for it to drain.
@@ -177,6 +191,9 @@ pub struct AppOptions {
     pub listener: Box<dyn FnOnce(&mut ListenerSettings) + Send>,
     /// Portal records (JSON lines) imported after the sample file.
     pub extra_dossiers: Vec<String>,
+    /// A shared state database (`journal.url`, e.g. PostgreSQL) and this
+    /// gateway's node name in it; default: a SQLite file of its own.
+    pub shared_state: Option<(String, String)>,
 }
 
 impl Default for AppOptions {
@@ -189,6 +206,7 @@ impl Default for AppOptions {
             tweak: None,
             listener: Box::new(|_| {}),
             extra_dossiers: Vec::new(),
+            shared_state: None,
         }
     }
 }
@@ -226,6 +244,10 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     config.smpp.session.response_timeout_ms = 3_000;
     config.smpp.smsc = options.smsc;
     config.rate_limit = options.rate_limit;
+    if let Some((url, node)) = options.shared_state {
+        config.journal.url = url;
+        config.cluster.node = node;
+    }
     if let Some(tweak) = options.tweak {
         tweak(&mut config);
     }
@@ -264,6 +286,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(gateway.run(shutdown.clone()));
     TestApp {
+        state_url: config.journal.url.clone(),
         listener,
         http,
         ussd_http,
