@@ -439,6 +439,69 @@ impl Membership {
     }
 }
 
+/// Moves to this node the messages of `channel` — a listener peer's, now
+/// bound here — that wait for an answer (no reply yet, or a reply still
+/// queued, received within `window`) on another node where that peer is
+/// not bound: as its heartbeat last published, or because that node is not
+/// alive. A listener peer's waiting replies thus go to whichever node it
+/// binds to next. Returns the ids moved, oldest first; nothing while this
+/// node's own lease does not hold.
+pub async fn claim_channel(
+    pool: &StatePool,
+    lease: &Lease,
+    channel: &str,
+    window: Duration,
+) -> Result<Vec<i64>, ClusterError> {
+    if !lease.may_send() {
+        return Ok(Vec::new());
+    }
+    let since = database_now(pool).await? - window.as_millis() as i64;
+    let me = lease.node().as_str();
+    let mut claimed = Vec::new();
+    for node in nodes(pool).await? {
+        if node.name == me || (node.alive && publishes_open(&node.channels, channel)) {
+            continue;
+        }
+        let ids: Vec<i64> = on_state_pool!(pool, p => sqlx::query_scalar(
+            "UPDATE messages SET node = $1 WHERE node = $2 AND channel = $3 \
+             AND received_at >= $4 AND purged = 0 AND NOT EXISTS (SELECT 1 FROM replies r \
+                 WHERE r.message_id = messages.id AND r.state <> 'queued') \
+             RETURNING id",
+        )
+        .bind(me)
+        .bind(&node.name)
+        .bind(channel)
+        .bind(since)
+        .fetch_all(p)
+        .await?);
+        if !ids.is_empty() {
+            info!(
+                node = %me,
+                from_node = %node.name,
+                %channel,
+                messages = ids.len(),
+                "the peer bound here: its waiting replies are sent from this node"
+            );
+        }
+        claimed.extend(ids);
+    }
+    claimed.sort_unstable();
+    Ok(claimed)
+}
+
+/// Whether a node's published channels (`nodes.channels`) show `channel`
+/// open.
+fn publishes_open(published: &str, channel: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(published)
+        .ok()
+        .and_then(|value| value["smpp"].as_array().cloned())
+        .is_some_and(|links| {
+            links
+                .iter()
+                .any(|link| link["channel"] == channel && link["open"] == true)
+        })
+}
+
 /// Every node the state database knows, by name.
 pub async fn nodes(pool: &StatePool) -> Result<Vec<NodeRow>, ClusterError> {
     let now = database_now(pool).await?;

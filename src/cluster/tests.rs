@@ -197,7 +197,48 @@ async fn a_node_stops_sending_before_the_others_may_take_it_over(db: GatewayDb) 
     assert!(a.lease().may_send());
 }
 
+/// A message of a listener peer's channel recorded by `node`, with a reply in `reply` state if any.
+async fn listener_message(db: &GatewayDb, node: &str, reply: Option<&str>) -> i64 {
+    let id = message(db, node, reply).await;
+    on_state_pool!(db.pool(), p => sqlx::query("UPDATE messages SET channel = 'listener:agg' WHERE id = $1")
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .unwrap());
+    id
+}
+
+async fn a_listener_peers_waiting_replies_go_to_the_node_it_binds_to(db: GatewayDb) {
+    let a = join(&db, "gw-a").await;
+    let b = join(&db, "gw-b").await;
+    let waiting = listener_message(&db, "gw-a", Some("queued")).await;
+    let unanswered = listener_message(&db, "gw-a", None).await;
+    let sent = listener_message(&db, "gw-a", Some("sent")).await;
+    let carrier = message(&db, "gw-a", Some("queued")).await;
+    // While A publishes the peer bound there, B claims nothing.
+    a.heartbeat(
+        r#"{"smpp":[{"channel":"listener:agg","role":"listener","open":true}],"modems":[]}"#,
+    )
+    .await
+    .unwrap();
+    let claimed = claim_channel(db.pool(), &b.lease(), "listener:agg", WINDOW)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "{claimed:?}");
+    // The peer left A and bound to B: B takes what waits for it.
+    a.heartbeat(r#"{"smpp":[],"modems":[]}"#).await.unwrap();
+    let claimed = claim_channel(db.pool(), &b.lease(), "listener:agg", WINDOW)
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![waiting, unanswered]);
+    assert_eq!(owner(&db, waiting).await, "gw-b");
+    assert_eq!(owner(&db, sent).await, "gw-a");
+    assert_eq!(owner(&db, carrier).await, "gw-a");
+}
+
 crate::on_both_engines!(
+    a_listener_peers_waiting_replies_go_to_the_node_it_binds_to,
     a_node_joins_renews_publishes_and_leaves,
     a_lapsed_node_is_taken_over_once_with_only_its_waiting_messages,
     a_node_that_stopped_is_taken_over_at_once,
