@@ -117,7 +117,7 @@ impl Ports {
                 sessions: Sessions::new(pool.clone(), config.admin.session_policy()),
                 guard: shared.guard.clone(),
                 templates: versions,
-                traffic: Traffic::new(pool.clone()),
+                traffic: Traffic::new(shared.db.pool().clone()),
                 responder: Arc::new(shared.responder()),
                 store: shared.store.clone(),
                 routes: shared.routes.clone(),
