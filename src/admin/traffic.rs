@@ -4,7 +4,11 @@
 //! found / not found ratio; reply latency percentiles; the agencies and
 //! procedures most looked up; the busiest channels).
 //!
-//! Reads only, on the gateway database's pool (`db::GatewayDb`): `messages`, `replies` (outcome, state,
+//! Reads only, on the gateway database's pool (`db::StatePool`, SQLite or
+//! PostgreSQL, each query one text for both; bucket starts are integer
+//! arithmetic on the epoch milliseconds, and rankings and the series are
+//! ordered here, texts by their bytes, so both engines give the same
+//! figures): `messages`, `replies` (outcome, state,
 //! reply text, `sent_at`) and `reply_lookups` (the dossier code each reply
 //! looked up, and the agency and procedure when found), which the outbox, the
 //! USSD service and the Kannel drop-in write with every reply. Latency is
