@@ -718,10 +718,12 @@ impl Traffic {
         until: i64,
         in_memory: i64,
     ) -> Result<Latency, TrafficError> {
-        // LOWER: SQLite's LIKE ignores the case of ASCII letters.
+        // Case does not matter (SQLite's LIKE ignores it, PostgreSQL's
+        // does not): the USSD service names its channels `ussd:<transport>`,
+        // and no other channel's name starts with `ussd` in any case.
         let channels = match timed {
-            Timed::Replies => "LOWER(m.channel) NOT LIKE 'ussd:%'",
-            Timed::UssdDialogues => "LOWER(m.channel) LIKE 'ussd:%'",
+            Timed::Replies => "m.channel NOT LIKE 'ussd:%'",
+            Timed::UssdDialogues => "m.channel LIKE 'ussd:%'",
         };
         let samples_from = format!(
             "FROM messages m JOIN replies r ON r.message_id = m.id \
