@@ -222,11 +222,10 @@ async fn readiness<S: crate::store::DossierLookup>(
         .await
         .map(|_| ())
         .map_err(|e| e.to_string());
-    let journal = sqlx::query("SELECT 1")
-        .execute(journal.pool().legacy_sqlite())
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("journal query failed: {e}"));
+    let journal = crate::on_state_pool!(journal.pool(), p => {
+        sqlx::query("SELECT 1").execute(p).await.map(|_| ())
+    })
+    .map_err(|e| format!("journal query failed: {e}"));
     let stale = freshness.stale_as_of(crate::clock::now_ms()).is_some();
     let report = Readiness::from_checks(read_model, journal, stale);
     let status = if report.ready {

@@ -4,7 +4,11 @@
 //! found / not found ratio; reply latency percentiles; the agencies and
 //! procedures most looked up; the busiest channels).
 //!
-//! Reads only, on the gateway database's pool (`db::GatewayDb`): `messages`, `replies` (outcome, state,
+//! Reads only, on the gateway database's pool (`db::StatePool`, SQLite or
+//! PostgreSQL, each query one text for both; bucket starts are integer
+//! arithmetic on the epoch milliseconds, and rankings and the series are
+//! ordered here, texts by their bytes, so both engines give the same
+//! figures): `messages`, `replies` (outcome, state,
 //! reply text, `sent_at`) and `reply_lookups` (the dossier code each reply
 //! looked up, and the agency and procedure when found), which the outbox, the
 //! USSD service and the Kannel drop-in write with every reply. Latency is
@@ -26,14 +30,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-
 use crate::clock::{now_ms, VIETNAM_UTC_OFFSET_MS};
+use crate::db::StatePool;
 use crate::domain::{DossierCode, Msisdn};
 use crate::journal::UNDECODABLE;
+use crate::on_state_pool;
 use crate::privacy::{mask_name, mask_number, mask_numbers_in, mask_spans};
+use serde::{Deserialize, Serialize};
 
 /// Messages per page when the query does not say.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -205,30 +208,26 @@ impl LoggedMessage {
         self
     }
 
-    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
-        let received_at: i64 = row.try_get("received_at")?;
-        let sent_at: Option<i64> = row.try_get("sent_at")?;
-        Ok(LoggedMessage {
-            id: row.try_get("id")?,
-            received_at,
-            channel: row.try_get("channel")?,
-            sender: row.try_get("sender")?,
-            recipient: row.try_get("recipient")?,
-            text: row.try_get("text")?,
-            code: row
-                .try_get::<Option<String>, _>("code")?
-                .filter(|code| !code.is_empty()),
-            outcome: row.try_get("outcome")?,
-            state: row.try_get("state")?,
-            reply_text: row.try_get("reply_text")?,
-            sent_at,
-            latency_ms: sent_at.map(|sent| sent - received_at),
-            purged: row.try_get::<i64, _>("purged")? != 0,
+    fn from_row(row: LogRow) -> Self {
+        LoggedMessage {
+            latency_ms: row.sent_at.map(|sent| sent - row.received_at),
+            purged: row.purged != 0,
+            code: row.code.filter(|code| !code.is_empty()),
             name_spans: row
-                .try_get::<Option<String>, _>("name_spans")?
+                .name_spans
                 .as_deref()
                 .and_then(crate::journal::spans_from_text),
-        })
+            id: row.id,
+            received_at: row.received_at,
+            channel: row.channel,
+            sender: row.sender,
+            recipient: row.recipient,
+            text: row.text,
+            outcome: row.outcome,
+            state: row.state,
+            reply_text: row.reply_text,
+            sent_at: row.sent_at,
+        }
     }
 }
 
@@ -433,20 +432,94 @@ pub struct RecentActivity {
     pub failed_last_hour: i64,
 }
 
-/// The message log and statistics, on the journal's database.
+/// The message log and statistics, on the gateway database (SQLite or
+/// PostgreSQL: every query is one text both engines read alike).
 #[derive(Debug, Clone)]
 pub struct Traffic {
-    pool: SqlitePool,
+    pool: StatePool,
 }
 
 /// Joins every message to its reply and lookup.
 const LOG_FROM: &str = "FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
                         LEFT JOIN reply_lookups l ON l.message_id = m.id";
 
+/// The log's columns ([`LogRow`]).
+const LOG_COLUMNS: &str = "SELECT m.id, m.received_at, m.channel, m.sender, m.recipient, m.text, \
+                           m.purged, l.code, l.name_spans, r.outcome, r.state, \
+                           r.text AS reply_text, r.sent_at ";
+
+/// A row of the log as read, before [`LoggedMessage::from_row`].
+#[derive(sqlx::FromRow)]
+struct LogRow {
+    id: i64,
+    received_at: i64,
+    channel: String,
+    sender: String,
+    recipient: String,
+    text: String,
+    purged: i64,
+    code: Option<String>,
+    name_spans: Option<String>,
+    outcome: Option<String>,
+    state: Option<String>,
+    reply_text: Option<String>,
+    sent_at: Option<i64>,
+}
+
+/// A value bound to a query built at run time ([`Filter`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// SQL text with `$N` placeholders and the values they stand for, built
+/// once whichever engine runs it.
+#[derive(Debug, Default)]
+struct Filter {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl Filter {
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the placeholder of `value` (the next `$N`).
+    fn bind(&mut self, value: Param) -> &mut Self {
+        self.params.push(value);
+        self.sql.push_str(&format!("${}", self.params.len()));
+        self
+    }
+
+    fn bind_text(&mut self, value: impl Into<String>) -> &mut Self {
+        self.bind(Param::Text(value.into()))
+    }
+
+    /// `LOWER(column) LIKE $N ESCAPE '\'` for the pattern `pattern`
+    /// (wildcards already escaped), ASCII letters in either case alike:
+    /// SQLite's own `LIKE`, which PostgreSQL's is not.
+    fn like(&mut self, column: &str, pattern: &str) -> &mut Self {
+        self.push(&format!("LOWER({column}) LIKE "))
+            .bind_text(pattern.to_ascii_lowercase())
+            .push(" ESCAPE '\\'")
+    }
+
+    /// `column = value`, or `column LIKE 'value%'` for a prefix.
+    fn exact_or_prefix(&mut self, column: &str, value: &str) -> &mut Self {
+        match prefix_of(value) {
+            Some(prefix) => self.like(column, &format!("{}%", escape_like(prefix))),
+            None => self.push(&format!("{column} = ")).bind_text(value),
+        }
+    }
+}
+
 impl Traffic {
     /// The traffic recorded in the gateway database whose pool is `pool`
     /// (`db::GatewayDb::pool`, migrated on opening).
-    pub fn new(pool: SqlitePool) -> Self {
+    pub fn new(pool: StatePool) -> Self {
         Traffic { pool }
     }
 
@@ -460,17 +533,18 @@ impl Traffic {
         &self,
         now_ms: i64,
     ) -> Result<BTreeMap<String, RecentActivity>, TrafficError> {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT m.channel, count(*), \
-                    coalesce(sum(m.received_at >= ?2), 0), \
-                    coalesce(sum(r.state = 'failed'), 0) \
+        const SQL: &str = "SELECT m.channel, count(*), \
+             CAST(COALESCE(SUM(CASE WHEN m.received_at >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN r.state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) \
              FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
-             WHERE m.received_at >= ?1 GROUP BY m.channel",
-        )
-        .bind(now_ms - HOUR_MS)
-        .bind(now_ms - 60_000)
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE m.received_at >= $1 GROUP BY m.channel";
+        let rows: Vec<(String, i64, i64, i64)> = on_state_pool!(&self.pool, p => {
+            sqlx::query_as(SQL)
+                .bind(now_ms - HOUR_MS)
+                .bind(now_ms - 60_000)
+                .fetch_all(p)
+                .await?
+        });
         Ok(rows
             .into_iter()
             .map(|(channel, last_hour, last_minute, failed_last_hour)| {
@@ -491,64 +565,65 @@ impl Traffic {
     /// [`TrafficError::Database`] when the journal cannot be read.
     pub async fn search(&self, q: &MessageQuery) -> Result<MessagePage, TrafficError> {
         let limit = q.limit.clamp(1, MAX_LIMIT);
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT m.id, m.received_at, m.channel, m.sender, m.recipient, m.text, m.purged, \
-             l.code, l.name_spans, r.outcome, r.state, r.text AS reply_text, r.sent_at ",
-        );
-        sql.push(LOG_FROM).push(" WHERE 1 = 1");
+        let mut sql = Filter::default();
+        sql.push(LOG_COLUMNS).push(LOG_FROM).push(" WHERE 1 = 1");
         if let Some(code) = non_empty(&q.code) {
             match DossierCode::extract(code) {
                 Ok(code) => {
-                    sql.push(" AND l.code = ").push_bind(code.to_string());
+                    sql.push(" AND l.code = ").bind_text(code.to_string());
                 }
                 Err(_) => {
-                    let pattern = format!("%{}%", escape_like(&code.to_uppercase()));
-                    sql.push(" AND l.code LIKE ")
-                        .push_bind(pattern)
-                        .push(" ESCAPE '\\'");
+                    sql.push(" AND ")
+                        .like("l.code", &format!("%{}%", escape_like(code)));
                 }
             }
         }
         if let Some(sender) = non_empty(&q.sender) {
             sql.push(" AND m.sender IN (");
-            let mut spellings = sql.separated(", ");
-            for spelling in sender_spellings(sender) {
-                spellings.push_bind(spelling);
+            for (n, spelling) in sender_spellings(sender).into_iter().enumerate() {
+                if n > 0 {
+                    sql.push(", ");
+                }
+                sql.bind_text(spelling);
             }
             sql.push(")");
         }
         if let Some(channel) = non_empty(&q.channel) {
-            sql.push(" AND ");
-            exact_or_prefix(&mut sql, "m.channel", channel);
+            sql.push(" AND ").exact_or_prefix("m.channel", channel);
         }
         if let Some(outcome) = non_empty(&q.outcome) {
-            sql.push(" AND (");
-            exact_or_prefix(&mut sql, "r.outcome", outcome);
+            sql.push(" AND (").exact_or_prefix("r.outcome", outcome);
             if prefix_of(outcome).is_none() {
                 // "silenced" also matches "silenced: <reason>".
-                sql.push(" OR r.outcome LIKE ")
-                    .push_bind(format!("{}:%", escape_like(outcome)))
-                    .push(" ESCAPE '\\'");
+                sql.push(" OR ")
+                    .like("r.outcome", &format!("{}:%", escape_like(outcome)));
             }
             sql.push(")");
         }
         if let Some(since) = q.since_ms {
-            sql.push(" AND m.received_at >= ").push_bind(since);
+            sql.push(" AND m.received_at >= ").bind(Param::Int(since));
         }
         if let Some(until) = q.until_ms {
-            sql.push(" AND m.received_at < ").push_bind(until);
+            sql.push(" AND m.received_at < ").bind(Param::Int(until));
         }
         if let Some(before) = q.before_id {
-            sql.push(" AND m.id < ").push_bind(before);
+            sql.push(" AND m.id < ").bind(Param::Int(before));
         }
         // One more than asked: whether there is a next page.
         sql.push(" ORDER BY m.id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let rows = sql.build().fetch_all(&self.pool).await?;
-        let mut messages = rows
-            .iter()
-            .map(LoggedMessage::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+            .bind(Param::Int(i64::from(limit) + 1));
+        let rows: Vec<LogRow> = on_state_pool!(&self.pool, p => {
+            let mut query = sqlx::query_as(&sql.sql);
+            for param in &sql.params {
+                query = match param {
+                    Param::Text(text) => query.bind(text.as_str()),
+                    Param::Int(value) => query.bind(*value),
+                };
+            }
+            query.fetch_all(p).await?
+        });
+        let mut messages: Vec<LoggedMessage> =
+            rows.into_iter().map(LoggedMessage::from_row).collect();
         let more = messages.len() > limit as usize;
         messages.truncate(limit as usize);
         let next_before = more.then(|| messages.last().map(|m| m.id)).flatten();
@@ -568,19 +643,19 @@ impl Traffic {
     pub async fn stats(&self, q: &StatsQuery) -> Result<Stats, TrafficError> {
         let (since, until) = q.window(now_ms())?;
         let width = q.bucket.millis();
-        // Buckets aligned to Vietnam's midnight (and so its whole hours).
+        // Buckets aligned to Vietnam's midnight (and so its whole hours):
+        // integer arithmetic on the epoch milliseconds, which both engines
+        // do alike (BIGINT, division truncating).
         let series_sql = format!(
             "SELECT ((m.received_at + {VIETNAM_UTC_OFFSET_MS}) / {width}) * {width} - {VIETNAM_UTC_OFFSET_MS} AS start, \
-             m.channel, r.outcome, count(*) AS count \
+             m.channel, r.outcome, count(*) \
              FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
-             WHERE m.received_at >= ? AND m.received_at < ? \
-             GROUP BY start, m.channel, r.outcome ORDER BY start, m.channel, r.outcome"
+             WHERE m.received_at >= $1 AND m.received_at < $2 \
+             GROUP BY start, m.channel, r.outcome"
         );
-        let series = sqlx::query_as::<_, (i64, String, Option<String>, i64)>(&series_sql)
-            .bind(since)
-            .bind(until)
-            .fetch_all(&self.pool)
-            .await?
+        let rows: Vec<(i64, String, Option<String>, i64)> =
+            self.in_window(&series_sql, since, until).await?;
+        let mut series: Vec<SeriesPoint> = rows
             .into_iter()
             .map(|(start, channel, outcome, count)| SeriesPoint {
                 start,
@@ -589,18 +664,24 @@ impl Traffic {
                 count,
             })
             .collect();
-        let (messages, answered, found, not_found): (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), \
-             coalesce(sum(r.state IN ('sent', 'accepted', 'delivered')), 0), \
-             coalesce(sum(r.outcome = 'found'), 0), \
-             coalesce(sum(r.outcome = 'not_found'), 0) \
+        // Sorted here, not by the engine: texts by their bytes (SQLite's
+        // order, not a PostgreSQL collation's), no outcome first.
+        series.sort_by(|a, b| {
+            (a.start, &a.channel, &a.outcome).cmp(&(b.start, &b.channel, &b.outcome))
+        });
+        const TOTALS: &str = "SELECT count(*), \
+             CAST(COALESCE(SUM(CASE WHEN r.state IN ('sent', 'accepted', 'delivered') THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN r.outcome = 'found' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN r.outcome = 'not_found' THEN 1 ELSE 0 END), 0) AS BIGINT) \
              FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
-             WHERE m.received_at >= ? AND m.received_at < ?",
-        )
-        .bind(since)
-        .bind(until)
-        .fetch_one(&self.pool)
-        .await?;
+             WHERE m.received_at >= $1 AND m.received_at < $2";
+        let (messages, answered, found, not_found): (i64, i64, i64, i64) = on_state_pool!(&self.pool, p => {
+            sqlx::query_as(TOTALS)
+                .bind(since)
+                .bind(until)
+                .fetch_one(p)
+                .await?
+        });
         let looked_up = found + not_found;
         Ok(Stats {
             since,
@@ -621,9 +702,9 @@ impl Traffic {
             ussd_dialogue_ms: self
                 .latency(Timed::UssdDialogues, since, until, IN_MEMORY_SAMPLES)
                 .await?,
-            top_agencies: self.ranked("l.agency", since, until, TOP).await?,
-            top_procedures: self.ranked("l.procedure", since, until, TOP).await?,
-            channels: self.ranked("m.channel", since, until, -1).await?,
+            top_agencies: self.ranked("l.agency", since, until, Some(TOP)).await?,
+            top_procedures: self.ranked("l.procedure", since, until, Some(TOP)).await?,
+            channels: self.ranked("m.channel", since, until, None).await?,
         })
     }
 
@@ -637,20 +718,26 @@ impl Traffic {
         until: i64,
         in_memory: i64,
     ) -> Result<Latency, TrafficError> {
+        // Case does not matter (SQLite's LIKE ignores it, PostgreSQL's
+        // does not): the USSD service names its channels `ussd:<transport>`,
+        // and no other channel's name starts with `ussd` in any case.
         let channels = match timed {
             Timed::Replies => "m.channel NOT LIKE 'ussd:%'",
             Timed::UssdDialogues => "m.channel LIKE 'ussd:%'",
         };
         let samples_from = format!(
             "FROM messages m JOIN replies r ON r.message_id = m.id \
-             WHERE m.received_at >= ? AND m.received_at < ? AND r.sent_at IS NOT NULL \
+             WHERE m.received_at >= $1 AND m.received_at < $2 AND r.sent_at IS NOT NULL \
              AND {channels}"
         );
-        let samples: i64 = sqlx::query_scalar(&format!("SELECT count(*) {samples_from}"))
-            .bind(since)
-            .bind(until)
-            .fetch_one(&self.pool)
-            .await?;
+        let count = format!("SELECT count(*) {samples_from}");
+        let samples: i64 = on_state_pool!(&self.pool, p => {
+            sqlx::query_scalar(&count)
+                .bind(since)
+                .bind(until)
+                .fetch_one(p)
+                .await?
+        });
         if samples == 0 {
             return Ok(Latency::default());
         }
@@ -658,25 +745,23 @@ impl Traffic {
             format!("SELECT r.sent_at - m.received_at AS latency {samples_from} ORDER BY latency");
         let ranks = [50, 90, 99, 100].map(|p| nearest_rank(p, samples));
         let values: Vec<i64> = if samples <= in_memory {
-            let sorted: Vec<i64> = sqlx::query_scalar(&ordered)
-                .bind(since)
-                .bind(until)
-                .fetch_all(&self.pool)
-                .await?;
+            let sorted: Vec<(i64,)> = self.in_window(&ordered, since, until).await?;
             ranks
                 .iter()
-                .map(|&rank| sorted.get(rank as usize).copied().unwrap_or_default())
+                .map(|&rank| sorted.get(rank as usize).map_or(0, |(value,)| *value))
                 .collect()
         } else {
-            let one = format!("{ordered} LIMIT 1 OFFSET ?");
+            let one = format!("{ordered} LIMIT 1 OFFSET $3");
             let mut values = Vec::with_capacity(ranks.len());
             for rank in ranks {
-                let value: Option<i64> = sqlx::query_scalar(&one)
-                    .bind(since)
-                    .bind(until)
-                    .bind(rank)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let value: Option<i64> = on_state_pool!(&self.pool, p => {
+                    sqlx::query_scalar(&one)
+                        .bind(since)
+                        .bind(until)
+                        .bind(rank)
+                        .fetch_optional(p)
+                        .await?
+                });
                 values.push(value.unwrap_or_default());
             }
             values
@@ -690,30 +775,46 @@ impl Traffic {
         })
     }
 
+    /// The rows `sql` reads, its `$1` and `$2` bound to the window's
+    /// `since` and `until`.
+    async fn in_window<T>(&self, sql: &str, since: i64, until: i64) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        on_state_pool!(&self.pool, p => {
+            sqlx::query_as(sql).bind(since).bind(until).fetch_all(p).await
+        })
+    }
+
     /// The values of `column` (over messages received in `[since, until)`
-    /// with their lookups) by how many messages had them, most first, at
-    /// most `limit` (-1: all).
+    /// with their lookups) by how many messages had them, most first (ties
+    /// by name, in byte order), at most `limit` (`None`: all). Ranked here,
+    /// not by the engine, so that ties fall alike on both.
     async fn ranked(
         &self,
         column: &str,
         since: i64,
         until: i64,
-        limit: i64,
+        limit: Option<i64>,
     ) -> Result<Vec<Ranked>, TrafficError> {
         let sql = format!(
-            "SELECT {column} AS name, count(*) AS count {LOG_FROM} \
-             WHERE m.received_at >= ? AND m.received_at < ? AND {column} IS NOT NULL \
-             GROUP BY {column} ORDER BY count DESC, name LIMIT ?"
+            "SELECT {column}, count(*) {LOG_FROM} \
+             WHERE m.received_at >= $1 AND m.received_at < $2 AND {column} IS NOT NULL \
+             GROUP BY {column}"
         );
-        Ok(sqlx::query_as::<_, (String, i64)>(&sql)
-            .bind(since)
-            .bind(until)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
+        let rows: Vec<(String, i64)> = self.in_window(&sql, since, until).await?;
+        let mut ranked: Vec<Ranked> = rows
             .into_iter()
             .map(|(name, count)| Ranked { name, count })
-            .collect())
+            .collect();
+        ranked.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        if let Some(limit) = limit {
+            ranked.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
+        Ok(ranked)
     }
 }
 
@@ -737,20 +838,6 @@ fn prefix_of(value: &str) -> Option<&str> {
         Some(value)
     } else {
         None
-    }
-}
-
-/// `column = value`, or `column LIKE 'value%'` for a prefix.
-fn exact_or_prefix(sql: &mut QueryBuilder<'_, Sqlite>, column: &str, value: &str) {
-    match prefix_of(value) {
-        Some(prefix) => {
-            sql.push(format!("{column} LIKE "))
-                .push_bind(format!("{}%", escape_like(prefix)))
-                .push(" ESCAPE '\\'");
-        }
-        None => {
-            sql.push(format!("{column} = ")).push_bind(value.to_owned());
-        }
     }
 }
 
@@ -791,17 +878,14 @@ fn sender_spellings(typed: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{
-        Address, Journal, JournalSettings, LookupNote, NewMessage, PendingReply, Recorded,
-        ReplyState, Settlement,
-    };
+    use crate::db::GatewayDb;
+    use crate::journal::{spans_text, LookupNote, ReplyState};
 
     const CODE_7: &str = "000.00.12.H58-240315-0007";
     const CAI_BE: &str = "UBND huyện Cái Bè";
     const BUILDING: &str = "Cấp phép xây dựng";
     const MARRIAGE: &str = "Đăng ký kết hôn";
 
-    /// Unix ms of a UTC time on March 2024.
     /// The fixture's two days (the 20th and 21st, Vietnam time), by day.
     fn the_20th_and_21st_by_day() -> StatsQuery {
         StatsQuery {
@@ -811,6 +895,7 @@ mod tests {
         }
     }
 
+    /// Unix ms of a UTC time on March 2024.
     fn utc(day: u32, hour: u32, minute: u32, second: u32) -> i64 {
         chrono::NaiveDate::from_ymd_opt(2024, 3, day)
             .unwrap()
@@ -820,27 +905,31 @@ mod tests {
             .timestamp_millis()
     }
 
-    async fn journal(dir: &tempfile::TempDir) -> (Journal, Traffic) {
-        let journal = Journal::open(JournalSettings {
-            url: format!("sqlite://{}/journal.db", dir.path().display()),
-            ..JournalSettings::default()
-        })
-        .await
-        .unwrap();
-        let traffic = Traffic::new(journal.pool().legacy_sqlite().clone());
-        (journal, traffic)
+    /// A received message, before it is recorded.
+    #[derive(Debug, Clone)]
+    struct Message {
+        channel: String,
+        sender: String,
+        text: String,
+        received_at: i64,
     }
 
-    fn message(channel: &str, sender: &str, text: &str, received_at: i64) -> NewMessage {
-        NewMessage {
+    fn message(channel: &str, sender: &str, text: &str, received_at: i64) -> Message {
+        Message {
             channel: channel.into(),
-            peer_ref: None,
-            peer_ref_lasting: false,
-            sender: Address::new(sender, 1, 1),
-            recipient: Address::new("8058", 0, 0),
+            sender: sender.into(),
             text: text.into(),
             received_at,
         }
+    }
+
+    /// A recorded reply.
+    #[derive(Debug, Clone)]
+    struct Reply {
+        outcome: String,
+        text: String,
+        state: ReplyState,
+        sent_at: Option<i64>,
     }
 
     fn lookup(code: &str, found: Option<(&str, &str)>) -> Option<LookupNote> {
@@ -852,69 +941,128 @@ mod tests {
         })
     }
 
-    /// A message answered by the outbox: recorded, then its reply settled
-    /// in `state` with its lookup.
+    /// Writes `m`, its reply and the reply's lookup as the journal records
+    /// them (`messages`, `replies`, `reply_lookups`: the rows these reads
+    /// are written against), on either engine; returns the message's id.
+    async fn record(
+        db: &GatewayDb,
+        m: &Message,
+        reply: Option<Reply>,
+        lookup: Option<LookupNote>,
+    ) -> i64 {
+        on_state_pool!(db.pool(), p => {
+            let mut tx = p.begin().await.unwrap();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (channel, sender, sender_ton, sender_npi, recipient, \
+                 recipient_ton, recipient_npi, text, received_at) \
+                 VALUES ($1, $2, 1, 1, '8058', 0, 0, $3, $4) RETURNING id",
+            )
+            .bind(&m.channel)
+            .bind(&m.sender)
+            .bind(&m.text)
+            .bind(m.received_at)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            if let Some(reply) = reply {
+                sqlx::query(
+                    "INSERT INTO replies (message_id, outcome, text, state, attempts, \
+                     next_attempt_at, created_at, updated_at, sent_at) \
+                     VALUES ($1, $2, $3, $4, 1, $5, $5, $5, $6)",
+                )
+                .bind(id)
+                .bind(&reply.outcome)
+                .bind(&reply.text)
+                .bind(reply.state.as_str())
+                .bind(m.received_at)
+                .bind(reply.sent_at)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+            if let Some(note) = lookup {
+                sqlx::query(
+                    "INSERT INTO reply_lookups (message_id, code, agency, procedure, name_spans) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(&note.code)
+                .bind(&note.agency)
+                .bind(&note.procedure)
+                .bind(spans_text(&note.name_spans))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+            tx.commit().await.unwrap();
+            id
+        })
+    }
+
+    /// A message answered by the outbox, its reply in `state` (handed to
+    /// the channel two seconds after the message, unless still queued).
     async fn outbox(
-        j: &Journal,
-        m: NewMessage,
+        db: &GatewayDb,
+        m: Message,
         outcome: &str,
         lookup: Option<LookupNote>,
         state: ReplyState,
     ) -> i64 {
-        let Recorded::New(id) = j.record(m.clone()).await.unwrap() else {
-            panic!("new")
-        };
-        let reply = PendingReply {
-            message_id: id,
-            channel: m.channel.clone(),
-            to: m.sender,
-            from: m.recipient,
-            text: format!("{outcome} reply, hotline 0987654321"),
+        let reply = Reply {
             outcome: outcome.into(),
-            attempts: 0,
-            stored: false,
-            lookup,
+            text: format!("{outcome} reply, hotline 0987654321"),
+            state,
+            sent_at: (state != ReplyState::Queued).then_some(m.received_at + 2_000),
         };
-        let left_on = (state != ReplyState::Queued).then(|| (m.channel, vec!["1".to_owned()]));
-        j.settle_reply(
-            &reply,
-            Settlement {
-                state,
-                left_on,
-                error: None,
-                next_attempt_at: None,
-                counts: true,
-            },
-        )
-        .await
-        .unwrap();
-        id
+        record(db, &m, Some(reply), lookup).await
     }
 
-    /// A message answered on the spot (USSD, Kannel).
+    /// A message answered on the spot (USSD, Kannel), a second later.
     async fn exchange(
-        j: &Journal,
-        m: NewMessage,
+        db: &GatewayDb,
+        m: Message,
         outcome: &str,
         lookup: Option<LookupNote>,
     ) -> i64 {
-        let Recorded::New(id) = j
-            .record_exchange(m, outcome, "answer", ReplyState::Sent, lookup)
-            .await
-            .unwrap()
-        else {
-            panic!("new")
+        let reply = Reply {
+            outcome: outcome.into(),
+            text: "answer".into(),
+            state: ReplyState::Sent,
+            sent_at: Some(m.received_at + 1_000),
         };
-        id
+        record(db, &m, Some(reply), lookup).await
+    }
+
+    /// What the retention purge (`Journal::purge_before`, see
+    /// `journal::retention`) leaves of the messages received before
+    /// `cutoff` whose reply is no longer queued: texts, numbers and code
+    /// erased, the rest kept.
+    async fn as_purged_before(db: &GatewayDb, cutoff: i64) {
+        on_state_pool!(db.pool(), p => {
+            let mut tx = p.begin().await.unwrap();
+            for sql in [
+                "UPDATE replies SET text = '' WHERE state <> 'queued' AND message_id IN \
+                 (SELECT id FROM messages WHERE received_at < $1)",
+                "UPDATE reply_lookups SET code = '' WHERE message_id IN \
+                 (SELECT m.id FROM messages m JOIN replies r ON r.message_id = m.id \
+                  WHERE m.received_at < $1 AND r.state <> 'queued')",
+                "UPDATE messages SET text = '', sender = '', recipient = '', purged = 1 \
+                 WHERE received_at < $1 AND NOT EXISTS (SELECT 1 FROM replies r \
+                 WHERE r.message_id = messages.id AND r.state = 'queued')",
+            ] {
+                sqlx::query(sql).bind(cutoff).execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        })
     }
 
     /// Seven messages over two days in Vietnam (20 and 21 March 2024),
     /// ids 1 to 7.
-    async fn traffic(dir: &tempfile::TempDir) -> (Journal, Traffic) {
-        let (j, t) = journal(dir).await;
+    async fn traffic(db: &GatewayDb) -> Traffic {
+        let j = db;
         let found = |code: &str, procedure| lookup(code, Some((CAI_BE, procedure)));
         outbox(
-            &j,
+            j,
             message(
                 "smsc:viettel",
                 "84912345678",
@@ -927,7 +1075,7 @@ mod tests {
         )
         .await;
         outbox(
-            &j,
+            j,
             message(
                 "smsc:vina",
                 "0912345678",
@@ -940,7 +1088,7 @@ mod tests {
         )
         .await;
         outbox(
-            &j,
+            j,
             message(
                 "listener:demo",
                 "+84912345678",
@@ -954,7 +1102,7 @@ mod tests {
         .await;
         // 23:30 UTC on the 20th is 06:30 on the 21st in Vietnam.
         exchange(
-            &j,
+            j,
             message(
                 "kannel",
                 "84987000111",
@@ -966,7 +1114,7 @@ mod tests {
         )
         .await;
         exchange(
-            &j,
+            j,
             message(
                 "ussd:http",
                 "84987000222",
@@ -978,7 +1126,7 @@ mod tests {
         )
         .await;
         outbox(
-            &j,
+            j,
             message(
                 "smsc:viettel",
                 "84987000333",
@@ -992,7 +1140,7 @@ mod tests {
         .await;
         // 16:59:59 UTC is still the 20th in Vietnam (23:59:59).
         outbox(
-            &j,
+            j,
             message(
                 "listener:demo",
                 "84912345678",
@@ -1004,7 +1152,7 @@ mod tests {
             ReplyState::Sent,
         )
         .await;
-        (j, t)
+        Traffic::new(db.pool().clone())
     }
 
     async fn ids(t: &Traffic, q: MessageQuery) -> Vec<i64> {
@@ -1021,10 +1169,8 @@ mod tests {
         MessageQuery::default()
     }
 
-    #[tokio::test]
-    async fn the_log_is_searched_by_code_sender_channel_outcome_and_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_j, t) = traffic(&dir).await;
+    async fn the_log_is_searched_by_code_sender_channel_outcome_and_time(db: GatewayDb) {
+        let t = traffic(&db).await;
         assert_eq!(ids(&t, query()).await, vec![7, 6, 5, 4, 3, 2, 1]);
         // A code as a citizen types it; the USSD lookup of the same dossier too.
         let code = |c: &str| MessageQuery {
@@ -1082,20 +1228,16 @@ mod tests {
         assert_eq!(ids(&t, q).await, vec![3, 2]);
     }
 
-    #[tokio::test]
-    async fn an_outcome_matches_the_outcomes_with_a_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, t) = journal(&dir).await;
-        let Recorded::New(id) = j
-            .record(message("smsc:a", "84912345678", "TC", 1_000))
-            .await
-            .unwrap()
-        else {
-            panic!("new")
+    async fn an_outcome_matches_the_outcomes_with_a_reason(db: GatewayDb) {
+        let t = Traffic::new(db.pool().clone());
+        let silenced = Reply {
+            outcome: "silenced: blocked".into(),
+            text: String::new(),
+            state: ReplyState::Suppressed,
+            sent_at: None,
         };
-        j.queue_reply(id, "silenced: blocked", "", ReplyState::Suppressed)
-            .await
-            .unwrap();
+        let m = message("smsc:a", "84912345678", "TC", 1_000);
+        let id = record(&db, &m, Some(silenced), None).await;
         for outcome in ["silenced", "silenced:", "silenced: blocked", "sil*"] {
             let q = MessageQuery {
                 outcome: Some(outcome.into()),
@@ -1110,10 +1252,8 @@ mod tests {
         assert!(ids(&t, q).await.is_empty());
     }
 
-    #[tokio::test]
-    async fn pages_follow_each_other_by_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_j, t) = traffic(&dir).await;
+    async fn pages_follow_each_other_by_id(db: GatewayDb) {
+        let t = traffic(&db).await;
         let mut before = None;
         let mut pages = Vec::new();
         loop {
@@ -1155,10 +1295,8 @@ mod tests {
         assert_eq!(all.next_before, Some(7));
     }
 
-    #[tokio::test]
-    async fn a_logged_message_carries_its_reply_and_viewers_see_numbers_masked() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_j, t) = traffic(&dir).await;
+    async fn a_logged_message_carries_its_reply_and_viewers_see_numbers_masked(db: GatewayDb) {
+        let t = traffic(&db).await;
         let page = t.search(&query()).await.unwrap();
         let by_id = |id: i64| page.messages.iter().find(|m| m.id == id).unwrap().clone();
         let first = by_id(1);
@@ -1201,19 +1339,19 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn an_unreadable_message_is_in_the_log_with_its_raw_pdu_hidden_from_viewers() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, t) = journal(&dir).await;
+    async fn an_unreadable_message_is_in_the_log_with_its_raw_pdu_hidden_from_viewers(
+        db: GatewayDb,
+    ) {
+        let t = Traffic::new(db.pool().clone());
         let raw = "07914889200030F0040B914819010203F40000622170129144828AC8329BFD06";
-        let m = NewMessage {
-            peer_ref: Some("raw:0123".into()),
-            peer_ref_lasting: true,
-            ..message("modem", "", raw, utc(20, 1, 0, 0))
+        let m = message("modem", "", raw, utc(20, 1, 0, 0));
+        let suppressed = Reply {
+            outcome: UNDECODABLE.into(),
+            text: String::new(),
+            state: ReplyState::Suppressed,
+            sent_at: None,
         };
-        j.record_exchange(m, UNDECODABLE, "", ReplyState::Suppressed, None)
-            .await
-            .unwrap();
+        record(&db, &m, Some(suppressed), None).await;
         let page = t
             .search(&MessageQuery {
                 outcome: Some(UNDECODABLE.into()),
@@ -1230,10 +1368,10 @@ mod tests {
         assert_eq!(logged.masked(None).text, "");
     }
 
-    #[tokio::test]
-    async fn a_viewer_sees_the_name_where_the_reply_carried_it_whatever_the_read_model_says() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, t) = journal(&dir).await;
+    async fn a_viewer_sees_the_name_where_the_reply_carried_it_whatever_the_read_model_says(
+        db: GatewayDb,
+    ) {
+        let t = Traffic::new(db.pool().clone());
         let reply = "HS 000.00.12.H58-240315-0007\nChủ HS: Nguyễn Văn An";
         let spans = crate::domain::vietnamese::find_name(reply, "Nguyễn Văn An");
         assert_eq!(spans, [(37, 50)]);
@@ -1247,9 +1385,13 @@ mod tests {
             &format!("TC {CODE_7}"),
             utc(20, 1, 0, 0),
         );
-        j.record_exchange(m, "found", reply, ReplyState::Sent, Some(note))
-            .await
-            .unwrap();
+        let sent = Reply {
+            outcome: "found".into(),
+            text: reply.into(),
+            state: ReplyState::Sent,
+            sent_at: Some(m.received_at + 1_000),
+        };
+        record(&db, &m, Some(sent), Some(note)).await;
         let page = t.search(&query()).await.unwrap();
         let logged = page.messages[0].clone();
         assert_eq!(logged.name_spans, Some(vec![(37, 50)]));
@@ -1276,10 +1418,8 @@ mod tests {
         assert_eq!(spans_from_text("3-x"), None);
     }
 
-    #[tokio::test]
-    async fn recent_activity_counts_the_last_hour_and_minute_per_channel() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_j, t) = traffic(&dir).await;
+    async fn recent_activity_counts_the_last_hour_and_minute_per_channel(db: GatewayDb) {
+        let t = traffic(&db).await;
         // 30 s after the queued message on smsc:viettel (04:00 on the 21st);
         // the USSD dial at 03:00 is more than an hour before.
         let recent = t.recent_by_channel(utc(21, 4, 0, 30)).await.unwrap();
@@ -1304,10 +1444,8 @@ mod tests {
             .is_empty());
     }
 
-    #[tokio::test]
-    async fn the_series_exports_as_csv_in_vietnam_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_j, t) = traffic(&dir).await;
+    async fn the_series_exports_as_csv_in_vietnam_time(db: GatewayDb) {
+        let t = traffic(&db).await;
         let stats = t.stats(&the_20th_and_21st_by_day()).await.unwrap();
         let csv = stats.series_csv();
         let mut lines = csv.lines();
@@ -1334,10 +1472,8 @@ mod tests {
         assert_eq!(total, stats.totals.messages);
     }
 
-    #[tokio::test]
-    async fn stats_count_per_day_and_hour_in_vietnam_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_j, t) = traffic(&dir).await;
+    async fn stats_count_per_day_and_hour_in_vietnam_time(db: GatewayDb) {
+        let t = traffic(&db).await;
         // The 20th and 21st in Vietnam: from 17:00 UTC the day before.
         let day_20 = utc(19, 17, 0, 0);
         let day_21 = utc(20, 17, 0, 0);
@@ -1434,12 +1570,10 @@ mod tests {
         assert_eq!(late.found_ratio, Some(2.0 / 3.0));
     }
 
-    #[tokio::test]
-    async fn latency_percentiles_are_the_nearest_ranks() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, t) = journal(&dir).await;
+    async fn latency_percentiles_are_the_nearest_ranks(db: GatewayDb) {
+        let t = Traffic::new(db.pool().clone());
         let base = now_ms();
-        // Message k waited k × 10 s (plus the test's own time).
+        // Message k waited k × 10 s (answered at `base`).
         for k in 1..=100i64 {
             let m = message(
                 "kannel",
@@ -1447,7 +1581,13 @@ mod tests {
                 &format!("TC {k}"),
                 base - k * 10_000,
             );
-            exchange(&j, m, "help", None).await;
+            let answered = Reply {
+                outcome: "help".into(),
+                text: "answer".into(),
+                state: ReplyState::Sent,
+                sent_at: Some(base),
+            };
+            record(&db, &m, Some(answered), None).await;
         }
         let q = StatsQuery {
             since_ms: Some(base - 2_000_000),
@@ -1483,10 +1623,8 @@ mod tests {
         assert_eq!(nearest_rank(99, 1000), 989);
     }
 
-    #[tokio::test]
-    async fn empty_and_too_long_windows_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_j, t) = journal(&dir).await;
+    async fn empty_and_too_long_windows_are_refused(db: GatewayDb) {
+        let t = Traffic::new(db.pool().clone());
         for (since, until) in [(10, 10), (20, 10), (0, 401 * DAY_MS)] {
             let error = t
                 .stats(&StatsQuery {
@@ -1532,11 +1670,9 @@ mod tests {
         assert_eq!(json["p50"], serde_json::Value::Null);
     }
 
-    #[tokio::test]
-    async fn purged_messages_count_but_are_not_found_by_code_or_sender() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, t) = traffic(&dir).await;
-        j.purge_before(utc(20, 12, 0, 0)).await.unwrap();
+    async fn purged_messages_count_but_are_not_found_by_code_or_sender(db: GatewayDb) {
+        let t = traffic(&db).await;
+        as_purged_before(&db, utc(20, 12, 0, 0)).await;
         let page = t.search(&query()).await.unwrap();
         let first = page.messages.iter().find(|m| m.id == 1).unwrap();
         assert!(first.purged);
@@ -1551,4 +1687,126 @@ mod tests {
         assert_eq!(stats.totals.found, 4);
         assert_eq!(stats.top_agencies[0].count, 3, "agencies are kept");
     }
+
+    /// Messages from noon to noon in Vietnam (the 20th to the 21st), one
+    /// every 7 min 13 s and two on either side of midnight, by channel
+    /// and outcome.
+    async fn across_vietnam_midnight(
+        db: &GatewayDb,
+    ) -> Vec<(i64, &'static str, Option<&'static str>)> {
+        let midnight = utc(20, 17, 0, 0);
+        let mut times: Vec<i64> = (utc(20, 5, 0, 0)..utc(21, 5, 0, 0))
+            .step_by(433_000)
+            .collect();
+        times.extend([midnight - 1, midnight]);
+        let channels = ["smsc:viettel", "kannel", "ussd:http"];
+        let outcomes = [Some("found"), Some("not_found"), Some("help"), None];
+        let mut sent = Vec::new();
+        for (n, at) in times.into_iter().enumerate() {
+            let (channel, outcome) = (channels[n % 3], outcomes[n % 4]);
+            let reply = outcome.map(|outcome| Reply {
+                outcome: outcome.into(),
+                text: "answer".into(),
+                state: ReplyState::Sent,
+                sent_at: Some(at + 1_500),
+            });
+            record(db, &message(channel, "84912345678", "TC", at), reply, None).await;
+            sent.push((at, channel, outcome));
+        }
+        sent
+    }
+
+    /// A series point's bucket start, channel and outcome.
+    type SeriesKey = (i64, String, Option<String>);
+
+    /// The start (Unix ms) of the Vietnam calendar day or hour `at` falls
+    /// in, by the calendar (chrono), not by the queries' arithmetic.
+    fn calendar_start(at: i64, bucket: Bucket) -> i64 {
+        let local = crate::clock::in_vietnam(at).unwrap();
+        let start = match bucket {
+            Bucket::Day => local.date_naive().and_hms_opt(0, 0, 0).unwrap(),
+            Bucket::Hour => local
+                .date_naive()
+                .and_hms_opt(chrono::Timelike::hour(&local), 0, 0)
+                .unwrap(),
+        };
+        start
+            .and_local_timezone(crate::clock::vietnam())
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    async fn daily_and_hourly_series_across_vietnam_midnight_follow_the_calendar(db: GatewayDb) {
+        let t = Traffic::new(db.pool().clone());
+        let sent = across_vietnam_midnight(&db).await;
+        let midnight = utc(20, 17, 0, 0);
+        for bucket in [Bucket::Day, Bucket::Hour] {
+            let mut expected: BTreeMap<SeriesKey, i64> = BTreeMap::new();
+            for (at, channel, outcome) in &sent {
+                let key = (
+                    calendar_start(*at, bucket),
+                    channel.to_string(),
+                    outcome.map(str::to_owned),
+                );
+                *expected.entry(key).or_default() += 1;
+            }
+            let stats = t.stats(&two_days(bucket)).await.unwrap();
+            let series: Vec<(SeriesKey, i64)> = stats
+                .series
+                .iter()
+                .map(|p| ((p.start, p.channel.clone(), p.outcome.clone()), p.count))
+                .collect();
+            assert_eq!(
+                series,
+                expected.into_iter().collect::<Vec<_>>(),
+                "{bucket:?}"
+            );
+            assert_eq!(stats.totals.messages, sent.len() as i64);
+        }
+        let before = sent.iter().filter(|(at, ..)| *at < midnight).count() as i64;
+        let after = sent.len() as i64 - before;
+        let mut late = t.stats(&two_days(Bucket::Day)).await.unwrap();
+        // One bucket a day, 23:59:59.999 on the 20th, 00:00 on the 21st.
+        late.series.retain(|p| p.start >= midnight);
+        assert_eq!(late.series.iter().map(|p| p.count).sum::<i64>(), after);
+        // A window from midnight on: the 21st's messages only.
+        let late = t
+            .stats(&StatsQuery {
+                since_ms: Some(midnight),
+                ..two_days(Bucket::Day)
+            })
+            .await
+            .unwrap();
+        assert_eq!(late.totals.messages, after);
+        assert_eq!(
+            late.totals.found,
+            sent.iter()
+                .filter(|(at, _, outcome)| *at >= midnight && *outcome == Some("found"))
+                .count() as i64
+        );
+    }
+
+    /// The 20th and 21st in Vietnam, in `bucket`s.
+    fn two_days(bucket: Bucket) -> StatsQuery {
+        StatsQuery {
+            bucket,
+            ..the_20th_and_21st_by_day()
+        }
+    }
+
+    crate::on_both_engines!(
+        the_log_is_searched_by_code_sender_channel_outcome_and_time,
+        an_outcome_matches_the_outcomes_with_a_reason,
+        pages_follow_each_other_by_id,
+        a_logged_message_carries_its_reply_and_viewers_see_numbers_masked,
+        an_unreadable_message_is_in_the_log_with_its_raw_pdu_hidden_from_viewers,
+        a_viewer_sees_the_name_where_the_reply_carried_it_whatever_the_read_model_says,
+        recent_activity_counts_the_last_hour_and_minute_per_channel,
+        the_series_exports_as_csv_in_vietnam_time,
+        stats_count_per_day_and_hour_in_vietnam_time,
+        latency_percentiles_are_the_nearest_ranks,
+        empty_and_too_long_windows_are_refused,
+        purged_messages_count_but_are_not_found_by_code_or_sender,
+        daily_and_hourly_series_across_vietnam_midnight_follow_the_calendar,
+    );
 }

@@ -110,14 +110,13 @@ impl Ports {
             None
         };
         let admin = if config.admin.enabled {
-            let pool = shared.db.pool().legacy_sqlite();
             let state = AdminState::new(AdminParts {
                 settings: config.admin.clone(),
                 accounts: Accounts::new(shared.db.pool().clone(), LockoutPolicy::default()),
                 sessions: Sessions::new(shared.db.pool().clone(), config.admin.session_policy()),
                 guard: shared.guard.clone(),
                 templates: versions,
-                traffic: Traffic::new(pool.clone()),
+                traffic: Traffic::new(shared.db.pool().clone()),
                 responder: Arc::new(shared.responder()),
                 store: shared.store.clone(),
                 routes: shared.routes.clone(),

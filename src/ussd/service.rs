@@ -898,7 +898,7 @@ mod tests {
             per_hour: 100,
             ..RateLimitSettings::default()
         };
-        let guard = AbuseGuard::open(limits, journal.pool().legacy_sqlite().clone())
+        let guard = AbuseGuard::open(limits, journal.pool().clone())
             .await
             .unwrap();
         let responder = Arc::new(Responder::new(SlowStore { inner, delay }, renderer));

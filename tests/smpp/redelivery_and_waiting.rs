@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use motcua_sms::admin::traffic::{Bucket, LoggedMessage, MessageQuery, StatsQuery, Traffic};
+use motcua_sms::db::StatePool;
 use motcua_sms::smpp::pdu::{Bind, BindKind, Body, Pdu, ShortMessage};
 use motcua_sms::smpp::session::{next_request, Connection};
 use motcua_sms::smpp::SessionSettings;
@@ -23,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// The message from `sender` (any spelling) asking for the known dossier,
 /// once its reply is recorded as sent, and the app's traffic.
 async fn logged_reply(app: &TestApp, sender: &str) -> (LoggedMessage, Traffic) {
-    let traffic = Traffic::new(app.journal().await);
+    let traffic = Traffic::new(StatePool::Sqlite(app.journal().await));
     let query = MessageQuery {
         sender: Some(sender.into()),
         code: Some(KNOWN_CODE.to_lowercase()),

@@ -104,13 +104,15 @@ async fn a_peer_that_binds_again_after_the_expiry_gets_no_stale_reply() {
     .unwrap();
     let purged = journal.purge_before(now_ms() - 90 * DAY_MS).await.unwrap();
     assert_eq!(purged, 1);
-    let left: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM messages m JOIN replies r ON r.message_id = m.id \
-         WHERE r.state = 'expired' AND m.purged = 1 AND m.text = '' AND m.sender = '' AND r.text = ''",
-    )
-    .fetch_one(journal.pool().legacy_sqlite())
-    .await
-    .unwrap();
+    let left: i64 = motcua_sms::on_state_pool!(journal.pool(), p => {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM messages m JOIN replies r ON r.message_id = m.id \
+             WHERE r.state = 'expired' AND m.purged = 1 AND m.text = '' AND m.sender = '' AND r.text = ''",
+        )
+        .fetch_one(p)
+        .await
+        .unwrap()
+    });
     assert_eq!(left, 1, "the expired reply and its message are erased");
     journal.close().await;
 
