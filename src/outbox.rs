@@ -690,10 +690,39 @@ impl<S: DossierLookup> Outbox<S> {
             };
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = channel_up.changed() => {}
+                _ = channel_up.changed() => self.claim_bound_peers().await,
                 true = taken => self.forget(),
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// In a cluster, takes over from the other nodes what waits for the
+    /// listener peers bound here now ([`crate::cluster::claim_channel`]),
+    /// and answers it.
+    async fn claim_bound_peers(self: &Arc<Self>) {
+        let Some(lease) = &self.lease else {
+            return;
+        };
+        let window = Duration::from_secs(self.journal.settings().reply_expiry_secs);
+        let mut bound: Vec<String> = self
+            .routes
+            .links()
+            .into_iter()
+            .filter(|link| link.role == "listener" && link.open)
+            .map(|link| link.channel)
+            .collect();
+        bound.sort();
+        bound.dedup();
+        for channel in bound {
+            match crate::cluster::claim_channel(self.journal.pool(), lease, &channel, window).await
+            {
+                Ok(ids) if !ids.is_empty() => self.adopt(&ids).await,
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(%error, %channel, "cannot take over the replies waiting for a peer bound here")
+                }
             }
         }
     }
