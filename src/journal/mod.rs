@@ -24,11 +24,13 @@
 
 mod fragments;
 mod messages;
+mod postgres;
 mod reads;
 mod receipts;
 mod replies;
 mod requests;
 mod retention;
+mod rules;
 mod settings;
 mod types;
 mod writer;
@@ -43,6 +45,7 @@ use requests::{
 use writer::StartError;
 
 pub use receipts::canonical_peer_id;
+pub use requests::WriteError;
 pub use settings::{Durability, JournalSettings};
 pub use types::*;
 
@@ -76,7 +79,7 @@ pub enum JournalError {
     /// A write failed: the operation's statement, or its batch's commit
     /// (then every operation of the batch gets the error).
     #[error("journal write failed: {0}")]
-    Write(#[source] rusqlite::Error),
+    Write(#[source] WriteError),
     /// The writer has stopped (shutdown).
     #[error("the journal writer has stopped")]
     Stopped,
@@ -114,24 +117,34 @@ impl Journal {
     pub async fn start(db: GatewayDb, settings: JournalSettings) -> Result<Self, JournalError> {
         let window_ms = (settings.redelivery_window_secs as i64).saturating_mul(1000);
         let url = settings.url.clone();
-        let Some(path) = db.path() else {
-            return Err(JournalError::Open {
-                url: db.describe(),
-                source: sqlx::Error::Configuration(
-                    "the journal's writer runs on a SQLite file only, for now".into(),
-                ),
-            });
+        let started = match (db.pool(), db.path()) {
+            (StatePool::Postgres(pool), _) => {
+                postgres::start((*pool.connect_options()).clone(), window_ms)
+                    .await
+                    .map_err(|source| JournalError::Open {
+                        url: db.describe(),
+                        source,
+                    })?
+            }
+            (StatePool::Sqlite(_), Some(path)) => writer::start(path, db.durability(), window_ms)
+                .await
+                .map_err(|error| match error {
+                    StartError::Open(source) => JournalError::OpenWriter { url, source },
+                    StartError::Spawn(error) => JournalError::Open {
+                        url,
+                        source: sqlx::Error::Io(error),
+                    },
+                    StartError::Stopped => JournalError::Stopped,
+                })?,
+            (StatePool::Sqlite(_), None) => {
+                return Err(JournalError::Open {
+                    url: db.describe(),
+                    source: sqlx::Error::Configuration(
+                        "the journal's SQLite writer needs a file".into(),
+                    ),
+                })
+            }
         };
-        let started = writer::start(path, db.durability(), window_ms)
-            .await
-            .map_err(|error| match error {
-                StartError::Open(source) => JournalError::OpenWriter { url, source },
-                StartError::Spawn(error) => JournalError::Open {
-                    url,
-                    source: sqlx::Error::Io(error),
-                },
-                StartError::Stopped => JournalError::Stopped,
-            })?;
         Ok(Journal {
             db,
             writes: started.writes,

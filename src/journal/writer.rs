@@ -12,15 +12,15 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::receipts::{unmatched_receipts_exist, UnmatchedReceipts};
-use super::requests::Request;
+use super::requests::{Request, WriteError};
 use super::{fragments, messages, receipts, replies, retention, Durability};
 use crate::clock::now_ms;
 
 /// Most operations committed in one transaction.
-const MAX_BATCH: usize = 512;
+pub(super) const MAX_BATCH: usize = 512;
 
 /// Requests queued for the writer before callers wait to queue theirs.
-const QUEUE: usize = 4096;
+pub(super) const QUEUE: usize = 4096;
 
 /// Statements the writer keeps prepared (it uses about 35).
 const WRITER_STATEMENT_CACHE: usize = 64;
@@ -170,7 +170,9 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Request>, window_ms:
         if batch.is_empty() {
             continue;
         }
-        let committed = writer.apply(&mut batch, window_ms);
+        let committed = writer
+            .apply(&mut batch, window_ms)
+            .map_err(WriteError::from);
         writer.settle_unmatched(committed.is_ok());
         if let Err(error) = &committed {
             tracing::error!(%error, operations = batch.len(), "journal commit failed; the messages are not acknowledged");
