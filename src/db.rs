@@ -27,7 +27,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
-
 /// The gateway database's schema in SQLite: journal, abuse control, admin console.
 pub static GATEWAY: Migrator = sqlx::migrate!("./migrations/journal");
 /// The same schema in PostgreSQL.

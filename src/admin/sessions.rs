@@ -318,7 +318,11 @@ mod tests {
             )
             .await
             .unwrap();
-        (Sessions::new(db.pool().legacy_sqlite().clone(), policy), accounts, db)
+        (
+            Sessions::new(db.pool().legacy_sqlite().clone(), policy),
+            accounts,
+            db,
+        )
     }
 
     #[tokio::test]

@@ -191,7 +191,8 @@ impl Gateway {
             .await
             .map_err(JournalError::from)?;
         let journal = Journal::start(db.clone(), config.journal.clone()).await?;
-        let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().legacy_sqlite().clone()).await?;
+        let guard =
+            AbuseGuard::open(config.rate_limit.clone(), db.pool().legacy_sqlite().clone()).await?;
         let routes = channels::routes(config);
         let (sync_state, followers) = sync::build(config, &store).await?;
         let templates = Arc::new(Swappable::new(renderer));

@@ -42,7 +42,8 @@ pub async fn edit_list(
     command: ListCommand,
 ) -> anyhow::Result<ExitCode> {
     let db = GatewayDb::open(&config.journal.url, config.journal.synchronous).await?;
-    let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().legacy_sqlite().clone()).await?;
+    let guard =
+        AbuseGuard::open(config.rate_limit.clone(), db.pool().legacy_sqlite().clone()).await?;
     let parse = |number: &str| {
         Msisdn::parse(number).with_context(|| format!("{number:?} is not a phone number"))
     };

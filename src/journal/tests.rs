@@ -62,12 +62,13 @@ async fn reopen(db: &GatewayDb) -> Journal {
     start(&again).await
 }
 
+/// A write in flight.
+type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// Polls each future once, so that whatever it queues is queued now, in
 /// order (the writer takes it in one batch while it is busy or has not
 /// woken yet), then waits for them all.
-async fn all_at_once<T>(
-    futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + '_>>>,
-) -> Vec<T> {
+async fn all_at_once<T>(futures: Vec<Pending<'_, T>>) -> Vec<T> {
     let mut futures = futures;
     let mut ready: Vec<Option<T>> = Vec::new();
     tokio::task::unconstrained(async {
@@ -150,9 +151,7 @@ async fn copies_recorded_in_one_batch_are_one_message(db: GatewayDb) {
 
 async fn a_request_failing_on_its_own_leaves_the_rest_of_its_batch_committed(db: GatewayDb) {
     let j = start(&db).await;
-    let mut asks: Vec<
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), JournalError>> + Send + '_>>,
-    > = Vec::new();
+    let mut asks: Vec<Pending<'_, Result<(), JournalError>>> = Vec::new();
     for i in 0..20 {
         let j = &j;
         asks.push(Box::pin(async move {

@@ -227,7 +227,6 @@ fn scheme_shown(scheme: Option<&str>) -> String {
     }
 }
 
-
 /// The read model as a reply needs it: a dossier by its code, or the codes
 /// a keypad's digits may mean. What the responder (and so every channel
 /// answering citizens, the public page and the console's preview) uses.

@@ -20,8 +20,8 @@ use sqlx::{PgConnection, PgPool};
 
 use super::rows::{db_count, db_time, Batch, CheckpointColumns, DossierRow, SyncRow};
 use super::{
-    ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ExchangeError,
-    StoreError, SyncCheckpoint, SyncStatus, UpsertOutcome,
+    ApplyMode, ApplyReport, Change, DossierLookup, DossierWriter, ExchangeError, StoreError,
+    SyncCheckpoint, SyncStatus, UpsertOutcome,
 };
 use crate::clock::now_ms;
 use crate::db;
