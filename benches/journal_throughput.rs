@@ -43,7 +43,14 @@ async fn main() {
         .filter(|url| !url.trim().is_empty());
     if let Some(server) = server {
         let database = TempDatabase::create(&server).await;
-        run("PostgreSQL", &database.url, synchronous, messages, in_flight).await;
+        run(
+            "PostgreSQL",
+            &database.url,
+            synchronous,
+            messages,
+            in_flight,
+        )
+        .await;
         database.drop().await;
     }
 }

@@ -119,7 +119,11 @@ async fn main() {
     lat.sort();
     let done = lat.len();
     let pct = |p: f64| lat[((done as f64 * p) as usize).min(done - 1)];
-    let engine = if postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+    let engine = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!(
         "listener_throughput: {done} messages, {connections} connections, window {window} per connection, journal on {engine}"
     );

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::receipts::UnmatchedReceipts;
 use super::requests::{Request, WriteError};
-use super::writer::{Started, MAX_BATCH, QUEUE};
+use super::writer::{answer_batch, take_batch, Started, MAX_BATCH, QUEUE};
 use crate::clock::now_ms;
 
 /// Opens the writer's connection with `options` (the pool's) and starts
@@ -79,30 +79,16 @@ impl Writer {
             let Some(first) = queue.recv().await else {
                 break;
             };
-            match first {
-                Request::Close => closing = true,
-                request => batch.push(request),
-            }
-            while !closing && batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(Request::Close) => closing = true,
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
-                }
-            }
+            closing = take_batch(first, &mut queue, &mut batch);
             if batch.is_empty() {
                 continue;
             }
             let committed = self.apply(&mut batch).await.map_err(WriteError::from);
             self.settle_unmatched(committed.is_ok()).await;
-            if let Err(error) = &committed {
-                tracing::error!(%error, operations = batch.len(), "journal commit failed; the messages are not acknowledged");
+            if committed.is_err() {
                 self.reconnect_if_lost().await;
             }
-            let commit = committed.as_ref().map(|_| ());
-            for request in batch.drain(..) {
-                request.answer(commit);
-            }
+            answer_batch(&mut batch, committed);
         }
         let _ = self.conn.close().await;
     }

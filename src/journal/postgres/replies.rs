@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 
 use super::receipts::record_part;
 use crate::journal::receipts::UnmatchedReceipts;
+pub(super) use crate::journal::replies::SETTLE_CONFLICT;
 use crate::journal::requests::{QueueReply, UpdateReply};
 use crate::journal::{spans_text, LookupNote, PartRecord, ReplyState, Settlement};
 
@@ -72,15 +73,6 @@ pub(super) async fn note_lookup(
     .await?;
     Ok(())
 }
-
-/// The upsert of a settled reply, for one row (`$1` … `$10`) or, with
-/// `UNNEST`, a batch's.
-pub(super) const SETTLE_CONFLICT: &str =
-    "ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, \
-     attempts = replies.attempts + excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
-     last_error = excluded.last_error, peer_ids = coalesce(excluded.peer_ids, replies.peer_ids), \
-     updated_at = excluded.updated_at, sent_at = coalesce(replies.sent_at, excluded.sent_at) \
-     WHERE replies.state = 'queued'";
 
 /// How an attempt to send a reply ended (see
 /// [`Journal::settle_reply`](crate::journal::Journal::settle_reply)).
