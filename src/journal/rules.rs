@@ -178,3 +178,60 @@ pub(super) fn redeliveries(items: &[BatchItem<'_>], window_ms: i64) -> Vec<Verdi
     }
     verdicts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(sender: &str, text: &str, at: i64) -> NewMessage {
+        NewMessage {
+            channel: "listener:demo".into(),
+            peer_ref: None,
+            peer_ref_lasting: false,
+            sender: Address::new(sender, 1, 1),
+            recipient: Address::new("8058", 0, 0),
+            text: text.into(),
+            received_at: at,
+        }
+    }
+
+    #[test]
+    fn a_batch_copies_its_own_new_messages_and_respects_notes_read_before_each() {
+        let ask = message("84912345678", "TC 1", 1_000_000);
+        let late = message("84912345678", "TC 1", 1_000_000 + 601_000);
+        let other = message("84900000001", "TC 1", 1_000_000);
+        let read = [7];
+        let item = |message, recorded: Vec<i64>, answered| BatchItem::Message {
+            message,
+            recorded,
+            answered,
+        };
+        let verdicts = redeliveries(
+            &[
+                item(&ask, vec![7, 3], false),
+                BatchItem::Read(&read),
+                item(&ask, vec![7, 3], false),
+                item(&other, vec![], true),
+                item(&other, vec![], false),
+                item(&late, vec![], false),
+                item(&late, vec![], false),
+            ],
+            600_000,
+        );
+        assert_eq!(
+            verdicts,
+            vec![
+                Verdict::CopyOf(7),
+                // 7 was read since: the next recorded one.
+                Verdict::CopyOf(3),
+                Verdict::New,
+                // The one before was answered on the spot: never copied.
+                Verdict::New,
+                // Past the window of the first ones.
+                Verdict::New,
+                // The newest new one before it in the batch.
+                Verdict::CopyOfEarlier(4),
+            ]
+        );
+    }
+}
