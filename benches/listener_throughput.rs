@@ -8,6 +8,11 @@
 //! cargo bench --bench listener_throughput -- [messages] [connections] [window]
 //! ```
 //!
+//! The journal is a SQLite file, or, when `BENCH_JOURNAL_POSTGRES` names a
+//! PostgreSQL server (`postgres://postgres@127.0.0.1:5432`), a fresh
+//! database created on it for the run (and dropped after); its commits are
+//! as durable as the server's `synchronous_commit`.
+//!
 //! The load generator runs in the same process and competes for the same
 //! cores as the gateway, so the figures are a floor for the gateway alone.
 
@@ -46,6 +51,14 @@ async fn main() {
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}/bench.db", dir.path().display());
     config.journal.url = format!("sqlite://{}/journal.db", dir.path().display());
+    let postgres = match std::env::var("BENCH_JOURNAL_POSTGRES") {
+        Ok(server) if !server.trim().is_empty() => {
+            let database = support::temp_postgres::TempDatabase::create(&server).await;
+            config.journal.url = database.url.clone();
+            Some(database)
+        }
+        _ => None,
+    };
     if let Ok(mode) = std::env::var("BENCH_JOURNAL_SYNC") {
         config.journal.synchronous = match mode.as_str() {
             "off" => motcua_sms::journal::Durability::Off,
@@ -106,8 +119,13 @@ async fn main() {
     lat.sort();
     let done = lat.len();
     let pct = |p: f64| lat[((done as f64 * p) as usize).min(done - 1)];
+    let engine = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!(
-        "listener_throughput: {done} messages, {connections} connections, window {window} per connection"
+        "listener_throughput: {done} messages, {connections} connections, window {window} per connection, journal on {engine}"
     );
     println!(
         "  throughput: {:.0} MO->MT/s over {:.2} s",
@@ -121,6 +139,9 @@ async fn main() {
         ms(pct(0.99)),
         ms(lat[done - 1])
     );
+    if let Some(database) = postgres {
+        database.drop().await;
+    }
 }
 
 fn ms(d: Duration) -> f64 {

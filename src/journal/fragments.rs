@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::messages::record;
-use super::{Address, FragmentRecorded, NewFragment, NewMessage, Recorded, StoredMessage};
+use super::rules::{joined_message, one_message_has_all, GroupKey, StoredFragment};
+use super::{Address, FragmentRecorded, NewFragment, Recorded, StoredMessage};
 
 /// Records one part (see
 /// [`Journal::record_fragment`](super::Journal::record_fragment)).
@@ -120,26 +121,6 @@ pub(super) fn record_fragment(
     }
 }
 
-#[derive(Debug, Clone)]
-struct GroupKey {
-    channel: String,
-    sender: String,
-    recipient: String,
-    reference: i64,
-    total: i64,
-}
-
-/// One stored part of a concatenated message.
-struct StoredFragment {
-    part: i64,
-    text: String,
-    /// A copy of a part joined within the redelivery window.
-    copy: bool,
-    received_at: i64,
-    sender: Address,
-    recipient: Address,
-}
-
 /// The address stored in the columns `<column>`, `<column>_ton`, `<column>_npi`.
 fn stored_address(row: &rusqlite::Row<'_>, column: &str) -> rusqlite::Result<Address> {
     Ok(Address {
@@ -187,21 +168,13 @@ fn join_group(
          AND reference = ? AND total = ?",
     )?
     .execute(&group[..])?;
-    let Some(first) = parts.first() else {
+    if parts.is_empty() {
         return Ok(None);
-    };
+    }
     if parts.iter().all(|p| p.copy) && delivered_again(tx, key, &parts, window_ms, now)? {
         return Ok(None);
     }
-    let message = NewMessage {
-        channel: key.channel.clone(),
-        peer_ref: None,
-        peer_ref_lasting: false,
-        sender: first.sender.clone(),
-        recipient: first.recipient.clone(),
-        text: parts.iter().map(|p| p.text.as_str()).collect(),
-        received_at: parts.iter().map(|p| p.received_at).max().unwrap_or(now),
-    };
+    let message = joined_message(key, &parts, now);
     let recorded = record(tx, &message, window_ms)?;
     let id = match recorded {
         Recorded::New(id) | Recorded::Duplicate(id) => id,
@@ -243,9 +216,9 @@ fn delivered_again(
         "SELECT message_id FROM joined_parts WHERE channel = ? AND sender = ? AND recipient = ? \
          AND reference = ? AND total = ? AND part = ? AND text = ? AND joined_at >= ?",
     )?;
-    let mut common: Option<HashSet<i64>> = None;
-    for p in parts {
-        let messages = of_part
+    let since = now.saturating_sub(window_ms);
+    let of_each = parts.iter().map(|p| {
+        of_part
             .query_map(
                 params![
                     key.channel,
@@ -255,21 +228,13 @@ fn delivered_again(
                     key.total,
                     p.part,
                     p.text,
-                    now.saturating_sub(window_ms)
+                    since
                 ],
                 |row| row.get::<_, i64>(0),
             )?
-            .collect::<rusqlite::Result<HashSet<_>>>()?;
-        let left: HashSet<i64> = match common {
-            None => messages,
-            Some(common) => common.intersection(&messages).copied().collect(),
-        };
-        if left.is_empty() {
-            return Ok(false);
-        }
-        common = Some(left);
-    }
-    Ok(common.is_some())
+            .collect::<rusqlite::Result<HashSet<_>>>()
+    });
+    one_message_has_all(of_each)
 }
 
 /// Joins stale groups (see

@@ -4,31 +4,35 @@
 //! expired when it waited longer than `reply_expiry_secs` for its channel).
 //! Writes go through one writer that commits whatever has queued up in a
 //! single transaction (group commit), so an fsync is shared by every
-//! message that arrived meanwhile. The writer is a dedicated OS thread with
-//! its own synchronous SQLite connection (rusqlite, cached prepared
-//! statements): a batch's statements run back to back on that thread,
-//! instead of each being a round trip to a connection worker thread as an
-//! async driver's are, which under load cost more CPU in thread wake-ups
-//! than the SQL itself. Reads (recovery, due replies, abuse control) use an
-//! sqlx pool on the same file, or for the abuse checks of every message
-//! plain connections on the caller's thread (`crate::inline_reads`); WAL
-//! lets them run beside the writer. A separate SQLite file from the read
-//! model: the read model can be rebuilt from the core, the journal cannot.
-//! The file is opened and migrated by [`crate::db::GatewayDb`].
+//! message that arrived meanwhile. On a SQLite file the writer is a
+//! dedicated OS thread with its own synchronous connection (rusqlite,
+//! cached prepared statements): a batch's statements run back to back on
+//! that thread, instead of each being a round trip to a connection worker
+//! thread as an async driver's are, which under load cost more CPU in
+//! thread wake-ups than the SQL itself. On PostgreSQL it is an async task
+//! with a connection of its own, whose batch costs a fixed number of round
+//! trips: the hot writes go in one multi-row statement per kind. Reads
+//! (recovery, due replies, abuse control) use the state pool, one query
+//! text for both engines, beside the writer (SQLite's WAL, PostgreSQL's
+//! MVCC). The database is opened and migrated by [`crate::db::GatewayDb`].
 //!
 //! Rooms: [`settings`](JournalSettings) (`[journal]`), `types` (messages,
 //! fragments, receipts, reply states and rows), `requests` (one typed
-//! request per write), `writer` (the thread, group commit, checkpoints),
-//! `reads` (the sqlx reads), and the writer's SQL by table family:
-//! `messages`, `fragments`, `receipts`, `replies`, `retention`.
+//! request per write, [`WriteError`]), `rules` (the decisions both writers
+//! share), `writer` (SQLite's thread, group commit, checkpoints) and its
+//! SQL by table family: `messages`, `fragments`, `receipts`, `replies`,
+//! `retention`; `postgres` (PostgreSQL's writer and its SQL by table
+//! family), `reads` (the reads, on both engines).
 
 mod fragments;
 mod messages;
+mod postgres;
 mod reads;
 mod receipts;
 mod replies;
 mod requests;
 mod retention;
+mod rules;
 mod settings;
 mod types;
 mod writer;
@@ -43,6 +47,7 @@ use requests::{
 use writer::StartError;
 
 pub use receipts::canonical_peer_id;
+pub use requests::WriteError;
 pub use settings::{Durability, JournalSettings};
 pub use types::*;
 
@@ -76,7 +81,7 @@ pub enum JournalError {
     /// A write failed: the operation's statement, or its batch's commit
     /// (then every operation of the batch gets the error).
     #[error("journal write failed: {0}")]
-    Write(#[source] rusqlite::Error),
+    Write(#[source] WriteError),
     /// The writer has stopped (shutdown).
     #[error("the journal writer has stopped")]
     Stopped,
@@ -114,24 +119,34 @@ impl Journal {
     pub async fn start(db: GatewayDb, settings: JournalSettings) -> Result<Self, JournalError> {
         let window_ms = (settings.redelivery_window_secs as i64).saturating_mul(1000);
         let url = settings.url.clone();
-        let Some(path) = db.path() else {
-            return Err(JournalError::Open {
-                url: db.describe(),
-                source: sqlx::Error::Configuration(
-                    "the journal's writer runs on a SQLite file only, for now".into(),
-                ),
-            });
+        let started = match (db.pool(), db.path()) {
+            (StatePool::Postgres(pool), _) => {
+                postgres::start((*pool.connect_options()).clone(), window_ms)
+                    .await
+                    .map_err(|source| JournalError::Open {
+                        url: db.describe(),
+                        source,
+                    })?
+            }
+            (StatePool::Sqlite(_), Some(path)) => writer::start(path, db.durability(), window_ms)
+                .await
+                .map_err(|error| match error {
+                    StartError::Open(source) => JournalError::OpenWriter { url, source },
+                    StartError::Spawn(error) => JournalError::Open {
+                        url,
+                        source: sqlx::Error::Io(error),
+                    },
+                    StartError::Stopped => JournalError::Stopped,
+                })?,
+            (StatePool::Sqlite(_), None) => {
+                return Err(JournalError::Open {
+                    url: db.describe(),
+                    source: sqlx::Error::Configuration(
+                        "the journal's SQLite writer needs a file".into(),
+                    ),
+                })
+            }
         };
-        let started = writer::start(path, db.durability(), window_ms)
-            .await
-            .map_err(|error| match error {
-                StartError::Open(source) => JournalError::OpenWriter { url, source },
-                StartError::Spawn(error) => JournalError::Open {
-                    url,
-                    source: sqlx::Error::Io(error),
-                },
-                StartError::Stopped => JournalError::Stopped,
-            })?;
         Ok(Journal {
             db,
             writes: started.writes,

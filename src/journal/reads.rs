@@ -1,25 +1,57 @@
-//! The journal's reads, on the sqlx pool beside the writer (WAL lets them
-//! run while it commits): messages never answered (recovery after a crash),
-//! replies due or overdue, a reply's state, and how far a reply sent part
-//! by part had got.
-
-use sqlx::Row;
+//! The journal's reads, on the state pool beside the writer (SQLite's WAL,
+//! PostgreSQL's MVCC let them run while it commits), one text for both
+//! engines: messages never answered (recovery after a crash), replies due
+//! or overdue, a reply's state, and how far a reply sent part by part had
+//! got.
 
 use super::{
     Address, Journal, JournalError, NewMessage, PendingReply, RecordedParts, ReplyState,
     StoredMessage,
 };
+use crate::on_state_pool;
+
+/// A message's columns as [`Journal::unanswered`] reads them.
+type MessageRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+);
+
+/// A due reply's columns, as [`Journal::due_replies`] reads them.
+type DueRow = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+);
 
 impl Journal {
     /// Messages recorded but not yet given a reply (after a crash), oldest first.
     pub async fn unanswered(&self) -> Result<Vec<StoredMessage>, JournalError> {
-        let rows = sqlx::query(
-            "SELECT m.* FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+        let rows: Vec<MessageRow> = on_state_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT m.id, m.channel, m.peer_ref, m.sender, m.sender_ton, m.sender_npi, \
+             m.recipient, m.recipient_ton, m.recipient_npi, m.text, m.received_at \
+             FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
              WHERE r.message_id IS NULL AND m.purged = 0 ORDER BY m.id",
         )
-        .fetch_all(self.pool().legacy_sqlite())
-        .await?;
-        rows.iter().map(row_to_message).collect()
+        .fetch_all(p)
+        .await?);
+        Ok(rows.into_iter().map(stored_message).collect())
     }
 
     /// Those of `message_ids` recorded but without a reply yet (taken over
@@ -53,43 +85,59 @@ impl Journal {
         channel: Option<&str>,
         limit: i64,
     ) -> Result<Vec<PendingReply>, JournalError> {
-        let rows = sqlx::query(
-            "SELECT r.message_id, r.text AS reply_text, r.outcome, r.attempts, m.channel, m.sender, \
+        let rows: Vec<DueRow> = on_state_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT r.message_id, r.text, r.outcome, r.attempts, m.channel, m.sender, \
              m.sender_ton, m.sender_npi, m.recipient, m.recipient_ton, m.recipient_npi \
              FROM replies r JOIN messages m ON m.id = r.message_id \
-             WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND (? IS NULL OR m.channel = ?) \
-             ORDER BY r.message_id LIMIT ?",
+             WHERE r.state = 'queued' AND r.next_attempt_at <= $1 \
+             AND (CAST($2 AS TEXT) IS NULL OR m.channel = $2) \
+             ORDER BY r.message_id LIMIT $3",
         )
         .bind(now)
         .bind(channel)
-        .bind(channel)
         .bind(limit)
-        .fetch_all(self.pool().legacy_sqlite())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PendingReply {
-                    message_id: row.try_get("message_id")?,
-                    channel: row.try_get("channel")?,
-                    to: address(row, "sender")?,
-                    from: address(row, "recipient")?,
-                    text: row.try_get("reply_text")?,
-                    outcome: row.try_get("outcome")?,
-                    attempts: row.try_get::<i64, _>("attempts")? as u32,
-                    stored: true,
-                    lookup: None,
-                })
-            })
-            .collect()
+        .fetch_all(p)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    message_id,
+                    text,
+                    outcome,
+                    attempts,
+                    channel,
+                    to,
+                    to_ton,
+                    to_npi,
+                    from,
+                    from_ton,
+                    from_npi,
+                )| {
+                    PendingReply {
+                        message_id,
+                        channel,
+                        to: address(to, to_ton, to_npi),
+                        from: address(from, from_ton, from_npi),
+                        text,
+                        outcome,
+                        attempts: attempts as u32,
+                        stored: true,
+                        lookup: None,
+                    }
+                },
+            )
+            .collect())
     }
 
     /// The state of a message's reply, if it has one.
     pub async fn reply_state(&self, message_id: i64) -> Result<Option<ReplyState>, JournalError> {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM replies WHERE message_id = ?")
-                .bind(message_id)
-                .fetch_optional(self.pool().legacy_sqlite())
-                .await?;
+        let state: Option<String> = on_state_pool!(self.pool(), p => sqlx::query_scalar(
+            "SELECT state FROM replies WHERE message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(p)
+        .await?);
         Ok(state.as_deref().and_then(ReplyState::parse))
     }
 
@@ -100,13 +148,13 @@ impl Journal {
         &self,
         received_before: i64,
     ) -> Result<Vec<(i64, String)>, JournalError> {
-        Ok(sqlx::query_as(
+        Ok(on_state_pool!(self.pool(), p => sqlx::query_as(
             "SELECT r.message_id, m.sender FROM replies r JOIN messages m ON m.id = r.message_id \
-             WHERE r.state = 'queued' AND m.received_at < ? ORDER BY r.message_id",
+             WHERE r.state = 'queued' AND m.received_at < $1 ORDER BY r.message_id",
         )
         .bind(received_before)
-        .fetch_all(self.pool().legacy_sqlite())
-        .await?)
+        .fetch_all(p)
+        .await?))
     }
 
     /// The parts of a still queued reply recorded by
@@ -115,22 +163,21 @@ impl Journal {
         &self,
         message_id: i64,
     ) -> Result<Option<RecordedParts>, JournalError> {
-        let reference: Option<i64> = sqlx::query_scalar(
-            "SELECT part_reference FROM replies WHERE message_id = ? AND state = 'queued'",
+        let reference: Option<Option<i64>> = on_state_pool!(self.pool(), p => sqlx::query_scalar(
+            "SELECT part_reference FROM replies WHERE message_id = $1 AND state = 'queued'",
         )
         .bind(message_id)
-        .fetch_optional(self.pool().legacy_sqlite())
-        .await?
-        .flatten();
-        let Some(reference) = reference else {
+        .fetch_optional(p)
+        .await?);
+        let Some(reference) = reference.flatten() else {
             return Ok(None);
         };
-        let sent: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT part, peer_id FROM reply_parts WHERE message_id = ? ORDER BY part",
+        let sent: Vec<(i64, String)> = on_state_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT part, peer_id FROM reply_parts WHERE message_id = $1 ORDER BY part",
         )
         .bind(message_id)
-        .fetch_all(self.pool().legacy_sqlite())
-        .await?;
+        .fetch_all(p)
+        .await?);
         Ok(Some(RecordedParts {
             reference: reference as u16,
             sent: sent
@@ -142,35 +189,48 @@ impl Journal {
 
     /// The receipt states of a reply's parts, in part order.
     pub async fn part_states(&self, message_id: i64) -> Result<Vec<String>, JournalError> {
-        Ok(
-            sqlx::query_scalar("SELECT state FROM reply_parts WHERE message_id = ? ORDER BY part")
-                .bind(message_id)
-                .fetch_all(self.pool().legacy_sqlite())
-                .await?,
+        Ok(on_state_pool!(self.pool(), p => sqlx::query_scalar(
+            "SELECT state FROM reply_parts WHERE message_id = $1 ORDER BY part",
         )
+        .bind(message_id)
+        .fetch_all(p)
+        .await?))
     }
 }
 
-/// The address stored in the columns `<column>`, `<column>_ton`, `<column>_npi`.
-fn address(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Address, sqlx::Error> {
-    Ok(Address {
-        addr: row.try_get(column)?,
-        ton: row.try_get::<i64, _>(format!("{column}_ton").as_str())? as u8,
-        npi: row.try_get::<i64, _>(format!("{column}_npi").as_str())? as u8,
-    })
+fn address(addr: String, ton: i64, npi: i64) -> Address {
+    Address {
+        addr,
+        ton: ton as u8,
+        npi: npi as u8,
+    }
 }
 
-fn row_to_message(row: &sqlx::sqlite::SqliteRow) -> Result<StoredMessage, JournalError> {
-    Ok(StoredMessage {
-        id: row.try_get("id")?,
+fn stored_message(
+    (
+        id,
+        channel,
+        peer_ref,
+        sender,
+        sender_ton,
+        sender_npi,
+        recipient,
+        recipient_ton,
+        recipient_npi,
+        text,
+        received_at,
+    ): MessageRow,
+) -> StoredMessage {
+    StoredMessage {
+        id,
         message: NewMessage {
-            channel: row.try_get("channel")?,
-            peer_ref: row.try_get("peer_ref")?,
+            channel,
+            peer_ref,
             peer_ref_lasting: false,
-            sender: address(row, "sender")?,
-            recipient: address(row, "recipient")?,
-            text: row.try_get("text")?,
-            received_at: row.try_get("received_at")?,
+            sender: address(sender, sender_ton, sender_npi),
+            recipient: address(recipient, recipient_ton, recipient_npi),
+            text,
+            received_at,
         },
-    })
+    }
 }

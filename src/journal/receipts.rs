@@ -6,6 +6,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::rules::{part_failure, reply_state_of_parts, stored_part_state};
 use super::{ReceiptApplied, ReceiptUpdate, ReplyState};
 
 /// Whether `unmatched_receipts` may hold rows, so that recording a reply's
@@ -101,13 +102,7 @@ fn set_part_state(
     error: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<ReplyState> {
-    let stored = if is_final && !success {
-        format!("failed:{state}")
-    } else if is_final {
-        format!("done:{state}")
-    } else {
-        state.to_owned()
-    };
+    let stored = stored_part_state(state, is_final, success);
     tx.prepare_cached(
         "UPDATE reply_parts SET state = ?, error = ?, updated_at = ? \
          WHERE message_id = ? AND part = ? AND state NOT LIKE 'done:%' AND state NOT LIKE 'failed:%'",
@@ -123,20 +118,8 @@ fn set_part_state(
         .query_row(params![message_id], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?;
-    let new_state = if failed > 0 {
-        Some(ReplyState::Failed)
-    } else if done == parts {
-        Some(ReplyState::Delivered)
-    } else {
-        None
-    };
-    if let Some(new_state) = new_state {
-        let error = (new_state == ReplyState::Failed).then(|| {
-            format!(
-                "part {part}: {state}{}",
-                error.map(|e| format!(" (err {e})")).unwrap_or_default()
-            )
-        });
+    if let Some(new_state) = reply_state_of_parts(parts, done, failed) {
+        let error = (new_state == ReplyState::Failed).then(|| part_failure(part, state, error));
         tx.prepare_cached(
             "UPDATE replies SET state = ?, last_error = coalesce(?, last_error), updated_at = ? \
              WHERE message_id = ? AND state = 'accepted'",

@@ -69,6 +69,15 @@ pub(super) fn note_lookup(
     Ok(())
 }
 
+/// How a settled reply meets the row already stored, on both engines: it
+/// moves a queued reply only (an expired or sent one stays as it is).
+pub(super) const SETTLE_CONFLICT: &str =
+    "ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, \
+     attempts = replies.attempts + excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
+     last_error = excluded.last_error, peer_ids = coalesce(excluded.peer_ids, replies.peer_ids), \
+     updated_at = excluded.updated_at, sent_at = coalesce(replies.sent_at, excluded.sent_at) \
+     WHERE replies.state = 'queued'";
+
 pub(super) fn settle(
     tx: &Connection,
     unmatched: &mut UnmatchedReceipts,
@@ -79,15 +88,11 @@ pub(super) fn settle(
     now: i64,
 ) -> rusqlite::Result<()> {
     let peer_ids = settlement.left_on.as_ref().map(|(_, ids)| ids.join(" "));
-    tx.prepare_cached(
+    tx.prepare_cached(&format!(
         "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
          last_error, peer_ids, created_at, updated_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, \
-         attempts = replies.attempts + excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
-         last_error = excluded.last_error, peer_ids = coalesce(excluded.peer_ids, replies.peer_ids), \
-         updated_at = excluded.updated_at, sent_at = coalesce(replies.sent_at, excluded.sent_at) \
-         WHERE replies.state = 'queued'",
-    )?
+         {SETTLE_CONFLICT}"
+    ))?
     .execute(params![
         message_id,
         outcome,

@@ -1,4 +1,4 @@
-//! The journal's writes as the writer thread receives them: one request
+//! The journal's writes as a writer (SQLite's thread, PostgreSQL's task) receives them: one request
 //! type per operation, each carrying its own answer channel typed with what
 //! that operation returns ([`Ask`]). Inside a batch a request keeps its own
 //! result until the batch's transaction ends; then it is answered with that
@@ -6,6 +6,40 @@
 //! shares.
 
 use tokio::sync::oneshot;
+
+/// Why a write failed, in the writer's engine: the request's own
+/// statement, or its batch's begin or commit.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// On the SQLite writer (rusqlite).
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// On the PostgreSQL writer (sqlx).
+    #[error("{0}")]
+    Postgres(#[from] sqlx::Error),
+}
+
+impl WriteError {
+    /// A copy for each request of a batch whose commit failed (neither
+    /// driver's error is `Clone`): SQLite's codes and message are kept,
+    /// PostgreSQL's message and SQLSTATE are kept in the text.
+    fn duplicate(&self) -> WriteError {
+        match self {
+            WriteError::Sqlite(error) => WriteError::Sqlite(duplicate_sqlite(error)),
+            WriteError::Postgres(error) => {
+                let text = match error.as_database_error() {
+                    Some(db) => format!(
+                        "{} (SQLSTATE {})",
+                        db.message(),
+                        db.code().unwrap_or_default()
+                    ),
+                    None => error.to_string(),
+                };
+                WriteError::Postgres(sqlx::Error::Protocol(text))
+            }
+        }
+    }
+}
 
 use super::{
     FragmentRecorded, JournalError, LookupNote, NewFragment, NewMessage, PartRecord,
@@ -22,7 +56,7 @@ pub(super) struct Ask<Op, Out> {
     answer: Answer<Out>,
     /// What the write did inside the batch's transaction, kept until the
     /// commit; `None` until it ran.
-    done: Option<rusqlite::Result<Out>>,
+    done: Option<Result<Out, WriteError>>,
 }
 
 impl<Op, Out> Ask<Op, Out> {
@@ -36,16 +70,26 @@ impl<Op, Out> Ask<Op, Out> {
 
     /// Runs the write inside the batch's transaction and keeps its result
     /// (an operation's own failure is its result; the others still commit).
-    pub(super) fn run(&mut self, write: impl FnOnce(&Op) -> rusqlite::Result<Out>) {
-        self.done = Some(write(&self.op));
+    pub(super) fn run<E: Into<WriteError>>(&mut self, write: impl FnOnce(&Op) -> Result<Out, E>) {
+        self.done = Some(write(&self.op).map_err(Into::into));
+    }
+
+    /// What to write (for a writer that runs it elsewhere, then [`Ask::keep`]s the result).
+    pub(super) fn op(&self) -> &Op {
+        &self.op
+    }
+
+    /// Keeps what the write did inside the batch's transaction.
+    pub(super) fn keep(&mut self, done: Result<Out, WriteError>) {
+        self.done = Some(done);
     }
 
     /// Answers the caller once the batch's transaction ended: with the
     /// write's own result when it committed, with the commit's error when
     /// it did not.
-    fn answer(self, commit: Result<(), &rusqlite::Error>) {
+    fn answer(self, commit: Result<(), &WriteError>) {
         let result = match (commit, self.done) {
-            (Err(error), _) => Err(JournalError::Write(duplicate(error))),
+            (Err(error), _) => Err(JournalError::Write(error.duplicate())),
             (Ok(()), Some(done)) => done.map_err(JournalError::Write),
             // Every request of a committed batch ran: not reached.
             (Ok(()), None) => Err(JournalError::Stopped),
@@ -126,7 +170,7 @@ pub(super) struct Expire {
 /// nobody waits; a failure is logged.
 pub(super) struct AcksRead {
     pub(super) message_ids: Vec<i64>,
-    done: Option<rusqlite::Result<()>>,
+    done: Option<Result<(), WriteError>>,
 }
 
 impl AcksRead {
@@ -138,14 +182,19 @@ impl AcksRead {
     }
 
     /// Runs the write inside the batch's transaction and keeps its result.
-    pub(super) fn run(&mut self, write: impl FnOnce(&[i64]) -> rusqlite::Result<()>) {
-        self.done = Some(write(&self.message_ids));
+    pub(super) fn run<E: Into<WriteError>>(&mut self, write: impl FnOnce(&[i64]) -> Result<(), E>) {
+        self.done = Some(write(&self.message_ids).map_err(Into::into));
+    }
+
+    /// Keeps what the write did inside the batch's transaction.
+    pub(super) fn keep(&mut self, done: Result<(), WriteError>) {
+        self.done = Some(done);
     }
 
     /// Logs a failure, its own or the commit's.
-    fn settle(self, commit: Result<(), &rusqlite::Error>) {
+    fn settle(self, commit: Result<(), &WriteError>) {
         let failed = match (commit, self.done) {
-            (Err(error), _) => Some(duplicate(error)),
+            (Err(error), _) => Some(error.duplicate()),
             (Ok(()), Some(Err(error))) => Some(error),
             (Ok(()), _) => None,
         };
@@ -176,8 +225,28 @@ pub(super) enum Request {
 }
 
 impl Request {
+    /// Keeps a failure as the request's own result (its batch still commits).
+    pub(super) fn fail(&mut self, error: WriteError) {
+        match self {
+            Request::Record(ask) => ask.keep(Err(error)),
+            Request::Exchange(ask) => ask.keep(Err(error)),
+            Request::QueueReply(ask) => ask.keep(Err(error)),
+            Request::UpdateReply(ask) => ask.keep(Err(error)),
+            Request::Accepted(ask) => ask.keep(Err(error)),
+            Request::Settle(ask) => ask.keep(Err(error)),
+            Request::PartSent(ask) => ask.keep(Err(error)),
+            Request::Receipt(ask) => ask.keep(Err(error)),
+            Request::Fragment(ask) => ask.keep(Err(error)),
+            Request::JoinStale(ask) => ask.keep(Err(error)),
+            Request::Purge(ask) => ask.keep(Err(error)),
+            Request::Expire(ask) => ask.keep(Err(error)),
+            Request::AcksRead(note) => note.keep(Err(error)),
+            Request::Close => {}
+        }
+    }
+
     /// Answers the request's caller once its batch's transaction ended.
-    pub(super) fn answer(self, commit: Result<(), &rusqlite::Error>) {
+    pub(super) fn answer(self, commit: Result<(), &WriteError>) {
         match self {
             Request::Record(ask) => ask.answer(commit),
             Request::Exchange(ask) => ask.answer(commit),
@@ -197,9 +266,9 @@ impl Request {
     }
 }
 
-/// A copy of a commit's error for each operation of the batch
-/// (`rusqlite::Error` is not `Clone`): SQLite's codes and message are kept.
-fn duplicate(error: &rusqlite::Error) -> rusqlite::Error {
+/// A copy of a SQLite error (`rusqlite::Error` is not `Clone`): its codes
+/// and message are kept.
+fn duplicate_sqlite(error: &rusqlite::Error) -> rusqlite::Error {
     match error {
         rusqlite::Error::SqliteFailure(code, message) => {
             rusqlite::Error::SqliteFailure(*code, message.clone())

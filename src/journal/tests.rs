@@ -4,13 +4,27 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
-
 use super::*;
 use crate::clock::now_ms;
 use crate::db::is_in_memory;
+use crate::on_state_pool;
 
 mod parts;
+
+crate::on_both_engines!(
+    records_survive_reopening_and_unanswered_ones_are_found,
+    an_exchange_is_recorded_answered_with_its_lookup_and_never_reaches_the_outbox,
+    a_reply_sent_part_by_part_is_recorded_as_it_goes_and_read_back,
+    a_settled_reply_records_its_lookup_and_when_it_was_first_sent,
+    redeliveries_are_recognised,
+    a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message,
+    concurrent_records_are_group_committed,
+    copies_recorded_in_one_batch_are_one_message,
+    a_request_failing_on_its_own_leaves_the_rest_of_its_batch_committed,
+    purge_erases_texts_and_numbers_but_keeps_outcomes,
+    a_waiting_reply_expires_and_is_then_purged_like_the_rest,
+    close_commits_what_came_before_and_stops_every_handle,
+);
 
 fn message(sender: &str, text: &str, at: i64) -> NewMessage {
     NewMessage {
@@ -32,6 +46,147 @@ fn message(sender: &str, text: &str, at: i64) -> NewMessage {
     }
 }
 
+/// The journal's writer started on a test's database.
+pub(crate) async fn start(db: &GatewayDb) -> Journal {
+    Journal::start(db.clone(), JournalSettings::default())
+        .await
+        .unwrap()
+}
+
+/// The journal on a test's database again, after [`Journal::close`]
+/// closed it: a new pool on the same database, and a new writer.
+async fn reopen(db: &GatewayDb) -> Journal {
+    let again = GatewayDb::open(&db.describe(), db.durability())
+        .await
+        .unwrap();
+    start(&again).await
+}
+
+/// A write in flight.
+type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Polls each future once, so that whatever it queues is queued now, in
+/// order (the writer takes it in one batch while it is busy or has not
+/// woken yet), then waits for them all.
+async fn all_at_once<T>(futures: Vec<Pending<'_, T>>) -> Vec<T> {
+    let mut futures = futures;
+    let mut ready: Vec<Option<T>> = Vec::new();
+    tokio::task::unconstrained(async {
+        for future in &mut futures {
+            ready.push(match futures::poll!(future.as_mut()) {
+                std::task::Poll::Ready(done) => Some(done),
+                std::task::Poll::Pending => None,
+            });
+        }
+    })
+    .await;
+    let mut out = Vec::new();
+    for (future, ready) in futures.into_iter().zip(ready) {
+        out.push(match ready {
+            Some(done) => done,
+            None => future.await,
+        });
+    }
+    out
+}
+
+async fn copies_recorded_in_one_batch_are_one_message(db: GatewayDb) {
+    let j = start(&db).await;
+    let Recorded::New(read) = j
+        .record(message("84900000001", "TC 9", 1_000))
+        .await
+        .unwrap()
+    else {
+        panic!("new")
+    };
+    let mut fingerprinted = message("84900000002", "B", 5);
+    fingerprinted.peer_ref = Some("sms:abc".into());
+    fingerprinted.peer_ref_lasting = true;
+    let mut later = fingerprinted.clone();
+    later.received_at += 86_400_000;
+    let copy = message("84912345678", "TC 1", 1_000);
+    let exchange = NewMessage {
+        channel: "kannel".into(),
+        ..message("84912345678", "TC 1", 1_000)
+    };
+    let results = all_at_once(vec![
+        Box::pin(j.record(copy.clone())),
+        Box::pin(j.record(copy.clone())),
+        Box::pin(j.record(fingerprinted)),
+        Box::pin(j.record(later)),
+        Box::pin(j.record(message("84900000001", "TC 9", 2_000))),
+        Box::pin(async {
+            j.acknowledgements_read(vec![read]).await.unwrap();
+            Ok(Recorded::Duplicate(read))
+        }),
+        Box::pin(j.record(message("84900000001", "TC 9", 3_000))),
+        Box::pin(j.record_exchange(exchange.clone(), "found", "HS 1", ReplyState::Sent, None)),
+        Box::pin(j.record_exchange(exchange, "found", "HS 1", ReplyState::Sent, None)),
+    ])
+    .await;
+    let results: Vec<Recorded> = results.into_iter().map(|r| r.unwrap()).collect();
+    let Recorded::New(first) = results[0] else {
+        panic!("new: {results:?}")
+    };
+    assert_eq!(results[1], Recorded::Duplicate(first));
+    let Recorded::New(lasting) = results[2] else {
+        panic!("new: {results:?}")
+    };
+    assert_eq!(results[3], Recorded::Duplicate(lasting));
+    // Before the note that its first delivery's acknowledgement was read,
+    // a copy; after it, a new message.
+    assert_eq!(results[4], Recorded::Duplicate(read));
+    assert!(
+        matches!(results[6], Recorded::New(id) if id != read),
+        "{results:?}"
+    );
+    // Answered on the spot: the same text again is asked again.
+    let (Recorded::New(a), Recorded::New(b)) = (results[7], results[8]) else {
+        panic!("new: {results:?}")
+    };
+    assert_ne!(a, b);
+    assert_eq!(j.reply_state(b).await.unwrap(), Some(ReplyState::Sent));
+    j.close().await;
+}
+
+async fn a_request_failing_on_its_own_leaves_the_rest_of_its_batch_committed(db: GatewayDb) {
+    let j = start(&db).await;
+    let mut asks: Vec<Pending<'_, Result<(), JournalError>>> = Vec::new();
+    for i in 0..20 {
+        let j = &j;
+        asks.push(Box::pin(async move {
+            j.record(message(&format!("849{i:08}"), "TC", 1))
+                .await
+                .map(|_| ())
+        }));
+        if i == 10 {
+            // No message 1_000_000 exists: its reply breaks a foreign key.
+            asks.push(Box::pin(j.queue_reply(
+                1_000_000,
+                "found",
+                "r",
+                ReplyState::Queued,
+            )));
+        }
+    }
+    let results = all_at_once(asks).await;
+    assert!(
+        matches!(results[11], Err(JournalError::Write(_))),
+        "{:?}",
+        results[11]
+    );
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(failed, 1, "{results:?}");
+    let count: i64 =
+        on_state_pool!(j.pool(), p => sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(p)
+        .await)
+        .unwrap();
+    assert_eq!(count, 20);
+    assert_eq!(j.reply_state(1_000_000).await.unwrap(), None);
+    j.close().await;
+}
+
 /// A journal in `dir`, migrated (also for other modules' tests).
 pub(crate) async fn journal(dir: &tempfile::TempDir) -> Journal {
     Journal::open(JournalSettings {
@@ -42,10 +197,8 @@ pub(crate) async fn journal(dir: &tempfile::TempDir) -> Journal {
     .unwrap()
 }
 
-#[tokio::test]
-async fn records_survive_reopening_and_unanswered_ones_are_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn records_survive_reopening_and_unanswered_ones_are_found(db: GatewayDb) {
+    let j = start(&db).await;
     let Recorded::New(a) = j
         .record(message("84912345678", "TC 1", 1_000))
         .await
@@ -64,7 +217,7 @@ async fn records_survive_reopening_and_unanswered_ones_are_found() {
         .await
         .unwrap();
     j.close().await;
-    let j = journal(&dir).await;
+    let j = reopen(&db).await;
     let unanswered = j.unanswered().await.unwrap();
     assert_eq!(unanswered.len(), 1);
     assert_eq!(unanswered[0].id, b);
@@ -80,10 +233,10 @@ async fn records_survive_reopening_and_unanswered_ones_are_found() {
     assert!(j.due_replies(now_ms(), None, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn an_exchange_is_recorded_answered_with_its_lookup_and_never_reaches_the_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn an_exchange_is_recorded_answered_with_its_lookup_and_never_reaches_the_outbox(
+    db: GatewayDb,
+) {
+    let j = start(&db).await;
     let mut turn = message("84912345678", "*8058*0000012582403150007#", now_ms());
     turn.channel = "ussd:http".into();
     let Recorded::New(id) = j
@@ -133,25 +286,23 @@ fn note(code: &str, agency: Option<&str>) -> LookupNote {
 }
 
 async fn lookup_of(j: &Journal, id: i64) -> Option<(String, Option<String>, Option<String>)> {
-    sqlx::query_as("SELECT code, agency, procedure FROM reply_lookups WHERE message_id = ?")
+    on_state_pool!(j.pool(), p => sqlx::query_as("SELECT code, agency, procedure FROM reply_lookups WHERE message_id = $1")
         .bind(id)
-        .fetch_optional(j.pool().legacy_sqlite())
-        .await
+        .fetch_optional(p)
+        .await)
         .unwrap()
 }
 
 async fn sent_at(j: &Journal, id: i64) -> Option<i64> {
-    sqlx::query_scalar("SELECT sent_at FROM replies WHERE message_id = ?")
+    on_state_pool!(j.pool(), p => sqlx::query_scalar("SELECT sent_at FROM replies WHERE message_id = $1")
         .bind(id)
-        .fetch_one(j.pool().legacy_sqlite())
-        .await
+        .fetch_one(p)
+        .await)
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_reply_sent_part_by_part_is_recorded_as_it_goes_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn a_reply_sent_part_by_part_is_recorded_as_it_goes_and_read_back(db: GatewayDb) {
+    let j = start(&db).await;
     let Recorded::New(id) = j
         .record(message("84912345678", "TC 1", now_ms()))
         .await
@@ -226,10 +377,8 @@ async fn a_reply_sent_part_by_part_is_recorded_as_it_goes_and_read_back() {
     );
 }
 
-#[tokio::test]
-async fn a_settled_reply_records_its_lookup_and_when_it_was_first_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn a_settled_reply_records_its_lookup_and_when_it_was_first_sent(db: GatewayDb) {
+    let j = start(&db).await;
     let record = |text: &'static str| {
         let j = j.clone();
         async move {
@@ -338,10 +487,8 @@ async fn a_settled_reply_records_its_lookup_and_when_it_was_first_sent() {
     assert!(sent_at(&j, fifth).await.is_some());
 }
 
-#[tokio::test]
-async fn redeliveries_are_recognised() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn redeliveries_are_recognised(db: GatewayDb) {
+    let j = start(&db).await;
     let first = j
         .record(message("84912345678", "TC 1", 1_000_000))
         .await
@@ -413,10 +560,8 @@ async fn redeliveries_are_recognised() {
     );
 }
 
-#[tokio::test]
-async fn a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message(db: GatewayDb) {
+    let j = start(&db).await;
     let ask = message("84912345678", "TC 1", 1_000_000);
     let Recorded::New(first) = j.record(ask.clone()).await.unwrap() else {
         panic!()
@@ -443,7 +588,7 @@ async fn a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message() {
     // The note survives a restart.
     j.acknowledgements_read(vec![second]).await.unwrap();
     j.close().await;
-    let j = journal(&dir).await;
+    let j = reopen(&db).await;
     assert!(matches!(j.record(copy).await.unwrap(), Recorded::New(_)));
     // An exchange (answered on the spot) is never redelivered.
     let kannel = NewMessage {
@@ -460,10 +605,8 @@ async fn a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message() {
     }
 }
 
-#[tokio::test]
-async fn concurrent_records_are_group_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn concurrent_records_are_group_committed(db: GatewayDb) {
+    let j = start(&db).await;
     let mut tasks = Vec::new();
     for i in 0..500 {
         let j = j.clone();
@@ -483,10 +626,8 @@ async fn concurrent_records_are_group_committed() {
     assert_eq!(ids.len(), 500);
 }
 
-#[tokio::test]
-async fn purge_erases_texts_and_numbers_but_keeps_outcomes() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn purge_erases_texts_and_numbers_but_keeps_outcomes(db: GatewayDb) {
+    let j = start(&db).await;
     let Recorded::New(old) = j
         .record(message("84912345678", "TC old", 1_000))
         .await
@@ -508,31 +649,30 @@ async fn purge_erases_texts_and_numbers_but_keeps_outcomes() {
         .await
         .unwrap();
     assert_eq!(j.purge_before(now_ms() - 1000).await.unwrap(), 1);
-    let row = sqlx::query("SELECT sender, text, purged FROM messages WHERE id = ?")
+    let row = on_state_pool!(j.pool(), p => sqlx::query_as::<_, (String, String)>("SELECT sender, text FROM messages WHERE id = $1")
         .bind(old)
-        .fetch_one(j.pool().legacy_sqlite())
-        .await
+        .fetch_one(p)
+        .await)
         .unwrap();
-    assert_eq!(row.get::<String, _>("sender"), "");
-    assert_eq!(row.get::<String, _>("text"), "");
-    let outcome: String = sqlx::query_scalar("SELECT outcome FROM replies WHERE message_id = ?")
+    assert_eq!(row.0, "");
+    assert_eq!(row.1, "");
+    let outcome: String = on_state_pool!(j.pool(), p => sqlx::query_scalar("SELECT outcome FROM replies WHERE message_id = $1")
         .bind(old)
-        .fetch_one(j.pool().legacy_sqlite())
-        .await
+        .fetch_one(p)
+        .await)
         .unwrap();
     assert_eq!(outcome, "found");
-    let kept: String = sqlx::query_scalar("SELECT text FROM messages WHERE id = ?")
+    let kept: String =
+        on_state_pool!(j.pool(), p => sqlx::query_scalar("SELECT text FROM messages WHERE id = $1")
         .bind(new)
-        .fetch_one(j.pool().legacy_sqlite())
-        .await
+        .fetch_one(p)
+        .await)
         .unwrap();
     assert_eq!(kept, "TC new");
 }
 
-#[tokio::test]
-async fn a_waiting_reply_expires_and_is_then_purged_like_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn a_waiting_reply_expires_and_is_then_purged_like_the_rest(db: GatewayDb) {
+    let j = start(&db).await;
     let day = 86_400_000;
     let now = now_ms();
     let record = |sender: &'static str, text: &'static str, at: i64| {
@@ -614,17 +754,17 @@ async fn a_waiting_reply_expires_and_is_then_purged_like_the_rest() {
 
     // The retention purge now erases the expired reply's message too.
     assert_eq!(j.purge_before(cutoff).await.unwrap(), 3);
-    let row = sqlx::query("SELECT sender, text, purged FROM messages WHERE id = ?")
+    let row = on_state_pool!(j.pool(), p => sqlx::query_as::<_, (String, String)>("SELECT sender, text FROM messages WHERE id = $1")
         .bind(waiting)
-        .fetch_one(j.pool().legacy_sqlite())
-        .await
+        .fetch_one(p)
+        .await)
         .unwrap();
-    assert_eq!(row.get::<String, _>("sender"), "");
-    assert_eq!(row.get::<String, _>("text"), "");
-    let reply_text: String = sqlx::query_scalar("SELECT text FROM replies WHERE message_id = ?")
+    assert_eq!(row.0, "");
+    assert_eq!(row.1, "");
+    let reply_text: String = on_state_pool!(j.pool(), p => sqlx::query_scalar("SELECT text FROM replies WHERE message_id = $1")
         .bind(waiting)
-        .fetch_one(j.pool().legacy_sqlite())
-        .await
+        .fetch_one(p)
+        .await)
         .unwrap();
     assert_eq!(reply_text, "");
 }
@@ -650,10 +790,8 @@ fn the_reply_expiry_is_at_least_a_second_and_at_most_the_retention() {
     assert!(at_retention.problems().is_empty());
 }
 
-#[tokio::test]
-async fn close_commits_what_came_before_and_stops_every_handle() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn close_commits_what_came_before_and_stops_every_handle(db: GatewayDb) {
+    let j = start(&db).await;
     let other = j.clone();
     // Poll each record once: it is queued, then waits for its commit.
     let mut records: Vec<_> = (0..100)
@@ -685,10 +823,11 @@ async fn close_commits_what_came_before_and_stops_every_handle() {
     ));
     // A second close (from another handle) returns too.
     other.close().await;
-    let j = journal(&dir).await;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(j.pool().legacy_sqlite())
-        .await
+    let j = reopen(&db).await;
+    let count: i64 =
+        on_state_pool!(j.pool(), p => sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(p)
+        .await)
         .unwrap();
     assert_eq!(count, 100);
 }

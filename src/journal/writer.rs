@@ -12,15 +12,15 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::receipts::{unmatched_receipts_exist, UnmatchedReceipts};
-use super::requests::Request;
+use super::requests::{Request, WriteError};
 use super::{fragments, messages, receipts, replies, retention, Durability};
 use crate::clock::now_ms;
 
 /// Most operations committed in one transaction.
-const MAX_BATCH: usize = 512;
+pub(super) const MAX_BATCH: usize = 512;
 
 /// Requests queued for the writer before callers wait to queue theirs.
-const QUEUE: usize = 4096;
+pub(super) const QUEUE: usize = 4096;
 
 /// Statements the writer keeps prepared (it uses about 35).
 const WRITER_STATEMENT_CACHE: usize = 64;
@@ -156,32 +156,52 @@ fn write_loop(mut writer: Writer, mut queue: mpsc::Receiver<Request>, window_ms:
         let Some(first) = queue.blocking_recv() else {
             break;
         };
-        match first {
-            Request::Close => closing = true,
-            request => batch.push(request),
-        }
-        while !closing && batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(Request::Close) => closing = true,
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+        closing = take_batch(first, &mut queue, &mut batch);
         if batch.is_empty() {
             continue;
         }
-        let committed = writer.apply(&mut batch, window_ms);
+        let committed = writer
+            .apply(&mut batch, window_ms)
+            .map_err(WriteError::from);
         writer.settle_unmatched(committed.is_ok());
-        if let Err(error) = &committed {
-            tracing::error!(%error, operations = batch.len(), "journal commit failed; the messages are not acknowledged");
-        }
-        let commit = committed.as_ref().map(|_| ());
-        for request in batch.drain(..) {
-            request.answer(commit);
-        }
+        answer_batch(&mut batch, committed);
     }
     // Requests still queued (sent after a close) are dropped with the
     // queue: their callers get `Stopped`.
+}
+
+/// Puts `first` and every request queued behind it (up to [`MAX_BATCH`])
+/// in `batch`; true when a [`Request::Close`] came, which ends the batch.
+pub(super) fn take_batch(
+    first: Request,
+    queue: &mut mpsc::Receiver<Request>,
+    batch: &mut Vec<Request>,
+) -> bool {
+    let mut closing = false;
+    match first {
+        Request::Close => closing = true,
+        request => batch.push(request),
+    }
+    while !closing && batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(Request::Close) => closing = true,
+            Ok(request) => batch.push(request),
+            Err(_) => break,
+        }
+    }
+    closing
+}
+
+/// Answers every request of a batch whose transaction ended: each with its
+/// own result when it committed, all with the commit's error otherwise.
+pub(super) fn answer_batch(batch: &mut Vec<Request>, committed: Result<(), WriteError>) {
+    if let Err(error) = &committed {
+        tracing::error!(%error, operations = batch.len(), "journal commit failed; the messages are not acknowledged");
+    }
+    let commit = committed.as_ref().map(|_| ());
+    for request in batch.drain(..) {
+        request.answer(commit);
+    }
 }
 
 impl Writer {

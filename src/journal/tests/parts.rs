@@ -3,10 +3,16 @@
 
 use super::*;
 
-#[tokio::test]
-async fn a_receipt_that_overtakes_the_submit_response_is_applied_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+crate::on_both_engines!(
+    a_receipt_that_overtakes_the_submit_response_is_applied_later,
+    parts_of_a_message_join_once_and_stale_ones_join_anyway,
+    a_new_part_takes_the_place_of_a_copy_under_a_reused_reference,
+    a_part_with_an_identity_is_known_again_after_the_redelivery_window,
+    a_receipt_stored_after_the_unmatched_ones_were_purged_still_matches,
+);
+
+async fn a_receipt_that_overtakes_the_submit_response_is_applied_later(db: GatewayDb) {
+    let j = start(&db).await;
     let Recorded::New(id) = j
         .record(message("84912345678", "TC 1", now_ms()))
         .await
@@ -51,10 +57,8 @@ async fn a_receipt_that_overtakes_the_submit_response_is_applied_later() {
     );
 }
 
-#[tokio::test]
-async fn parts_of_a_message_join_once_and_stale_ones_join_anyway() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn parts_of_a_message_join_once_and_stale_ones_join_anyway(db: GatewayDb) {
+    let j = start(&db).await;
     let now = now_ms();
     let part = |n: u8, text: &str, reference: u16| NewFragment {
         message: message("84912345678", text, now),
@@ -93,10 +97,8 @@ async fn parts_of_a_message_join_once_and_stale_ones_join_anyway() {
     assert_eq!(joined[0].message.text, "XZ");
 }
 
-#[tokio::test]
-async fn a_new_part_takes_the_place_of_a_copy_under_a_reused_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn a_new_part_takes_the_place_of_a_copy_under_a_reused_reference(db: GatewayDb) {
+    let j = start(&db).await;
     let now = now_ms();
     let part = |n: u8, text: &str| NewFragment {
         message: message("84912345678", text, now),
@@ -126,10 +128,8 @@ async fn a_new_part_takes_the_place_of_a_copy_under_a_reused_reference() {
     assert_eq!(stored.message.text, "XY");
 }
 
-#[tokio::test]
-async fn a_part_with_an_identity_is_known_again_after_the_redelivery_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn a_part_with_an_identity_is_known_again_after_the_redelivery_window(db: GatewayDb) {
+    let j = start(&db).await;
     let now = now_ms();
     let part = |n: u8, text: &str, received_at: i64| NewFragment {
         message: message("84912345678", text, received_at),
@@ -145,10 +145,11 @@ async fn a_part_with_an_identity_is_known_again_after_the_redelivery_window() {
     ));
     // Read again from the SIM long after the redelivery window (the
     // joined message forgotten): still the same parts.
-    sqlx::query("DELETE FROM joined_parts")
-        .execute(j.pool().legacy_sqlite())
+    on_state_pool!(j.pool(), p => sqlx::query("DELETE FROM joined_parts")
+        .execute(p)
         .await
-        .unwrap();
+        .map(|done| done.rows_affected()))
+    .unwrap();
     let later = now + 3_600_000;
     assert_eq!(
         j.record_fragment(part(1, "A", later)).await.unwrap(),
@@ -160,10 +161,8 @@ async fn a_part_with_an_identity_is_known_again_after_the_redelivery_window() {
     );
 }
 
-#[tokio::test]
-async fn a_receipt_stored_after_the_unmatched_ones_were_purged_still_matches() {
-    let dir = tempfile::tempdir().unwrap();
-    let j = journal(&dir).await;
+async fn a_receipt_stored_after_the_unmatched_ones_were_purged_still_matches(db: GatewayDb) {
+    let j = start(&db).await;
     let receipt = |id: &str| ReceiptUpdate {
         channel: "smsc:c".into(),
         peer_ids: vec![id.into()],

@@ -1,0 +1,162 @@
+//! The journal's single writer on PostgreSQL: an async task with a
+//! connection of its own (not a pool checkout per batch). Like SQLite's
+//! writer thread it takes every request queued meanwhile (up to
+//! [`MAX_BATCH`]), applies them in one transaction, commits once, then
+//! answers each: a request's own failure is its result, the commit's error
+//! every request's, and nothing is answered before its commit.
+//!
+//! A batch first runs fast: the hot requests (messages, acknowledgements
+//! read, replies queued, settled or accepted) go in one multi-row statement
+//! per kind ([`batch`]), the others one at a time, with no savepoint. If any
+//! statement fails, the transaction is rolled back and the batch runs again
+//! carefully, each request alone inside a savepoint, so that its failure is
+//! its own and the others still commit. A batch of hot requests alone
+//! costs BEGIN, at most eight statements (see [`batch`]) and COMMIT,
+//! whatever its size; each other request, or a reply written twice for one
+//! message, starts a new group. The statements by table family:
+//! `messages`, `fragments`, `receipts`, `replies`, `retention`.
+
+mod batch;
+mod fragments;
+mod messages;
+mod receipts;
+mod replies;
+mod retention;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{mpsc, watch};
+
+use super::receipts::UnmatchedReceipts;
+use super::requests::{Request, WriteError};
+use super::writer::{answer_batch, take_batch, Started, MAX_BATCH, QUEUE};
+use crate::clock::now_ms;
+
+/// Opens the writer's connection with `options` (the pool's) and starts
+/// its task.
+pub(super) async fn start(
+    options: PgConnectOptions,
+    window_ms: i64,
+) -> Result<Started, sqlx::Error> {
+    let mut conn = options.connect().await?;
+    let may_exist = receipts::unmatched_receipts_exist(&mut conn).await?;
+    let (writes, queue) = mpsc::channel(QUEUE);
+    let (exit_signal, writer_exited) = watch::channel(());
+    let writer = Writer {
+        conn,
+        options,
+        unmatched: UnmatchedReceipts {
+            may_exist,
+            recheck: false,
+        },
+        window_ms,
+    };
+    tokio::spawn(async move {
+        // Dropped last, when the task ends: `close` waits for it.
+        let _exit_signal = exit_signal;
+        writer.write_loop(queue).await;
+    });
+    Ok(Started {
+        writes,
+        writer_exited,
+    })
+}
+
+/// The writer's state beside its connection.
+struct Writer {
+    conn: PgConnection,
+    /// To connect again when the connection is lost.
+    options: PgConnectOptions,
+    unmatched: UnmatchedReceipts,
+    window_ms: i64,
+}
+
+impl Writer {
+    /// Takes every queued request, applies them in one transaction,
+    /// commits, then answers each. Ends when every handle is gone or after
+    /// a [`Request::Close`].
+    async fn write_loop(mut self, mut queue: mpsc::Receiver<Request>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut closing = false;
+        while !closing {
+            let Some(first) = queue.recv().await else {
+                break;
+            };
+            closing = take_batch(first, &mut queue, &mut batch);
+            if batch.is_empty() {
+                continue;
+            }
+            let committed = self.apply(&mut batch).await.map_err(WriteError::from);
+            self.settle_unmatched(committed.is_ok()).await;
+            if committed.is_err() {
+                self.reconnect_if_lost().await;
+            }
+            answer_batch(&mut batch, committed);
+        }
+        let _ = self.conn.close().await;
+    }
+
+    /// Applies a batch in one transaction and commits it: fast, then, if a
+    /// statement failed, again carefully.
+    async fn apply(&mut self, batch: &mut [Request]) -> sqlx::Result<()> {
+        let now = now_ms();
+        let flag = self.unmatched.may_exist;
+        let mut tx = self.conn.begin().await?;
+        match batch::run_fast(&mut tx, &mut self.unmatched, batch, self.window_ms, now).await {
+            Ok(()) => return tx.commit().await,
+            Err(error) => {
+                tracing::debug!(%error, "a journal batch failed as a whole; running it request by request");
+                tx.rollback().await?;
+            }
+        }
+        // What the failed run changed of the flag is rolled back too.
+        self.unmatched.may_exist = flag;
+        let mut tx = self.conn.begin().await?;
+        for request in batch.iter_mut() {
+            let mut savepoint = tx.begin().await?;
+            let ok = batch::run_one(
+                &mut savepoint,
+                &mut self.unmatched,
+                request,
+                self.window_ms,
+                now,
+            )
+            .await;
+            if ok {
+                savepoint.commit().await?;
+            } else {
+                savepoint.rollback().await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Brings the "unmatched receipts may exist" flag up to date after a
+    /// batch: recounted when the batch deleted some and committed, or when
+    /// it rolled back (the rows it deleted are back).
+    async fn settle_unmatched(&mut self, committed: bool) {
+        if self.unmatched.recheck || !committed {
+            self.unmatched.recheck = false;
+            self.unmatched.may_exist = receipts::unmatched_receipts_exist(&mut self.conn)
+                .await
+                .unwrap_or(true);
+        }
+    }
+
+    /// Connects again when the connection no longer answers, so that a
+    /// server restart costs the batches during it, not every later one.
+    async fn reconnect_if_lost(&mut self) {
+        if self.conn.ping().await.is_ok() {
+            return;
+        }
+        match self.options.connect().await {
+            Ok(conn) => {
+                tracing::warn!("the journal writer's connection was lost; connected again");
+                self.conn = conn;
+            }
+            Err(error) => {
+                tracing::error!(%error, "the journal writer cannot connect again; retried after the next batch");
+            }
+        }
+    }
+}
