@@ -227,6 +227,9 @@ pub struct GatewayDb {
     pool: StatePool,
     location: Location,
     durability: Durability,
+    /// The cluster node this gateway is in a shared (PostgreSQL) state
+    /// database; empty on SQLite, one host's file.
+    node: std::sync::Arc<str>,
 }
 
 impl GatewayDb {
@@ -252,6 +255,7 @@ impl GatewayDb {
                 pool: StatePool::Postgres(pool),
                 location: Location::Server(redact_url(url)),
                 durability,
+                node: "".into(),
             });
         }
         if is_in_memory(url) {
@@ -271,6 +275,7 @@ impl GatewayDb {
             pool: StatePool::Sqlite(pool),
             location: Location::File(path),
             durability,
+            node: "".into(),
         })
     }
 
@@ -295,6 +300,20 @@ impl GatewayDb {
             Location::File(path) => path.display().to_string(),
             Location::Server(url) => url.clone(),
         }
+    }
+
+    /// The same database for the cluster node `node`: the messages the
+    /// journal records are that node's, and its reads are of that node's
+    /// messages (`crate::cluster`).
+    pub fn with_node(mut self, node: &str) -> GatewayDb {
+        self.node = node.into();
+        self
+    }
+
+    /// The node whose messages the journal records and reads (`""`
+    /// outside a shared database).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// How hard its commits wait for the disk (SQLite's `synchronous`).

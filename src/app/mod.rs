@@ -254,6 +254,12 @@ impl Gateway {
             Duration::from_secs(config.journal.reply_expiry_secs),
         )
         .await?;
+        // On a shared database the journal records and reads this node's
+        // messages; a SQLite file is one node's.
+        let db = match db.pool() {
+            crate::db::StatePool::Postgres(_) => db.with_node(membership.lease().node().as_str()),
+            crate::db::StatePool::Sqlite(_) => db,
+        };
         let journal = Journal::start(db.clone(), config.journal.clone()).await?;
         let guard = AbuseGuard::open(config.rate_limit.clone(), db.pool().clone()).await?;
         let routes = channels::routes(config);

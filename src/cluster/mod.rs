@@ -219,13 +219,23 @@ impl Membership {
             if let Some(incarnation) = joined {
                 let lease = Lease::new(node.clone(), incarnation);
                 lease.extend(started, lease_length - margin(lease_length));
-                let adopted = on_state_pool!(&pool, p => sqlx::query(
-                    "UPDATE messages SET node = $1 WHERE node = ''",
-                )
-                .bind(node.as_str())
-                .execute(p)
-                .await?
-                .rows_affected());
+                // On a shared database, what waits for an answer among the
+                // messages recorded before clustering (a copied SQLite
+                // journal) is this node's. A SQLite file's messages are all
+                // its one node's already ('').
+                let adopted = match &pool {
+                    StatePool::Postgres(p) => sqlx::query(
+                        "UPDATE messages SET node = $1 WHERE node = '' AND received_at >= $2 \
+                         AND purged = 0 AND NOT EXISTS (SELECT 1 FROM replies r \
+                             WHERE r.message_id = messages.id AND r.state <> 'queued')",
+                    )
+                    .bind(node.as_str())
+                    .bind(now - takeover_window.as_millis() as i64)
+                    .execute(p)
+                    .await?
+                    .rows_affected(),
+                    StatePool::Sqlite(_) => 0,
+                };
                 info!(
                     node = %node,
                     incarnation,

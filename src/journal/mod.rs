@@ -121,7 +121,13 @@ impl Journal {
         let url = settings.url.clone();
         let started = match (db.pool(), db.path()) {
             (StatePool::Postgres(pool), _) => {
-                postgres::start((*pool.connect_options()).clone(), window_ms)
+                let mut options = (*pool.connect_options()).clone();
+                if !db.node().is_empty() {
+                    // The node every message and reply write is checked
+                    // against (`postgres::THIS_NODE`).
+                    options = options.options([("motcua.node", db.node())]);
+                }
+                postgres::start(options, window_ms)
                     .await
                     .map_err(|source| JournalError::Open {
                         url: db.describe(),

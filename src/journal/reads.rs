@@ -47,8 +47,9 @@ impl Journal {
             "SELECT m.id, m.channel, m.peer_ref, m.sender, m.sender_ton, m.sender_npi, \
              m.recipient, m.recipient_ton, m.recipient_npi, m.text, m.received_at \
              FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
-             WHERE r.message_id IS NULL AND m.purged = 0 ORDER BY m.id",
+             WHERE r.message_id IS NULL AND m.purged = 0 AND m.node = $1 ORDER BY m.id",
         )
+        .bind(self.db().node())
         .fetch_all(p)
         .await?);
         Ok(rows.into_iter().map(stored_message).collect())
@@ -64,16 +65,17 @@ impl Journal {
         ids.sort_unstable();
         let mut found = Vec::new();
         for id in ids {
-            let row = sqlx::query(
-                "SELECT m.* FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
-                 WHERE m.id = $1 AND r.message_id IS NULL AND m.purged = 0",
+            let row: Option<MessageRow> = on_state_pool!(self.pool(), p => sqlx::query_as(
+                "SELECT m.id, m.channel, m.peer_ref, m.sender, m.sender_ton, m.sender_npi, \
+                 m.recipient, m.recipient_ton, m.recipient_npi, m.text, m.received_at \
+                 FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+                 WHERE m.id = $1 AND r.message_id IS NULL AND m.purged = 0 AND m.node = $2",
             )
             .bind(id)
-            .fetch_optional(self.pool().legacy_sqlite())
-            .await?;
-            if let Some(row) = row {
-                found.push(row_to_message(&row)?);
-            }
+            .bind(self.db().node())
+            .fetch_optional(p)
+            .await?);
+            found.extend(row.map(stored_message));
         }
         Ok(found)
     }
@@ -90,12 +92,13 @@ impl Journal {
              m.sender_ton, m.sender_npi, m.recipient, m.recipient_ton, m.recipient_npi \
              FROM replies r JOIN messages m ON m.id = r.message_id \
              WHERE r.state = 'queued' AND r.next_attempt_at <= $1 \
-             AND (CAST($2 AS TEXT) IS NULL OR m.channel = $2) \
+             AND (CAST($2 AS TEXT) IS NULL OR m.channel = $2) AND m.node = $4 \
              ORDER BY r.message_id LIMIT $3",
         )
         .bind(now)
         .bind(channel)
         .bind(limit)
+        .bind(self.db().node())
         .fetch_all(p)
         .await?);
         Ok(rows
@@ -150,9 +153,11 @@ impl Journal {
     ) -> Result<Vec<(i64, String)>, JournalError> {
         Ok(on_state_pool!(self.pool(), p => sqlx::query_as(
             "SELECT r.message_id, m.sender FROM replies r JOIN messages m ON m.id = r.message_id \
-             WHERE r.state = 'queued' AND m.received_at < $1 ORDER BY r.message_id",
+             WHERE r.state = 'queued' AND m.received_at < $1 AND m.node = $2 \
+             ORDER BY r.message_id",
         )
         .bind(received_before)
+        .bind(self.db().node())
         .fetch_all(p)
         .await?))
     }

@@ -187,16 +187,6 @@ async fn a_request_failing_on_its_own_leaves_the_rest_of_its_batch_committed(db:
     j.close().await;
 }
 
-/// A journal in `dir`, migrated (also for other modules' tests).
-pub(crate) async fn journal(dir: &tempfile::TempDir) -> Journal {
-    Journal::open(JournalSettings {
-        url: format!("sqlite://{}/journal.db", dir.path().display()),
-        ..JournalSettings::default()
-    })
-    .await
-    .unwrap()
-}
-
 async fn records_survive_reopening_and_unanswered_ones_are_found(db: GatewayDb) {
     let j = start(&db).await;
     let Recorded::New(a) = j

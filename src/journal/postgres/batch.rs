@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use sqlx::PgConnection;
 
 use super::replies::{ACCEPTED_SET, SETTLE_CONFLICT};
-use super::{fragments, messages, receipts, replies, retention};
+use super::{fragments, messages, owned, receipts, replies, retention};
 use crate::journal::receipts::UnmatchedReceipts;
 use crate::journal::requests::{Request, WriteError};
 use crate::journal::rules::{redeliveries, BatchItem, Verdict};
@@ -376,12 +376,14 @@ async fn run_group(
             .iter()
             .map(|r| r.3.handed_over().then_some(now))
             .collect();
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
              created_at, updated_at, sent_at) SELECT id, outcome, text, state, attempts, $6, $6, $6, sent_at \
              FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $7::BIGINT[]) \
-             AS t(id, outcome, text, state, attempts, sent_at) ON CONFLICT (message_id) DO NOTHING",
-        )
+             AS t(id, outcome, text, state, attempts, sent_at) WHERE {} \
+             ON CONFLICT (message_id) DO NOTHING",
+            owned("t.id")
+        ))
         .bind(&ids)
         .bind(&outcomes)
         .bind(&texts)
@@ -401,7 +403,9 @@ async fn run_group(
              SELECT id, outcome, text, state, attempts, next_at, error, peer_ids, $9, $9, sent_at \
              FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], \
              $7::TEXT[], $8::TEXT[], $10::BIGINT[]) \
-             AS t(id, outcome, text, state, attempts, next_at, error, peer_ids, sent_at) {SETTLE_CONFLICT}"
+             AS t(id, outcome, text, state, attempts, next_at, error, peer_ids, sent_at) \
+             WHERE {} {SETTLE_CONFLICT}",
+            owned("t.id")
         ))
         .bind(&st.ids)
         .bind(&st.outcomes)
@@ -421,7 +425,8 @@ async fn run_group(
         sqlx::query(&format!(
             "UPDATE replies SET peer_ids = t.peer_ids, {ACCEPTED_SET} \
              FROM UNNEST($1::TEXT[], $3::BIGINT[]) AS t(peer_ids, id) \
-             WHERE replies.message_id = t.id AND replies.state = 'queued'"
+             WHERE replies.message_id = t.id AND replies.state = 'queued' AND {}",
+            owned("t.id")
         ))
         .bind(&rows.accepted_peer_ids)
         .bind(now)

@@ -32,6 +32,20 @@ use super::requests::{Request, WriteError};
 use super::writer::{answer_batch, take_batch, Started, MAX_BATCH, QUEUE};
 use crate::clock::now_ms;
 
+/// This connection's node (`motcua.node`, set at connection start by
+/// `Journal::start` in a shared database; `''` otherwise), as SQL.
+pub(super) const THIS_NODE: &str = "COALESCE(current_setting('motcua.node', true), '')";
+
+/// The condition that the message `id` (an SQL expression) is this
+/// writer's node's. Every reply write is checked against it, so a node that
+/// another node took over (frozen, then woken) writes nothing about the
+/// messages it lost: the node that took them records their replies.
+pub(super) fn owned(id: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM messages owner WHERE owner.id = {id} AND owner.node = {THIS_NODE})"
+    )
+}
+
 /// Opens the writer's connection with `options` (the pool's) and starts
 /// its task.
 pub(super) async fn start(

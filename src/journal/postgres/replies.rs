@@ -6,6 +6,7 @@
 
 use sqlx::PgConnection;
 
+use super::owned;
 use super::receipts::record_part;
 use crate::journal::receipts::UnmatchedReceipts;
 pub(super) use crate::journal::replies::SETTLE_CONFLICT;
@@ -15,10 +16,12 @@ use crate::journal::{spans_text, LookupNote, PartRecord, ReplyState, Settlement}
 /// Stores the reply a message earned, or that it gets none (see
 /// [`Journal::queue_reply`](crate::journal::Journal::queue_reply)).
 pub(super) async fn queue(c: &mut PgConnection, reply: &QueueReply, now: i64) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, created_at, updated_at, sent_at) \
-         VALUES ($1, $2, $3, $4, $5, $5, $5, $6) ON CONFLICT (message_id) DO NOTHING",
-    )
+         SELECT $1::BIGINT, $2::TEXT, $3::TEXT, $4::TEXT, $5::BIGINT, $5::BIGINT, $5::BIGINT, $6::BIGINT \
+         WHERE {} ON CONFLICT (message_id) DO NOTHING",
+        owned("$1::BIGINT")
+    ))
     .bind(reply.message_id)
     .bind(&reply.outcome)
     .bind(&reply.text)
@@ -37,11 +40,12 @@ pub(super) async fn update(
     update: &UpdateReply,
     now: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query(&format!(
         "UPDATE replies SET state = $1, peer_ids = COALESCE($2, peer_ids), last_error = $3, \
          attempts = attempts + 1, next_attempt_at = COALESCE($4, next_attempt_at), updated_at = $5, \
-         sent_at = COALESCE(sent_at, $6) WHERE message_id = $7",
-    )
+         sent_at = COALESCE(sent_at, $6) WHERE message_id = $7 AND {}",
+        owned("$7")
+    ))
     .bind(update.state.as_str())
     .bind(&update.peer_ids)
     .bind(&update.error)
@@ -90,7 +94,9 @@ pub(super) async fn settle(
     sqlx::query(&format!(
         "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
          last_error, peer_ids, created_at, updated_at, sent_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) {SETTLE_CONFLICT}"
+         SELECT $1::BIGINT, $2::TEXT, $3::TEXT, $4::TEXT, $5::BIGINT, $6::BIGINT, $7::TEXT, \
+         $8::TEXT, $9::BIGINT, $9::BIGINT, $10::BIGINT WHERE {} {SETTLE_CONFLICT}",
+        owned("$1::BIGINT")
     ))
     .bind(message_id)
     .bind(outcome)
@@ -129,7 +135,9 @@ pub(super) async fn accepted(
     now: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(&format!(
-        "UPDATE replies SET peer_ids = $1, {ACCEPTED_SET} WHERE message_id = $3 AND state = 'queued'"
+        "UPDATE replies SET peer_ids = $1, {ACCEPTED_SET} WHERE message_id = $3 AND state = 'queued' \
+         AND {}",
+        owned("$3")
     ))
     .bind(peer_ids.join(" "))
     .bind(now)
