@@ -165,16 +165,6 @@ impl StatePool {
         }
     }
 
-    /// The SQLite pool, for the rooms whose queries are not yet written for
-    /// both engines. TRANSITIONAL: removed once every room runs on
-    /// [`StatePool`]; until then [`GatewayDb::open`] refuses PostgreSQL.
-    pub fn legacy_sqlite(&self) -> &SqlitePool {
-        match self {
-            StatePool::Sqlite(pool) => pool,
-            StatePool::Postgres(_) => unreachable!("GatewayDb::open refuses PostgreSQL for now"),
-        }
-    }
-
     /// Closes the pool, waiting for its connections to finish.
     pub async fn close(&self) {
         match self {

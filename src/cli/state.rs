@@ -89,7 +89,8 @@ const EX_DATAERR: u8 = 65;
 
 /// Every table of the state schema, parents before the tables that
 /// reference them (the order `state copy` fills them in).
-pub const STATE_TABLES: [&str; 16] = [
+pub const STATE_TABLES: [&str; 17] = [
+    "nodes",
     "messages",
     "replies",
     "reply_parts",

@@ -36,13 +36,15 @@ use crate::clock::now_ms;
 /// `Journal::start` in a shared database; `''` otherwise), as SQL.
 pub(super) const THIS_NODE: &str = "COALESCE(current_setting('motcua.node', true), '')";
 
-/// The condition that the message `id` (an SQL expression) is this
-/// writer's node's. Every reply write is checked against it, so a node that
+/// The condition that the message `id` (an SQL expression) is not
+/// another node's. Every reply write is checked against it, so a node that
 /// another node took over (frozen, then woken) writes nothing about the
-/// messages it lost: the node that took them records their replies.
+/// messages it lost: the node that took them records their replies. (A
+/// message that does not exist passes, and its reply then breaks the
+/// foreign key, as on SQLite.)
 pub(super) fn owned(id: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM messages owner WHERE owner.id = {id} AND owner.node = {THIS_NODE})"
+        "NOT EXISTS (SELECT 1 FROM messages owner WHERE owner.id = {id} AND owner.node <> {THIS_NODE})"
     )
 }
 
