@@ -21,6 +21,11 @@
 #        SYSTEMS="motcua kannel-geturl" bench/kannel-vs-motcua.sh
 #        SYSTEMS="motcua motcua-sync-off" ...   (diagnostic: the journal without fsync)
 #        KEEP_WORK=1 bench/kannel-vs-motcua.sh   (keep the logs and databases)
+#        SYSTEMS="motcua motcua-postgres motcua-pair-postgres" bench/kannel-vs-motcua.sh
+#          (the state database on PostgreSQL: one node, then two nodes sharing
+#          one database, both bound to loadgen; STATE_POSTGRES names the
+#          server, default postgres://postgres@127.0.0.1:5432; a fresh
+#          database per run; the server's CPU is counted with the gateway's)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +44,7 @@ BACKEND_PORT=${BACKEND_PORT:-28090}
 DOSSIERS=$REPO/docs/sample-dossiers.jsonl
 BIN=$REPO/target/release/motcua-sms
 RESULTS=$REPO/bench/results
+STATE_POSTGRES=${STATE_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 WORK=$(mktemp -d /tmp/kannel-vs-motcua.XXXXXX)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$RESULTS/kannel-vs-motcua-$STAMP.json
@@ -201,6 +207,56 @@ run_motcua() { # run_motcua SYSTEM MODE RUN JOURNAL_SYNC
     sed 's/^/    /' "$dir/loadgen.txt" >&2
 }
 
+postgres_cpu_s() { # CPU seconds of every PostgreSQL server process now
+    local total=0 pid
+    for pid in $(pgrep -x postgres); do
+        total=$(python3 -c "print($total + $(cpu_s "$pid"))")
+    done
+    echo "$total"
+}
+
+run_motcua_postgres() { # run_motcua_postgres SYSTEM MODE RUN NODES
+    local system=$1 mode=$2 run=$3 nodes=$4 dir="$WORK/$1-$2-$3"
+    mkdir -p "$dir"
+    local database="bench_state_${run}_${mode}_$$"
+    psql "$STATE_POSTGRES/postgres" -qAtc "CREATE DATABASE \"$database\"" >/dev/null
+    local settle=300
+    [ "$nodes" -gt 1 ] && settle=8000
+    # shellcheck disable=SC2046
+    "$BIN" loadgen --listen "127.0.0.1:$SMSC_PORT" --dossiers "$DOSSIERS" $(loadgen_args "$mode") \
+        --system-id motcua --password secret --settle-ms "$settle" \
+        --json "$dir/loadgen.json" >"$dir/loadgen.txt" 2>"$dir/loadgen.err" &
+    local loadgen=$!
+    PIDS+=("$loadgen")
+    wait_for 20 port_open "$SMSC_PORT"
+    sed -e "s|^port = 2776$|port = $SMSC_PORT|" "$REPO/bench/motcua.toml" >"$dir/motcua.toml"
+    local pg_before
+    pg_before=$(postgres_cpu_s)
+    local gateways=() n
+    for n in $(seq "$nodes"); do
+        start "$system-$mode-$run-node$n" env MOTCUA_DATABASE__URL="sqlite://$dir/motcua-$n.db" \
+            MOTCUA_JOURNAL__URL="$STATE_POSTGRES/$database" \
+            MOTCUA_CLUSTER__NODE="bench-$n" \
+            MOTCUA_HTTP__BIND="127.0.0.1:$((28180 + n))" \
+            MOTCUA_REPLY__TEMPLATES_DIR="$REPO/templates" \
+            "$BIN" --config "$dir/motcua.toml" run --import "$DOSSIERS"
+        gateways+=("$LAST_PID")
+    done
+    wait "$loadgen" || true
+    local rss=0 cpu pg_cpu pid
+    cpu=0
+    for pid in "${gateways[@]}"; do
+        rss=$((rss + $(hwm_kb "$pid")))
+        cpu=$(python3 -c "print($cpu + $(cpu_s "$pid"))")
+    done
+    pg_cpu=$(python3 -c "print(max(0.0, $(postgres_cpu_s) - $pg_before))")
+    stop "${gateways[@]}"
+    psql "$STATE_POSTGRES/postgres" -qAtc "DROP DATABASE IF EXISTS \"$database\" WITH (FORCE)" >/dev/null
+    record "$system" "$mode" "$run" "$rss" "$cpu" "$dir/loadgen.json" \
+        "{\"journal\": \"postgres\", \"nodes\": $nodes, \"backend_cpu_s\": $pg_cpu, \"synchronous_commit\": \"$(psql "$STATE_POSTGRES/postgres" -qAtc 'SHOW synchronous_commit')\"}"
+    sed 's/^/    /' "$dir/loadgen.txt" >&2
+}
+
 # --- the run -----------------------------------------------------------------
 for run in $(seq "$RUNS"); do
     for system in $SYSTEMS; do
@@ -211,6 +267,8 @@ for run in $(seq "$RUNS"); do
                 kannel-text) run_kannel text "$mode" "$run" ;;
                 motcua) run_motcua motcua "$mode" "$run" full ;;
                 motcua-sync-off) run_motcua motcua-sync-off "$mode" "$run" off ;;
+                motcua-postgres) run_motcua_postgres motcua-postgres "$mode" "$run" 1 ;;
+                motcua-pair-postgres) run_motcua_postgres motcua-pair-postgres "$mode" "$run" 2 ;;
                 *) say "unknown system $system"; exit 2 ;;
             esac
         done
@@ -247,8 +305,8 @@ for r in rows:
         systems.append(r["system"])
 print()
 print("flat out: %s messages; rate: %s messages at %s msg/s; window %s" % (flat_n, rate_n, rate, window))
-print("CPU us: CPU time of the gateway's processes (Kannel: bearerbox + smsbox + HTTP backend) per reply, flat out")
-print("%-15s %3s | %10s %7s %8s | %8s %8s %8s %8s %7s | %7s" % (
+print("CPU us: CPU time of the gateway's processes (Kannel: bearerbox + smsbox + HTTP backend; motcua on PostgreSQL: every gateway + the PostgreSQL server) per reply, flat out")
+print("%-20s %3s | %10s %7s %8s | %8s %8s %8s %8s %7s | %7s" % (
     "system", "run", "flat MO/s", "missing", "CPU us", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
     "missing", "RSS MB"))
 def cpu_per_msg(row):
@@ -266,7 +324,7 @@ for system in systems:
         rl = (rated or {}).get("loadgen") or {}
         lat = rl.get("latency") or {}
         rss = max((x or {}).get("gateway_rss_peak_kb", 0) for x in (flat, rated)) / 1024
-        print("%-15s %3s | %10s %7s %8s | %8s %8s %8s %8s %7s | %7.1f" % (
+        print("%-20s %3s | %10s %7s %8s | %8s %8s %8s %8s %7s | %7.1f" % (
             system, run, fmt(fl.get("throughput")), fmt(fl.get("missing"), "d"),
             fmt(cpu_per_msg(flat)),
             fmt(lat.get("p50_ms"), ".2f"), fmt(lat.get("p99_ms"), ".2f"),
