@@ -395,9 +395,39 @@ impl<S: DossierLookup> Outbox<S> {
             self.order.hold(citizen, id);
             return;
         }
+        if self.older_elsewhere(reply).await {
+            // An older message of the citizen's, on another node, still
+            // waits for its reply: this one waits too, and the sweep tries
+            // again.
+            debug!(message_id = %external_id(id), "reply waits behind an older reply to the same citizen on another node");
+            self.store_waiting(reply).await;
+            self.order.hold(citizen, id);
+            return;
+        }
         match self.send_claimed(reply, epoch).await {
             Attempt::Finished => self.order.leave(citizen, id),
             Attempt::Retry => self.order.hold(citizen, id),
+        }
+    }
+
+    /// In a cluster, whether an older message of the same citizen recorded
+    /// by another node still waits for its reply (see
+    /// [`Journal::older_waiting_elsewhere`]). A failed read lets the reply go.
+    async fn older_elsewhere(&self, reply: &PendingReply) -> bool {
+        if self.lease.is_none() || self.journal.db().node().is_empty() {
+            return false;
+        }
+        let window_ms = (self.journal.settings().reply_expiry_secs as i64).saturating_mul(1000);
+        match self
+            .journal
+            .older_waiting_elsewhere(&reply.to.addr, reply.message_id, now_ms(), window_ms)
+            .await
+        {
+            Ok(waiting) => waiting,
+            Err(error) => {
+                warn!(%error, "cannot check the citizen's older messages on other nodes");
+                false
+            }
         }
     }
 

@@ -175,6 +175,42 @@ async fn messages_recorded_before_clustering_are_adopted(db: GatewayDb) {
     assert_eq!(owner(&db, answered).await, "");
 }
 
+async fn a_citizens_reply_waits_for_an_older_one_on_another_node(db: GatewayDb) {
+    use crate::journal::{Journal, JournalSettings, ReplyState};
+    let journal_b = Journal::start(db.clone().with_node("gw-b"), JournalSettings::default())
+        .await
+        .unwrap();
+    let older = message(&db, "gw-a", None).await;
+    let newer = message(&db, "gw-b", None).await;
+    let window = 24 * 3_600_000;
+    let waits = || journal_b.older_waiting_elsewhere("84912345678", newer, now_ms(), window);
+    assert!(waits().await.unwrap(), "A's older message has no reply yet");
+    on_state_pool!(db.pool(), p => sqlx::query(
+        "INSERT INTO replies (message_id, outcome, text, state, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, 'found', 'HS 1', $2, 0, 0, 0)",
+    )
+    .bind(older)
+    .bind(ReplyState::Queued.as_str())
+    .execute(p)
+    .await
+    .map(|_| ())
+    .unwrap());
+    assert!(waits().await.unwrap(), "A's older reply is still queued");
+    on_state_pool!(db.pool(), p => sqlx::query("UPDATE replies SET state = 'sent' WHERE message_id = $1")
+        .bind(older)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .unwrap());
+    assert!(!waits().await.unwrap(), "A's older reply has left");
+    // Its own older messages are the node's own order's business.
+    assert!(!journal_b
+        .older_waiting_elsewhere("84912345678", older, now_ms(), window)
+        .await
+        .unwrap());
+    journal_b.close().await;
+}
+
 /// Two journals on one database as nodes A and B; A's message taken over
 /// by B: A's writes about it change nothing and A's reads no longer list
 /// it; B's do.
@@ -368,6 +404,17 @@ mod one_engine {
             test_db.db.clone(),
         )
         .await;
+        test_db.finish().await;
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        not(test_database_url),
+        ignore = "needs TEST_DATABASE_URL (a PostgreSQL server to create a database on)"
+    )]
+    async fn a_citizens_reply_waits_for_an_older_one_on_another_node() {
+        let test_db = TestDb::postgres().await;
+        super::a_citizens_reply_waits_for_an_older_one_on_another_node(test_db.db.clone()).await;
         test_db.finish().await;
     }
 

@@ -80,6 +80,31 @@ impl Journal {
         Ok(found)
     }
 
+    /// Whether an older message from `sender` than message `id`, recorded
+    /// by another node of the cluster within `window_ms` of `now`, still
+    /// waits for its reply (none yet, or one queued): the reply to `id`
+    /// then waits too, so a citizen's replies leave in the order of their
+    /// messages across nodes. Always false outside a shared database.
+    pub async fn older_waiting_elsewhere(
+        &self,
+        sender: &str,
+        id: i64,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<bool, JournalError> {
+        Ok(on_state_pool!(self.pool(), p => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM messages m LEFT JOIN replies r ON r.message_id = m.id \
+             WHERE m.sender = $1 AND m.id < $2 AND m.node <> $3 AND m.received_at >= $4 \
+             AND m.purged = 0 AND (r.message_id IS NULL OR r.state = 'queued'))",
+        )
+        .bind(sender)
+        .bind(id)
+        .bind(self.db().node())
+        .bind(now - window_ms)
+        .fetch_one(p)
+        .await?))
+    }
+
     /// Queued replies due at `now` (Unix ms) on `channel` (or every channel), oldest first.
     pub async fn due_replies(
         &self,
