@@ -414,7 +414,10 @@ impl<S: DossierLookup> Outbox<S> {
     /// by another node still waits for its reply (see
     /// [`Journal::older_waiting_elsewhere`]). A failed read lets the reply go.
     async fn older_elsewhere(&self, reply: &PendingReply) -> bool {
-        if self.lease.is_none() || self.journal.db().node().is_empty() {
+        let Some(lease) = &self.lease else {
+            return false;
+        };
+        if !lease.others_alive() || self.journal.db().node().is_empty() {
             return false;
         }
         let window_ms = (self.journal.settings().reply_expiry_secs as i64).saturating_mul(1000);

@@ -80,6 +80,8 @@ struct LeaseInner {
     /// Milliseconds after `base` until which this node may send.
     deadline_ms: AtomicU64,
     incarnation: AtomicI64,
+    /// Another node's lease held at the last heartbeat.
+    others_alive: std::sync::atomic::AtomicBool,
     /// Counts the times another node took this one over.
     taken_over: watch::Sender<u64>,
 }
@@ -92,6 +94,7 @@ impl Lease {
                 base: Instant::now(),
                 deadline_ms: AtomicU64::new(0),
                 incarnation: AtomicI64::new(incarnation),
+                others_alive: std::sync::atomic::AtomicBool::new(true),
                 taken_over: watch::Sender::new(0),
             }),
         }
@@ -113,6 +116,13 @@ impl Lease {
     pub fn may_send(&self) -> bool {
         let elapsed = self.inner.base.elapsed().as_millis() as u64;
         elapsed < self.inner.deadline_ms.load(Ordering::Acquire)
+    }
+
+    /// Whether another node's lease held at this node's last heartbeat
+    /// (true until the first heartbeat says otherwise): when none did, no
+    /// other node holds messages this node's replies must wait for.
+    pub fn others_alive(&self) -> bool {
+        self.inner.others_alive.load(Ordering::Acquire)
     }
 
     /// Changes each time another node took this one over: whatever this
@@ -301,6 +311,18 @@ impl Membership {
         if renewed {
             self.lease
                 .extend(started, self.lease_length - margin(self.lease_length));
+            let others: bool = on_state_pool!(&self.pool, p => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM nodes WHERE name <> $1 AND state = 'live' \
+                 AND lease_until >= $2)",
+            )
+            .bind(self.lease.node().as_str())
+            .bind(now)
+            .fetch_one(p)
+            .await?);
+            self.lease
+                .inner
+                .others_alive
+                .store(others, Ordering::Release);
         } else {
             self.lease.revoke();
             self.lease.inner.taken_over.send_modify(|count| *count += 1);

@@ -68,8 +68,15 @@ async fn a_node_joins_renews_publishes_and_leaves(db: GatewayDb) {
     let a = join(&db, "gw-a").await;
     assert!(a.lease().may_send());
     assert!(a.heartbeat(r#"{"smpp":["smsc:viettel"]}"#).await.unwrap());
+    assert!(!a.lease().others_alive(), "alone in the cluster");
+    let b = join(&db, "gw-b").await;
+    assert!(a.heartbeat(r#"{"smpp":["smsc:viettel"]}"#).await.unwrap());
+    assert!(a.lease().others_alive(), "B's lease holds");
+    b.leave().await.unwrap();
+    assert!(a.heartbeat(r#"{"smpp":["smsc:viettel"]}"#).await.unwrap());
+    assert!(!a.lease().others_alive(), "B left");
     let rows = nodes(db.pool()).await.unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].name, "gw-a");
     assert_eq!(rows[0].state, "live");
     assert_eq!(rows[0].incarnation, 1);
