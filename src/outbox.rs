@@ -440,12 +440,16 @@ impl<S: DossierLookup> Outbox<S> {
         let reply_to = external_id(id);
         if !self.may_send(epoch) {
             // The lease lapsed (the database out of reach) or another node
-            // took this one over: the reply waits, recorded queued if this
-            // node still holds its message, for whichever node holds it.
+            // took this one over: the reply waits, recorded queued, for
+            // whichever node holds its message. Recorded whatever the
+            // incarnation now: the journal writes nothing about a message
+            // another node took over, and one this node recorded after it
+            // was taken over (read from its socket on waking, before it
+            // learnt) is still its own, answered by the sweep once it has
+            // joined again. Left unrecorded, such a message would wait
+            // unanswered until the next start.
             debug!(message_id = %reply_to, "this node's lease does not hold: the reply waits");
-            if self.epoch() == epoch {
-                self.store_waiting(reply).await;
-            }
+            self.store_waiting(reply).await;
             return Attempt::Retry;
         }
         let outgoing = OutgoingReply {
@@ -895,5 +899,123 @@ mod tests {
         order.enter("84911", 4);
         order.hold("84911", 2);
         assert!(!order.wait_turn("84911", 4).await);
+    }
+
+    /// A node taken over while frozen reads a message from its socket on
+    /// waking (before its heartbeat tells it), and joins the cluster again
+    /// while that message's reply waits its turn: the message is still this
+    /// node's (it was recorded after the takeover), so its reply is kept
+    /// queued for the sweep, never left unanswered until the next start.
+    #[tokio::test]
+    #[cfg_attr(
+        not(test_database_url),
+        ignore = "needs TEST_DATABASE_URL (a PostgreSQL server to create a database on)"
+    )]
+    async fn a_reply_caught_by_a_takeover_and_a_rejoin_stays_queued_for_the_sweep() {
+        use crate::abuse::{AbuseGuard, RateLimitSettings};
+        use crate::address::Address;
+        use crate::answering::{AnswerMetrics, Answering};
+        use crate::cluster::{Membership, NodeName};
+        use crate::db::testing::TestDb;
+        use crate::journal::{JournalSettings, NewMessage, Recorded};
+        use crate::reply::{Renderer, ReplySettings};
+        use crate::responder::Responder;
+        use crate::store::SqliteStore;
+
+        const LEASE: Duration = Duration::from_millis(1_000);
+        const WINDOW: Duration = Duration::from_secs(24 * 3600);
+        const CITIZEN: &str = "84912345678";
+        let test_db = TestDb::postgres().await;
+        let db = test_db.db.clone();
+        let join = |node: &'static str| {
+            Membership::join(
+                db.pool().clone(),
+                NodeName::parse(node).unwrap(),
+                LEASE,
+                WINDOW,
+            )
+        };
+        let a = join("gw-a").await.unwrap();
+        let b = join("gw-b").await.unwrap();
+        assert!(b.heartbeat("{}").await.unwrap());
+        // B's lease lapses (frozen); A takes it over.
+        let crate::db::StatePool::Postgres(pool) = db.pool() else {
+            unreachable!("a PostgreSQL test database")
+        };
+        sqlx::query("UPDATE nodes SET lease_until = 0 WHERE name = 'gw-b'")
+            .execute(pool)
+            .await
+            .unwrap();
+        assert_eq!(a.take_over_lapsed().await.unwrap().len(), 1);
+
+        // B, woken, records a message it read from its socket.
+        let journal = Journal::start(db.clone().with_node("gw-b"), JournalSettings::default())
+            .await
+            .unwrap();
+        let recorded = journal
+            .record(NewMessage {
+                channel: "smsc:viettel".into(),
+                peer_ref: None,
+                peer_ref_lasting: false,
+                sender: Address::new(CITIZEN, 1, 1),
+                recipient: Address::new("8058", 0, 1),
+                text: "xin chao".into(),
+                received_at: now_ms(),
+            })
+            .await
+            .unwrap();
+        let Recorded::New(id) = recorded else {
+            panic!("recorded anew: {recorded:?}")
+        };
+        let renderer = Arc::new(Renderer::load(None, ReplySettings::default()).unwrap());
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        let guard = AbuseGuard::open(RateLimitSettings::default(), db.pool().clone())
+            .await
+            .unwrap();
+        let policy = Arc::new(Answering::new(
+            Arc::new(Responder::new(store, renderer)),
+            guard,
+            journal.clone(),
+            AnswerMetrics::default(),
+        ));
+        let outbox = Outbox::for_node(
+            journal.clone(),
+            policy,
+            Arc::new(Routes::default()),
+            b.lease(),
+        );
+        // Its answer starts under the incarnation B had, and waits behind
+        // an older reply to the same citizen still being sent.
+        outbox.order.enter(CITIZEN, 0);
+        let stored = journal
+            .unanswered()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.id == id)
+            .expect("unanswered");
+        outbox.answer_later(stored).await;
+        tokio::task::yield_now().await;
+
+        // B's heartbeat learns of the takeover; B joins again.
+        assert!(!b.heartbeat("{}").await.unwrap(), "B was taken over");
+        b.rejoin().await.unwrap();
+        assert!(b.lease().may_send(), "B holds a new lease");
+        outbox.order.leave(CITIZEN, 0);
+        outbox.tasks.close();
+        outbox.tasks.wait().await;
+
+        assert_eq!(
+            journal.reply_state(id).await.unwrap(),
+            Some(ReplyState::Queued),
+            "the reply is recorded waiting"
+        );
+        let due = journal.due_replies(now_ms() + 1, None, 10).await.unwrap();
+        assert!(
+            due.iter().any(|reply| reply.message_id == id),
+            "the sweep of B sends it"
+        );
+        journal.close().await;
+        test_db.finish().await;
     }
 }

@@ -336,7 +336,7 @@ impl Membership {
     }
 
     /// Joins again after a takeover, with a new incarnation.
-    async fn rejoin(&self) -> Result<(), ClusterError> {
+    pub(crate) async fn rejoin(&self) -> Result<(), ClusterError> {
         let started = Instant::now();
         let now = database_now(&self.pool).await?;
         let incarnation: Option<i64> = on_state_pool!(&self.pool, p => sqlx::query_scalar(
