@@ -11,7 +11,9 @@
 //! thread as an async driver's are, which under load cost more CPU in
 //! thread wake-ups than the SQL itself. On PostgreSQL it is an async task
 //! with a connection of its own, whose batch costs a fixed number of round
-//! trips: the hot writes go in one multi-row statement per kind. Reads
+//! trips: a read for the copies new messages may be, then the hot writes
+//! as one statement (a `WITH` clause per kind of row), which commits alone
+//! when the batch is nothing else. Reads
 //! (recovery, due replies, abuse control) use the state pool, one query
 //! text for both engines, beside the writer (SQLite's WAL, PostgreSQL's
 //! MVCC). The database is opened and migrated by [`crate::db::GatewayDb`].

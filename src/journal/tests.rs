@@ -20,6 +20,7 @@ crate::on_both_engines!(
     a_copy_of_a_message_whose_acknowledgement_was_read_is_a_new_message,
     concurrent_records_are_group_committed,
     copies_recorded_in_one_batch_are_one_message,
+    in_one_batch_each_exchange_keeps_its_own_reply_and_lookup,
     a_request_failing_on_its_own_leaves_the_rest_of_its_batch_committed,
     purge_erases_texts_and_numbers_but_keeps_outcomes,
     a_waiting_reply_expires_and_is_then_purged_like_the_rest,
@@ -146,6 +147,99 @@ async fn copies_recorded_in_one_batch_are_one_message(db: GatewayDb) {
     };
     assert_ne!(a, b);
     assert_eq!(j.reply_state(b).await.unwrap(), Some(ReplyState::Sent));
+    j.close().await;
+}
+
+/// Exchanges between plain records and copies in one batch: each new
+/// message's reply and lookup land on that message, not a neighbour's.
+async fn in_one_batch_each_exchange_keeps_its_own_reply_and_lookup(db: GatewayDb) {
+    let j = start(&db).await;
+    let exchange = |sender: &str, at: i64| NewMessage {
+        channel: "kannel".into(),
+        ..message(sender, "TC 5", at)
+    };
+    let copy = message("84900000009", "TC 8", 1_000);
+    let results = all_at_once(vec![
+        Box::pin(j.record(copy.clone())),
+        Box::pin(j.record_exchange(
+            exchange("84900000001", 1_000),
+            "found",
+            "HS one",
+            ReplyState::Sent,
+            Some(note("CODE-1", Some("agency one"))),
+        )),
+        Box::pin(j.record(copy)),
+        Box::pin(j.record(message("84900000003", "TC 7", 1_000))),
+        Box::pin(j.record_exchange(
+            exchange("84900000002", 1_000),
+            "not_found",
+            "HS two",
+            ReplyState::Sent,
+            None,
+        )),
+        Box::pin(j.record_exchange(
+            exchange("84900000004", 1_000),
+            "found",
+            "HS three",
+            ReplyState::Sent,
+            Some(note("CODE-3", None)),
+        )),
+    ])
+    .await;
+    let ids: Vec<Recorded> = results.into_iter().map(|r| r.unwrap()).collect();
+    let new = |i: usize| match ids[i] {
+        Recorded::New(id) => id,
+        other => panic!("message {i} recorded anew: {other:?} in {ids:?}"),
+    };
+    assert_eq!(ids[2], Recorded::Duplicate(new(0)));
+    let reply_of = |id: i64| {
+        let pool = j.pool().clone();
+        async move {
+            on_state_pool!(&pool, p => sqlx::query_as::<_, (String, String)>(
+                "SELECT r.text, m.sender FROM replies r JOIN messages m ON m.id = r.message_id \
+                 WHERE r.message_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await)
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        reply_of(new(1)).await,
+        Some(("HS one".into(), "84900000001".into()))
+    );
+    assert_eq!(
+        reply_of(new(4)).await,
+        Some(("HS two".into(), "84900000002".into()))
+    );
+    assert_eq!(
+        reply_of(new(5)).await,
+        Some(("HS three".into(), "84900000004".into()))
+    );
+    assert_eq!(
+        reply_of(new(0)).await,
+        None,
+        "a plain record has no reply yet"
+    );
+    assert_eq!(
+        reply_of(new(3)).await,
+        None,
+        "a plain record has no reply yet"
+    );
+    assert_eq!(
+        lookup_of(&j, new(1)).await,
+        Some((
+            "CODE-1".into(),
+            Some("agency one".into()),
+            Some("procedure".into())
+        ))
+    );
+    assert_eq!(lookup_of(&j, new(4)).await, None);
+    assert_eq!(
+        lookup_of(&j, new(5)).await,
+        Some(("CODE-3".into(), None, None))
+    );
     j.close().await;
 }
 

@@ -1,22 +1,26 @@
 //! A PostgreSQL batch as the writer runs it. Fast: consecutive hot
-//! requests form a group whose requests go in one multi-row statement per
-//! kind (`UNNEST` of arrays), a fixed number of round trips whatever the
-//! group's size; any other request runs alone between groups. Carefully:
-//! one request at a time ([`run_one`]), its failure kept as its result.
+//! requests form a group, written in two round trips whatever its size:
+//! a read, then one statement whose `WITH` clauses each write one kind of
+//! row from arrays (`UNNEST`); any other request runs alone between groups.
+//! A batch that is one group needs no transaction around it (its one
+//! writing statement commits alone: [`is_one_group`]). Carefully: one
+//! request at a time ([`run_one`]), its failure kept as its result.
 //!
 //! A group holds messages to record (plain or answered on the spot),
 //! acknowledgements read, and replies queued, settled or accepted, at most
 //! one reply write per message (a second one for the same message starts
 //! the next group, so their order is kept), and replies' parts only while
-//! no unmatched receipt may be waiting for them. Its statements, each run
-//! only when the group has rows for it: the recorded messages each new one
-//! may copy (1), acknowledgements read (2), new messages (3), replies
-//! inserted: answered on the spot and queued (4), replies settled (5),
-//! replies accepted (6), their parts (7), lookups (8).
+//! no unmatched receipt may be waiting for them. The read: the recorded
+//! messages each new one may copy (1), when the group has messages. The
+//! writing statement's clauses, each only when the group has rows for it:
+//! acknowledgements read (2), new messages (3), replies inserted: answered
+//! on the spot and queued (4), replies settled (5), replies accepted (6),
+//! their parts (7), lookups (8).
 
 use std::collections::HashSet;
 
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgConnection, Postgres};
 
 use super::replies::{ACCEPTED_SET, SETTLE_CONFLICT};
 use super::{fragments, messages, owned, receipts, replies, retention};
@@ -50,6 +54,16 @@ pub(super) async fn run_fast(
         }
     }
     Ok(())
+}
+
+/// Whether the whole batch forms one group: then its writes are one
+/// statement, atomic and durable on its own, and the writer runs it
+/// without BEGIN and COMMIT (two round trips fewer).
+pub(super) fn is_one_group(batch: &[Request], may_exist: bool) -> bool {
+    let mut touched = HashSet::new();
+    batch
+        .iter()
+        .all(|request| groupable(request, may_exist, &mut touched))
 }
 
 /// Runs one request and keeps its result; false when it failed (its
@@ -318,27 +332,8 @@ async fn run_group(
         }
     }
     let verdicts = redeliveries(&items, window_ms);
-    // (2) Acknowledgements read.
-    if !rows.read.is_empty() {
-        messages::acks_read(c, &rows.read, now).await?;
-    }
-    // (3) New messages, ids in the group's order.
     let fresh: Vec<usize> = (0..verdicts.len())
         .filter(|&i| verdicts[i] == Verdict::New)
-        .collect();
-    let ids = insert_messages(c, &rows.messages, &fresh, now).await?;
-    let mut new_id = vec![None; verdicts.len()];
-    for (&index, &id) in fresh.iter().zip(&ids) {
-        new_id[index] = Some(id);
-    }
-    let results: Vec<Recorded> = verdicts
-        .iter()
-        .enumerate()
-        .map(|(i, verdict)| match *verdict {
-            Verdict::New => Recorded::New(new_id[i].unwrap_or_default()),
-            Verdict::CopyOf(id) => Recorded::Duplicate(id),
-            Verdict::CopyOfEarlier(j) => Recorded::Duplicate(new_id[j].unwrap_or_default()),
-        })
         .collect();
     // Replies and lookups of exchanges whose message is new.
     let mut message_index = 0;
@@ -360,126 +355,21 @@ async fn run_group(
             _ => {}
         }
     }
-    let id_of = |target: Target| match target {
-        Target::Id(id) => id,
-        Target::NewMessage(index) => new_id[index].unwrap_or_default(),
-    };
-    // (4) Replies inserted.
-    if !rows.inserted.is_empty() {
-        let ids: Vec<i64> = rows.inserted.iter().map(|r| id_of(r.0)).collect();
-        let outcomes: Vec<&str> = rows.inserted.iter().map(|r| r.1).collect();
-        let texts: Vec<&str> = rows.inserted.iter().map(|r| r.2).collect();
-        let states: Vec<&str> = rows.inserted.iter().map(|r| r.3.as_str()).collect();
-        let attempts: Vec<i64> = rows.inserted.iter().map(|r| r.4).collect();
-        let sent_at: Vec<Option<i64>> = rows
-            .inserted
-            .iter()
-            .map(|r| r.3.handed_over().then_some(now))
-            .collect();
-        sqlx::query(&format!(
-            "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
-             created_at, updated_at, sent_at) SELECT id, outcome, text, state, attempts, $6, $6, $6, sent_at \
-             FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $7::BIGINT[]) \
-             AS t(id, outcome, text, state, attempts, sent_at) WHERE {} \
-             ON CONFLICT (message_id) DO NOTHING",
-            owned("t.id")
-        ))
-        .bind(&ids)
-        .bind(&outcomes)
-        .bind(&texts)
-        .bind(&states)
-        .bind(&attempts)
-        .bind(now)
-        .bind(&sent_at)
-        .execute(&mut *c)
-        .await?;
+    // (2)-(8) in one statement; the new messages' ids in the group's order.
+    let ids = write_group(c, &rows, &fresh, now).await?;
+    let mut new_id = vec![None; verdicts.len()];
+    for (&index, &id) in fresh.iter().zip(&ids) {
+        new_id[index] = Some(id);
     }
-    // (5) Replies settled.
-    let st = &rows.settled;
-    if !st.ids.is_empty() {
-        sqlx::query(&format!(
-            "INSERT INTO replies (message_id, outcome, text, state, attempts, next_attempt_at, \
-             last_error, peer_ids, created_at, updated_at, sent_at) \
-             SELECT id, outcome, text, state, attempts, next_at, error, peer_ids, $9, $9, sent_at \
-             FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[], \
-             $7::TEXT[], $8::TEXT[], $10::BIGINT[]) \
-             AS t(id, outcome, text, state, attempts, next_at, error, peer_ids, sent_at) \
-             WHERE {} {SETTLE_CONFLICT}",
-            owned("t.id")
-        ))
-        .bind(&st.ids)
-        .bind(&st.outcomes)
-        .bind(&st.texts)
-        .bind(&st.states)
-        .bind(&st.attempts)
-        .bind(&st.next_at)
-        .bind(&st.errors)
-        .bind(&st.peer_ids)
-        .bind(now)
-        .bind(&st.sent_at)
-        .execute(&mut *c)
-        .await?;
-    }
-    // (6) Replies accepted.
-    if !rows.accepted_ids.is_empty() {
-        sqlx::query(&format!(
-            "UPDATE replies SET peer_ids = t.peer_ids, {ACCEPTED_SET} \
-             FROM UNNEST($1::TEXT[], $3::BIGINT[]) AS t(peer_ids, id) \
-             WHERE replies.message_id = t.id AND replies.state = 'queued' AND {}",
-            owned("t.id")
-        ))
-        .bind(&rows.accepted_peer_ids)
-        .bind(now)
-        .bind(&rows.accepted_ids)
-        .execute(&mut *c)
-        .await?;
-    }
-    // (7) Their parts (no unmatched receipt can be waiting for them).
-    let parts = &rows.parts;
-    if !parts.ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
-             SELECT id, part, channel, peer_id, 'accepted', $5 \
-             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[]) AS t(id, part, channel, peer_id) \
-             ON CONFLICT (message_id, part) DO NOTHING",
-        )
-        .bind(&parts.ids)
-        .bind(&parts.numbers)
-        .bind(&parts.channels)
-        .bind(&parts.peer_ids)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-    }
-    // (8) Lookups.
-    if !rows.lookups.is_empty() {
-        let ids: Vec<i64> = rows.lookups.iter().map(|l| id_of(l.0)).collect();
-        let codes: Vec<&str> = rows.lookups.iter().map(|l| l.1.code.as_str()).collect();
-        let agencies: Vec<Option<&str>> =
-            rows.lookups.iter().map(|l| l.1.agency.as_deref()).collect();
-        let procedures: Vec<Option<&str>> = rows
-            .lookups
-            .iter()
-            .map(|l| l.1.procedure.as_deref())
-            .collect();
-        let spans: Vec<String> = rows
-            .lookups
-            .iter()
-            .map(|l| spans_text(&l.1.name_spans))
-            .collect();
-        sqlx::query(
-            "INSERT INTO reply_lookups (message_id, code, agency, procedure, name_spans) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[]) \
-             ON CONFLICT (message_id) DO NOTHING",
-        )
-        .bind(&ids)
-        .bind(&codes)
-        .bind(&agencies)
-        .bind(&procedures)
-        .bind(&spans)
-        .execute(&mut *c)
-        .await?;
-    }
+    let results: Vec<Recorded> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, verdict)| match *verdict {
+            Verdict::New => Recorded::New(new_id[i].unwrap_or_default()),
+            Verdict::CopyOf(id) => Recorded::Duplicate(id),
+            Verdict::CopyOfEarlier(j) => Recorded::Duplicate(new_id[j].unwrap_or_default()),
+        })
+        .collect();
     drop(items);
     // Every request of the group succeeded.
     let mut results = results.into_iter();
@@ -542,56 +432,288 @@ async fn copies_recorded(
     Ok(rows.into_iter().map(|(_, ids)| ids).collect())
 }
 
-/// Statement (3): inserts the messages at `fresh` (indices into
-/// `messages`), those answered on the spot with their acknowledgement read;
-/// returns their ids in that order.
-async fn insert_messages(
+/// One bind parameter of the group's statement: its value added, its
+/// placeholder (`$n`) returned.
+fn param<'q, T>(args: &mut PgArguments, value: T) -> sqlx::Result<String>
+where
+    T: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+{
+    args.add(value).map_err(sqlx::Error::Encode)?;
+    Ok(format!("${}", args.len()))
+}
+
+/// Statements (2) to (8) of a group as one statement, data-modifying
+/// `WITH` clauses side by side: one round trip, and, outside a
+/// transaction, its own commit. Only the clauses the group has rows for
+/// are written. The new messages (those at `fresh`, indices into
+/// `rows.messages`; the exchanges' with their acknowledgement read) are
+/// inserted in that order and their ids returned in that order (identity
+/// values are drawn in the rows' order); a reply or lookup of a new message
+/// finds its id by that rank. No two clauses touch the same row: a group
+/// writes at most one reply per message, and the messages it inserts are
+/// not the ones whose acknowledgements it notes.
+async fn write_group(
     c: &mut PgConnection,
-    messages: &[(&NewMessage, bool)],
+    rows: &Rows<'_>,
     fresh: &[usize],
     now: i64,
 ) -> sqlx::Result<Vec<i64>> {
-    if fresh.is_empty() {
+    let mut args = PgArguments::default();
+    let now_param = param(&mut args, now)?;
+    let mut clauses: Vec<String> = Vec::new();
+    let with_new = !fresh.is_empty();
+    // A reply's or lookup's message: its id, or the rank of a new message.
+    let rank = |target: Target| match target {
+        Target::Id(id) => (Some(id), None),
+        Target::NewMessage(index) => (
+            None,
+            fresh
+                .binary_search(&index)
+                .ok()
+                .map(|position| position as i64 + 1),
+        ),
+    };
+    let resolved = |alias: &str| {
+        if with_new {
+            (
+                format!("COALESCE({alias}.id, n.id)"),
+                format!("LEFT JOIN new_ids n ON n.k = {alias}.k"),
+            )
+        } else {
+            (format!("{alias}.id"), String::new())
+        }
+    };
+    // (2) Acknowledgements read.
+    if !rows.read.is_empty() {
+        let ids = param(&mut args, &rows.read)?;
+        clauses.push(format!(
+            "acks AS (UPDATE messages SET ack_read_at = {now_param} WHERE id = ANY({ids}) \
+             AND ack_read_at IS NULL)"
+        ));
+    }
+    // (3) New messages.
+    if with_new {
+        let pick = || fresh.iter().map(|&i| rows.messages[i]);
+        let channels = param(
+            &mut args,
+            pick().map(|(m, _)| m.channel.as_str()).collect::<Vec<_>>(),
+        )?;
+        let refs = param(
+            &mut args,
+            pick()
+                .map(|(m, _)| m.peer_ref.as_deref())
+                .collect::<Vec<_>>(),
+        )?;
+        let senders = param(
+            &mut args,
+            pick()
+                .map(|(m, _)| m.sender.addr.as_str())
+                .collect::<Vec<_>>(),
+        )?;
+        let sender_tons = param(
+            &mut args,
+            pick()
+                .map(|(m, _)| i64::from(m.sender.ton))
+                .collect::<Vec<_>>(),
+        )?;
+        let sender_npis = param(
+            &mut args,
+            pick()
+                .map(|(m, _)| i64::from(m.sender.npi))
+                .collect::<Vec<_>>(),
+        )?;
+        let recipients = param(
+            &mut args,
+            pick()
+                .map(|(m, _)| m.recipient.addr.as_str())
+                .collect::<Vec<_>>(),
+        )?;
+        let recipient_tons = param(
+            &mut args,
+            pick()
+                .map(|(m, _)| i64::from(m.recipient.ton))
+                .collect::<Vec<_>>(),
+        )?;
+        let recipient_npis = param(
+            &mut args,
+            pick()
+                .map(|(m, _)| i64::from(m.recipient.npi))
+                .collect::<Vec<_>>(),
+        )?;
+        let texts = param(
+            &mut args,
+            pick().map(|(m, _)| m.text.as_str()).collect::<Vec<_>>(),
+        )?;
+        let received = param(
+            &mut args,
+            pick().map(|(m, _)| m.received_at).collect::<Vec<_>>(),
+        )?;
+        let read = param(
+            &mut args,
+            pick()
+                .map(|(_, answered)| answered.then_some(now))
+                .collect::<Vec<_>>(),
+        )?;
+        clauses.push(format!(
+            "ins AS (INSERT INTO messages (channel, peer_ref, sender, sender_ton, sender_npi, \
+             recipient, recipient_ton, recipient_npi, text, received_at, ack_read_at) \
+             SELECT channel, peer_ref, sender, sender_ton, sender_npi, recipient, recipient_ton, \
+             recipient_npi, text, received_at, ack_read_at \
+             FROM UNNEST({channels}::TEXT[], {refs}::TEXT[], {senders}::TEXT[], {sender_tons}::BIGINT[], \
+             {sender_npis}::BIGINT[], {recipients}::TEXT[], {recipient_tons}::BIGINT[], \
+             {recipient_npis}::BIGINT[], {texts}::TEXT[], {received}::BIGINT[], {read}::BIGINT[]) \
+             WITH ORDINALITY AS t(channel, peer_ref, sender, sender_ton, sender_npi, recipient, \
+             recipient_ton, recipient_npi, text, received_at, ack_read_at, n) ORDER BY t.n RETURNING id), \
+             new_ids AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM ins)"
+        ));
+    }
+    // (4) Replies inserted unless one exists.
+    if !rows.inserted.is_empty() {
+        let (ids, ranks): (Vec<Option<i64>>, Vec<Option<i64>>) =
+            rows.inserted.iter().map(|r| rank(r.0)).unzip();
+        let ids = param(&mut args, ids)?;
+        let ranks = param(&mut args, ranks)?;
+        let outcomes = param(
+            &mut args,
+            rows.inserted.iter().map(|r| r.1).collect::<Vec<_>>(),
+        )?;
+        let texts = param(
+            &mut args,
+            rows.inserted.iter().map(|r| r.2).collect::<Vec<_>>(),
+        )?;
+        let states = param(
+            &mut args,
+            rows.inserted
+                .iter()
+                .map(|r| r.3.as_str())
+                .collect::<Vec<_>>(),
+        )?;
+        let attempts = param(
+            &mut args,
+            rows.inserted.iter().map(|r| r.4).collect::<Vec<_>>(),
+        )?;
+        let sent_at = param(
+            &mut args,
+            rows.inserted
+                .iter()
+                .map(|r| r.3.handed_over().then_some(now))
+                .collect::<Vec<_>>(),
+        )?;
+        let (id, join) = resolved("t");
+        clauses.push(format!(
+            "queued AS (SELECT {id} AS id, t.outcome, t.text, t.state, t.attempts, t.sent_at \
+             FROM UNNEST({ids}::BIGINT[], {ranks}::BIGINT[], {outcomes}::TEXT[], {texts}::TEXT[], \
+             {states}::TEXT[], {attempts}::BIGINT[], {sent_at}::BIGINT[]) \
+             AS t(id, k, outcome, text, state, attempts, sent_at) {join}), \
+             inserted AS (INSERT INTO replies (message_id, outcome, text, state, attempts, \
+             next_attempt_at, created_at, updated_at, sent_at) \
+             SELECT id, outcome, text, state, attempts, {now_param}, {now_param}, {now_param}, sent_at \
+             FROM queued WHERE {} ON CONFLICT (message_id) DO NOTHING)",
+            owned("queued.id")
+        ));
+    }
+    // (5) Replies settled.
+    let st = &rows.settled;
+    if !st.ids.is_empty() {
+        let ids = param(&mut args, &st.ids)?;
+        let outcomes = param(&mut args, &st.outcomes)?;
+        let texts = param(&mut args, &st.texts)?;
+        let states = param(&mut args, &st.states)?;
+        let attempts = param(&mut args, &st.attempts)?;
+        let next_at = param(&mut args, &st.next_at)?;
+        let errors = param(&mut args, &st.errors)?;
+        let peer_ids = param(&mut args, &st.peer_ids)?;
+        let sent_at = param(&mut args, &st.sent_at)?;
+        clauses.push(format!(
+            "settled AS (INSERT INTO replies (message_id, outcome, text, state, attempts, \
+             next_attempt_at, last_error, peer_ids, created_at, updated_at, sent_at) \
+             SELECT id, outcome, text, state, attempts, next_at, error, peer_ids, {now_param}, \
+             {now_param}, sent_at \
+             FROM UNNEST({ids}::BIGINT[], {outcomes}::TEXT[], {texts}::TEXT[], {states}::TEXT[], \
+             {attempts}::BIGINT[], {next_at}::BIGINT[], {errors}::TEXT[], {peer_ids}::TEXT[], \
+             {sent_at}::BIGINT[]) \
+             AS t(id, outcome, text, state, attempts, next_at, error, peer_ids, sent_at) \
+             WHERE {} {SETTLE_CONFLICT})",
+            owned("t.id")
+        ));
+    }
+    // (6) Replies accepted.
+    if !rows.accepted_ids.is_empty() {
+        let peer_ids = param(&mut args, &rows.accepted_peer_ids)?;
+        let ids = param(&mut args, &rows.accepted_ids)?;
+        clauses.push(format!(
+            "accepted AS (UPDATE replies SET peer_ids = t.peer_ids, {} \
+             FROM UNNEST({peer_ids}::TEXT[], {ids}::BIGINT[]) AS t(peer_ids, id) \
+             WHERE replies.message_id = t.id AND replies.state = 'queued' AND {})",
+            ACCEPTED_SET.replace("$2", &now_param),
+            owned("t.id")
+        ));
+    }
+    // (7) Their parts (no unmatched receipt can be waiting for them).
+    let parts = &rows.parts;
+    if !parts.ids.is_empty() {
+        let ids = param(&mut args, &parts.ids)?;
+        let numbers = param(&mut args, &parts.numbers)?;
+        let channels = param(&mut args, &parts.channels)?;
+        let peer_ids = param(&mut args, &parts.peer_ids)?;
+        clauses.push(format!(
+            "parts AS (INSERT INTO reply_parts (message_id, part, channel, peer_id, state, updated_at) \
+             SELECT id, part, channel, peer_id, 'accepted', {now_param} \
+             FROM UNNEST({ids}::BIGINT[], {numbers}::BIGINT[], {channels}::TEXT[], {peer_ids}::TEXT[]) \
+             AS t(id, part, channel, peer_id) ON CONFLICT (message_id, part) DO NOTHING)"
+        ));
+    }
+    // (8) Lookups.
+    if !rows.lookups.is_empty() {
+        let (ids, ranks): (Vec<Option<i64>>, Vec<Option<i64>>) =
+            rows.lookups.iter().map(|l| rank(l.0)).unzip();
+        let ids = param(&mut args, ids)?;
+        let ranks = param(&mut args, ranks)?;
+        let codes = param(
+            &mut args,
+            rows.lookups
+                .iter()
+                .map(|l| l.1.code.as_str())
+                .collect::<Vec<_>>(),
+        )?;
+        let agencies = param(
+            &mut args,
+            rows.lookups
+                .iter()
+                .map(|l| l.1.agency.as_deref())
+                .collect::<Vec<_>>(),
+        )?;
+        let procedures = param(
+            &mut args,
+            rows.lookups
+                .iter()
+                .map(|l| l.1.procedure.as_deref())
+                .collect::<Vec<_>>(),
+        )?;
+        let spans = param(
+            &mut args,
+            rows.lookups
+                .iter()
+                .map(|l| spans_text(&l.1.name_spans))
+                .collect::<Vec<_>>(),
+        )?;
+        let (id, join) = resolved("t");
+        clauses.push(format!(
+            "lookups AS (INSERT INTO reply_lookups (message_id, code, agency, procedure, name_spans) \
+             SELECT {id}, t.code, t.agency, t.procedure, t.spans \
+             FROM UNNEST({ids}::BIGINT[], {ranks}::BIGINT[], {codes}::TEXT[], {agencies}::TEXT[], \
+             {procedures}::TEXT[], {spans}::TEXT[]) AS t(id, k, code, agency, procedure, spans) {join} \
+             ON CONFLICT (message_id) DO NOTHING)"
+        ));
+    }
+    if clauses.is_empty() {
         return Ok(Vec::new());
     }
-    let pick = || fresh.iter().map(|&i| messages[i]);
-    let channels: Vec<&str> = pick().map(|(m, _)| m.channel.as_str()).collect();
-    let refs: Vec<Option<&str>> = pick().map(|(m, _)| m.peer_ref.as_deref()).collect();
-    let senders: Vec<&str> = pick().map(|(m, _)| m.sender.addr.as_str()).collect();
-    let sender_tons: Vec<i64> = pick().map(|(m, _)| i64::from(m.sender.ton)).collect();
-    let sender_npis: Vec<i64> = pick().map(|(m, _)| i64::from(m.sender.npi)).collect();
-    let recipients: Vec<&str> = pick().map(|(m, _)| m.recipient.addr.as_str()).collect();
-    let recipient_tons: Vec<i64> = pick().map(|(m, _)| i64::from(m.recipient.ton)).collect();
-    let recipient_npis: Vec<i64> = pick().map(|(m, _)| i64::from(m.recipient.npi)).collect();
-    let texts: Vec<&str> = pick().map(|(m, _)| m.text.as_str()).collect();
-    let received: Vec<i64> = pick().map(|(m, _)| m.received_at).collect();
-    let read: Vec<Option<i64>> = pick()
-        .map(|(_, answered)| answered.then_some(now))
-        .collect();
-    let mut ids: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO messages (channel, peer_ref, sender, sender_ton, sender_npi, recipient, \
-         recipient_ton, recipient_npi, text, received_at, ack_read_at) \
-         SELECT channel, peer_ref, sender, sender_ton, sender_npi, recipient, recipient_ton, \
-         recipient_npi, text, received_at, ack_read_at \
-         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], \
-         $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[]) WITH ORDINALITY \
-         AS t(channel, peer_ref, sender, sender_ton, sender_npi, recipient, recipient_ton, \
-         recipient_npi, text, received_at, ack_read_at, n) ORDER BY t.n RETURNING id",
-    )
-    .bind(&channels)
-    .bind(&refs)
-    .bind(&senders)
-    .bind(&sender_tons)
-    .bind(&sender_npis)
-    .bind(&recipients)
-    .bind(&recipient_tons)
-    .bind(&recipient_npis)
-    .bind(&texts)
-    .bind(&received)
-    .bind(&read)
-    .fetch_all(&mut *c)
-    .await?;
-    // Identity values are drawn in the rows' order.
-    ids.sort_unstable();
-    Ok(ids)
+    let main = if with_new {
+        "SELECT id FROM ins ORDER BY id"
+    } else {
+        "SELECT 0::BIGINT AS id WHERE false"
+    };
+    let sql = format!("WITH {} {main}", clauses.join(", "));
+    sqlx::query_scalar_with(&sql, args).fetch_all(&mut *c).await
 }

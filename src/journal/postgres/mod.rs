@@ -113,16 +113,36 @@ impl Writer {
     }
 
     /// Applies a batch in one transaction and commits it: fast, then, if a
-    /// statement failed, again carefully.
+    /// statement failed, again carefully. A batch that is one group is its
+    /// own transaction: one writing statement (see [`batch::is_one_group`]).
     async fn apply(&mut self, batch: &mut [Request]) -> sqlx::Result<()> {
         let now = now_ms();
         let flag = self.unmatched.may_exist;
-        let mut tx = self.conn.begin().await?;
-        match batch::run_fast(&mut tx, &mut self.unmatched, batch, self.window_ms, now).await {
-            Ok(()) => return tx.commit().await,
-            Err(error) => {
-                tracing::debug!(%error, "a journal batch failed as a whole; running it request by request");
-                tx.rollback().await?;
+        if batch::is_one_group(batch, flag) {
+            // Its one writing statement commits alone: nothing is written
+            // unless all of it is.
+            match batch::run_fast(
+                &mut self.conn,
+                &mut self.unmatched,
+                batch,
+                self.window_ms,
+                now,
+            )
+            .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    tracing::debug!(%error, "a journal batch failed as a whole; running it request by request");
+                }
+            }
+        } else {
+            let mut tx = self.conn.begin().await?;
+            match batch::run_fast(&mut tx, &mut self.unmatched, batch, self.window_ms, now).await {
+                Ok(()) => return tx.commit().await,
+                Err(error) => {
+                    tracing::debug!(%error, "a journal batch failed as a whole; running it request by request");
+                    tx.rollback().await?;
+                }
             }
         }
         // What the failed run changed of the flag is rolled back too.
