@@ -141,9 +141,25 @@ pub async fn open_postgres(url: &str, max_connections: u32) -> Result<PgPool, sq
     options.connect().await?.close().await?;
     PgPoolOptions::new()
         .max_connections(max_connections)
+        // A connection idle for a while (a quiet night, a server restarted
+        // meanwhile) is checked before use; one in steady use is not:
+        // checking every acquire would add a round trip to every query.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
 }
+
+/// A pooled PostgreSQL connection idle at least this long is pinged before
+/// it is handed out.
+const CHECK_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A pool on the gateway's state database, whichever engine holds it.
 /// Cheap to clone. Run a query written for both engines on it with
