@@ -54,12 +54,11 @@ pub(super) async fn start(
     options: PgConnectOptions,
     window_ms: i64,
 ) -> Result<Started, sqlx::Error> {
-    // Every statement of the writer reaches its rows through an index. A
-    // plan made while the tables were small (a fresh database; prepared
-    // statements keep their plan until the next ANALYZE) would otherwise
-    // scan `messages` whole at every batch long after it grew, as a plan
-    // for `id = ANY($1)` or a copy check on a table of a few pages does.
-    let options = options.options([("enable_seqscan", "off")]);
+    // Each statement planned for its own arguments: a plan cached while the
+    // tables were small (a fresh database) would scan them whole long after
+    // they grew, every batch (until the next ANALYZE), as a plan for
+    // `id = ANY($1)` or a copy check on a table of a few pages does.
+    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
     let mut conn = options.connect().await?;
     let may_exist = receipts::unmatched_receipts_exist(&mut conn).await?;
     let (writes, queue) = mpsc::channel(QUEUE);
