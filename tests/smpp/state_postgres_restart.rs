@@ -3,7 +3,10 @@
 //! record (every message the SMSC saw acknowledged is in the database
 //! afterwards, although the crash lost everything uncommitted), refuses or
 //! holds the rest, and when the server is back answers every citizen, each
-//! message recorded once.
+//! message recorded once. The same with a pair of gateways sharing the
+//! server, both bound to the carrier: the server's absence outlasts their
+//! leases, so when it is back each may find the other lapsed and take it
+//! over (both may, at once), and still every citizen is answered.
 //!
 //! A server of the test's own (`support::private_postgres`), since the
 //! shared one serves other tests. Runs when `TEST_NODE_SMPP_DIR` names npm
@@ -31,6 +34,21 @@ fn citizen(i: usize) -> String {
     ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node) and TEST_DATABASE_URL (PostgreSQL installed)"
 )]
 async fn a_crashed_state_server_loses_no_acknowledged_message_and_all_are_answered_after() {
+    crash_the_state_server_under(&["gw-a"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(test_node_smpp_dir, test_database_url)),
+    ignore = "needs TEST_NODE_SMPP_DIR (npm smpp in tests/peers/node) and TEST_DATABASE_URL (PostgreSQL installed)"
+)]
+async fn a_pair_whose_state_server_crashes_loses_no_acknowledged_message_and_answers_all_after() {
+    crash_the_state_server_under(&["gw-a", "gw-b"]).await;
+}
+
+/// A gateway per name, bound to one carrier, sharing one state server that
+/// crashes a third of the way through the citizens' messages.
+async fn crash_the_state_server_under(nodes: &[&str]) {
     let server = PrivatePostgres::start();
     server.create_database("state");
     let mut smsc = NodePeer::start(
@@ -40,22 +58,26 @@ async fn a_crashed_state_server_loses_no_acknowledged_message_and_all_are_answer
     )
     .await;
     let port = smsc.expect("listening").await["port"].as_u64().unwrap() as u16;
-    let dir = tempfile::tempdir().unwrap();
-    let mut gateway = Process::importing_the_sample(dir.path());
-    gateway.set_config(format!(
-        "[smpp.listener]\nenabled = false\n\
-         [cluster]\nnode = \"gw-a\"\nlease_ms = 2000\n\
-         [[smpp.smsc]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\n\
-         system_id = \"motcua\"\npassword = \"secret\"\nreconnect_delay_ms = 100\n"
-    ));
-    gateway.set_env("MOTCUA_JOURNAL__URL", server.database_url("state"));
-    gateway.set_env("MOTCUA_RATE_LIMIT__ENABLED", "false");
-    gateway.set_env(
-        "MOTCUA_HTTP__BIND",
-        format!("127.0.0.1:{}", support::process::free_port()),
-    );
-    gateway.start();
-    smsc.expect("bound").await;
+    let dirs: Vec<tempfile::TempDir> = nodes.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut gateways: Vec<Process> = Vec::new();
+    for (name, dir) in nodes.iter().zip(&dirs) {
+        let mut gateway = Process::importing_the_sample(dir.path()).named(name);
+        gateway.set_config(format!(
+            "[smpp.listener]\nenabled = false\n\
+             [cluster]\nnode = \"{name}\"\nlease_ms = 2000\n\
+             [[smpp.smsc]]\nname = \"carrier\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             system_id = \"motcua\"\npassword = \"secret\"\nreconnect_delay_ms = 100\n"
+        ));
+        gateway.set_env("MOTCUA_JOURNAL__URL", server.database_url("state"));
+        gateway.set_env("MOTCUA_RATE_LIMIT__ENABLED", "false");
+        gateway.set_env(
+            "MOTCUA_HTTP__BIND",
+            format!("127.0.0.1:{}", support::process::free_port()),
+        );
+        gateway.start();
+        smsc.expect("bound").await;
+        gateways.push(gateway);
+    }
 
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -97,14 +119,24 @@ async fn a_crashed_state_server_loses_no_acknowledged_message_and_all_are_answer
         let events = drain(&mut smsc, Duration::from_millis(200)).await;
         listen(events, &mut seen, &mut counts);
     }
-    gateway.stop();
+    for gateway in &mut gateways {
+        gateway.stop();
+    }
+    let logs = || {
+        gateways
+            .iter()
+            .zip(nodes)
+            .map(|(gateway, name)| format!("=== {name} ===\n{}", gateway.logs()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
 
     let unanswered = seen.values().filter(|s| !s.answered()).count();
     assert_eq!(
         unanswered,
         0,
         "citizens not answered after the server came back; SMSC events {counts:?}\n{}\n{}",
-        gateway.logs(),
+        logs(),
         server.log()
     );
     // While the server was down the gateway held or refused messages
@@ -121,7 +153,24 @@ async fn a_crashed_state_server_loses_no_acknowledged_message_and_all_are_answer
             .fetch_all(&pool)
             .await
             .unwrap();
+    let answered_by: Vec<(String, i64)> =
+        sqlx::query_as("SELECT node, count(*) FROM messages GROUP BY node ORDER BY node")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     pool.close().await;
+    let takeovers: Vec<usize> = gateways
+        .iter()
+        .map(|gateway| gateway.logs().matches("took over a node").count())
+        .collect();
+    println!("messages answered by node: {answered_by:?}; takeovers by node {takeovers:?}");
+    if nodes.len() > 1 {
+        assert_eq!(
+            answered_by.len(),
+            nodes.len(),
+            "every node of the pair answered: {answered_by:?}"
+        );
+    }
     let recorded: BTreeMap<String, i64> = recorded.into_iter().collect();
     let lost: Vec<&String> = acked
         .iter()
