@@ -222,13 +222,20 @@ impl<S: DossierLookup> Answering<S> {
                 return Decision::suppressed(format!("silenced: {reason}"));
             }
             Verdict::Notice { retry_at } => self.responder.rate_limited(retry_at),
+            Verdict::Listed => self.responder.respond(sender, text).await,
             Verdict::Allow => {
                 let response = self.responder.respond(sender, text).await;
                 let kind = response.reply.kind;
                 if let (Some(code), ReplyKind::Found | ReplyKind::NotFound) = (&response.code, kind)
                 {
                     let found = kind == ReplyKind::Found;
-                    self.note_lookup(sender, code, found, now).await;
+                    if let Err(error) = self
+                        .guard
+                        .record_checked_lookup(sender, code, found, now)
+                        .await
+                    {
+                        error!(%error, "cannot record the lookup for abuse control");
+                    }
                 }
                 response
             }

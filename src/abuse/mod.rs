@@ -68,8 +68,13 @@ const REDIS_WARN_EVERY_MS: i64 = 60_000;
 /// What to do with one incoming message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Answer normally.
+    /// Answer normally; the sender is not on the allow list, so its
+    /// lookups count toward the scan rules
+    /// ([`AbuseGuard::record_checked_lookup`]).
     Allow,
+    /// Answer normally: the sender is on the allow list (never limited,
+    /// blocked or counted).
+    Listed,
     /// Over a rate limit for the first time in this window: send ONE polite
     /// notice saying to try after `retry_at`, then silence. A sender gets at
     /// most one notice an hour: going over again within the hour is silence.
@@ -89,6 +94,15 @@ pub enum Verdict {
         /// says it); `None` otherwise.
         retry_at: Option<NaiveDateTime>,
     },
+}
+
+/// What a lookup's recorder knows of its sender's place on the allow list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// Not known: the list is read.
+    Unknown,
+    /// Not on it: the message's check just read the list.
+    NotListed,
 }
 
 /// A dossier code looked up by many different numbers within the scan
@@ -316,7 +330,7 @@ impl AbuseGuard {
         self.housekeeping(now_ms).await?;
         let state = self.inner.store.sender_state(key, now_ms).await?;
         if state.allowed {
-            return Ok(Verdict::Allow);
+            return Ok(Verdict::Listed);
         }
         if state.blocked {
             return Ok(Verdict::Silence {
@@ -364,8 +378,39 @@ impl AbuseGuard {
         found: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<CodeFlag>, AbuseError> {
+        self.record_code_lookup(sender, code, found, now, Listing::Unknown)
+            .await
+    }
+
+    /// As [`AbuseGuard::record_lookup`], for the lookup of a message whose
+    /// [`AbuseGuard::check`] just said [`Verdict::Allow`]: the sender is
+    /// known not to be on the allow list, so the list is not read again
+    /// (one database round trip fewer per message).
+    ///
+    /// # Errors
+    ///
+    /// [`AbuseError::Database`] when the database fails.
+    pub async fn record_checked_lookup(
+        &self,
+        sender: &Msisdn,
+        code: &DossierCode,
+        found: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CodeFlag>, AbuseError> {
+        self.record_code_lookup(sender, code, found, now, Listing::NotListed)
+            .await
+    }
+
+    async fn record_code_lookup(
+        &self,
+        sender: &Msisdn,
+        code: &DossierCode,
+        found: bool,
+        now: DateTime<Utc>,
+        listing: Listing,
+    ) -> Result<Option<CodeFlag>, AbuseError> {
         let senders = self
-            .record_lookup_of(sender, code.as_str(), found, now)
+            .record_lookup_of(sender, code.as_str(), found, now, listing)
             .await?;
         Ok(senders.map(|senders| CodeFlag {
             code: code.clone(),
@@ -389,7 +434,8 @@ impl AbuseGuard {
         found: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<u32>, AbuseError> {
-        self.record_lookup_of(sender, digits, found, now).await
+        self.record_lookup_of(sender, digits, found, now, Listing::Unknown)
+            .await
     }
 
     async fn record_lookup_of(
@@ -398,11 +444,12 @@ impl AbuseGuard {
         code: &str,
         found: bool,
         now: DateTime<Utc>,
+        listing: Listing,
     ) -> Result<Option<u32>, AbuseError> {
         let key = sender.as_international();
         if !self.limits().enabled
             || self.inner.own.contains(key)
-            || self.inner.store.is_allowed(key).await?
+            || (listing == Listing::Unknown && self.inner.store.is_allowed(key).await?)
         {
             return Ok(None);
         }

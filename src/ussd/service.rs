@@ -581,7 +581,7 @@ impl<S: DossierLookup> UssdService<S> {
         // the dial is told the same (when to try again), or that the
         // number is blocked.
         let (retry_at, reason) = match verdict {
-            Verdict::Allow => return None,
+            Verdict::Allow | Verdict::Listed => return None,
             Verdict::Notice { retry_at } => (Some(retry_at), "rate limited"),
             Verdict::Silence { reason, retry_at } => (retry_at, reason),
         };

@@ -54,13 +54,9 @@ pub(super) async fn start(
     options: PgConnectOptions,
     window_ms: i64,
 ) -> Result<Started, sqlx::Error> {
-    // Each statement planned for its own arguments: a plan cached while the
-    // tables were small (a fresh database) would scan them whole long after
-    // they grew, every batch (until the next ANALYZE), as a plan for
-    // `id = ANY($1)` or a copy check on a table of a few pages does.
-    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
     let mut conn = options.connect().await?;
     let may_exist = receipts::unmatched_receipts_exist(&mut conn).await?;
+    let growth = TableGrowth::new(estimated_messages(&mut conn).await?);
     let (writes, queue) = mpsc::channel(QUEUE);
     let (exit_signal, writer_exited) = watch::channel(());
     let writer = Writer {
@@ -71,6 +67,7 @@ pub(super) async fn start(
             recheck: false,
         },
         window_ms,
+        growth,
     };
     tokio::spawn(async move {
         // Dropped last, when the task ends: `close` waits for it.
@@ -83,6 +80,14 @@ pub(super) async fn start(
     })
 }
 
+/// How many messages a batch records (new or copies: an upper bound).
+fn messages_in(batch: &[Request]) -> u64 {
+    batch
+        .iter()
+        .filter(|request| matches!(request, Request::Record(_) | Request::Exchange(_)))
+        .count() as u64
+}
+
 /// The writer's state beside its connection.
 struct Writer {
     conn: PgConnection,
@@ -90,6 +95,79 @@ struct Writer {
     options: PgConnectOptions,
     unmatched: UnmatchedReceipts,
     window_ms: i64,
+    growth: TableGrowth,
+}
+
+/// Fewest messages recorded between two statistics refreshes.
+const ANALYZE_AFTER_AT_LEAST: u64 = 1_000;
+
+/// The tables whose statistics the writer refreshes as they grow, and
+/// the columns its statements look rows up by: the plans need the tables'
+/// sizes (every ANALYZE sets them) and these columns' spread; the texts'
+/// statistics would cost most of the time and serve no plan.
+const GROWING_TABLES: &str = "messages (id, node, channel, sender, peer_ref, received_at), \
+     replies (message_id, state), reply_parts (message_id, peer_id), reply_lookups (message_id)";
+
+/// When the writer refreshes the planner's statistics of the tables it
+/// fills. Its statements are prepared once and, after a few runs, keep a
+/// generic plan (no planning per batch); a plan made while the tables
+/// were a few pages (a fresh database, before autovacuum's first
+/// ANALYZE, up to a minute later) scans them whole. An `ANALYZE` each
+/// time the messages have doubled (at least [`ANALYZE_AFTER_AT_LEAST`]
+/// new ones) keeps the statistics true while they grow fast, and makes
+/// every connection plan its statements again; a large table is left to
+/// autovacuum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TableGrowth {
+    /// Messages in the table at the last refresh (an estimate).
+    known: u64,
+    /// Messages recorded since.
+    recorded: u64,
+}
+
+impl TableGrowth {
+    fn new(known: u64) -> Self {
+        TableGrowth { known, recorded: 0 }
+    }
+
+    /// Counts `recorded` more messages; true when the statistics are due
+    /// (then counted from now).
+    fn note(&mut self, recorded: u64) -> bool {
+        self.recorded += recorded;
+        if self.recorded < self.known.max(ANALYZE_AFTER_AT_LEAST) {
+            return false;
+        }
+        self.known += self.recorded;
+        self.recorded = 0;
+        true
+    }
+}
+
+/// The planner's estimate of the messages recorded (0 before the first
+/// ANALYZE).
+async fn estimated_messages(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let rows: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass")
+            .fetch_one(conn)
+            .await?;
+    Ok(rows.max(0.0) as u64)
+}
+
+/// Refreshes the statistics of [`GROWING_TABLES`] on a connection of its
+/// own, beside the writer (a failure is logged: the plans stay as they are).
+fn refresh_statistics(options: PgConnectOptions) {
+    tokio::spawn(async move {
+        let analyzed = async {
+            let mut conn = options.connect().await?;
+            sqlx::query(&format!("ANALYZE {GROWING_TABLES}"))
+                .execute(&mut conn)
+                .await?;
+            conn.close().await
+        };
+        if let Err(error) = analyzed.await {
+            tracing::warn!(%error, "cannot refresh the journal tables' statistics; plans may scan whole tables until autovacuum does");
+        }
+    });
 }
 
 impl Writer {
@@ -109,6 +187,9 @@ impl Writer {
             }
             let committed = self.apply(&mut batch).await.map_err(WriteError::from);
             self.settle_unmatched(committed.is_ok()).await;
+            if committed.is_ok() && self.growth.note(messages_in(&batch)) {
+                refresh_statistics(self.options.clone());
+            }
             if committed.is_err() {
                 self.reconnect_if_lost().await;
             }
@@ -199,5 +280,30 @@ impl Writer {
                 tracing::error!(%error, "the journal writer cannot connect again; retried after the next batch");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TableGrowth;
+
+    #[test]
+    fn statistics_are_refreshed_each_time_the_messages_double() {
+        let mut growth = TableGrowth::new(0);
+        let mut refreshed_at = Vec::new();
+        for recorded in 1..=20_000_u64 {
+            if growth.note(1) {
+                refreshed_at.push(recorded);
+            }
+        }
+        assert_eq!(refreshed_at, vec![1_000, 2_000, 4_000, 8_000, 16_000]);
+    }
+
+    #[test]
+    fn a_large_table_waits_for_as_many_new_messages_as_it_holds() {
+        let mut growth = TableGrowth::new(1_000_000);
+        assert!(!growth.note(999_999));
+        assert!(growth.note(1));
+        assert!(!growth.note(1_999_999));
     }
 }

@@ -227,3 +227,51 @@ async fn a_request_failing_on_its_own_leaves_the_rest_of_its_batch_committed(db:
     assert_eq!(j.reply_state(1_000_000).await.unwrap(), None);
     j.close().await;
 }
+
+/// On PostgreSQL, the writer refreshes the planner's statistics while a
+/// fresh database grows (its statements keep generic plans: made on empty
+/// tables they would scan them whole), without waiting for autovacuum.
+#[tokio::test]
+#[cfg_attr(
+    not(test_database_url),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server to create a database on)"
+)]
+async fn on_postgres_the_writer_analyzes_a_fresh_database_once_a_thousand_messages_are_recorded() {
+    let test_db = crate::db::testing::TestDb::postgres().await;
+    let j = start(&test_db.db).await;
+    let analyzed = || async {
+        on_state_pool!(j.pool(), p => sqlx::query_as::<_, (i64, f32)>(
+            "SELECT s.analyze_count, c.reltuples FROM pg_stat_user_tables s \
+             JOIN pg_class c ON c.oid = s.relid WHERE s.relname = 'messages'",
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap()
+    };
+    let mut asks: Vec<Pending<'_, Result<(), JournalError>>> = Vec::new();
+    for i in 0..999 {
+        let j = &j;
+        asks.push(Box::pin(async move {
+            j.record(message(&format!("849{i:08}"), "TC", 1))
+                .await
+                .map(|_| ())
+        }));
+    }
+    assert!(all_at_once(asks).await.iter().all(Result::is_ok));
+    // The counts reach the statistics view a moment after the fact.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(analyzed().await.0, 0, "not before 1,000 messages");
+    j.record(message("84900000999", "TC", 1)).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let (count, rows) = loop {
+        let (count, rows) = analyzed().await;
+        if count > 0 || std::time::Instant::now() > deadline {
+            break (count, rows);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(count, 1, "one ANALYZE at 1,000 messages");
+    assert!(rows >= 1_000.0, "the planner knows the rows: {rows}");
+    j.close().await;
+    test_db.finish().await;
+}
