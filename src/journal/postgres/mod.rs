@@ -80,14 +80,6 @@ pub(super) async fn start(
     })
 }
 
-/// How many messages a batch records (new or copies: an upper bound).
-fn messages_in(batch: &[Request]) -> u64 {
-    batch
-        .iter()
-        .filter(|request| matches!(request, Request::Record(_) | Request::Exchange(_)))
-        .count() as u64
-}
-
 /// The writer's state beside its connection.
 struct Writer {
     conn: PgConnection,
@@ -141,6 +133,14 @@ impl TableGrowth {
         self.recorded = 0;
         true
     }
+}
+
+/// How many messages a batch records (new or copies: an upper bound).
+fn messages_in(batch: &[Request]) -> u64 {
+    batch
+        .iter()
+        .filter(|request| matches!(request, Request::Record(_) | Request::Exchange(_)))
+        .count() as u64
 }
 
 /// The planner's estimate of the messages recorded (0 before the first

@@ -38,6 +38,15 @@ async fn all_at_once<T>(futures: Vec<Pending<'_, T>>) -> Vec<T> {
     out
 }
 
+/// The recording of the `i`th of many citizens' messages, not yet run.
+fn record_ask(j: &Journal, i: u32) -> Pending<'_, Result<(), JournalError>> {
+    Box::pin(async move {
+        j.record(message(&format!("849{i:08}"), "TC", 1))
+            .await
+            .map(|_| ())
+    })
+}
+
 async fn copies_recorded_in_one_batch_are_one_message(db: GatewayDb) {
     let j = start(&db).await;
     let Recorded::New(read) = j
@@ -194,12 +203,7 @@ async fn a_request_failing_on_its_own_leaves_the_rest_of_its_batch_committed(db:
     let j = start(&db).await;
     let mut asks: Vec<Pending<'_, Result<(), JournalError>>> = Vec::new();
     for i in 0..20 {
-        let j = &j;
-        asks.push(Box::pin(async move {
-            j.record(message(&format!("849{i:08}"), "TC", 1))
-                .await
-                .map(|_| ())
-        }));
+        asks.push(record_ask(&j, i));
         if i == 10 {
             // No message 1_000_000 exists: its reply breaks a foreign key.
             asks.push(Box::pin(j.queue_reply(
@@ -250,12 +254,7 @@ async fn on_postgres_the_writer_analyzes_a_fresh_database_once_a_thousand_messag
     };
     let mut asks: Vec<Pending<'_, Result<(), JournalError>>> = Vec::new();
     for i in 0..999 {
-        let j = &j;
-        asks.push(Box::pin(async move {
-            j.record(message(&format!("849{i:08}"), "TC", 1))
-                .await
-                .map(|_| ())
-        }));
+        asks.push(record_ask(&j, i));
     }
     assert!(all_at_once(asks).await.iter().all(Result::is_ok));
     // The counts reach the statistics view a moment after the fact.
